@@ -1,0 +1,62 @@
+"""tipstat: Multiple Systems Estimation of trafficking in persons, from IC-TIP coded victim
+records to the SDG 16.2.2 indicator.
+
+Quick start
+-----------
+>>> import tipstat
+>>> h = tipstat.datasets.load("UK_5")
+>>> est = tipstat.fit_loglinear(h, "independence")
+>>> round(est.n_hat)
+13444
+
+Heavy dependencies (PyMC, ArviZ, matplotlib) are imported only by the functions that need them,
+so ``import tipstat`` is fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .errors import EstimationError, InputError, TipstatError, TipstatWarning
+from .estimate import Estimate
+from .histories import CaptureHistories
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first use)
+_LAZY = {
+    "fit_loglinear": "tipstat.models.loglinear",
+    "fit_design": "tipstat.models.loglinear",
+    "loglinear_design": "tipstat.models.design",
+    "Design": "tipstat.models.design",
+}
+_SUBMODULES = {"datasets", "models"}
+
+__all__ = [
+    "CaptureHistories",
+    "Estimate",
+    "EstimationError",
+    "InputError",
+    "TipstatError",
+    "TipstatWarning",
+    "__version__",
+    *_LAZY,
+    *_SUBMODULES,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = import_module(f"tipstat.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'tipstat' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,232 @@
+"""`Estimate`: the one result type every tipstat estimator returns.
+
+Maximum-likelihood, bootstrap and Bayesian estimators all fill the same core fields (``n_hat``,
+``ci``, ``level``, ``n_observed``, ``method``, ``model``, ``status``, ``diagnostics``); fields
+that do not apply to a method are ``nan`` / ``None``. ``draws`` holds bootstrap replicates or
+posterior draws of N; ``idata`` an ArviZ ``InferenceData`` for Bayesian fits.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["STATUSES", "Estimate"]
+
+#: Possible values of :attr:`Estimate.status`.
+STATUSES = {
+    "ok": "estimate exists",
+    "extended": "extended MLE (some fitted cells are zero); N-hat finite and unique",
+    "does_not_exist": "the MLE does not exist (N-hat infinite)",
+    "not_identifiable": "N is not identifiable under this model",
+    "not_converged": "the fit did not converge",
+}
+
+
+def _fmt(x: float, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:,.{digits}f}"
+
+
+@dataclass(eq=False)
+class Estimate:
+    """Estimated population size with its interval, diagnostics and provenance.
+
+    Attributes
+    ----------
+    n_hat : float
+        Estimated total N (observed plus undetected). ``inf`` when the MLE does not exist,
+        ``nan`` when N is not identifiable; never a meaningless huge number.
+    ci : tuple of float
+        ``(lower, upper)`` interval for N at level :attr:`level`, of kind :attr:`ci_method`.
+    level : float
+        Interval coverage, e.g. 0.95.
+    n_observed : float
+        Persons seen on at least one list.
+    method : str
+        Estimator, e.g. ``"loglinear"``.
+    model : str
+        Human-readable model, e.g. ``"[LA:NG, PF:GO]"``.
+    status : str
+        One of :data:`STATUSES`.
+    ci_method : str
+        ``"profile"``, ``"wald"``, ``"bca"``, ``"percentile"``, ``"posterior"``...
+    se : float
+        Standard error of N-hat (posterior SD for Bayesian estimators).
+    deviance, df, aic, bic, loglik : float
+        Goodness of fit in Rcapture's conventions (Poisson over the observable cells).
+    n_params : int
+        Number of model parameters (design columns).
+    diagnostics : dict
+        Method-specific: convergence, existence details, R-hat/ESS, candidate-model tables...
+    draws : numpy.ndarray or None
+        Bootstrap replicates or posterior draws of N.
+    idata : arviz.InferenceData or None
+        Posterior of Bayesian estimators, with N as a variable.
+    seed : int or None
+        The seed of every random step that produced this result.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> est = tipstat.fit_loglinear(tipstat.datasets.load("UK_5"), "independence", ci="wald")
+    >>> round(est.n_hat, 1), est.status
+    (13444.1, 'ok')
+    """
+
+    n_hat: float
+    ci: tuple[float, float]
+    level: float
+    n_observed: float
+    method: str
+    model: str
+    status: str = "ok"
+    ci_method: str = ""
+    se: float = math.nan
+    deviance: float = math.nan
+    df: float = math.nan
+    aic: float = math.nan
+    bic: float = math.nan
+    loglik: float = math.nan
+    n_params: int | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    draws: np.ndarray | None = None
+    idata: Any = None
+    seed: int | None = None
+    warnings: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def undetected(self) -> float:
+        """Estimated persons on no list: ``n_hat - n_observed``."""
+        return self.n_hat - self.n_observed
+
+    @property
+    def ci_undetected(self) -> tuple[float, float]:
+        return (self.ci[0] - self.n_observed, self.ci[1] - self.n_observed)
+
+    @property
+    def ok(self) -> bool:
+        """True when N-hat is a finite, identified estimate."""
+        return self.status in ("ok", "extended") and math.isfinite(self.n_hat)
+
+    @property
+    def coefficients(self) -> pd.DataFrame | None:
+        """Table of log-linear coefficients (estimate, SE, z, p) where the method has one."""
+        coef = self.diagnostics.get("coefficients")
+        if coef is None:
+            return None
+        names, values, se = coef
+        from scipy.stats import norm
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.asarray(values) / np.asarray(se)
+        return pd.DataFrame(
+            {"estimate": values, "se": se, "z": z, "p": 2 * norm.sf(np.abs(z))},
+            index=pd.Index(names, name="term"),
+        )
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        """The core fields as plain Python values (for JSON)."""
+        return {
+            "method": self.method,
+            "model": self.model,
+            "status": self.status,
+            "n_observed": float(self.n_observed),
+            "n_hat": float(self.n_hat),
+            "undetected": float(self.undetected),
+            "lower": float(self.ci[0]),
+            "upper": float(self.ci[1]),
+            "level": float(self.level),
+            "ci_method": self.ci_method,
+            "se": float(self.se),
+            "deviance": float(self.deviance),
+            "df": float(self.df),
+            "aic": float(self.aic),
+            "bic": float(self.bic),
+            "seed": self.seed,
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row DataFrame of the core fields (rows of several estimates concatenate)."""
+        return pd.DataFrame([self.to_dict()])
+
+    def summary(self) -> str:
+        """A readable multi-line summary."""
+        pct = f"{100 * self.level:g}%"
+        lines = [
+            f"{self.method}: {self.model}",
+            f"  status      {self.status} - {STATUSES.get(self.status, '')}",
+            f"  observed    {_fmt(float(self.n_observed), 0)}",
+            f"  N-hat       {_fmt(self.n_hat)}   (undetected {_fmt(self.undetected)})",
+            f"  {pct} CI     [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}] ({self.ci_method})",
+        ]
+        if not math.isnan(self.se):
+            lines.append(f"  SE          {_fmt(self.se)}")
+        if not math.isnan(self.deviance):
+            lines.append(f"  deviance    {self.deviance:.4f} on {self.df:g} df;  "
+                         f"AIC {self.aic:.4f}  BIC {self.bic:.4f}")
+        reason = self.diagnostics.get("reason")
+        if reason and self.status != "ok":
+            lines.append(f"  note        {reason}")
+        lines += [f"  warning     {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"Estimate(method={self.method!r}, model={self.model!r}, status={self.status!r}, "
+                f"n_hat={self.n_hat:.6g}, ci=({self.ci[0]:.6g}, {self.ci[1]:.6g}), "
+                f"level={self.level})")
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in [
+                ("method", self.method),
+                ("model", self.model),
+                ("status", f"{self.status} ({STATUSES.get(self.status, '')})"),
+                ("observed", _fmt(float(self.n_observed), 0)),
+                ("N-hat", _fmt(self.n_hat)),
+                ("undetected", _fmt(self.undetected)),
+                (f"{100 * self.level:g}% interval ({self.ci_method})",
+                 f"[{_fmt(self.ci[0])}, {_fmt(self.ci[1])}]"),
+                ("SE", _fmt(self.se)),
+                ("deviance / df", f"{_fmt(self.deviance, 3)} / {_fmt(float(self.df), 0)}"),
+                ("AIC / BIC", f"{_fmt(self.aic, 3)} / {_fmt(self.bic, 3)}"),
+            ]
+        )
+        warn = "".join(f"<p style='color:#a00'>{html.escape(w)}</p>" for w in self.warnings)
+        return f"<div class='tipstat-estimate'><table>{rows}</table>{warn}</div>"
+
+    def plot(self, ax: Any = None) -> Any:
+        """Draw the estimate: the distribution of ``draws`` if any, else point and interval.
+
+        Needs matplotlib (``pip install tipstat[plot]``). Returns the Axes.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 2.5))
+        if self.draws is not None and len(self.draws):
+            ax.hist(np.asarray(self.draws), bins=50, color="#8aa", alpha=0.8)
+        if math.isfinite(self.n_hat):
+            ax.axvline(self.n_hat, color="k", lw=2, label=f"N-hat {self.n_hat:,.0f}")
+        lo, hi = self.ci
+        if math.isfinite(lo) and math.isfinite(hi):
+            ax.axvspan(lo, hi, color="#48c", alpha=0.2, label=f"{100 * self.level:g}% interval")
+        ax.axvline(float(self.n_observed), color="#a33", ls="--", label="observed")
+        ax.set_xlabel("population size N")
+        ax.set_title(f"{self.method}: {self.model}")
+        ax.legend(loc="best", fontsize="small")
+        return ax

@@ -1,0 +1,641 @@
+"""Capture histories: the one data structure every tipstat model takes.
+
+K lists (reporting entities) give ``2**K - 1`` observable capture patterns. A pattern is coded
+as an integer ``c`` in ``1 .. 2**K - 1`` whose bit ``j`` (least-significant first) says whether
+the person is on list ``j``. So with lists ``(A, B, C)`` the documented cell order is::
+
+    c = 1: A     c = 2: B     c = 3: A B     c = 4: C
+    c = 5: A C   c = 6: B C   c = 7: A B C
+
+and code 0 is the unobserved pattern (on no list) whose count MSE estimates. This is the order of
+the published tables in ``shared/datasets`` and of Rcapture's histories read backwards.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, Problem, TipstatWarning
+
+__all__ = ["MAX_LISTS", "CaptureHistories", "pattern_matrix"]
+
+#: Largest number of lists: 2**20 cells is already a million-row design.
+MAX_LISTS = 20
+
+
+def pattern_matrix(k: int, include_unobserved: bool = False) -> np.ndarray:
+    """0/1 matrix of capture patterns in tipstat's cell order.
+
+    Parameters
+    ----------
+    k : int
+        Number of lists.
+    include_unobserved : bool
+        If True the first row is the all-zero pattern (code 0) and row ``c`` is pattern ``c``;
+        otherwise row ``c - 1`` is pattern ``c``.
+
+    Examples
+    --------
+    >>> pattern_matrix(2)
+    array([[1, 0],
+           [0, 1],
+           [1, 1]])
+    """
+    codes = np.arange(0 if include_unobserved else 1, 2**k)
+    return ((codes[:, None] >> np.arange(k)[None, :]) & 1).astype(np.int64)
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+class CaptureHistories:
+    """Counts of persons by capture pattern over K lists, optionally by stratum.
+
+    Build one with :meth:`from_frame` (a table of patterns and counts), :meth:`from_individuals`
+    (one 0/1 row per person) or :meth:`from_memberships` (person, list) pairs. Every model in
+    tipstat takes a ``CaptureHistories``.
+
+    Attributes
+    ----------
+    lists : tuple of str
+        List names, in pattern-bit order (the first list is the least-significant bit).
+    k : int
+        Number of lists.
+    strata : tuple of str
+        Names of the stratum columns (empty when unstratified).
+    counts : numpy.ndarray
+        The ``2**K - 1`` observable cell counts pooled over strata, in cell order.
+    stratum_counts : numpy.ndarray
+        Shape ``(n_strata, 2**K - 1)``: the counts of each stratum.
+    n_observed : float
+        Persons seen on at least one list (the sum of all counts).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"A": [1, 0, 1, 0], "B": [0, 1, 1, 0], "C": [0, 0, 0, 1],
+    ...                    "count": [40, 30, 6, 20]})
+    >>> h = CaptureHistories.from_frame(df)
+    >>> h.lists, h.n_observed
+    (('A', 'B', 'C'), 96)
+    >>> h.counts.tolist()
+    [40, 30, 6, 20, 0, 0, 0]
+    """
+
+    __slots__ = ("_counts", "_lists", "_strata_index")
+
+    def __init__(
+        self,
+        counts: np.ndarray,
+        lists: Sequence[str],
+        strata_index: pd.DataFrame | None = None,
+    ) -> None:
+        lists = tuple(str(x) for x in lists)
+        counts = np.asarray(counts)
+        if counts.ndim == 1:
+            counts = counts[None, :]
+        k = len(lists)
+        if k < 2:
+            raise InputError(f"capture histories need at least two lists; got {k}: {list(lists)}")
+        if k > MAX_LISTS:
+            raise InputError(f"at most {MAX_LISTS} lists are supported; got {k}")
+        if len(set(lists)) != k:
+            dup = sorted({x for x in lists if lists.count(x) > 1})
+            raise InputError(f"list names must be unique; repeated: {dup}")
+        if counts.shape[1] != 2**k - 1:
+            raise InputError(
+                f"expected {2**k - 1} cell counts for {k} lists, got {counts.shape[1]}"
+            )
+        if strata_index is None:
+            if counts.shape[0] != 1:
+                raise InputError("several rows of counts need a strata_index naming each stratum")
+            strata_index = pd.DataFrame(index=range(1))
+        strata_index = strata_index.reset_index(drop=True)
+        if len(strata_index) != counts.shape[0]:
+            raise InputError("strata_index must have one row per stratum row of counts")
+        if np.issubdtype(counts.dtype, np.integer):
+            counts = counts.astype(np.int64)
+        else:
+            counts = counts.astype(np.float64)
+        if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+            raise InputError("cell counts must be finite and non-negative")
+        counts.setflags(write=False)
+        self._counts = counts
+        self._lists = lists
+        self._strata_index = strata_index
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        count: str = "count",
+        strata: str | Sequence[str] | None = None,
+        lists: Sequence[str] | None = None,
+    ) -> CaptureHistories:
+        """Build from a table of capture patterns and their counts.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per capture pattern (and stratum): 0/1 list columns and a count column.
+            Patterns that are absent have count 0. Repeated patterns are summed, with a warning.
+        count : str
+            Name of the count column.
+        strata : str or list of str, optional
+            Stratum columns (sex, age group, ...). They must have no missing values: code
+            unknowns explicitly (for example ``"unknown"``).
+        lists : list of str, optional
+            List columns, in the order that defines pattern bits. Default: every column that is
+            neither the count nor a stratum, in table order.
+
+        Raises
+        ------
+        InputError
+            Naming the column, row and value: list values not 0/1, missing / negative /
+            fractional counts, a positive count on the all-zero pattern, fewer than two lists,
+            an empty table, a stratum column with missing values.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
+        missing_cols = [c for c in [count, *strata_cols] if c not in df.columns]
+        if missing_cols:
+            raise InputError(
+                f"column(s) {missing_cols} not found; the table has columns {list(df.columns)}"
+            )
+        if lists is None:
+            lists = [c for c in df.columns if c != count and c not in strata_cols]
+        else:
+            lists = list(lists)
+            absent = [c for c in lists if c not in df.columns]
+            if absent:
+                raise InputError(
+                    f"list column(s) {absent} not found; the table has {list(df.columns)}"
+                )
+        if len(lists) < 2:
+            raise InputError(
+                f"capture histories need at least two list columns; found {len(lists)}: {lists}"
+                f" (every column other than {count!r} and the strata is taken as a list)"
+            )
+        if len(df) == 0:
+            raise InputError("the table is empty: there is no capture pattern to count")
+        bits = _validated_bits(df, lists)
+        y = _validated_counts(df[count], count)
+        codes = bits @ (1 << np.arange(len(lists)))
+        zero = (codes == 0) & (y > 0)
+        if zero.any():
+            raise InputError(
+                "the all-zero pattern (on no list) cannot be observed; it has a positive count",
+                [Problem(count, df.index[i], y[i], "0 or no row for the all-zero pattern")
+                 for i in np.flatnonzero(zero)],
+            )
+        keep = codes > 0
+        strata_index, sid = _stratum_ids(df, strata_cols)
+        key = sid * (2 ** len(lists)) + codes
+        if len(np.unique(key[keep])) < keep.sum():
+            n_dup = int(keep.sum() - len(np.unique(key[keep])))
+            warnings.warn(
+                f"{n_dup} repeated capture pattern row(s) were summed",
+                TipstatWarning,
+                stacklevel=2,
+            )
+        counts = np.zeros((len(strata_index), 2 ** len(lists) - 1), dtype=y.dtype)
+        np.add.at(counts, (sid[keep], codes[keep] - 1), y[keep])
+        return cls(counts, lists, strata_index)
+
+    @classmethod
+    def from_individuals(
+        cls,
+        df: pd.DataFrame,
+        lists: Sequence[str] | None = None,
+        strata: str | Sequence[str] | None = None,
+    ) -> CaptureHistories:
+        """Build from person-level rows: one 0/1 row per person, one column per list.
+
+        A person on no list cannot have been observed, so an all-zero row is an error.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> people = pd.DataFrame({"police": [1, 1, 0], "ngo": [0, 1, 1]})
+        >>> CaptureHistories.from_individuals(people).counts.tolist()
+        [1, 1, 1]
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
+        lists = list(lists) if lists is not None else [c for c in df.columns if c not in strata_cols]
+        absent = [c for c in [*lists, *strata_cols] if c not in df.columns]
+        if absent:
+            raise InputError(f"column(s) {absent} not found; the table has {list(df.columns)}")
+        if len(df) == 0:
+            raise InputError("the table is empty: there is no person to count")
+        if len(lists) < 2:
+            raise InputError(f"need at least two list columns; found {len(lists)}: {lists}")
+        bits = _validated_bits(df, lists)
+        empty = np.flatnonzero(bits.sum(axis=1) == 0)
+        if len(empty):
+            raise InputError(
+                f"{len(empty)} person row(s) are on no list; every person must be on at least one",
+                [Problem(None, df.index[i], None, "a 1 in at least one list column")
+                 for i in empty],
+            )
+        frame = df[strata_cols].copy() if strata_cols else pd.DataFrame(index=df.index)
+        for j, name in enumerate(lists):
+            frame[name] = bits[:, j]
+        frame["__count__"] = 1
+        return cls.from_frame(frame, count="__count__", strata=strata_cols or None, lists=lists)
+
+    @classmethod
+    def from_memberships(
+        cls,
+        pairs: pd.DataFrame,
+        person: str = "person",
+        list: str = "list",
+        strata: str | Sequence[str] | None = None,
+        lists: Sequence[str] | None = None,
+    ) -> CaptureHistories:
+        """Build from (person, list) membership pairs, one row per person found on a list.
+
+        Parameters
+        ----------
+        pairs : pandas.DataFrame
+            Columns ``person`` (a pseudonymous key) and ``list``; repeated pairs count once.
+        strata : str or list of str, optional
+            Stratum columns; each person must have one value per stratum column.
+        lists : list of str, optional
+            All list names in order (lists where nobody was found still count as lists).
+
+        Notes
+        -----
+        Person keys never appear in error messages: rows are cited by their index label.
+        """
+        if not isinstance(pairs, pd.DataFrame):
+            raise InputError(f"expected a pandas DataFrame, got {type(pairs).__name__}")
+        strata_cols = [strata] if isinstance(strata, str) else builtin_list(strata or [])
+        absent = [c for c in [person, list, *strata_cols] if c not in pairs.columns]
+        if absent:
+            raise InputError(f"column(s) {absent} not found; the table has {builtin_list(pairs.columns)}")
+        if len(pairs) == 0:
+            raise InputError("the table is empty: there is no membership to count")
+        problems = [
+            Problem(col, pairs.index[i], None, "a value (not missing)")
+            for col in (person, list)
+            for i in np.flatnonzero(pairs[col].isna().to_numpy())
+        ]
+        if problems:
+            raise InputError("missing person keys or list names", problems)
+        found = builtin_list(pd.unique(pairs[list].astype(str)))
+        if lists is None:
+            lists = sorted(found)
+        else:
+            lists = [str(x) for x in lists]
+            unknown = [x for x in found if x not in lists]
+            if unknown:
+                rows = pairs.index[pairs[list].astype(str).isin(unknown).to_numpy()]
+                raise InputError(
+                    f"list names {unknown} are not among lists={lists}",
+                    [Problem(list, r, None, f"one of {lists}") for r in rows],
+                )
+        if len(lists) < 2:
+            raise InputError(f"need at least two lists; found {len(lists)}: {lists}")
+        pos = {name: j for j, name in enumerate(lists)}
+        bit = pairs[list].astype(str).map(pos).to_numpy(dtype=np.int64)
+        key_codes, keys = pd.factorize(pairs[person], sort=False)
+        code = np.zeros(len(keys), dtype=np.int64)
+        np.bitwise_or.at(code, key_codes, 1 << bit)
+        frame = pd.DataFrame(index=range(len(keys)))
+        if strata_cols:
+            first = pd.DataFrame({"__p__": key_codes, **{c: pairs[c].to_numpy() for c in strata_cols}})
+            n_values = first.groupby("__p__")[strata_cols].nunique(dropna=False)
+            bad = n_values.index[(n_values > 1).any(axis=1).to_numpy()]
+            if len(bad):
+                rows = pairs.index[np.isin(key_codes, bad)]
+                raise InputError(
+                    f"{len(bad)} person(s) have conflicting stratum values across their rows "
+                    "(resolve them before counting)",
+                    [Problem(None, r, None, "one stratum value per person") for r in rows],
+                )
+            frame = first.groupby("__p__")[strata_cols].first().reset_index(drop=True)
+        bits = (code[:, None] >> np.arange(len(lists))[None, :]) & 1
+        for j, name in enumerate(lists):
+            frame[name] = bits[:, j]
+        frame["__count__"] = 1
+        return cls.from_frame(frame, count="__count__", strata=strata_cols or None, lists=lists)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def lists(self) -> tuple[str, ...]:
+        return self._lists
+
+    @property
+    def k(self) -> int:
+        return len(self._lists)
+
+    @property
+    def strata(self) -> tuple[str, ...]:
+        return tuple(self._strata_index.columns)
+
+    @property
+    def strata_index(self) -> pd.DataFrame:
+        """One row per stratum with its values (a copy)."""
+        return self._strata_index.copy()
+
+    @property
+    def n_strata(self) -> int:
+        return self._counts.shape[0]
+
+    @property
+    def stratum_counts(self) -> np.ndarray:
+        return self._counts
+
+    @property
+    def counts(self) -> np.ndarray:
+        if self.n_strata == 1:
+            return self._counts[0]
+        out = self._counts.sum(axis=0)
+        out.setflags(write=False)
+        return out
+
+    @property
+    def n_observed(self) -> int | float:
+        total = self._counts.sum()
+        return int(total) if np.issubdtype(self._counts.dtype, np.integer) else float(total)
+
+    @property
+    def patterns(self) -> np.ndarray:
+        """``(2**K - 1, K)`` 0/1 matrix: row ``c - 1`` is the pattern of cell ``c``."""
+        return pattern_matrix(self.k)
+
+    @property
+    def n_zero_cells(self) -> int:
+        """Observable patterns with a zero count (pooled over strata)."""
+        return int(np.sum(self.counts == 0))
+
+    def pattern_labels(self, sep: str = "+") -> list[str]:
+        """Human-readable names of the cells, e.g. ``'LA+NG'``, in cell order."""
+        return [sep.join(n for n, b in zip(self._lists, row, strict=True) if b)
+                for row in self.patterns]
+
+    # ------------------------------------------------------------------ tables
+    def to_frame(self, include_zeros: bool = True) -> pd.DataFrame:
+        """Table of patterns (0/1 list columns), strata and ``count``, in cell order."""
+        pat = self.patterns
+        rows = []
+        for s in range(self.n_strata):
+            block = pd.DataFrame(pat, columns=list(self._lists))
+            for col in self.strata:
+                block.insert(len(block.columns), col, self._strata_index.iloc[s][col])
+            block["count"] = self._counts[s]
+            rows.append(block)
+        out = pd.concat(rows, ignore_index=True)
+        if self.strata:
+            out = out[[*self.strata, *self._lists, "count"]]
+        if not include_zeros:
+            out = out[out["count"] > 0].reset_index(drop=True)
+        return out
+
+    def list_sizes(self) -> pd.Series:
+        """Number of persons on each list (pooled over strata)."""
+        return pd.Series(self.patterns.T @ self.counts, index=list(self._lists), name="size")
+
+    def overlap_matrix(self) -> pd.DataFrame:
+        """K x K table: persons on both lists i and j (list sizes on the diagonal)."""
+        pat = self.patterns
+        m = (pat * self.counts[:, None]).T @ pat
+        return pd.DataFrame(m, index=list(self._lists), columns=list(self._lists))
+
+    # ------------------------------------------------------------------ transformations
+    def _recode(self, new_lists: Sequence[str], new_bits: np.ndarray) -> CaptureHistories:
+        """Map each old cell to the new pattern ``new_bits[c-1]`` (a row of 0/1 over new lists);
+        cells mapped to the all-zero pattern are removed (their count is returned separately)."""
+        new_codes = new_bits @ (1 << np.arange(len(new_lists)))
+        out = np.zeros((self.n_strata, 2 ** len(new_lists) - 1), dtype=self._counts.dtype)
+        keep = new_codes > 0
+        for s in range(self.n_strata):
+            np.add.at(out[s], new_codes[keep] - 1, self._counts[s, keep])
+        return CaptureHistories(out, new_lists, self._strata_index)
+
+    def _check_names(self, names: Iterable[str], what: str) -> list[str]:
+        names = [str(n) for n in names]
+        unknown = [n for n in names if n not in self._lists]
+        if unknown:
+            raise InputError(f"{what}: unknown list(s) {unknown}; the lists are {list(self._lists)}")
+        return names
+
+    def merge_lists(self, groups: Mapping[str, Sequence[str]]) -> CaptureHistories:
+        """Merge lists: a person is on the new list if on any of its members.
+
+        The merged list takes the position of its first member.
+
+        Examples
+        --------
+        >>> from tipstat import datasets
+        >>> datasets.load("UK_6").merge_lists({"PFNCA": ["PF", "NCA"]}).lists
+        ('LA', 'NG', 'PFNCA', 'GO', 'GP')
+        """
+        owner: dict[str, str] = {}
+        for new, members in groups.items():
+            members = self._check_names(members, f"merge_lists({new!r})")
+            if not members:
+                raise InputError(f"merge_lists: group {new!r} has no member lists")
+            for m in members:
+                if m in owner:
+                    raise InputError(f"merge_lists: list {m!r} is in two groups")
+                owner[m] = new
+        clash = [g for g in groups if g in self._lists and owner.get(g) != g]
+        if clash:
+            raise InputError(f"merge_lists: new name(s) {clash} are already list names")
+        new_lists: list[str] = []
+        for name in self._lists:
+            target = owner.get(name, name)
+            if target not in new_lists:
+                new_lists.append(target)
+        if len(new_lists) < 2:
+            raise InputError("merge_lists would leave fewer than two lists")
+        pat = self.patterns
+        new_bits = np.zeros((pat.shape[0], len(new_lists)), dtype=np.int64)
+        for j, name in enumerate(self._lists):
+            new_bits[:, new_lists.index(owner.get(name, name))] |= pat[:, j]
+        return self._recode(new_lists, new_bits)
+
+    def drop_lists(self, names: Sequence[str]) -> CaptureHistories:
+        """Remove lists. Persons seen only on dropped lists become unobserved: their number is
+        reported in a warning (nothing disappears silently).
+
+        Examples
+        --------
+        >>> from tipstat import datasets
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     h4 = datasets.load("UK_5").drop_lists(["GP"])
+        >>> h4.n_observed
+        2428
+        """
+        names = self._check_names(names, "drop_lists")
+        keep = [j for j, n in enumerate(self._lists) if n not in names]
+        if len(keep) < 2:
+            raise InputError("drop_lists would leave fewer than two lists")
+        pat = self.patterns
+        new_bits = pat[:, keep]
+        lost = self.counts[new_bits.sum(axis=1) == 0].sum()
+        if lost > 0:
+            warnings.warn(
+                f"{lost} person(s) seen only on the dropped list(s) {names} are no longer "
+                "observed",
+                TipstatWarning,
+                stacklevel=2,
+            )
+        return self._recode([self._lists[j] for j in keep], new_bits)
+
+    def pooled(self) -> CaptureHistories:
+        """The same histories summed over strata."""
+        return CaptureHistories(self.counts.copy(), self._lists)
+
+    def by_stratum(self) -> Iterator[tuple[tuple, CaptureHistories]]:
+        """Iterate over ``(stratum values, unstratified histories)`` pairs."""
+        for s in range(self.n_strata):
+            key = tuple(self._strata_index.iloc[s].tolist())
+            yield key, CaptureHistories(self._counts[s].copy(), self._lists)
+
+    def __iter__(self) -> Iterator[tuple[tuple, CaptureHistories]]:
+        return self.by_stratum()
+
+    def select(self, **values: Any) -> CaptureHistories:
+        """The strata whose columns equal the given values, e.g. ``h.select(sex="F")``.
+
+        The result keeps its remaining strata; if one stratum is left it is still stratified
+        (use :meth:`pooled` for a plain table).
+        """
+        unknown = [c for c in values if c not in self.strata]
+        if unknown:
+            raise InputError(f"select: unknown stratum column(s) {unknown}; strata are {list(self.strata)}")
+        mask = np.ones(self.n_strata, dtype=bool)
+        for col, val in values.items():
+            mask &= (self._strata_index[col] == val).to_numpy()
+        if not mask.any():
+            raise InputError(f"select: no stratum has {values}")
+        return CaptureHistories(self._counts[mask], self._lists, self._strata_index[mask])
+
+    # ------------------------------------------------------------------ comparison, display
+    def equals(self, other: object) -> bool:
+        """Same lists (in order), strata and counts."""
+        return (
+            isinstance(other, CaptureHistories)
+            and self._lists == other._lists
+            and self._strata_index.equals(other._strata_index)
+            and np.array_equal(self._counts, other._counts)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return self.equals(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def summary(self) -> str:
+        """A readable description: lists and sizes, overlaps, zero cells, strata."""
+        sizes = self.list_sizes()
+        lines = [
+            f"Capture histories: {self.k} lists, {self.n_observed} persons observed, "
+            f"{2**self.k - 1} observable patterns ({self.n_zero_cells} with zero count)",
+            "List sizes: " + ", ".join(f"{n}={int(v) if float(v).is_integer() else v}"
+                                       for n, v in sizes.items()),
+        ]
+        ov = self.overlap_matrix().to_numpy()
+        empty = [f"{self._lists[i]}&{self._lists[j]}"
+                 for i in range(self.k) for j in range(i + 1, self.k) if ov[i, j] == 0]
+        lines.append(f"List pairs with no overlap: {', '.join(empty) if empty else 'none'}")
+        if self.strata:
+            lines.append(f"Strata ({', '.join(self.strata)}): {self.n_strata}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        strata = f", strata={list(self.strata)} ({self.n_strata})" if self.strata else ""
+        return (f"CaptureHistories(lists={list(self._lists)}, n_observed={self.n_observed}"
+                f"{strata})")
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame(include_zeros=False)
+        head = html.escape(self.summary()).replace("\n", "<br>")
+        return (f"<div class='tipstat-histories'><p>{head}</p>"
+                f"{frame.to_html(index=False, max_rows=40)}</div>")
+
+
+builtin_list = list
+
+
+def _validated_bits(df: pd.DataFrame, lists: Sequence[str]) -> np.ndarray:
+    problems: list[Problem] = []
+    out = np.zeros((len(df), len(lists)), dtype=np.int64)
+    for j, col in enumerate(lists):
+        values = df[col].to_numpy(dtype=object)
+        for i, v in enumerate(values):
+            if isinstance(v, bool | np.bool_):
+                out[i, j] = int(v)
+                continue
+            ok = False
+            if not _is_missing(v):
+                try:
+                    f = float(v)
+                    ok = f in (0.0, 1.0)
+                except (TypeError, ValueError):
+                    ok = False
+            if ok:
+                out[i, j] = int(f)
+            else:
+                problems.append(Problem(str(col), df.index[i], v, "0 or 1"))
+    if problems:
+        raise InputError("list columns must hold 0 or 1 only", problems)
+    return out
+
+
+def _validated_counts(series: pd.Series, name: str) -> np.ndarray:
+    problems: list[Problem] = []
+    values = series.to_numpy(dtype=object)
+    out = np.zeros(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        if _is_missing(v):
+            problems.append(Problem(name, series.index[i], v, "a whole number >= 0, not missing"))
+            continue
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            problems.append(Problem(name, series.index[i], v, "a whole number >= 0"))
+            continue
+        if isinstance(v, bool | np.bool_) or not np.isfinite(f) or f < 0 or not f.is_integer():
+            problems.append(Problem(name, series.index[i], v, "a whole number >= 0"))
+            continue
+        out[i] = int(f)
+    if problems:
+        raise InputError(f"count column {name!r} must hold whole numbers >= 0", problems)
+    return out
+
+
+def _stratum_ids(df: pd.DataFrame, strata_cols: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    if not strata_cols:
+        return pd.DataFrame(index=range(1)), np.zeros(len(df), dtype=np.int64)
+    problems = [
+        Problem(col, df.index[i], None, "a stratum value (code unknowns explicitly, e.g. 'unknown')")
+        for col in strata_cols
+        for i in np.flatnonzero(df[col].isna().to_numpy())
+    ]
+    if problems:
+        raise InputError("stratum columns must not have missing values", problems)
+    sub = df[list(strata_cols)]
+    index = sub.drop_duplicates().sort_values(list(strata_cols)).reset_index(drop=True)
+    lookup = {tuple(r): s for s, r in enumerate(index.itertuples(index=False, name=None))}
+    sid = np.fromiter((lookup[tuple(r)] for r in sub.itertuples(index=False, name=None)),
+                      dtype=np.int64, count=len(sub))
+    return index, sid
