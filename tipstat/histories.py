@@ -200,18 +200,22 @@ class CaptureHistories:
                 [Problem(count, df.index[i], y[i], "0 or no row for the all-zero pattern")
                  for i in np.flatnonzero(zero)],
             )
-        keep = codes > 0
         strata_index, sid = _stratum_ids(df, strata_cols)
-        key = sid * (2 ** len(lists)) + codes
-        if len(np.unique(key[keep])) < keep.sum():
-            n_dup = int(keep.sum() - len(np.unique(key[keep])))
-            warnings.warn(
-                f"{n_dup} repeated capture pattern row(s) were summed",
-                TipstatWarning,
-                stacklevel=2,
-            )
-        counts = np.zeros((len(strata_index), 2 ** len(lists) - 1), dtype=y.dtype)
-        np.add.at(counts, (sid[keep], codes[keep] - 1), y[keep])
+        keep = codes > 0
+        key = sid[keep] * (2 ** len(lists)) + codes[keep]
+        n_dup = len(key) - len(np.unique(key))
+        if n_dup:
+            warnings.warn(f"{n_dup} repeated capture pattern row(s) were summed", TipstatWarning,
+                          stacklevel=2)
+        return cls._assemble(codes, y, sid, strata_index, lists)
+
+    @classmethod
+    def _assemble(cls, codes: np.ndarray, weights: np.ndarray, sid: np.ndarray,
+                  strata_index: pd.DataFrame, lists: Sequence[str]) -> CaptureHistories:
+        """Sum ``weights`` by (stratum id, pattern code); code 0 rows carry no weight."""
+        keep = codes > 0
+        counts = np.zeros((len(strata_index), 2 ** len(lists) - 1), dtype=weights.dtype)
+        np.add.at(counts, (sid[keep], codes[keep] - 1), weights[keep])
         return cls(counts, lists, strata_index)
 
     @classmethod
@@ -251,11 +255,9 @@ class CaptureHistories:
                 [Problem(None, df.index[i], None, "a 1 in at least one list column")
                  for i in empty],
             )
-        frame = df[strata_cols].copy() if strata_cols else pd.DataFrame(index=df.index)
-        for j, name in enumerate(lists):
-            frame[name] = bits[:, j]
-        frame["__count__"] = 1
-        return cls.from_frame(frame, count="__count__", strata=strata_cols or None, lists=lists)
+        strata_index, sid = _stratum_ids(df, strata_cols)
+        codes = bits @ (1 << np.arange(len(lists)))
+        return cls._assemble(codes, np.ones(len(df), dtype=np.int64), sid, strata_index, lists)
 
     @classmethod
     def from_memberships(
@@ -328,11 +330,8 @@ class CaptureHistories:
                     [Problem(None, r, None, "one stratum value per person") for r in rows],
                 )
             frame = first.groupby("__p__")[strata_cols].first().reset_index(drop=True)
-        bits = (code[:, None] >> np.arange(len(lists))[None, :]) & 1
-        for j, name in enumerate(lists):
-            frame[name] = bits[:, j]
-        frame["__count__"] = 1
-        return cls.from_frame(frame, count="__count__", strata=strata_cols or None, lists=lists)
+        strata_index, sid = _stratum_ids(frame, strata_cols)
+        return cls._assemble(code, np.ones(len(code), dtype=np.int64), sid, strata_index, lists)
 
     # ------------------------------------------------------------------ basic facts
     @property

@@ -123,8 +123,9 @@ def parse_terms(spec: str | Sequence[str] | Sequence[Sequence[str]] | None,
             if order < 1:
                 raise InputError(f"terms={spec!r}: the order must be at least 1")
             order = min(order, k)
-            return tuple(sum(1 << j for j in c) for r in range(2, order + 1)
-                         for c in combinations(range(k), r))
+            masks = [sum(1 << j for j in c) for r in range(2, order + 1)
+                     for c in combinations(range(k), r)]
+            return tuple(sorted(masks, key=lambda m: (_order(m), m)))
         pieces = [p.strip() for p in text.split("+")]
         term_lists: list[list[str]] = []
         for piece in pieces:

@@ -22,13 +22,13 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import optimize, stats
-from scipy.special import gammaln
+from scipy.special import gammaln, ndtri
 
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .design import Design, loglinear_design
-from .poisson import _SMALL_FITTED, Existence, check_existence, poisson_newton
+from .poisson import Existence, check_existence, poisson_newton
 
 __all__ = ["Fit", "fit_design", "fit_loglinear", "profile_interval", "wald_interval"]
 
@@ -102,14 +102,10 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
     """Fit ``design`` to observable counts ``y`` with the existence check."""
     X = design.observable
     p = X.shape[1]
-    zeros = y == 0
     full_rank = design.rank == p
     if full_rank:
         res = poisson_newton(X, y)
-        floor = _SMALL_FITTED * max(1.0, float(y.max()))
-        if res.converged and res.hessian_inv is not None and (
-            not zeros.any() or float(res.mu[zeros].min()) > floor
-        ):
+        if res.converged and res.hessian_inv is not None:
             exist = Existence("ok", np.ones(len(y), dtype=bool), np.arange(p),
                               "the MLE exists and N is identified")
             return Fit(design, y, exist, res.beta, res.mu, res.hessian_inv, True, res.iterations)
@@ -147,7 +143,7 @@ def wald_interval(fit: Fit, level: float = 0.95) -> tuple[float, float]:
     Rcapture's ``closedp`` compute it: ``n_obs + exp(b0 -/+ z * se(b0))``."""
     if not fit.existence.finite or not math.isfinite(fit.var_b0):
         return (math.nan, math.nan)
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = float(ndtri(0.5 + level / 2))
     sd = math.sqrt(fit.var_b0)
     b0 = math.log(fit.mu0)
     return (fit.n_obs + math.exp(b0 - z * sd), fit.n_obs + math.exp(b0 + z * sd))

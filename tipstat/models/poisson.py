@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 from scipy.optimize import linprog
 
 __all__ = ["Existence", "PoissonFit", "check_existence", "facial_set", "independent_columns",
@@ -28,6 +27,11 @@ __all__ = ["Existence", "PoissonFit", "check_existence", "facial_set", "independ
 # A fitted value below this (relative to the largest count, with a floor of 1e-6) on a zero
 # cell sends the fit to the exact linear-programming check.
 _SMALL_FITTED = 1e-6
+# exp() argument cap: a trial step beyond it is rejected by the line search, without overflow
+_ETA_MAX = 700.0
+# Batched fits: a converged fit whose kept zero cells all have fitted value above this is proved
+# to have an MLE (see newton_batch).
+_EXIST_FLOOR = 1e-8
 
 
 @dataclass
@@ -43,10 +47,16 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
                    offset: np.ndarray | None = None, maxiter: int = 100) -> PoissonFit:
     """Maximise ``sum(y * eta - exp(eta))``, ``eta = X @ beta + offset``, by Newton's method.
 
-    ``X`` must have full column rank. Converges when the Newton decrement ``g' H^-1 g`` (twice
-    the remaining gain in log-likelihood) is below ``1e-12``, then takes one more step.
+    ``X`` must have full column rank. The fit has *converged* when the Newton decrement
+    ``g' H^-1 g`` (twice the remaining gain in log-likelihood) is below ``1e-12`` **and** the
+    last step moved no linear predictor by more than ``1e-7``. The second condition is what tells
+    a maximum from a divergence: when the MLE does not exist, the decrement also vanishes (the
+    gradient and curvature in the divergent direction both shrink with the fitted values) but the
+    steps stay of order one, so such a fit returns ``converged=False`` after a few iterations and
+    the caller runs the exact linear-programming check.
     """
     X = np.asarray(X, dtype=np.float64)
+    XT = X.T
     y = np.asarray(y, dtype=np.float64)
     off = 0.0 if offset is None else offset
     if beta is None:
@@ -54,52 +64,49 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
         beta = np.linalg.lstsq(X, eta0, rcond=None)[0]
     beta = np.array(beta, dtype=np.float64)
     eta = X @ beta + off
-    mu = np.exp(eta)
+    mu = np.exp(np.minimum(eta, _ETA_MAX))
     ll = float(y @ eta - mu.sum())
     converged = False
-    extra = False
+    flat_steps = 0
     it = 0
-    hinv_factor = None
+    H = None
     for it in range(1, maxiter + 1):  # noqa: B007 - `it` is reported
-        grad = X.T @ (y - mu)
-        H = (X.T * mu) @ X
+        grad = XT @ (y - mu)
+        H = (XT * mu) @ X
         try:
-            hinv_factor = linalg.cho_factor(H, lower=True, check_finite=False)
-            step = linalg.cho_solve(hinv_factor, grad, check_finite=False)
-        except linalg.LinAlgError:
-            hinv_factor = None
+            step = np.linalg.solve(H, grad)
+        except np.linalg.LinAlgError:
             step = np.linalg.lstsq(H, grad, rcond=None)[0]
         decrement = float(grad @ step)
-        if extra:
+        eta_step = X @ step
+        move = float(np.abs(eta_step).max())
+        if decrement < 1e-12 and move < 1e-7:
             beta = beta + step
-            eta = X @ beta + off
+            eta = eta + eta_step
             mu = np.exp(eta)
             converged = True
             break
+        if decrement < 1e-10 and move > 0.1:
+            flat_steps += 1
+            if flat_steps >= 3:  # vanishing gain, steps of order one: the MLE is at infinity
+                break
         t = 1.0
         while True:
-            new_beta = beta + t * step
-            new_eta = X @ new_beta + off
-            with np.errstate(over="ignore"):
-                new_mu = np.exp(new_eta)
+            new_eta = eta + t * eta_step
+            new_mu = np.exp(np.minimum(new_eta, _ETA_MAX))
             new_ll = float(y @ new_eta - new_mu.sum())
-            if np.isfinite(new_ll) and new_ll >= ll - 1e-12 * (1.0 + abs(ll)):
+            if new_ll >= ll - 1e-12 * (1.0 + abs(ll)) or t < 1e-10:
                 break
             t *= 0.5
-            if t < 1e-10:
-                break
-        beta, eta, mu, ll = new_beta, new_eta, new_mu, new_ll
-        if decrement < 1e-12:
-            extra = True
-    if hinv_factor is not None:
-        H = (X.T * mu) @ X
+        beta = beta + t * step
+        eta, mu, ll = new_eta, new_mu, new_ll
+    hinv = None
+    if converged:
+        H = (XT * mu) @ X
         try:
-            hinv = linalg.cho_solve(linalg.cho_factor(H, lower=True, check_finite=False),
-                                    np.eye(len(beta)), check_finite=False)
-        except linalg.LinAlgError:
+            hinv = np.linalg.inv(H)
+        except np.linalg.LinAlgError:
             hinv = None
-    else:
-        hinv = None
     return PoissonFit(beta=beta, mu=mu, converged=converged, iterations=it, hessian_inv=hinv)
 
 
@@ -263,3 +270,155 @@ def check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None 
         reason = (f"N is not identifiable: the empty cells {outside} leave the model with more "
                   "free parameters than the remaining cells determine; any N fits equally well")
     return Existence("not_identifiable", facial, cols, reason)
+
+
+@dataclass
+class BatchFit:
+    """Newton fits of many models sharing one full design (see :func:`newton_batch`).
+
+    ``beta`` (B, p) is 0 on masked-out columns; ``mu`` (B, n) is 0 on dropped cells; ``cov``
+    (B, p, p) is the inverse Fisher information (0 on masked rows and columns); ``kernel`` is
+    ``sum(y * eta - mu)`` over the kept cells; ``exact`` says the fit converged with every kept
+    zero cell's fitted value above the small-value floor, which proves the MLE exists on the kept
+    cells (otherwise the caller must run the exact check).
+    """
+
+    beta: np.ndarray
+    mu: np.ndarray
+    cov: np.ndarray
+    kernel: np.ndarray
+    exact: np.ndarray
+    iterations: np.ndarray
+
+
+def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
+                 cell_mask: np.ndarray | None = None, beta0: np.ndarray | None = None, *,
+                 maxiter: int = 60, chunk: int = 2048) -> BatchFit:
+    """Fit many Poisson log-linear models at once by vectorised Newton-Raphson.
+
+    Model ``b`` uses the columns ``col_mask[b]`` of the full design ``X`` (n, p) and the cells
+    ``cell_mask[b]`` (the others are fixed at fitted value 0, as for cells that a zero margin
+    forces to be empty). Its Hessian is ``sum_c w_bc mu_bc x_c x_c'``, computed for all models
+    by one matrix product of the fitted values with the precomputed outer products ``x_c x_c'``;
+    masked parameters get an identity block so that one batched solve serves every model.
+
+    ``y`` is (n,) (one table) or (B, n) (one table per model, e.g. bootstrap replicates).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    col_mask = np.asarray(col_mask, dtype=bool)
+    B, p = col_mask.shape
+    n = X.shape[0]
+    y = np.asarray(y, dtype=np.float64)
+    Y = np.broadcast_to(y, (B, n)) if y.ndim == 1 else y
+    W = np.ones((B, n)) if cell_mask is None else np.asarray(cell_mask, dtype=np.float64)
+    outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
+    out_beta = np.zeros((B, p))
+    out_mu = np.zeros((B, n))
+    out_cov = np.zeros((B, p, p))
+    out_kernel = np.full(B, -np.inf)
+    out_exact = np.zeros(B, dtype=bool)
+    out_iter = np.zeros(B, dtype=np.int64)
+    diag = np.arange(p)
+    for lo in range(0, B, chunk):
+        hi = min(B, lo + chunk)
+        cm = col_mask[lo:hi].astype(np.float64)
+        w = W[lo:hi]
+        yy = Y[lo:hi]
+        cm2 = cm[:, :, None] * cm[:, None, :]
+        pad = 1.0 - cm
+
+        def hess(mu, cm2=cm2, pad=pad):
+            H = (mu @ outer).reshape(-1, p, p) * cm2
+            H[:, diag, diag] += pad
+            return H
+
+        if beta0 is None:
+            z = np.log(yy + 0.5) * w
+            G = hess(w)
+            rhs = (z @ X) * cm
+            try:
+                beta = np.linalg.solve(G, rhs[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:
+                beta = np.stack([np.linalg.lstsq(g, r, rcond=None)[0] for g, r in zip(G, rhs,
+                                                                                     strict=True)])
+        else:
+            beta = np.array(beta0[lo:hi], dtype=np.float64) * cm
+        nb = hi - lo
+        zero_kept = (yy == 0) & (w > 0)
+        done = np.zeros(nb, dtype=bool)
+        exact = np.zeros(nb, dtype=bool)
+        iters = np.zeros(nb, dtype=np.int64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            eta = beta @ X.T
+            mu = np.exp(eta) * w
+            ll = np.sum(w * yy * eta - mu, axis=1)
+            for it in range(1, maxiter + 1):
+                act = np.flatnonzero(~done)
+                if len(act) == 0:
+                    break
+                b, m, yl, wl = beta[act], mu[act], yy[act], w[act]
+                grad = ((yl - m) @ X) * cm[act]
+                H = hess(m, cm2[act], pad[act])
+                try:
+                    step = np.linalg.solve(H, grad[:, :, None])[:, :, 0]
+                except np.linalg.LinAlgError:
+                    step = np.empty_like(grad)
+                    for i in range(len(act)):
+                        try:
+                            step[i] = np.linalg.solve(H[i], grad[i])
+                        except np.linalg.LinAlgError:
+                            step[i] = np.nan
+                dec = np.sum(grad * step, axis=1)
+                bad_model = ~np.isfinite(dec)
+                t = np.ones(len(act))
+                new_b = b + step
+                new_eta = new_b @ X.T
+                new_mu = np.exp(new_eta) * wl
+                new_ll = np.sum(wl * yl * new_eta - new_mu, axis=1)
+                old_ll = ll[act]
+                for _ in range(40):
+                    worse = ~(np.isfinite(new_ll) & (new_ll >= old_ll - 1e-12 * (1 + np.abs(old_ll))))
+                    worse &= ~bad_model
+                    if not worse.any():
+                        break
+                    t[worse] *= 0.5
+                    wi = np.flatnonzero(worse)
+                    new_b[wi] = b[wi] + t[wi, None] * step[wi]
+                    new_eta[wi] = new_b[wi] @ X.T
+                    new_mu[wi] = np.exp(new_eta[wi]) * wl[wi]
+                    new_ll[wi] = np.sum(wl[wi] * yl[wi] * new_eta[wi] - new_mu[wi], axis=1)
+                beta[act] = new_b
+                mu[act] = new_mu
+                ll[act] = new_ll
+                iters[act] = it
+                # Existence proof: along a recession direction d (X_F d = 0, X_Z d <= -1 on the
+                # cells Z that the data force to 0) the Newton decrement g'H^-1 g is at least
+                # (g'd)^2 / d'Hd >= sum_Z mu_z / max|X_Z d|; so a fit that converged
+                # (decrement < 1e-12) while every kept zero cell had fitted value > 1e-8 has no
+                # such direction: its MLE exists.
+                conv = (dec < 1e-12) & ~bad_model
+                small_before = np.where(zero_kept[act], m, np.inf).min(axis=1) < _EXIST_FLOOR
+                small_after = np.where(zero_kept[act], new_mu, np.inf).min(axis=1) < _EXIST_FLOOR
+                stop_bad = bad_model | ((it >= 3) & small_after)
+                fin = conv | stop_bad
+                exact[act[conv & ~small_before & ~small_after]] = True
+                done[act[fin]] = True
+            exact &= np.isfinite(ll)
+            Hf = hess(mu)
+            try:
+                cov = np.linalg.inv(Hf)
+            except np.linalg.LinAlgError:
+                cov = np.full_like(Hf, np.nan)
+                for i in range(nb):
+                    try:
+                        cov[i] = np.linalg.inv(Hf[i])
+                    except np.linalg.LinAlgError:
+                        exact[i] = False
+            cov *= cm2
+        out_beta[lo:hi] = beta
+        out_mu[lo:hi] = mu
+        out_cov[lo:hi] = cov
+        out_kernel[lo:hi] = ll
+        out_exact[lo:hi] = exact
+        out_iter[lo:hi] = iters
+    return BatchFit(out_beta, out_mu, out_cov, out_kernel, out_exact, out_iter)

@@ -1,0 +1,140 @@
+"""Existence of the MLE and identifiability of N, against SparseMSE / MultipleSystemsEstimation.
+
+SparseMSE's ``checkident`` and MultipleSystemsEstimation's ``check_extended_MLE`` codes are
+0 ok, 1 the (extended) MLE does not exist, 2 not identifiable; ``checkallmodels`` counts the
+two-way models whose extended MLE does not exist. These are exact (no tolerance).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tipstat
+from tipstat.models.design import loglinear_design
+from tipstat.models.loglinear import _fit
+from tipstat.models.poisson import check_existence, facial_set
+
+
+def _code_rows(ref):
+    sel = ref[ref.method.isin(["checkident", "check_extended_MLE"])]
+    return [r for _, r in sel.iterrows()]
+
+
+def test_reference_codes_cover_every_dataset(r_reference):
+    rows = _code_rows(r_reference)
+    assert len(rows) == 48
+    assert {r.estimate for r in rows} == {0.0, 1.0, 2.0}
+
+
+def test_checkident_and_check_extended_mle_codes(r_reference, load_shared):
+    for r in _code_rows(r_reference):
+        h = load_shared(r.dataset).pooled()
+        terms = "all2" if r.model.startswith("all two-way") else "independence"
+        est = tipstat.fit_loglinear(h, terms, ci="none")
+        assert est.diagnostics["existence_code"] == int(r.estimate), (r.dataset, r.model)
+        if r.estimate == 0:
+            assert math.isfinite(est.n_hat)
+        elif r.estimate == 1:
+            assert est.status == "does_not_exist" and est.n_hat == math.inf
+        else:
+            assert est.status == "not_identifiable" and math.isnan(est.n_hat)
+
+
+def _two_way_models(k):
+    pairs = [(1 << i) | (1 << j) for i, j in itertools.combinations(range(k), 2)]
+    for r in range(len(pairs) + 1):
+        yield from itertools.combinations(pairs, r)
+
+
+def _count_nonexistent(h):
+    y = np.asarray(h.counts, float)
+    return sum(
+        _fit(loglinear_design(h.lists, sub), y).existence.status == "does_not_exist"
+        for sub in _two_way_models(h.k)
+    )
+
+
+def _checkallmodels(ref):
+    sel = ref[ref.method == "checkallmodels"]
+    return {r.dataset: int(r.estimate) for _, r in sel.iterrows()}
+
+
+@pytest.mark.parametrize("dataset", ["Artificial_3", "Korea_3", "Spina_3", "UK_4", "HIV_Rome_4",
+                                     "MY_5"])
+def test_checkallmodels_counts(dataset, r_reference, load_shared):
+    assert _count_nonexistent(load_shared(dataset).pooled()) == _checkallmodels(r_reference)[dataset]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["UK_5", "Netherlands_5", "NewOrleans_5", "UK_6",
+                                     "Netherlands_6"])
+def test_checkallmodels_counts_large(dataset, r_reference, load_shared):
+    assert _count_nonexistent(load_shared(dataset).pooled()) == _checkallmodels(r_reference)[dataset]
+
+
+def test_artificial_3_catalogue_of_outcomes(load_shared):
+    """Chan, Silverman & Vincent (2021) Table 2: AB alone -> MLE does not exist; AC or BC ->
+    fine (boundary, finite); all three -> not identifiable."""
+    h = load_shared("Artificial_3")
+    status = {t: tipstat.fit_loglinear(h, t, ci="none").status
+              for t in ["independence", "A:B", "A:C", "B:C", "all2"]}
+    assert status == {"independence": "ok", "A:B": "does_not_exist", "A:C": "extended",
+                      "B:C": "extended", "all2": "not_identifiable"}
+    est = tipstat.fit_loglinear(h, "A:C", ci="none")
+    assert "A+C" in est.diagnostics["reason"]
+    assert est.warnings  # the boundary is reported, not hidden
+
+
+def test_korea_all_two_way_says_does_not_exist(load_shared):
+    est = tipstat.fit_loglinear(load_shared("Korea_3"), "all2")
+    assert est.status == "does_not_exist"
+    assert est.n_hat == math.inf
+    assert "c+d" in est.diagnostics["reason"]
+    assert "does not exist" in est.summary()
+    frame = est.to_frame()
+    assert frame.loc[0, "status"] == "does_not_exist"
+
+
+def test_extended_mle_equals_limit_of_fits_with_vanishing_cells():
+    """Extended MLE = limit of the MLEs on tables where the empty cells get eps -> 0."""
+    df = pd.DataFrame({"A": [1, 0, 1, 0, 1, 0, 1], "B": [0, 1, 1, 0, 0, 1, 1],
+                       "C": [0, 0, 0, 1, 1, 1, 1], "count": [40, 30, 6, 20, 0, 5, 0]})
+    h = tipstat.CaptureHistories.from_frame(df)
+    est = tipstat.fit_loglinear(h, "A:C + B:C", ci="none")  # A and C never overlap
+    assert est.status == "extended"
+    eps_fits = []
+    for eps in (1e-4, 1e-6, 1e-8):
+        df2 = df.assign(count=df["count"].astype(float).where(df["count"] > 0, eps))
+        design = loglinear_design(["A", "B", "C"], "A:C + B:C")
+        eps_fits.append(_fit(design, df2["count"].to_numpy()).n_hat)
+    assert abs(eps_fits[-1] - est.n_hat) < abs(eps_fits[0] - est.n_hat)
+    assert eps_fits[-1] == pytest.approx(est.n_hat, rel=1e-5)
+
+
+def test_facial_set_contains_positive_cells_and_is_feasible():
+    rng = np.random.default_rng(3)
+    design = loglinear_design(list("ABCD"), "all2")
+    X = design.observable
+    for _ in range(20):
+        y = rng.poisson(2.0, size=15).astype(float)
+        y[rng.random(15) < 0.4] = 0
+        if y.sum() == 0:
+            continue
+        F = facial_set(X, y)
+        assert F[y > 0].all()
+        ex = check_existence(X, y)
+        assert ex.facial.sum() == F.sum()
+
+
+def test_saturated_on_observables_plus_one_is_not_identifiable():
+    """The K-way interaction has 2^K parameters for 2^K - 1 observable cells."""
+    df = pd.DataFrame({"A": [1, 0, 1, 0, 1, 0, 1], "B": [0, 1, 1, 0, 0, 1, 1],
+                       "C": [0, 0, 0, 1, 1, 1, 1], "count": [40, 30, 6, 20, 7, 5, 2]})
+    est = tipstat.fit_loglinear(tipstat.CaptureHistories.from_frame(df), "A:B:C", ci="none")
+    assert est.status == "not_identifiable"
+    assert math.isnan(est.n_hat)
