@@ -48,7 +48,8 @@ from numpy.polynomial.hermite_e import hermegauss
 from .errors import InputError
 from .histories import CaptureHistories, pattern_matrix
 
-__all__ = ["SCENARIOS", "LatentClasses", "LogitNormal", "Population", "populations", "scenario"]
+__all__ = ["SCENARIOS", "LatentClasses", "LogitNormal", "Population", "populations", "scenario",
+           "simulate_populations"]
 
 MAX_SIM_LISTS = 12
 _QUADRATURE_NODES = 48
@@ -492,6 +493,10 @@ def populations(
     if replicates is None:
         return _one_population(*args, seq, label)
     return [_one_population(*args, child, label) for child in seq.spawn(int(replicates))]
+
+
+#: ``tipstat.simulate_populations`` (the lazily exported name of :func:`populations`).
+simulate_populations = populations
 
 
 # ---------------------------------------------------------------------------- scenarios
