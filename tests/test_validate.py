@@ -69,10 +69,10 @@ def test_heterogeneity_shows_as_negative_bias_and_bad_rating():
 
 
 def test_default_method_and_selection_hook(monkeypatch):
+    from tipstat import validate
+
     h = populations(n=2000, k=4, p=0.3, seed=3).histories
-    monkeypatch.delattr(tipstat, "select_loglinear", raising=False)
-    monkeypatch.setattr(tipstat, "_LAZY", {k: v for k, v in tipstat._LAZY.items()
-                                           if k != "select_loglinear"})
+    monkeypatch.setattr(validate, "_selection_rule", lambda: None)
     est = default_method(h)
     assert est.model == "independence"
     assert internal_consistency(h).method == "default (loglinear)"
@@ -82,10 +82,20 @@ def test_default_method_and_selection_hook(monkeypatch):
         calls.append(x.k)
         return tipstat.fit_loglinear(x, "all2", level=level)
 
-    monkeypatch.setattr(tipstat, "select_loglinear", fake_select, raising=False)
+    monkeypatch.setattr(validate, "_selection_rule", lambda: fake_select)
     assert default_method(h).model.startswith("[")
     internal_consistency(h)
     assert calls == [4, 3, 3, 3, 3]
+
+
+def test_selection_rule_found_when_the_module_exists():
+    from tipstat import validate
+
+    try:
+        from tipstat.models.selection import select_loglinear
+    except ImportError:
+        pytest.skip("this version of tipstat has no model selection")
+    assert validate._selection_rule() is select_loglinear
 
 
 def test_failures_are_counted_not_dropped():

@@ -62,18 +62,29 @@ def default_method(h: CaptureHistories, level: float = 0.95) -> Estimate:
     >>> default_method(tipstat.datasets.load("UK_5")).n_hat > 10_000
     True
     """
-    import tipstat
-
     if h.k >= 3:
-        try:
-            select = tipstat.select_loglinear
-        except AttributeError:
-            select = None
+        select = _selection_rule()
         if select is not None:
             return _as_estimate(select(h, level=level))
     from .models.loglinear import fit_loglinear
 
     return fit_loglinear(h, "independence", level=level)
+
+
+def _selection_rule() -> Callable[..., Any] | None:
+    """``tipstat.select_loglinear`` if this version of tipstat has it (exported, or at least in
+    :mod:`tipstat.models.selection`), else None."""
+    import tipstat
+
+    try:
+        return tipstat.select_loglinear
+    except AttributeError:
+        pass
+    try:
+        from .models.selection import select_loglinear
+    except ImportError:
+        return None
+    return select_loglinear
 
 
 def _as_estimate(result: Any) -> Estimate:
