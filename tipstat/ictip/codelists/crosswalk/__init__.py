@@ -1,0 +1,1 @@
+"""Crosswalk tables (data files); a package only so that they ship with tipstat."""
