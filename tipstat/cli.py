@@ -1,41 +1,743 @@
-"""The ``tipstat`` command line."""
+"""The ``tipstat`` command line: estimates, comparisons, reports and reproductions of published
+figures from the shell.
+
+Exit codes: 0 success, 2 bad input (a file, column, value or option is wrong: the message says
+which), 1 internal error (a bug: run again with ``--debug`` and report the traceback).
+
+``--json`` output (``estimate``, ``compare``, ``validate``, ``indicator``, ``reproduce``,
+``demo``) is one JSON object with a stable schema, documented in ``docs/cli.md``::
+
+    {"schema": "tipstat-cli/1", "command": "...", "tipstat_version": "...", "ok": true,
+     "seed": null, "input": {...}, "results": [...], "warnings": [...], "error": null}
+
+Non-finite numbers (an estimate that does not exist) are ``null`` and ``status`` says why.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from .errors import TipstatError
+from .errors import InputError, TipstatError
+
+SCHEMA = "tipstat-cli/1"
+
+EPILOG = """\
+examples:
+  tipstat demo                                 # the whole job on bundled data -> ./tipstat-output/
+  tipstat estimate UK_5                        # a bundled table, independence model
+  tipstat estimate patterns.csv --model "A:B + B:C" --json
+  tipstat compare patterns.csv --methods default
+  tipstat report patterns.csv --out report.html
+  tipstat validate police.csv ngo.csv
+  tipstat indicator records.csv --population population.csv --by sex,age,exploitation
+  tipstat reproduce "UK 2013"
+  tipstat reproduce                            # list the studies
+
+Input tables (CSV, TSV, Excel, ODS): one row per capture pattern with 0/1 list columns and a
+'count' column, or one 0/1 row per person (no 'count' column). The name of a bundled table
+(tipstat datasets) can be given instead of a file.
+
+exit codes: 0 ok, 2 bad input, 1 internal error (add --debug for the traceback)
+"""
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from . import datasets
-    from .models.loglinear import fit_loglinear
+class _Failure(Exception):
+    """An error already explained to the user (exit code attached)."""
 
-    h = datasets.load("UK_5")
-    print(f"UK 2013 National Crime Agency data ({datasets.citation('UK_5')})")
-    print(h.summary())
-    print()
-    for terms in ("independence", "all2"):
-        print(fit_loglinear(h, terms).summary())
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------- output helpers
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats -> None, numpy scalars -> Python, tuples -> lists."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    return value
+
+
+def _envelope(command: str, *, seed: int | None = None, input: dict | None = None,
+              results: list | None = None, warns: Sequence[str] = (),
+              error: dict | None = None, extra: dict | None = None) -> dict[str, Any]:
+    from . import __version__
+
+    out = {"schema": SCHEMA, "command": command, "tipstat_version": __version__,
+           "ok": error is None, "seed": seed, "input": input or {}, "results": results or [],
+           "warnings": list(warns), "error": error}
+    if extra:
+        out.update(extra)
+    return _clean(out)
+
+
+def _print_json(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj, indent=2, allow_nan=False))
+
+
+def _fmt(x: Any, digits: int = 0) -> str:
+    if x is None:
+        return "-"
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(f):
+        return "-"
+    if math.isinf(f):
+        return "inf"
+    return f"{f:,.{digits}f}"
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and not getattr(args, "json", False) \
+        and sys.stderr.isatty()
+
+
+# ---------------------------------------------------------------------------- input
+def _read_table(path: Path) -> Any:
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm", ".xls", ".ods"):
+            return pd.read_excel(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        sep = "\t" if suffix in (".tsv", ".tab") else None
+        return pd.read_csv(path, sep=sep, engine="python")
+    except (ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot read the file as a table ({type(exc).__name__}: {exc})") \
+            from None
+
+
+def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | None = None,
+                   strata: Sequence[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Capture histories from a file (pattern table or person rows) or a bundled table name.
+
+    Returns the histories and a description of the input for JSON output.
+    """
+    import tipstat
+
+    path = Path(source)
+    if not path.exists():
+        if source in tipstat.datasets.names():
+            h = tipstat.datasets.load(source)
+            return h, {"source": source, "kind": "bundled dataset", "lists": list(h.lists),
+                       "n_observed": float(h.n_observed), "strata": list(h.strata),
+                       "citation": tipstat.datasets.citation(source)}
+        raise InputError(f"{source}: no such file, and not the name of a bundled table "
+                         f"(bundled: {', '.join(tipstat.datasets.names())})")
+    if path.is_dir():
+        raise InputError(f"{source}: is a folder; expected a table file (CSV, TSV, Excel)")
+    df = _read_table(path)
+    df.index = df.index + 2  # rows in messages are file lines (line 1 is the header)
+    if count in df.columns:
+        h = tipstat.CaptureHistories.from_frame(df, count=count, strata=list(strata or []) or None,
+                                                lists=lists)
+        kind = "pattern table"
+    else:
+        h = tipstat.CaptureHistories.from_individuals(df, lists=lists,
+                                                      strata=list(strata or []) or None)
+        kind = "person rows"
+    return h, {"source": str(path), "kind": kind, "lists": list(h.lists),
+               "n_observed": float(h.n_observed), "strata": list(h.strata)}
+
+
+def _pooled(h: Any, warns: list[str]) -> Any:
+    if h.n_strata > 1:
+        warns.append(f"the table has {h.n_strata} strata ({', '.join(h.strata)}); estimating the "
+                     "pooled table (use --by-stratum for one estimate per stratum)")
+        return h.pooled()
+    return h
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--count", default="count", help="name of the count column (default: count)")
+    p.add_argument("--lists", type=_csv_list, default=None,
+                   help="list columns, comma-separated, in order (default: every other column)")
+    p.add_argument("--strata", type=_csv_list, default=None,
+                   help="stratum columns, comma-separated (e.g. sex,age_group)")
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return items
+
+
+# ---------------------------------------------------------------------------- commands
+def _estimate_rows(h: Any, args: argparse.Namespace) -> list[Any]:
+    import tipstat
+
+    from .comparison import METHODS, _call
+
+    method = args.method
+    if method == "loglinear":
+        return [tipstat.fit_loglinear(h, args.model, ci=args.ci, level=args.level)]
+    if args.model != "independence":
+        raise InputError(f"--model is for --method loglinear; --method {method} chooses its own "
+                         "model")
+    if method not in METHODS:
+        raise InputError(f"--method {method!r}: unknown; choose loglinear or one of "
+                         f"{', '.join(METHODS)}")
+    m = METHODS[method]
+    if not m.available():
+        raise InputError(f"--method {method!r} needs tipstat.{m.requires}, which this version of "
+                         "tipstat does not have")
+    _ = _call  # methods receive options through the registry
+    return m.run(h, {"level": args.level, "seed": args.seed, "progress": _progress(args)})
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    h, info = load_histories(args.file, count=args.count, lists=args.lists, strata=args.strata)
+    warns: list[str] = []
+    parts = list(h.by_stratum()) if args.by_stratum and h.n_strata > 1 else [((), _pooled(h, warns))]
+    results = []
+    for key, hs in parts:
+        for est in _estimate_rows(hs, args):
+            rec = est.to_dict()
+            rec["warnings"] = list(est.warnings)
+            if key:
+                rec["stratum"] = dict(zip(h.strata, key, strict=True))
+            results.append((key, est, rec))
+    if args.json:
+        _print_json(_envelope("estimate", seed=args.seed, input=info,
+                              results=[r for _, _, r in results], warns=warns))
+        return 0
+    print(f"{info['source']}: {h.k} lists ({', '.join(h.lists)}), "
+          f"{_fmt(h.n_observed)} persons observed")
+    for w in warns:
+        print(f"note: {w}")
+    for key, est, _ in results:
+        print()
+        if key:
+            print("stratum " + ", ".join(f"{s}={v}" for s, v in zip(h.strata, key, strict=True)))
+        print(est.summary())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import tipstat
+
+    h, info = load_histories(args.file, count=args.count, lists=args.lists, strata=args.strata)
+    warns: list[str] = []
+    h = _pooled(h, warns)
+    methods = args.methods if args.methods in ("default", "all") else _csv_list(args.methods)
+    table = tipstat.compare(h, methods, level=args.level, seed=args.seed, progress=_progress(args))
+    if args.csv:
+        out = Path(args.csv)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.drop(columns=["warnings"]).to_csv(out, index=False)
+    if args.json:
+        _print_json(_envelope("compare", seed=args.seed, input=info, results=table.to_records(),
+                              warns=warns, extra={"skipped": table.attrs.get("skipped", [])}))
+        return 0
+    print(f"{info['source']}: {h.k} lists, {_fmt(h.n_observed)} persons observed; "
+          f"{100 * args.level:g}% intervals")
+    for w in warns:
+        print(f"note: {w}")
+    _print_table(table)
+    skipped = table.attrs.get("skipped") or []
+    if skipped:
+        print(f"\nnot in this version of tipstat: {', '.join(skipped)}")
+    if args.csv:
+        print(f"\nwritten: {args.csv}")
+    return 0
+
+
+def _print_table(table: Any) -> None:
+    header = f"{'method':<16} {'model':<34} {'status':<16} {'N-hat':>10} {'interval':>23} " \
+             f"{'kind':<10} {'AIC':>9}"
+    print(header)
+    print("-" * len(header))
+    for _, r in table.iterrows():
+        model = str(r["model"])
+        model = model if len(model) <= 34 else model[:33] + "…"
+        interval = f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]"
+        print(f"{r['method']:<16} {model:<34} {r['status']:<16} {_fmt(r['n_hat']):>10} "
+              f"{interval:>23} {r['ci_method']!s:<10} {_fmt(r['aic'], 1):>9}")
+
+
+def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:
+    """Validate IC-TIP record files with tipstat.ictip when this version has it."""
+    import tipstat
+
+    try:
+        from importlib import import_module
+
+        ictip = import_module("tipstat.ictip")
+        read_records = ictip.read_records
+    except (ImportError, AttributeError):
+        return None
+    import pandas as pd
+
+    frames = {p: _read_table(Path(p)) for p in paths}
+    looks_like_records = all(
+        any(c in df.columns for c in ("person_key", "entity_id", "record_id"))
+        for df in frames.values())
+    if not looks_like_records:
+        return None
+    from .comparison import _call
+
+    records = _call(read_records, [str(p) for p in paths], entity_to_list=args.entity_map)
+    report = getattr(records, "report", None) or getattr(records, "validation", None)
+    accounting = getattr(records, "accounting", None)
+    acc = accounting.to_dict() if isinstance(accounting, pd.Series) else (
+        accounting.to_dict("records") if isinstance(accounting, pd.DataFrame) else accounting)
+    rec_warnings = [str(w) for w in (getattr(report, "warnings", None) or [])]
+    _ = tipstat
+    return {"kind": "IC-TIP records", "accounting": acc, "warnings": rec_warnings}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    results = []
+    any_error = False
+    records = _validate_records(args.files, args)
+    if records is not None:
+        results.append({"file": args.files, "valid": True, **records})
+    else:
+        for f in args.files:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    h, info = load_histories(f, count=args.count, lists=args.lists,
+                                             strata=args.strata)
+                zero = int((h.counts == 0).sum())
+                results.append({"file": f, "valid": True, "kind": info["kind"],
+                                "lists": list(h.lists), "n_observed": float(h.n_observed),
+                                "strata": list(h.strata), "empty_patterns": zero,
+                                "warnings": [str(w.message) for w in caught], "problems": []})
+            except InputError as exc:
+                any_error = True
+                results.append({"file": f, "valid": False, "error": str(exc).split("\n")[0],
+                                "problems": [_problem(p) for p in exc.problems]})
+    if args.json:
+        _print_json(_envelope("validate", input={"files": args.files}, results=results))
+    else:
+        for r in results:
+            name = r["file"] if isinstance(r["file"], str) else ", ".join(r["file"])
+            if r["valid"]:
+                extra = (f"{r['kind']}, {len(r.get('lists', []))} lists, "
+                         f"{_fmt(r.get('n_observed'))} persons observed"
+                         if "lists" in r else r["kind"])
+                print(f"{name}: valid ({extra})")
+                for w in r.get("warnings", []):
+                    print(f"  warning: {w}")
+                if r.get("accounting"):
+                    print(f"  accounting: {r['accounting']}")
+            else:
+                print(f"{name}: INVALID: {r['error']}")
+                for p in r["problems"][:20]:
+                    print(f"  - {_problem_text(p)}")
+                if len(r["problems"]) > 20:
+                    print(f"  ... and {len(r['problems']) - 20} more")
+    return 2 if any_error else 0
+
+
+def _problem(p: Any) -> dict[str, Any]:
+    value = p.value
+    if value is not None and not isinstance(value, int | float | str | bool):
+        value = str(value)
+    return {"column": p.column, "row": p.row if isinstance(p.row, int | str) else str(p.row),
+            "value": value, "expected": p.expected}
+
+
+def _problem_text(p: dict[str, Any]) -> str:
+    where = [f"column {p['column']!r}"] if p["column"] is not None else []
+    if p["row"] is not None:
+        where.append(f"row {p['row']}")
+    shown = "" if p["value"] is None else f": value {p['value']!r}"
+    return f"{', '.join(where)}{shown} (expected {p['expected']})"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import write_report
+
+    h, info = load_histories(args.file, count=args.count, lists=args.lists, strata=args.strata)
+    methods = args.methods if args.methods in ("default", "all") else _csv_list(args.methods)
+    out = Path(args.out)
+    title = args.title or f"Multiple Systems Estimation: {Path(info['source']).stem}"
+    write_report(out, h, methods=methods, seed=args.seed, level=args.level, title=title,
+                 source=info.get("citation") or info["source"],
+                 reliability=_reliability(h.pooled() if h.n_strata > 1 else h))
+    print(f"report written: {out}")
+    return 0
+
+
+def _reliability(h: Any) -> Any:
+    """The internal-consistency check of the default method, where this tipstat has it."""
+    try:
+        from importlib import import_module
+
+        check = import_module("tipstat.validate").internal_consistency
+    except (ImportError, AttributeError):
+        return None
+    if h.k < 3:
+        return None
+    return check(h)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .report.reproduce import published_table, reproduce, studies
+
+    if not args.study:
+        t = published_table()
+        if args.json:
+            _print_json(_envelope("reproduce", results=[
+                {"study": s, "title": t.loc[t.study == s, "title"].iloc[0],
+                 "datasets": sorted(set(t.loc[t.study == s, "dataset"].dropna()))}
+                for s in studies()]))
+            return 0
+        print("studies with published MSE estimates shipped in tipstat:")
+        for s in studies():
+            print(f"  {s:<14} {t.loc[t.study == s, 'title'].iloc[0]}")
+        print('\nrun: tipstat reproduce STUDY   (e.g. tipstat reproduce "UK 2013")')
+        return 0
+    table = reproduce(args.study, selection=not args.no_selection, seed=args.seed)
+    if args.json:
+        _print_json(_envelope("reproduce", seed=args.seed, input={"study": args.study},
+                              results=table.to_dict("records")))
+        return 0
+    for _, r in table.iterrows():
+        print(f"{r['title']}" + (f" ({r['dataset']})" if r["dataset"] else ""))
+        print(f"  published  {_fmt(r['published']):>9}  "
+              + (f"[{_fmt(r['published_lower'])}, {_fmt(r['published_upper'])}] "
+                 if not math.isnan(r["published_lower"]) else "")
+              + f"({r['published_interval']})")
+        print(f"             method: {r['published_method']}")
+        print(f"             source: {r['source']}")
+        if r["approach"] != "published only":
+            rel = r["relative_difference"]
+            print(f"  tipstat    {_fmt(r['n_hat']):>9}  [{_fmt(r['lower'])}, {_fmt(r['upper'])}] "
+                  f"({r['ci_method']}; {r['status']}); difference {100 * rel:+.2f}%"
+                  if math.isfinite(rel) else
+                  f"  tipstat    {_fmt(r['n_hat']):>9}  ({r['status']})")
+            print(f"             {r['approach']}: {r['tipstat_method']} {r['tipstat_model']}")
+        if r["note"]:
+            print(f"  note       {r['note']}")
         print()
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tipstat", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run the main job on bundled example data")
-    p.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
+def cmd_datasets(args: argparse.Namespace) -> int:
+    import tipstat
+
+    rows = []
+    for name in tipstat.datasets.names():
+        info = tipstat.datasets.info(name)
+        rows.append({"name": name, "lists": list(info["lists"]), "n_observed": info["n_observed"],
+                     "kind": info.get("kind"), "citation": info["citation"]})
+    if args.json:
+        _print_json(_envelope("datasets", results=rows))
+        return 0
+    for r in rows:
+        print(f"{r['name']:<22} {len(r['lists'])} lists  {_fmt(r['n_observed']):>7} observed  "
+              f"{r['kind']}")
+    return 0
+
+
+def _report_available() -> bool:
+    """True when the report's libraries (matplotlib, Jinja2: the ``report`` extra) are there."""
+    from importlib.util import find_spec
+
+    return find_spec("matplotlib") is not None and find_spec("jinja2") is not None
+
+
+def _full_chain_available() -> bool:
+    """True when this tipstat has the pieces of the records-to-SDG chain (issue 5)."""
+    import tipstat
+
     try:
-        return args.func(args)
-    except TipstatError as exc:
-        if args.debug:
+        from importlib import import_module
+
+        ictip = import_module("tipstat.ictip")
+    except ImportError:
+        return False
+    return all(hasattr(ictip, n) for n in ("read_records", "capture_histories")) \
+        and hasattr(tipstat, "sdg_16_2_2") and _example_records() is not None
+
+
+def _example_records() -> Any:
+    """The bundled synthetic agency records, where this tipstat ships them."""
+    import tipstat
+
+    for name in ("example_records", "synthetic_records"):
+        loader = getattr(tipstat.datasets, name, None)
+        if callable(loader):
+            return loader
+    return None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tipstat
+
+    from .report.reproduce import reproduce
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    summary: dict[str, Any] = {"output": str(out), "files": []}
+    say = (lambda *a: None) if args.json else print
+    t0 = time.perf_counter()
+
+    name = "UK_5"
+    h = tipstat.datasets.load(name)
+    say(f"tipstat {tipstat.__version__} demo: the UK 2013 National Referral Mechanism table "
+        f"({h.k} lists, {_fmt(h.n_observed)} potential victims)")
+    say(f"  source: {tipstat.datasets.citation(name)}")
+    if not _full_chain_available():
+        say("  (the IC-TIP records -> linkage -> SDG 16.2.2 steps are not in this version of "
+            "tipstat; running the estimation and report steps on a published table)")
+    state: dict[str, Any] = {}
+
+    def step_compare() -> None:
+        state["table"] = tipstat.compare(h, "default", seed=args.seed, progress=_progress(args))
+
+    def step_reliability() -> None:
+        state["reliability"] = _reliability(h)
+
+    def step_reproduce() -> None:
+        state["reproduce"] = reproduce("uk-2013", selection=False)
+
+    def step_report() -> None:
+        csv = out / "estimates.csv"
+        state["table"].drop(columns=["warnings"]).to_csv(csv, index=False)
+        summary["files"].append(str(csv))
+        if not _report_available():
+            summary["notes"] = ["the HTML report needs matplotlib and Jinja2: "
+                                'pip install "tipstat[report]"']
+            return
+        from .report.html import write_report
+
+        path = write_report(out / "report.html", h, comparison=state["table"], seed=args.seed,
+                            published=11313.0, reliability=state.get("reliability"),
+                            title="UK 2013: Multiple Systems Estimation of potential victims",
+                            source=tipstat.datasets.citation(name))
+        summary["files"].append(str(path))
+
+    steps += [("estimate with every available method", step_compare),
+              ("reliability check (each list as a known population)", step_reliability),
+              ("published UK 2013 figures beside tipstat's", step_reproduce),
+              ("HTML report", step_report)]
+    from .comparison import progress_bar
+
+    with progress_bar(len(steps), "demo", enabled=_progress(args)) as advance:
+        for label, fn in steps:
+            fn()
+            advance(label)
+    table = state["table"]
+    if args.json:
+        _print_json(_envelope("demo", seed=args.seed, input={"source": name},
+                              results=table.to_records(),
+                              extra={"output": summary, "reproduce":
+                                     state["reproduce"].to_dict("records")}))
+        return 0
+    say("")
+    _print_table(table)
+    rep = state["reproduce"].iloc[0]
+    say(f"\npublished (Home Office 2014): {_fmt(rep['published'])} "
+        f"[{_fmt(rep['published_lower'])}, {_fmt(rep['published_upper'])}]; tipstat refit of the "
+        f"published model: {_fmt(rep['n_hat'])} [{_fmt(rep['lower'])}, {_fmt(rep['upper'])}]")
+    rel = state.get("reliability")
+    if rel is not None:
+        say(rel.indicator["note"])
+    for note in summary.get("notes", []):
+        say(f"note: {note}")
+    say(f"\nwritten in {time.perf_counter() - t0:.1f} s:")
+    for f in summary["files"]:
+        say(f"  {f}")
+    return 0
+
+
+def cmd_indicator(args: argparse.Namespace) -> int:
+
+    if not _full_chain_available():
+        raise _Failure("the indicator command needs tipstat.ictip.read_records and "
+                       "tipstat.sdg_16_2_2, which this version of tipstat does not have", 1)
+    raise _Failure("the indicator command is not wired to tipstat.sdg_16_2_2 yet", 1)  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the documentation and tests)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tipstat", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Multiple Systems Estimation of trafficking in persons: from agency records "
+                    "to the SDG 16.2.2 indicator.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"tipstat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
+            example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+        return p
+
+    def common(p: argparse.ArgumentParser, json_: bool = True, seed: bool = True,
+               level: bool = False) -> None:
+        if json_:
+            p.add_argument("--json", action="store_true",
+                           help="print one JSON object (schema tipstat-cli/1, see docs/cli.md)")
+        if seed:
+            p.add_argument("--seed", type=int, default=None,
+                           help="seed of every random step (bootstrap, MCMC)")
+        if level:
+            p.add_argument("--level", type=_level, default=0.95,
+                           help="interval coverage (default 0.95)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    p = add("demo", cmd_demo, "run the main job on bundled example data, write ./tipstat-output/",
+            "tipstat demo --out tipstat-output --seed 1")
+    p.add_argument("--out", default="tipstat-output", help="output folder (default tipstat-output)")
+    common(p)
+
+    p = add("estimate", cmd_estimate, "estimate the number of victims from a capture-history table",
+            'tipstat estimate UK_5 --model "LA:NG + NG:GP" --json')
+    p.add_argument("file", help="table file (CSV/TSV/Excel/ODS) or bundled table name")
+    p.add_argument("--method", default="loglinear",
+                   help="loglinear (default) or a comparison method: independence, all2, "
+                        "stepwise, aic, bic, closedp, graphical, latent_class, bayes_loglinear")
+    p.add_argument("--model", default="independence",
+                   help='log-linear terms, e.g. "independence", "all2", "A:B + B:C"')
+    p.add_argument("--ci", default="profile", choices=["profile", "profile_rcapture", "wald", "none"],
+                   help="interval for --method loglinear (default profile likelihood)")
+    p.add_argument("--by-stratum", action="store_true", help="one estimate per stratum")
+    _add_input_options(p)
+    common(p, level=True)
+
+    p = add("compare", cmd_compare, "every method side by side (the sensitivity table)",
+            "tipstat compare NewOrleans_8 --methods independence,all2 --csv compare.csv")
+    p.add_argument("file", help="table file or bundled table name")
+    p.add_argument("--methods", default="default",
+                   help="'default', 'all' or comma-separated method names")
+    p.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    _add_input_options(p)
+    common(p, level=True)
+
+    p = add("validate", cmd_validate, "check input files and say what is wrong, row by row",
+            "tipstat validate police.csv ngo.csv")
+    p.add_argument("files", nargs="+", help="capture-history tables or IC-TIP record files")
+    p.add_argument("--entity-map", default=None,
+                   help="IC-TIP records: CSV mapping entity_id to list_id")
+    _add_input_options(p)
+    common(p, seed=False)
+
+    p = add("indicator", cmd_indicator, "SDG 16.2.2 table from IC-TIP records",
+            "tipstat indicator records.csv --population pop.csv --by sex,age,exploitation")
+    p.add_argument("records", help="IC-TIP coded victim records (CSV/Excel)")
+    p.add_argument("--population", required=True, help="population table (CSV)")
+    p.add_argument("--by", type=_csv_list, default=["sex", "age", "exploitation"],
+                   help="disaggregation (default sex,age,exploitation)")
+    p.add_argument("--out", default=None, help="write the table to this CSV file")
+    common(p, level=True)
+
+    p = add("report", cmd_report, "write a self-contained HTML report of an analysis",
+            "tipstat report UK_5 --out uk5.html")
+    p.add_argument("file", help="table file or bundled table name")
+    p.add_argument("--out", default="tipstat-report.html", help="HTML file to write")
+    p.add_argument("--methods", default="default", help="'default', 'all' or names")
+    p.add_argument("--title", default=None, help="report title")
+    _add_input_options(p)
+    common(p, json_=False, level=True)
+
+    p = add("reproduce", cmd_reproduce,
+            "print a published estimate beside tipstat's number and method",
+            'tipstat reproduce "UK 2013"')
+    p.add_argument("study", nargs="?", default=None,
+                   help="study (uk-2013, new-orleans, western-us, kosovo, korea, ...); "
+                        "none: list them")
+    p.add_argument("--no-selection", action="store_true",
+                   help="only refit the published model; do not rerun the selection rule")
+    common(p)
+
+    p = add("datasets", cmd_datasets, "list the bundled published tables", "tipstat datasets")
+    common(p, seed=False)
+    return parser
+
+
+def _level(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a coverage between 0 and 1, e.g. 0.95")
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 bad input, 1 internal error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    as_json = getattr(args, "json", False)
+
+    def fail(kind: str, message: str, code: int, problems: Sequence[Any] = ()) -> int:
+        if as_json:
+            _print_json(_envelope(args.command, seed=getattr(args, "seed", None), error={
+                "kind": kind, "message": message, "problems": [_problem(p) for p in problems]}))
+        else:
+            print(f"tipstat {args.command}: error: {message}", file=sys.stderr)
+            if code == 1 and kind == "internal":
+                print("this is a bug in tipstat: run again with --debug and report the traceback",
+                      file=sys.stderr)
+        return code
+
+    try:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore", FutureWarning)
+            return args.func(args)
+    except InputError as exc:
+        if debug:
             raise
-        print(f"tipstat: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("input", str(exc).split("\n")[0] if as_json else str(exc), 2, exc.problems)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        if debug:
+            raise
+        return fail("input", f"{exc.filename}: {exc.strerror}", 2)
+    except _Failure as exc:
+        if debug:
+            raise
+        return fail("unavailable", str(exc), exc.code)
+    except TipstatError as exc:
+        if debug:
+            raise
+        return fail("estimation", str(exc), 1)
+    except KeyboardInterrupt:
+        print("tipstat: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        return fail("internal", f"{type(exc).__name__}: {exc}", 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

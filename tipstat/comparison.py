@@ -1,0 +1,514 @@
+"""Every method side by side: the sensitivity table every MSE report needs.
+
+:func:`compare` runs a set of estimators on the same :class:`~tipstat.CaptureHistories` and
+returns a :class:`ComparisonTable` (a pandas DataFrame) with one row per method and model, in the
+columns users of Rcapture and SparseMSE already read: N-hat, interval and its kind, status,
+deviance, df, AIC and BIC where they are defined, and a short diagnostics note.
+
+Methods live in a registry (:data:`METHODS`). Each entry names the public ``tipstat`` function it
+needs; entries whose function is not in this version of tipstat are skipped by the ``"default"``
+and ``"all"`` sets (the table says which, in ``table.attrs["skipped"]``) and refused with a clear
+message when asked for by name. Users can add their own with :func:`register_method`.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .estimate import STATUSES, Estimate
+from .histories import CaptureHistories
+
+__all__ = ["COLUMNS", "METHODS", "ComparisonTable", "Method", "available_methods", "compare",
+           "register_method"]
+
+#: Columns of a comparison table, in order (stable: the CLI's ``--json`` and the report use them).
+COLUMNS = (
+    "method", "model", "family", "status", "n_observed", "n_hat", "lower", "upper", "level",
+    "ci_method", "se", "deviance", "df", "aic", "bic", "diagnostics", "warnings", "seconds",
+)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One entry of the method registry.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, used in ``compare(h, methods=[...])`` and ``tipstat estimate --method``.
+    label : str
+        Human-readable name shown in tables.
+    family : str
+        ``"log-linear"``, ``"model selection"``, ``"heterogeneity"`` or ``"Bayesian"``.
+    requires : str
+        The public ``tipstat`` attribute the method calls (``"fit_loglinear"``...).
+    run : callable
+        ``run(h, options) -> list of Estimate``; ``options`` holds ``level``, ``seed`` and
+        ``progress``.
+    default : bool
+        Part of ``methods="default"`` (fast enough to run on every table).
+    """
+
+    name: str
+    label: str
+    family: str
+    requires: str
+    run: Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]
+    default: bool = True
+
+    def available(self) -> bool:
+        """True when the public function this method needs exists in this tipstat."""
+        import tipstat
+
+        return hasattr(tipstat, self.requires)
+
+
+def _call(func: Callable[..., Any], *args: Any, **options: Any) -> Any:
+    """Call ``func`` passing only the keyword options its signature accepts."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return func(*args)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in options.items() if v is not None}
+    else:
+        kwargs = {k: v for k, v in options.items() if k in params and v is not None}
+    return func(*args, **kwargs)
+
+
+def _public(name: str) -> Callable[..., Any]:
+    import tipstat
+
+    return getattr(tipstat, name)
+
+
+def _as_estimates(result: Any) -> list[Estimate]:
+    if isinstance(result, Estimate):
+        return [result]
+    if isinstance(result, pd.DataFrame):
+        return [_row_to_estimate(row) for _, row in result.iterrows()]
+    if isinstance(result, Iterable):
+        out: list[Estimate] = []
+        for item in result:
+            out.extend(_as_estimates(item))
+        return out
+    raise TypeError(f"an estimator returned {type(result).__name__}, not an Estimate")
+
+
+def _row_to_estimate(row: pd.Series) -> Estimate:
+    """An Rcapture-style table row (abundance, stderr, deviance, df, AIC, BIC) as an Estimate."""
+    if isinstance(row.get("estimate"), Estimate):
+        return row["estimate"]
+
+    def get(*names: str, default: float = math.nan) -> Any:
+        for n in names:
+            if n in row.index and not (isinstance(row[n], float) and math.isnan(row[n])):
+                return row[n]
+        return default
+
+    model = str(get("model", default=row.name))
+    return Estimate(
+        n_hat=float(get("n_hat", "abundance")),
+        ci=(float(get("lower", "infCL")), float(get("upper", "supCL"))),
+        level=float(get("level", default=0.95)),
+        n_observed=float(get("n_observed", default=math.nan)),
+        method=str(get("method", default="heterogeneity")),
+        model=model,
+        status=str(get("status", default="ok")),
+        ci_method=str(get("ci_method", default="")),
+        se=float(get("se", "stderr")),
+        deviance=float(get("deviance")),
+        df=float(get("df")),
+        aic=float(get("aic", "AIC")),
+        bic=float(get("bic", "BIC")),
+    )
+
+
+# ---------------------------------------------------------------------------- the registry
+def _run_loglinear(terms: str) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
+    def run(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
+        return [_public("fit_loglinear")(h, terms, level=options["level"])]
+
+    return run
+
+
+def _run_select(criterion: str) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
+    def run(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
+        return _as_estimates(_call(_public("select_loglinear"), h, criterion=criterion, **options))
+
+    return run
+
+
+def _run_public(name: str) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
+    def run(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
+        return _as_estimates(_call(_public(name), h, **options))
+
+    return run
+
+
+#: The method registry, in display order. See :func:`register_method`.
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method, *, replace: bool = False) -> None:
+    """Add a method to the registry used by :func:`compare` and the command line.
+
+    Parameters
+    ----------
+    method : Method
+        The entry; ``method.run(h, options)`` must return a list of :class:`~tipstat.Estimate`.
+    replace : bool
+        Allow replacing an entry of the same name.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> from tipstat.comparison import Method, register_method, METHODS
+    >>> m = Method("mine", "log-linear [A:B]", "log-linear", "fit_loglinear",
+    ...            lambda h, o: [tipstat.fit_loglinear(h, "A:B", level=o["level"])], default=False)
+    >>> register_method(m)
+    >>> "mine" in METHODS
+    True
+    >>> del METHODS["mine"]
+    """
+    if method.name in METHODS and not replace:
+        raise InputError(f"a method named {method.name!r} is already registered "
+                         "(pass replace=True to replace it)")
+    METHODS[method.name] = method
+
+
+for _m in (
+    Method("independence", "log-linear, independence (Mt)", "log-linear", "fit_loglinear",
+           _run_loglinear("independence")),
+    Method("all2", "log-linear, all two-way interactions", "log-linear", "fit_loglinear",
+           _run_loglinear("all2")),
+    Method("stepwise", "stepwise selection (Chan, Silverman & Vincent 2021)", "model selection",
+           "select_loglinear", _run_select("stepwise")),
+    Method("aic", "AIC model selection", "model selection", "select_loglinear", _run_select("aic")),
+    Method("bic", "BIC model selection", "model selection", "select_loglinear", _run_select("bic")),
+    Method("closedp", "heterogeneity models (Rcapture closedp)", "heterogeneity", "closedp",
+           _run_public("closedp")),
+    Method("graphical", "Bayesian decomposable graphical model averaging", "Bayesian",
+           "fit_graphical", _run_public("fit_graphical")),
+    Method("latent_class", "Bayesian latent-class model (LCMCR)", "Bayesian", "fit_latent_class",
+           _run_public("fit_latent_class"), default=False),
+    Method("bayes_loglinear", "Bayesian log-linear, shrinkage priors", "Bayesian",
+           "fit_bayes_loglinear", _run_public("fit_bayes_loglinear"), default=False),
+):
+    register_method(_m)
+
+
+def available_methods() -> list[str]:
+    """Names of the registered methods whose estimator is present in this version of tipstat.
+
+    Examples
+    --------
+    >>> from tipstat.comparison import available_methods
+    >>> available_methods()[:2]
+    ['independence', 'all2']
+    """
+    return [name for name, m in METHODS.items() if m.available()]
+
+
+def _resolve(methods: str | Sequence[str]) -> tuple[list[Method], list[str]]:
+    if isinstance(methods, str) and methods in ("default", "all"):
+        chosen = [m for m in METHODS.values() if methods == "all" or m.default]
+        return [m for m in chosen if m.available()], [m.name for m in chosen if not m.available()]
+    names = [methods] if isinstance(methods, str) else list(methods)
+    if not names:
+        raise InputError("methods: no method given; use 'default', 'all' or names from "
+                         f"{list(METHODS)}")
+    out = []
+    for name in names:
+        if name not in METHODS:
+            raise InputError(f"methods: unknown method {name!r}; known: {', '.join(METHODS)} "
+                             "(or 'default', 'all')")
+        m = METHODS[name]
+        if not m.available():
+            raise InputError(f"methods: {name!r} needs tipstat.{m.requires}, which this version of "
+                             f"tipstat does not have; available: {', '.join(available_methods())}")
+        out.append(m)
+    return out, []
+
+
+# ---------------------------------------------------------------------------- the table
+def _first(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if k in d and d[k] is not None:
+            return d[k]
+    return None
+
+
+def diagnostic_note(est: Estimate) -> str:
+    """A one-line summary of an estimate's diagnostics (existence, convergence, R-hat, ESS).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> from tipstat.comparison import diagnostic_note
+    >>> diagnostic_note(tipstat.fit_loglinear(tipstat.datasets.load("Korea_3"), "all2"))[:25]
+    'the MLE does not exist: f'
+    """
+    d = est.diagnostics or {}
+    parts: list[str] = []
+    if est.status != "ok":
+        parts.append(str(d.get("reason") or STATUSES.get(est.status, est.status)))
+    if d.get("converged") is False and est.status != "not_converged":
+        parts.append("did not converge")
+    zero = d.get("zero_fitted_cells")
+    if isinstance(zero, int | np.integer) and zero > 0 and est.status == "ok":
+        parts.append(f"{int(zero)} zero fitted cell(s)")
+    rhat = _first(d, "rhat", "r_hat", "rhat_N", "rhat_n")
+    if rhat is not None:
+        try:
+            parts.append(f"R-hat {float(rhat):.3f}")
+        except (TypeError, ValueError):
+            pass
+    ess = _first(d, "ess_bulk", "ess", "ess_N", "ess_n")
+    if ess is not None:
+        try:
+            parts.append(f"ESS {float(ess):,.0f}")
+        except (TypeError, ValueError):
+            pass
+    n_models = _first(d, "n_models", "n_candidates")
+    if n_models is not None:
+        parts.append(f"{n_models} candidate models")
+    if est.draws is not None and len(est.draws) and "ESS" not in " ".join(parts):
+        parts.append(f"{len(est.draws):,} draws")
+    if not parts:
+        parts.append("converged; estimate exists" if est.status == "ok" else est.status)
+    return "; ".join(parts)
+
+
+class ComparisonTable(pd.DataFrame):
+    """The result of :func:`compare`: a DataFrame with one row per method and model.
+
+    Columns are :data:`COLUMNS`. The :class:`~tipstat.Estimate` of each row is kept in
+    ``table.estimates`` (same order as the rows), so draws, posterior and coefficients stay
+    reachable. ``table.attrs`` holds ``n_observed``, ``lists``, ``level``, ``seed`` and
+    ``skipped`` (methods of the requested set that this version of tipstat lacks).
+    """
+
+    _metadata: ClassVar[list[str]] = ["estimates"]
+
+    @property
+    def _constructor(self) -> type[ComparisonTable]:
+        return ComparisonTable
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Rows as plain Python values for JSON: non-finite numbers become ``None``.
+
+        The keys are :data:`COLUMNS` (``warnings`` is a list of strings).
+        """
+        out = []
+        for _, row in self.iterrows():
+            rec: dict[str, Any] = {}
+            for col in COLUMNS:
+                v = row[col]
+                if isinstance(v, float | np.floating):
+                    v = float(v) if math.isfinite(v) else None
+                elif isinstance(v, np.integer):
+                    v = int(v)
+                elif isinstance(v, tuple):
+                    v = list(v)
+                rec[col] = v
+            out.append(rec)
+        return out
+
+    def best(self, criterion: str = "aic") -> pd.Series:
+        """The row with the smallest ``criterion`` (``"aic"`` or ``"bic"``) among existing
+        estimates."""
+        if criterion not in ("aic", "bic"):
+            raise InputError(f"criterion={criterion!r}: expected 'aic' or 'bic'")
+        ok = self[self["status"].isin(["ok", "extended"]) & np.isfinite(self[criterion])]
+        if ok.empty:
+            raise InputError(f"no row of this comparison has a finite {criterion.upper()}")
+        return ok.loc[ok[criterion].idxmin()]
+
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """Forest plot of the rows (see :func:`tipstat.report.plots.plot_forest`)."""
+        from .report.plots import plot_forest
+
+        return plot_forest(self, ax=ax, **kwargs)
+
+    def _repr_html_(self) -> str:
+        level = self.attrs.get("level", 0.95)
+        head = ("<tr><th>method</th><th>model</th><th>status</th><th>N-hat</th>"
+                f"<th>{100 * level:g}% interval</th><th>kind</th><th>AIC</th><th>BIC</th>"
+                "<th>diagnostics</th></tr>")
+
+        def num(x: Any, digits: int = 0) -> str:
+            if x is None or (isinstance(x, float) and math.isnan(x)):
+                return "&ndash;"
+            if isinstance(x, float) and math.isinf(x):
+                return "&infin;"
+            return f"{x:,.{digits}f}"
+
+        rows = []
+        for _, r in self.iterrows():
+            style = "" if r["status"] in ("ok", "extended") else " style='color:#a00'"
+            rows.append(
+                f"<tr{style}><td>{html.escape(str(r['method']))}</td>"
+                f"<td>{html.escape(str(r['model']))}</td><td>{html.escape(str(r['status']))}</td>"
+                f"<td style='text-align:right'>{num(r['n_hat'])}</td>"
+                f"<td style='text-align:right'>[{num(r['lower'])}, {num(r['upper'])}]</td>"
+                f"<td>{html.escape(str(r['ci_method']))}</td>"
+                f"<td style='text-align:right'>{num(r['aic'], 2)}</td>"
+                f"<td style='text-align:right'>{num(r['bic'], 2)}</td>"
+                f"<td>{html.escape(str(r['diagnostics']))}</td></tr>"
+            )
+        n_obs = self.attrs.get("n_observed")
+        caption = (f"<caption>tipstat comparison: {len(self)} rows"
+                   + (f"; {num(float(n_obs))} persons observed" if n_obs is not None else "")
+                   + "</caption>")
+        skipped = self.attrs.get("skipped") or []
+        note = (f"<p style='color:#666'>not in this version of tipstat: "
+                f"{html.escape(', '.join(skipped))}</p>" if skipped else "")
+        return (f"<div class='tipstat-comparison'><table>{caption}<thead>{head}</thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>{note}</div>")
+
+
+@contextmanager
+def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A progress bar on standard error (``rich``, a PyMC dependency); yields ``advance(label)``.
+
+    Disabled (a no-op) when ``enabled`` is false or rich is missing, so callers need no check.
+    """
+    if not enabled:
+        yield lambda label="": None
+        return
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:  # pragma: no cover - rich comes with PyMC
+        yield lambda label="": None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[label]}"))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total, label="")
+
+        def advance(label: str = "") -> None:
+            bar.update(task, advance=1, label=label)
+
+        yield advance
+
+
+def _row(est: Estimate, family: str, seconds: float) -> dict[str, Any]:
+    return {
+        "method": est.method,
+        "model": est.model,
+        "family": family,
+        "status": est.status,
+        "n_observed": float(est.n_observed),
+        "n_hat": float(est.n_hat),
+        "lower": float(est.ci[0]),
+        "upper": float(est.ci[1]),
+        "level": float(est.level),
+        "ci_method": est.ci_method,
+        "se": float(est.se),
+        "deviance": float(est.deviance),
+        "df": float(est.df),
+        "aic": float(est.aic),
+        "bic": float(est.bic),
+        "diagnostics": diagnostic_note(est),
+        "warnings": tuple(str(w) for w in est.warnings),
+        "seconds": seconds,
+    }
+
+
+def compare(
+    h: CaptureHistories,
+    methods: str | Sequence[str] = "default",
+    *,
+    level: float = 0.95,
+    seed: int | None = None,
+    progress: bool = False,
+) -> ComparisonTable:
+    """Estimate N with several methods and put the results side by side.
+
+    Each method is run on the same table; a method that fails with an internal error becomes a
+    row with status ``"failed"`` and the error in ``diagnostics`` (the other rows still come),
+    while bad input (:class:`~tipstat.InputError`) stops the comparison.
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        Unstratified capture histories (use ``h.pooled()`` or one stratum of ``h.by_stratum()``).
+    methods : "default", "all" or list of str
+        Registry names (:data:`METHODS`): ``"independence"``, ``"all2"``, ``"stepwise"``,
+        ``"aic"``, ``"bic"``, ``"closedp"``, ``"graphical"``, ``"latent_class"``,
+        ``"bayes_loglinear"``. ``"default"`` is every fast method present in this version;
+        ``"all"`` adds the MCMC ones.
+    level : float
+        Interval coverage passed to every method.
+    seed : int, optional
+        Passed to every method that has a random step (bootstrap, MCMC), so the table is
+        reproducible.
+    progress : bool
+        Show a progress bar over methods (and let methods that support it show theirs).
+
+    Returns
+    -------
+    ComparisonTable
+        One row per method and model, columns :data:`COLUMNS`: ``n_hat``, ``lower``,
+        ``upper`` (interval of kind ``ci_method``), ``status``, ``aic``/``bic``/``deviance``/``df``
+        where the method has a likelihood (``nan`` otherwise), ``diagnostics`` (one-line note),
+        ``warnings``, ``seconds``.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> table = tipstat.compare(tipstat.datasets.load("UK_5"), ["independence", "all2"])
+    >>> table["status"].tolist()
+    ['ok', 'extended']
+    >>> round(table.n_hat.iloc[0])
+    13444
+    """
+    if not isinstance(h, CaptureHistories):
+        raise InputError(f"compare: expected tipstat.CaptureHistories, got {type(h).__name__}")
+    if h.n_strata > 1:
+        raise InputError(f"compare: these capture histories have {h.n_strata} strata "
+                         f"({', '.join(h.strata)}); compare the pooled table (h.pooled()) or one "
+                         "stratum at a time (h.by_stratum())")
+    if not 0 < level < 1:
+        raise InputError(f"compare: level={level!r} must be between 0 and 1 (e.g. 0.95)")
+    chosen, skipped = _resolve(methods)
+    options = {"level": level, "seed": seed, "progress": progress}
+    rows: list[dict[str, Any]] = []
+    estimates: list[Estimate] = []
+    with progress_bar(len(chosen), "methods", enabled=progress) as advance:
+        for m in chosen:
+            t0 = time.perf_counter()
+            try:
+                results = m.run(h, options)
+            except InputError:
+                raise
+            except Exception as exc:  # one failing method must not hide the others
+                failed = Estimate(n_hat=math.nan, ci=(math.nan, math.nan), level=level,
+                                  n_observed=float(h.n_observed), method=m.name, model=m.label,
+                                  status="failed",
+                                  diagnostics={"reason": f"{type(exc).__name__}: {exc}"},
+                                  warnings=(f"{m.name} failed: {type(exc).__name__}: {exc}",))
+                results = [failed]
+            seconds = (time.perf_counter() - t0) / max(len(results), 1)
+            for est in results:
+                rows.append(_row(est, m.family, seconds))
+                estimates.append(est)
+            advance(m.name)
+    table = ComparisonTable(pd.DataFrame(rows, columns=list(COLUMNS)))
+    table.estimates = estimates
+    table.attrs.update({"n_observed": float(h.n_observed), "lists": list(h.lists),
+                        "level": level, "seed": seed, "skipped": skipped})
+    return table
