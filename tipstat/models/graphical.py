@@ -1,0 +1,600 @@
+"""Bayesian model averaging over decomposable graphical models (Madigan & York 1997).
+
+The complete ``2**K`` table (the unobserved cell ``n_0 = N - n_obs`` included) is multinomial
+given N, with cell probabilities that factorise over a decomposable graph ``G`` with cliques
+``C`` and separators ``S``. Under the hyper-Dirichlet prior whose every marginal on a vertex set
+``A`` is Dirichlet with ``delta * 2**(K - |A|)`` per cell (total weight ``T = delta * 2**K``),
+the probability of the complete table is closed-form (Dawid & Lauritzen 1993):
+
+.. math::
+
+    p(n \\mid N, G) = \\frac{N!}{\\prod_x n_x!}
+        \\frac{\\prod_{C} h_C(n_C)}{\\prod_{S} h_S(n_S)},
+    \\qquad
+    \\log h_A(n_A) = \\sum_{x_A} \\big[\\log\\Gamma(n_{x_A} + a_A) - \\log\\Gamma(a_A)\\big]
+        + \\log\\Gamma(T) - \\log\\Gamma(N + T),
+
+with ``a_A = delta * 2**(K - |A|)`` and ``n_A`` the marginal table on ``A`` (``h_∅ = 1``). Only
+the marginal cell of the all-absent pattern depends on N. The joint posterior over graphs and N is
+
+.. math::
+
+    p(G, N \\mid y) \\propto p(G)\\, p(N)\\, p(n(N) \\mid N, G),
+
+with ``p(G)`` uniform over decomposable graphs and ``p(N)`` ∝ 1/N by default (as HRDAG's R
+package dga). N is evaluated on a grid of values of ``n_0``; the posterior of N is the column sum
+of the ``graphs × grid`` table and the posterior probability of a graph its row sum.
+
+For up to :data:`ENUMERATE_UP_TO` lists every decomposable graph is enumerated (822 for 5 lists,
+18,154 for 6). For more lists a Metropolis sampler moves over decomposable graphs by adding or
+removing one edge (proposals that break chordality are rejected), with N summed out on the grid,
+so each graph's marginal likelihood is exact; the posterior of N is the mixture of the graphs'
+conditional posteriors weighted by visit frequency (Rao-Blackwellised), and several chains give
+R-hat and ESS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import gammaln
+
+from ..errors import InputError, Problem
+from ..estimate import Estimate
+from ..histories import CaptureHistories
+from .graphs import Decomposition, adjacency, decompose, edge_pairs, enumerate_decomposable, graph_label
+
+__all__ = ["ENUMERATE_UP_TO", "fit_graphical", "log_prior_n"]
+
+#: Largest number of lists for which ``method="auto"`` enumerates every decomposable graph.
+ENUMERATE_UP_TO = 6
+
+PRIORS_N = ("1/N", "rissanen", "uniform")
+_CHUNK_CELLS = 2_000_000
+#: With MCMC, conditional quantiles of N are computed for this many most-visited graphs.
+MCMC_TABLE_QUANTILES = 1000  # graphs x grid values evaluated at once (16 MB of float64)
+
+
+# --------------------------------------------------------------------------- priors and grid
+def _log2_star(x: np.ndarray) -> np.ndarray:
+    """Rissanen's iterated logarithm ``log2 x + log2 log2 x + ...`` (positive terms only)."""
+    out = np.zeros_like(x, dtype=float)
+    cur = np.asarray(x, dtype=float).copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cur = np.where(cur > 1, np.log2(np.maximum(cur, 1.0)), 0.0)
+        while np.any(cur > 0):
+            out += cur
+            cur = np.where(cur > 1, np.log2(np.maximum(cur, 1.0)), 0.0)
+    return out
+
+
+def log_prior_n(n: np.ndarray, prior: str | Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Log prior of the population size N (up to a constant).
+
+    ``"1/N"``: ``-log N`` (dga's default; scale-invariant). ``"rissanen"``: Rissanen's universal
+    prior for integers, ``-log(2) * log2*(N)`` with ``log2*(N) = log2 N + log2 log2 N + ...``
+    (positive terms). ``"uniform"``: flat on the grid. A callable gets the array of N and returns
+    log prior values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> np.round(log_prior_n(np.array([1.0, 10.0]), "1/N"), 4).tolist()
+    [-0.0, -2.3026]
+    """
+    n = np.asarray(n, dtype=float)
+    if callable(prior):
+        out = np.asarray(prior(n), dtype=float)
+        if out.shape != n.shape or not np.all(np.isfinite(out)):
+            raise InputError("prior_n: the callable must return finite log prior values, one per N",
+                             [Problem("prior_n", None, None, f"{n.shape[0]} finite values")])
+        return out
+    if prior == "1/N":
+        return -np.log(n)
+    if prior == "rissanen":
+        return -math.log(2.0) * _log2_star(n)
+    if prior == "uniform":
+        return np.zeros_like(n)
+    raise InputError("unknown prior on N",
+                     [Problem("prior_n", None, prior, f"one of {PRIORS_N} or a callable")])
+
+
+def default_grid(n_obs: float, dense: int = 2000, ratio: float = 1.002, top: float = 1e5) -> np.ndarray:
+    """Default grid of undetected counts ``n_0``: every integer up to ``dense``, then a geometric
+    grid with relative spacing ``ratio - 1`` up to ``top * n_obs`` (at least ``100 * dense``).
+
+    The geometric part costs few points (about 1,150 per factor of 10), so the default reaches far
+    into the tail: with the ``1/N`` prior and small ``delta`` the posterior of N decays only like
+    ``N**(-2 + delta)`` under the saturated graph.
+
+    The posterior mass of a grid point is its density times the width it stands for, so quantiles
+    are exact on the integer part and within ``ratio - 1`` (0.2%) beyond it.
+
+    Examples
+    --------
+    >>> g = default_grid(500)
+    >>> int(g[0]), int(g[1999]), bool(g[-1] >= 500_000)
+    (0, 1999, True)
+    """
+    upper = max(top * n_obs, 100.0 * dense)
+    n_geo = math.ceil(math.log(upper / dense) / math.log(ratio)) + 1
+    geo = np.unique(np.round(dense * ratio ** np.arange(n_geo)))
+    return np.concatenate([np.arange(dense, dtype=float), geo[geo >= dense]])
+
+
+def _grid_widths(grid: np.ndarray) -> np.ndarray:
+    if grid.size == 1:
+        return np.ones(1)
+    d = np.diff(grid)
+    w = np.empty_like(grid)
+    w[0], w[-1] = d[0], d[-1]
+    w[1:-1] = (d[:-1] + d[1:]) / 2
+    return w
+
+
+def _check_grid(n_missing: Sequence[float] | np.ndarray) -> np.ndarray:
+    grid = np.asarray(n_missing, dtype=float).ravel()
+    problems = []
+    if grid.size < 2:
+        problems.append(Problem("n_missing", None, int(grid.size), "at least 2 grid values"))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(grid) | (grid < 0) | (grid != np.round(grid))
+    for i in np.flatnonzero(bad):
+        problems.append(Problem("n_missing", int(i), float(grid[i]), "a non-negative integer"))
+    if grid.size >= 2 and np.any(np.diff(grid) <= 0):
+        i = int(np.argmax(np.diff(grid) <= 0)) + 1
+        problems.append(Problem("n_missing", i, float(grid[i]), "strictly increasing values"))
+    if problems:
+        raise InputError("n_missing must be a grid of undetected counts", problems)
+    return grid
+
+
+# --------------------------------------------------------------------------- the likelihood
+class _Tables:
+    """Log ``h_A`` of every vertex set ``A`` on the grid (``H``, shape ``2**K x grid``) and the
+    part of the log posterior that does not depend on the graph (``base``)."""
+
+    def __init__(self, y: np.ndarray, k: int, delta: float, grid: np.ndarray,
+                 prior_n: str | Callable[[np.ndarray], np.ndarray]):
+        cells = np.arange(2**k)
+        full = np.concatenate([[0.0], y])
+        n_obs = float(y.sum())
+        total = delta * 2**k
+        n_tot = n_obs + grid
+        norm = gammaln(total) - gammaln(n_tot + total)
+        H = np.zeros((2**k, grid.size))
+        for a in range(1, 2**k):
+            alpha = delta * 2 ** (k - a.bit_count())
+            marg = np.bincount(cells & a, weights=full, minlength=2**k)
+            rest = np.delete(marg, 0)
+            rest = rest[rest > 0]
+            const = float(np.sum(gammaln(rest + alpha) - gammaln(alpha)))
+            H[a] = gammaln(marg[0] + grid + alpha) - gammaln(alpha) + const + norm
+        self.H = H
+        self.grid = grid
+        self.n = n_tot
+        self.log_width = np.log(_grid_widths(grid))
+        self.base = (gammaln(n_tot + 1) - gammaln(grid + 1) - float(np.sum(gammaln(y + 1)))
+                     + log_prior_n(n_tot, prior_n) + self.log_width)
+
+    def incidence(self, graphs: Sequence[Decomposition]) -> np.ndarray:
+        M = np.zeros((len(graphs), self.H.shape[0]))
+        for i, g in enumerate(graphs):
+            for c in g.cliques:
+                M[i, c] += 1
+            for s in g.separators:
+                M[i, s] -= 1
+        return M
+
+    def log_weights(self, graph: Decomposition) -> np.ndarray:
+        w = self.base + self.H[list(graph.cliques)].sum(axis=0)
+        if graph.separators:
+            w = w - self.H[list(graph.separators)].sum(axis=0)
+        return w
+
+
+def _logsumexp_rows(w: np.ndarray) -> np.ndarray:
+    m = w.max(axis=-1, keepdims=True)
+    return (m + np.log(np.exp(w - m).sum(axis=-1, keepdims=True)))[..., 0]
+
+
+def _mix_graphs(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray,
+                log_mix: np.ndarray | None = None, n_quantiles: int | None = None):
+    """Mixtures of the graphs' conditional posteriors ``p(N | G, y)`` on the grid.
+
+    Parameters
+    ----------
+    log_mix : array (n_graphs, n_mixtures), optional
+        Log mixture weights (e.g. MCMC visit counts of each chain); ``None`` weights the graphs
+        by their marginal likelihoods (the exact model average).
+    n_quantiles : int, optional
+        Compute conditional quantiles ``qs`` of N for the first ``n_quantiles`` graphs only
+        (``None``: all); the others get ``nan``.
+
+    Returns
+    -------
+    pmfs : array (n_mixtures, grid), normalised; log_z : log marginal likelihood of each graph;
+    quant : array (n_graphs, len(qs)).
+    """
+    n_graphs = len(graphs)
+    n_quantiles = n_graphs if n_quantiles is None else n_quantiles
+    chunk = max(1, _CHUNK_CELLS // tables.grid.size)
+    log_z = np.empty(n_graphs)
+    quant = np.full((n_graphs, qs.size), np.nan)
+    n_mix = 1 if log_mix is None else log_mix.shape[1]
+    acc = np.zeros((n_mix, tables.grid.size))
+    ref0 = -math.inf  # running reference of the exact average, so nothing overflows
+    last = tables.grid.size - 1
+    if log_mix is not None:
+        ref = log_mix.max(axis=0)
+    for start in range(0, n_graphs, chunk):
+        sl = slice(start, start + chunk)
+        w = tables.incidence(graphs[sl]) @ tables.H
+        w += tables.base
+        m = w.max(axis=1)
+        w -= m[:, None]
+        cond = np.exp(w, out=w)
+        total = cond.sum(axis=1)
+        cond /= total[:, None]
+        log_z[sl] = m + np.log(total)
+        if log_mix is None:
+            top = float(log_z[sl].max())
+            if top > ref0:
+                acc *= math.exp(ref0 - top)
+                ref0 = top
+            acc[0] += np.exp(log_z[sl] - ref0) @ cond
+        else:
+            acc += np.exp(log_mix[sl] - ref).T @ cond
+        if start < n_quantiles:
+            rows = range(min(n_quantiles - start, cond.shape[0]))
+            cdf = np.cumsum(cond[: len(rows)], axis=1)
+            for r in rows:
+                idx = np.minimum(np.searchsorted(cdf[r], qs, side="right"), last)
+                quant[start + r] = tables.n[idx]
+    return acc / acc.sum(axis=1, keepdims=True), log_z, quant
+
+
+def _quantile(n: np.ndarray, cdf: np.ndarray, q: float) -> float:
+    """Smallest grid N whose posterior CDF exceeds ``q`` (dga's ``posteriorQuantiles``)."""
+    return float(n[min(int(np.searchsorted(cdf, q, side="right")), n.size - 1)])
+
+
+# --------------------------------------------------------------------------- enumeration
+def _enumerate(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray):
+    pmfs, log_z, quant = _mix_graphs(tables, graphs, qs)
+    probs = np.exp(log_z - _logsumexp_rows(log_z[None, :])[0])
+    return pmfs[0], probs, quant
+
+
+# --------------------------------------------------------------------------- MCMC over graphs
+class _GraphSampler:
+    """Metropolis over decomposable graphs with N summed out: propose toggling one uniformly
+    chosen edge; stay if the new graph is not chordal, else accept with probability
+    ``min(1, p(y | G') / p(y | G))`` (uniform prior over graphs, symmetric proposal)."""
+
+    def __init__(self, tables: _Tables, k: int):
+        self.t = tables
+        self.k = k
+        self.n_pairs = len(edge_pairs(k))
+        self.cache: dict[int, tuple[Decomposition, float] | None] = {}
+
+    def lookup(self, edges: int) -> tuple[Decomposition, float] | None:
+        hit = self.cache.get(edges, False)
+        if hit is not False:
+            return hit
+        d = decompose(adjacency(edges, self.k), edges)
+        out = None
+        if d is not None:
+            H = self.t.H
+            w = self.t.base.copy()
+            for c in d.cliques:
+                w += H[c]
+            for s in d.separators:
+                w -= H[s]
+            m = float(w.max())
+            w -= m
+            out = (d, m + math.log(float(np.exp(w, out=w).sum())))
+        self.cache[edges] = out
+        return out
+
+    def start(self, rng: np.random.Generator, moves: int) -> int:
+        """A random decomposable graph: ``moves`` random legal edge toggles from the empty graph."""
+        edges = 0
+        for e in rng.integers(self.n_pairs, size=moves):
+            new = edges ^ (1 << int(e))
+            if decompose(adjacency(new, self.k)) is not None:
+                edges = new
+        return edges
+
+    def run(self, edges: int, steps: int, burn: int, thin: int, rng: np.random.Generator):
+        cur = self.lookup(edges)
+        assert cur is not None
+        cur_lz = cur[1]
+        proposals = rng.integers(self.n_pairs, size=burn + steps)
+        log_u = np.log(rng.random(burn + steps))
+        visits: Counter[int] = Counter()
+        trace = []
+        accepted = 0
+        for t in range(burn + steps):
+            new = edges ^ (1 << int(proposals[t]))
+            hit = self.lookup(new)
+            if hit is not None and log_u[t] < hit[1] - cur_lz:
+                edges, cur_lz = new, hit[1]
+                accepted += t >= burn
+            if t >= burn:
+                visits[edges] += 1
+                if (t - burn) % thin == thin - 1:
+                    trace.append(edges)
+        return visits, trace, accepted / max(steps, 1)
+
+
+def _mcmc(tables: _Tables, k: int, qs: np.ndarray, chains: int, steps: int, burn: int,
+          draws: int, rng: np.random.Generator):
+    sampler = _GraphSampler(tables, k)
+    thin = max(1, steps // draws)
+    visits: Counter[int] = Counter()
+    traces, accept, per_chain = [], [], []
+    for _ in range(chains):
+        start = sampler.start(rng, moves=4 * sampler.n_pairs)
+        v, trace, acc = sampler.run(start, steps, burn, thin, rng)
+        visits.update(v)
+        per_chain.append(v)
+        traces.append(trace[:draws])
+        accept.append(acc)
+    keys = sorted(visits, key=lambda e: -visits[e])
+    graphs = [sampler.cache[e][0] for e in keys]
+    counts = np.array([[v[e] for v in per_chain] + [visits[e]] for e in keys], dtype=float)
+    with np.errstate(divide="ignore"):
+        log_mix = np.log(counts)
+    pmfs, log_z, quant = _mix_graphs(tables, graphs, qs, log_mix, n_quantiles=MCMC_TABLE_QUANTILES)
+    return dict(pmf=pmfs[-1], chain_pmfs=pmfs[:-1], graphs=graphs, keys=keys,
+                freq=counts[:, -1] / counts[:, -1].sum(), log_z=log_z, quant=quant, traces=traces,
+                accept=accept, n_evaluated=sum(v is not None for v in sampler.cache.values()))
+
+
+# --------------------------------------------------------------------------- public API
+def _check_input(h: CaptureHistories, delta: float | None, level: float,
+                 method: str) -> tuple[np.ndarray, float]:
+    if not isinstance(h, CaptureHistories):
+        raise InputError("fit_graphical takes CaptureHistories",
+                         [Problem("h", None, type(h).__name__, "tipstat.CaptureHistories")])
+    problems = []
+    y = np.asarray(h.counts, dtype=float)
+    if h.k < 2:
+        problems.append(Problem("lists", None, h.k, "at least 2 lists"))
+    if np.any(y != np.round(y)):
+        problems.append(Problem("count", None, None, "integer counts (not expected counts)"))
+    if y.sum() <= 0:
+        problems.append(Problem("count", None, float(y.sum()), "at least one observed person"))
+    d = 2.0 ** -h.k if delta is None else delta
+    if not (isinstance(d, int | float) and math.isfinite(d) and d > 0):
+        problems.append(Problem("delta", None, delta, "a positive number (dga suggests 2**-K)"))
+    if not 0 < level < 1:
+        problems.append(Problem("level", None, level, "a number between 0 and 1"))
+    if method not in ("auto", "enumerate", "mcmc"):
+        problems.append(Problem("method", None, method, "'auto', 'enumerate' or 'mcmc'"))
+    if problems:
+        raise InputError("invalid input to fit_graphical", problems)
+    return y, float(d)
+
+
+def fit_graphical(
+    h: CaptureHistories,
+    delta: float | None = None,
+    prior_n: str | Callable[[np.ndarray], np.ndarray] = "1/N",
+    n_missing: Sequence[float] | np.ndarray | None = None,
+    level: float = 0.95,
+    method: str = "auto",
+    draws: int = 1000,
+    chains: int = 4,
+    steps: int | None = None,
+    burn: int | None = None,
+    seed: int | None = None,
+) -> Estimate:
+    """Population size by Bayesian averaging over decomposable graphical models.
+
+    Madigan & York (1997), as HRDAG's R package dga (``bma.cr``), extended beyond 5 lists by a
+    Metropolis sampler over decomposable graphs. With ``n_0 = N - n_obs`` on a grid,
+
+    .. math::
+
+        p(N \\mid y) \\propto p(N) \\sum_G p(G) \\frac{N!}{n_0! \\prod_x y_x!}
+            \\frac{\\prod_{C \\in G} h_C}{\\prod_{S \\in G} h_S},
+
+    where ``h_A`` is the Dirichlet-multinomial marginal likelihood of the marginal table on the
+    vertex set ``A`` under a hyper-Dirichlet prior with ``delta`` prior observations per cell of
+    the full table (see the module docstring). Strata are pooled.
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        The capture histories (K >= 2 lists; pooled over strata).
+    delta : float, optional
+        Hyper-Dirichlet prior weight per cell of the ``2**K`` table; default ``2**-K`` (dga's
+        suggestion: one prior observation in total).
+    prior_n : {"1/N", "rissanen", "uniform"} or callable
+        Prior on N (see :func:`log_prior_n`); dga's default is ``"1/N"``.
+    n_missing : array of int, optional
+        Grid of undetected counts ``n_0`` (dga's ``Nmissing``), increasing. Each point stands for
+        the width around it (the step of a regular grid). Default :func:`default_grid`: every
+        integer to 2,000, then 0.2% steps up to 100,000 ``n_obs``. A coarse regular grid
+        over-weights the spike of the posterior at ``n_0 = 0`` that sparse tables have.
+    level : float
+        Level of the equal-tailed posterior interval.
+    method : {"auto", "enumerate", "mcmc"}
+        ``"auto"`` enumerates all decomposable graphs when K <= :data:`ENUMERATE_UP_TO` and
+        samples them by MCMC otherwise.
+    draws, chains : int
+        Posterior draws per chain stored in ``idata`` / ``draws``. With enumeration they are
+        sampled exactly from the grid posterior; with MCMC they are the thinned chains.
+    steps, burn : int, optional
+        MCMC iterations per chain after burn-in (default ``max(20 * draws, 500 * K(K-1)/2)``)
+        and burn-in (default ``steps // 5``).
+    seed : int, optional
+        Seed of the draws and of the MCMC.
+
+    Returns
+    -------
+    Estimate
+        ``n_hat`` = posterior median, ``ci`` = equal-tailed interval, ``se`` = posterior SD;
+        ``diagnostics["models"]``: one row per graph (posterior probability, median and interval
+        of N given the graph); ``diagnostics["posterior"]``: the grid posterior of N;
+        ``diagnostics["tail_mass_top1pct"]``: mass in the top 1% of the grid range (truncation
+        check); for MCMC also ``rhat``, ``ess_bulk``, ``acceptance``, ``edge_probs``.
+        ``idata`` has ``N`` and ``graph`` (row of ``diagnostics["models"]``) as variables.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> est = tipstat.fit_graphical(tipstat.datasets.load("Spina_3"), seed=1)
+    >>> est.n_hat, est.ci
+    (725.0, (686.0, 784.0))
+    >>> est.diagnostics["models"].prob.iloc[0] > 0.5
+    True
+    """
+    y, d = _check_input(h, delta, level, method)
+    k = h.k
+    grid = default_grid(float(y.sum())) if n_missing is None else _check_grid(n_missing)
+    if callable(prior_n):
+        prior_label = getattr(prior_n, "__name__", "custom")
+    else:
+        log_prior_n(np.array([1.0]), prior_n)  # validates the name
+        prior_label = prior_n
+    for name, value in (("draws", draws), ("chains", chains), ("steps", steps), ("burn", burn)):
+        low = 0 if name == "burn" else 1
+        if value is not None and (not isinstance(value, int | np.integer) or value < low):
+            raise InputError("invalid sampling option", [Problem(name, None, value, "a positive integer")])
+    if method == "auto":
+        method = "enumerate" if k <= ENUMERATE_UP_TO else "mcmc"
+    if method == "enumerate" and k > ENUMERATE_UP_TO + 1:
+        raise InputError("too many lists to enumerate every decomposable graph",
+                         [Problem("method", None, method, f"'mcmc' for K > {ENUMERATE_UP_TO + 1}")])
+
+    rng = np.random.default_rng(seed)
+    alpha = (1 - level) / 2
+    qs = np.array([alpha, 0.5, 1 - alpha])
+    tables = _Tables(y, k, d, grid, prior_n)
+    n = tables.n
+    diagnostics: dict = {"delta": d, "prior_n": prior_label, "grid_size": int(grid.size),
+                         "grid_max": float(grid[-1]), "method": method}
+    warns: list[str] = []
+
+    if method == "enumerate":
+        graphs = enumerate_decomposable(k)
+        pmf, probs, quant = _enumerate(tables, graphs, qs)
+        order = np.argsort(-probs, kind="stable")
+        model = (f"BMA over {len(graphs)} decomposable graphs (enumerated), delta={d:g}, "
+                 f"prior N: {prior_label}")
+        graph_idx = rng.choice(len(graphs), size=(chains, draws), p=probs[order] / probs.sum())
+        table_graphs = [graphs[i] for i in order]
+        table = pd.DataFrame({
+            "graph": [graph_label(g.cliques, h.lists) for g in table_graphs],
+            "prob": probs[order],
+            "n_median": quant[order, 1],
+            "n_lower": quant[order, 0],
+            "n_upper": quant[order, 2],
+        })
+        N_draws = _draw_given_graphs(tables, table_graphs, graph_idx, rng)
+    else:
+        n_pairs = k * (k - 1) // 2
+        steps = steps if steps is not None else max(20 * draws, 500 * n_pairs)
+        burn = burn if burn is not None else steps // 5
+        if steps < draws:
+            raise InputError("steps must be at least draws",
+                             [Problem("steps", None, steps, f">= draws ({draws})")])
+        res = _mcmc(tables, k, qs, chains, steps, burn, draws, rng)
+        pmf = res["pmf"]
+        table_graphs = res["graphs"]
+        rel = np.exp(res["log_z"] - _logsumexp_rows(res["log_z"][None, :])[0])
+        table = pd.DataFrame({
+            "graph": [graph_label(g.cliques, h.lists) for g in table_graphs],
+            "prob": res["freq"],
+            "prob_visited": rel,
+            "n_median": res["quant"][:, 1],
+            "n_lower": res["quant"][:, 0],
+            "n_upper": res["quant"][:, 2],
+        })
+        pos = {e: i for i, e in enumerate(res["keys"])}
+        graph_idx = np.array([[pos[e] for e in tr] for tr in res["traces"]])
+        N_draws = _draw_given_graphs(tables, table_graphs, graph_idx, rng)
+        model = (f"BMA over decomposable graphs (MCMC: {chains} chains x {steps} steps, "
+                 f"{len(table_graphs)} graphs visited), delta={d:g}, prior N: {prior_label}")
+        pairs = edge_pairs(k)
+        edge_p = np.zeros(len(pairs))
+        for e, f in zip(res["keys"], res["freq"], strict=True):
+            for j in range(len(pairs)):
+                if e >> j & 1:
+                    edge_p[j] += f
+        diagnostics.update(
+            acceptance=res["accept"],
+            graphs_visited=len(table_graphs),
+            graphs_evaluated=res["n_evaluated"],
+            steps=steps, burn=burn,
+            edge_probs=pd.Series(edge_p, index=[f"{h.lists[i]}:{h.lists[j]}" for i, j in pairs],
+                                 name="posterior inclusion probability"),
+        )
+        diagnostics["chain_medians"] = [_quantile(n, np.cumsum(p), 0.5) for p in res["chain_pmfs"]]
+
+    cdf = np.cumsum(pmf)
+    n_hat = _quantile(n, cdf, 0.5)
+    lo, hi = _quantile(n, cdf, alpha), _quantile(n, cdf, 1 - alpha)
+    mean = float(pmf @ n)
+    sd = float(math.sqrt(max(pmf @ (n - mean) ** 2, 0.0)))
+    top = n >= n[0] + 0.99 * (n[-1] - n[0])
+    beyond = _tail_beyond(n, pmf, _grid_widths(grid))
+    diagnostics.update(models=table, posterior=pd.DataFrame({"N": n, "prob": pmf}),
+                       posterior_mean=mean, tail_mass_top1pct=float(pmf[top].sum()),
+                       tail_mass_beyond_grid=beyond)
+    if beyond > 1e-3:
+        warns.append(f"about {beyond:.2g} of the posterior mass of N lies beyond the grid "
+                     f"(n_0 > {grid[-1]:,.0f}): extend n_missing")
+
+    import arviz as az
+
+    idata = az.from_dict(posterior={"N": N_draws, "graph": graph_idx},
+                         attrs={"method": "graphical", "model": model, "seed": str(seed)})
+    if method == "mcmc":
+        summ = az.summary(idata, var_names=["N"], kind="diagnostics")
+        diagnostics["rhat"] = float(summ["r_hat"].iloc[0])
+        diagnostics["ess_bulk"] = float(summ["ess_bulk"].iloc[0])
+        if chains > 1 and diagnostics["rhat"] > 1.01:
+            warns.append(f"R-hat of N is {diagnostics['rhat']:.3f} > 1.01: run longer chains (steps)")
+        spread = (max(diagnostics["chain_medians"]) - min(diagnostics["chain_medians"])) / n_hat
+        if spread > 0.02:
+            warns.append(f"chain medians of N differ by {100 * spread:.1f}%: run longer chains")
+    return Estimate(
+        n_hat=n_hat, ci=(lo, hi), level=level, n_observed=float(y.sum()), method="graphical",
+        model=model, status="ok", ci_method="posterior equal-tailed", se=sd,
+        diagnostics=diagnostics, draws=N_draws.ravel(), idata=idata, seed=seed,
+        warnings=tuple(warns),
+    )
+
+
+def _tail_beyond(n: np.ndarray, pmf: np.ndarray, widths: np.ndarray) -> float:
+    """Posterior mass beyond the grid, extrapolating a power-law tail ``f(N) ∝ N**-s`` fitted to
+    the density at the last grid point and at the point nearest a tenth of it."""
+    dens = pmf / widths
+    j = int(np.searchsorted(n, n[-1] / 10))
+    if j >= n.size - 1 or dens[-1] <= 0 or dens[j] <= 0:
+        return 0.0 if dens[-1] <= 0 else float("inf")
+    s = math.log(dens[j] / dens[-1]) / math.log(n[-1] / n[j])
+    return float("inf") if s <= 1 else float(dens[-1] * n[-1] / (s - 1))
+
+
+def _draw_given_graphs(tables: _Tables, graphs: Sequence[Decomposition], graph_idx: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Draw N from p(N | graph, y) for each entry of ``graph_idx`` (inverse CDF on the grid)."""
+    u = rng.random(graph_idx.shape)
+    out = np.empty(graph_idx.shape)
+    for g in np.unique(graph_idx):
+        w = tables.log_weights(graphs[g])
+        p = np.exp(w - w.max())
+        cdf = np.cumsum(p) / p.sum()
+        sel = graph_idx == g
+        idx = np.minimum(np.searchsorted(cdf, u[sel], side="right"), cdf.size - 1)
+        out[sel] = tables.n[idx]
+    return out
