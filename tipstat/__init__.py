@@ -30,6 +30,7 @@ _LAZY = {
     "fit_design": "tipstat.models.loglinear",
     "loglinear_design": "tipstat.models.design",
     "Design": "tipstat.models.design",
+    "fit_graphical": "tipstat.models.graphical",
     "compare": "tipstat.comparison",
 }
 _SUBMODULES = {"datasets", "models"}
