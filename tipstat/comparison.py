@@ -71,7 +71,10 @@ class Method:
         """True when the public function this method needs exists in this tipstat."""
         import tipstat
 
-        return hasattr(tipstat, self.requires)
+        try:
+            return hasattr(tipstat, self.requires)
+        except Exception:  # an export whose module fails to import is not available
+            return False
 
 
 def _call(func: Callable[..., Any], *args: Any, **options: Any) -> Any:

@@ -1,0 +1,147 @@
+"""tipstat.compare: one row per method/model, numbers equal to the estimators' and to R's."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+import tipstat
+from tipstat.comparison import COLUMNS, METHODS, ComparisonTable, Method, available_methods
+
+
+def _rc(r_reference, dataset, model):
+    rows = r_reference[(r_reference.dataset == dataset) & (r_reference.method == "closedpCI")
+                       & (r_reference.model == model)]
+    assert len(rows) == 1, (dataset, model)
+    return rows.iloc[0]
+
+
+@pytest.fixture(scope="module")
+def uk5_table():
+    return tipstat.compare(tipstat.datasets.load("UK_5"), ["independence", "all2"])
+
+
+def test_rows_match_rcapture(uk5_table, r_reference):
+    # Rcapture closedpCI Mt and "Mt + all two-way" on UK_5; deterministic ML fits: relative 1e-6
+    # (the engine matches R to that precision; compare() must pass the numbers through untouched)
+    assert list(uk5_table.columns) == list(COLUMNS)
+    assert isinstance(uk5_table, ComparisonTable)
+    for i, model in enumerate(["Mt", "Mt + all two-way interactions"]):
+        ref = _rc(r_reference, "UK_5", model)
+        row = uk5_table.iloc[i]
+        assert row.n_hat == pytest.approx(ref.estimate, rel=1e-6)
+        assert row.aic == pytest.approx(ref.aic, rel=1e-6)
+        assert row.bic == pytest.approx(ref.bic, rel=1e-6)
+        assert row.deviance == pytest.approx(ref.deviance, rel=1e-5, abs=1e-6)
+        assert row.lower == pytest.approx(ref.lower, rel=1e-4)
+        assert row.upper == pytest.approx(ref.upper, rel=1e-4)
+        assert row.ci_method == "profile"
+        assert row.family == "log-linear"
+    assert uk5_table.status.tolist() == ["ok", "extended"]
+    assert uk5_table.attrs["n_observed"] == 2744
+    assert uk5_table.attrs["lists"] == ["LA", "NG", "PFNCA", "GO", "GP"]
+
+
+def test_estimates_kept_and_equal_rows(uk5_table):
+    assert len(uk5_table.estimates) == len(uk5_table)
+    for (_, row), est in zip(uk5_table.iterrows(), uk5_table.estimates, strict=True):
+        assert row.n_hat == est.n_hat
+        assert (row.lower, row.upper) == est.ci
+
+
+def test_best_by_aic(uk5_table):
+    # all two-way has AIC 129.78 against 217.78 for independence (Rcapture)
+    assert uk5_table.best("aic").model != "independence"
+    with pytest.raises(tipstat.InputError, match="criterion"):
+        uk5_table.best("dic")
+
+
+def test_nonexistent_estimate_is_a_row_with_status_and_json_null():
+    table = tipstat.compare(tipstat.datasets.load("Korea_3"), ["independence", "all2"])
+    row = table.iloc[1]
+    assert row.status == "does_not_exist"
+    assert math.isinf(row.n_hat)
+    assert "does not exist" in row.diagnostics
+    rec = table.to_records()[1]
+    assert rec["n_hat"] is None and rec["status"] == "does_not_exist"
+    assert set(rec) == set(COLUMNS)
+    assert isinstance(rec["warnings"], list) and rec["warnings"]
+
+
+def test_html_repr_shows_numbers_and_escapes(uk5_table):
+    page = uk5_table._repr_html_()
+    assert "13,444" in page and "[11,985, 15,166]" in page
+    assert "2,744 persons observed" in page
+    weird = uk5_table.copy()
+    weird.loc[0, "model"] = "<b>x</b>"
+    assert "&lt;b&gt;x&lt;/b&gt;" in weird._repr_html_()
+
+
+def test_subset_keeps_type_and_estimates(uk5_table):
+    sub = uk5_table[uk5_table.status == "ok"]
+    assert isinstance(sub, ComparisonTable)
+    assert len(sub) == 1 and sub.estimates is uk5_table.estimates
+
+
+def test_default_set_skips_missing_methods():
+    table = tipstat.compare(tipstat.datasets.load("Korea_3"))
+    shown = set(available_methods())
+    for name in table.attrs["skipped"]:
+        assert name not in shown and METHODS[name].default
+    assert {"independence", "all2"} <= shown
+    assert len(table) >= 2
+
+
+def test_bad_input_names_the_problem():
+    h = tipstat.datasets.load("UK_5")
+    with pytest.raises(tipstat.InputError, match=r"unknown method 'nope'.*independence"):
+        tipstat.compare(h, ["nope"])
+    with pytest.raises(tipstat.InputError, match="level"):
+        tipstat.compare(h, ["independence"], level=95)
+    with pytest.raises(tipstat.InputError, match="CaptureHistories"):
+        tipstat.compare(pd.DataFrame({"A": [1]}))
+    strat = tipstat.datasets.load("Spina_3")
+    with pytest.raises(tipstat.InputError, match="strata"):
+        tipstat.compare(strat, ["independence"])
+
+
+def test_unavailable_and_failing_methods(monkeypatch):
+    h = tipstat.datasets.load("UK_5")
+    monkeypatch.setitem(METHODS, "ghost", Method("ghost", "g", "log-linear",
+                                                 "no_such_function_xyz", lambda h, o: []))
+    with pytest.raises(tipstat.InputError, match="no_such_function_xyz"):
+        tipstat.compare(h, ["ghost"])
+
+    def boom(h, options):
+        raise RuntimeError("numerical trouble")
+
+    monkeypatch.setitem(METHODS, "boom", Method("boom", "b", "log-linear", "fit_loglinear", boom))
+    table = tipstat.compare(h, ["independence", "boom"])
+    assert table.status.tolist() == ["ok", "failed"]
+    assert "numerical trouble" in table.iloc[1].diagnostics
+    assert math.isnan(table.iloc[1].n_hat)
+
+
+def test_options_reach_methods(monkeypatch):
+    seen = {}
+
+    def spy(h, options):
+        seen.update(options)
+        return [tipstat.fit_loglinear(h, "independence", level=options["level"])]
+
+    monkeypatch.setitem(METHODS, "spy", Method("spy", "s", "log-linear", "fit_loglinear", spy))
+    table = tipstat.compare(tipstat.datasets.load("UK_5"), ["spy"], level=0.9, seed=7)
+    assert seen == {"level": 0.9, "seed": 7, "progress": False}
+    assert table.iloc[0].level == 0.9 and table.attrs["seed"] == 7
+
+
+@pytest.mark.skipif(not hasattr(tipstat, "fit_graphical"), reason="issue 4 not landed")
+def test_graphical_row_has_posterior():
+    table = tipstat.compare(tipstat.datasets.load("Korea_3"), ["graphical"], seed=3)
+    assert len(table) == 1 and table.iloc[0].status in ("ok", "extended")
+    est = table.estimates[0]
+    assert est.n_hat == table.iloc[0].n_hat
+    assert table.iloc[0].lower <= est.n_hat <= table.iloc[0].upper
+    assert table.iloc[0].family == "Bayesian"

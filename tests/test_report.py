@@ -1,0 +1,266 @@
+"""The HTML report: its numbers are the estimates', it is self-contained, small cells are
+suppressed, and a real headless browser (Debian's chromium) renders it with every image loaded
+and no console error."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import tipstat
+
+pytest.importorskip("jinja2")
+pytest.importorskip("matplotlib")
+from tipstat.report.html import build_report, suppress_small_cells, write_report
+
+SDG = pd.DataFrame({
+    "sex": ["F", "M", "_T"], "age": ["_T", "_T", "_T"], "exploitation": ["_T", "_T", "_T"],
+    "detected": [40, 3, 43], "undetected_est": [80.0, 7.0, 87.0],
+    "total_est": [120.0, 10.0, 130.0], "total_lcl": [100.0, 6.0, 110.0],
+    "total_ucl": [150.0, 19.0, 160.0], "population": [5e6, 5e6, 1e7],
+    "rate_per_100k": [2.4, 0.2, 1.3], "rate_lcl": [2.0, 0.12, 1.1],
+    "rate_ucl": [3.0, 0.38, 1.6],
+})
+
+
+@pytest.fixture(scope="module")
+def uk5_report(tmp_path_factory):
+    h = tipstat.datasets.load("UK_5")
+    table = tipstat.compare(h, ["independence", "all2"], seed=11)
+    path = write_report(tmp_path_factory.mktemp("report") / "uk5.html", h, comparison=table,
+                        sdg_table=SDG, accounting={"records read": 3010, "records used": 2744,
+                                                   "excluded: duplicate": 266},
+                        seed=11, published=11313.0, title="UK <2013> test")
+    return path, path.read_text(encoding="utf-8"), table
+
+
+def _results_json(page):
+    m = re.search(r'<script type="application/json" id="tipstat-results">(.*?)</script>', page, re.S)
+    assert m, "the report embeds its results as JSON"
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+def test_numbers_in_report_equal_the_estimates(uk5_report):
+    _, page, table = uk5_report
+    data = _results_json(page)
+    assert data["schema"] == "tipstat-report/1" and data["seed"] == 11
+    assert data["n_observed"] == 2744
+    for rec, est in zip(data["estimates"], table.estimates, strict=True):
+        assert rec["n_hat"] == pytest.approx(est.n_hat, rel=1e-12)
+        assert [rec["lower"], rec["upper"]] == pytest.approx(list(est.ci), rel=1e-12)
+        assert rec["status"] == est.status
+    # the visible table: data-value attributes and the formatted numbers
+    body = page.split('id="estimates-table"')[1].split("</table>")[0]
+    values = [float(v) for v in re.findall(r'data-value="([^"]+)"', body)]
+    expected = [x for est in table.estimates for x in (est.n_hat, *est.ci)]
+    assert values == pytest.approx(expected, rel=1e-12)
+    assert f"{table.estimates[0].n_hat:,.0f}" in body          # 13,444
+    assert re.search(r'id="n-observed">2,744<', page)
+
+
+def test_sections_and_accounting(uk5_report):
+    _, page, _ = uk5_report
+    for section in ("data", "overlaps", "estimates", "sensitivity", "diagnostics", "sdg"):
+        assert f'<section id="{section}">' in page
+    assert "UK &lt;2013&gt; test" in page                 # escaped
+    acc = page.split('id="accounting"')[1].split("</table>")[0]
+    assert "records read" in acc and "3,010" in acc and "excluded: duplicate" in acc
+    sens = page.split('id="sensitivity-table"')[1].split("</table>")[0]
+    assert sens.count("<tr") == 1 + 5                      # header + one row per list left out
+    # leave GP out: independence on the 4 other lists, 2,428 observed (UK_4's table)
+    uk4 = tipstat.fit_loglinear(tipstat.datasets.load("UK_4"), "independence")
+    assert f"{uk4.n_hat:,.0f}" in sens and "2,428" in sens
+
+
+def test_self_contained(uk5_report):
+    _, page, _ = uk5_report
+    srcs = re.findall(r'(?:src|href)="([^"#][^"]*)"', page)
+    assert srcs, "images are embedded"
+    for s in srcs:
+        assert s.startswith("data:image/png;base64,"), s[:40]
+        png = base64.b64decode(s.split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    assert len(srcs) >= 4              # overlaps, heatmap, forest, SDG rates
+    assert "http://" not in page and "https://" not in page
+
+
+def test_sdg_table_is_suppressed(uk5_report):
+    _, page, _ = uk5_report
+    sdg = page.split('id="sdg-table"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", sdg, re.S)
+    male = next(r for r in rows if "<td>M</td>" in r)
+    assert "&lt;5" in male and male.count("suppressed") == 7
+    assert "19.0" not in male and "0.2" not in male       # no derived figure of the small cell
+    female = next(r for r in rows if "<td>F</td>" in r)
+    assert "<td>40</td>" in female and "120.0" in female
+    assert "1 row(s)" in page
+
+
+def test_suppress_small_cells_rules():
+    out = suppress_small_cells(SDG)
+    assert out.loc[1, "detected"] == "<5" and out.loc[1, "rate_per_100k"] == "suppressed"
+    assert out.loc[0, "detected"] == "40" and len(out) == len(SDG)
+    assert suppress_small_cells(SDG, threshold=50).detected.tolist() == ["<50", "<50", "<50"]
+    with pytest.raises(tipstat.InputError, match="detected"):
+        suppress_small_cells(SDG.drop(columns="detected"))
+
+
+def test_bad_input():
+    with pytest.raises(tipstat.InputError, match="CaptureHistories"):
+        build_report(SDG)
+
+
+# ---------------------------------------------------------------------------- real browser
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class _DevTools:
+    """Minimal Chrome DevTools Protocol client over --remote-debugging-pipe (fds 3 and 4)."""
+
+    def __init__(self, exe):
+        to_chrome_r, self._w = os.pipe()
+        self._r, from_chrome_w = os.pipe()
+        self.profile = tempfile.mkdtemp(prefix="tipstat-chromium-")
+
+        def fds():
+            os.dup2(to_chrome_r, 3)
+            os.dup2(from_chrome_w, 4)
+
+        self.proc = subprocess.Popen(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             "--no-first-run", "--disable-extensions", f"--user-data-dir={self.profile}",
+             "about:blank"],
+            pass_fds=(3, 4), preexec_fn=fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._buf = b""
+        self._id = 0
+        self.events = []
+
+    def _read(self, timeout):
+        ready, _, _ = select.select([self._r], [], [], max(timeout, 0))
+        if not ready:
+            return
+        chunk = os.read(self._r, 1 << 20)
+        if not chunk:
+            raise RuntimeError("chromium closed the DevTools pipe")
+        self._buf += chunk
+        while b"\0" in self._buf:
+            raw, self._buf = self._buf.split(b"\0", 1)
+            self.events.append(json.loads(raw))
+
+    def send(self, method, params=None, session=None, timeout=60):
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        end = time.time() + timeout
+        while time.time() < end:
+            for i, m in enumerate(self.events):
+                if m.get("id") == self._id:
+                    self.events.pop(i)
+                    if "error" in m:
+                        raise RuntimeError(m["error"])
+                    return m["result"]
+            self._read(end - time.time())
+        raise TimeoutError(method)
+
+    def wait(self, event, timeout=60):
+        end = time.time() + timeout
+        while time.time() < end:
+            if any(e.get("method") == event for e in self.events):
+                return
+            self._read(end - time.time())
+        raise TimeoutError(event)
+
+    def close(self):
+        try:
+            self.send("Browser.close", timeout=10)
+        except Exception:
+            self.proc.kill()
+        self.proc.wait(20)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _render(exe, path):
+    tools = _DevTools(exe)
+    try:
+        target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        s = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for m in ("Page.enable", "Runtime.enable", "Log.enable"):
+            tools.send(m, session=s)
+        tools.send("Page.navigate", {"url": Path(path).resolve().as_uri()}, session=s)
+        tools.wait("Page.loadEventFired")
+
+        def js(expr):
+            return tools.send("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                              session=s)["result"]["value"]
+
+        result = {
+            "title": js("document.title"),
+            "images": js("Array.from(document.images).map(i => [i.complete, i.naturalWidth, "
+                         "i.naturalHeight, i.getBoundingClientRect().width])"),
+            "rows": js("document.querySelectorAll('#estimates-table tbody tr').length"),
+            "height": js("document.body.scrollHeight"),
+        }
+        tools._read(0.5)
+        result["errors"] = [
+            e for e in tools.events
+            if (e.get("method") == "Runtime.exceptionThrown")
+            or (e.get("method") == "Runtime.consoleAPICalled"
+                and e["params"].get("type") in ("error", "assert"))
+            or (e.get("method") == "Log.entryAdded"
+                and e["params"]["entry"].get("level") == "error")]
+        return result
+    finally:
+        tools.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/install-system-deps.sh installs it")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    return exe
+
+
+def test_report_renders_in_headless_chromium(uk5_report, chromium):
+    path, _, table = uk5_report
+    out = _render(chromium, path)
+    assert out["title"] == "UK <2013> test"
+    assert out["rows"] == len(table)
+    assert len(out["images"]) >= 4
+    for complete, width, height, shown in out["images"]:
+        assert complete and width > 100 and height > 100 and shown > 100
+    assert out["height"] > 2000
+    assert out["errors"] == []
+
+
+def test_browser_check_catches_broken_pages(uk5_report, chromium, tmp_path):
+    # the check above can fail: a page with a network image and a script error is caught
+    _, page, _ = uk5_report
+    bad = tmp_path / "bad.html"
+    bad.write_text(page.replace("</body>", '<img src="https://example.invalid/x.png">'
+                                           "<script>console.error('boom')</script></body>"))
+    out = _render(chromium, bad)
+    assert out["errors"]
+    assert any(not c or w == 0 for c, w, _, _ in out["images"])
