@@ -31,7 +31,7 @@ _SMALL_FITTED = 1e-6
 _ETA_MAX = 700.0
 # Batched fits: a converged fit whose kept zero cells all have fitted value above this is proved
 # to have an MLE (see newton_batch).
-_EXIST_FLOOR = 1e-8
+_EXIST_FLOOR = 1e-10
 
 
 @dataclass
@@ -293,132 +293,149 @@ class BatchFit:
 
 def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
                  cell_mask: np.ndarray | None = None, beta0: np.ndarray | None = None, *,
-                 maxiter: int = 60, chunk: int = 2048) -> BatchFit:
+                 maxiter: int = 60, chunk: int = 4096, full_cov: bool = True) -> BatchFit:
     """Fit many Poisson log-linear models at once by vectorised Newton-Raphson.
 
     Model ``b`` uses the columns ``col_mask[b]`` of the full design ``X`` (n, p) and the cells
     ``cell_mask[b]`` (the others are fixed at fitted value 0, as for cells that a zero margin
-    forces to be empty). Its Hessian is ``sum_c w_bc mu_bc x_c x_c'``, computed for all models
-    by one matrix product of the fitted values with the precomputed outer products ``x_c x_c'``;
-    masked parameters get an identity block so that one batched solve serves every model.
+    forces to be empty). Its Hessian ``sum_c w_bc mu_bc x_c x_c'`` is computed for all models by
+    one matrix product of the fitted values with the precomputed products ``x_ci x_cj`` (upper
+    triangle); masked parameters get an identity block so that one batched solve serves every
+    model. Each model stops when its Newton decrement ``g' H^-1 g`` falls below ``1e-12``.
 
-    ``y`` is (n,) (one table) or (B, n) (one table per model, e.g. bootstrap replicates).
+    ``y`` is (n,) (one table) or (B, n) (one table per model, e.g. bootstrap replicates);
+    ``beta0`` (B, p) are starting values (e.g. the fit of a neighbouring model). With
+    ``full_cov=False`` only the first row and column of the inverse information (what the SE of
+    N-hat needs) are computed.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
     col_mask = np.asarray(col_mask, dtype=bool)
     B, p = col_mask.shape
     n = X.shape[0]
     y = np.asarray(y, dtype=np.float64)
     Y = np.broadcast_to(y, (B, n)) if y.ndim == 1 else y
-    W = np.ones((B, n)) if cell_mask is None else np.asarray(cell_mask, dtype=np.float64)
+    W = None if cell_mask is None else np.asarray(cell_mask, dtype=np.float64)
     outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
+    XT = np.ascontiguousarray(X.T)
     out_beta = np.zeros((B, p))
     out_mu = np.zeros((B, n))
     out_cov = np.zeros((B, p, p))
     out_kernel = np.full(B, -np.inf)
     out_exact = np.zeros(B, dtype=bool)
     out_iter = np.zeros(B, dtype=np.int64)
-    diag = np.arange(p)
-    for lo in range(0, B, chunk):
-        hi = min(B, lo + chunk)
-        cm = col_mask[lo:hi].astype(np.float64)
-        w = W[lo:hi]
-        yy = Y[lo:hi]
-        cm2 = cm[:, :, None] * cm[:, None, :]
-        pad = 1.0 - cm
+    eye_idx = np.arange(p)
 
-        def hess(mu, cm2=cm2, pad=pad):
-            H = (mu @ outer).reshape(-1, p, p) * cm2
-            H[:, diag, diag] += pad
-            return H
+    def hess(mu, cm, cm2):
+        H = (mu @ outer).reshape(-1, p, p)
+        H *= cm2
+        H[:, eye_idx, eye_idx] += 1.0 - cm
+        return H
 
-        if beta0 is None:
-            z = np.log(yy + 0.5) * w
-            G = hess(w)
-            rhs = (z @ X) * cm
-            try:
-                beta = np.linalg.solve(G, rhs[:, :, None])[:, :, 0]
-            except np.linalg.LinAlgError:
-                beta = np.stack([np.linalg.lstsq(g, r, rcond=None)[0] for g, r in zip(G, rhs,
-                                                                                     strict=True)])
-        else:
-            beta = np.array(beta0[lo:hi], dtype=np.float64) * cm
-        nb = hi - lo
-        zero_kept = (yy == 0) & (w > 0)
-        done = np.zeros(nb, dtype=bool)
-        exact = np.zeros(nb, dtype=bool)
-        iters = np.zeros(nb, dtype=np.int64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            eta = beta @ X.T
-            mu = np.exp(eta) * w
-            ll = np.sum(w * yy * eta - mu, axis=1)
+    def solve(H, g):
+        try:
+            return np.linalg.solve(H, g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            out = np.empty_like(g)
+            for i in range(len(g)):
+                try:
+                    out[i] = np.linalg.solve(H[i], g[i])
+                except np.linalg.LinAlgError:
+                    out[i] = np.nan
+            return out
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for lo in range(0, B, chunk):
+            hi = min(B, lo + chunk)
+            nb = hi - lo
+            cm_all = col_mask[lo:hi].astype(np.float64)
+            w_all = np.ones((nb, n)) if W is None else W[lo:hi]
+            y_all = np.ascontiguousarray(Y[lo:hi])
+            if beta0 is None:
+                z = np.log(y_all + 0.5) * w_all
+                cm2 = cm_all[:, :, None] * cm_all[:, None, :]
+                beta_all = solve(hess(w_all, cm_all, cm2), (z @ X) * cm_all)
+                beta_all = np.nan_to_num(beta_all)
+            else:
+                beta_all = np.array(beta0[lo:hi], dtype=np.float64) * cm_all
+            eta = beta_all @ XT
+            mu_all = np.exp(eta) * w_all
+            ll_all = np.sum(w_all * y_all * eta - mu_all, axis=1)
+            exact_all = np.zeros(nb, dtype=bool)
+            iter_all = np.zeros(nb, dtype=np.int64)
+            # active (compacted) working copies
+            act = np.arange(nb)
+            beta, mu, ll = beta_all, mu_all, ll_all
+            yy, w, cm = y_all, w_all, cm_all
             for it in range(1, maxiter + 1):
-                act = np.flatnonzero(~done)
                 if len(act) == 0:
                     break
-                b, m, yl, wl = beta[act], mu[act], yy[act], w[act]
-                grad = ((yl - m) @ X) * cm[act]
-                H = hess(m, cm2[act], pad[act])
-                try:
-                    step = np.linalg.solve(H, grad[:, :, None])[:, :, 0]
-                except np.linalg.LinAlgError:
-                    step = np.empty_like(grad)
-                    for i in range(len(act)):
-                        try:
-                            step[i] = np.linalg.solve(H[i], grad[i])
-                        except np.linalg.LinAlgError:
-                            step[i] = np.nan
+                cm2 = cm[:, :, None] * cm[:, None, :]
+                grad = ((yy - mu) @ X) * cm
+                step = solve(hess(mu, cm, cm2), grad)
                 dec = np.sum(grad * step, axis=1)
                 bad_model = ~np.isfinite(dec)
+                step[bad_model] = 0.0
                 t = np.ones(len(act))
-                new_b = b + step
-                new_eta = new_b @ X.T
-                new_mu = np.exp(new_eta) * wl
-                new_ll = np.sum(wl * yl * new_eta - new_mu, axis=1)
-                old_ll = ll[act]
+                new_b = beta + step
+                new_eta = new_b @ XT
+                new_mu = np.exp(new_eta) * w
+                new_ll = np.sum(w * yy * new_eta - new_mu, axis=1)
                 for _ in range(40):
-                    worse = ~(np.isfinite(new_ll) & (new_ll >= old_ll - 1e-12 * (1 + np.abs(old_ll))))
+                    worse = ~(np.isfinite(new_ll) & (new_ll >= ll - 1e-12 * (1 + np.abs(ll))))
                     worse &= ~bad_model
                     if not worse.any():
                         break
-                    t[worse] *= 0.5
                     wi = np.flatnonzero(worse)
-                    new_b[wi] = b[wi] + t[wi, None] * step[wi]
-                    new_eta[wi] = new_b[wi] @ X.T
-                    new_mu[wi] = np.exp(new_eta[wi]) * wl[wi]
-                    new_ll[wi] = np.sum(wl[wi] * yl[wi] * new_eta[wi] - new_mu[wi], axis=1)
-                beta[act] = new_b
-                mu[act] = new_mu
-                ll[act] = new_ll
-                iters[act] = it
+                    t[wi] *= 0.5
+                    new_b[wi] = beta[wi] + t[wi, None] * step[wi]
+                    new_eta_w = new_b[wi] @ XT
+                    new_mu[wi] = np.exp(new_eta_w) * w[wi]
+                    new_ll[wi] = np.sum(w[wi] * yy[wi] * new_eta_w - new_mu[wi], axis=1)
                 # Existence proof: along a recession direction d (X_F d = 0, X_Z d <= -1 on the
                 # cells Z that the data force to 0) the Newton decrement g'H^-1 g is at least
                 # (g'd)^2 / d'Hd >= sum_Z mu_z / max|X_Z d|; so a fit that converged
-                # (decrement < 1e-12) while every kept zero cell had fitted value > 1e-8 has no
-                # such direction: its MLE exists.
+                # (decrement < 1e-12) while every kept zero cell had fitted value > 1e-10 has no
+                # such direction (for 0/1 designs max|X_Z d| is a small integer): its MLE exists.
+                zk = (yy == 0) & (w > 0)
+                small_before = np.where(zk, mu, np.inf).min(axis=1) < _EXIST_FLOOR
+                small_after = np.where(zk, new_mu, np.inf).min(axis=1) < _EXIST_FLOOR
                 conv = (dec < 1e-12) & ~bad_model
-                small_before = np.where(zero_kept[act], m, np.inf).min(axis=1) < _EXIST_FLOOR
-                small_after = np.where(zero_kept[act], new_mu, np.inf).min(axis=1) < _EXIST_FLOOR
-                stop_bad = bad_model | ((it >= 3) & small_after)
-                fin = conv | stop_bad
-                exact[act[conv & ~small_before & ~small_after]] = True
-                done[act[fin]] = True
-            exact &= np.isfinite(ll)
-            Hf = hess(mu)
-            try:
-                cov = np.linalg.inv(Hf)
-            except np.linalg.LinAlgError:
-                cov = np.full_like(Hf, np.nan)
-                for i in range(nb):
-                    try:
-                        cov[i] = np.linalg.inv(Hf[i])
-                    except np.linalg.LinAlgError:
-                        exact[i] = False
-            cov *= cm2
-        out_beta[lo:hi] = beta
-        out_mu[lo:hi] = mu
-        out_cov[lo:hi] = cov
-        out_kernel[lo:hi] = ll
-        out_exact[lo:hi] = exact
-        out_iter[lo:hi] = iters
+                fin = conv | bad_model | ((it >= 3) & small_after)
+                beta_all[act] = new_b
+                mu_all[act] = new_mu
+                ll_all[act] = new_ll
+                iter_all[act] = it
+                exact_all[act[conv & ~small_before & ~small_after]] = True
+                keep = ~fin
+                act = act[keep]
+                beta, mu, ll = new_b[keep], new_mu[keep], new_ll[keep]
+                yy, w, cm = yy[keep], w[keep], cm[keep]
+            exact_all &= np.isfinite(ll_all)
+            cm2 = cm_all[:, :, None] * cm_all[:, None, :]
+            Hf = hess(mu_all, cm_all, cm2)
+            if full_cov:
+                try:
+                    cov = np.linalg.inv(Hf)
+                except np.linalg.LinAlgError:
+                    cov = np.full_like(Hf, np.nan)
+                    for i in range(nb):
+                        try:
+                            cov[i] = np.linalg.inv(Hf[i])
+                        except np.linalg.LinAlgError:
+                            exact_all[i] = False
+                cov *= cm2
+            else:  # only Var(b0) = (H^-1)[0, 0] is needed for SE(N-hat)
+                e0 = np.zeros((nb, p))
+                e0[:, 0] = 1.0
+                col0 = solve(Hf, e0)
+                exact_all &= np.isfinite(col0[:, 0])
+                cov = np.zeros((nb, p, p))
+                cov[:, :, 0] = col0
+                cov[:, 0, :] = col0
+            out_beta[lo:hi] = beta_all
+            out_mu[lo:hi] = mu_all
+            out_cov[lo:hi] = cov
+            out_kernel[lo:hi] = ll_all
+            out_exact[lo:hi] = exact_all
+            out_iter[lo:hi] = iter_all
     return BatchFit(out_beta, out_mu, out_cov, out_kernel, out_exact, out_iter)

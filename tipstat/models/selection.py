@@ -1,0 +1,613 @@
+"""Model selection for Poisson log-linear MSE: information criteria, stepwise rules, averaging.
+
+A *model* is a hierarchical set of interaction terms (bit masks over lists, as in
+:mod:`tipstat.models.design`); main effects are always in. Every candidate is fitted by the shared
+engine, vectorised over many models at once (:func:`tipstat.models.poisson.newton_batch`) and
+checked for existence exactly as single fits are: a term whose margin is zero forces the cells
+containing it to be empty (their fitted values are 0, the term is dropped, and the extended MLE is
+fitted on the remaining cells, as SparseMSE does for non-overlapping lists); any other fit whose
+empty cells' fitted values vanish goes to the exact linear-programming check of
+:func:`tipstat.models.loglinear._fit`. Models whose MLE does not exist or whose N is not
+identifiable are excluded from every rule and counted.
+
+Rules
+-----
+``"aic"`` / ``"bic"``
+    Minimise ``AIC = -2 l + 2 p`` or ``BIC = -2 l + p log n_obs`` (Rcapture's conventions: ``l``
+    the Poisson log-likelihood of the ``2^K - 1`` observable cells, ``p`` design columns) over
+    every hierarchical model with interactions up to ``max_order`` when there are at most
+    ``max_models`` of them (UK_6: all 32,768 two-way models), else by greedy up/down search.
+``"stepwise"`` (Chan, Silverman & Vincent 2021)
+    From main effects, repeatedly add the two-way term with the smallest Poisson-tail p-value
+    ``min(P(X <= n_ij), P(X >= n_ij))``, ``X ~ Poisson(sum of fitted cells on both lists i and
+    j)``, ``n_ij`` the observed overlap, provided it is below ``pthresh`` (default 0.02) and the
+    enlarged model's MLE exists; stop when no term qualifies.
+``"bhs"`` (Bales, Hesketh & Silverman 2015, the Home Office UK 2013 estimate)
+    From main effects, repeatedly add the two-way term that lowers AIC most, provided the lowered
+    AIC is below the current one and the new term's Wald p-value ``2 (1 - Phi(|b / se(b)|))`` is
+    below ``alpha`` (default 0.05); stop otherwise.
+
+With ``average=True`` the AIC or BIC weights ``w_m = exp(-Delta_m / 2) / sum exp(-Delta / 2)``
+over admissible models give ``N_avg = sum w_m N_m`` with Buckland's unconditional standard error
+``sum w_m sqrt(se_m^2 + (N_m - N_avg)^2)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+from scipy.special import gammaln
+
+from ..errors import InputError
+from ..estimate import Estimate
+from ..histories import CaptureHistories, pattern_matrix
+from .design import loglinear_design, term_label
+from .loglinear import _check_histories, _fit, estimate_from_fit
+from .poisson import BatchFit, newton_batch
+
+__all__ = ["CRITERIA", "select_loglinear"]
+
+CRITERIA = ("aic", "bic", "stepwise", "bhs")
+ADMISSIBLE = ("ok", "extended")
+
+
+# --------------------------------------------------------------------------- model space
+class Space:
+    """All candidate terms of order 2..max_order for K lists, and the full design over them.
+
+    Column ``j`` of :attr:`X` (observable cells x (1 + K + n_terms)) is the intercept, the K main
+    effects, then the terms in :attr:`terms` order (by order, then lexicographic in the lists, so
+    that pairs run (1,2), (1,3), ..., (2,3), ... as in SparseMSE).
+    """
+
+    def __init__(self, lists: Sequence[str], max_order: int = 2):
+        self.lists = tuple(lists)
+        k = self.k = len(self.lists)
+        if max_order < 1:
+            raise InputError(f"max_order={max_order!r} must be at least 1 (1 = main effects only)")
+        self.max_order = min(int(max_order), k)
+        terms = []
+        for r in range(2, self.max_order + 1):
+            for combo in combinations(range(k), r):
+                terms.append(sum(1 << j for j in combo))
+        self.terms = tuple(terms)
+        self.index = {t: i for i, t in enumerate(terms)}
+        pat = pattern_matrix(k).astype(np.float64)  # rows: cells 1..2^k-1
+        codes = np.arange(1, 2**k)
+        cols = [np.ones(len(codes)), *pat.T] + [((codes & t) == t).astype(float) for t in terms]
+        self.X = np.column_stack(cols)
+        self.base = 1 + k
+        self.p = self.X.shape[1]
+        # cells containing each term
+        self.contains = np.column_stack([(codes & t) == t for t in terms]) if terms else \
+            np.zeros((len(codes), 0), dtype=bool)
+        # direct sub-terms (order >= 2) of each term, for hierarchy checks
+        self.parents = {t: tuple(t & ~(1 << j) for j in range(k)
+                                 if t >> j & 1 and (t & ~(1 << j)).bit_count() >= 2)
+                        for t in terms}
+        self.children = {t: tuple(u for u in terms if u != t and (u & t) == t
+                                  and u.bit_count() == t.bit_count() + 1) for t in terms}
+
+    def label(self, model: Sequence[int]) -> str:
+        if not model:
+            return "independence"
+        return "[" + ", ".join(term_label(t, self.lists) for t in self.ordered(model)) + "]"
+
+    def ordered(self, model: Sequence[int]) -> tuple[int, ...]:
+        return tuple(sorted(model, key=lambda t: (t.bit_count(), self.index[t])))
+
+    def col_mask(self, models: Sequence[Sequence[int]]) -> np.ndarray:
+        m = np.zeros((len(models), self.p), dtype=bool)
+        m[:, : self.base] = True
+        for i, model in enumerate(models):
+            for t in model:
+                m[i, self.base + self.index[t]] = True
+        return m
+
+    def count_models(self, limit: int) -> int:
+        """Number of hierarchical models (stops counting above ``limit``)."""
+        if self.max_order <= 2:
+            return 2 ** len(self.terms)
+        n = 0
+        for _ in self.enumerate():
+            n += 1
+            if n > limit:
+                break
+        return n
+
+    def enumerate(self):
+        """Every hierarchical model (downward-closed term set), depth-first."""
+        terms = self.terms
+        chosen: set[int] = set()
+
+        def rec(i):
+            if i == len(terms):
+                yield tuple(sorted(chosen, key=lambda t: (t.bit_count(), self.index[t])))
+                return
+            t = terms[i]
+            yield from rec(i + 1)
+            if all(par in chosen for par in self.parents[t]):
+                chosen.add(t)
+                yield from rec(i + 1)
+                chosen.discard(t)
+
+        yield from rec(0)
+
+
+@lru_cache(maxsize=64)
+def _space(lists: tuple[str, ...], max_order: int) -> Space:
+    return Space(lists, max_order)
+
+
+# --------------------------------------------------------------------------- batch evaluation
+@dataclass
+class Evaluated:
+    """Fits of many models to one table (arrays aligned with ``models``)."""
+
+    models: list
+    n_hat: np.ndarray
+    se: np.ndarray
+    var_b0: np.ndarray
+    loglik: np.ndarray
+    deviance: np.ndarray
+    n_params: np.ndarray
+    aic: np.ndarray
+    bic: np.ndarray
+    status: np.ndarray
+    beta: np.ndarray
+    cov: np.ndarray
+    mu: np.ndarray
+    n_exact_checks: int = 0
+    reasons: dict = field(default_factory=dict)
+
+    @property
+    def admissible(self) -> np.ndarray:
+        return np.isin(self.status, ADMISSIBLE) & np.isfinite(self.n_hat)
+
+
+def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
+             beta0: np.ndarray | None = None) -> Evaluated:
+    """Fit every model in ``models`` to the observable counts ``y``."""
+    y = np.asarray(y, dtype=np.float64)
+    M = len(models)
+    cmask = space.col_mask(models)
+    n_obs = float(y.sum())
+    # terms with zero margin force their cells to be empty
+    margins = y @ space.contains if space.terms else np.zeros(0)
+    zero_terms = np.flatnonzero(margins == 0)
+    cells = np.ones((M, len(y)), dtype=bool)
+    if len(zero_terms):
+        zcols = space.base + zero_terms
+        hit = cmask[:, zcols]  # (M, z)
+        if hit.any():
+            drop_cells = hit.astype(np.float64) @ space.contains[:, zero_terms].T.astype(np.float64)
+            cells = drop_cells == 0
+            cmask[:, zcols] = False
+    if beta0 is None and M > 16:
+        fit = _levelwise(space, y, models, cmask, cells)
+    else:
+        fit = newton_batch(space.X, y, cmask, cells, beta0)
+    lgy = float(gammaln(y + 1).sum())
+    sat = float(np.sum(y[y > 0] * np.log(y[y > 0]) - y[y > 0]))
+    n_params = np.array([space.base + len(m) for m in models], dtype=np.float64)
+    loglik = fit.kernel - lgy
+    mu0 = np.exp(fit.beta[:, 0])
+    var_b0 = fit.cov[:, 0, 0]
+    status = np.where(cells.all(axis=1), "ok", "extended").astype(object)
+    n_hat = n_obs + mu0
+    se = np.sqrt(mu0 + mu0**2 * var_b0)
+    beta = fit.beta
+    cov = fit.cov
+    mu = fit.mu
+    reasons: dict = {}
+    todo = np.flatnonzero(~fit.exact)
+    for i in todo:  # exact check (linear programs) where Newton could not prove existence
+        design = loglinear_design(space.lists, space.ordered(models[i]))
+        f = _fit(design, y, space.lists)
+        st = f.existence.status if (f.converged or not f.existence.finite) else "not_converged"
+        status[i] = st
+        reasons[i] = f.existence.reason
+        loglik[i] = f.loglik
+        n_hat[i] = f.n_hat if st in ADMISSIBLE else (math.inf if st == "does_not_exist" else math.nan)
+        se[i] = f.se
+        var_b0[i] = f.var_b0
+        cols = [0, *range(1, space.base)] + [space.base + space.index[t] for t in design.terms]
+        b = np.zeros(space.p)
+        b[cols] = np.nan_to_num(f.beta, nan=0.0)
+        beta[i] = b
+        c = np.zeros((space.p, space.p))
+        if f.cov is not None:
+            c[np.ix_(cols, cols)] = np.nan_to_num(f.cov, nan=0.0)
+        cov[i] = c
+        mu[i] = f.mu
+    deviance = np.maximum(2.0 * (sat - (loglik + lgy)), 0.0)
+    aic = -2.0 * loglik + 2.0 * n_params
+    bic = -2.0 * loglik + math.log(n_obs) * n_params
+    return Evaluated(list(models), n_hat, se, var_b0, loglik, deviance, n_params, aic, bic,
+                     status.astype(str), beta, cov, mu, len(todo), reasons)
+
+
+def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cmask: np.ndarray,
+               cells: np.ndarray):
+    """Fit models in order of size, each started from the fit of its parent (the model without
+    its last term) when that is among ``models``, else from the independence fit: neighbouring
+    models have nearby estimates, so Newton needs 3-5 steps instead of ~10."""
+    M = len(models)
+    pos = {tuple(m): i for i, m in enumerate(models)}
+    sizes = np.array([len(m) for m in models])
+    start = np.zeros((M, space.p))
+    ind = newton_batch(space.X, y, space.col_mask([()]), None, None)
+    start[:] = ind.beta[0]
+    out = None
+    for size in np.unique(sizes):
+        idx = np.flatnonzero(sizes == size)
+        for i in idx:
+            par = pos.get(tuple(space.ordered(models[i]))[:-1])
+            if par is not None and out is not None and sizes[par] < size:
+                start[i] = out.beta[par]
+        part = newton_batch(space.X, y, cmask[idx], cells[idx], start[idx], full_cov=False)
+        if out is None:
+            out = BatchFit(np.zeros((M, space.p)), np.zeros((M, len(y))),
+                           np.zeros((M, space.p, space.p)), np.full(M, -np.inf),
+                           np.zeros(M, dtype=bool), np.zeros(M, dtype=np.int64))
+        out.beta[idx] = part.beta
+        out.mu[idx] = part.mu
+        out.cov[idx] = part.cov
+        out.kernel[idx] = part.kernel
+        out.exact[idx] = part.exact
+        out.iterations[idx] = part.iterations
+    return out
+
+
+# --------------------------------------------------------------------------- rules
+@dataclass
+class Selection:
+    """Outcome of one selection run on one table (internal; also used by the bootstrap)."""
+
+    model: tuple[int, ...]
+    n_hat: float
+    path: list
+    table: Evaluated | None = None
+    n_models: int = 0
+    search: str = ""
+
+
+def _poisson_tail_p(n: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``min(P(X <= n), P(X >= n))`` for ``X ~ Poisson(lam)`` (R: ``ppois``)."""
+    lower = special.pdtr(n, lam)
+    upper = np.where(n > 0, special.pdtrc(np.maximum(n - 1, 0), lam), 1.0)
+    return np.minimum(lower, upper)
+
+
+def _stepwise(space: Space, y: np.ndarray, pthresh: float) -> Selection:
+    pairs = [t for t in space.terms if t.bit_count() == 2]
+    nstar = y @ space.contains[:, [space.index[t] for t in pairs]]
+    model: tuple[int, ...] = ()
+    cur = evaluate(space, y, [model])
+    path = [{"step": 0, "action": "start", "term": "", "p_value": math.nan,
+             "model": space.label(model), "n_hat": float(cur.n_hat[0]),
+             "aic": float(cur.aic[0]), "bic": float(cur.bic[0])}]
+    if not cur.admissible[0]:
+        return Selection(model, float(cur.n_hat[0]), path, search="stepwise")
+    pair_cells = space.contains[:, [space.index[t] for t in pairs]].astype(np.float64)
+    included = np.zeros(len(pairs), dtype=bool)
+    step = 0
+    while pthresh > 0 and not included.all():
+        lam = cur.mu[0] @ pair_cells
+        pv = _poisson_tail_p(nstar, lam)
+        pv[included] = 1.0
+        order = np.argsort(pv, kind="stable")
+        accepted = False
+        for j in order:
+            if pv[j] >= pthresh:
+                break
+            cand = (*model, pairs[j])
+            b0 = cur.beta.copy()
+            ev = evaluate(space, y, [cand], b0)
+            if ev.admissible[0]:
+                step += 1
+                model, cur = cand, ev
+                included[j] = True
+                path.append({"step": step, "action": "add", "term": term_label(pairs[j], space.lists),
+                             "p_value": float(pv[j]), "model": space.label(model),
+                             "n_hat": float(ev.n_hat[0]), "aic": float(ev.aic[0]),
+                             "bic": float(ev.bic[0])})
+                accepted = True
+                break
+            path.append({"step": step, "action": f"skip ({ev.status[0]})",
+                         "term": term_label(pairs[j], space.lists), "p_value": float(pv[j]),
+                         "model": space.label(cand), "n_hat": float(ev.n_hat[0]),
+                         "aic": float(ev.aic[0]), "bic": float(ev.bic[0])})
+            included[j] = True  # SparseMSE sets its p-value to 1 for this step; it stays out
+        if not accepted:
+            break
+    return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="stepwise")
+
+
+def _bhs(space: Space, y: np.ndarray, alpha: float) -> Selection:
+    pairs = [t for t in space.terms if t.bit_count() == 2]
+    model: tuple[int, ...] = ()
+    cur = evaluate(space, y, [model])
+    path = [{"step": 0, "action": "start", "term": "", "p_value": math.nan,
+             "model": space.label(model), "n_hat": float(cur.n_hat[0]),
+             "aic": float(cur.aic[0]), "bic": float(cur.bic[0])}]
+    step = 0
+    while True:
+        rest = [t for t in pairs if t not in model]
+        if not rest or not cur.admissible[0]:
+            break
+        cands = [(*model, t) for t in rest]
+        ev = evaluate(space, y, cands, np.repeat(cur.beta, len(cands), axis=0))
+        aic = np.where(ev.admissible, ev.aic, np.inf)
+        j = int(np.argmin(aic))
+        if not np.isfinite(aic[j]) or aic[j] >= cur.aic[0]:
+            break
+        col = space.base + space.index[rest[j]]
+        b, v = ev.beta[j, col], ev.cov[j, col, col]
+        pval = float(2 * stats.norm.sf(abs(b) / math.sqrt(v))) if v > 0 else math.nan
+        if not pval < alpha:
+            path.append({"step": step, "action": "stop (Wald p >= alpha)",
+                         "term": term_label(rest[j], space.lists), "p_value": pval,
+                         "model": space.label(cands[j]), "n_hat": float(ev.n_hat[j]),
+                         "aic": float(ev.aic[j]), "bic": float(ev.bic[j])})
+            break
+        step += 1
+        model = cands[j]
+        cur = evaluate(space, y, [model], ev.beta[j:j + 1])
+        path.append({"step": step, "action": "add", "term": term_label(rest[j], space.lists),
+                     "p_value": pval, "model": space.label(model), "n_hat": float(cur.n_hat[0]),
+                     "aic": float(cur.aic[0]), "bic": float(cur.bic[0])})
+    return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="bhs")
+
+
+def _neighbours(space: Space, model: tuple[int, ...]) -> list[tuple[int, ...]]:
+    s = set(model)
+    out = []
+    for t in space.terms:
+        if t in s:
+            if not any(c in s for c in space.children[t]):
+                out.append(space.ordered(s - {t}))
+        elif all(par in s for par in space.parents[t]):
+            out.append(space.ordered(s | {t}))
+    return out
+
+
+def _criterion_values(ev: Evaluated, criterion: str) -> np.ndarray:
+    vals = ev.aic if criterion == "aic" else ev.bic
+    return np.where(ev.admissible, vals, np.inf)
+
+
+def _greedy(space: Space, y: np.ndarray, criterion: str) -> Selection:
+    model: tuple[int, ...] = ()
+    first = evaluate(space, y, [model])
+    best = float(_criterion_values(first, criterion)[0])
+    seen: dict[tuple[int, ...], tuple] = {}
+    rows = [first]
+    path = [{"step": 0, "action": "start", "term": "", "model": space.label(model),
+             "n_hat": float(first.n_hat[0]), criterion: best}]
+    step = 0
+    while True:
+        nb = [m for m in _neighbours(space, model) if m not in seen]
+        if not nb:
+            break
+        ev = evaluate(space, y, nb)
+        rows.append(ev)
+        vals = _criterion_values(ev, criterion)
+        for m, v in zip(nb, vals, strict=True):
+            seen[m] = v
+        j = int(np.argmin(vals))
+        if not vals[j] < best:
+            break
+        step += 1
+        added = set(nb[j]) - set(model)
+        removed = set(model) - set(nb[j])
+        term = next(iter(added or removed))
+        model, best = nb[j], float(vals[j])
+        path.append({"step": step, "action": "add" if added else "drop",
+                     "term": term_label(term, space.lists), "model": space.label(model),
+                     "n_hat": float(ev.n_hat[j]), criterion: best})
+    table = _concat(rows)
+    i = table.models.index(model)
+    return Selection(model, float(table.n_hat[i]), path, table, len(table.models), "greedy")
+
+
+def _concat(parts: list[Evaluated]) -> Evaluated:
+    keys = ["n_hat", "se", "var_b0", "loglik", "deviance", "n_params", "aic", "bic", "status",
+            "beta", "cov", "mu"]
+    vals = {k: np.concatenate([getattr(p, k) for p in parts]) for k in keys}
+    models = [m for p in parts for m in p.models]
+    return Evaluated(models, **vals, n_exact_checks=sum(p.n_exact_checks for p in parts))
+
+
+def _exhaustive(space: Space, y: np.ndarray, criterion: str) -> Selection:
+    models = list(space.enumerate())
+    ev = evaluate(space, y, models)
+    vals = _criterion_values(ev, criterion)
+    j = int(np.argmin(vals))
+    if not np.isfinite(vals[j]):
+        return Selection((), math.nan, [], ev, len(models), "exhaustive")
+    path = [{"step": 0, "action": f"best of {len(models)} by {criterion.upper()}", "term": "",
+             "model": space.label(models[j]), "n_hat": float(ev.n_hat[j]),
+             criterion: float(vals[j])}]
+    return Selection(models[j], float(ev.n_hat[j]), path, ev, len(models), "exhaustive")
+
+
+def run_selection(space: Space, y: np.ndarray, criterion: str, *, pthresh: float = 0.02,
+                  alpha: float = 0.05, search: str = "auto", max_models: int = 40_000,
+                  average: bool = False) -> Selection:
+    """Run one rule on observable counts ``y`` (the fast core used by the bootstrap)."""
+    if criterion == "stepwise":
+        return _stepwise(space, y, pthresh)
+    if criterion == "bhs":
+        return _bhs(space, y, alpha)
+    if search == "auto":
+        search = "exhaustive" if space.count_models(max_models) <= max_models else "greedy"
+    sel = _exhaustive(space, y, criterion) if search == "exhaustive" else \
+        _greedy(space, y, criterion)
+    if average and sel.table is not None:
+        w = weights(sel.table, criterion)
+        ok = w > 0
+        sel.n_hat = float(np.sum(w[ok] * sel.table.n_hat[ok]))
+    return sel
+
+
+def weights(ev: Evaluated, criterion: str) -> np.ndarray:
+    """Akaike / Schwarz weights ``exp(-Delta/2)`` normalised over admissible models."""
+    vals = _criterion_values(ev, criterion)
+    if not np.isfinite(vals).any():
+        return np.zeros(len(vals))
+    d = vals - vals.min()
+    w = np.exp(-0.5 * d)
+    return w / w.sum()
+
+
+# --------------------------------------------------------------------------- public API
+def select_loglinear(
+    h: CaptureHistories,
+    criterion: str = "bic",
+    *,
+    max_order: int = 2,
+    search: str = "auto",
+    pthresh: float = 0.02,
+    alpha: float = 0.05,
+    average: bool = False,
+    ci: str | None = None,
+    level: float = 0.95,
+    max_models: int = 40_000,
+) -> Estimate:
+    """Choose a log-linear MSE model by an information criterion or a stepwise rule.
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        Unstratified capture histories.
+    criterion : {"aic", "bic", "stepwise", "bhs"}
+        ``"aic"``/``"bic"``: minimise the criterion (Rcapture's ``closedpMS.t`` conventions);
+        ``"stepwise"``: Chan, Silverman & Vincent (2021) forward selection by Poisson-tail
+        p-values below ``pthresh`` (SparseMSE ``estimatepopulation``,
+        MultipleSystemsEstimation ``estimate_population_stepwise``); ``"bhs"``: Bales, Hesketh
+        & Silverman (2015) forward AIC steps kept only if the new term's Wald p < ``alpha``.
+    max_order : int
+        Highest interaction order searched by ``"aic"``/``"bic"`` (stepwise rules use two-way
+        terms).
+    search : {"auto", "exhaustive", "greedy"}
+        ``"auto"``: every hierarchical model when there are at most ``max_models``, else greedy
+        up/down steps (add or drop one term while the criterion improves).
+    pthresh, alpha : float
+        Thresholds of the ``"stepwise"`` and ``"bhs"`` rules.
+    average : bool
+        Report the AIC/BIC model average ``sum w_m N_m`` (weights ``exp(-Delta_m/2)``
+        normalised) over the searched models instead of the best model; its interval is
+        log-normal from Buckland's unconditional SE. Needs ``"aic"`` or ``"bic"``.
+    ci : {"profile", "profile_rcapture", "wald", "none"}, optional
+        Interval of the selected model, conditional on the selection (for intervals that carry
+        the selection step use :func:`tipstat.bootstrap`). Default: ``"wald"`` (log-normal,
+        ``n + exp(b0 -/+ z se)``, as SparseMSE) for the stepwise rules, ``"profile"`` for
+        AIC/BIC.
+    level : float
+        Interval coverage.
+    max_models : int
+        Largest catalogue searched exhaustively.
+
+    Returns
+    -------
+    Estimate
+        The selected model's fit. ``diagnostics["candidates"]``: DataFrame of every fitted
+        candidate (model, n_hat, se, deviance, df, aic, bic, status, weight), sorted by the
+        criterion; ``diagnostics["path"]``: the search steps; ``diagnostics["n_excluded"]`` and
+        ``["excluded"]``: models left out because their MLE does not exist / N is not
+        identifiable, by status.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> est = tipstat.select_loglinear(tipstat.datasets.load("Korea_3"), "bic")
+    >>> est.model, round(est.n_hat, 1)
+    ('[b:c, c:d]', 157.2)
+    >>> est = tipstat.select_loglinear(tipstat.datasets.load("UK_5"), "bhs")
+    >>> round(est.n_hat), [round(x) for x in est.ci]
+    (11313, [9884, 13027])
+    """
+    _check_histories(h)
+    if criterion not in CRITERIA:
+        raise InputError(f"criterion={criterion!r} is not one of {CRITERIA}")
+    if search not in ("auto", "exhaustive", "greedy"):
+        raise InputError(f"search={search!r} is not one of ('auto', 'exhaustive', 'greedy')")
+    if not 0 <= pthresh <= 1:
+        raise InputError(f"pthresh={pthresh!r} must be a probability between 0 and 1")
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha={alpha!r} must be a probability between 0 and 1")
+    if average and criterion not in ("aic", "bic"):
+        raise InputError(f"average=True needs criterion 'aic' or 'bic', not {criterion!r}")
+    if ci is None:
+        ci = "wald" if criterion in ("stepwise", "bhs") else "profile"
+    y = np.asarray(h.counts, dtype=np.float64)
+    if y.sum() <= 0:
+        raise InputError("the capture histories have no observed person")
+    order = 2 if criterion in ("stepwise", "bhs") else max_order
+    space = _space(tuple(h.lists), int(order))
+    sel = run_selection(space, y, criterion, pthresh=pthresh, alpha=alpha, search=search,
+                        max_models=max_models)
+    method = f"select_loglinear ({criterion}{', averaged' if average else ''})"
+    design = loglinear_design(h.lists, sel.model)
+    fit = _fit(design, y, h.lists)
+    est = estimate_from_fit(fit, ci="none" if average else ci, level=level, method=method)
+    diag = dict(est.diagnostics)
+    diag["criterion"] = criterion
+    diag["search"] = sel.search
+    diag["path"] = pd.DataFrame(sel.path)
+    if sel.table is not None:
+        tab = sel.table
+        w = weights(tab, criterion) if criterion in ("aic", "bic") else np.full(len(tab.models),
+                                                                                math.nan)
+        frame = pd.DataFrame({
+            "model": [space.label(m) for m in tab.models],
+            "n_terms": [len(m) for m in tab.models],
+            "n_hat": tab.n_hat, "se": tab.se, "deviance": tab.deviance,
+            "df": len(y) - tab.n_params, "aic": tab.aic, "bic": tab.bic,
+            "status": tab.status, "weight": w,
+        })
+        key = frame[criterion].where(tab.admissible, np.inf)
+        frame = frame.assign(_k=key).sort_values(["_k"], kind="stable").drop(columns="_k")
+        diag["candidates"] = frame.reset_index(drop=True)
+        excl = frame[~frame.status.isin(ADMISSIBLE)]
+        diag["n_models"] = len(frame)
+        diag["n_excluded"] = len(excl)
+        diag["excluded"] = excl.status.value_counts().to_dict()
+        diag["n_exact_checks"] = tab.n_exact_checks
+    else:
+        diag["n_models"] = sum(1 for r in sel.path if r["action"] in ("start", "add")) + sum(
+            1 for r in sel.path if r["action"].startswith("skip"))
+        skipped = [r for r in sel.path if r["action"].startswith("skip")]
+        diag["n_excluded"] = len(skipped)
+        diag["excluded"] = pd.Series([r["action"][6:-1] for r in skipped],
+                                     dtype=object).value_counts().to_dict()
+    if average and sel.table is not None:
+        tab = sel.table
+        w = weights(tab, criterion)
+        ok = w > 0
+        n_avg = float(np.sum(w[ok] * tab.n_hat[ok]))
+        se_avg = float(np.sum(w[ok] * np.sqrt(tab.se[ok] ** 2 + (tab.n_hat[ok] - n_avg) ** 2)))
+        z = stats.norm.ppf(0.5 + level / 2)
+        n_obs = float(y.sum())
+        dark = n_avg - n_obs
+        if dark > 0:
+            sdlog = math.sqrt(math.log1p((se_avg / dark) ** 2))
+            interval = (n_obs + dark * math.exp(-z * sdlog), n_obs + dark * math.exp(z * sdlog))
+        else:
+            interval = (math.nan, math.nan)
+        diag["model_averaged"] = True
+        return Estimate(n_hat=n_avg, ci=interval, level=level, n_observed=n_obs, method=method,
+                        model=f"{criterion.upper()} average of {int(ok.sum())} models "
+                              f"(best {space.label(sel.model)})",
+                        status="ok", ci_method="lognormal (Buckland SE)", se=se_avg,
+                        diagnostics=diag, warnings=est.warnings)
+    est.diagnostics = diag
+    return est
