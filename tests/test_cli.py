@@ -189,18 +189,33 @@ def test_help_has_examples(capsys):
 
 def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     pytest.importorskip("jinja2")
+    from tipstat import cli
+
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "demo", "--seed", "2")
     assert code == 0, err
     report = tmp_path / "tipstat-output" / "report.html"
     table = pd.read_csv(tmp_path / "tipstat-output" / "estimates.csv")
     page = report.read_text(encoding="utf-8")
-    expected = tipstat.fit_loglinear(tipstat.datasets.load("UK_5"), "independence")
-    row = table[table.model == "independence"].iloc[0]
-    assert row.n_hat == pytest.approx(expected.n_hat, rel=1e-9)
-    assert f"{expected.n_hat:,.0f}" in page and f"{expected.n_hat:,.0f}" in out
-    assert "published (Home Office 2014): 11,313" in out
-    assert math.isfinite(row.aic)
+    first = table.iloc[0]
+    assert first.model == "independence" and first.status == "ok"
+    assert f"{first.n_hat:,.0f}" in page and f"{first.n_hat:,.0f}" in out
+    if cli._records_chain() is not None:
+        # the full chain on the synthetic country: its truth is printed, the detected persons
+        # equal the simulation's, and every agency export is written
+        sim = pytest.importorskip("tipstat.simulate")
+        c = sim.country(n_victims=5000, seed=2,
+                        lists={k: v for k, v in sim.DEFAULT_LISTS.items() if k != "Z"})
+        assert f"truth of this synthetic country: 5,000 victims, {c.n_detected:,} detected" in out
+        assert first.n_observed == c.n_detected
+        exports = sorted(p.stem for p in (tmp_path / "tipstat-output" / "agency-exports").iterdir())
+        assert exports == sorted(set(c.records.entity_id))
+        assert "<th>read</th>" in page and "duplicate records merged within lists" in page
+    else:
+        expected = tipstat.fit_loglinear(tipstat.datasets.load("UK_5"), "independence")
+        assert first.n_hat == pytest.approx(expected.n_hat, rel=1e-9)
+        assert "published (Home Office 2014): 11,313" in out
+    assert math.isfinite(first.aic)
 
 
 def test_console_script_installed():

@@ -267,16 +267,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _print_table(table: Any) -> None:
-    header = f"{'method':<16} {'model':<34} {'status':<16} {'N-hat':>10} {'interval':>23} " \
-             f"{'kind':<10} {'AIC':>9}"
+    header = f"{'method':<28} {'model':<32} {'status':<15} {'N-hat':>9} {'interval':>20} " \
+             f"{'kind':<10} {'AIC':>8}"
     print(header)
     print("-" * len(header))
     for _, r in table.iterrows():
         model = str(r["model"])
-        model = model if len(model) <= 34 else model[:33] + "…"
-        interval = f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]"
-        print(f"{r['method']:<16} {model:<34} {r['status']:<16} {_fmt(r['n_hat']):>10} "
-              f"{interval:>23} {r['ci_method']!s:<10} {_fmt(r['aic'], 1):>9}")
+        model = model if len(model) <= 32 else model[:31] + "…"
+        method = str(r["method"])[:28]
+        kind = str(r["ci_method"] or "-").split(" ")[0][:10]
+        interval = f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]" if math.isfinite(r["lower"]) else "-"
+        print(f"{method:<28} {model:<32} {r['status']:<15} {_fmt(r['n_hat']):>9} "
+              f"{interval:>20} {kind:<10} {_fmt(r['aic'], 1):>8}")
 
 
 def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:
@@ -464,51 +466,192 @@ def _report_available() -> bool:
     return find_spec("matplotlib") is not None and find_spec("jinja2") is not None
 
 
-def _full_chain_available() -> bool:
-    """True when this tipstat has the pieces of the records-to-SDG chain (issue 5)."""
-    import tipstat
+def _records_chain() -> dict[str, Any] | None:
+    """The modules of the records -> linkage -> capture histories chain, where this tipstat
+    has them (``tipstat.simulate``, ``tipstat.ictip``, ``tipstat.linkage``)."""
+    from importlib import import_module
 
     try:
-        from importlib import import_module
-
-        ictip = import_module("tipstat.ictip")
+        mods = {name: import_module(f"tipstat.{name}") for name in ("simulate", "ictip", "linkage")}
     except ImportError:
-        return False
-    return all(hasattr(ictip, n) for n in ("read_records", "capture_histories")) \
-        and hasattr(tipstat, "sdg_16_2_2") and _example_records() is not None
+        return None
+    need = {"simulate": ("country", "DEFAULT_LISTS"), "ictip": ("capture_histories",),
+            "linkage": ("link_exact",)}
+    if not all(hasattr(mods[m], a) for m, names in need.items() for a in names):
+        return None
+    return mods
 
 
-def _example_records() -> Any:
-    """The bundled synthetic agency records, where this tipstat ships them."""
+def _sdg_table(result: Any, population: Any, seed: int | None) -> Any:
+    """``tipstat.sdg_16_2_2`` where this tipstat has it, else None."""
     import tipstat
 
-    for name in ("example_records", "synthetic_records"):
-        loader = getattr(tipstat.datasets, name, None)
-        if callable(loader):
-            return loader
-    return None
+    from .comparison import _call
+
+    try:
+        sdg = tipstat.sdg_16_2_2
+    except AttributeError:
+        return None
+    table = _call(sdg, result, population=population, seed=seed)
+    return table.to_frame() if hasattr(table, "to_frame") and not hasattr(table, "columns") \
+        else table
+
+
+def _accounting(*tables: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for t in tables:
+        if isinstance(t, pd.DataFrame) and t.shape[1] == 2:
+            for item, value in t.itertuples(index=False, name=None):
+                out[str(item)] = value
+    return out
+
+
+def _demo_records(args: argparse.Namespace, out: Path, mods: dict[str, Any],
+                  say: Callable[..., None]) -> dict[str, Any]:
+    """The main job on a synthetic country: agency records -> validate -> link -> estimate ->
+    SDG table -> report."""
+    import tipstat
+
+    from .comparison import progress_bar
+
+    sim, ictip, linkage = mods["simulate"], mods["ictip"], mods["linkage"]
+    seed = 2024 if args.seed is None else args.seed
+    lists = {k: v for k, v in sim.DEFAULT_LISTS.items() if k != "Z"}
+    state: dict[str, Any] = {}
+
+    def simulate() -> None:
+        state["country"] = sim.country(n_victims=5000, seed=seed, lists=lists)
+        rec_dir = out / "agency-exports"
+        rec_dir.mkdir(exist_ok=True)
+        records = state["country"].records
+        for entity, part in records.groupby("entity_id"):
+            part.to_csv(rec_dir / f"{entity}.csv", index=False)
+        state["files"] = [str(rec_dir)]
+
+    def validate() -> None:
+        c = state["country"]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            state["records"] = c.read(period=c.year)
+        state["warnings"] = [str(w.message) for w in caught]
+
+    def link() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            state["persons"] = linkage.link_exact(state["records"])
+            state["h"] = ictip.capture_histories(state["persons"],
+                                                 by=["sex", "age_group", "exploitation"])
+        state["warnings"] += [str(w.message) for w in caught]
+
+    def estimate() -> None:
+        state["table"] = tipstat.compare(state["h"].pooled(), "default", seed=seed,
+                                         progress=_progress(args))
+
+    def sdg() -> None:
+        state["sdg"] = _sdg_table(state["h"], state["country"].population, seed)
+
+    def report() -> None:
+        table = state["table"]
+        csv = out / "estimates.csv"
+        table.drop(columns=["warnings"]).to_csv(csv, index=False)
+        state["files"].append(str(csv))
+        if state.get("sdg") is not None:
+            path = out / "sdg_16_2_2.csv"
+            state["sdg"].to_csv(path, index=False)
+            state["files"].append(str(path))
+        if not _report_available():
+            state["notes"] = ['the HTML report needs matplotlib and Jinja2: pip install '
+                              '"tipstat[report]"']
+            return
+        from .report.html import write_report
+
+        c = state["country"]
+        path = write_report(
+            out / "report.html", state["h"], comparison=table,
+            accounting=_accounting(state["records"].accounting(), state["persons"].accounting),
+            sdg_table=state.get("sdg"), seed=seed, reliability=_reliability(state["h"].pooled()),
+            title=f"Synthetic country {c.ref_area} {c.year}: victims of trafficking, detected and "
+                  "undetected",
+            source=f"tipstat.simulate.country(n_victims=5000, seed={seed}): synthetic agency "
+                   "records with known truth (no real person)")
+        state["files"].append(str(path))
+
+    steps = [("simulate agency exports", simulate), ("read and validate records", validate),
+             ("link persons across agencies", link), ("estimate with every method", estimate),
+             ("SDG 16.2.2 table", sdg), ("HTML report", report)]
+    with progress_bar(len(steps), "demo", enabled=_progress(args)) as advance:
+        for label, fn in steps:
+            fn()
+            advance(label)
+    return state
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``tipstat demo``: the main job on bundled data (see module docstring)."""
     import tipstat
-
-    from .report.reproduce import reproduce
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    steps: list[tuple[str, Callable[[], Any]]] = []
-    summary: dict[str, Any] = {"output": str(out), "files": []}
     say = (lambda *a: None) if args.json else print
     t0 = time.perf_counter()
+    mods = _records_chain()
+    if mods is not None:
+        say(f"tipstat {tipstat.__version__} demo: a synthetic country whose agencies exported "
+            "IC-TIP coded victim records (known truth, no real person)")
+        state = _demo_records(args, out, mods, say)
+        c, table = state["country"], state["table"]
+        acc = _accounting(state["records"].accounting(), state["persons"].accounting)
+        if args.json:
+            _print_json(_envelope(
+                "demo", seed=args.seed, input={"source": "tipstat.simulate.country",
+                                               "accounting": acc},
+                results=table.to_records(), warns=state["warnings"],
+                extra={"output": {"files": state["files"]},
+                       "truth": {"victims": c.n_victims, "detected": c.n_detected},
+                       "sdg_16_2_2": None if state.get("sdg") is None
+                       else state["sdg"].to_dict("records")}))
+            return 0
+        say(f"  records read {_fmt(acc.get('read'))}, used {_fmt(acc.get('used'))}; "
+            f"{_fmt(state['h'].n_observed)} distinct persons on {state['h'].k} lists after linkage")
+        for w in state["warnings"]:
+            say(f"  warning: {w}")
+        say("")
+        _print_table(table)
+        say(f"\ntruth of this synthetic country: {_fmt(c.n_victims)} victims, "
+            f"{_fmt(c.n_detected)} detected")
+        if state.get("sdg") is None:
+            say("SDG 16.2.2 table: needs tipstat.sdg_16_2_2, not in this version of tipstat")
+        files, notes = state["files"], state.get("notes", [])
+    else:
+        files, notes = _demo_published(args, out, say)
+        if files is None:
+            return 0
+    for note in notes:
+        say(f"note: {note}")
+    say(f"\nwritten in {time.perf_counter() - t0:.1f} s:")
+    for f in files:
+        say(f"  {f}")
+    return 0
 
+
+def _demo_published(args: argparse.Namespace, out: Path,
+                    say: Callable[..., None]) -> tuple[list[str] | None, list[str]]:
+    """Demo on the published UK 2013 table (when the records chain is not in this tipstat)."""
+    import tipstat
+
+    from .comparison import progress_bar
+    from .report.reproduce import reproduce
+
+    summary: dict[str, Any] = {"files": []}
     name = "UK_5"
     h = tipstat.datasets.load(name)
     say(f"tipstat {tipstat.__version__} demo: the UK 2013 National Referral Mechanism table "
         f"({h.k} lists, {_fmt(h.n_observed)} potential victims)")
     say(f"  source: {tipstat.datasets.citation(name)}")
-    if not _full_chain_available():
-        say("  (the IC-TIP records -> linkage -> SDG 16.2.2 steps are not in this version of "
-            "tipstat; running the estimation and report steps on a published table)")
+    say("  (the IC-TIP records -> linkage -> SDG 16.2.2 steps are not in this version of "
+        "tipstat; running the estimation and report steps on a published table)")
     state: dict[str, Any] = {}
 
     def step_compare() -> None:
@@ -536,12 +679,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             source=tipstat.datasets.citation(name))
         summary["files"].append(str(path))
 
-    steps += [("estimate with every available method", step_compare),
-              ("reliability check (each list as a known population)", step_reliability),
-              ("published UK 2013 figures beside tipstat's", step_reproduce),
-              ("HTML report", step_report)]
-    from .comparison import progress_bar
-
+    steps = [("estimate with every available method", step_compare),
+             ("reliability check", step_reliability),
+             ("published UK 2013 figures beside tipstat's", step_reproduce),
+             ("HTML report", step_report)]
     with progress_bar(len(steps), "demo", enabled=_progress(args)) as advance:
         for label, fn in steps:
             fn()
@@ -550,9 +691,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_envelope("demo", seed=args.seed, input={"source": name},
                               results=table.to_records(),
-                              extra={"output": summary, "reproduce":
-                                     state["reproduce"].to_dict("records")}))
-        return 0
+                              extra={"output": summary,
+                                     "reproduce": state["reproduce"].to_dict("records")}))
+        return None, []
     say("")
     _print_table(table)
     rep = state["reproduce"].iloc[0]
@@ -562,20 +703,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rel = state.get("reliability")
     if rel is not None:
         say(rel.indicator["note"])
-    for note in summary.get("notes", []):
-        say(f"note: {note}")
-    say(f"\nwritten in {time.perf_counter() - t0:.1f} s:")
-    for f in summary["files"]:
-        say(f"  {f}")
-    return 0
+    return summary["files"], summary.get("notes", [])
 
 
 def cmd_indicator(args: argparse.Namespace) -> int:
+    """``tipstat indicator``: IC-TIP records -> linkage -> SDG 16.2.2 table."""
+    import tipstat
 
-    if not _full_chain_available():
-        raise _Failure("the indicator command needs tipstat.ictip.read_records and "
-                       "tipstat.sdg_16_2_2, which this version of tipstat does not have", 1)
-    raise _Failure("the indicator command is not wired to tipstat.sdg_16_2_2 yet", 1)  # pragma: no cover
+    mods = _records_chain()
+    if mods is None or not hasattr(tipstat, "sdg_16_2_2"):
+        raise _Failure("the indicator command needs tipstat.ictip, tipstat.linkage and "
+                       "tipstat.sdg_16_2_2; this version of tipstat does not have them all", 1)
+    if args.entity_map is None:
+        raise InputError("--entity-map is required: a CSV with columns entity_id, list_id that "
+                         "says which list each reporting entity's records belong to")
+    population = _read_table(Path(args.population))
+    entity_map = _read_table(Path(args.entity_map))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = mods["ictip"].read_records(args.records, entity_map)
+        by = [{"age": "age_group"}.get(b, b) for b in args.by]
+        h = mods["ictip"].capture_histories(mods["linkage"].link_exact(records), by=by)
+        table = _sdg_table(h, population, args.seed)
+    warns = [str(w.message) for w in caught]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+    if args.json:
+        _print_json(_envelope("indicator", seed=args.seed,
+                              input={"records": args.records, "population": args.population,
+                                     "by": args.by, "accounting": _accounting(records.accounting())},
+                              results=table.to_dict("records"), warns=warns))
+        return 0
+    for w in warns:
+        print(f"warning: {w}")
+    print(table.to_string(index=False))
+    if args.out:
+        print(f"\nwritten: {args.out}")
+    return 0
 
 
 # ---------------------------------------------------------------------------- parser
@@ -655,6 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", required=True, help="population table (CSV)")
     p.add_argument("--by", type=_csv_list, default=["sex", "age", "exploitation"],
                    help="disaggregation (default sex,age,exploitation)")
+    p.add_argument("--entity-map", default=None, required=False,
+                   help="CSV with columns entity_id, list_id (which list each entity's records "
+                        "belong to)")
     p.add_argument("--out", default=None, help="write the table to this CSV file")
     common(p, level=True)
 

@@ -58,6 +58,9 @@ class Method:
         ``progress``.
     default : bool
         Part of ``methods="default"`` (fast enough to run on every table).
+    default_max_lists : int, optional
+        In the default set only for tables with at most this many lists (run time grows fast
+        with the number of lists); asking for the method by name always runs it.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Method:
     requires: str
     run: Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]
     default: bool = True
+    default_max_lists: int | None = None
 
     def available(self) -> bool:
         """True when the public function this method needs exists in this tipstat."""
@@ -96,20 +100,21 @@ def _public(name: str) -> Callable[..., Any]:
     return getattr(tipstat, name)
 
 
-def _as_estimates(result: Any) -> list[Estimate]:
+def _as_estimates(result: Any, n_observed: float = math.nan,
+                  method: str = "") -> list[Estimate]:
     if isinstance(result, Estimate):
         return [result]
     if isinstance(result, pd.DataFrame):
-        return [_row_to_estimate(row) for _, row in result.iterrows()]
+        return [_row_to_estimate(row, n_observed, method) for _, row in result.iterrows()]
     if isinstance(result, Iterable):
         out: list[Estimate] = []
         for item in result:
-            out.extend(_as_estimates(item))
+            out.extend(_as_estimates(item, n_observed, method))
         return out
     raise TypeError(f"an estimator returned {type(result).__name__}, not an Estimate")
 
 
-def _row_to_estimate(row: pd.Series) -> Estimate:
+def _row_to_estimate(row: pd.Series, n_observed: float = math.nan, method: str = "") -> Estimate:
     """An Rcapture-style table row (abundance, stderr, deviance, df, AIC, BIC) as an Estimate."""
     if isinstance(row.get("estimate"), Estimate):
         return row["estimate"]
@@ -121,20 +126,25 @@ def _row_to_estimate(row: pd.Series) -> Estimate:
         return default
 
     model = str(get("model", default=row.name))
+    status = str(get("status", default="ok"))
+    reason = get("reason", default="")
+    reason = reason if isinstance(reason, str) else ""
     return Estimate(
         n_hat=float(get("n_hat", "abundance")),
         ci=(float(get("lower", "infCL")), float(get("upper", "supCL"))),
         level=float(get("level", default=0.95)),
-        n_observed=float(get("n_observed", default=math.nan)),
-        method=str(get("method", default="heterogeneity")),
+        n_observed=float(get("n_observed", default=n_observed)),
+        method=str(get("method", default=method or "heterogeneity")),
         model=model,
-        status=str(get("status", default="ok")),
+        status=status,
         ci_method=str(get("ci_method", default="")),
         se=float(get("se", "stderr")),
         deviance=float(get("deviance")),
         df=float(get("df")),
         aic=float(get("aic", "AIC")),
         bic=float(get("bic", "BIC")),
+        diagnostics={"reason": reason} if reason else {},
+        warnings=(reason,) if reason and status != "ok" else (),
     )
 
 
@@ -153,9 +163,11 @@ def _run_select(criterion: str) -> Callable[[CaptureHistories, dict[str, Any]], 
     return run
 
 
-def _run_public(name: str) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
+def _run_public(name: str, *args: Any,
+                **fixed: Any) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
     def run(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
-        return _as_estimates(_call(_public(name), h, **options))
+        return _as_estimates(_call(_public(name), h, *args, **{**options, **fixed}),
+                             float(h.n_observed), name)
 
     return run
 
@@ -198,12 +210,16 @@ for _m in (
            _run_loglinear("all2")),
     Method("stepwise", "stepwise selection (Chan, Silverman & Vincent 2021)", "model selection",
            "select_loglinear", _run_select("stepwise")),
+    Method("bhs", "AIC stepwise keeping Wald p < 0.05 terms (Bales, Hesketh & Silverman 2015)",
+           "model selection", "select_loglinear", _run_select("bhs")),
     Method("aic", "AIC model selection", "model selection", "select_loglinear", _run_select("aic")),
     Method("bic", "BIC model selection", "model selection", "select_loglinear", _run_select("bic")),
     Method("closedp", "heterogeneity models (Rcapture closedp)", "heterogeneity", "closedp",
            _run_public("closedp")),
     Method("graphical", "Bayesian decomposable graphical model averaging", "Bayesian",
-           "fit_graphical", _run_public("fit_graphical")),
+           "fit_graphical", _run_public("fit_graphical"), default_max_lists=5),
+    Method("bootstrap", "stepwise selection, BCa bootstrap with re-selection", "model selection",
+           "bootstrap", _run_public("bootstrap", "stepwise"), default=False),
     Method("latent_class", "Bayesian latent-class model (LCMCR)", "Bayesian", "fit_latent_class",
            _run_public("fit_latent_class"), default=False),
     Method("bayes_loglinear", "Bayesian log-linear, shrinkage priors", "Bayesian",
@@ -224,9 +240,10 @@ def available_methods() -> list[str]:
     return [name for name, m in METHODS.items() if m.available()]
 
 
-def _resolve(methods: str | Sequence[str]) -> tuple[list[Method], list[str]]:
+def _resolve(methods: str | Sequence[str], k: int) -> tuple[list[Method], list[str]]:
     if isinstance(methods, str) and methods in ("default", "all"):
-        chosen = [m for m in METHODS.values() if methods == "all" or m.default]
+        chosen = [m for m in METHODS.values() if methods == "all" or (
+            m.default and (m.default_max_lists is None or k <= m.default_max_lists))]
         return [m for m in chosen if m.available()], [m.name for m in chosen if not m.available()]
     names = [methods] if isinstance(methods, str) else list(methods)
     if not names:
@@ -290,7 +307,10 @@ def diagnostic_note(est: Estimate) -> str:
     if est.draws is not None and len(est.draws) and "ESS" not in " ".join(parts):
         parts.append(f"{len(est.draws):,} draws")
     if not parts:
-        parts.append("converged; estimate exists" if est.status == "ok" else est.status)
+        if est.status == "ok":
+            parts.append("converged; estimate exists" if d.get("converged") else "estimate exists")
+        else:
+            parts.append(est.status)
     return "; ".join(parts)
 
 
@@ -451,9 +471,10 @@ def compare(
         Unstratified capture histories (use ``h.pooled()`` or one stratum of ``h.by_stratum()``).
     methods : "default", "all" or list of str
         Registry names (:data:`METHODS`): ``"independence"``, ``"all2"``, ``"stepwise"``,
-        ``"aic"``, ``"bic"``, ``"closedp"``, ``"graphical"``, ``"latent_class"``,
-        ``"bayes_loglinear"``. ``"default"`` is every fast method present in this version;
-        ``"all"`` adds the MCMC ones.
+        ``"bhs"``, ``"aic"``, ``"bic"``, ``"closedp"``, ``"graphical"``, ``"bootstrap"``,
+        ``"latent_class"``, ``"bayes_loglinear"``. ``"default"`` is every fast method present
+        in this version (graphical model averaging up to 5 lists); ``"all"`` adds the bootstrap
+        and MCMC ones.
     level : float
         Interval coverage passed to every method.
     seed : int, optional
@@ -487,7 +508,7 @@ def compare(
                          "stratum at a time (h.by_stratum())")
     if not 0 < level < 1:
         raise InputError(f"compare: level={level!r} must be between 0 and 1 (e.g. 0.95)")
-    chosen, skipped = _resolve(methods)
+    chosen, skipped = _resolve(methods, h.k)
     options = {"level": level, "seed": seed, "progress": progress}
     rows: list[dict[str, Any]] = []
     estimates: list[Estimate] = []
