@@ -410,3 +410,4 @@ def records(n_victims: int = 5000, *, seed: int | None = None, clear: bool = Fal
     """
     c = country(n_victims, seed=seed, **kwargs)
     return c.clear_records if clear else c.records
+from .simulate_populations import populations  # noqa: E402, F401  (known-truth capture histories, issue 7)
