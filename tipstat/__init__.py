@@ -30,6 +30,9 @@ _LAZY = {
     "fit_design": "tipstat.models.loglinear",
     "loglinear_design": "tipstat.models.design",
     "Design": "tipstat.models.design",
+    "simulate_populations": "tipstat.simulate_populations",
+    "internal_consistency": "tipstat.validate",
+    "check_assumptions": "tipstat.validate",
     "fit_graphical": "tipstat.models.graphical",
     "compare": "tipstat.comparison",
 }
