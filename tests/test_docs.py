@@ -1,0 +1,90 @@
+"""The documentation site builds in strict mode, its code runs, and the tutorial notebook
+executes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def _nav_files():
+    text = (ROOT / "mkdocs.yml").read_text()
+    return re.findall(r"^\s*- [^:]+: (\S+\.md)\s*$", text, re.M)
+
+
+def test_every_page_is_in_the_navigation():
+    nav = set(_nav_files())
+    pages = {p.name for p in DOCS.glob("*.md")}
+    assert pages - nav == set(), "pages missing from mkdocs.yml nav"
+    for own in ("index.md", "getting-started.md", "methods.md", "cli.md", "report.md", "api.md"):
+        assert own in pages
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    exe = Path(sys.executable).with_name("mkdocs")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mkdocs"]
+    run = subprocess.run([*cmd, "build", "--strict", "-d", str(out)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out
+
+
+def test_site_builds_strict_with_api_reference(site):
+    api = (site / "api" / "index.html").read_text()
+    for anchor in ("tipstat.comparison.compare", "tipstat.models.loglinear.fit_loglinear",
+                   "tipstat.CaptureHistories.from_frame", "tipstat.report.html.write_report"):
+        assert f'id="{anchor}"' in api, anchor
+    # docstring content, not only headings: the formula of fit_loglinear and compare's returns
+    assert "ComparisonTable" in api and "profile likelihood" in api
+    # teammates' pages are published as soon as they exist
+    for page in ("ictip", "validation", "performance"):
+        assert (site / page / "index.html").exists() == (DOCS / f"{page}.md").exists()
+    assert (site / "tutorial.ipynb").exists()
+
+
+def _python_blocks(page):
+    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
+
+
+@pytest.mark.parametrize("page", ["getting-started.md", "loglinear.md", "report.md"])
+def test_code_in_pages_runs(page, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks(page)
+    assert blocks
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, page, "exec"), namespace)  # our own documentation
+    if page == "loglinear.md":
+        assert round(namespace["est"].n_hat) == 11313
+    if page == "getting-started.md":
+        assert (tmp_path / "uk5.html").exists()
+        assert namespace["est"].status == "ok"
+
+
+def test_tutorial_notebook_executes():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(DOCS / "tutorial.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(ROOT)}})
+    client.execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "tipstat-comparison" in html and "tipstat-estimate" in html and "10,356.5" in html
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert "kosovo.html" in "".join(o.get("text", "") for o in outputs)
