@@ -183,3 +183,19 @@ def test_check_assumptions_adds_warnings_without_mutating():
 def test_sparse_warning():
     h = populations(n=400, k=6, p=0.06, seed=2).histories
     assert any(w.startswith("sparse table") for w in assumption_warnings(h))
+
+
+def test_consistency_warning_added_when_the_check_fails():
+    # strong heterogeneity: the independence model is internally inconsistent (see above), and
+    # the warning says so; on independent lists the check passes and adds nothing
+    het = populations(n=20_000, k=5, p=0.2, heterogeneity=LogitNormal(1.5), seed=5).histories
+    ic = internal_consistency(het, independence)
+    found = assumption_warnings(het, independence(het), consistency=ic)
+    assert any("internal-consistency check" in w for w in found)
+    ok = populations(n=20_000, k=5, p=0.3, seed=5).histories
+    ic_ok = internal_consistency(ok, independence)
+    assert ic_ok.indicator["rating"] == "consistent"
+    assert not any("internal-consistency" in w
+                   for w in assumption_warnings(ok, independence(ok), consistency=ic_ok))
+    with pytest.raises(tipstat.InputError, match="consistency must be"):
+        assumption_warnings(ok, consistency="yes")

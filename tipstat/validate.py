@@ -401,10 +401,11 @@ def dependence_tests(h: CaptureHistories, *, correction: float = 0.5) -> pd.Data
 
 
 def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *,
-                        alpha: float = 0.05) -> list[str]:
+                        alpha: float = 0.05,
+                        consistency: InternalConsistency | None = None) -> list[str]:
     """Warnings that the assumptions of an estimate fail on this table.
 
-    Three checks, each at level ``alpha``:
+    Three checks, each at level ``alpha``, and optionally a fourth:
 
     1. **Lack of fit** (log-linear estimates with ``df > 0``): the deviance ``G^2`` against
        ``chi2(df)``. A model that does not fit the observed cells has no claim on the
@@ -414,6 +415,10 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
        odds ratio far from 1 among persons seen elsewhere breaks independence.
     3. **Sparse table**: fewer than 5 persons on average per observable cell, where the
        chi-square approximations and the MLE itself are unreliable.
+    4. **Internal inconsistency** (when ``consistency``, the result of
+       :func:`internal_consistency` for the same method, is given): its rating is
+       ``"questionable"`` or ``"inconsistent"`` (``|mean log relative bias| > 0.10`` or fewer than
+       half of the intervals cover the known list sizes).
 
     The absence of warnings does not prove the assumptions: heterogeneity that affects every
     list alike is partly invisible in the observed cells.
@@ -452,6 +457,13 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
             out.append(f"list dependence or capture heterogeneity: {len(bad)} of {len(t)} list "
                        f"pairs are associated among persons seen on other lists ({shown}); the "
                        "independence model is likely biased (positive association: too low)")
+    if consistency is not None:
+        if not isinstance(consistency, InternalConsistency):
+            raise InputError("consistency must be the result of tipstat.validate.internal_consistency, "
+                             f"got {type(consistency).__name__}")
+        ind = consistency.indicator
+        if ind["rating"] in ("questionable", "inconsistent"):
+            out.append(f"{ind['rating']} on the internal-consistency check: {ind['note']}")
     cells = 2**hp.k - 1
     per_cell = float(hp.n_observed) / cells
     zeros = int(hp.n_zero_cells)
@@ -461,7 +473,8 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
     return out
 
 
-def check_assumptions(estimate: Estimate, h: CaptureHistories, *, alpha: float = 0.05) -> Estimate:
+def check_assumptions(estimate: Estimate, h: CaptureHistories, *, alpha: float = 0.05,
+                      consistency: InternalConsistency | None = None) -> Estimate:
     """A copy of ``estimate`` with :func:`assumption_warnings` added to its ``warnings`` and the
     list under ``diagnostics["assumption_warnings"]``.
 
@@ -475,7 +488,7 @@ def check_assumptions(estimate: Estimate, h: CaptureHistories, *, alpha: float =
     """
     if not isinstance(estimate, Estimate):
         raise InputError(f"expected a tipstat.Estimate, got {type(estimate).__name__}")
-    found = assumption_warnings(h, estimate, alpha=alpha)
+    found = assumption_warnings(h, estimate, alpha=alpha, consistency=consistency)
     diagnostics = dict(estimate.diagnostics or {})
     diagnostics["assumption_warnings"] = list(found)
     warns = tuple(estimate.warnings) + tuple(w for w in found if w not in estimate.warnings)
