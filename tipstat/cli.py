@@ -482,19 +482,20 @@ def _records_chain() -> dict[str, Any] | None:
     return mods
 
 
-def _sdg_table(result: Any, population: Any, seed: int | None) -> Any:
-    """``tipstat.sdg_16_2_2`` where this tipstat has it, else None."""
+def _sdg_table(h: Any, population: Any, seed: int | None, **options: Any) -> Any:
+    """The SDG 16.2.2 table of stratified capture histories (a DataFrame), where this tipstat
+    has ``tipstat.fit_stratified`` and ``tipstat.sdg_16_2_2``; else None."""
     import tipstat
 
     from .comparison import _call
 
     try:
-        sdg = tipstat.sdg_16_2_2
+        fit, sdg = tipstat.fit_stratified, tipstat.sdg_16_2_2
     except AttributeError:
         return None
-    table = _call(sdg, result, population=population, seed=seed)
-    return table.to_frame() if hasattr(table, "to_frame") and not hasattr(table, "columns") \
-        else table
+    result = _call(fit, h, seed=seed)
+    table = _call(sdg, result, population, **options)
+    return table.table if hasattr(table, "table") else table
 
 
 def _accounting(*tables: Any) -> dict[str, Any]:
@@ -550,7 +551,9 @@ def _demo_records(args: argparse.Namespace, out: Path, mods: dict[str, Any],
                                          progress=_progress(args))
 
     def sdg() -> None:
-        state["sdg"] = _sdg_table(state["h"], state["country"].population, seed)
+        c = state["country"]
+        state["sdg"] = _sdg_table(state["h"], c.population, seed, ref_area=c.ref_area,
+                                  time_period=c.year)
 
     def report() -> None:
         table = state["table"]
