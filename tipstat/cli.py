@@ -883,8 +883,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with warnings.catch_warnings():
-            if not debug:
+            if not debug:  # numerical noise of intermediate fits is not the user's business
                 warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
             return args.func(args)
     except InputError as exc:
         if debug:

@@ -331,7 +331,11 @@ def build_report(
                "n_suppressed": n_suppressed, "image": image, "threshold": suppress_below}
 
     reliability_html = None
+    reliability_note = None
     if reliability is not None:
+        indicator = getattr(reliability, "indicator", None)
+        if isinstance(indicator, dict):
+            reliability_note = indicator.get("note")
         frame = reliability.to_frame() if hasattr(reliability, "to_frame") else reliability
         if isinstance(frame, pd.DataFrame):
             reliability_html = frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.3f}")
@@ -355,7 +359,7 @@ def build_report(
         skipped=comparison.attrs.get("skipped", []), published=published,
         sensitivity=sens_rows, sensitivity_notes=sens_notes,
         sensitivity_methods=list(sensitivity_methods or []), warnings=warn_list, diagnostics=diag,
-        sdg=sdg, reliability_html=reliability_html,
+        sdg=sdg, reliability_html=reliability_html, reliability_note=reliability_note,
         results_json=json.dumps(results, allow_nan=False).replace("</", "<\\/"),
     )
 

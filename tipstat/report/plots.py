@@ -264,6 +264,11 @@ def plot_forest(results: Any, ax: Any = None, *, observed: float | None = None,
         finite_x.append(published)
     if log:
         ax.set_xscale("log")
+    else:
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     if finite_x:
         lo, hi = min(finite_x), max(finite_x)
         pad = 0.05 * (hi - lo) if hi > lo else max(1.0, 0.05 * hi)
