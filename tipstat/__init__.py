@@ -35,8 +35,11 @@ _LAZY = {
     "check_assumptions": "tipstat.validate",
     "fit_graphical": "tipstat.models.graphical",
     "compare": "tipstat.comparison",
+    "sdg_16_2_2": "tipstat.indicator",
+    "fit_stratified": "tipstat.models.stratified",
+    "read_records": "tipstat.ictip.records",
 }
-_SUBMODULES = {"datasets", "models"}
+_SUBMODULES = {"datasets", "models", "ictip", "linkage", "simulate"}
 
 __all__ = [
     "CaptureHistories",

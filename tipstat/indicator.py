@@ -1,0 +1,359 @@
+"""SDG indicator 16.2.2: victims of trafficking per 100,000 population, by sex, age and form.
+
+From a stratified MSE result (:func:`tipstat.models.stratified.fit_stratified`) and a population
+table, :func:`sdg_16_2_2` builds one row per (sex, age, form) cell and margin (``_T`` = total):
+
+.. math::
+
+    \\text{detected} = n_{cell}, \\quad
+    \\text{total} = \\hat N_{cell} = n_{cell} + \\hat\\mu_{cell,0}, \\quad
+    \\text{rate} = 10^5 \\, \\hat N_{cell} / \\text{population},
+
+where ``n`` is the number of distinct linked persons (never the sum of list sizes), margins are
+sums of cells and intervals are percentiles of the same bootstrap replicates summed the same
+way. The population is that of the row's sex x age group (``denominator="group"``, default;
+form of exploitation has no population at risk, so it never narrows the denominator) or the
+whole population (``"total"``). Rows for unknown sex or age (``_U``) have no group population and
+no group rate.
+
+The detected-only rates (the official series ``VC_HTF_DETV``, ``…SX`` sexual exploitation,
+``…FL`` forced labour, ``…OG`` organ removal, ``…OP`` other purposes, and the ``…R`` rate
+variants) are in the same rows: ``detected`` and ``detected_rate`` with ``series_code`` /
+``rate_series_code``.
+
+Published output suppresses cells with 1-4 detected persons by default (GLOTIP writes ``<5``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, Problem, TipstatWarning
+from .estimate import Estimate
+
+__all__ = ["SDGTable", "sdg_16_2_2"]
+
+DIMS = ("sex", "age_group", "exploitation")
+SERIES = {"_T": "VC_HTF_DETV", "SEX": "VC_HTF_DETVSX", "LAB": "VC_HTF_DETVFL",
+          "ORG": "VC_HTF_DETVOG", "OTH": "VC_HTF_DETVOP"}
+GLOTIP_SEX = {"F": "Female", "M": "Male", "_T": "Total", "_U": "Unknown", "_O": "Other"}
+GLOTIP_AGE = {"Y0T17": "0 to 17 years", "Y_GE18": "18 years or over", "_T": "Total", "_U": "Unknown"}
+GLOTIP_FORM = {"SEX": "Sexual exploitation", "LAB": "Forced labour", "ORG": "Removal of organs",
+               "OTH": "Other purposes", "MIX": "Mixed exploitation (sexual and forced labour)",
+               "_U": "Unknown", "_T": "Total"}
+COLUMNS = ["ref_area", "time_period", "sex", "age", "exploitation", "detected", "undetected_est",
+           "undetected_lcl", "undetected_ucl", "total_est", "total_lcl", "total_ucl", "population",
+           "denominator_type", "rate_per_100k", "rate_lcl", "rate_ucl", "detected_rate",
+           "method", "model_formula", "n_lists", "series_code", "rate_series_code", "obs_status",
+           "notes"]
+_NUMERIC = ["detected", "undetected_est", "undetected_lcl", "undetected_ucl", "total_est",
+            "total_lcl", "total_ucl", "rate_per_100k", "rate_lcl", "rate_ucl", "detected_rate"]
+
+
+@dataclass
+class SDGTable:
+    """The SDG 16.2.2 table and its exports.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Columns :data:`COLUMNS` (ICTIP.md §6.1 output ``sdg_16_2_2``); small cells suppressed
+        when ``suppressed`` is True.
+    level : float
+        Interval level.
+    suppressed : bool
+        Whether small cells were suppressed.
+    n_suppressed : int
+        Rows whose values were suppressed.
+    """
+
+    table: pd.DataFrame
+    level: float
+    suppressed: bool
+    n_suppressed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_glotip(self, country: str | None = None, source: str = "tipstat MSE (synthetic or "
+                  "national data)") -> pd.DataFrame:
+        """GLOTIP / UNODC data-portal long format.
+
+        Columns ``Iso3_code, Country, Region, Subregion, Indicator, Dimension, Category, Sex,
+        Age, Year, Unit of measurement, txtVALUE, Source``; suppressed values are the string
+        ``<5``. Sum only within one ``Dimension``.
+        """
+        rows = []
+        measures = [("Detected trafficking victims", "Counts", "detected"),
+                    ("Estimated trafficking victims (MSE), detected and undetected", "Counts",
+                     "total_est"),
+                    (f"Estimated trafficking victims (MSE), lower {100 * self.level:g}% bound",
+                     "Counts", "total_lcl"),
+                    (f"Estimated trafficking victims (MSE), upper {100 * self.level:g}% bound",
+                     "Counts", "total_ucl"),
+                    ("Detected trafficking victims", "Rate per 100,000 population", "detected_rate"),
+                    ("Estimated trafficking victims (MSE), detected and undetected",
+                     "Rate per 100,000 population", "rate_per_100k")]
+        for r in self.table.itertuples(index=False):
+            dim = "Total" if r.exploitation == "_T" else "by form of exploitation"
+            for indicator, unit, col in measures:
+                v = getattr(r, col)
+                if r.obs_status == "suppressed":
+                    txt = "<5"
+                elif v is None or (isinstance(v, float) and math.isnan(v)):
+                    continue
+                else:
+                    txt = f"{v:,.0f}" if unit == "Counts" else f"{v:,.2f}"
+                rows.append({"Iso3_code": r.ref_area, "Country": country or r.ref_area,
+                             "Region": "", "Subregion": "", "Indicator": indicator,
+                             "Dimension": dim, "Category": GLOTIP_FORM.get(r.exploitation, r.exploitation),
+                             "Sex": GLOTIP_SEX.get(r.sex, r.sex),
+                             "Age": GLOTIP_AGE.get(r.age, r.age), "Year": r.time_period,
+                             "Unit of measurement": unit, "txtVALUE": txt, "Source": source})
+        return pd.DataFrame(rows, columns=["Iso3_code", "Country", "Region", "Subregion",
+                                           "Indicator", "Dimension", "Category", "Sex", "Age",
+                                           "Year", "Unit of measurement", "txtVALUE", "Source"])
+
+    def to_csv(self, path: str | Path, glotip: bool = False) -> Path:
+        """Write the table (or its GLOTIP long form) as CSV."""
+        path = Path(path)
+        (self.to_glotip() if glotip else self.table).to_csv(path, index=False)
+        return path
+
+    def to_excel(self, path: str | Path) -> Path:
+        """Write an Excel workbook with sheets ``sdg_16_2_2`` and ``glotip`` (needs openpyxl)."""
+        path = Path(path)
+        with pd.ExcelWriter(path) as xw:
+            self.table.to_excel(xw, sheet_name="sdg_16_2_2", index=False)
+            self.to_glotip().to_excel(xw, sheet_name="glotip", index=False)
+        return path
+
+
+def _check_population(population: pd.DataFrame, ref_area: str | None,
+                      time_period: Any) -> dict[tuple[str, str], float]:
+    if not isinstance(population, pd.DataFrame):
+        raise InputError(f"population must be a DataFrame, got {type(population).__name__}")
+    need = [c for c in ("sex", "age_group", "population") if c not in population.columns]
+    if need:
+        raise InputError(f"population table: column(s) {need} missing; expected ref_area, year, "
+                         "sex, age_group, population")
+    pop = population
+    if ref_area is not None and "ref_area" in pop.columns:
+        pop = pop[pop["ref_area"].astype(str) == str(ref_area)]
+    if time_period is not None and "year" in pop.columns:
+        pop = pop[pop["year"].astype(str) == str(time_period)]
+    values = pd.to_numeric(pop["population"], errors="coerce")
+    bad = values.isna() | (values <= 0)
+    if bad.any():
+        raise InputError("population table: rule 9, population must be a number > 0",
+                         [Problem("population", i, pop.at[i, "population"], "a number > 0")
+                          for i in pop.index[bad.to_numpy()]])
+    out: dict[tuple[str, str], float] = {}
+    for (s, a), v in zip(zip(pop["sex"].astype(str), pop["age_group"].astype(str), strict=True),
+                         values, strict=True):
+        if (s, a) in out:
+            raise InputError(f"population table: two rows for sex={s!r}, age_group={a!r}"
+                             + (f" (filter by ref_area/year: {ref_area}, {time_period})"))
+        out[(s, a)] = float(v)
+    return out
+
+
+def _remap_mix(cells: pd.DataFrame, draws: np.ndarray | None, mix: str):
+    if "exploitation" not in cells.columns or mix == "separate":
+        return cells, draws, []
+    is_mix = (cells["exploitation"] == "MIX").to_numpy()
+    if not is_mix.any():
+        return cells, draws, []
+    if mix == "OTH":
+        cells = cells.copy()
+        cells.loc[is_mix, "exploitation"] = "OTH"
+        return cells, draws, ["mixed exploitation (SEX and LAB) counted under OTH"]
+    # "both": multiple response, a mixed case counts in SEX and in LAB
+    a = cells[is_mix].assign(exploitation="SEX")
+    b = cells[is_mix].assign(exploitation="LAB")
+    out = pd.concat([cells[~is_mix], a, b], ignore_index=True)
+    if draws is not None:
+        draws = np.column_stack([draws[:, ~is_mix], draws[:, is_mix], draws[:, is_mix]])
+    return out, draws, ["mixed exploitation counted under both SEX and LAB (multiple response): "
+                        "forms do not add up to the total"]
+
+
+def sdg_16_2_2(
+    result: Estimate,
+    population: pd.DataFrame,
+    *,
+    ref_area: str | None = None,
+    time_period: Any = None,
+    denominator: str = "group",
+    suppress: bool = True,
+    threshold: int = 5,
+    mix: str = "separate",
+    dims: Sequence[str] | None = None,
+) -> SDGTable:
+    """The SDG 16.2.2 table from a stratified MSE result.
+
+    Parameters
+    ----------
+    result : Estimate
+        From :func:`tipstat.models.stratified.fit_stratified` (strata among ``sex``,
+        ``age_group``, ``exploitation``), or any unstratified :class:`Estimate` (one total row).
+    population : DataFrame
+        ``sex`` (``F``, ``M``, ``_T``), ``age_group`` (``Y0T17``, ``Y_GE18``, ``_T``, finer
+        bands), ``population``, optionally ``ref_area`` and ``year`` (then filtered by
+        ``ref_area`` / ``time_period``). Rule 9: every requested denominator present and > 0.
+    ref_area, time_period : optional
+        Written to the table (and used to filter the population table).
+    denominator : ``"group"`` or ``"total"``
+        Population of the row's sex x age group, or the total population.
+    suppress : bool
+        Suppress rows with 1 to ``threshold - 1`` detected persons (default True, W7).
+    mix : ``"separate"``, ``"both"`` or ``"OTH"``
+        Mixed exploitation (SEX and LAB): its own row (default; no SDG series), counted in both
+        SEX and LAB (multiple response), or under other purposes.
+    dims : sequence of str, optional
+        Which strata to cross (default: all of ``sex``, ``age_group``, ``exploitation`` present).
+
+    Returns
+    -------
+    SDGTable
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from tipstat import simulate
+    >>> from tipstat.ictip import capture_histories
+    >>> from tipstat.models.stratified import fit_stratified
+    >>> c = simulate.country(3000, seed=5, lists={k: v for k, v in
+    ...     simulate.DEFAULT_LISTS.items() if k in "PKIO"})
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     h = capture_histories(c.read(period=c.year), by=["sex"])
+    ...     t = sdg_16_2_2(fit_stratified(h, bootstrap=50, seed=1), c.population)
+    >>> t.table[["sex", "age", "detected"]].values.tolist()[-1] == ["_T", "_T", c.n_detected]
+    True
+    """
+    if denominator not in ("group", "total"):
+        raise InputError(f"denominator={denominator!r}; expected 'group' or 'total'")
+    if mix not in ("separate", "both", "OTH"):
+        raise InputError(f"mix={mix!r}; expected 'separate', 'both' or 'OTH'")
+    if threshold < 1:
+        raise InputError(f"threshold={threshold}; expected a positive whole number")
+    if not isinstance(result, Estimate):
+        raise InputError(f"result must be a tipstat Estimate, got {type(result).__name__}")
+    pops = _check_population(population, ref_area, time_period)
+    diag = result.diagnostics
+    level = result.level
+    a = (1 - level) / 2
+    if "cells" in diag:
+        cells = diag["cells"].copy()
+        draws = diag.get("cell_draws")
+        strata = [s for s in diag.get("strata", []) if s in DIMS]
+        other = [s for s in diag.get("strata", []) if s not in DIMS]
+        if other:
+            raise InputError(f"strata {other} are not SDG 16.2.2 dimensions {list(DIMS)}; "
+                             "estimate with by= among sex, age_group, exploitation")
+        if diag.get("missing") == "em":
+            em_note = "detected in cells includes persons with unknown covariates shared out by EM"
+        else:
+            em_note = ""
+    else:
+        cells = pd.DataFrame({"observed": [result.n_observed], "n_hat": [result.n_hat]})
+        draws = None if result.draws is None else np.asarray(result.draws)[:, None]
+        if draws is None:
+            cells["lower"], cells["upper"] = result.ci
+        strata, em_note = [], ""
+    dims = strata if dims is None else [d for d in dims if d in strata]
+    cells0, draws0 = cells, draws
+    cells_m, draws_m, notes_mix = _remap_mix(cells, draws, mix)
+    n_lists = len(diag.get("lists", [])) or None
+    method = "MSE_LOGLINEAR" if result.method.startswith("stratified") or result.method == "loglinear" \
+        else result.method.upper()
+    rows = []
+    for r in range(len(dims) + 1):
+        for keep in itertools.combinations(dims, r):
+            keep = list(keep)
+            # form rows use the mixed-exploitation rule; other margins count each person once
+            cells, draws = (cells_m, draws_m) if "exploitation" in keep else (cells0, draws0)
+            groups = cells.groupby(keep, sort=True).indices if keep else {(): np.arange(len(cells))}
+            for key, idx in groups.items():
+                key = key if isinstance(key, tuple) else (key,)
+                vals = dict(zip(keep, key, strict=True))
+                det = float(cells["observed"].iloc[idx].sum())
+                tot = float(cells["n_hat"].iloc[idx].sum())
+                if draws is not None and len(draws):
+                    d = draws[:, idx].sum(axis=1)
+                    lo = max(float(np.quantile(d, a)), det)
+                    hi = max(float(np.quantile(d, 1 - a)), det)
+                elif len(idx) == 1 and "lower" in cells.columns:
+                    lo, hi = float(cells["lower"].iloc[idx[0]]), float(cells["upper"].iloc[idx[0]])
+                else:
+                    lo = hi = math.nan
+                sex = str(vals.get("sex", "_T"))
+                age = str(vals.get("age_group", "_T"))
+                form = str(vals.get("exploitation", "_T"))
+                rows.append(dict(sex=sex, age=age, exploitation=form, detected=det,
+                                 total_est=tot, total_lcl=lo, total_ucl=hi))
+    table = pd.DataFrame(rows)
+    table["undetected_est"] = table["total_est"] - table["detected"]
+    table["undetected_lcl"] = table["total_lcl"] - table["detected"]
+    table["undetected_ucl"] = table["total_ucl"] - table["detected"]
+    # denominators (rule 9)
+    pop_col, notes, missing_pop = [], [], []
+    for i, r in table.iterrows():
+        note = [n for n in (em_note,) if n]
+        if denominator == "total":
+            keyp = ("_T", "_T")
+        else:
+            keyp = (r.sex, r.age)
+        if denominator == "group" and (r.sex in ("_U", "_O") or r.age == "_U"):
+            pop_col.append(math.nan)
+            note.append("no population at risk for unknown/other sex or age: no group rate")
+        elif keyp not in pops:
+            missing_pop.append((i, keyp))
+            pop_col.append(math.nan)
+        else:
+            pop_col.append(pops[keyp])
+        notes.append("; ".join(note + notes_mix))
+    if missing_pop:
+        raise InputError("population table: rule 9, missing denominator for requested cells",
+                         [Problem("population", None, f"sex={s}, age_group={g}",
+                                  "a population row for this sex x age group")
+                          for _, (s, g) in missing_pop])
+    table["population"] = pop_col
+    table["denominator_type"] = denominator
+    table["rate_per_100k"] = 1e5 * table["total_est"] / table["population"]
+    table["rate_lcl"] = 1e5 * table["total_lcl"] / table["population"]
+    table["rate_ucl"] = 1e5 * table["total_ucl"] / table["population"]
+    table["detected_rate"] = 1e5 * table["detected"] / table["population"]
+    table["ref_area"] = ref_area
+    table["time_period"] = time_period
+    table["method"] = method
+    table["model_formula"] = result.model
+    table["n_lists"] = n_lists
+    table["series_code"] = table["exploitation"].map(SERIES)
+    table["rate_series_code"] = table["series_code"].map(lambda s: s + "R" if isinstance(s, str) else None)
+    table["obs_status"] = "estimated"
+    table["notes"] = notes
+    small = (table["detected"] > 0) & (table["detected"] < threshold)
+    msgs = []
+    n_sup = int(small.sum())
+    if n_sup:
+        msg = f"[W7] {n_sup} row(s) with fewer than {threshold} detected persons"
+        msg += " suppressed (<5)" if suppress else " (not suppressed: suppress=False)"
+        msgs.append(msg)
+        warnings.warn(msg, TipstatWarning, stacklevel=2)
+        if suppress:
+            table.loc[small, _NUMERIC] = np.nan
+            table.loc[small, "obs_status"] = "suppressed"
+    order = {"_T": "~"}  # totals last within each dimension
+    table = table.sort_values(["exploitation", "age", "sex"],
+                              key=lambda s: s.map(lambda v: order.get(v, v))).reset_index(drop=True)
+    return SDGTable(table[COLUMNS], level, suppress, n_suppressed=n_sup if suppress else 0,
+                    warnings=msgs)
