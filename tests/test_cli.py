@@ -224,3 +224,32 @@ def test_console_script_installed():
         pytest.skip("the tipstat console script is not installed next to this Python")
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"tipstat {tipstat.__version__}"
+
+
+def test_validate_ictip_records(capsys, tmp_path):
+    sim = pytest.importorskip("tipstat.simulate")
+    pytest.importorskip("tipstat.ictip")
+    c = sim.country(n_victims=400, seed=1,
+                    lists={k: v for k, v in sim.DEFAULT_LISTS.items() if k in "PKO"})
+    files = []
+    for entity, part in c.records.groupby("entity_id"):
+        files.append(tmp_path / f"{entity}.csv")
+        part.to_csv(files[-1], index=False)
+    lists = tmp_path / "lists.csv"
+    c.list_definition.to_csv(lists, index=False)
+    code, data = run_json(capsys, "validate", *map(str, files), "--entity-map", str(lists))
+    assert code == 0
+    (res,) = data["results"]
+    acc = res["accounting"]
+    assert res["kind"] == "IC-TIP records" and acc["read"] == len(c.records)
+    assert acc["read"] == acc["used"] + sum(v for k, v in acc.items() if k.startswith("excluded"))
+    bad = c.records[c.records.entity_id == "BORDER"].copy()
+    bad.iloc[2, bad.columns.get_loc("sex")] = "Q"
+    bad_file = tmp_path / "bad_BORDER.csv"
+    bad.to_csv(bad_file, index=False)
+    code, out, err = run(capsys, "validate", str(files[0]), str(bad_file), "--entity-map",
+                         str(lists))
+    assert code == 2 and "INVALID" in out
+    assert "column 'sex', row bad_BORDER.csv:4: value 'Q'" in out
+    code, out, _err = run(capsys, "validate", str(files[0]))
+    assert code == 2 and "--entity-map is required" in out

@@ -264,3 +264,18 @@ def test_browser_check_catches_broken_pages(uk5_report, chromium, tmp_path):
     out = _render(chromium, bad)
     assert out["errors"]
     assert any(not c or w == 0 for c, w, _, _ in out["images"])
+
+
+def test_reliability_and_model_search_sections(tmp_path):
+    if not (hasattr(tipstat, "internal_consistency") and hasattr(tipstat, "select_loglinear")):
+        pytest.skip("needs tipstat.internal_consistency and tipstat.select_loglinear")
+    h = tipstat.datasets.load("NewOrleans_5")
+    table = tipstat.compare(h, ["independence", "stepwise"])
+    check = tipstat.internal_consistency(h)
+    page = build_report(h, comparison=table, reliability=check, sensitivity_methods=None)
+    note = re.search(r'<p id="reliability-note">(.*?)</p>', page).group(1)
+    assert note == check.indicator["note"].replace("'", "&#39;")
+    assert "sensitivity-table" not in page
+    # the stepwise search path is drawn in the diagnostics of the selection row
+    diagnostics = page.split('<section id="diagnostics">')[1].split("</section>")[0]
+    assert diagnostics.count("<img") >= 1

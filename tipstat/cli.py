@@ -282,42 +282,42 @@ def _print_table(table: Any) -> None:
 
 
 def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:
-    """Validate IC-TIP record files with tipstat.ictip when this version has it."""
-    import tipstat
+    """Validate IC-TIP record files with ``tipstat.ictip.read_records`` (where this tipstat has
+    it); None when the files are not IC-TIP records (then they are checked as tables)."""
+    from importlib import import_module
 
     try:
-        from importlib import import_module
-
-        ictip = import_module("tipstat.ictip")
-        read_records = ictip.read_records
+        read_records = import_module("tipstat.ictip").read_records
     except (ImportError, AttributeError):
         return None
-    import pandas as pd
-
-    frames = {p: _read_table(Path(p)) for p in paths}
-    looks_like_records = all(
-        any(c in df.columns for c in ("person_key", "entity_id", "record_id"))
-        for df in frames.values())
-    if not looks_like_records:
+    frames = [_read_table(Path(p)) for p in paths if Path(p).exists()]
+    if len(frames) != len(paths) or not all(
+            any(c in df.columns for c in ("person_key", "entity_id", "record_id")) for df in frames):
         return None
-    from .comparison import _call
-
-    records = _call(read_records, [str(p) for p in paths], entity_to_list=args.entity_map)
-    report = getattr(records, "report", None) or getattr(records, "validation", None)
-    accounting = getattr(records, "accounting", None)
-    acc = accounting.to_dict() if isinstance(accounting, pd.Series) else (
-        accounting.to_dict("records") if isinstance(accounting, pd.DataFrame) else accounting)
-    rec_warnings = [str(w) for w in (getattr(report, "warnings", None) or [])]
-    _ = tipstat
-    return {"kind": "IC-TIP records", "accounting": acc, "warnings": rec_warnings}
+    if args.entity_map is None:
+        raise InputError("these are IC-TIP record files: --entity-map is required (a CSV with "
+                         "columns entity_id, list_id)")
+    entity_map = _read_table(Path(args.entity_map))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = read_records([str(p) for p in paths], entity_map)
+    accounting = records.accounting()
+    acc = dict(zip(accounting.iloc[:, 0].astype(str), accounting.iloc[:, 1], strict=True))
+    return {"kind": "IC-TIP records", "lists": list(records.lists), "accounting": acc,
+            "warnings": [str(w.message) for w in caught], "problems": []}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     results = []
     any_error = False
-    records = _validate_records(args.files, args)
+    try:
+        records = _validate_records(args.files, args)
+    except InputError as exc:
+        records = {"kind": "IC-TIP records", "valid": False, "error": str(exc).split("\n")[0],
+                   "problems": [_problem(p) for p in exc.problems]}
+        any_error = True
     if records is not None:
-        results.append({"file": args.files, "valid": True, **records})
+        results.append({"file": args.files, "valid": records.pop("valid", True), **records})
     else:
         for f in args.files:
             try:
@@ -342,7 +342,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if r["valid"]:
                 extra = (f"{r['kind']}, {len(r.get('lists', []))} lists, "
                          f"{_fmt(r.get('n_observed'))} persons observed"
-                         if "lists" in r else r["kind"])
+                         if "n_observed" in r else r["kind"])
                 print(f"{name}: valid ({extra})")
                 for w in r.get("warnings", []):
                     print(f"  warning: {w}")
