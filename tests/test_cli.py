@@ -247,7 +247,7 @@ def test_validate_ictip_records(capsys, tmp_path):
     bad.iloc[2, bad.columns.get_loc("sex")] = "Q"
     bad_file = tmp_path / "bad_BORDER.csv"
     bad.to_csv(bad_file, index=False)
-    code, out, err = run(capsys, "validate", str(files[0]), str(bad_file), "--entity-map",
+    code, out, _err = run(capsys, "validate", str(files[0]), str(bad_file), "--entity-map",
                          str(lists))
     assert code == 2 and "INVALID" in out
     assert "column 'sex', row bad_BORDER.csv:4: value 'Q'" in out
