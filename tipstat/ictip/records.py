@@ -414,7 +414,7 @@ def read_records(
     df["exploitation"], df["exploitation_stratum"] = V.map_exploitation(expl, version, sources, errors)
 
     # --- dates and ages (rule 4) ------------------------------------------------------------
-    idd = pd.to_datetime(raw["identification_date"], errors="coerce")
+    idd = pd.to_datetime(raw["identification_date"], errors="coerce", format="ISO8601")
     missing_date = idd.isna().to_numpy()
     errors.add(4, "identification_date", list(raw.index[missing_date]),
                list(raw["identification_date"][missing_date]),

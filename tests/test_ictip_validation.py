@@ -1,0 +1,325 @@
+"""One test per validation rule of ICTIP.md §6.3 (errors 1-9, warnings W1-W7)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tipstat import InputError, TipstatWarning
+from tipstat.ictip import capture_histories, read_records, validate_capture_table
+from tipstat.ictip.codelists import _checked
+from tipstat.ictip.records import problems_of
+from tipstat.indicator import sdg_16_2_2
+from tipstat.models.stratified import fit_stratified
+
+KEY = "0123456789abcdef" * 4
+MAP = {"POL": "P", "NGO": "N", "LAB": "L"}
+TODAY = "2025-06-30"
+
+
+def base() -> pd.DataFrame:
+    """Six valid records of three entities."""
+    keys = [f"{i:064x}" for i in (1, 2, 3, 1, 2, 4)]
+    return pd.DataFrame({
+        "entity_id": ["POL", "POL", "NGO", "NGO", "LAB", "LAB"],
+        "source_record_id": ["1", "2", "1", "2", "1", "2"],
+        "person_key": keys,
+        "person_key_scheme": ["HMAC_SHA256"] * 6,
+        "identification_date": ["2024-01-10", "2024-02-10", "2024-03-10", "2024-04-10",
+                                "2024-05-10", "2024-06-10"],
+        "identification_status": ["PRESUMED", "IDENTIFIED", "PRESUMED", "PRESUMED",
+                                  "IDENTIFIED", "PRESUMED"],
+        "country_of_identification": ["NLD"] * 6,
+        "sex": ["F", "M", "F", "F", "M", "M"],
+        "age_at_identification": [16, 30, 25, 16, 30, 40],
+        "citizenship": ["ROU", "NLD", "NGA", "ROU", "NLD", "XXA"],
+        "exploitation": ["SEX.PROS", "LAB", "SEX;LAB", "SEX", "LAB.DOM", "OTH.BEG"],
+    })
+
+
+def read(df: pd.DataFrame, **kw):
+    kw.setdefault("today", TODAY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        return read_records(df, kw.pop("mapping", MAP), **kw)
+
+
+def rejected(df: pd.DataFrame, rule: int, **kw) -> list:
+    with pytest.raises(InputError) as exc:
+        read(df, **kw)
+    probs = problems_of(exc.value, rule)
+    assert probs, f"no problem of rule {rule} in: {exc.value}"
+    return probs
+
+
+def test_valid_input_passes():
+    recs = read(base())
+    assert len(recs.used) == 6
+
+
+# ---------------------------------------------------------------------------- rule 1
+def test_rule1_unknown_code_named_by_column_row_value():
+    df = base()
+    df.loc[3, "sex"] = "Q"
+    df.loc[4, "exploitation"] = "LAB;XYZ"
+    df.loc[5, "identification_status"] = "maybe"
+    probs = rejected(df, 1)
+    found = {(p.column, p.row, p.value) for p in probs}
+    assert ("sex", 3, "Q") in found
+    assert ("exploitation", 4, "XYZ") in found
+    assert ("identification_status", 5, "maybe") in found
+
+
+def test_rule1_aliases_and_crosswalks_are_not_errors():
+    df = base()
+    df["sex"] = ["female", "Male", "F", "woman", "M", "unknown"]
+    recs = read(df)
+    assert recs.frame["sex"].tolist() == ["F", "M", "F", "F", "M", "_U"]
+
+
+def test_rule1_invalid_iso3():
+    df = base()
+    df.loc[1, "citizenship"] = "XYZ"
+    df.loc[2, "country_of_identification"] = "NETH"
+    probs = rejected(df, 1)
+    assert {p.column for p in probs} == {"citizenship", "country_of_identification"}
+
+
+# ---------------------------------------------------------------------------- rule 2
+def test_rule2_duplicate_source_record_id_and_record_id():
+    df = base()
+    df.loc[1, "source_record_id"] = "1"  # POL/1 twice
+    probs = rejected(df, 2)
+    assert sorted(p.row for p in probs) == [0, 1]
+    df = base()
+    df["record_id"] = ["a", "b", "c", "d", "e", "a"]
+    probs = rejected(df, 2)
+    assert sorted(p.row for p in probs) == [0, 5]
+
+
+# ---------------------------------------------------------------------------- rule 3
+def test_rule3_entity_not_in_reporting_entity_table():
+    entities = pd.DataFrame({"entity_id": ["POL", "NGO"], "entity_type": ["LE_POL", "NGO"]})
+    probs = rejected(base(), 3, entities=entities)
+    assert sorted(p.row for p in probs) == [4, 5]
+
+
+def test_rule3_entity_not_mapped_or_mapped_twice():
+    probs = rejected(base(), 3, mapping={"POL": "P", "NGO": "N"})
+    assert {p.value for p in probs} == {"LAB"}
+    ldef = pd.DataFrame({"entity_id": ["POL", "NGO", "LAB", "LAB"], "list_id": ["P", "N", "L", "P"]})
+    probs = rejected(base(), 3, mapping=ldef)
+    assert any(p.value == "LAB" for p in probs)
+
+
+# ---------------------------------------------------------------------------- rule 4
+@pytest.mark.parametrize("column,value,what", [
+    ("identification_date", "2031-01-01", "future"),
+    ("identification_date", "not a date", "unreadable"),
+    ("age_at_identification", 111, "range"),
+    ("age_at_identification", -1, "range"),
+    ("age_group", "Y_GE18", "inconsistent with age 16"),
+    ("age_at_exploitation_start", 20, "after age at identification 16"),
+])
+def test_rule4_dates_and_ages(column, value, what):
+    df = base()
+    df[column] = df[column] if column in df else np.nan
+    df[column] = df[column].astype(object)
+    df.loc[0, column] = value
+    probs = rejected(df, 4)
+    assert [(p.column, p.row) for p in probs] == [(column, 0)], what
+
+
+def test_rule4_birth_date_after_identification_and_values_not_shown():
+    df = base().drop(columns=["person_key", "person_key_scheme", "age_at_identification"])
+    df["family_name"] = ["Kamira", "Sal", "Dor", "Kamira", "Sal", "Vi"]
+    df["given_name"] = ["Ann", "Bo", "Cy", "Ann", "Bo", "Di"]
+    df["birth_date"] = ["2008-01-01", "1994-01-01", "2025-01-01", "2008-01-01", "1994-01-01",
+                        "1980-05-05"]
+    with pytest.raises(InputError) as exc:
+        read(df, secret="a-secret-of-sufficient-length")
+    probs = problems_of(exc.value, 4)
+    assert [(p.column, p.row, p.value) for p in probs] == [("birth_date", 2, None)]
+    assert "2025-01-01" not in str(exc.value)
+
+
+def test_rule4_age_inconsistent_with_birth_date_secure_mode():
+    df = base()
+    df["birth_date"] = ["2007-06-01"] * 6  # 16 in early 2024; 30 / 25 / 40 are inconsistent
+    probs = rejected(df, 4, secure=True)
+    assert sorted(p.row for p in probs if p.column == "age_at_identification") == [1, 2, 4, 5]
+
+
+# ---------------------------------------------------------------------------- rule 5
+def test_rule5_unknown_with_substantive_codes():
+    df = base()
+    df.loc[2, "exploitation"] = "_U;SEX"
+    probs = rejected(df, 5)
+    assert [(p.column, p.row) for p in probs] == [("exploitation", 2)]
+
+
+def test_rule5_code_list_with_inconsistent_parent():
+    bad = pd.DataFrame({"code": ["A", "A.1", "B.1"], "parent_code": ["", "A", "C"],
+                        "level": ["1", "2", "2"], "label": ["a", "a1", "b1"], "iccs_code": "",
+                        "sdg_series": "", "valid_from": "", "valid_to": "", "source": ""})
+    with pytest.raises(InputError) as exc:
+        _checked(bad, "test@v")
+    assert [(p.column, p.value) for p in exc.value.problems] == [("parent_code", "C")]
+    bad.loc[1, "level"] = "3"
+    with pytest.raises(InputError):
+        _checked(bad.iloc[:2], "test@v")
+
+
+def test_rule5_htcds_subtype_without_its_parent():
+    df = pd.DataFrame({"prs_Gender": ["Feminine", "Masculine"],
+                       "vic_TraffickingStatus": ["PossibleVictimOfTrafficking"] * 2,
+                       "vic_TypeOfExploitation": ["SexualExploitation", "ForcedLabour"],
+                       "vic_TypeOfSexExploitation": ["Prostitution", "Pornography"],
+                       "cas_IncomingReferralDate": ["2024-01-01", "2024-02-01"],
+                       "prs_FirstName": ["A", "B"], "prs_SecondName": ["X", "Y"],
+                       "prs_Birthdate": ["1990-01-01", "1991-01-01"]})
+    with pytest.raises(InputError) as exc:
+        read({"POL": df}, format="htcds", secret="a-secret-of-sufficient-length")
+    probs = problems_of(exc.value, 5)
+    assert [(p.column, p.value) for p in probs] == [("sex_exploitation", "Pornography")]
+
+
+# ---------------------------------------------------------------------------- rule 6
+def test_rule6_person_key_missing_scheme_unknown_or_malformed():
+    df = base()
+    df.loc[0, "person_key"] = None
+    df.loc[1, "person_key_scheme"] = "MD5"
+    df.loc[2, "person_key"] = "deadbeef"  # not 64 hex characters
+    df.loc[3, "person_key_scheme"] = "REGISTER_ID"
+    df.loc[3, "person_key"] = "Maria Lopez"  # looks like a name
+    df.loc[4, "person_key_scheme"] = "REGISTER_ID"
+    df.loc[4, "person_key"] = "12/03/1990"  # looks like a date
+    probs = rejected(df, 6)
+    assert sorted({p.row for p in probs}) == [0, 1, 2, 3, 4]
+    assert all(p.value is None for p in probs if p.column == "person_key")
+    text = str(pytest.raises(InputError, read, df).value)
+    assert "Maria" not in text and "12/03/1990" not in text
+
+
+def test_rule6_no_key_and_no_secret():
+    with pytest.raises(InputError, match="rule 6"):
+        read(base().drop(columns=["person_key", "person_key_scheme"]))
+
+
+# ---------------------------------------------------------------------------- rule 7
+def test_rule7_clear_identifiers_refused_outside_secure_mode():
+    df = base()
+    df["surname"] = ["Kamira", "Sal", "Dor", "Kamira", "Sal", "Vi"]
+    with pytest.raises(InputError) as exc:
+        read(df)
+    assert [p.column for p in exc.value.problems] == ["surname"]
+    assert "Kamira" not in str(exc.value)
+    recs = read(df, secure=True)
+    assert "surname" not in recs.frame.columns  # even in secure mode, not in analysis tables
+
+
+# ---------------------------------------------------------------------------- rule 8
+def test_rule8_capture_table():
+    good = pd.DataFrame({"sex": ["F", "M"], "A": [1, 0], "B": [0, 1], "count": [3, 4]})
+    assert validate_capture_table(good, ["A", "B"], strata=["sex"]).n_observed == 7
+    bad_code = good.assign(sex=["F", "X"])
+    with pytest.raises(InputError) as exc:
+        validate_capture_table(bad_code, ["A", "B"], strata=["sex"])
+    assert [(p.column, p.row, p.value) for p in exc.value.problems] == [("sex", 1, "X")]
+    for bad in (good.assign(A=[2, 0]), good.assign(count=[-1, 4]), good.assign(count=[1.5, 4]),
+                good.assign(A=[0, 0], B=[0, 1])):
+        with pytest.raises(InputError):
+            validate_capture_table(bad, ["A", "B"], strata=["sex"])
+    with pytest.raises(InputError):
+        validate_capture_table(good[["A", "count"]], ["A"])
+
+
+# ---------------------------------------------------------------------------- rule 9
+def test_rule9_population():
+    df = pd.DataFrame({"sex": ["F"] * 3 + ["M"] * 3, "A": [1, 0, 1] * 2, "B": [0, 1, 1] * 2,
+                       "C": [1, 1, 0] * 2, "count": [60, 50, 20, 40, 30, 10]})
+    from tipstat import CaptureHistories
+
+    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), bootstrap=0)
+    pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": ["_T"] * 3,
+                        "population": [100, 0, 200]})
+    with pytest.raises(InputError, match="rule 9") as exc:
+        sdg_16_2_2(est, pop)
+    assert [(p.row, p.value) for p in exc.value.problems] == [(1, 0)]
+    with pytest.raises(InputError, match="missing denominator"):
+        sdg_16_2_2(est, pop[pop.sex != "M"])
+
+
+# ---------------------------------------------------------------------------- warnings
+def _rules(record) -> set[str]:
+    return {str(w.message)[1:3] for w in record if issubclass(w.category, TipstatWarning)}
+
+
+def test_w5_status_and_w6_period_country_exclusions_are_counted():
+    df = base()
+    df.loc[0, "identification_status"] = "NOT_VICTIM"
+    df.loc[1, "identification_status"] = "_U"
+    df.loc[2, "identification_date"] = "2023-12-31"
+    df.loc[3, "country_of_identification"] = "BEL"
+    with pytest.warns(TipstatWarning) as rec:
+        recs = read_records(df, MAP, period=2024, ref_area="NLD", today=TODAY)
+    assert {"W5", "W6"} <= _rules(rec)
+    acc = recs.accounting().set_index("item")["records"]
+    assert acc["read"] == 6 and acc["used"] == 2
+    assert acc["read"] == acc["used"] + acc.filter(like="excluded").sum()
+    assert recs.frame.loc[0, "excluded"] == "NOT_VICTIM"
+
+
+def test_w6_list_periods_differ():
+    ldef = pd.DataFrame({"entity_id": ["POL", "NGO", "LAB"], "list_id": ["P", "N", "L"],
+                         "period_start": ["2024-01-01", "2024-01-01", "2024-07-01"],
+                         "period_end": ["2024-12-31"] * 3})
+    with pytest.warns(TipstatWarning, match="coverage periods differ"):
+        read_records(base(), ldef, period=2024, today=TODAY)
+
+
+def test_w1_w2_w4_from_capture_histories():
+    df = base()
+    df["sex"] = ["F", "F", "M", "F", "M", "M"]  # person 1: F (POL) vs F (NGO); person 2: F vs M
+    recs = read(df)
+    with pytest.warns(TipstatWarning) as rec:
+        capture_histories(recs, by=["sex"])
+    got = _rules(rec)
+    assert {"W1", "W4"} <= got
+    two = read(base(), mapping={"POL": "P", "NGO": "N", "LAB": "N"})
+    with pytest.warns(TipstatWarning, match="only 2 lists"):
+        capture_histories(two, by=[])
+    # list L shares nobody with another list in this table: W2
+    df = base()
+    df.loc[4:5, "person_key"] = [f"{i:064x}" for i in (7, 8)]
+    with pytest.warns(TipstatWarning, match="W2"):
+        capture_histories(read(df), by=[])
+
+
+def test_w3_duplicate_patterns_aggregated():
+    df = pd.DataFrame({"A": [1, 1, 0], "B": [0, 0, 1], "count": [2, 57, 4]})
+    from tipstat.ictip.validation import ValidationReport
+
+    rep = ValidationReport()
+    with pytest.warns(TipstatWarning, match="W3"):
+        h = validate_capture_table(df, ["A", "B"], report=rep)
+    assert h.counts.tolist() == [59, 4, 0]
+    assert rep.rules() == {"W3"}
+
+
+def test_w7_small_cells_suppressed():
+    from tipstat import CaptureHistories
+
+    df = pd.DataFrame({"sex": ["F"] * 3 + ["M"] * 3, "A": [1, 0, 1] * 2, "B": [0, 1, 1] * 2,
+                       "C": [1, 1, 0] * 2, "count": [60, 50, 20, 1, 1, 1]})
+    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), bootstrap=0)
+    pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": ["_T"] * 3,
+                        "population": [100_000, 100_000, 200_000]})
+    with pytest.warns(TipstatWarning, match="W7"):
+        t = sdg_16_2_2(est, pop)
+    m = t.table.set_index("sex")
+    assert m.loc["M", "obs_status"] == "suppressed" and np.isnan(m.loc["M", "detected"])
+    assert m.loc["_T", "detected"] == 133
