@@ -346,7 +346,7 @@ def check_dates(df: pd.DataFrame, errors: _Errors, today: date,
             errors.add(4, "age_at_exploitation_start", list(df.index[neg]), list(start[neg]),
                        f"a whole number of years in 0-{MAX_AGE}")
     if birth is not None:
-        b = pd.to_datetime(birth, errors="coerce")
+        b = pd.to_datetime(birth, errors="coerce", format="ISO8601")
         unreadable = (b.isna() & ~pd.Series(_blank(birth), index=birth.index)).to_numpy()
         errors.add(4, "birth_date", list(df.index[unreadable]), None, "a date (YYYY-MM-DD)")
         after = (b > idd).to_numpy()

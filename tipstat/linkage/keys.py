@@ -240,7 +240,7 @@ def age_in_years(birth: pd.Series, at: pd.Series) -> pd.Series:
     >>> age_in_years(pd.Series(["2000-06-15"]), pd.Series(["2018-06-14"])).tolist()
     [17]
     """
-    b = pd.to_datetime(birth, errors="coerce")
-    a = pd.to_datetime(at, errors="coerce")
+    b = pd.to_datetime(birth, errors="coerce", format="ISO8601")
+    a = pd.to_datetime(at, errors="coerce", format="ISO8601")
     years = a.dt.year - b.dt.year - ((a.dt.month * 100 + a.dt.day) < (b.dt.month * 100 + b.dt.day))
     return years.astype("Int64")
