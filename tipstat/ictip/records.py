@@ -478,7 +478,7 @@ def read_records(
         if birth is not None and "age_at_identification" not in df.columns:
             df["age_at_identification"] = _keys.age_in_years(birth, idd).astype(float)
     elif "person_key" in raw.columns:
-        df["person_key"] = raw["person_key"].where(~V._blank(raw["person_key"]), None)
+        df["person_key"] = raw["person_key"].astype(object).where(~V._blank(raw["person_key"]), None)
         df["person_key_scheme"] = coded["person_key_scheme"] if "person_key_scheme" in coded \
             else "HMAC_SHA256"
         if "person_key_scheme" in coded:
