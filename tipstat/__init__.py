@@ -34,6 +34,7 @@ _LAZY = {
     "internal_consistency": "tipstat.validate",
     "check_assumptions": "tipstat.validate",
     "fit_graphical": "tipstat.models.graphical",
+    "fit_bayes_loglinear": "tipstat.models.bayes_loglinear",
     "compare": "tipstat.comparison",
     "sdg_16_2_2": "tipstat.indicator",
     "fit_stratified": "tipstat.models.stratified",
