@@ -552,8 +552,12 @@ def _demo_records(args: argparse.Namespace, out: Path, mods: dict[str, Any],
 
     def sdg() -> None:
         c = state["country"]
-        state["sdg"] = _sdg_table(state["h"], c.population, seed, ref_area=c.ref_area,
-                                  time_period=c.year)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            state["sdg"] = _sdg_table(state["h"], c.population, seed, ref_area=c.ref_area,
+                                      time_period=c.year)
+        state["warnings"] += [str(w.message) for w in caught
+                              if issubclass(w.category, tipstat.TipstatWarning)]
 
     def report() -> None:
         table = state["table"]
@@ -624,8 +628,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_table(table)
         say(f"\ntruth of this synthetic country: {_fmt(c.n_victims)} victims, "
             f"{_fmt(c.n_detected)} detected")
-        if state.get("sdg") is None:
+        sdg = state.get("sdg")
+        if sdg is None:
             say("SDG 16.2.2 table: needs tipstat.sdg_16_2_2, not in this version of tipstat")
+        else:
+            dims = [c for c in ("sex", "age", "exploitation") if c in sdg]
+            total = sdg[(sdg[dims].astype(str) == "_T").all(axis=1)] if dims else sdg.iloc[:0]
+            if len(total) and "rate_per_100k" in total:
+                r = total.iloc[0]
+                say(f"SDG 16.2.2: {_fmt(r['rate_per_100k'], 2)} victims per 100,000 "
+                    f"[{_fmt(r.get('rate_lcl'), 2)}, {_fmt(r.get('rate_ucl'), 2)}] "
+                    f"(detected and undetected); {len(sdg)} rows by "
+                    f"{' x '.join(dims)}, small cells suppressed")
         files, notes = state["files"], state.get("notes", [])
     else:
         files, notes = _demo_published(args, out, say)
@@ -853,6 +867,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings as one line on standard error, without source locations."""
+    print(f"tipstat: warning: {message}", file=sys.stderr)
+
+
 def _level(text: str) -> float:
     try:
         v = float(text)
@@ -883,6 +903,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             if not debug:  # numerical noise of intermediate fits is not the user's business
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -323,6 +323,11 @@ def build_report(
         image = None
         if {"rate_per_100k", "rate_lcl", "rate_ucl"} <= set(sdg_table.columns):
             plotted = sdg_table.copy()
+            dims = [c for c in ("sex", "age", "exploitation") if c in plotted]
+            if len(plotted) > 30 and dims:
+                # the margins (total, by sex, by age, by form), not every cross-classified cell
+                n_split = sum((plotted[c].astype(str) != "_T").astype(int) for c in dims)
+                plotted = plotted[n_split <= 1]
             if "detected" in plotted:
                 small = pd.to_numeric(plotted["detected"], errors="coerce") < suppress_below
                 plotted.loc[small, ["rate_per_100k", "rate_lcl", "rate_ucl"]] = np.nan
