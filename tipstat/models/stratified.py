@@ -500,17 +500,17 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
             yo = ystar[:, 1:].astype(float)
             zb = np.zeros_like(z)
             if share is not None:
-                yk = np.zeros_like(yo)
-                for t in range(S):
-                    for c in range(C - 1):
-                        n_tc = int(yo[t, c])
-                        if n_tc == 0:
-                            continue
-                        p = share[:, t, c]
-                        rest = max(0.0, 1.0 - p.sum())
-                        draw = rng.multinomial(n_tc, np.append(p, rest) / (p.sum() + rest))
-                        zb[:, c] += draw[:-1]
-                        yk[t, c] = draw[-1]
+                # split each (t, c) count over the incomplete strata and "stays complete" by
+                # sequential binomials (a multinomial draw, vectorised over cells)
+                remaining = yo.astype(np.int64)
+                left = np.ones_like(yo)
+                for i in range(share.shape[0]):
+                    p = np.clip(share[i] / np.maximum(left, 1e-300), 0.0, 1.0)
+                    moved = rng.binomial(remaining, p)
+                    zb[i] = moved.sum(axis=0)
+                    remaining -= moved
+                    left = np.maximum(left - share[i], 0.0)
+                yk = remaining.astype(float)
             else:
                 yk = yo
             try:
