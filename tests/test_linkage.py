@@ -191,7 +191,9 @@ def test_no_clear_identifier_in_any_output_log_or_error(tmp_path, caplog):
         read_records(bad, c.list_definition, today="2025-12-31")
     except InputError as exc:
         texts.append(str(exc))
-    texts.append(str(pytest.raises(InputError, read_records, clear, c.list_definition).value))
+    with pytest.raises(InputError) as exc_info:
+        read_records(clear, c.list_definition)
+    texts.append(str(exc_info.value))
     blob = "\n".join(texts)
     leaked = [s for s in secrets if s in blob]
     assert not leaked, f"{len(leaked)} clear identifier(s) leaked"

@@ -71,7 +71,7 @@ def test_cells_margins_total_add_up(counts, seed):
 
 def test_selection_finds_the_true_dependence():
     """P and K are dependent in the simulation (gamma = 0.8): AIC and BIC both select P:K."""
-    c, h = _sim_h(1, n=20000, by=["sex"], missing={})
+    _, h = _sim_h(1, n=20000, by=["sex"], missing={})
     for crit in ("aic", "bic"):
         est = fit_stratified(h, criterion=crit, bootstrap=0)
         assert "P:K" in est.model, est.model
