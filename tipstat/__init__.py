@@ -33,6 +33,12 @@ _LAZY = {
     "simulate_populations": "tipstat.simulate_populations",
     "internal_consistency": "tipstat.validate",
     "check_assumptions": "tipstat.validate",
+    "select_loglinear": "tipstat.models.selection",
+    "bootstrap": "tipstat.models.bootstrap",
+    "closedp": "tipstat.models.heterogeneity",
+    "fit_closedp_model": "tipstat.models.heterogeneity",
+    "heterogeneity_design": "tipstat.models.heterogeneity",
+    "closedp_design": "tipstat.models.heterogeneity",
     "fit_graphical": "tipstat.models.graphical",
     "fit_bayes_loglinear": "tipstat.models.bayes_loglinear",
     "compare": "tipstat.comparison",
@@ -40,7 +46,7 @@ _LAZY = {
     "fit_stratified": "tipstat.models.stratified",
     "read_records": "tipstat.ictip.records",
 }
-_SUBMODULES = {"datasets", "models", "ictip", "linkage", "simulate"}
+_SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate"}
 
 __all__ = [
     "CaptureHistories",

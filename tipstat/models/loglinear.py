@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .design import Design, loglinear_design
-from .poisson import Existence, check_existence, poisson_newton
+from .poisson import Existence, check_existence, newton_batch, poisson_newton
 
 __all__ = ["Fit", "fit_design", "fit_loglinear", "profile_interval", "wald_interval"]
 
@@ -109,6 +109,9 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
             exist = Existence("ok", np.ones(len(y), dtype=bool), np.arange(p),
                               "the MLE exists and N is identified")
             return Fit(design, y, exist, res.beta, res.mu, res.hessian_inv, True, res.iterations)
+        fast = _fit_zero_margins(design, y, lists)
+        if fast is not None:
+            return fast
     labels = CaptureHistories(np.zeros(len(y)), lists).pattern_labels() if lists else None
     exist = check_existence(X, y, labels)
     beta = np.full(p, np.nan)
@@ -136,6 +139,50 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
         converged = res.converged
         iterations = res.iterations
     return Fit(design, y, exist, beta, mu, cov, converged, iterations)
+
+
+def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None) -> Fit | None:
+    """Fast exact path for the commonest boundary case, without linear programs.
+
+    A column with entries of one sign whose margin ``x' y`` is 0 forces every cell it touches to
+    be empty in any table with the same margins: those cells leave the facial set and the column
+    becomes infinite. The model is refitted on the remaining cells without those columns, and
+    the Newton-decrement certificate of :func:`~tipstat.models.poisson.newton_batch` proves that
+    the MLE of the reduced problem exists. Returns ``None`` (use the exact check) otherwise.
+    """
+    X = design.observable
+    p = X.shape[1]
+    signed = np.all(X >= 0, axis=0) | np.all(X <= 0, axis=0)
+    margin = np.abs(X).T @ y
+    zero_cols = np.flatnonzero(signed & (margin == 0))
+    zero_cols = zero_cols[zero_cols > 0]
+    if len(zero_cols) == 0:
+        return None
+    cells = ~np.any(X[:, zero_cols] != 0, axis=1)
+    cols = np.setdiff1d(np.arange(p), zero_cols)
+    if cells.sum() <= len(cols):
+        return None
+    Xr = X[np.ix_(cells, cols)]
+    if np.linalg.matrix_rank(Xr) < len(cols):
+        return None
+    res = newton_batch(Xr, y[cells], np.ones((1, len(cols)), dtype=bool))
+    if not res.exact[0]:
+        return None
+    beta = np.full(p, np.nan)
+    beta[cols] = res.beta[0]
+    mu = np.zeros(len(y))
+    mu[cells] = res.mu[0]
+    cov = np.full((p, p), np.nan)
+    cov[np.ix_(cols, cols)] = res.cov[0]
+    labels = CaptureHistories(np.zeros(len(y)), lists).pattern_labels() if lists else \
+        [str(i + 1) for i in range(len(y))]
+    empty = np.flatnonzero(~cells)
+    outside = ", ".join(labels[i] for i in empty[:12]) + (", ..." if len(empty) > 12 else "")
+    exist = Existence("extended", cells, cols,
+                      f"the MLE is on the boundary: empty cells {outside} have fitted value 0 "
+                      "(their parameters are infinite: no one is on those combinations of "
+                      "lists); the extended MLE of N is finite and unique")
+    return Fit(design, y, exist, beta, mu, cov, True, int(res.iterations[0]))
 
 
 def wald_interval(fit: Fit, level: float = 0.95) -> tuple[float, float]:

@@ -16,6 +16,7 @@ infinity ("does not exist") or is undetermined ("not identifiable").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +30,9 @@ __all__ = ["Existence", "PoissonFit", "check_existence", "facial_set", "independ
 _SMALL_FITTED = 1e-6
 # exp() argument cap: a trial step beyond it is rejected by the line search, without overflow
 _ETA_MAX = 700.0
-# Batched fits: a converged fit whose kept zero cells all have fitted value above this is proved
-# to have an MLE (see newton_batch).
-_EXIST_FLOOR = 1e-10
+# Batched fits: an iterate whose Newton decrement times this is below the smallest fitted value of
+# a kept empty cell proves the MLE exists (see newton_batch).
+_EXIST_RATIO = 1e4
 
 
 @dataclass
@@ -311,6 +312,11 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     X = np.ascontiguousarray(X, dtype=np.float64)
     col_mask = np.asarray(col_mask, dtype=bool)
     B, p = col_mask.shape
+    if B == 1 and np.asarray(y).ndim == 1:
+        return _newton_one(X, np.asarray(y, dtype=np.float64), col_mask[0],
+                           None if cell_mask is None else np.asarray(cell_mask[0], dtype=bool),
+                           None if beta0 is None else np.asarray(beta0[0], dtype=np.float64),
+                           maxiter, full_cov)
     n = X.shape[0]
     y = np.asarray(y, dtype=np.float64)
     Y = np.broadcast_to(y, (B, n)) if y.ndim == 1 else y
@@ -361,6 +367,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
             mu_all = np.exp(eta) * w_all
             ll_all = np.sum(w_all * y_all * eta - mu_all, axis=1)
             exact_all = np.zeros(nb, dtype=bool)
+            proven_all = np.zeros(nb, dtype=bool)
             iter_all = np.zeros(nb, dtype=np.int64)
             # active (compacted) working copies
             act = np.arange(nb)
@@ -391,26 +398,31 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
                     new_eta_w = new_b[wi] @ XT
                     new_mu[wi] = np.exp(new_eta_w) * w[wi]
                     new_ll[wi] = np.sum(w[wi] * yy[wi] * new_eta_w - new_mu[wi], axis=1)
-                # Existence proof: along a recession direction d (X_F d = 0, X_Z d <= -1 on the
-                # cells Z that the data force to 0) the Newton decrement g'H^-1 g is at least
-                # (g'd)^2 / d'Hd >= sum_Z mu_z / max|X_Z d|; so a fit that converged
-                # (decrement < 1e-12) while every kept zero cell had fitted value > 1e-10 has no
-                # such direction (for 0/1 designs max|X_Z d| is a small integer): its MLE exists.
+                # Existence proof. If the MLE did not exist there would be a direction d with
+                # X d = 0 on the cells the fit keeps positive and X d = -a_z < 0 on a set Z of
+                # empty cells; then at *every* beta, by Cauchy-Schwarz in the H metric, the
+                # Newton decrement g'H^-1 g >= (g'd)^2 / d'Hd = (sum_Z mu_z a_z)^2 /
+                # sum_Z mu_z a_z^2 >= min_z mu_z * min(a) / max(a). So one iterate whose
+                # decrement is below 1e-4 x the smallest fitted value of a kept empty cell
+                # (a_max / a_min of a 0/1 design's extreme rays is a small integer) proves the
+                # MLE exists, however small the fitted values are (8 sparse lists have legitimate
+                # fitted values of 1e-12).
                 zk = (yy == 0) & (w > 0)
-                small_before = np.where(zk, mu, np.inf).min(axis=1) < _EXIST_FLOOR
-                small_after = np.where(zk, new_mu, np.inf).min(axis=1) < _EXIST_FLOOR
-                conv = (dec < 1e-12) & ~bad_model
-                fin = conv | bad_model | ((it >= 3) & small_after)
+                zmin = np.where(zk, mu, np.inf).min(axis=1)
+                proven = (dec * _EXIST_RATIO < zmin) & ~bad_model
+                proven_all[act[proven]] = True
+                conv = (dec < 1e-12) & ~bad_model & proven_all[act]
+                fin = conv | bad_model | ((it >= 15) & ~proven_all[act])
                 beta_all[act] = new_b
                 mu_all[act] = new_mu
                 ll_all[act] = new_ll
                 iter_all[act] = it
-                exact_all[act[conv & ~small_before & ~small_after]] = True
+                exact_all[act[conv]] = True
                 keep = ~fin
                 act = act[keep]
                 beta, mu, ll = new_b[keep], new_mu[keep], new_ll[keep]
                 yy, w, cm = yy[keep], w[keep], cm[keep]
-            exact_all &= np.isfinite(ll_all)
+            exact_all &= np.isfinite(ll_all) & proven_all
             cm2 = cm_all[:, :, None] * cm_all[:, None, :]
             Hf = hess(mu_all, cm_all, cm2)
             if full_cov:
@@ -439,3 +451,71 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
             out_exact[lo:hi] = exact_all
             out_iter[lo:hi] = iter_all
     return BatchFit(out_beta, out_mu, out_cov, out_kernel, out_exact, out_iter)
+
+
+def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarray | None,
+                beta0: np.ndarray | None, maxiter: int, full_cov: bool) -> BatchFit:
+    """:func:`newton_batch` for one model (less overhead: the reduced design is fitted
+    directly, with the same stopping and existence-proof rules)."""
+    n, p = X.shape
+    keep = np.ones(n, dtype=bool) if cells is None else cells
+    ci = np.flatnonzero(cols)
+    Xr = np.ascontiguousarray(X[np.ix_(keep, ci)])
+    yr = y[keep]
+    zero = yr == 0
+    if beta0 is None:
+        b = np.linalg.lstsq(Xr, np.log(yr + 0.5), rcond=None)[0]
+    else:
+        b = beta0[ci].copy()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        eta = Xr @ b
+        mu = np.exp(eta)
+        ll = float(yr @ eta - mu.sum())
+        proven = not zero.any()
+        exact = False
+        it = 0
+        H = None
+        for it in range(1, maxiter + 1):
+            g = Xr.T @ (yr - mu)
+            H = (Xr.T * mu) @ Xr
+            try:
+                step = np.linalg.solve(H, g)
+            except np.linalg.LinAlgError:
+                break
+            dec = float(g @ step)
+            if not math.isfinite(dec):
+                break
+            if not proven and dec * _EXIST_RATIO < float(mu[zero].min()):
+                proven = True
+            t = 1.0
+            while True:
+                nb_ = b + t * step
+                ne = Xr @ nb_
+                nm = np.exp(ne)
+                nl = float(yr @ ne - nm.sum())
+                if math.isfinite(nl) and nl >= ll - 1e-12 * (1 + abs(ll)):
+                    break
+                t *= 0.5
+                if t < 1e-12:
+                    break
+            b, eta, mu, ll = nb_, ne, nm, nl
+            if dec < 1e-12 and proven:
+                exact = True
+                break
+            if it >= 15 and not proven:
+                break
+        beta = np.zeros(p)
+        beta[ci] = b
+        mu_full = np.zeros(n)
+        mu_full[keep] = mu
+        cov = np.zeros((p, p))
+        if H is not None:
+            H = (Xr.T * mu) @ Xr
+            try:
+                inv = np.linalg.inv(H)
+                cov[np.ix_(ci, ci)] = inv
+            except np.linalg.LinAlgError:
+                exact = False
+    exact = exact and math.isfinite(ll)
+    return BatchFit(beta[None], mu_full[None], cov[None], np.array([ll]), np.array([exact]),
+                    np.array([it]))
