@@ -253,3 +253,16 @@ def test_validate_ictip_records(capsys, tmp_path):
     assert "column 'sex', row bad_BORDER.csv:4: value 'Q'" in out
     code, out, _err = run(capsys, "validate", str(files[0]))
     assert code == 2 and "--entity-map is required" in out
+
+
+@pytest.mark.skipif(not hasattr(tipstat, "select_loglinear"), reason="needs select_loglinear")
+def test_reproduce_reruns_the_published_selection_rule(capsys):
+    # Korea: BIC over the admissible models selects [12,23] -> 157 (Silverman, Chan & Vincent
+    # 2024); published figures are rounded to the unit
+    code, data = run_json(capsys, "reproduce", "korea")
+    assert code == 0
+    rule = [r for r in data["results"] if r["approach"] == "selection rule"]
+    assert len(rule) == 1
+    assert rule[0]["n_hat"] == pytest.approx(157, abs=0.5)
+    assert rule[0]["tipstat_model"] == "[b:c, c:d]"
+    assert "max_order=2" in rule[0]["note"]
