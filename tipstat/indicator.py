@@ -285,7 +285,7 @@ def sdg_16_2_2(
             for key, idx in groups.items():
                 key = key if isinstance(key, tuple) else (key,)
                 vals = dict(zip(keep, key, strict=True))
-                det = float(cells["observed"].iloc[idx].sum())
+                det = round(float(cells["observed"].iloc[idx].sum()), 6)  # EM sums: no float dust
                 tot = float(cells["n_hat"].iloc[idx].sum())
                 if draws is not None and len(draws):
                     d = draws[:, idx].sum(axis=1)
