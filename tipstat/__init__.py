@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "fit_loglinear": "tipstat.models.loglinear",
     "fit_design": "tipstat.models.loglinear",
+    "fit_latent_class": "tipstat.models.latent_class",
     "loglinear_design": "tipstat.models.design",
     "Design": "tipstat.models.design",
     "simulate_populations": "tipstat.simulate_populations",
