@@ -181,6 +181,15 @@ class _Tables:
         self.base = (gammaln(n_tot + 1) - gammaln(grid + 1) - float(np.sum(gammaln(y + 1)))
                      + log_prior_n(n_tot, prior_n) + self.log_width)
 
+    def every(self, step: int) -> _Tables:
+        """The same tables on every ``step``-th grid value, each standing for ``step`` values."""
+        sub = object.__new__(_Tables)
+        idx = np.arange(0, self.grid.size, step)
+        sub.H, sub.grid, sub.n = self.H[:, idx], self.grid[idx], self.n[idx]
+        sub.log_width = self.log_width[idx] + math.log(step)
+        sub.base = self.base[idx] + math.log(step)
+        return sub
+
     def incidence(self, graphs: Sequence[Decomposition]) -> np.ndarray:
         M = np.zeros((len(graphs), self.H.shape[0]))
         for i, g in enumerate(graphs):
@@ -237,23 +246,23 @@ def _mix_graphs(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray
         w += tables.base
         m = w.max(axis=1)
         w -= m[:, None]
-        cond = np.exp(w, out=w)
-        total = cond.sum(axis=1)
-        cond /= total[:, None]
+        e = np.exp(w, out=w)  # unnormalised conditional posteriors, max 1 per row
+        total = e.sum(axis=1)
         log_z[sl] = m + np.log(total)
+        # p(N | G) = e / total, so the weight of row e is mix_weight / total
         if log_mix is None:
-            top = float(log_z[sl].max())
+            top = float(m.max())
             if top > ref0:
                 acc *= math.exp(ref0 - top)
                 ref0 = top
-            acc[0] += np.exp(log_z[sl] - ref0) @ cond
+            acc[0] += np.exp(m - ref0) @ e
         else:
-            acc += np.exp(log_mix[sl] - ref).T @ cond
+            acc += (np.exp(log_mix[sl] - ref) / total[:, None]).T @ e
         if start < n_quantiles:
-            rows = range(min(n_quantiles - start, cond.shape[0]))
-            cdf = np.cumsum(cond[: len(rows)], axis=1)
-            for r in rows:
-                idx = np.minimum(np.searchsorted(cdf[r], qs, side="right"), last)
+            rows = min(n_quantiles - start, e.shape[0])
+            cdf = np.cumsum(e[:rows], axis=1)
+            for r in range(rows):
+                idx = np.minimum(np.searchsorted(cdf[r], qs * total[r], side="right"), last)
                 quant[start + r] = tables.n[idx]
     return acc / acc.sum(axis=1, keepdims=True), log_z, quant
 
@@ -264,10 +273,32 @@ def _quantile(n: np.ndarray, cdf: np.ndarray, q: float) -> float:
 
 
 # --------------------------------------------------------------------------- enumeration
+#: With enumeration on long grids, graphs whose posterior probability on a coarse pass is below
+#: this are left out of the fine pass (their total weight is below ``n_graphs * PRUNE``).
+PRUNE = 1e-12
+_COARSE_POINTS = 2048
+#: ... and graphs below this probability get their conditional quantiles from the coarse pass.
+QUANTILE_PROB = 1e-6
+
+
 def _enumerate(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray):
-    pmfs, log_z, quant = _mix_graphs(tables, graphs, qs)
-    probs = np.exp(log_z - _logsumexp_rows(log_z[None, :])[0])
-    return pmfs[0], probs, quant
+    """Exact model average. On long grids a first pass over every ``step``-th grid value gives
+    each graph's approximate probability; graphs below :data:`PRUNE` keep those coarse values
+    (probability and conditional quantiles) and are left out of the fine pass and the average;
+    graphs below :data:`QUANTILE_PROB` get coarse conditional quantiles."""
+    step = tables.grid.size // _COARSE_POINTS
+    if step < 4:
+        pmfs, log_z, quant = _mix_graphs(tables, graphs, qs)
+        return pmfs[0], np.exp(log_z - _logsumexp_rows(log_z[None, :])[0]), quant
+    _, log_z, quant = _mix_graphs(tables.every(step), graphs, qs)
+    log_p = log_z - _logsumexp_rows(log_z[None, :])[0]
+    keep = np.flatnonzero(log_p >= math.log(PRUNE))
+    keep = keep[np.argsort(-log_p[keep], kind="stable")]
+    n_exact = int(np.sum(log_p >= math.log(QUANTILE_PROB)))
+    pmfs, log_z_keep, quant_keep = _mix_graphs(tables, [graphs[i] for i in keep], qs, n_quantiles=n_exact)
+    quant_keep[n_exact:] = quant[keep[n_exact:]]
+    log_z[keep], quant[keep] = log_z_keep, quant_keep
+    return pmfs[0], np.exp(log_z - _logsumexp_rows(log_z[None, :])[0]), quant
 
 
 # --------------------------------------------------------------------------- MCMC over graphs
