@@ -472,10 +472,14 @@ def fit_graphical(
     -------
     Estimate
         ``n_hat`` = posterior median, ``ci`` = equal-tailed interval, ``se`` = posterior SD;
-        ``diagnostics["models"]``: one row per graph (posterior probability, median and interval
-        of N given the graph); ``diagnostics["posterior"]``: the grid posterior of N;
-        ``diagnostics["tail_mass_top1pct"]``: mass in the top 1% of the grid range (truncation
-        check); for MCMC also ``rhat``, ``ess_bulk``, ``acceptance``, ``edge_probs``.
+        ``diagnostics["models"]``: one row per graph, most probable first (posterior probability,
+        median and interval of N given the graph; with MCMC ``prob`` is the visit frequency,
+        ``prob_visited`` the exact probability renormalised over the visited graphs, and the
+        conditional quantiles are given for the 1,000 most visited graphs);
+        ``diagnostics["posterior"]``: the grid posterior of N; ``tail_mass_top1pct`` (mass in the
+        top 1% of the grid range, as in dga's checks) and ``tail_mass_beyond_grid`` (power-law
+        extrapolation; a warning above 1e-3); for MCMC also ``rhat``, ``ess_bulk``,
+        ``acceptance``, ``chain_medians``, ``graphs_visited``, ``edge_probs``.
         ``idata`` has ``N`` and ``graph`` (row of ``diagnostics["models"]``) as variables.
 
     Examples
@@ -484,7 +488,7 @@ def fit_graphical(
     >>> est = tipstat.fit_graphical(tipstat.datasets.load("Spina_3"), seed=1)
     >>> est.n_hat, est.ci
     (725.0, (686.0, 784.0))
-    >>> est.diagnostics["models"].prob.iloc[0] > 0.5
+    >>> bool(est.diagnostics["models"].prob.iloc[0] > 0.5)
     True
     """
     y, d = _check_input(h, delta, level, method)
