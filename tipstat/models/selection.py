@@ -215,7 +215,8 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
     var_b0 = fit.cov[:, 0, 0]
     status = np.where(cells.all(axis=1), "ok", "extended").astype(object)
     n_hat = n_obs + mu0
-    se = np.sqrt(mu0 + mu0**2 * var_b0)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(mu0 + mu0**2 * var_b0)
     beta = fit.beta
     cov = fit.cov
     mu = fit.mu
