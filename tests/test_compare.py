@@ -145,3 +145,15 @@ def test_graphical_row_has_posterior():
     assert est.n_hat == table.iloc[0].n_hat
     assert table.iloc[0].lower <= est.n_hat <= table.iloc[0].upper
     assert table.iloc[0].family == "Bayesian"
+
+
+@pytest.mark.skipif(not hasattr(tipstat, "internal_consistency"), reason="needs validate")
+def test_reliability_column_is_the_internal_consistency_rating():
+    h = tipstat.datasets.load("Kosovo_4")
+    table = tipstat.compare(h, ["independence"], reliability=True)
+    direct = tipstat.internal_consistency(
+        h, lambda sub: tipstat.fit_loglinear(sub, "independence")).indicator
+    expected = (f"{direct['rating']} (mean log relative bias {direct['mean_log_rel_bias']:+.2f}, "
+                f"coverage {direct['coverage']:.0%})")
+    assert table.iloc[0].reliability == expected
+    assert tipstat.compare(h, ["independence"]).iloc[0].reliability is None

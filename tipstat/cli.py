@@ -244,7 +244,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     warns: list[str] = []
     h = _pooled(h, warns)
     methods = args.methods if args.methods in ("default", "all") else _csv_list(args.methods)
-    table = tipstat.compare(h, methods, level=args.level, seed=args.seed, progress=_progress(args))
+    table = tipstat.compare(h, methods, level=args.level, seed=args.seed, progress=_progress(args),
+                            reliability=args.reliability)
     if args.csv:
         out = Path(args.csv)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +259,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for w in warns:
         print(f"note: {w}")
     _print_table(table)
+    if args.reliability:
+        print("\nreliability (each list estimated from the others, Binette & Steorts 2022):")
+        for _, r in table.iterrows():
+            if r["reliability"]:
+                print(f"  {str(r['method'])[:28]:<28} {r['reliability']}")
     skipped = table.attrs.get("skipped") or []
     if skipped:
         print(f"\nnot in this version of tipstat: {', '.join(skipped)}")
@@ -820,6 +826,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="default",
                    help="'default', 'all' or comma-separated method names")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    p.add_argument("--reliability", action="store_true",
+                   help="rate each method by the internal-consistency check (K more fits each)")
     _add_input_options(p)
     common(p, level=True)
 

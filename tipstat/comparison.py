@@ -36,6 +36,7 @@ __all__ = ["COLUMNS", "METHODS", "ComparisonTable", "Method", "available_methods
 COLUMNS = (
     "method", "model", "family", "status", "n_observed", "n_hat", "lower", "upper", "level",
     "ci_method", "se", "deviance", "df", "aic", "bic", "diagnostics", "warnings", "seconds",
+    "reliability",
 )
 
 
@@ -448,7 +449,29 @@ def _row(est: Estimate, family: str, seconds: float) -> dict[str, Any]:
         "diagnostics": diagnostic_note(est),
         "warnings": tuple(str(w) for w in est.warnings),
         "seconds": seconds,
+        "reliability": None,
     }
+
+
+def _reliability(h: CaptureHistories, method: Method, options: dict[str, Any]) -> str | None:
+    """Binette & Steorts' internal-consistency rating of a method on ``h`` (where this tipstat
+    has ``tipstat.validate.internal_consistency``): ``"consistent"``, ``"questionable"``,
+    ``"inconsistent"`` or ``"not_assessed"``, with the mean log relative bias."""
+    try:
+        from .validate import internal_consistency
+    except ImportError:  # pragma: no cover - validate ships with tipstat
+        return None
+    if h.k < 3:
+        return "not_assessed (fewer than 3 lists)"
+
+    def one(sub: CaptureHistories) -> Estimate:
+        return method.run(sub, {**options, "progress": False})[0]
+
+    ind = internal_consistency(h, one, level=options["level"]).indicator
+    bias = ind.get("mean_log_rel_bias")
+    if bias is None or not math.isfinite(bias):
+        return str(ind["rating"])
+    return f"{ind['rating']} (mean log relative bias {bias:+.2f}, coverage {ind['coverage']:.0%})"
 
 
 def compare(
@@ -458,6 +481,7 @@ def compare(
     level: float = 0.95,
     seed: int | None = None,
     progress: bool = False,
+    reliability: bool = False,
 ) -> ComparisonTable:
     """Estimate N with several methods and put the results side by side.
 
@@ -482,6 +506,11 @@ def compare(
         reproducible.
     progress : bool
         Show a progress bar over methods (and let methods that support it show theirs).
+    reliability : bool
+        Also run the reliability check of Binette & Steorts (2022) for each method that gives
+        one estimate (each list in turn is a population of known size, estimated from the
+        others; ``tipstat.validate.internal_consistency``) and put its rating in the
+        ``reliability`` column. Costs K more fits per method.
 
     Returns
     -------
@@ -489,7 +518,7 @@ def compare(
         One row per method and model, columns :data:`COLUMNS`: ``n_hat``, ``lower``,
         ``upper`` (interval of kind ``ci_method``), ``status``, ``aic``/``bic``/``deviance``/``df``
         where the method has a likelihood (``nan`` otherwise), ``diagnostics`` (one-line note),
-        ``warnings``, ``seconds``.
+        ``warnings``, ``seconds``, ``reliability`` (with ``reliability=True``, else ``None``).
 
     Examples
     --------
@@ -527,8 +556,14 @@ def compare(
                                   warnings=(f"{m.name} failed: {type(exc).__name__}: {exc}",))
                 results = [failed]
             seconds = (time.perf_counter() - t0) / max(len(results), 1)
+            rating = None
+            if reliability and len(results) == 1 and results[0].status != "failed":
+                try:
+                    rating = _reliability(h, m, options)
+                except InputError as exc:
+                    rating = f"not_assessed ({exc})"
             for est in results:
-                rows.append(_row(est, m.family, seconds))
+                rows.append(_row(est, m.family, seconds) | {"reliability": rating})
                 estimates.append(est)
             advance(m.name)
     table = ComparisonTable(pd.DataFrame(rows, columns=list(COLUMNS)))
