@@ -270,12 +270,14 @@ def test_reliability_and_model_search_sections(tmp_path):
     if not (hasattr(tipstat, "internal_consistency") and hasattr(tipstat, "select_loglinear")):
         pytest.skip("needs tipstat.internal_consistency and tipstat.select_loglinear")
     h = tipstat.datasets.load("NewOrleans_5")
-    table = tipstat.compare(h, ["independence", "stepwise"])
+    table = tipstat.compare(h, ["independence", "stepwise"], reliability=True)
     check = tipstat.internal_consistency(h)
     page = build_report(h, comparison=table, reliability=check, sensitivity_methods=None)
     note = re.search(r'<p id="reliability-note">(.*?)</p>', page).group(1)
     assert note == check.indicator["note"].replace("'", "&#39;")
     assert "sensitivity-table" not in page
+    body = page.split('id="estimates-table"')[1].split("</table>")[0]
+    assert "<th>reliability</th>" in body and table.iloc[0].reliability in body
     # the stepwise search path is drawn in the diagnostics of the selection row
     diagnostics = page.split('<section id="diagnostics">')[1].split("</section>")[0]
     assert diagnostics.count("<img") >= 1

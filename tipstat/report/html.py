@@ -364,6 +364,7 @@ def build_report(
         skipped=comparison.attrs.get("skipped", []), published=published,
         sensitivity=sens_rows, sensitivity_notes=sens_notes,
         sensitivity_methods=list(sensitivity_methods or []), warnings=warn_list, diagnostics=diag,
+        show_reliability=any(r.get("reliability") for r in rows),
         sdg=sdg, reliability_html=reliability_html, reliability_note=reliability_note,
         results_json=json.dumps(results, allow_nan=False).replace("</", "<\\/"),
     )
