@@ -266,3 +266,35 @@ def test_reproduce_reruns_the_published_selection_rule(capsys):
     assert rule[0]["n_hat"] == pytest.approx(157, abs=0.5)
     assert rule[0]["tipstat_model"] == "[b:c, c:d]"
     assert "max_order=2" in rule[0]["note"]
+
+
+@pytest.mark.skipif(not (hasattr(tipstat, "sdg_16_2_2") and hasattr(tipstat, "fit_stratified")),
+                    reason="needs tipstat.sdg_16_2_2 and tipstat.fit_stratified")
+def test_indicator_from_agency_files(capsys, tmp_path):
+    sim = pytest.importorskip("tipstat.simulate")
+    c = sim.country(n_victims=1500, seed=1,
+                    lists={k: v for k, v in sim.DEFAULT_LISTS.items() if k in "PKOR"})
+    files = []
+    for entity, part in c.records.groupby("entity_id"):
+        files.append(str(tmp_path / f"{entity}.csv"))
+        part.to_csv(files[-1], index=False)
+    c.list_definition.to_csv(tmp_path / "lists.csv", index=False)
+    c.population.to_csv(tmp_path / "pop.csv", index=False)
+    out = tmp_path / "sdg.csv"
+    code, data = run_json(capsys, "indicator", *files, "--population", str(tmp_path / "pop.csv"),
+                          "--entity-map", str(tmp_path / "lists.csv"), "--year", str(c.year),
+                          "--country", c.ref_area, "--bootstrap", "20", "--seed", "1",
+                          "--out", str(out))
+    assert code == 0, data["error"]
+    total = [r for r in data["results"]
+             if (r["sex"], r["age"], r["exploitation"]) == ("_T", "_T", "_T")]
+    assert total[0]["detected"] == c.n_detected          # distinct persons after linkage
+    assert total[0]["total_lcl"] <= total[0]["total_est"] <= total[0]["total_ucl"]
+    assert total[0]["rate_per_100k"] == pytest.approx(
+        1e5 * total[0]["total_est"] / total[0]["population"], rel=1e-9)
+    assert len(pd.read_csv(out)) == len(data["results"])
+    acc = data["input"]["accounting"]
+    assert acc["read"] == len(c.records)
+    code, _out_text, err = run(capsys, "indicator", *files, "--population",
+                              str(tmp_path / "pop.csv"))
+    assert code == 2 and "--entity-map is required" in err

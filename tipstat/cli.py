@@ -488,7 +488,8 @@ def _records_chain() -> dict[str, Any] | None:
     return mods
 
 
-def _sdg_table(h: Any, population: Any, seed: int | None, **options: Any) -> Any:
+def _sdg_table(h: Any, population: Any, seed: int | None, bootstrap: int | None = None,
+               **options: Any) -> Any:
     """The SDG 16.2.2 table of stratified capture histories (a DataFrame), where this tipstat
     has ``tipstat.fit_stratified`` and ``tipstat.sdg_16_2_2``; else None."""
     import tipstat
@@ -499,7 +500,7 @@ def _sdg_table(h: Any, population: Any, seed: int | None, **options: Any) -> Any
         fit, sdg = tipstat.fit_stratified, tipstat.sdg_16_2_2
     except AttributeError:
         return None
-    result = _call(fit, h, seed=seed)
+    result = _call(fit, h, seed=seed, bootstrap=bootstrap)
     table = _call(sdg, result, population, **options)
     return table.table if hasattr(table, "table") else table
 
@@ -744,23 +745,28 @@ def cmd_indicator(args: argparse.Namespace) -> int:
     entity_map = _read_table(Path(args.entity_map))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        records = mods["ictip"].read_records(args.records, entity_map)
+        records = mods["ictip"].read_records(list(args.records), entity_map, period=args.year,
+                                             ref_area=args.country)
         by = [{"age": "age_group"}.get(b, b) for b in args.by]
         h = mods["ictip"].capture_histories(mods["linkage"].link_exact(records), by=by)
-        table = _sdg_table(h, population, args.seed)
+        table = _sdg_table(h, population, args.seed, bootstrap=args.bootstrap,
+                           ref_area=args.country, time_period=args.year)
     warns = [str(w.message) for w in caught]
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
     if args.json:
         _print_json(_envelope("indicator", seed=args.seed,
-                              input={"records": args.records, "population": args.population,
+                              input={"records": list(args.records), "population": args.population,
                                      "by": args.by, "accounting": _accounting(records.accounting())},
                               results=table.to_dict("records"), warns=warns))
         return 0
     for w in warns:
         print(f"warning: {w}")
-    print(table.to_string(index=False))
+    shown = [c for c in ("sex", "age", "exploitation", "detected", "total_est", "total_lcl",
+                         "total_ucl", "rate_per_100k", "rate_lcl", "rate_ucl", "obs_status")
+             if c in table]
+    print(table[shown or list(table.columns)].to_string(index=False, float_format="{:,.1f}".format))
     if args.out:
         print(f"\nwritten: {args.out}")
     return 0
@@ -841,7 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("indicator", cmd_indicator, "SDG 16.2.2 table from IC-TIP records",
             "tipstat indicator records.csv --population pop.csv --by sex,age,exploitation")
-    p.add_argument("records", help="IC-TIP coded victim records (CSV/Excel)")
+    p.add_argument("records", nargs="+", help="IC-TIP coded victim records (CSV/Excel files)")
     p.add_argument("--population", required=True, help="population table (CSV)")
     p.add_argument("--by", type=_csv_list, default=["sex", "age", "exploitation"],
                    help="disaggregation (default sex,age,exploitation)")
@@ -849,6 +855,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CSV with columns entity_id, list_id (which list each entity's records "
                         "belong to)")
     p.add_argument("--out", default=None, help="write the table to this CSV file")
+    p.add_argument("--year", type=int, default=None, help="reference year (records outside it "
+                                                          "are excluded and counted)")
+    p.add_argument("--country", default=None, help="ISO-3 code of the country")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200)")
     common(p, level=True)
 
     p = add("report", cmd_report, "write a self-contained HTML report of an analysis",
