@@ -24,7 +24,8 @@ def test_every_page_is_in_the_navigation():
     nav = set(_nav_files())
     pages = {p.name for p in DOCS.glob("*.md")}
     assert pages - nav == set(), "pages missing from mkdocs.yml nav"
-    for own in ("index.md", "getting-started.md", "methods.md", "cli.md", "report.md", "api.md"):
+    for own in ("index.md", "getting-started.md", "methods.md", "cli.md", "report.md", "api.md",
+                "examples.md"):
         assert own in pages
 
 

@@ -114,3 +114,9 @@ def test_agency_exports_to_sdg(tmp_path, capsys):
     assert math.isfinite(res["fit"].n_hat) and res["fit"].n_hat > truth.n_detected
     for name in ("sdg_16_2_2.csv", "sdg_16_2_2_glotip.csv", "report.html"):
         assert (out / name).exists(), name
+
+
+def test_every_example_is_documented():
+    guide = (EXAMPLES.parent / "docs" / "examples.md").read_text()
+    for script in EXAMPLES.glob("*.py"):
+        assert f"`{script.name}`" in guide, script.name
