@@ -157,3 +157,14 @@ def test_reliability_column_is_the_internal_consistency_rating():
                 f"coverage {direct['coverage']:.0%})")
     assert table.iloc[0].reliability == expected
     assert tipstat.compare(h, ["independence"]).iloc[0].reliability is None
+
+
+def test_options_are_passed_by_name_only():
+    from tipstat.comparison import _call
+
+    def f(h, level=0.95, progressbar=True, **sample_kwargs):
+        return level, progressbar, sample_kwargs
+
+    # seed is not a parameter of f: it must not leak into **sample_kwargs (e.g. to pm.sample)
+    assert _call(f, None, level=0.9, seed=3, progress=False) == (0.9, False, {})
+    assert _call(lambda h, seed=None: seed, None, seed=None) is None

@@ -83,16 +83,17 @@ class Method:
 
 
 def _call(func: Callable[..., Any], *args: Any, **options: Any) -> Any:
-    """Call ``func`` passing only the keyword options its signature accepts."""
+    """Call ``func`` passing only the keyword options its signature names (``progress`` also
+    as ``progressbar``); options that are ``None`` are left to the function's defaults."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
         return func(*args)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in options.items() if v is not None}
-    else:
-        kwargs = {k: v for k, v in options.items() if k in params and v is not None}
-    return func(*args, **kwargs)
+    if "progress" in options and "progress" not in params and "progressbar" in params:
+        options = {**options, "progressbar": options["progress"]}
+    named = {k for k, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return func(*args, **{k: v for k, v in options.items() if k in named and v is not None})
 
 
 def _public(name: str) -> Callable[..., Any]:
