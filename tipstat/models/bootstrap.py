@@ -58,7 +58,8 @@ class SelectionStatistic:
             return math.nan, ""
         space = _space(self.lists, self.order)
         opts = {k: v for k, v in self.options.items() if k != "max_order"}
-        sel = run_selection(space, np.asarray(y, dtype=np.float64), self.criterion, **opts)
+        sel = run_selection(space, np.asarray(y, dtype=np.float64), self.criterion,
+                            detail=False, **opts)
         return sel.n_hat, space.label(sel.model)
 
 

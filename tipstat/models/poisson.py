@@ -229,8 +229,38 @@ def _recession_d0_range(X_f: np.ndarray, X_z: np.ndarray) -> tuple[bool, bool]:
 def check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None = None,
                     facial: np.ndarray | None = None) -> Existence:
     """Existence of the MLE and identifiability of N for the observable design ``X`` (rows:
-    observable cells, first column the intercept) and counts ``y``."""
+    observable cells, first column the intercept) and counts ``y``.
+
+    Both depend on the counts only through which cells are empty (the facial set is the smallest
+    face of the marginal cone holding the rows of the non-empty cells), so results are cached by
+    design and zero pattern: bootstrap replicates and model searches that meet the same
+    pattern again skip the linear programs.
+    """
     y = np.asarray(y, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    key = None
+    if facial is None:
+        key = (X.shape, hash(X.tobytes()), (y > 0).tobytes(),
+               None if cell_labels is None else tuple(cell_labels))
+        hit = _EXISTENCE_CACHE.get(key)
+        if hit is not None:
+            return hit
+    out = _check_existence(X, y, cell_labels, facial)
+    if key is not None:
+        if len(_EXISTENCE_CACHE) >= _EXISTENCE_CACHE_SIZE:
+            _EXISTENCE_CACHE.clear()
+        for arr in (out.facial, out.columns):
+            arr.setflags(write=False)
+        _EXISTENCE_CACHE[key] = out
+    return out
+
+
+_EXISTENCE_CACHE: dict = {}
+_EXISTENCE_CACHE_SIZE = 50_000
+
+
+def _check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None,
+                     facial: np.ndarray | None) -> Existence:
     if facial is None:
         facial = facial_set(X, y) if np.any(y == 0) else np.ones(len(y), dtype=bool)
     X_f = X[facial]

@@ -50,7 +50,7 @@ from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
 from .design import loglinear_design, term_label
 from .loglinear import _check_histories, _fit, estimate_from_fit
-from .poisson import BatchFit, newton_batch
+from .poisson import BatchFit, check_existence, newton_batch
 
 __all__ = ["CRITERIA", "select_loglinear"]
 
@@ -173,8 +173,10 @@ class Evaluated:
 
 
 def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
-             beta0: np.ndarray | None = None) -> Evaluated:
-    """Fit every model in ``models`` to the observable counts ``y``."""
+             beta0: np.ndarray | None = None, detail: bool = True) -> Evaluated:
+    """Fit every model in ``models`` to the observable counts ``y``. With ``detail=False``
+    (bootstrap replicates) models whose MLE does not exist are only classified, not fitted on
+    their facial set (their deviance is then ``nan``)."""
     y = np.asarray(y, dtype=np.float64)
     M = len(models)
     cmask = space.col_mask(models)
@@ -222,8 +224,19 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
     mu = fit.mu
     reasons: dict = {}
     todo = np.flatnonzero(~fit.exact)
+    labels = list(CaptureHistories(np.zeros(len(y)), space.lists).pattern_labels()) if len(todo) \
+        else None
     for i in todo:  # exact check (linear programs) where Newton could not prove existence
         design = loglinear_design(space.lists, space.ordered(models[i]))
+        if not detail:
+            # existence is cached by zero pattern: excluded models cost no fit at all
+            ex = check_existence(design.observable, y, labels)
+            if not ex.finite:
+                status[i] = ex.status
+                reasons[i] = ex.reason
+                n_hat[i] = math.inf if ex.status == "does_not_exist" else math.nan
+                se[i] = var_b0[i] = loglik[i] = math.nan
+                continue
         f = _fit(design, y, space.lists)
         st = f.existence.status if (f.converged or not f.existence.finite) else "not_converged"
         status[i] = st
@@ -398,7 +411,7 @@ def _criterion_values(ev: Evaluated, criterion: str) -> np.ndarray:
     return np.where(ev.admissible, vals, np.inf)
 
 
-def _greedy(space: Space, y: np.ndarray, criterion: str) -> Selection:
+def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True) -> Selection:
     model: tuple[int, ...] = ()
     first = evaluate(space, y, [model])
     best = float(_criterion_values(first, criterion)[0])
@@ -411,7 +424,7 @@ def _greedy(space: Space, y: np.ndarray, criterion: str) -> Selection:
         nb = [m for m in _neighbours(space, model) if m not in seen]
         if not nb:
             break
-        ev = evaluate(space, y, nb)
+        ev = evaluate(space, y, nb, detail=detail)
         rows.append(ev)
         vals = _criterion_values(ev, criterion)
         for m, v in zip(nb, vals, strict=True):
@@ -440,9 +453,9 @@ def _concat(parts: list[Evaluated]) -> Evaluated:
     return Evaluated(models, **vals, n_exact_checks=sum(p.n_exact_checks for p in parts))
 
 
-def _exhaustive(space: Space, y: np.ndarray, criterion: str) -> Selection:
+def _exhaustive(space: Space, y: np.ndarray, criterion: str, detail: bool = True) -> Selection:
     models = list(space.enumerate())
-    ev = evaluate(space, y, models)
+    ev = evaluate(space, y, models, detail=detail)
     vals = _criterion_values(ev, criterion)
     j = int(np.argmin(vals))
     if not np.isfinite(vals[j]):
@@ -455,7 +468,7 @@ def _exhaustive(space: Space, y: np.ndarray, criterion: str) -> Selection:
 
 def run_selection(space: Space, y: np.ndarray, criterion: str, *, pthresh: float = 0.02,
                   alpha: float = 0.05, search: str = "auto", max_models: int = 40_000,
-                  average: bool = False) -> Selection:
+                  average: bool = False, detail: bool = True) -> Selection:
     """Run one rule on observable counts ``y`` (the fast core used by the bootstrap)."""
     if criterion == "stepwise":
         return _stepwise(space, y, pthresh)
@@ -463,8 +476,8 @@ def run_selection(space: Space, y: np.ndarray, criterion: str, *, pthresh: float
         return _bhs(space, y, alpha)
     if search == "auto":
         search = "exhaustive" if space.count_models(max_models) <= max_models else "greedy"
-    sel = _exhaustive(space, y, criterion) if search == "exhaustive" else \
-        _greedy(space, y, criterion)
+    sel = _exhaustive(space, y, criterion, detail) if search == "exhaustive" else \
+        _greedy(space, y, criterion, detail)
     if average and sel.table is not None:
         w = weights(sel.table, criterion)
         ok = w > 0
