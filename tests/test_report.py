@@ -100,10 +100,11 @@ def test_sdg_table_is_suppressed(uk5_report):
     sdg = page.split('id="sdg-table"')[1].split("</table>")[0]
     rows = re.findall(r"<tr>(.*?)</tr>", sdg, re.S)
     male = next(r for r in rows if "<td>M</td>" in r)
-    assert "&lt;5" in male and male.count("suppressed") == 7
+    assert "&lt;5" in male and male.count("suppressed") == 7   # every derived column shown
     assert "19.0" not in male and "0.2" not in male       # no derived figure of the small cell
     female = next(r for r in rows if "<td>F</td>" in r)
-    assert "<td>40</td>" in female and "120.0" in female
+    assert "<td>40</td>" in female and "<td>120</td>" in female and "<td>2.40</td>" in female
+    assert "<td>5,000,000</td>" in male                 # the population is not a small cell
     assert "1 row(s)" in page
 
 

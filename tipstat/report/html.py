@@ -80,6 +80,36 @@ def suppress_small_cells(table: pd.DataFrame, *, threshold: int = SUPPRESS_BELOW
 
 
 # ---------------------------------------------------------------------------- helpers
+_SDG_SHOWN = ("ref_area", "time_period", "sex", "age", "exploitation", "detected",
+              "undetected_est", "total_est", "total_lcl", "total_ucl", "population",
+              "rate_per_100k", "rate_lcl", "rate_ucl", "series_code", "obs_status")
+
+
+def _sdg_display(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """The SDG table as shown in the report: main columns, readable numbers, small cells
+    suppressed (also rows the table itself marks ``obs_status == "suppressed"``)."""
+    cols = [c for c in _SDG_SHOWN if c in table] or list(table.columns)
+    out = table[cols].copy()
+    small = pd.Series(False, index=out.index)
+    if "detected" in table:
+        detected = pd.to_numeric(table["detected"], errors="coerce")
+        small |= detected.notna() & (detected < threshold)
+    if "obs_status" in table:
+        small |= table["obs_status"].astype(str) == "suppressed"
+
+    def fmt(v: Any, digits: int) -> str:
+        v = pd.to_numeric(v, errors="coerce")
+        return "" if pd.isna(v) else f"{v:,.{digits}f}"
+
+    for c in out.columns:
+        if c in _COUNT_COLUMNS or c == "population":
+            digits = 2 if c.startswith("rate") else 0
+            out[c] = out[c].map(lambda v, d=digits: fmt(v, d))
+            if c != "population":
+                out.loc[small, c] = "suppressed"
+    if "detected" in out:
+        out.loc[small, "detected"] = f"<{threshold}"
+    return out
 def _png(ax: Any) -> str:
     from .plots import figure_png
 
@@ -316,8 +346,7 @@ def build_report(
     if sdg_table is not None:
         from .plots import plot_sdg_rates
 
-        shown = suppress_small_cells(sdg_table, threshold=suppress_below) \
-            if "detected" in sdg_table else sdg_table.copy()
+        shown = _sdg_display(sdg_table, suppress_below)
         n_suppressed = int((shown.get("detected", pd.Series(dtype=object)).astype(str)
                             == f"<{suppress_below}").sum())
         image = None
