@@ -282,3 +282,13 @@ def test_reliability_and_model_search_sections(tmp_path):
     # the stepwise search path is drawn in the diagnostics of the selection row
     diagnostics = page.split('<section id="diagnostics">')[1].split("</section>")[0]
     assert diagnostics.count("<img") >= 1
+
+
+def test_rows_suppressed_by_the_indicator_stay_suppressed():
+    h = tipstat.datasets.load("Korea_3")
+    sdg = SDG.assign(obs_status=["estimated", "suppressed", "estimated"])
+    sdg.loc[1, ["detected", "total_est", "rate_per_100k"]] = float("nan")
+    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=sdg)
+    table = page.split('id="sdg-table"')[1].split("</table>")[0]
+    male = next(r for r in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td>M</td>" in r)
+    assert "&lt;5" in male and "0.38" not in male and "19" not in male
