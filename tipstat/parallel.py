@@ -46,6 +46,14 @@ def default_n_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _has_joblib() -> bool:
+    try:
+        import joblib  # noqa: F401
+    except ImportError:  # pragma: no cover - joblib comes with the 'parallel' extra
+        return False
+    return True
+
+
 def spawn_seeds(seed: int | np.random.SeedSequence | None, n: int) -> list[np.random.SeedSequence]:
     """``n`` independent child seeds of ``seed`` (``SeedSequence(seed).spawn(n)``)."""
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -107,8 +115,9 @@ def map(
         function or a picklable object) for the ``loky`` and ``dask`` backends.
     items : iterable
     backend : {"auto", "serial", "loky", "dask"}
-        ``"auto"``: ``"dask"`` if a ``client`` is given, ``"serial"`` if one job, else
-        ``"loky"`` (joblib's process pool on the local cores).
+        ``"auto"``: ``"dask"`` if a ``client`` is given, ``"serial"`` if one job (or joblib is
+        not installed), else ``"loky"`` (joblib's process pool on the local cores). joblib and
+        dask come with ``pip install tipstat[parallel]``.
     n_jobs : int, optional
         Local worker processes (default: every core this process may use). Ignored by dask.
     client : dask.distributed.Client, optional
@@ -135,7 +144,7 @@ def map(
             backend = "dask"
         else:
             jobs = n_jobs if n_jobs is not None else default_n_jobs()
-            backend = "serial" if jobs <= 1 or n <= 1 else "loky"
+            backend = "serial" if jobs <= 1 or n <= 1 or not _has_joblib() else "loky"
     if backend == "dask" and client is None:
         raise InputError("backend='dask' needs a client=dask.distributed.Client(...)")
     if n_jobs is not None and n_jobs < 1:

@@ -145,7 +145,7 @@ def bca_interval(draws: np.ndarray, theta: float, jack: np.ndarray, weights: np.
     >>> (lo, hi), z0, a = bca_interval(rng.normal(10, 1, 4000), 10.0, np.array([9.9, 10.1]),
     ...                                np.array([1.0, 1.0]))
     >>> round(lo, 1), round(hi, 1), abs(a) < 1e-12
-    (8.0, 11.9, True)
+    (8.1, 12.0, True)
     """
     d = np.asarray(draws, dtype=np.float64)
     d = d[~np.isnan(d)]

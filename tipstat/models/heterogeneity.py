@@ -304,7 +304,7 @@ def closedp(h: CaptureHistories) -> pd.DataFrame:
     --------
     >>> import tipstat
     >>> tab = tipstat.closedp(tipstat.datasets.load("UK_5"))
-    >>> round(tab.loc["Mt", "abundance"], 4), tab.loc["Mb", "status"]
+    >>> round(float(tab.loc["Mt", "abundance"]), 4), tab.loc["Mb", "status"]
     (13444.1312, 'does_not_exist')
     """
     _check_histories(h)
