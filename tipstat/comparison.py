@@ -30,7 +30,7 @@ from .estimate import STATUSES, Estimate
 from .histories import CaptureHistories
 
 __all__ = ["COLUMNS", "METHODS", "ComparisonTable", "Method", "available_methods", "compare",
-           "register_method"]
+           "jsonable", "register_method"]
 
 #: Columns of a comparison table, in order (stable: the CLI's ``--json`` and the report use them).
 COLUMNS = (
@@ -265,6 +265,31 @@ def _resolve(methods: str | Sequence[str], k: int) -> tuple[list[Method], list[s
 
 
 # ---------------------------------------------------------------------------- the table
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: non-finite floats -> ``None``, numpy scalars and arrays -> Python,
+    tuples -> lists, recursively through dicts and lists.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> jsonable({"n": np.float64("inf"), "k": np.int64(3), "ci": (1.5, np.nan)})
+    {'n': None, 'k': 3, 'ci': [1.5, None]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def _first(d: dict[str, Any], *keys: str) -> Any:
     for k in keys:
         if k in d and d[k] is not None:
@@ -336,20 +361,7 @@ class ComparisonTable(pd.DataFrame):
 
         The keys are :data:`COLUMNS` (``warnings`` is a list of strings).
         """
-        out = []
-        for _, row in self.iterrows():
-            rec: dict[str, Any] = {}
-            for col in COLUMNS:
-                v = row[col]
-                if isinstance(v, float | np.floating):
-                    v = float(v) if math.isfinite(v) else None
-                elif isinstance(v, np.integer):
-                    v = int(v)
-                elif isinstance(v, tuple):
-                    v = list(v)
-                rec[col] = v
-            out.append(rec)
-        return out
+        return [jsonable({col: row[col] for col in COLUMNS}) for _, row in self.iterrows()]
 
     def best(self, criterion: str = "aic") -> pd.Series:
         """The row with the smallest ``criterion`` (``"aic"`` or ``"bic"``) among existing

@@ -131,16 +131,6 @@ def _fmt(x: Any, digits: int = 0) -> str:
     return f"{f:,.{digits}f}"
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float | np.floating):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, tuple | list):
-        return [_jsonable(x) for x in v]
-    return v
-
-
 def _scalar_diagnostics(est: Estimate) -> list[tuple[str, str]]:
     out = []
     for key, value in (est.diagnostics or {}).items():
@@ -380,9 +370,7 @@ def build_report(
         "n_observed": float(pooled.n_observed),
         "lists": list(pooled.lists),
         "seed": seed,
-        "estimates": [{k: _jsonable(v) for k, v in rec.items()}
-                      for rec in comparison.to_records()] if hasattr(comparison, "to_records")
-        else [],
+        "estimates": comparison.to_records() if hasattr(comparison, "to_records") else [],
     }
     env = _environment()
     return env.get_template("report.html").render(
