@@ -93,6 +93,8 @@ def test_model_builder_and_bad_input():
         bayes_loglinear_model(h, ["S1:S2:S3"])
     with pytest.raises(tipstat.InputError, match="prior"):
         bayes_loglinear_model(h, prior="lasso")
+    with pytest.raises(tipstat.InputError, match="design does not match"):
+        bayes_loglinear_model(h, tipstat.loglinear_design(["X", "Y", "Z"], "all2"))
     with pytest.raises(tipstat.InputError, match="main_sd"):
         bayes_loglinear_model(h, main_sd=-1)
     with pytest.raises(tipstat.InputError, match="expected_terms"):

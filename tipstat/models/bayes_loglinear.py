@@ -55,9 +55,11 @@ def _design(h: CaptureHistories, terms: Any) -> Design:
             "the K-way interaction is confounded with the unobserved cell: N is not identifiable",
             [Problem("terms", None, "allN" if isinstance(terms, str) else str(terms),
                      "interactions of at most K - 1 lists, e.g. 'all2'")])
-    if design.matrix.shape[0] != 2**h.k:
+    if design.matrix.shape[0] != 2**h.k or tuple(design.columns[1:1 + h.k]) != tuple(h.lists):
         raise InputError("the design does not match the lists",
-                         [Problem("terms", None, design.name, f"a design over {h.k} lists")])
+                         [Problem("terms", None, design.name,
+                                  f"a design over {h.k} lists with columns (Intercept), "
+                                  f"{', '.join(h.lists)}, then the interactions")])
     return design
 
 
