@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         ax.figure.savefig(out / "posterior_latent_class.png", dpi=120, bbox_inches="tight")
 
     # 3. beside the maximum-likelihood estimates
-    table = tipstat.compare(h, [m for m in ("independence", "bic", "stepwise")
-                                if m in tipstat.comparison.available_methods()])
+    table = tipstat.compare(h, ["independence", "bic", "stepwise"])
     ax = plot_forest(list(table.estimates) + [r for k, r in results.items()
                                              if k in ("graphical", "latent_class")])
     ax.figure.savefig(out / "forest.png", dpi=120, bbox_inches="tight")

@@ -5,7 +5,7 @@ The analysis every MSE report needs before it states a number (see the method gu
 1. all available methods side by side (``tipstat.compare``) with a forest plot,
 2. the estimate refitted with each list left out in turn (does one list drive it?),
 3. lists from related institutions merged (are they really independent sources?),
-4. the reliability check of Binette & Steorts where this version of tipstat has it, and
+4. the reliability check of Binette & Steorts (``tipstat.internal_consistency``), and
 5. a self-contained HTML report of all of it.
 
 Run on a bundled table or on your own capture-history file (0/1 list columns and ``count``):
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax = comparison.plot()
     ax.figure.savefig(out / "forest.png", dpi=120, bbox_inches="tight")
 
-    loo_methods = ["independence"] + (["bic"] if "bic" in tipstat.comparison.available_methods()
-                                      else [])
+    loo_methods = ["independence", "bic"]
     loo = leave_one_out(h, loo_methods)
     print(loo.to_string(index=False), "\n")
     loo.to_csv(out / "leave_one_out.csv", index=False)
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
               .to_string(index=False), "\n")
 
     reliability = None
-    if hasattr(tipstat, "internal_consistency") and h.k >= 3:
+    if h.k >= 3:
         reliability = tipstat.internal_consistency(h)
         print(reliability.indicator["note"], "\n")
 

@@ -252,7 +252,6 @@ def test_validate_ictip_records(capsys, tmp_path):
     assert code == 2 and "--entity-map is required" in out
 
 
-@pytest.mark.skipif(not hasattr(tipstat, "select_loglinear"), reason="needs select_loglinear")
 def test_reproduce_reruns_the_published_selection_rule(capsys):
     # Korea: BIC over the admissible models selects [12,23] -> 157 (Silverman, Chan & Vincent
     # 2024); published figures are rounded to the unit
@@ -265,8 +264,6 @@ def test_reproduce_reruns_the_published_selection_rule(capsys):
     assert "max_order=2" in rule[0]["note"]
 
 
-@pytest.mark.skipif(not (hasattr(tipstat, "sdg_16_2_2") and hasattr(tipstat, "fit_stratified")),
-                    reason="needs tipstat.sdg_16_2_2 and tipstat.fit_stratified")
 def test_indicator_from_agency_files(capsys, tmp_path):
     sim = pytest.importorskip("tipstat.simulate")
     c = sim.country(n_victims=1500, seed=1,

@@ -137,7 +137,6 @@ def test_options_reach_methods(monkeypatch):
     assert table.iloc[0].level == 0.9 and table.attrs["seed"] == 7
 
 
-@pytest.mark.skipif(not hasattr(tipstat, "fit_graphical"), reason="issue 4 not landed")
 def test_graphical_row_has_posterior():
     table = tipstat.compare(tipstat.datasets.load("Korea_3"), ["graphical"], seed=3)
     assert len(table) == 1 and table.iloc[0].status in ("ok", "extended")
@@ -147,7 +146,6 @@ def test_graphical_row_has_posterior():
     assert table.iloc[0].family == "Bayesian"
 
 
-@pytest.mark.skipif(not hasattr(tipstat, "internal_consistency"), reason="needs validate")
 def test_reliability_column_is_the_internal_consistency_rating():
     h = tipstat.datasets.load("Kosovo_4")
     table = tipstat.compare(h, ["independence"], reliability=True)

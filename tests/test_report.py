@@ -268,8 +268,6 @@ def test_browser_check_catches_broken_pages(uk5_report, chromium, tmp_path):
 
 
 def test_reliability_and_model_search_sections(tmp_path):
-    if not (hasattr(tipstat, "internal_consistency") and hasattr(tipstat, "select_loglinear")):
-        pytest.skip("needs tipstat.internal_consistency and tipstat.select_loglinear")
     h = tipstat.datasets.load("NewOrleans_5")
     table = tipstat.compare(h, ["independence", "stepwise"], reliability=True)
     check = tipstat.internal_consistency(h)

@@ -6,8 +6,8 @@ published figure tipstat
 
 - refits the published model where the publication (or the authors' code) names it
   (``tipstat_terms``), with the interval kind closest to the published one, and
-- reruns the published selection rule (``tipstat_selection``, e.g. ``bic:2``) when this version
-  of tipstat has ``tipstat.select_loglinear``.
+- reruns the published selection rule (``tipstat_selection``, e.g. ``bic:2``) with
+  ``tipstat.select_loglinear``.
 
 Figures whose data are not public (Netherlands, Ireland) are shown alone, with a note.
 """
@@ -93,8 +93,7 @@ def reproduce(study: str, *, selection: bool = True, seed: int | None = None) ->
         ``"korea"``, ``"netherlands"``, ``"australia"``, ``"ireland"``), a title prefix
         (``"UK 2013"``) or a bundled dataset name (``"UK_5"``).
     selection : bool
-        Also rerun the published selection rule with ``tipstat.select_loglinear`` where this
-        version has it.
+        Also rerun the published selection rule with ``tipstat.select_loglinear``.
     seed : int, optional
         Seed for any bootstrap step of the selection rule.
 
@@ -137,7 +136,7 @@ def reproduce(study: str, *, selection: bool = True, seed: int | None = None) ->
                          "relative_difference": _rel(est.n_hat, base["published"]), "note": note})
             done = True
         rule = p["tipstat_selection"] if isinstance(p["tipstat_selection"], str) else ""
-        if selection and base["dataset"] and rule and hasattr(tipstat, "select_loglinear"):
+        if selection and base["dataset"] and rule:
             from ..comparison import _call
 
             criterion, _, order = rule.partition(":")
@@ -154,8 +153,6 @@ def reproduce(study: str, *, selection: bool = True, seed: int | None = None) ->
                                  + (f", max_order={order}" if order else "") + ")"})
             done = True
         if not done:
-            if rule and not hasattr(tipstat, "select_loglinear"):
-                note = note or "needs tipstat.select_loglinear"
             rows.append({**base, "approach": "published only", "tipstat_method": None,
                          "tipstat_model": None, "status": None, "n_hat": math.nan,
                          "lower": math.nan, "upper": math.nan, "ci_method": None,
