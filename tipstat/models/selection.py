@@ -174,43 +174,54 @@ class Evaluated:
 
 def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
              beta0: np.ndarray | None = None, detail: bool = True) -> Evaluated:
-    """Fit every model in ``models`` to the observable counts ``y``. With ``detail=False``
-    (bootstrap replicates) models whose MLE does not exist are only classified, not fitted on
-    their facial set (their deviance is then ``nan``)."""
+    """Fit every model in ``models`` to the observable counts ``y`` ((n,), or (M, n): one table
+    per model, e.g. one bootstrap replicate each). With ``detail=False`` (bootstrap replicates)
+    models whose MLE does not exist are only classified, not fitted on their facial set (their
+    deviance is then ``nan``)."""
     y = np.asarray(y, dtype=np.float64)
     M = len(models)
+    many = y.ndim == 2
+    Y = y if many else y[None, :]
     cmask = space.col_mask(models)
-    n_obs = float(y.sum())
+    n_obs = Y.sum(axis=1) if many else np.full(M, float(y.sum()))
     # a main effect or term with zero margin forces its cells to be empty: drop the cells and
     # the column (the extended MLE, fitted on the remaining cells)
-    margins = y @ space.X[:, 1:]
-    zero_cols = 1 + np.flatnonzero(margins == 0)
-    cells = np.ones((M, len(y)), dtype=bool)
-    if len(zero_cols):
-        hit = cmask[:, zero_cols]  # (M, z)
-        if hit.any():
-            drop_cells = hit.astype(np.float64) @ space.X[:, zero_cols].T
-            cells = drop_cells == 0
-            cmask[:, zero_cols] = False
-    # fit on the columns some model uses (a stepwise step uses ~10 of the 37 of 8 lists)
-    used = np.flatnonzero(cmask.any(axis=0))
-    Xu = space.X[:, used]
-    if beta0 is None and M > 16:
+    margins = Y @ space.X[:, 1:]  # (1 or M, p - 1)
+    zero = np.zeros((M, space.p), dtype=bool)
+    zero[:, 1:] = (margins == 0) & cmask[:, 1:]
+    cells = np.ones((M, Y.shape[1]), dtype=bool)
+    if zero.any():
+        cells = (zero.astype(np.float64) @ space.X.T) == 0
+        cmask &= ~zero
+    if beta0 is None and M > 16 and not many:
         fit = _levelwise(space, y, models, cmask, cells)
     else:
-        b0 = None if beta0 is None else np.asarray(beta0)[:, used]
-        part = newton_batch(Xu, y, cmask[:, used], cells, b0)
-        if len(used) == space.p:
-            fit = part
-        else:
-            beta_full = np.zeros((M, space.p))
-            beta_full[:, used] = part.beta
-            cov_full = np.zeros((M, space.p, space.p))
-            cov_full[np.ix_(np.arange(M), used, used)] = part.cov
-            fit = BatchFit(beta_full, part.mu, cov_full, part.kernel, part.exact,
-                           part.iterations)
-    lgy = float(gammaln(y + 1).sum())
-    sat = float(np.sum(y[y > 0] * np.log(y[y > 0]) - y[y > 0]))
+        # models with the same columns are fitted together on their own (compact) design
+        fit = BatchFit(np.zeros((M, space.p)), np.zeros((M, Y.shape[1])),
+                       np.zeros((M, space.p, space.p)), np.full(M, -np.inf),
+                       np.zeros(M, dtype=bool), np.zeros(M, dtype=np.int64))
+        groups: dict[bytes, list[int]] = {}
+        for i in range(M):
+            groups.setdefault(cmask[i].tobytes(), []).append(i)
+        for idx in groups.values():
+            ix = np.asarray(idx)
+            cols = np.flatnonzero(cmask[ix[0]])
+            b0 = None if beta0 is None else np.asarray(beta0)[np.ix_(ix, cols)]
+            part = newton_batch(space.X[:, cols], Y[ix] if many else y,
+                                np.ones((len(ix), len(cols)), dtype=bool), cells[ix], b0)
+            fit.beta[np.ix_(ix, cols)] = part.beta
+            fit.mu[ix] = part.mu
+            fit.cov[np.ix_(ix, cols, cols)] = part.cov
+            fit.kernel[ix] = part.kernel
+            fit.exact[ix] = part.exact
+            fit.iterations[ix] = part.iterations
+    pos = Y > 0
+    lgy = gammaln(Y + 1).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sat = np.where(pos, Y * np.log(np.where(pos, Y, 1.0)) - Y, 0.0).sum(axis=1)
+    if not many:
+        lgy = np.full(M, lgy[0])
+        sat = np.full(M, sat[0])
     n_params = np.array([space.base + len(m) for m in models], dtype=np.float64)
     loglik = fit.kernel - lgy
     mu0 = np.exp(fit.beta[:, 0])
@@ -224,20 +235,21 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
     mu = fit.mu
     reasons: dict = {}
     todo = np.flatnonzero(~fit.exact)
-    labels = list(CaptureHistories(np.zeros(len(y)), space.lists).pattern_labels()) if len(todo) \
-        else None
+    labels = list(CaptureHistories(np.zeros(Y.shape[1]), space.lists).pattern_labels()) \
+        if len(todo) else None
     for i in todo:  # exact check (linear programs) where Newton could not prove existence
+        yi = Y[i] if many else y
         design = loglinear_design(space.lists, space.ordered(models[i]))
         if not detail:
             # existence is cached by zero pattern: excluded models cost no fit at all
-            ex = check_existence(design.observable, y, labels)
+            ex = check_existence(design.observable, yi, labels)
             if not ex.finite:
                 status[i] = ex.status
                 reasons[i] = ex.reason
                 n_hat[i] = math.inf if ex.status == "does_not_exist" else math.nan
                 se[i] = var_b0[i] = loglik[i] = math.nan
                 continue
-        f = _fit(design, y, space.lists)
+        f = _fit(design, yi, space.lists)
         st = f.existence.status if (f.converged or not f.existence.finite) else "not_converged"
         status[i] = st
         reasons[i] = f.existence.reason
@@ -256,7 +268,7 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
         mu[i] = f.mu
     deviance = np.maximum(2.0 * (sat - (loglik + lgy)), 0.0)
     aic = -2.0 * loglik + 2.0 * n_params
-    bic = -2.0 * loglik + math.log(n_obs) * n_params
+    bic = -2.0 * loglik + np.log(n_obs) * n_params
     return Evaluated(list(models), n_hat, se, var_b0, loglik, deviance, n_params, aic, bic,
                      status.astype(str), beta, cov, mu, len(todo), reasons)
 
@@ -352,7 +364,7 @@ def _stepwise(space: Space, y: np.ndarray, pthresh: float) -> Selection:
                          "term": term_label(pairs[j], space.lists), "p_value": float(pv[j]),
                          "model": space.label(cand), "n_hat": float(ev.n_hat[0]),
                          "aic": float(ev.aic[0]), "bic": float(ev.bic[0])})
-            included[j] = True  # SparseMSE sets its p-value to 1 for this step; it stays out
+            # SparseMSE sets its p-value to 1 for this step only; it is tried again later
         if not accepted:
             break
     return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="stepwise")
