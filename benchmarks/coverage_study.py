@@ -446,9 +446,11 @@ def main() -> None:
     for name, g in sizes.groupby(level=0):
         if g.max() < reps or len(g) < len(CELLS):
             kmax = int(g.index.get_level_values(2).max())
-            reduced[name] = f"{int(g.max())} replicates per cell, K <= {kmax}"
+            reduced[name] = (f"{int(g.max())} replicates per cell in {len(g)} of {len(CELLS)} cells, "
+                             f"K <= {kmax}")
     print(f"simulation done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
     if not args.quick and not args.report_only:
+        df = df.round({"n_hat": 3, "lower": 3, "upper": 3, "seconds": 4})
         df.to_csv(raw, index=False)
     summary = summarise(df)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
