@@ -395,7 +395,9 @@ def main() -> None:
                         help="rewrite the report from docs/validation_replicates.csv.gz")
     parser.add_argument("--add", action="store_true",
                         help="add the --methods to the replicates already in "
-                             "docs/validation_replicates.csv.gz (same seeds) and rewrite the report")
+                             "docs/validation_replicates.csv.gz and rewrite the report "
+                             "(replicate seeds follow the item order, so --cells/--reps "
+                             "draw other populations than the main run: a separate sample)")
     args = parser.parse_args()
     reps = 10 if args.quick else args.reps
     out = Path("/tmp/validation_quick.md") if args.quick else Path(args.out)
