@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +293,12 @@ def test_indicator_from_agency_files(capsys, tmp_path):
     code, _out_text, err = run(capsys, "indicator", *files, "--population",
                               str(tmp_path / "pop.csv"))
     assert code == 2 and "--entity-map is required" in err
+
+
+def test_json_schema_is_documented():
+    from tipstat.report.reproduce import COLUMNS as REPRODUCE_COLUMNS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    assert f"schema `{SCHEMA}`" in doc
+    for key in ENVELOPE | ESTIMATE_KEYS | set(COLUMNS) | set(REPRODUCE_COLUMNS):
+        assert re.search(rf"\b{key}\b", doc), key
