@@ -140,6 +140,16 @@ def test_disagreeing_chains_give_a_clear_warning():
     assert any("increase max_classes" in w for w in warns)
 
 
+def test_rerun_chain_replaces_that_chain_in_every_group():
+    idata, rerun = _fake_idata(0.0), _fake_idata(500.0, seed=1)
+    before = idata.posterior["N"].values.copy()
+    lc._replace_chain(idata, 2, rerun)
+    np.testing.assert_array_equal(idata.posterior["N"].values[2], rerun.posterior["N"].values[0])
+    np.testing.assert_array_equal(idata.posterior["N"].values[[0, 1, 3]], before[[0, 1, 3]])
+    assert list(idata.posterior["chain"].values) == [0, 1, 2, 3]
+    assert idata.sample_stats["diverging"].shape == (4, 400)
+
+
 # ---------------------------------------------------------------------------- LCMCR, 5 lists
 @pytest.mark.parametrize("dataset", ["MY_5", "NewOrleans_5"])
 def test_reproduces_lcmcr_median(fits, r_reference, dataset):

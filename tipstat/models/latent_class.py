@@ -35,6 +35,10 @@ because :math:`\\sum_{N \\ge n} N^{-1} \\binom{N}{n} p_0^{N-n} = (1-p_0)^{-n} / 
 For NUTS the sticks are written :math:`-\\log(1 - V_k) = e_k / \\alpha` with
 :math:`e_k \\sim \\mathrm{Exp}(1)` (the same prior; it removes the funnel between
 :math:`\\alpha` and the sticks and keeps :math:`V_k \\to 1` finite in floating point).
+Chains start where LCMCR's Gibbs sampler starts (small :math:`\\alpha`, the largest classes
+first); a chain that still settles in a minor mode of the truncated posterior (mean log density
+more than 4 below the best chain's) is re-run with a fresh seed, and chains that keep
+disagreeing are reported (R-hat of N, a warning, ``status="not_converged"``).
 """
 
 from __future__ import annotations
