@@ -190,7 +190,7 @@ def test_help_has_examples(capsys):
 
 def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     pytest.importorskip("jinja2")
-    from tipstat import simulate as sim
+    from tipstat import cli
 
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "demo", "--seed", "2")
@@ -201,18 +201,18 @@ def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     first = table.iloc[0]
     assert first.model == "independence" and first.status == "ok" and math.isfinite(first.aic)
     assert f"{first.n_hat:,.0f}" in page and f"{first.n_hat:,.0f}" in out
-    # the full chain on the synthetic country: its truth is printed, the detected persons equal
-    # the simulation's, every agency export is written, the SDG total counts every person
-    c = sim.country(n_victims=5000, seed=2,
-                    lists={k: v for k, v in sim.DEFAULT_LISTS.items() if k != "Z"})
-    assert f"truth of this synthetic country: 5,000 victims, {c.n_detected:,} detected" in out
-    assert first.n_observed == c.n_detected
+    # the full chain on synthetic agency exports with known truth: the truth is printed, linkage
+    # finds exactly the detected persons, every export is written, the SDG total counts them all
+    src = cli._demo_source(2)
+    assert (f"truth of this synthetic country: {src['victims']:,} victims, "
+            f"{src['detected']:,} detected") in out
+    assert first.n_observed == src["detected"]
     exports = sorted(p.stem for p in (folder / "agency-exports").iterdir())
-    assert exports == sorted(set(c.records.entity_id))
+    assert exports == sorted(set(src["records"].entity_id))
     assert "<th>read</th>" in page and "duplicate records merged within lists" in page
     sdg = pd.read_csv(folder / "sdg_16_2_2.csv", keep_default_na=False, na_values=[""])
     total = sdg[(sdg.sex == "_T") & (sdg.age == "_T") & (sdg.exploitation == "_T")]
-    assert int(total.detected.iloc[0]) == c.n_detected
+    assert int(total.detected.iloc[0]) == src["detected"]
     assert "SDG 16.2.2: " in out and '<section id="sdg">' in page
 
 

@@ -166,3 +166,15 @@ def test_options_are_passed_by_name_only():
     # seed is not a parameter of f: it must not leak into **sample_kwargs (e.g. to pm.sample)
     assert _call(f, None, level=0.9, seed=3, progress=False) == (0.9, False, {})
     assert _call(lambda h, seed=None: seed, None, seed=None) is None
+
+
+def test_default_set_leaves_slow_searches_to_small_tables():
+    from tipstat.comparison import _resolve
+
+    five = [m.name for m in _resolve("default", 5)[0]]
+    six = [m.name for m in _resolve("default", 6)[0]]
+    assert {"aic", "bic", "graphical"} <= set(five)
+    assert not {"aic", "bic", "graphical"} & set(six)
+    assert {"independence", "stepwise", "bhs", "closedp"} <= set(six)
+    assert "aic" in [m.name for m in _resolve(["aic"], 6)[0]]      # by name: always
+    assert {"aic", "bic", "graphical", "bootstrap"} <= {m.name for m in _resolve("all", 6)[0]}

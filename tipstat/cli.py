@@ -477,28 +477,55 @@ def _recorded(fn: Callable[[], Any], into: list[str]) -> Any:
     return result
 
 
-def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """The main job on a synthetic country: agency exports -> validate -> link -> capture
-    histories -> every method -> SDG 16.2.2 table -> report."""
+def _demo_source(seed: int) -> dict[str, Any]:
+    """The demo's agency records: the bundled synthetic example (``tipstat.datasets.example``)
+    where this tipstat ships it, else a synthetic country simulated from ``seed``. Both have
+    known truth and no real person."""
     import tipstat
-    from tipstat import ictip, linkage
     from tipstat import simulate as sim
 
+    if hasattr(tipstat.datasets, "example"):
+        ex = tipstat.datasets.example()
+        return {"records": ex["records"], "list_definition": ex["list_definition"],
+                "entities": ex["reporting_entity"], "population": ex["population"],
+                "ref_area": ex["ref_area"], "year": int(ex["year"]),
+                "victims": int(ex["truth"]["N"].sum()),
+                "detected": int(ex["truth"]["detected"].sum()),
+                "source": "tipstat.datasets.example(): bundled synthetic agency records"}
+    c = sim.country(n_victims=5000, seed=seed,
+                    lists={k: v for k, v in sim.DEFAULT_LISTS.items() if k != "Z"})
+    return {"records": c.records, "list_definition": c.list_definition, "entities": c.entities,
+            "population": c.population, "ref_area": c.ref_area, "year": c.year,
+            "victims": c.n_victims, "detected": c.n_detected,
+            "source": f"tipstat.simulate.country(n_victims=5000, seed={seed}): synthetic agency "
+                      "records"}
+
+
+def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """The main job on synthetic agency exports: write the exports -> read and validate them ->
+    link persons -> capture histories -> every method -> SDG 16.2.2 table -> report."""
+    import tipstat
+    from tipstat import ictip, linkage
+
     seed = 2024 if args.seed is None else args.seed
-    lists = {k: v for k, v in sim.DEFAULT_LISTS.items() if k != "Z"}
     st: dict[str, Any] = {"warnings": [], "files": [], "notes": []}
 
-    def simulate() -> None:
-        st["country"] = c = sim.country(n_victims=5000, seed=seed, lists=lists)
-        exports = out / "agency-exports"
-        exports.mkdir(exist_ok=True)
-        for entity, part in c.records.groupby("entity_id"):
-            part.to_csv(exports / f"{entity}.csv", index=False)
-        st["files"].append(str(exports))
+    def exports() -> None:
+        st["src"] = src = _demo_source(seed)
+        folder = out / "agency-exports"
+        folder.mkdir(exist_ok=True)
+        st["exports"] = []
+        for entity, part in src["records"].groupby("entity_id"):
+            st["exports"].append(folder / f"{entity}.csv")
+            part.to_csv(st["exports"][-1], index=False)
+        st["files"].append(str(folder))
 
     def validate() -> None:
-        c = st["country"]
-        st["records"] = _recorded(lambda: c.read(period=c.year), st["warnings"])
+        src = st["src"]
+        st["records"] = _recorded(lambda: ictip.read_records(
+            [str(p) for p in st["exports"]], src["list_definition"], entities=src["entities"],
+            period=src["year"], ref_area=src["ref_area"], today=f"{src['year'] + 1}-12-31"),
+            st["warnings"])
 
     def link() -> None:
         st["persons"] = _recorded(lambda: linkage.link_exact(st["records"]), st["warnings"])
@@ -511,10 +538,10 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                                       progress=_progress(args))
 
     def sdg() -> None:
-        c = st["country"]
-        st["sdg"] = _recorded(lambda: _sdg_table(st["h"], c.population, seed,
-                                                 ref_area=c.ref_area, time_period=c.year),
-                              st["warnings"])
+        src = st["src"]
+        st["sdg"] = _recorded(lambda: _sdg_table(st["h"], src["population"], seed,
+                                                 ref_area=src["ref_area"],
+                                                 time_period=src["year"]), st["warnings"])
 
     def report() -> None:
         st["table"].drop(columns=["warnings"]).to_csv(out / "estimates.csv", index=False)
@@ -526,17 +553,16 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             return
         from .report.html import write_report
 
-        c = st["country"]
+        src = st["src"]
         path = write_report(
             out / "report.html", st["h"], comparison=st["table"], accounting=st["accounting"],
             sdg_table=st["sdg"], seed=seed, reliability=_reliability(st["h"].pooled()),
-            title=f"Synthetic country {c.ref_area} {c.year}: victims of trafficking, detected and "
-                  "undetected",
-            source=f"tipstat.simulate.country(n_victims=5000, seed={seed}): synthetic agency "
-                   "records with known truth (no real person)")
+            title=f"Synthetic country {src['ref_area']} {src['year']}: victims of trafficking, "
+                  "detected and undetected",
+            source=f"{src['source']} with known truth (no real person)")
         st["files"].append(str(path))
 
-    _run_steps([("simulate agency exports", simulate), ("read and validate records", validate),
+    _run_steps([("agency exports", exports), ("read and validate records", validate),
                 ("link persons across agencies", link), ("estimate with every method", estimate),
                 ("SDG 16.2.2 table", sdg), ("HTML report", report)], args)
     return st
@@ -553,14 +579,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"tipstat {tipstat.__version__} demo: a synthetic country whose agencies exported "
               "IC-TIP coded victim records (known truth, no real person)")
     st = _demo_state(args, out)
-    c, table, sdg, acc = st["country"], st["table"], st["sdg"], st["accounting"]
+    src, table, sdg, acc = st["src"], st["table"], st["sdg"], st["accounting"]
     if args.json:
         _print_json(_envelope(
-            "demo", seed=args.seed, input={"source": "tipstat.simulate.country",
-                                           "accounting": acc},
+            "demo", seed=args.seed, input={"source": src["source"], "accounting": acc},
             results=table.to_records(), warns=st["warnings"],
             extra={"output": {"files": st["files"]},
-                   "truth": {"victims": c.n_victims, "detected": c.n_detected},
+                   "truth": {"victims": src["victims"], "detected": src["detected"]},
                    "sdg_16_2_2": sdg.to_dict("records")}))
         return 0
     print(f"  records read {_fmt(acc.get('read'))}, used {_fmt(acc.get('used'))}; "
@@ -569,8 +594,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  warning: {w}")
     print()
     _print_table(table)
-    print(f"\ntruth of this synthetic country: {_fmt(c.n_victims)} victims, "
-          f"{_fmt(c.n_detected)} detected")
+    print(f"\ntruth of this synthetic country: {_fmt(src['victims'])} victims, "
+          f"{_fmt(src['detected'])} detected")
     dims = [d for d in ("sex", "age", "exploitation") if d in sdg]
     total = sdg[(sdg[dims].astype(str) == "_T").all(axis=1)]
     if len(total):
