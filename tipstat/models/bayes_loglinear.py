@@ -167,8 +167,8 @@ def bayes_loglinear_model(
     >>> import tipstat
     >>> from tipstat.models.bayes_loglinear import bayes_loglinear_model
     >>> m = bayes_loglinear_model(tipstat.datasets.load("Spina_3"), "all2")
-    >>> sorted(m.named_vars)[:4]
-    ['a', 'c2', 'intercept', 'interaction']
+    >>> [v.name for v in m.free_RVs]
+    ['a', 'main', 'tau_a', 'tau_b', 'lambda_a', 'lambda_b', 'c2', 'z']
     """
     return _build(h, terms, prior, expected_terms, slab_scale, slab_df, main_sd, intercept_sd,
                   interaction_sd)[0]
