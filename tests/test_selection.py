@@ -272,3 +272,31 @@ def test_bad_arguments(load_shared):
     strat = tipstat.CaptureHistories(np.ones((2, 7)), ["a", "b", "c"], pd.DataFrame({"s": [1, 2]}))
     with pytest.raises(tipstat.InputError, match="strata"):
         select_loglinear(strat, "bic")
+
+
+def test_facial_set_single_program_equals_the_definition():
+    """The facial set found by one linear program on the cone equals its definition, cell by
+    cell: an empty cell is facial iff some non-negative table with the same margins makes it
+    positive (max m_c > 0)."""
+    from scipy.optimize import linprog
+
+    from tipstat.models.design import loglinear_design
+    from tipstat.models.poisson import facial_set
+
+    rng = np.random.default_rng(11)
+    lists = ["A", "B", "C", "D"]
+    checked = 0
+    for rep in range(12):
+        X = loglinear_design(lists, "all2" if rep % 2 else "A:B + B:C").observable
+        y = rng.poisson(rng.exponential(0.5, len(X))).astype(float)
+        if y.sum() == 0:
+            continue
+        got = facial_set(X, y)
+        for c in np.flatnonzero(y == 0):
+            obj = np.zeros(len(y))
+            obj[c] = -1.0
+            res = linprog(obj, A_eq=X.T, b_eq=X.T @ y, bounds=[(0, None)] * len(y),
+                          method="highs")
+            assert got[c] == (-res.fun > 1e-9), (rep, c)
+            checked += 1
+    assert checked > 50

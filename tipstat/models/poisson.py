@@ -133,32 +133,36 @@ def facial_set(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Boolean mask of the cells that can be positive in a non-negative table with margins
     ``X' y`` (the facial set of Fienberg & Rinaldo). Cells with ``y > 0`` are always in it.
 
-    Solved by linear programs: maximise the number of zero cells made positive (each capped
-    at 1), repeated on the remaining zero cells until none can be added.
+    One linear program on the cone: variables ``m >= 0`` (a table), ``lam >= 0`` (a scale) and
+    ``0 <= z_c <= min(1, m_c)`` for the empty cells; ``X'm = lam X'y``; maximise ``sum z``. The
+    facial set is a face of the marginal cone, so a positive multiple of the average of the
+    tables that make each facial cell positive makes them all ``>= 1`` at once: at the optimum
+    ``z_c = 1`` exactly on the facial empty cells (the repeated programs of a fixed-scale
+    formulation are not needed). Repeated only as a safeguard against a fractional solution.
     """
     y = np.asarray(y, dtype=np.float64)
     in_f = y > 0
     n = len(y)
     scale = max(1.0, float(y.max()))
-    A_eq_m = X.T / scale
-    b_eq = X.T @ y / scale
+    A_m = X.T
+    t = X.T @ y / scale
     while True:
         z_idx = np.flatnonzero(~in_f)
         if len(z_idx) == 0:
             break
         nz = len(z_idx)
-        # variables: m (n cells, >= 0), z (nz, 0..1); max sum z  s.t. X'm = X'y, z <= m
-        c = np.concatenate([np.zeros(n), -np.ones(nz)])
-        A_eq = np.hstack([A_eq_m, np.zeros((X.shape[1], nz))])
-        A_ub = np.zeros((nz, n + nz))
+        # variables: m (n), lam (1), z (nz); max sum z s.t. X'm - lam t = 0, z <= m
+        c = np.concatenate([np.zeros(n + 1), -np.ones(nz)])
+        A_eq = np.hstack([A_m, -t[:, None], np.zeros((X.shape[1], nz))])
+        A_ub = np.zeros((nz, n + 1 + nz))
         A_ub[np.arange(nz), z_idx] = -1.0
-        A_ub[np.arange(nz), n + np.arange(nz)] = 1.0
-        bounds = [(0, None)] * n + [(0, 1)] * nz
-        res = linprog(c, A_ub=A_ub, b_ub=np.zeros(nz), A_eq=A_eq, b_eq=b_eq, bounds=bounds,
-                      method="highs")
+        A_ub[np.arange(nz), n + 1 + np.arange(nz)] = 1.0
+        bounds = [(0, None)] * (n + 1) + [(0, 1)] * nz
+        res = linprog(c, A_ub=A_ub, b_ub=np.zeros(nz), A_eq=A_eq, b_eq=np.zeros(len(t)),
+                      bounds=bounds, method="highs")
         if res.status != 0:  # pragma: no cover - the observed table is always feasible
             raise RuntimeError(f"existence LP failed: {res.message}")
-        newly = z_idx[res.x[n:] > 1e-9]
+        newly = z_idx[res.x[n + 1:] > 1e-9]
         if len(newly) == 0:
             break
         in_f[newly] = True
