@@ -388,7 +388,8 @@ def fit_stratified(
         ``diagnostics["cells"]`` a DataFrame with one row per stratum (covariates, ``observed``,
         ``n_hat``, ``undetected``, ``lower``, ``upper``, ``status``);
         ``diagnostics["cell_draws"]`` the ``B x n_strata`` replicates (for :func:`margins`);
-        ``diagnostics["path"]`` the selection path.
+        ``diagnostics["path"]`` the selection path; ``diagnostics["completed_counts"]`` the
+        (EM-completed) observed counts, strata x patterns.
 
     Examples
     --------
@@ -558,6 +559,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         bic=-2 * fit.loglik + math.log(max(n_obs_total, 2)) * fit.n_params,
         n_params=fit.n_params,
         diagnostics={"cells": cells, "cell_draws": cell_draws, "path": path,
+                     "model_obj": fit.model, "completed_counts": y_full,
                      "strata": list(covs), "lists": list(lists), "criterion": criterion,
                      "missing": missing, "bootstrap": bootstrap, "reselect": reselect},
         draws=draws, seed=seed, warnings=tuple(warn),

@@ -1,0 +1,1 @@
+"""Bundled synthetic IC-TIP example (data files only): see :func:`tipstat.datasets.example`."""
