@@ -89,3 +89,15 @@ def test_tutorial_notebook_executes():
     assert "tipstat-comparison" in html and "tipstat-estimate" in html and "10,356.5" in html
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert "kosovo.html" in "".join(o.get("text", "") for o in outputs)
+
+
+@pytest.mark.parametrize("module", ["tipstat.comparison", "tipstat.report.plots",
+                                    "tipstat.report.html", "tipstat.report.reproduce"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    pytest.importorskip("matplotlib")
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
