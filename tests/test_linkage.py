@@ -210,3 +210,30 @@ def test_clear_and_pseudonymised_paths_agree():
         b = capture_histories(c.read(clear=True, period=c.year), by=["sex"])
     assert a.n_observed == b.n_observed == c.n_detected
     assert np.array_equal(a.counts, b.counts)
+
+
+# ------------------------------------------------------------------------------ probabilistic
+def test_probabilistic_linkage_repairs_typos_and_leaks_nothing():
+    pytest.importorskip("splink")
+    from tipstat.linkage.probabilistic import link_probabilistic, sensitivity
+
+    c = simulate.country(1500, seed=11, typo_rate=0.05)
+    with pytest.raises(InputError, match="secure"):
+        link_probabilistic(c.clear_records)
+    plink = link_probabilistic(c.clear_records, secure=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        recs = c.read(period=c.year)
+        exact = capture_histories(recs, by=[])
+        prob = capture_histories(recs, by=[], person_map=plink.person_map())
+    # typos split persons under exact linkage; the Fellegi-Sunter model (Jaro-Winkler on names)
+    # re-links them: within 0.5% of the true detected count (false links are rare at p >= 0.9)
+    assert exact.n_observed > c.n_detected
+    assert abs(prob.n_observed - c.n_detected) <= 0.005 * c.n_detected
+    table = sensitivity(plink, recs, thresholds=(0.5, 0.9, 0.999))
+    assert table.persons.is_monotonic_increasing  # stricter threshold: fewer links, more persons
+    blob = plink.pairs.to_csv() + plink.review.to_csv() + table.to_csv()
+    names = {s for s in set(c.clear_records.family_name) | set(c.clear_records.given_name)
+             if len(s) >= 5}
+    assert not [s for s in names if s in blob]
+    assert set(plink.pairs.columns) >= {"record_id_l", "record_id_r", "match_probability"}
