@@ -18,33 +18,18 @@ Run on a bundled table or on your own capture-history file (0/1 list columns and
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
 import pandas as pd
 
 import tipstat
+from tipstat.comparison import leave_one_list_out
 
 
 def load(source: str) -> tipstat.CaptureHistories:
     if Path(source).exists():
         return tipstat.CaptureHistories.from_frame(pd.read_csv(source))
     return tipstat.datasets.load(source)
-
-
-def leave_one_out(h: tipstat.CaptureHistories, methods: list[str]) -> pd.DataFrame:
-    rows = []
-    for name in h.lists:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", tipstat.TipstatWarning)   # persons lost: counted below
-            sub = h.drop_lists([name])
-        table = tipstat.compare(sub, methods)
-        for _, r in table.iterrows():
-            rows.append({"left out": name, "observed": sub.n_observed,
-                         "lost": h.n_observed - sub.n_observed, "method": r["method"],
-                         "model": r["model"], "status": r["status"], "n_hat": r["n_hat"],
-                         "lower": r["lower"], "upper": r["upper"]})
-    return pd.DataFrame(rows)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -68,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.figure.savefig(out / "forest.png", dpi=120, bbox_inches="tight")
 
     loo_methods = ["independence", "bic"]
-    loo = leave_one_out(h, loo_methods)
+    loo = leave_one_list_out(h, loo_methods)
     print(loo.to_string(index=False), "\n")
     loo.to_csv(out / "leave_one_out.csv", index=False)
 

@@ -178,3 +178,21 @@ def test_default_set_leaves_slow_searches_to_small_tables():
     assert {"independence", "stepwise", "bhs", "closedp"} <= set(six)
     assert "aic" in [m.name for m in _resolve(["aic"], 6)[0]]      # by name: always
     assert {"aic", "bic", "graphical", "bootstrap"} <= {m.name for m in _resolve("all", 6)[0]}
+
+
+def test_leave_one_list_out_equals_refits_without_each_list():
+    from tipstat.comparison import leave_one_list_out
+
+    h = tipstat.datasets.load("UK_5")
+    t = leave_one_list_out(h, ["independence"])
+    assert t.left_out.tolist() == list(h.lists)
+    for _, row in t.iterrows():
+        with pytest.warns(tipstat.TipstatWarning):
+            sub = h.drop_lists([row.left_out])
+        assert row.observed == sub.n_observed and row.observed + row.lost == h.n_observed
+        assert row.n_hat == pytest.approx(tipstat.fit_loglinear(sub).n_hat, rel=1e-12)
+    # leaving out GP gives UK_4, a published table of its own (Rcapture Mt: 12,076.1)
+    uk4 = tipstat.fit_loglinear(tipstat.datasets.load("UK_4"))
+    assert t.loc[t.left_out == "GP", "n_hat"].iloc[0] == pytest.approx(uk4.n_hat, rel=1e-9)
+    with pytest.raises(tipstat.InputError, match="three lists"):
+        leave_one_list_out(tipstat.datasets.load("UK_5").drop_lists(["GP", "GO", "LA"]))

@@ -64,7 +64,7 @@ def test_sensitivity_analysis(tmp_path, capsys):
     for lst in h.lists:
         with pytest.warns(tipstat.TipstatWarning):
             sub = h.drop_lists([lst])
-        row = loo[(loo["left out"] == lst) & (loo.model == "independence")].iloc[0]
+        row = loo[(loo.left_out == lst) & (loo.model == "independence")].iloc[0]
         assert row.observed == sub.n_observed
         assert row.n_hat == pytest.approx(tipstat.fit_loglinear(sub).n_hat, rel=1e-9)
     written = pd.read_csv(out / "compare.csv")

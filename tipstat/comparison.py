@@ -30,7 +30,7 @@ from .estimate import STATUSES, Estimate
 from .histories import CaptureHistories
 
 __all__ = ["COLUMNS", "METHODS", "ComparisonTable", "Method", "available_methods", "compare",
-           "jsonable", "register_method"]
+           "jsonable", "leave_one_list_out", "register_method"]
 
 #: Columns of a comparison table, in order (stable: the CLI's ``--json`` and the report use them).
 COLUMNS = (
@@ -588,3 +588,59 @@ def compare(
     table.attrs.update({"n_observed": float(h.n_observed), "lists": list(h.lists),
                         "level": level, "seed": seed, "skipped": skipped})
     return table
+
+
+def leave_one_list_out(
+    h: CaptureHistories,
+    methods: str | Sequence[str] = ("independence",),
+    *,
+    level: float = 0.95,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Refit with each list left out in turn: does one list drive the estimate?
+
+    A classical MSE sensitivity check. Persons seen only on the list left out are no longer
+    observed; their number is in the ``lost`` column (nothing disappears silently).
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        Unstratified histories over at least three lists.
+    methods, level, seed
+        As in :func:`compare`, for each reduced table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per list left out and method/model: ``left_out``, ``observed``, ``lost``, then
+        the columns of :func:`compare` (``method``, ``model``, ``status``, ``n_hat``, ``lower``,
+        ``upper``, ...).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> from tipstat.comparison import leave_one_list_out
+    >>> t = leave_one_list_out(tipstat.datasets.load("UK_5"))
+    >>> t.loc[t.left_out == "GP", ["observed", "lost"]].values.tolist()
+    [[2428.0, 316.0]]
+    """
+    if not isinstance(h, CaptureHistories):
+        raise InputError(f"leave_one_list_out: expected tipstat.CaptureHistories, got "
+                         f"{type(h).__name__}")
+    if h.k < 3:
+        raise InputError(f"leave_one_list_out: needs at least three lists; the table has {h.k}")
+    import warnings
+
+    from .errors import TipstatWarning
+
+    parts = []
+    for name in h.lists:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TipstatWarning)   # the loss is the `lost` column
+            sub = h.drop_lists([name])
+        table = pd.DataFrame(compare(sub, methods, level=level, seed=seed))
+        table.insert(0, "lost", float(h.n_observed - sub.n_observed))
+        table.insert(0, "observed", float(sub.n_observed))
+        table.insert(0, "left_out", name)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)

@@ -17,7 +17,6 @@ import base64
 import datetime as _dt
 import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -160,29 +159,6 @@ def _accounting_rows(accounting: Any) -> list[tuple[str, str]]:
     return [("accounting", str(accounting))]
 
 
-def _sensitivity(h: CaptureHistories, methods: Sequence[str], level: float,
-                 seed: int | None) -> tuple[pd.DataFrame, list[str]]:
-    """Leave one list out: refit with each list removed (a classical MSE sensitivity check)."""
-    from ..comparison import compare
-
-    rows = []
-    notes = []
-    if h.k < 3:
-        return pd.DataFrame(), ["leave-one-list-out needs at least three lists"]
-    for name in h.lists:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            sub = h.drop_lists([name])
-        lost = [str(w.message) for w in caught]
-        table = compare(sub, methods, level=level, seed=seed)
-        for _, r in table.iterrows():
-            rows.append({"list left out": name, "observed": sub.n_observed,
-                         "model": f"{r['method']}: {r['model']}", "status": r["status"],
-                         "n_hat": r["n_hat"], "lower": r["lower"], "upper": r["upper"]})
-        notes += lost
-    return pd.DataFrame(rows), notes
-
-
 def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -294,8 +270,15 @@ def build_report(
 
     sens_rows, sens_notes = [], []
     if sensitivity_methods:
-        sens, sens_notes = _sensitivity(pooled, list(sensitivity_methods), level, seed)
-        sens_rows = sens.to_dict("records")
+        if pooled.k >= 3:
+            from ..comparison import leave_one_list_out
+
+            sens = leave_one_list_out(pooled, list(sensitivity_methods), level=level, seed=seed)
+            sens_rows = sens.to_dict("records")
+            sens_notes = [f"{r.lost:,.0f} person(s) seen only on {r.left_out} are not observed "
+                          "without it" for r in sens.drop_duplicates("left_out").itertuples()]
+        else:
+            sens_notes = ["leaving one list out needs at least three lists"]
 
     warn_list = []
     for est in all_estimates:
