@@ -63,7 +63,7 @@ def _design(h: CaptureHistories, terms: Any) -> Design:
     return design
 
 
-def _build(
+def bayes_loglinear_model(
     h: CaptureHistories,
     terms: str | Sequence[str] | Design = "all2",
     prior: str = "horseshoe",
@@ -73,8 +73,22 @@ def _build(
     main_sd: float = 5.0,
     intercept_sd: float = 10.0,
     interaction_sd: float = 2.0,
-) -> tuple[Any, Design]:
-    """Build the PyMC model and return it with its design."""
+) -> Any:
+    """The PyMC model of :func:`fit_bayes_loglinear` (unsampled), to inspect or extend.
+
+    Variables: ``a`` (intercept of the centred covariates), ``main`` (dims ``list``),
+    ``interaction`` (dims ``term``; with the horseshoe also ``z``, ``lambda``, ``tau``, ``c2``
+    and their auxiliaries), ``intercept`` (``beta_0 = log mu_0``), ``mu0`` and the observed ``y``
+    (dims ``cell``). Parameters as in :func:`fit_bayes_loglinear`.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> from tipstat.models.bayes_loglinear import bayes_loglinear_model
+    >>> m = bayes_loglinear_model(tipstat.datasets.load("Spina_3"), "all2")
+    >>> [v.name for v in m.free_RVs]
+    ['a', 'main', 'tau_a', 'tau_b', 'lambda_a', 'lambda_b', 'c2', 'z']
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -141,37 +155,7 @@ def _build(
         pm.Deterministic("intercept", b0)
         pm.Deterministic("mu0", pt.exp(b0))
         pm.Poisson("y", mu=pt.exp(eta), observed=y_data, dims="cell")
-    return model, design
-
-
-def bayes_loglinear_model(
-    h: CaptureHistories,
-    terms: str | Sequence[str] | Design = "all2",
-    prior: str = "horseshoe",
-    expected_terms: float | None = None,
-    slab_scale: float = 2.0,
-    slab_df: float = 4.0,
-    main_sd: float = 5.0,
-    intercept_sd: float = 10.0,
-    interaction_sd: float = 2.0,
-) -> Any:
-    """The PyMC model of :func:`fit_bayes_loglinear` (unsampled), to inspect or extend.
-
-    Variables: ``a`` (intercept of the centred covariates), ``main`` (dims ``list``),
-    ``interaction`` (dims ``term``; with the horseshoe also ``z``, ``lambda``, ``tau``, ``c2``
-    and their auxiliaries), ``intercept`` (``beta_0 = log mu_0``), ``mu0`` and the observed ``y``
-    (dims ``cell``). Parameters as in :func:`fit_bayes_loglinear`.
-
-    Examples
-    --------
-    >>> import tipstat
-    >>> from tipstat.models.bayes_loglinear import bayes_loglinear_model
-    >>> m = bayes_loglinear_model(tipstat.datasets.load("Spina_3"), "all2")
-    >>> [v.name for v in m.free_RVs]
-    ['a', 'main', 'tau_a', 'tau_b', 'lambda_a', 'lambda_b', 'c2', 'z']
-    """
-    return _build(h, terms, prior, expected_terms, slab_scale, slab_df, main_sd, intercept_sd,
-                  interaction_sd)[0]
+    return model
 
 
 def fit_bayes_loglinear(
@@ -264,8 +248,9 @@ def fit_bayes_loglinear(
         problems.append(Problem("target_accept", None, target_accept, "a number between 0 and 1"))
     if problems:
         raise InputError("invalid input to fit_bayes_loglinear", problems)
-    model, design = _build(h, terms, prior, expected_terms, slab_scale, slab_df, main_sd,
-                           intercept_sd, interaction_sd)
+    model = bayes_loglinear_model(h, terms, prior, expected_terms, slab_scale, slab_df, main_sd,
+                                  intercept_sd, interaction_sd)
+    design = _design(h, terms)
     rng = np.random.default_rng(seed)
     sample_seed = int(rng.integers(2**31 - 1))
     if nuts_sampler == "auto":
