@@ -279,7 +279,7 @@ def test_indicator_from_agency_files(capsys, tmp_path):
     code, data = run_json(capsys, "indicator", *files, "--population", str(tmp_path / "pop.csv"),
                           "--entity-map", str(tmp_path / "lists.csv"), "--year", str(c.year),
                           "--country", c.ref_area, "--bootstrap", "20", "--seed", "1",
-                          "--out", str(out))
+                          "--out", str(out), "--report", str(tmp_path / "r.html"))
     assert code == 0, data["error"]
     total = [r for r in data["results"]
              if (r["sex"], r["age"], r["exploitation"]) == ("_T", "_T", "_T")]
@@ -290,6 +290,8 @@ def test_indicator_from_agency_files(capsys, tmp_path):
     assert len(pd.read_csv(out)) == len(data["results"])
     acc = data["input"]["accounting"]
     assert acc["read"] == len(c.records)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '<section id="sdg">' in page and f"{acc['read']:,}" in page
     code, _out_text, err = run(capsys, "indicator", *files, "--population",
                               str(tmp_path / "pop.csv"))
     assert code == 2 and "--entity-map is required" in err

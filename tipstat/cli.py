@@ -631,6 +631,16 @@ def cmd_indicator(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
+    if args.report:
+        from .report.html import write_report
+
+        write_report(args.report, h, accounting=_accounting(records.accounting()),
+                     sdg_table=table, seed=args.seed, level=args.level,
+                     reliability=_reliability(h.pooled()),
+                     title="SDG 16.2.2: victims of trafficking, detected and undetected"
+                           + (f", {args.country}" if args.country else "")
+                           + (f" {args.year}" if args.year else ""),
+                     source=", ".join(Path(r).name for r in args.records))
     if args.json:
         _print_json(_envelope("indicator", seed=args.seed,
                               input={"records": list(args.records), "population": args.population,
@@ -643,8 +653,9 @@ def cmd_indicator(args: argparse.Namespace) -> int:
                          "total_ucl", "rate_per_100k", "rate_lcl", "rate_ucl", "obs_status")
              if c in table]
     print(table[shown or list(table.columns)].to_string(index=False, float_format="{:,.1f}".format))
-    if args.out:
-        print(f"\nwritten: {args.out}")
+    for path in (args.out, args.report):
+        if path:
+            print(f"written: {path}")
     return 0
 
 
@@ -735,6 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "are excluded and counted)")
     p.add_argument("--country", default=None, help="ISO-3 code of the country")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200)")
+    p.add_argument("--report", default=None,
+                   help="also write the HTML report (accounting, estimates, SDG table) here")
     common(p, level=True)
 
     p = add("report", cmd_report, "write a self-contained HTML report of an analysis",
