@@ -469,14 +469,12 @@ def _row(est: Estimate, family: str, seconds: float) -> dict[str, Any]:
     }
 
 
-def _reliability(h: CaptureHistories, method: Method, options: dict[str, Any]) -> str | None:
-    """Binette & Steorts' internal-consistency rating of a method on ``h`` (where this tipstat
-    has ``tipstat.validate.internal_consistency``): ``"consistent"``, ``"questionable"``,
+def _reliability(h: CaptureHistories, method: Method, options: dict[str, Any]) -> str:
+    """Binette & Steorts' internal-consistency rating of a method on ``h``
+    (:func:`tipstat.validate.internal_consistency`): ``"consistent"``, ``"questionable"``,
     ``"inconsistent"`` or ``"not_assessed"``, with the mean log relative bias."""
-    try:
-        from .validate import internal_consistency
-    except ImportError:  # pragma: no cover - validate ships with tipstat
-        return None
+    from .validate import internal_consistency
+
     if h.k < 3:
         return "not_assessed (fewer than 3 lists)"
 
