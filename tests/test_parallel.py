@@ -65,3 +65,9 @@ def test_bad_arguments_raise_input_errors():
 
 def test_submodule_is_exported_lazily():
     assert tipstat.parallel is parallel
+
+
+def test_progress_bar_does_not_change_results():
+    items = list(range(9))
+    assert parallel.map(_draw, items, seed=3, backend="serial", progress=True) == \
+        parallel.map(_draw, items, seed=3, backend="serial")
