@@ -169,8 +169,15 @@ def _poisson_loglik(y: np.ndarray, mu: np.ndarray) -> float:
 
 
 def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
-               beta0: np.ndarray | tuple | None = None, maxiter: int = 100) -> _JointFit:
-    """Profiled Newton-Raphson for the joint model (stratum effects profiled out)."""
+               beta0: np.ndarray | tuple | None = None, maxiter: int = 100,
+               boundary_ok: bool = False) -> _JointFit:
+    """Profiled Newton-Raphson for the joint model (stratum effects profiled out).
+
+    With ``boundary_ok`` (bootstrap replicates of a chosen model) an extended MLE is accepted:
+    parameters may run off towards -inf for zero cells while the fitted values converge (the
+    log-likelihood stops changing); the fit is refused only if the undetected count runs away
+    (``mu_s0 > 1000 (n_s + 1)``, N not identified in that replicate).
+    """
     X = layout.matrix(model)
     S, C1, p = layout.S, layout.C - 1, X.shape[1]
     Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
@@ -205,7 +212,9 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
         try:
             step = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
-            break
+            if not boundary_ok:
+                break
+            step = np.linalg.lstsq(H, g, rcond=None)[0]
         dec = float(g @ step)
         if not np.isfinite(dec):
             break
@@ -221,7 +230,11 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
             if nll >= ll - 1e-12 * (1 + abs(ll)) or t < 1e-8:
                 break
             t *= 0.5
+        stalled = abs(nll - ll) < 1e-10 * (1 + abs(ll))
         beta, logp, ll = nb, nlogp, nll
+        if boundary_ok and stalled:
+            converged = True
+            break
     P = np.exp(logp)
     mu_o = n_s[:, None] * P
     eta = (X @ beta).reshape(S, C1)
@@ -230,6 +243,10 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
         mu0 = np.where(pos, n_s / (np.exp(eta - mx[:, None]).sum(axis=1) * np.exp(mx)), 0.0)
     mu = np.column_stack([mu0, mu_o])
     ok = bool(converged and np.all(np.isfinite(mu)))
+    if boundary_ok:
+        ok = ok and bool(np.all(mu0 <= 1000.0 * (n_s + 1)))
+        return _JointFit(model, beta, mu, _poisson_loglik(Y, mu_o) if ok else -np.inf,
+                         p + int(pos.sum()), ok)
     if ok:
         try:
             cond = np.linalg.cond(H)
@@ -312,12 +329,13 @@ def _split_unknown(h: CaptureHistories) -> tuple[pd.DataFrame, np.ndarray, pd.Da
 
 def _em(layout: _Layout, y_known: np.ndarray, z: np.ndarray, A: np.ndarray,
         model: StratifiedModel, max_iter: int = 500, tol: float = 1e-8,
-        beta0: np.ndarray | tuple | None = None) -> tuple[_JointFit, np.ndarray, int]:
+        beta0: np.ndarray | tuple | None = None,
+        boundary_ok: bool = False) -> tuple[_JointFit, np.ndarray, int]:
     """EM for the complete table: returns the fit, the completed observed counts (S x C-1) and
     the number of iterations."""
     _S, _C = layout.S, layout.C
     if len(z) == 0:
-        f = _fit_joint(layout, y_known.ravel(), model, beta0)
+        f = _fit_joint(layout, y_known.ravel(), model, beta0, boundary_ok=boundary_ok)
         return f, y_known, 0
     # start: share the unknowns in proportion to the known counts (+0.5) of compatible strata
     mu = (y_known + 0.5)
@@ -330,7 +348,8 @@ def _em(layout: _Layout, y_known: np.ndarray, z: np.ndarray, A: np.ndarray,
         tot = w.sum(axis=1, keepdims=True)
         tot[tot == 0] = 1.0
         y_full = y_known + np.einsum("ic,itc->tc", z, w / tot)
-        fit = _fit_joint(layout, y_full.ravel(), model, fit.beta if fit is not None else beta0)
+        fit = _fit_joint(layout, y_full.ravel(), model, fit.beta if fit is not None else beta0,
+                         boundary_ok=boundary_ok)
         mu = fit.mu[:, 1:]
         # observed-data log-likelihood: known cells Poisson(mu), incomplete cells Poisson(A mu)
         ll = _poisson_loglik(y_known.ravel(), mu.ravel()) + _poisson_loglik(z.ravel(), (A @ mu).ravel())
@@ -518,7 +537,8 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
                 if reselect:
                     fb, _, _ = select(yk, zb)
                 else:
-                    fb, _yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta)
+                    fb, _yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta,
+                                      boundary_ok=True)
             except EstimationError:
                 continue
             if not fb.ok:
@@ -609,7 +629,7 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
         d = np.full(bootstrap, np.nan)
         for b in range(bootstrap):
             ys = rng.poisson(mu)
-            fb = _fit_joint(layout, ys[1:].astype(float), fit.model, fit.beta)
+            fb = _fit_joint(layout, ys[1:].astype(float), fit.model, fit.beta, boundary_ok=True)
             if fb.ok:
                 d[b] = row["n_hat"] + ys[0] - fb.mu[0, 0]
         draws_all.append(d)

@@ -1,1 +1,0 @@
-"""Crosswalk tables (data files); a package only so that they ship with tipstat."""
