@@ -1,8 +1,9 @@
 """MkDocs hooks for the tipstat site.
 
 * Navigation entries whose page does not exist yet (pages teammates are writing) are dropped, so
-  the strict build stays green while the site grows; tests/test_docs.py checks that every page
-  that exists is in the navigation.
+  the strict build stays green while the site grows; pages that exist but are not in
+  ``mkdocs.yml`` are appended to the navigation (titled by their first heading), so no page is
+  orphaned.
 * In ``api.md``, a ``::: module.object`` block whose object is not in this version of tipstat is
   replaced by a note, so the API reference follows what has landed.
 """
@@ -32,10 +33,30 @@ def _keep(entry: Any, docs_dir: Path) -> Any:
     return entry
 
 
+def _files(entry: Any) -> list[str]:
+    if isinstance(entry, str):
+        return [entry]
+    if isinstance(entry, dict):
+        return [f for v in entry.values() for f in _files(v)]
+    if isinstance(entry, list):
+        return [f for v in entry for f in _files(v)]
+    return []
+
+
+def _title(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return path.stem.replace("-", " ").replace("_", " ").capitalize()
+
+
 def on_config(config: Any) -> Any:
     docs_dir = Path(config["docs_dir"])
     if config.get("nav"):
-        config["nav"] = [e for e in (_keep(x, docs_dir) for x in config["nav"]) if e is not None]
+        nav = [e for e in (_keep(x, docs_dir) for x in config["nav"]) if e is not None]
+        listed = set(_files(nav))
+        nav += [{_title(p): p.name} for p in sorted(docs_dir.glob("*.md")) if p.name not in listed]
+        config["nav"] = nav
     return config
 
 
