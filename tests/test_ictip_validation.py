@@ -325,3 +325,26 @@ def test_w7_small_cells_suppressed():
     m = t.table.set_index("sex")
     assert m.loc["M", "obs_status"] == "suppressed" and np.isnan(m.loc["M", "detected"])
     assert m.loc["_T", "detected"] == 133
+
+
+def test_w8_ctdc_input_is_descriptive_only():
+    from tipstat.ictip import read_ctdc
+
+    kanon = pd.DataFrame({"yearOfRegistration": [2016, 2017, 2017],
+                          "gender": ["Female", "Male", "-99"],
+                          "majorityStatus": ["Minor", "Adult", "-99"],
+                          "citizenship": ["UA", "-99", "PH"],
+                          "isSexualExploit": [1, 0, 1], "isForcedLabour": [0, 1, 1],
+                          "CountryOfExploition": ["US", "US", "US"]})
+    with pytest.warns(TipstatWarning, match="W8"):
+        recs = read_ctdc(kanon)
+    f = recs.frame
+    assert f["sex"].tolist() == ["F", "M", "_U"]
+    assert f["age_group_l1"].tolist() == ["Y0T17", "Y_GE18", "_U"]
+    assert f["citizenship"].tolist() == ["UKR", "_U", "PHL"]
+    assert f["exploitation_stratum"].tolist() == ["SEX", "LAB", "MIX"]
+    with pytest.raises(InputError, match="W8"):
+        capture_histories(recs, by=["sex"])
+    with pytest.raises(InputError) as exc:
+        read_ctdc(kanon.assign(gender=["Female", "Alien", "Male"]))
+    assert [(p.column, p.value) for p in problems_of(exc.value, 1)] == [("gender", "Alien")]

@@ -6,9 +6,9 @@
 """
 
 from . import codelists
-from .records import Records, read_records
+from .records import Records, read_ctdc, read_records
 from .strata import capture_histories, persons
 from .validation import ValidationReport, validate_capture_table
 
 __all__ = ["Records", "ValidationReport", "capture_histories", "codelists", "persons",
-           "read_records", "validate_capture_table"]
+           "read_ctdc", "read_records", "validate_capture_table"]

@@ -530,3 +530,78 @@ def read_records(
 def problems_of(exc: InputError, rule: int) -> list[Problem]:
     """The problems of one error rule in an :class:`InputError` raised by :func:`read_records`."""
     return [p for p in exc.problems if p.expected.startswith(f"rule {rule}:")]
+
+
+#: CTDC column aliases (case-insensitive; some parsers misspell or rename columns).
+CTDC_ALIASES = {"countryofexploition": "CountryOfExploitation",
+                "recruiterrelationuknown": "recruiterRelationUnknown"}
+
+
+def read_ctdc(source: Source, *, version: str = codelists.DEFAULT_VERSION) -> Records:
+    """Read a CTDC dataset (k-anonymised Global Dataset or Global Synthetic Dataset) for
+    descriptive use.
+
+    CTDC rows are anonymised victim records without a person key or a list, so they cannot feed
+    MSE (ICTIP.md 6.3 warning W8): :func:`tipstat.ictip.capture_histories` refuses them. Codes
+    are mapped through the ``ctdc`` crosswalk: ``gender`` -> ``sex``, ``ageBroad`` (or
+    ``majorityStatus``) -> level-1 ``age_group``, the ``is*`` / ``typeOf*`` flag columns (value
+    1) -> exploitation codes, ``citizenship`` (ISO alpha-2 or alpha-3) -> ISO-3,
+    ``yearOfRegistration`` -> ``identification_date`` (1 January of that year). ``-99`` and
+    blanks are unknown; a blank flag is "not recorded", not "no".
+
+    Examples
+    --------
+    >>> import pandas as pd, warnings
+    >>> df = pd.DataFrame({"yearOfRegistration": [2019, 2020], "gender": ["Woman", "Man"],
+    ...                    "ageBroad": ["9--17", "30--38"], "citizenship": ["UKR", "-99"],
+    ...                    "isSexualExploit": [1, None], "isForcedLabour": [None, 1]})
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     r = read_ctdc(df)
+    >>> r.frame[["sex", "age_group_l1", "exploitation_stratum", "citizenship"]].values.tolist()
+    [['F', 'Y0T17', 'SEX', 'UKR'], ['M', 'Y_GE18', 'LAB', '_U']]
+    """
+    raw, _ = _load_one(source, "ictip", None)
+    rename = {}
+    for c in raw.columns:
+        key = str(c).strip().lower()
+        rename[c] = CTDC_ALIASES.get(key, str(c).strip())
+    raw = raw.rename(columns=rename)
+    if "Unnamed: 0" in raw.columns:
+        raw = raw.drop(columns=["Unnamed: 0"])
+    errors = V._Errors()
+    missing = raw.isin(["-99", -99]) | raw.isna()
+    raw = raw.mask(missing)
+    df = pd.DataFrame(index=raw.index)
+    sex = raw["gender"] if "gender" in raw.columns else pd.Series(np.nan, index=raw.index)
+    df["sex"], bad = V.map_codes(sex, "sex", version, ["ctdc", "aliases"])
+    errors.add(1, "gender", list(raw.index[bad]), list(sex[bad]), "a CTDC gender value")
+    agecol = "ageBroad" if "ageBroad" in raw.columns else (
+        "majorityStatus" if "majorityStatus" in raw.columns else None)
+    age = raw[agecol] if agecol else pd.Series(np.nan, index=raw.index)
+    df["age_group"], bad = V.map_codes(age, "age_group", version, ["ctdc"])
+    errors.add(1, agecol, list(raw.index[bad]), list(age[bad]), "a CTDC ageBroad / majorityStatus value")
+    df["age_group_l1"] = df["age_group"]
+    flags = codelists.crosswalk("ctdc", version).get("exploitation_form", {})
+    cols = [c for c in raw.columns if c in flags]
+    codes = []
+    for i in range(len(raw)):
+        row = [flags[c] for c in cols if str(raw.iloc[i][c]).strip() in ("1", "1.0", "True")]
+        codes.append(";".join(row) if row else "")
+    expl = pd.Series(codes, index=raw.index, dtype=object)
+    df["exploitation"], df["exploitation_stratum"] = V.map_exploitation(expl, version, [], errors)
+    cit = raw["citizenship"] if "citizenship" in raw.columns else pd.Series(np.nan, index=raw.index)
+    df["citizenship"] = V.check_countries(cit, "citizenship", version, [], errors)
+    year = pd.to_numeric(raw.get("yearOfRegistration", pd.Series(np.nan, index=raw.index)),
+                         errors="coerce")
+    df["identification_date"] = pd.to_datetime(year.astype("Int64").astype(str) + "-01-01",
+                                                errors="coerce")
+    errors.raise_if_any("CTDC records")
+    df["identification_status"] = "IDENTIFIED"
+    df["excluded"] = ""
+    frame = df.reindex(columns=OUTPUT_COLUMNS)
+    report = V.ValidationReport()
+    report.add("W8", "CTDC input has no person key and no list membership: MSE is disabled, "
+               "descriptive use only", len(frame))
+    return Records(frame, (), version, report, None,
+                   meta={"format": "ctdc", "mse": False, "rows_in_source": len(raw)})

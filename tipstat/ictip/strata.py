@@ -42,6 +42,9 @@ def persons(records: Records, *, period: Any = None, person_map: pd.Series | Map
     """
     if not isinstance(records, Records):
         raise InputError(f"expected tipstat.ictip.Records (from read_records), got {type(records).__name__}")
+    if records.meta.get("mse") is False:
+        raise InputError("[W8] these records have no person key or list (CTDC input): MSE is "
+                         "disabled; use them for descriptive tables only")
     recs = records.restrict(period=period) if period is not None else records
     p = link_exact(recs, person_map=person_map, rules=rules, priority=priority)
     acc = pd.concat([recs.accounting().rename(columns={"records": "count"}), p.accounting],
