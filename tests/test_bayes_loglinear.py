@@ -84,6 +84,18 @@ def test_recovers_known_population():
     assert np.quantile(ab, 0.05) > 0.5
 
 
+@pytest.mark.slow
+def test_seed_reproducible(spina):
+    # same seed, same draws of N (sampler and the draws of the unobserved cell are both seeded);
+    # slow because every fit compiles its model (about 25 s on the shared machine)
+    h = tipstat.datasets.load("Spina_3")
+    short = {"draws": 100, "tune": 100, "chains": 2, "cores": 1}
+    a = fit_bayes_loglinear(h, seed=5, **short)
+    b = fit_bayes_loglinear(h, seed=5, **short)
+    np.testing.assert_array_equal(a.draws, b.draws)
+    assert not np.array_equal(a.draws, spina.draws[:200])
+
+
 def test_model_builder_and_bad_input():
     h = tipstat.datasets.load("Spina_3")
     m = bayes_loglinear_model(h, "all2", prior="normal")
