@@ -36,6 +36,7 @@ from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .loglinear import _check_histories
+from .poisson import single_blas_thread
 from .selection import CRITERIA, _space, run_selection, select_loglinear
 
 __all__ = ["bca_interval", "bootstrap", "percentile_interval"]
@@ -270,8 +271,9 @@ def bootstrap(
         mu = np.asarray(fitted, dtype=np.float64)
     rep = _Replicate(statistic, kind, y, mu)
     common = {"backend": backend, "n_jobs": n_jobs, "client": client}
-    out = parallel.map(rep, range(n_boot), seed=seed, progress=progress,
-                       description="bootstrap", **common)
+    with single_blas_thread():  # (loky workers already run one BLAS thread each)
+        out = parallel.map(rep, range(n_boot), seed=seed, progress=progress,
+                           description="bootstrap", **common)
     draws = np.array([o[0] for o in out], dtype=np.float64)
     models = Counter(o[1] for o in out)
     n_failed = int(np.isnan(draws).sum())
@@ -282,7 +284,8 @@ def bootstrap(
     if ci == "bca":
         cells = np.flatnonzero(y > 0)
         # grouped jackknife (one individual deleted from each non-empty cell), for both kinds
-        jack = np.array(parallel.map(_Jackknife(statistic, y), list(cells), **common))
+        with single_blas_thread():
+            jack = np.array(parallel.map(_Jackknife(statistic, y), list(cells), **common))
         interval, z0, a = bca_interval(draws, theta, jack, y[cells], level)
         diag.update({"z0": z0, "acceleration": a, "jackknife": jack})
     else:

@@ -50,7 +50,7 @@ from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
 from .design import loglinear_design, term_label
 from .loglinear import _check_histories, _fit, estimate_from_fit
-from .poisson import BatchFit, check_existence, newton_batch
+from .poisson import BatchFit, check_existence, newton_batch, single_blas_thread
 
 __all__ = ["CRITERIA", "select_loglinear"]
 
@@ -279,18 +279,24 @@ def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cma
     its last term) when that is among ``models``, else from the independence fit: neighbouring
     models have nearby estimates, so Newton needs 3-5 steps instead of ~10."""
     M = len(models)
-    pos = {tuple(m): i for i, m in enumerate(models)}
+    # a model as an integer with bit j for term j; its parent drops the highest term (terms
+    # are indexed by order, so the highest one has no higher-order term above it in the model)
+    codes = np.array([sum(1 << space.index[t] for t in m) for m in models], dtype=np.int64)
     sizes = np.array([len(m) for m in models])
+    order = np.argsort(codes, kind="stable")
+    parent_code = np.array([c & ~(1 << (int(c).bit_length() - 1)) if c else -1 for c in codes],
+                           dtype=np.int64)
+    at = np.clip(np.searchsorted(codes[order], parent_code), 0, M - 1)
+    parent = np.where(codes[order][at] == parent_code, order[at], -1)
     start = np.zeros((M, space.p))
     ind = newton_batch(space.X, y, space.col_mask([()]), None, None)
     start[:] = ind.beta[0]
     out = None
     for size in np.unique(sizes):
         idx = np.flatnonzero(sizes == size)
-        for i in idx:
-            par = pos.get(tuple(space.ordered(models[i]))[:-1])
-            if par is not None and out is not None and sizes[par] < size:
-                start[i] = out.beta[par]
+        if out is not None:
+            has = parent[idx] >= 0
+            start[idx[has]] = out.beta[parent[idx[has]]]
         part = newton_batch(space.X, y, cmask[idx], cells[idx], start[idx], full_cov=False)
         if out is None:
             out = BatchFit(np.zeros((M, space.p)), np.zeros((M, len(y))),
@@ -592,8 +598,9 @@ def select_loglinear(
         raise InputError("the capture histories have no observed person")
     order = 2 if criterion in ("stepwise", "bhs") else max_order
     space = _space(tuple(h.lists), int(order))
-    sel = run_selection(space, y, criterion, pthresh=pthresh, alpha=alpha, search=search,
-                        max_models=max_models)
+    with single_blas_thread():
+        sel = run_selection(space, y, criterion, pthresh=pthresh, alpha=alpha, search=search,
+                            max_models=max_models)
     method = f"select_loglinear ({criterion}{', averaged' if average else ''})"
     design = loglinear_design(h.lists, sel.model)
     fit = _fit(design, y, h.lists)
