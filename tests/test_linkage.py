@@ -116,6 +116,15 @@ def test_conflicts_resolved_by_stated_rules_and_flagged():
         link_exact(rec, rules={"sex": "oldest"})
 
 
+def test_linkage_input_with_clear_identifiers_is_refused_unless_secure():
+    rec = _rec(person_key=["a", "b"], list_id=["P", "N"], given_name=["Ann", "Bea"])
+    with pytest.raises(InputError, match="clear personal identifiers") as exc:
+        link_exact(rec)
+    assert "Ann" not in str(exc.value)
+    p = link_exact(rec, secure=True)
+    assert "given_name" not in p.frame.columns and p.n_persons == 2
+
+
 def test_person_map_replaces_the_key():
     rec = _rec(person_key=["a", "b", "c"], list_id=["P", "N", "Z"])
     p = link_exact(rec, person_map={"0": 1, "1": 1, "2": 2})

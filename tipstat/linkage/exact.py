@@ -89,6 +89,7 @@ def link_exact(
     person_map: pd.Series | Mapping | None = None,
     rules: Mapping[str, str] | None = None,
     priority: Sequence[str] | None = None,
+    secure: bool = False,
 ) -> Persons:
     """Link used records into persons on the person key (or a supplied linkage map).
 
@@ -104,6 +105,9 @@ def link_exact(
         Resolution rule per covariate (``"mode"`` or ``"priority"``); default ``"mode"``.
     priority : sequence of str, optional
         List priority for ties and for the ``"priority"`` rule (first = highest).
+    secure : bool
+        Allow a frame that still holds clear identifiers (refused otherwise, rule 7); they are
+        not carried into the person table either way.
 
     Returns
     -------
@@ -129,6 +133,9 @@ def link_exact(
         rec = records.used.copy()
         lists = tuple(records.lists)
     else:
+        from .keys import check_no_identifiers
+
+        check_no_identifiers(records, secure=secure, what="linkage input")
         rec = records.copy()
         lists = tuple(dict.fromkeys(rec["list_id"].astype(str)))
     if len(rec) == 0:
