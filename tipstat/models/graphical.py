@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import gammaln
 
 from ..errors import InputError, Problem
@@ -54,9 +55,9 @@ __all__ = ["ENUMERATE_UP_TO", "fit_graphical", "log_prior_n"]
 ENUMERATE_UP_TO = 6
 
 PRIORS_N = ("1/N", "rissanen", "uniform")
-_CHUNK_CELLS = 2_000_000
+_CHUNK_CELLS = 262_144  # graphs x grid values evaluated at once: 2 MB of float64 stays in cache
 #: With MCMC, conditional quantiles of N are computed for this many most-visited graphs.
-MCMC_TABLE_QUANTILES = 1000  # graphs x grid values evaluated at once (16 MB of float64)
+MCMC_TABLE_QUANTILES = 1000
 
 
 # --------------------------------------------------------------------------- priors and grid
@@ -190,14 +191,15 @@ class _Tables:
         sub.base = self.base[idx] + math.log(step)
         return sub
 
-    def incidence(self, graphs: Sequence[Decomposition]) -> np.ndarray:
-        M = np.zeros((len(graphs), self.H.shape[0]))
+    def incidence(self, graphs: Sequence[Decomposition]) -> sparse.csr_matrix:
+        """Graphs x vertex sets: +1 per clique, -1 per separator (a handful per row, so sparse:
+        ``incidence @ H`` costs a few additions per grid value instead of ``2**K``)."""
+        rows, cols, vals = [], [], []
         for i, g in enumerate(graphs):
-            for c in g.cliques:
-                M[i, c] += 1
-            for s in g.separators:
-                M[i, s] -= 1
-        return M
+            rows += [i] * (len(g.cliques) + len(g.separators))
+            cols += [*g.cliques, *g.separators]
+            vals += [1.0] * len(g.cliques) + [-1.0] * len(g.separators)
+        return sparse.csr_matrix((vals, (rows, cols)), shape=(len(graphs), self.H.shape[0]))
 
     def log_weights(self, graph: Decomposition) -> np.ndarray:
         w = self.base + self.H[list(graph.cliques)].sum(axis=0)
@@ -242,7 +244,7 @@ def _mix_graphs(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray
         ref = log_mix.max(axis=0)
     for start in range(0, n_graphs, chunk):
         sl = slice(start, start + chunk)
-        w = tables.incidence(graphs[sl]) @ tables.H
+        w = np.asarray(tables.incidence(graphs[sl]) @ tables.H)
         w += tables.base
         m = w.max(axis=1)
         w -= m[:, None]
