@@ -104,14 +104,15 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
     p = X.shape[1]
     full_rank = design.rank == p
     if full_rank:
+        # a zero margin proves the MLE is on the boundary: take the exact shortcut first
+        fast = _fit_zero_margins(design, y, lists)
+        if fast is not None:
+            return fast
         res = poisson_newton(X, y)
         if res.converged and res.hessian_inv is not None:
             exist = Existence("ok", np.ones(len(y), dtype=bool), np.arange(p),
                               "the MLE exists and N is identified")
             return Fit(design, y, exist, res.beta, res.mu, res.hessian_inv, True, res.iterations)
-        fast = _fit_zero_margins(design, y, lists)
-        if fast is not None:
-            return fast
     labels = CaptureHistories(np.zeros(len(y)), lists).pattern_labels() if lists else None
     exist = check_existence(X, y, labels)
     beta = np.full(p, np.nan)
@@ -122,7 +123,7 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
     if exist.finite:
         cols = exist.columns
         F = exist.facial
-        res = poisson_newton(X[np.ix_(F, cols)], y[F])
+        res = poisson_newton(X[np.ix_(F, cols)], y[F], detect_divergence=False)
         beta[cols] = res.beta
         mu[F] = res.mu
         converged = res.converged
@@ -134,11 +135,18 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
         # still report the fit on the facial set for goodness of fit, where it is defined
         F = exist.facial
         cols = exist.columns
-        res = poisson_newton(X[np.ix_(F, cols)], y[F])
+        res = poisson_newton(X[np.ix_(F, cols)], y[F], detect_divergence=False)
         mu[F] = res.mu
         converged = res.converged
         iterations = res.iterations
     return Fit(design, y, exist, beta, mu, cov, converged, iterations)
+
+
+def _cell_label(code: int, lists: Sequence[str] | None) -> str:
+    """``'LA+NG'`` for pattern code ``code`` (or the code itself without list names)."""
+    if not lists:
+        return str(code)
+    return "+".join(name for j, name in enumerate(lists) if code >> j & 1)
 
 
 def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None) -> Fit | None:
@@ -174,10 +182,9 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     mu[cells] = res.mu[0]
     cov = np.full((p, p), np.nan)
     cov[np.ix_(cols, cols)] = res.cov[0]
-    labels = CaptureHistories(np.zeros(len(y)), lists).pattern_labels() if lists else \
-        [str(i + 1) for i in range(len(y))]
     empty = np.flatnonzero(~cells)
-    outside = ", ".join(labels[i] for i in empty[:12]) + (", ..." if len(empty) > 12 else "")
+    outside = ", ".join(_cell_label(i + 1, lists) for i in empty[:12]) + (
+        ", ..." if len(empty) > 12 else "")
     exist = Existence("extended", cells, cols,
                       f"the MLE is on the boundary: empty cells {outside} have fitted value 0 "
                       "(their parameters are infinite: no one is on those combinations of "

@@ -46,7 +46,8 @@ class PoissonFit:
 
 
 def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None, *,
-                   offset: np.ndarray | None = None, maxiter: int = 100) -> PoissonFit:
+                   offset: np.ndarray | None = None, maxiter: int = 100,
+                   detect_divergence: bool = True) -> PoissonFit:
     """Maximise ``sum(y * eta - exp(eta))``, ``eta = X @ beta + offset``, by Newton's method.
 
     ``X`` must have full column rank. The fit has *converged* when the Newton decrement
@@ -55,7 +56,8 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     a maximum from a divergence: when the MLE does not exist, the decrement also vanishes (the
     gradient and curvature in the divergent direction both shrink with the fitted values) but the
     steps stay of order one, so such a fit returns ``converged=False`` after a few iterations and
-    the caller runs the exact linear-programming check.
+    the caller runs the exact linear-programming check. Pass ``detect_divergence=False`` where
+    the MLE is known to exist (a facial set), so that very small fitted values are pursued.
     """
     X = np.asarray(X, dtype=np.float64)
     XT = X.T
@@ -88,10 +90,14 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
             mu = np.exp(eta)
             converged = True
             break
-        if decrement < 1e-10 and move > 0.1:
+        if detect_divergence and decrement < 1e-6 and move > 0.5:
+            # almost no gain from steps of order one: the likelihood rises towards a limit at
+            # infinity. Stopping here is always safe: a non-converged fit goes to the exact check.
             flat_steps += 1
-            if flat_steps >= 3:  # vanishing gain, steps of order one: the MLE is at infinity
+            if flat_steps >= 3:
                 break
+        else:
+            flat_steps = 0
         t = 1.0
         while True:
             new_eta = eta + t * eta_step
