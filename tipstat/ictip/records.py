@@ -392,10 +392,9 @@ def read_records(
     expl = raw["exploitation"] if "exploitation" in raw.columns else \
         raw.get("form_code", pd.Series(np.nan, index=raw.index, dtype=object))
     if "sex_exploitation" in raw.columns:  # HTCDS sub-type: a child of SEX (rule 5)
-        sub, bad = V.map_codes(raw["sex_exploitation"], "exploitation_form", version,
-                               ["aliases", "htcds-2.0"], blank=None)
-        sub_x = pd.Series([codelists.crosswalk("htcds-2.0", version)["sex_exploitation"].get(
-            str(v).strip()) for v in raw["sex_exploitation"]], index=raw.index)
+        sub_table = codelists.crosswalk("htcds-2.0", version)["sex_exploitation"]
+        sub_x = pd.Series([sub_table.get(str(v).strip()) for v in raw["sex_exploitation"]],
+                          index=raw.index)
         given = ~V._blank(raw["sex_exploitation"])
         unknown = given & sub_x.isna().to_numpy()
         errors.add(1, "sex_exploitation", list(raw.index[unknown]),
@@ -410,7 +409,6 @@ def read_records(
         expl = expl.astype(object).copy()
         expl[ok] = [f"{e};{s}" if not V._blank(pd.Series([e]))[0] else s
                     for e, s in zip(expl[ok], sub_x[ok], strict=True)]
-        del sub, bad
     df["exploitation"], df["exploitation_stratum"] = V.map_exploitation(expl, version, sources, errors)
 
     # --- dates and ages (rule 4) ------------------------------------------------------------

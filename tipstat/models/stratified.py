@@ -47,7 +47,10 @@ is known, within their capture pattern, in proportion to the current fitted valu
 
 where ``z_{i,x}`` are the counts of incomplete stratum ``i`` and ``A_{it} = 1`` when complete
 stratum ``t`` agrees with ``i`` on its known covariates; the model is refitted to
-``tilde y`` (M-step) until the log-likelihood changes by less than ``1e-8``. Missingness may
+``tilde y`` (M-step) until the observed-data log-likelihood changes by less than ``1e-8``
+(relative). The model search then runs on the table completed under the main-effects model and
+EM is rerun with the chosen model: an approximation to selecting on the observed-data
+likelihood, which would need a full EM per candidate. Missingness may
 depend on the lists (MAR given the capture pattern), which is the usual case: some agencies do
 not record age.
 """
