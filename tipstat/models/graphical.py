@@ -178,16 +178,16 @@ class _Tables:
         self.H = H
         self.grid = grid
         self.n = n_tot
-        self.log_width = np.log(_grid_widths(grid))
+        self.widths = _grid_widths(grid)
         self.base = (gammaln(n_tot + 1) - gammaln(grid + 1) - float(np.sum(gammaln(y + 1)))
-                     + log_prior_n(n_tot, prior_n) + self.log_width)
+                     + log_prior_n(n_tot, prior_n) + np.log(self.widths))
 
     def every(self, step: int) -> _Tables:
         """The same tables on every ``step``-th grid value, each standing for ``step`` values."""
         sub = object.__new__(_Tables)
         idx = np.arange(0, self.grid.size, step)
         sub.H, sub.grid, sub.n = self.H[:, idx], self.grid[idx], self.n[idx]
-        sub.log_width = self.log_width[idx] + math.log(step)
+        sub.widths = self.widths[idx] * step
         sub.base = self.base[idx] + math.log(step)
         return sub
 
@@ -582,7 +582,7 @@ def fit_graphical(
     mean = float(pmf @ n)
     sd = float(math.sqrt(max(pmf @ (n - mean) ** 2, 0.0)))
     top = n >= n[0] + 0.99 * (n[-1] - n[0])
-    beyond = _tail_beyond(n, pmf, _grid_widths(grid))
+    beyond = _tail_beyond(n, pmf, tables.widths)
     diagnostics.update(models=table, posterior=pd.DataFrame({"N": n, "prob": pmf}),
                        posterior_mean=mean, tail_mass_top1pct=float(pmf[top].sum()),
                        tail_mass_beyond_grid=beyond)
