@@ -182,7 +182,7 @@ def test_estimate_fields_idata_and_diagnostics(fits):
     assert list(est.idata.posterior["lam"].coords["list"].values) == ["L1", "L2", "L3", "L4", "L5"]
 
 
-def test_simulated_latent_class_population_is_recovered(load_shared):
+def test_simulated_latent_class_population_is_recovered():
     """Two classes of very different catchability, N = 2000 known (about 1,660 observed).
     Independence (one class) underestimates; the latent-class posterior must cover the truth
     and its median be within 7.5% (the posterior SD is about 3% of N here, and the two-class
@@ -199,7 +199,7 @@ def test_simulated_latent_class_population_is_recovered(load_shared):
     assert abs(est.n_hat / 2000 - 1) < 0.075, (est.n_hat, est.diagnostics)
 
 
-def test_same_seed_same_draws(fits, load_shared):
+def test_same_seed_same_draws(load_shared):
     short = {"draws": 50, "tune": 100, "chains": 2, "seed": 5}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
