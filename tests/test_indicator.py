@@ -151,3 +151,20 @@ def test_unstratified_estimate_gives_one_total_row():
     assert t.total_est[0] == pytest.approx(est.n_hat)
     assert (t.total_lcl[0], t.total_ucl[0]) == pytest.approx(est.ci)
     assert t.rate_per_100k[0] == pytest.approx(1e5 * est.n_hat / 64e6)
+
+
+def test_finer_age_bands_need_their_own_denominators():
+    c = simulate.country(1500, seed=9, lists=FOUR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        h = capture_histories(c.read(period=c.year), by=["age_group_l2"])
+        est = fit_stratified(h, bootstrap=0)
+        with pytest.raises(InputError, match="rule 9"):
+            sdg_16_2_2(est, c.population)  # level-1 population only
+        bands = sorted(set(h.strata_index["age_group_l2"]) - {"_U"})
+        pop = pd.concat([c.population, pd.DataFrame({"sex": "_T", "age_group": bands,
+                                                     "population": 1_000_000})])
+        t = sdg_16_2_2(est, pop, suppress=False).table.set_index("age")
+    assert set(bands) <= set(t.index)
+    b = bands[0]
+    assert t.loc[b, "rate_per_100k"] == pytest.approx(1e5 * t.loc[b, "total_est"] / 1e6)

@@ -42,7 +42,7 @@ from .estimate import Estimate
 
 __all__ = ["SDGTable", "sdg_16_2_2"]
 
-DIMS = ("sex", "age_group", "exploitation")
+DIMS = ("sex", "age_group", "age_group_l2", "exploitation")
 SERIES = {"_T": "VC_HTF_DETV", "SEX": "VC_HTF_DETVSX", "LAB": "VC_HTF_DETVFL",
           "ORG": "VC_HTF_DETVOG", "OTH": "VC_HTF_DETVOP"}
 GLOTIP_SEX = {"F": "Female", "M": "Male", "_T": "Total", "_U": "Unknown", "_O": "Other"}
@@ -269,6 +269,8 @@ def sdg_16_2_2(
         if draws is None:
             cells["lower"], cells["upper"] = result.ci
         strata, em_note = [], ""
+    if "age_group" in strata and "age_group_l2" in strata:
+        raise InputError("strata age_group and age_group_l2 together: use one age dimension")
     dims = strata if dims is None else [d for d in dims if d in strata]
     cells0, draws0 = cells, draws
     cells_m, draws_m, notes_mix = _remap_mix(cells, draws, mix)
@@ -296,7 +298,7 @@ def sdg_16_2_2(
                 else:
                     lo = hi = math.nan
                 sex = str(vals.get("sex", "_T"))
-                age = str(vals.get("age_group", "_T"))
+                age = str(vals.get("age_group", vals.get("age_group_l2", "_T")))
                 form = str(vals.get("exploitation", "_T"))
                 rows.append(dict(sex=sex, age=age, exploitation=form, detected=det,
                                  total_est=tot, total_lcl=lo, total_ucl=hi))
