@@ -18,8 +18,9 @@ Run on your own exports:
         --population population.csv --year 2024 --country NLD
 
 ``lists.csv`` has columns ``entity_id, list_id``; ``population.csv`` has ``sex`` (F, M, _T),
-``age_group`` (Y0T17, Y_GE18, _T) and ``population``. Without ``--exports`` the script first
-writes the exports of a synthetic country (known truth, no real person) and runs on them.
+``age_group`` (Y0T17, Y_GE18, _T) and ``population``. Without ``--exports`` the script runs on
+the bundled synthetic example (``tipstat.datasets.example()``: the exports of 8 agencies of a
+synthetic country with known truth, no real person).
 """
 
 from __future__ import annotations
@@ -31,22 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 import tipstat
-from tipstat import ictip, linkage, simulate
-
-
-def synthetic_exports(folder: Path, seed: int) -> tuple[Path, Path, Path, simulate.SyntheticCountry]:
-    """Write a synthetic country's agency exports, list mapping and population table."""
-    c = simulate.country(n_victims=4000, seed=seed,
-                         lists={k: v for k, v in simulate.DEFAULT_LISTS.items() if k != "Z"})
-    exports = folder / "exports"
-    exports.mkdir(parents=True, exist_ok=True)
-    for entity, part in c.records.groupby("entity_id"):
-        part.to_csv(exports / f"{entity}.csv", index=False)
-    lists = folder / "lists.csv"
-    c.list_definition.to_csv(lists, index=False)
-    population = folder / "population.csv"
-    c.population.to_csv(population, index=False)
-    return exports, lists, population, c
+from tipstat import ictip, linkage
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -63,22 +49,22 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    truth = None
+    truth = entities = None
     if args.exports is None:
-        exports, lists, population, truth = synthetic_exports(out / "synthetic-input", args.seed)
-        year, country = truth.year, truth.ref_area
-        print(f"synthetic country {country} {year}: exports written to {exports}")
+        ex = tipstat.datasets.example()
+        files, entity_map, entities = ex["record_files"], ex["list_definition"], ex["reporting_entity"]
+        pop, year, country, truth = ex["population"], ex["year"], ex["ref_area"], ex["truth"]
+        print(f"bundled synthetic example {country} {year}: {len(files)} agency exports")
     else:
-        exports, lists, population = Path(args.exports), Path(args.entity_map), Path(args.population)
+        exports = Path(args.exports)
+        files = [str(p) for p in sorted(exports.iterdir())
+                 if p.suffix.lower() in (".csv", ".xlsx", ".ods")]
+        entity_map, pop = pd.read_csv(args.entity_map), pd.read_csv(args.population)
         year, country = args.year, args.country
-
-    files = sorted(p for p in exports.iterdir() if p.suffix.lower() in (".csv", ".xlsx", ".ods"))
-    entity_map = pd.read_csv(lists)
-    pop = pd.read_csv(population)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        records = ictip.read_records([str(f) for f in files], entity_map, period=year,
+        records = ictip.read_records(files, entity_map, entities=entities, period=year,
                                      ref_area=country)                          # 1. validate
         persons = linkage.link_exact(records)                                   # 2. link
         h = ictip.capture_histories(persons, by=["sex", "age_group", "exploitation"])  # 3.
@@ -97,8 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"total: {fit.n_hat:,.0f} victims [{fit.ci[0]:,.0f}, {fit.ci[1]:,.0f}], "
           f"{h.n_observed:,} detected")
     if truth is not None:
-        print(f"truth of the synthetic country: {truth.n_victims:,} victims, "
-              f"{truth.n_detected:,} detected")
+        print(f"truth of the synthetic country: {truth['N'].sum():,} victims, "
+              f"{truth['detected'].sum():,} detected")
 
     from tipstat.report.html import write_report
 

@@ -203,7 +203,7 @@ def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     assert f"{first.n_hat:,.0f}" in page and f"{first.n_hat:,.0f}" in out
     # the full chain on synthetic agency exports with known truth: the truth is printed, linkage
     # finds exactly the detected persons, every export is written, the SDG total counts them all
-    src = cli._demo_source(2)
+    src = cli._demo_source()
     assert (f"truth of this synthetic country: {src['victims']:,} victims, "
             f"{src['detected']:,} detected") in out
     assert first.n_observed == src["detected"]

@@ -477,28 +477,17 @@ def _recorded(fn: Callable[[], Any], into: list[str]) -> Any:
     return result
 
 
-def _demo_source(seed: int) -> dict[str, Any]:
-    """The demo's agency records: the bundled synthetic example (``tipstat.datasets.example``)
-    where this tipstat ships it, else a synthetic country simulated from ``seed``. Both have
-    known truth and no real person."""
+def _demo_source() -> dict[str, Any]:
+    """The demo's agency records: the bundled synthetic example (``tipstat.datasets.example``),
+    with known truth and no real person."""
     import tipstat
-    from tipstat import simulate as sim
 
-    if hasattr(tipstat.datasets, "example"):
-        ex = tipstat.datasets.example()
-        return {"records": ex["records"], "list_definition": ex["list_definition"],
-                "entities": ex["reporting_entity"], "population": ex["population"],
-                "ref_area": ex["ref_area"], "year": int(ex["year"]),
-                "victims": int(ex["truth"]["N"].sum()),
-                "detected": int(ex["truth"]["detected"].sum()),
-                "source": "tipstat.datasets.example(): bundled synthetic agency records"}
-    c = sim.country(n_victims=5000, seed=seed,
-                    lists={k: v for k, v in sim.DEFAULT_LISTS.items() if k != "Z"})
-    return {"records": c.records, "list_definition": c.list_definition, "entities": c.entities,
-            "population": c.population, "ref_area": c.ref_area, "year": c.year,
-            "victims": c.n_victims, "detected": c.n_detected,
-            "source": f"tipstat.simulate.country(n_victims=5000, seed={seed}): synthetic agency "
-                      "records"}
+    ex = tipstat.datasets.example()
+    return {"records": ex["records"], "list_definition": ex["list_definition"],
+            "entities": ex["reporting_entity"], "population": ex["population"],
+            "ref_area": ex["ref_area"], "year": int(ex["year"]),
+            "victims": int(ex["truth"]["N"].sum()), "detected": int(ex["truth"]["detected"].sum()),
+            "source": "tipstat.datasets.example(): bundled synthetic agency records"}
 
 
 def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -511,7 +500,7 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     st: dict[str, Any] = {"warnings": [], "files": [], "notes": []}
 
     def exports() -> None:
-        st["src"] = src = _demo_source(seed)
+        st["src"] = src = _demo_source()
         folder = out / "agency-exports"
         folder.mkdir(exist_ok=True)
         st["exports"] = []
