@@ -35,10 +35,8 @@ SMALL_LIST = 10
 
 def persons(records: Records, *, period: Any = None, person_map: pd.Series | Mapping | None = None,
             rules: Mapping[str, str] | None = None, priority: Sequence[str] | None = None) -> Persons:
-    """Scope the records to ``period`` and link them into persons (:func:`link_exact`).
-
-    The W4 conflicts are added to ``records.report``-style warnings (issued as
-    :class:`~tipstat.TipstatWarning`).
+    """Scope the records to ``period`` and link them into persons (:func:`link_exact`, which
+    warns about covariate conflicts, W4); the accounting starts with the records' own.
     """
     if not isinstance(records, Records):
         raise InputError(f"expected tipstat.ictip.Records (from read_records), got {type(records).__name__}")
@@ -50,8 +48,6 @@ def persons(records: Records, *, period: Any = None, person_map: pd.Series | Map
     acc = pd.concat([recs.accounting().rename(columns={"records": "count"}), p.accounting],
                     ignore_index=True)
     p.accounting = acc
-    for rule, msg, _n in p.issues:
-        warnings.warn(f"[{rule}] {msg}", TipstatWarning, stacklevel=2)
     return p
 
 

@@ -20,13 +20,14 @@ flagged (ICTIP.md §4.4):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, Problem
+from ..errors import InputError, Problem, TipstatWarning
 
 __all__ = ["RESOLVED", "Persons", "link_exact"]
 
@@ -225,5 +226,7 @@ def link_exact(
            ("persons (distinct, detected)", n)]
     acc += [(f"persons on {int(k)} list(s)", int(v)) for k, v in mult.items()]
     out = out.set_index("person_id", drop=False).rename_axis(None)
+    for rule, msg, _ in issues:
+        warnings.warn(f"[{rule}] {msg}", TipstatWarning, stacklevel=2)
     return Persons(out, lists, pd.Series(pid, index=rec.index, name="person_id"),
                    pd.DataFrame(acc, columns=["item", "count"]), issues)
