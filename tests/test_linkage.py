@@ -106,11 +106,13 @@ def test_exact_linkage_dedups_within_lists_and_counts():
 def test_conflicts_resolved_by_stated_rules_and_flagged():
     rec = _rec(person_key=["a", "a", "a", "b", "b"], list_id=["P", "N", "Z", "P", "N"],
                sex=["F", "M", "M", "F", "M"], exploitation=["SEX", "LAB.DOM", "_U", "OTH", "ORG"])
-    mode = link_exact(rec, priority=["P", "N", "Z"]).frame
+    with pytest.warns(TipstatWarning, match=r"\[W4\] 2 person\(s\) have conflicting sex"):
+        mode = link_exact(rec, priority=["P", "N", "Z"]).frame
     assert mode["sex"].tolist() == ["M", "F"]  # a: majority M; b: tie -> priority P
     assert mode["conflict_sex"].tolist() == [True, True]
     assert mode["exploitation_stratum"].tolist() == ["MIX", "ORG"]
-    prio = link_exact(rec, rules={"sex": "priority"}, priority=["P", "N", "Z"]).frame
+    with pytest.warns(TipstatWarning, match="rule 'priority'"):
+        prio = link_exact(rec, rules={"sex": "priority"}, priority=["P", "N", "Z"]).frame
     assert prio["sex"].tolist() == ["F", "F"]
     with pytest.raises(InputError):
         link_exact(rec, rules={"sex": "oldest"})
