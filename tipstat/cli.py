@@ -36,8 +36,9 @@ examples:
   tipstat estimate patterns.csv --model "A:B + B:C" --json
   tipstat compare patterns.csv --methods default
   tipstat report patterns.csv --out report.html
-  tipstat validate police.csv ngo.csv
-  tipstat indicator records.csv --population population.csv --by sex,age,exploitation
+  tipstat validate police.csv ngo.csv --entity-map lists.csv
+  tipstat indicator police.csv ngo.csv --entity-map lists.csv --population population.csv \
+      --by sex,age,exploitation --report sdg.html
   tipstat reproduce "UK 2013"
   tipstat reproduce                            # list the studies
 
@@ -714,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, level=True)
 
     p = add("validate", cmd_validate, "check input files and say what is wrong, row by row",
-            "tipstat validate police.csv ngo.csv")
+            "tipstat validate police.csv ngo.csv --entity-map lists.csv")
     p.add_argument("files", nargs="+", help="capture-history tables or IC-TIP record files")
     p.add_argument("--entity-map", default=None,
                    help="IC-TIP records: CSV mapping entity_id to list_id")
@@ -722,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, seed=False)
 
     p = add("indicator", cmd_indicator, "SDG 16.2.2 table from IC-TIP records",
-            "tipstat indicator records.csv --population pop.csv --by sex,age,exploitation")
+            "tipstat indicator police.csv ngo.csv --entity-map lists.csv --population pop.csv "
+            "--year 2024 --out sdg.csv --report sdg.html")
     p.add_argument("records", nargs="+", help="IC-TIP coded victim records (CSV/Excel files)")
     p.add_argument("--population", required=True, help="population table (CSV)")
     p.add_argument("--by", type=_csv_list, default=["sex", "age", "exploitation"],
