@@ -460,6 +460,10 @@ def fit_latent_class(
                  "a_alpha": float(a_alpha), "b_alpha": float(b_alpha), "tune": tune,
                  "target_accept": target_accept, "rerun_chains": n_reruns,
                  "chains_in_minor_mode": stuck})
+    if n_reruns:
+        warns.append(f"{n_reruns} chain run(s) that settled in a minor mode (mean log density more "
+                     f"than {LOGP_GAP:g} below the best chain's) were replaced by re-runs with fresh "
+                     "seeds; pass restarts=0 to keep every chain as sampled")
     if stuck:
         warns.append(f"chain(s) {stuck} stayed in a minor mode (mean log density more than "
                      f"{LOGP_GAP:g} below the best chain's) after {restarts} re-run(s) each")
