@@ -256,7 +256,7 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
         except np.linalg.LinAlgError:
             cond = np.inf
         ok = bool(cond < 1e12)
-    if ok and np.any((Y == 0) & (mu_o < _BOUNDARY) & pos[:, None]):
+    if ok and np.any((Y == 0) & (P < _BOUNDARY) & pos[:, None]):
         ok = False  # boundary: the MLE does not exist in the interior
     loglik = _poisson_loglik(Y, mu_o) if ok else -np.inf
     return _JointFit(model, beta, mu, loglik, p + int(pos.sum()), ok)
