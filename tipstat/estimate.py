@@ -25,6 +25,7 @@ STATUSES = {
     "does_not_exist": "the MLE does not exist (N-hat infinite)",
     "not_identifiable": "N is not identifiable under this model",
     "not_converged": "the fit did not converge",
+    "failed": "the method raised an error (the message is in diagnostics)",
 }
 
 
