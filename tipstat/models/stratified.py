@@ -336,7 +336,6 @@ def _em(layout: _Layout, y_known: np.ndarray, z: np.ndarray, A: np.ndarray,
         boundary_ok: bool = False) -> tuple[_JointFit, np.ndarray, int]:
     """EM for the complete table: returns the fit, the completed observed counts (S x C-1) and
     the number of iterations."""
-    _S, _C = layout.S, layout.C
     if len(z) == 0:
         f = _fit_joint(layout, y_known.ravel(), model, beta0, boundary_ok=boundary_ok)
         return f, y_known, 0
