@@ -33,6 +33,7 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -432,6 +433,8 @@ def main() -> None:
         df["command"] = " ".join([Path(sys.executable).as_posix(), "benchmarks/coverage_study.py",
                                   *sys.argv[1:]])
         df["command_minutes"] = (time.perf_counter() - start) / 60
+        if not args.quick:  # keep the new rows even if what follows fails
+            df.to_csv(Path(tempfile.gettempdir()) / "coverage_study_last_run.csv.gz", index=False)
     if (args.add or args.report_only) and not args.quick and raw.exists():
         old = pd.read_csv(raw) if not args.report_only else df.iloc[:0]
         if "command" not in old:  # written before commands were recorded: take it from the report
