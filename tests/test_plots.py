@@ -20,13 +20,14 @@ def uk5():
     return tipstat.datasets.load("UK_5")
 
 
-def _no_pyplot_figures():
+def _pyplot_figures():
     import matplotlib.pyplot as plt
 
-    return plt.get_fignums() == []
+    return plt.get_fignums()
 
 
 def test_overlaps_bars_are_the_pattern_counts(uk5):
+    before = _pyplot_figures()  # other tests may have left pyplot figures open
     ax = plots.plot_overlaps(uk5)
     assert isinstance(ax, Axes)
     heights = [p.get_height() for p in ax.patches]
@@ -36,7 +37,7 @@ def test_overlaps_bars_are_the_pattern_counts(uk5):
     assert [t.get_text().split(" ")[0] for t in matrix.get_yticklabels()] == list(uk5.lists)
     small = plots.plot_overlaps(uk5, max_patterns=5)
     assert len(small.patches) == 5 and "13 smaller patterns not shown" in small.get_title()
-    assert _no_pyplot_figures()
+    assert _pyplot_figures() == before  # nothing registered with pyplot
 
 
 def test_overlaps_into_given_axes(uk5):
