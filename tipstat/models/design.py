@@ -174,7 +174,9 @@ def loglinear_design(lists: Sequence[str], terms: tuple[int, ...] | str | Sequen
     ('(Intercept)', 'A', 'B', 'C', 'A:B')
     """
     lists = tuple(str(x) for x in lists)
-    if isinstance(terms, str) or (terms and not isinstance(next(iter(terms)), int | np.integer)):
+    if isinstance(terms, str):
+        masks = _parse_string_terms(terms, lists)
+    elif terms and not isinstance(next(iter(terms)), int | np.integer):
         masks = parse_terms(terms, lists)
     else:
         masks = closure([int(t) for t in terms]) if any(_order(t) > 2 for t in terms) \
@@ -182,13 +184,17 @@ def loglinear_design(lists: Sequence[str], terms: tuple[int, ...] | str | Sequen
     bad = [m for m in masks if _order(m) < 2 or m >> len(lists)]
     if bad:
         raise InputError(f"terms: {bad} are not interactions of the {len(lists)} lists")
-    name = "independence" if not masks else "[" + ", ".join(term_label(m, lists) for m in masks) + "]"
-    columns = ("(Intercept)", *lists, *(term_label(m, lists) for m in masks))
-    return _cached_design(lists, masks, name, columns)
+    return _cached_design(lists, masks)
+
+
+@lru_cache(maxsize=1024)
+def _parse_string_terms(spec: str, lists: tuple[str, ...]) -> tuple[int, ...]:
+    return parse_terms(spec, lists)
 
 
 @lru_cache(maxsize=4096)
-def _cached_design(lists: tuple[str, ...], masks: tuple[int, ...], name: str,
-                   columns: tuple[str, ...]) -> Design:
+def _cached_design(lists: tuple[str, ...], masks: tuple[int, ...]) -> Design:
+    name = "independence" if not masks else "[" + ", ".join(term_label(m, lists) for m in masks) + "]"
+    columns = ("(Intercept)", *lists, *(term_label(m, lists) for m in masks))
     return Design(name=name, columns=columns, matrix=_loglinear_matrix(len(lists), masks),
                   terms=masks)

@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .design import Design, loglinear_design
-from .poisson import Existence, check_existence, newton_batch, poisson_newton
+from .poisson import Existence, check_existence, poisson_newton
 
 __all__ = ["Fit", "fit_design", "fit_loglinear", "profile_interval", "wald_interval"]
 
@@ -173,15 +173,17 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     Xr = X[np.ix_(cells, cols)]
     if np.linalg.matrix_rank(Xr) < len(cols):
         return None
-    res = newton_batch(Xr, y[cells], np.ones((1, len(cols)), dtype=bool))
-    if not res.exact[0]:
+    # the same convergence certificate as the main path: a vanishing Newton decrement with
+    # vanishing steps proves a finite maximum of the reduced problem
+    res = poisson_newton(Xr, y[cells])
+    if not res.converged or res.hessian_inv is None:
         return None
     beta = np.full(p, np.nan)
-    beta[cols] = res.beta[0]
+    beta[cols] = res.beta
     mu = np.zeros(len(y))
-    mu[cells] = res.mu[0]
+    mu[cells] = res.mu
     cov = np.full((p, p), np.nan)
-    cov[np.ix_(cols, cols)] = res.cov[0]
+    cov[np.ix_(cols, cols)] = res.hessian_inv
     empty = np.flatnonzero(~cells)
     outside = ", ".join(_cell_label(i + 1, lists) for i in empty[:12]) + (
         ", ..." if len(empty) > 12 else "")
@@ -189,7 +191,7 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
                       f"the MLE is on the boundary: empty cells {outside} have fitted value 0 "
                       "(their parameters are infinite: no one is on those combinations of "
                       "lists); the extended MLE of N is finite and unique")
-    return Fit(design, y, exist, beta, mu, cov, True, int(res.iterations[0]))
+    return Fit(design, y, exist, beta, mu, cov, True, int(res.iterations))
 
 
 def wald_interval(fit: Fit, level: float = 0.95) -> tuple[float, float]:

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.lapack import dposv as _dposv
 from scipy.optimize import linprog
 
 __all__ = ["Existence", "PoissonFit", "check_existence", "facial_set", "independent_columns",
@@ -77,9 +78,8 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     for it in range(1, maxiter + 1):  # noqa: B007 - `it` is reported
         grad = XT @ (y - mu)
         H = (XT * mu) @ X
-        try:
-            step = np.linalg.solve(H, grad)
-        except np.linalg.LinAlgError:
+        _, step, info = _dposv(H, grad)  # Cholesky solve (LAPACK, little call overhead)
+        if info != 0:
             step = np.linalg.lstsq(H, grad, rcond=None)[0]
         decrement = float(grad @ step)
         eta_step = X @ step
