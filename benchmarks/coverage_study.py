@@ -31,7 +31,6 @@ import argparse
 import importlib
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -232,26 +231,13 @@ def ic_benchmark(methods: list[Method]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 # ---------------------------------------------------------------------------- report
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "unknown"
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 1024**2:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    import scipy
+    """The machine description of benchmarks/run.py, plus the load at the start of the run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import machine as describe
 
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "memory": mem,
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "pandas": pd.__version__, "tipstat": tipstat.__version__, "platform": platform.platform(),
-            "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    info = describe()
+    info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return info
 
 
 def _fmt(df: pd.DataFrame, digits: int = 3) -> str:
