@@ -174,6 +174,18 @@ def _run_public(name: str, *args: Any,
     return run
 
 
+def _run_closedp(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
+    """Rcapture's closed-population models one by one, each with its interval (the ``closedp``
+    table has none). The behavioural models Mb and Mbh are left out: they assume the lists were
+    made one after another in the order given, which agencies' lists are not (``tipstat.closedp``
+    still lists them)."""
+    from .models.heterogeneity import CLOSEDP_MODELS
+
+    fit = _public("fit_closedp_model")
+    return [_call(fit, h, model, **options) for model in CLOSEDP_MODELS
+            if model not in ("Mb", "Mbh")]
+
+
 #: The method registry, in display order. See :func:`register_method`.
 METHODS: dict[str, Method] = {}
 
@@ -219,8 +231,8 @@ for _m in (
            default_max_lists=5),
     Method("bic", "BIC model selection", "model selection", "select_loglinear", _run_select("bic"),
            default_max_lists=5),
-    Method("closedp", "heterogeneity models (Rcapture closedp)", "heterogeneity", "closedp",
-           _run_public("closedp")),
+    Method("closedp", "heterogeneity models (Rcapture closedp), with profile intervals",
+           "heterogeneity", "fit_closedp_model", _run_closedp),
     Method("graphical", "Bayesian decomposable graphical model averaging", "Bayesian",
            "fit_graphical", _run_public("fit_graphical"), default_max_lists=5),
     Method("bootstrap", "stepwise selection, BCa bootstrap with re-selection", "model selection",
