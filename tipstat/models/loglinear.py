@@ -30,9 +30,10 @@ from ..histories import CaptureHistories
 from .design import Design, loglinear_design
 from .poisson import Existence, check_existence, poisson_newton
 
-__all__ = ["Fit", "fit_design", "fit_loglinear", "profile_interval", "wald_interval"]
+__all__ = ["Fit", "fit_design", "fit_loglinear", "lognormal_interval", "profile_interval",
+           "wald_interval"]
 
-CI_METHODS = ("profile", "profile_rcapture", "wald", "none")
+CI_METHODS = ("profile", "profile_rcapture", "wald", "lognormal", "none")
 
 
 class Fit:
@@ -205,6 +206,25 @@ def wald_interval(fit: Fit, level: float = 0.95) -> tuple[float, float]:
     return (fit.n_obs + math.exp(b0 - z * sd), fit.n_obs + math.exp(b0 + z * sd))
 
 
+def lognormal_interval(fit: Fit, level: float = 0.95) -> tuple[float, float]:
+    r"""Chao's (1987) log-normal interval, with the full standard error of N-hat:
+
+    .. math::
+
+        C = \exp\Big(z \sqrt{\log\big(1 + SE(\hat N)^2 / \hat\mu_0^2\big)}\Big),
+        \qquad [\,n + \hat\mu_0 / C,\; n + \hat\mu_0 C\,].
+
+    Unlike :func:`wald_interval` (which holds the observed count fixed and uses only
+    ``Var(b0)``), the variance includes the Poisson term ``mu0`` of ``Var(N-hat)``, so it does not
+    shrink towards zero width when most of the population is observed.
+    """
+    if not fit.existence.finite or not math.isfinite(fit.var_b0) or fit.mu0 <= 0:
+        return (math.nan, math.nan)
+    z = float(ndtri(0.5 + level / 2))
+    c = math.exp(z * math.sqrt(math.log1p(fit.se**2 / fit.mu0**2)))
+    return (fit.n_obs + fit.mu0 / c, fit.n_obs + fit.mu0 * c)
+
+
 def profile_interval(fit: Fit, level: float = 0.95, *,
                      stirling: bool = False) -> tuple[tuple[float, float], float]:
     """Multinomial profile-likelihood interval for N, as Rcapture's ``closedpCI.t``.
@@ -315,9 +335,9 @@ def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
     if ci.startswith("profile"):
         interval, n_mult = profile_interval(fit, level, stirling=ci == "profile_rcapture") \
             if status in ("ok", "extended") else ((math.nan, math.nan), math.nan)
-    elif ci == "wald":
-        interval = wald_interval(fit, level) if status in ("ok", "extended") \
-            else (math.nan, math.nan)
+    elif ci in ("wald", "lognormal"):
+        func = wald_interval if ci == "wald" else lognormal_interval
+        interval = func(fit, level) if status in ("ok", "extended") else (math.nan, math.nan)
     else:
         interval = (math.nan, math.nan)
     se_beta = np.sqrt(np.diag(fit.cov)) if fit.cov is not None else np.full(fit.n_params, np.nan)
@@ -397,11 +417,13 @@ def fit_loglinear(
         ``"independence"``, ``"all2"`` (every two-way interaction), ``"allN"``, a formula
         ``"LA*NG + PF:GO"``, or a list ``["LA:NG", "PF:GO"]``. Any order; the hierarchical
         closure is added.
-    ci : {"profile", "profile_rcapture", "wald", "none"}
+    ci : {"profile", "profile_rcapture", "wald", "lognormal", "none"}
         ``"profile"``: multinomial profile likelihood (as Rcapture ``closedpCI.t``, with exact
         log-factorials); ``"profile_rcapture"``: the same with Rcapture's Stirling correction,
         to reproduce its numbers digit for digit; ``"wald"``: log-normal
-        ``n + exp(b0 -/+ z se(b0))`` (as from ``glm``).
+        ``n + exp(b0 -/+ z se(b0))`` (as from ``glm``, SparseMSE; conditional on the observed
+        count, so too narrow when most of the population is observed); ``"lognormal"``: Chao's
+        (1987) interval with the full SE of N-hat (:func:`lognormal_interval`).
     level : float
         Interval coverage.
 

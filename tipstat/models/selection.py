@@ -551,7 +551,7 @@ def select_loglinear(
         Report the AIC/BIC model average ``sum w_m N_m`` (weights ``exp(-Delta_m/2)``
         normalised) over the searched models instead of the best model; its interval is
         log-normal from Buckland's unconditional SE. Needs ``"aic"`` or ``"bic"``.
-    ci : {"profile", "profile_rcapture", "wald", "none"}, optional
+    ci : {"profile", "profile_rcapture", "wald", "lognormal", "none"}, optional
         Interval of the selected model, conditional on the selection (for intervals that carry
         the selection step use :func:`tipstat.bootstrap`). Default: ``"wald"`` (log-normal,
         ``n + exp(b0 -/+ z se)``, as SparseMSE) for the stepwise rules, ``"profile"`` for
