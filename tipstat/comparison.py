@@ -458,27 +458,11 @@ def progress_bar(total: int, description: str, *, enabled: bool = True) -> Itera
 
 
 def _row(est: Estimate, family: str, seconds: float) -> dict[str, Any]:
-    return {
-        "method": est.method,
-        "model": est.model,
-        "family": family,
-        "status": est.status,
-        "n_observed": float(est.n_observed),
-        "n_hat": float(est.n_hat),
-        "lower": float(est.ci[0]),
-        "upper": float(est.ci[1]),
-        "level": float(est.level),
-        "ci_method": est.ci_method,
-        "se": float(est.se),
-        "deviance": float(est.deviance),
-        "df": float(est.df),
-        "aic": float(est.aic),
-        "bic": float(est.bic),
-        "diagnostics": diagnostic_note(est),
-        "warnings": tuple(str(w) for w in est.warnings),
-        "seconds": seconds,
-        "reliability": None,
-    }
+    core = est.to_dict()
+    extra = {"family": family, "diagnostics": diagnostic_note(est),
+             "warnings": tuple(str(w) for w in est.warnings), "seconds": seconds,
+             "reliability": None}
+    return {c: extra[c] if c in extra else core[c] for c in COLUMNS}
 
 
 def _reliability(h: CaptureHistories, method: Method, options: dict[str, Any]) -> str:
