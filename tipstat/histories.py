@@ -263,8 +263,8 @@ class CaptureHistories:
     def from_memberships(
         cls,
         pairs: pd.DataFrame,
-        person: str = "person",
-        list: str = "list",
+        person_column: str = "person",
+        list_column: str = "list",
         strata: str | Sequence[str] | None = None,
         lists: Sequence[str] | None = None,
     ) -> CaptureHistories:
@@ -273,7 +273,10 @@ class CaptureHistories:
         Parameters
         ----------
         pairs : pandas.DataFrame
-            Columns ``person`` (a pseudonymous key) and ``list``; repeated pairs count once.
+            A column of pseudonymous person keys and a column of list names; repeated pairs
+            count once.
+        person_column, list_column : str
+            Names of those two columns.
         strata : str or list of str, optional
             Stratum columns; each person must have one value per stratum column.
         lists : list of str, optional
@@ -285,39 +288,38 @@ class CaptureHistories:
         """
         if not isinstance(pairs, pd.DataFrame):
             raise InputError(f"expected a pandas DataFrame, got {type(pairs).__name__}")
-        strata_cols = [strata] if isinstance(strata, str) else builtin_list(strata or [])
-        absent = [c for c in [person, list, *strata_cols] if c not in pairs.columns]
+        strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
+        absent = [c for c in [person_column, list_column, *strata_cols] if c not in pairs.columns]
         if absent:
-            raise InputError(f"column(s) {absent} not found; the table has {builtin_list(pairs.columns)}")
+            raise InputError(f"column(s) {absent} not found; the table has {list(pairs.columns)}")
         if len(pairs) == 0:
             raise InputError("the table is empty: there is no membership to count")
         problems = [
             Problem(col, pairs.index[i], None, "a value (not missing)")
-            for col in (person, list)
+            for col in (person_column, list_column)
             for i in np.flatnonzero(pairs[col].isna().to_numpy())
         ]
         if problems:
             raise InputError("missing person keys or list names", problems)
-        found = builtin_list(pd.unique(pairs[list].astype(str)))
+        found = list(pd.unique(pairs[list_column].astype(str)))
         if lists is None:
             lists = sorted(found)
         else:
             lists = [str(x) for x in lists]
             unknown = [x for x in found if x not in lists]
             if unknown:
-                rows = pairs.index[pairs[list].astype(str).isin(unknown).to_numpy()]
+                rows = pairs.index[pairs[list_column].astype(str).isin(unknown).to_numpy()]
                 raise InputError(
                     f"list names {unknown} are not among lists={lists}",
-                    [Problem(list, r, None, f"one of {lists}") for r in rows],
+                    [Problem(list_column, r, None, f"one of {lists}") for r in rows],
                 )
         if len(lists) < 2:
             raise InputError(f"need at least two lists; found {len(lists)}: {lists}")
         pos = {name: j for j, name in enumerate(lists)}
-        bit = pairs[list].astype(str).map(pos).to_numpy(dtype=np.int64)
-        key_codes, keys = pd.factorize(pairs[person], sort=False)
+        bit = pairs[list_column].astype(str).map(pos).to_numpy(dtype=np.int64)
+        key_codes, keys = pd.factorize(pairs[person_column], sort=False)
         code = np.zeros(len(keys), dtype=np.int64)
         np.bitwise_or.at(code, key_codes, 1 << bit)
-        frame = pd.DataFrame(index=range(len(keys)))
         if strata_cols:
             first = pd.DataFrame({"__p__": key_codes, **{c: pairs[c].to_numpy() for c in strata_cols}})
             n_values = first.groupby("__p__")[strata_cols].nunique(dropna=False)
@@ -330,6 +332,8 @@ class CaptureHistories:
                     [Problem(None, r, None, "one stratum value per person") for r in rows],
                 )
             frame = first.groupby("__p__")[strata_cols].first().reset_index(drop=True)
+        else:
+            frame = pd.DataFrame(index=range(len(keys)))
         strata_index, sid = _stratum_ids(frame, strata_cols)
         return cls._assemble(code, np.ones(len(code), dtype=np.int64), sid, strata_index, lists)
 
@@ -572,7 +576,6 @@ class CaptureHistories:
                 f"{frame.to_html(index=False, max_rows=40)}</div>")
 
 
-builtin_list = list
 
 
 def _validated_bits(df: pd.DataFrame, lists: Sequence[str]) -> np.ndarray:

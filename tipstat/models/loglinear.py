@@ -156,7 +156,7 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     A column with entries of one sign whose margin ``x' y`` is 0 forces every cell it touches to
     be empty in any table with the same margins: those cells leave the facial set and the column
     becomes infinite. The model is refitted on the remaining cells without those columns, and
-    the Newton-decrement certificate of :func:`~tipstat.models.poisson.newton_batch` proves that
+    the convergence certificate of :func:`~tipstat.models.poisson.poisson_newton` proves that
     the MLE of the reduced problem exists. Returns ``None`` (use the exact check) otherwise.
     """
     X = design.observable

@@ -27,9 +27,6 @@ from scipy.optimize import linprog
 __all__ = ["Existence", "PoissonFit", "check_existence", "facial_set", "independent_columns",
            "poisson_newton"]
 
-# A fitted value below this (relative to the largest count, with a floor of 1e-6) on a zero
-# cell sends the fit to the exact linear-programming check.
-_SMALL_FITTED = 1e-6
 # exp() argument cap: a trial step beyond it is rejected by the line search, without overflow
 _ETA_MAX = 700.0
 # Batched fits: an iterate whose Newton decrement times this is below the smallest fitted value of
