@@ -108,7 +108,9 @@ def test_suppression_and_glotip_export(pipeline, tmp_path):
     with pytest.warns(TipstatWarning, match="W7"):
         t = sdg_16_2_2(est, c.population, ref_area=c.ref_area, time_period=c.year, threshold=40)
     sup = t.table[t.table.obs_status == "suppressed"]
-    assert len(sup) == t.n_suppressed > 0
+    assert len(sup) == t.n_suppressed_primary > 0
+    assert t.n_suppressed == t.n_suppressed_primary + t.n_suppressed_secondary
+    assert (t.table.obs_status == "suppressed (secondary)").sum() == t.n_suppressed_secondary
     assert sup[["detected", "total_est", "rate_per_100k"]].isna().all().all()
     g = t.to_glotip(country="Synthetica")
     assert list(g.columns) == ["Iso3_code", "Country", "Region", "Subregion", "Indicator",
@@ -168,3 +170,100 @@ def test_finer_age_bands_need_their_own_denominators():
     assert set(bands) <= set(t.index)
     b = bands[0]
     assert t.loc[b, "rate_per_100k"] == pytest.approx(1e5 * t.loc[b, "total_est"] / 1e6)
+
+
+def _sums(t: pd.DataFrame):
+    """Every relation margin = sum of cells along one dimension, found from the table alone:
+    (parent row label, child row labels). Written independently of tipstat.indicator."""
+    out = []
+    for d in ("sex", "age", "exploitation"):
+        others = [k for k in ("sex", "age", "exploitation") if k != d]
+        for _, g in t.groupby(others):
+            parent = g.index[g[d] == "_T"]
+            children = g.index[g[d] != "_T"]
+            if len(parent) == 1 and len(children):
+                out.append((parent[0], list(children)))
+    return out
+
+
+@pytest.mark.parametrize("threshold", [5, 40])
+def test_no_suppressed_value_is_recoverable_by_one_subtraction(pipeline, threshold):
+    """Secondary suppression: in every published relation margin = sum of cells (along sex,
+    age or form, at every level of the others) the number of suppressed entries is 0 or >= 2,
+    so no suppressed value equals a published margin minus published cells (or a sum of
+    published cells). Without it, a value is recovered exactly (so the check can fail)."""
+    c, _, _, est = pipeline
+    full = _table(est, c, suppress=False).table
+    rel = _sums(full)
+    assert len(rel) > 20
+    for p, ch in rel:  # the relations are real: detected and estimated totals add up
+        # (EM shares detected persons out fractionally; each row is rounded to 1e-6)
+        for col in ("detected", "total_est"):
+            assert full.loc[p, col] == pytest.approx(full.loc[ch, col].sum(), abs=1e-4)
+    t = _table(est, c, threshold=threshold)
+    tab = t.table
+    assert (tab[["sex", "age", "exploitation"]] == full[["sex", "age", "exploitation"]]).all().all()
+    hidden = tab.obs_status.str.startswith("suppressed")
+    assert t.n_suppressed_secondary > 0 and hidden.sum() == t.n_suppressed
+    for p, ch in rel:
+        assert hidden[[p, *ch]].sum() != 1, (tab.loc[p, ["sex", "age", "exploitation"]].tolist())
+    assert tab.loc[hidden, ["detected", "total_est", "undetected_est", "total_lcl",
+                            "rate_per_100k", "detected_rate"]].isna().all().all()
+    # primary suppression alone leaks: a small cell equals its margin minus published siblings
+    only = _table(est, c, threshold=threshold, secondary=False).table
+    gone = only.obs_status == "suppressed"
+    leaks = [(p, ch) for p, ch in rel if gone[[p, *ch]].sum() == 1 and gone[ch].sum() == 1]
+    assert leaks
+    p, ch = leaks[0]
+    x = next(i for i in ch if gone[i])
+    recovered = only.loc[p, "detected"] - only.loc[[i for i in ch if i != x], "detected"].sum()
+    assert recovered == pytest.approx(full.loc[x, "detected"], abs=1e-4)
+    assert 0 < recovered < threshold
+
+
+def test_secondary_suppression_completes_a_cube_and_is_switchable():
+    """One small interior cell of a 2 x 2 x 2 table: the least suppression that protects it
+    against single subtractions is the whole 2 x 2 x 2 cube of cells (8 rows, 7 secondary);
+    margins stay published. secondary=False leaves only the primary cell."""
+    from tipstat.indicator import secondary_suppression
+
+    rows = []
+    cells = {("F", "Y0T17", "SEX"): 3, ("F", "Y0T17", "LAB"): 30, ("F", "Y_GE18", "SEX"): 50,
+             ("F", "Y_GE18", "LAB"): 70, ("M", "Y0T17", "SEX"): 20, ("M", "Y0T17", "LAB"): 40,
+             ("M", "Y_GE18", "SEX"): 60, ("M", "Y_GE18", "LAB"): 80}
+    levels = {"sex": ["F", "M", "_T"], "age": ["Y0T17", "Y_GE18", "_T"],
+              "exploitation": ["SEX", "LAB", "_T"]}
+    for sx in levels["sex"]:
+        for ag in levels["age"]:
+            for fm in levels["exploitation"]:
+                det = sum(v for (a, b, f), v in cells.items()
+                          if sx in (a, "_T") and ag in (b, "_T") and fm in (f, "_T"))
+                rows.append({"sex": sx, "age": ag, "exploitation": fm, "detected": float(det)})
+    t = pd.DataFrame(rows)
+    primary = t.detected.lt(5).to_numpy()
+    extra = secondary_suppression(t, primary)
+    hidden = t[primary | extra]
+    assert primary.sum() == 1 and extra.sum() == 7
+    assert set(map(tuple, hidden[["sex", "age", "exploitation"]].to_numpy())) == set(cells)
+    for p, ch in _sums(t):
+        assert (primary | extra)[[p, *ch]].sum() != 1
+    assert not secondary_suppression(t, np.zeros(len(t), bool)).any()
+
+
+def test_glotip_marks_secondary_suppression(pipeline):
+    c, _, _, est = pipeline
+    t = _table(est, c, threshold=40)
+    g = t.to_glotip()
+    assert {"<5", "x"} <= set(g.txtVALUE)
+    sec = t.table[t.table.obs_status == "suppressed (secondary)"]
+    assert len(sec) and (g.txtVALUE == "x").sum() == 6 * len(sec)  # 6 measures per row
+    assert _table(est, c, threshold=40, suppress=False).n_suppressed == 0
+
+
+def test_indicator_docstring_examples_run():
+    import doctest
+
+    import tipstat.indicator as mod
+
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

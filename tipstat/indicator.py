@@ -21,7 +21,12 @@ The detected-only rates (the official series ``VC_HTF_DETV``, ``…SX`` sexual e
 variants) are in the same rows: ``detected`` and ``detected_rate`` with ``series_code`` /
 ``rate_series_code``.
 
-Published output suppresses cells with 1-4 detected persons by default (GLOTIP writes ``<5``).
+Published output suppresses cells with 1-4 detected persons by default (primary suppression;
+GLOTIP writes ``<5``) and then, because margins and totals are published too, complementary
+cells (secondary suppression, :func:`secondary_suppression`): in every published relation
+``margin = sum of its cells`` along one dimension, a single suppressed entry could be recovered
+by one subtraction, so the smallest published sibling is suppressed as well, repeated over all
+the table's hierarchies until no relation has exactly one suppressed entry.
 """
 
 from __future__ import annotations
@@ -40,7 +45,11 @@ import pandas as pd
 from .errors import InputError, Problem, TipstatWarning
 from .estimate import Estimate
 
-__all__ = ["SDGTable", "sdg_16_2_2"]
+__all__ = ["SDGTable", "sdg_16_2_2", "secondary_suppression"]
+
+#: ``obs_status`` of primary (small cell) and secondary (complementary) suppression.
+SUPPRESSED = "suppressed"
+SUPPRESSED_SECONDARY = "suppressed (secondary)"
 
 DIMS = ("sex", "age_group", "age_group_l2", "exploitation")
 SERIES = {"_T": "VC_HTF_DETV", "SEX": "VC_HTF_DETVSX", "LAB": "VC_HTF_DETVFL",
@@ -73,7 +82,12 @@ class SDGTable:
     suppressed : bool
         Whether small cells were suppressed.
     n_suppressed : int
-        Rows whose values were suppressed.
+        Rows whose values were suppressed (primary + secondary).
+    n_suppressed_primary : int
+        Rows with 1 to ``threshold - 1`` detected persons (``obs_status = "suppressed"``).
+    n_suppressed_secondary : int
+        Complementary rows suppressed so that no primary one can be recovered from a margin by
+        subtraction (``obs_status = "suppressed (secondary)"``).
     """
 
     table: pd.DataFrame
@@ -81,6 +95,8 @@ class SDGTable:
     suppressed: bool
     n_suppressed: int = 0
     warnings: list[str] = field(default_factory=list)
+    n_suppressed_primary: int = 0
+    n_suppressed_secondary: int = 0
 
     def to_glotip(self, country: str | None = None, source: str = "tipstat MSE (synthetic or "
                   "national data)") -> pd.DataFrame:
@@ -88,7 +104,9 @@ class SDGTable:
 
         Columns ``Iso3_code, Country, Region, Subregion, Indicator, Dimension, Category, Sex,
         Age, Year, Unit of measurement, txtVALUE, Source``; suppressed values are the string
-        ``<5``. Sum only within one ``Dimension``.
+        ``<5`` (primary suppression) or ``x`` (secondary suppression: the value is 5 or more
+        but withheld so that a small cell cannot be recovered). Sum only within one
+        ``Dimension``.
         """
         rows = []
         measures = [("Detected trafficking victims", "Counts", "detected"),
@@ -105,8 +123,10 @@ class SDGTable:
             dim = "Total" if r.exploitation == "_T" else "by form of exploitation"
             for indicator, unit, col in measures:
                 v = getattr(r, col)
-                if r.obs_status == "suppressed":
+                if r.obs_status == SUPPRESSED:
                     txt = "<5"
+                elif r.obs_status == SUPPRESSED_SECONDARY:
+                    txt = "x"
                 elif v is None or (isinstance(v, float) and math.isnan(v)):
                     continue
                 else:
@@ -196,6 +216,7 @@ def sdg_16_2_2(
     threshold: int = 5,
     mix: str = "separate",
     dims: Sequence[str] | None = None,
+    secondary: bool = True,
 ) -> SDGTable:
     """The SDG 16.2.2 table from a stratified MSE result.
 
@@ -214,6 +235,10 @@ def sdg_16_2_2(
         Population of the row's sex x age group, or the total population.
     suppress : bool
         Suppress rows with 1 to ``threshold - 1`` detected persons (default True, W7).
+    secondary : bool
+        With ``suppress``, also suppress complementary rows so that no suppressed row can be
+        recovered from a published margin by subtraction (default True; see
+        :func:`secondary_suppression`).
     mix : ``"separate"``, ``"both"`` or ``"OTH"``
         Mixed exploitation (SEX and LAB): its own row (default; no SDG series), counted in both
         SEX and LAB (multiple response), or under other purposes.
@@ -343,19 +368,132 @@ def sdg_16_2_2(
     table["rate_series_code"] = table["series_code"].map(lambda s: s + "R" if isinstance(s, str) else None)
     table["obs_status"] = "estimated"
     table["notes"] = notes
-    small = (table["detected"] > 0) & (table["detected"] < threshold)
+    small = ((table["detected"] > 0) & (table["detected"] < threshold)).to_numpy()
     msgs = []
     n_sup = int(small.sum())
+    n_sec = 0
     if n_sup:
         msg = f"[W7] {n_sup} row(s) with fewer than {threshold} detected persons"
-        msg += " suppressed (<5)" if suppress else " (not suppressed: suppress=False)"
+        if suppress:
+            msg += f" suppressed (<{threshold})"
+            if secondary:
+                extra = secondary_suppression(table, small)
+                n_sec = int(extra.sum())
+                msg += (f", and {n_sec} complementary row(s) (secondary suppression, so that "
+                        "none can be recovered from a margin by subtraction)")
+                table.loc[extra, _NUMERIC] = np.nan
+                table.loc[extra, "obs_status"] = SUPPRESSED_SECONDARY
+        else:
+            msg += " (not suppressed: suppress=False)"
         msgs.append(msg)
         warnings.warn(msg, TipstatWarning, stacklevel=2)
         if suppress:
             table.loc[small, _NUMERIC] = np.nan
-            table.loc[small, "obs_status"] = "suppressed"
+            table.loc[small, "obs_status"] = SUPPRESSED
     order = {"_T": "~"}  # totals last within each dimension
     table = table.sort_values(["exploitation", "age", "sex"],
                               key=lambda s: s.map(lambda v: order.get(v, v))).reset_index(drop=True)
-    return SDGTable(table[COLUMNS], level, suppress, n_suppressed=n_sup if suppress else 0,
-                    warnings=msgs)
+    return SDGTable(table[COLUMNS], level, suppress,
+                    n_suppressed=n_sup + n_sec if suppress else 0, warnings=msgs,
+                    n_suppressed_primary=n_sup if suppress else 0,
+                    n_suppressed_secondary=n_sec)
+
+
+def _relations(table: pd.DataFrame) -> list[tuple[int, np.ndarray]]:
+    """Every published additivity relation ``margin = sum of its cells`` of an SDG table.
+
+    Row positions ``(parent, children)``: for each dimension (``sex``, ``age``,
+    ``exploitation``) and each row whose value on it is ``_T``, the children are the rows equal
+    to it on the other two dimensions with a level (including ``_U``) on this one.
+    """
+    out: list[tuple[int, np.ndarray]] = []
+    keys = ("sex", "age", "exploitation")
+    vals = {k: table[k].astype(str).to_numpy() for k in keys}
+    for d in keys:
+        others = [k for k in keys if k != d]
+        groups = pd.Series(np.arange(len(table))).groupby(
+            [vals[o] for o in others], sort=False).indices
+        for idx in groups.values():
+            is_total = vals[d][idx] == "_T"
+            if is_total.sum() != 1 or len(idx) < 2:
+                continue
+            out.append((int(idx[is_total][0]), np.asarray(idx[~is_total])))
+    return out
+
+
+def secondary_suppression(table: pd.DataFrame, suppressed: np.ndarray) -> np.ndarray:
+    """Complementary cells to suppress so that no suppressed row is recoverable by subtraction.
+
+    Each margin row of the table is the sum of its cells along one dimension (``parent =
+    sum(children)``, for detected and estimated counts alike). If exactly one entry of such a
+    relation is suppressed, it equals the published parent minus the published siblings (or
+    the sum of the children, for a suppressed parent). Until no relation has exactly one
+    suppressed entry, one published sibling is suppressed too (or the parent when no child is
+    left): among the non-empty siblings (empty ones only if there are none), the one that
+    leaves the fewest other relations with a single suppressed entry (net of those it closes,
+    which tends to complete a 2 x 2 x ... pattern instead of a cascade), then the one with the
+    fewest detected persons.
+    Suppressing a row can open another relation, hence the iteration over all hierarchies
+    (sex x age x form and their margins) to a fixed point; it ends because every step
+    suppresses one more row.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``sex``, ``age``, ``exploitation`` (``_T`` for a margin) and ``detected``.
+    suppressed : array of bool
+        Rows already suppressed (primary suppression), in the table's row order.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The rows to suppress in addition (secondary suppression).
+
+    Notes
+    -----
+    This is the usual sibling rule (as in tau-Argus's hypercube method, much simplified): it
+    guarantees that no single relation reveals a suppressed value, not that no combination of
+    relations does (a linear-programming audit would be needed for that), and it does not
+    minimise the suppressed total. Rows with zero detected persons are used as complements
+    only when no non-empty sibling is published.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"sex": ["F", "M", "_T"], "age": "_T", "exploitation": "_T",
+    ...                   "detected": [3.0, 40.0, 43.0]})
+    >>> secondary_suppression(t, t.detected.lt(5).to_numpy()).tolist()
+    [False, True, False]
+    """
+    sup = np.asarray(suppressed, dtype=bool).copy()
+    start = sup.copy()
+    det = table["detected"].to_numpy(dtype=float)
+    rel = [np.concatenate([[p], ch]) for p, ch in _relations(table.reset_index(drop=True))]
+    member_of: dict[int, list[int]] = {}
+    for r, members in enumerate(rel):
+        for i in members:
+            member_of.setdefault(int(i), []).append(r)
+
+    def opened(i: int) -> int:
+        # relations row i would leave with exactly one suppressed entry, minus those it closes
+        counts = [int(sup[rel[r]].sum()) for r in member_of.get(i, [])]
+        return sum(c == 0 for c in counts) - sum(c == 1 for c in counts)
+
+    changed = True
+    while changed:
+        changed = False
+        for members in rel:
+            if sup[members].sum() != 1:
+                continue
+            children = members[1:]
+            free = children[~sup[children]]
+            if not len(free):
+                sup[members[0]] = True  # every cell suppressed: the margin must go too
+                changed = True
+                continue
+            nonzero = free[det[free] > 0]
+            pool = nonzero if len(nonzero) else free
+            pick = min(pool, key=lambda i: (opened(int(i)), det[i], i))
+            sup[pick] = True
+            changed = True
+    return sup & ~start
