@@ -27,8 +27,18 @@ Separate fits (``method="separate"``): the same search with no covariate terms, 
 on its own (fails in sparse strata; the joint model borrows strength).
 
 Intervals: parametric bootstrap (after Buckland & Garthwaite 1991): ``B`` tables are drawn from
-the fitted Poisson means of all cells, observed and unobserved, and refitted with the selected
-model (or re-selected, ``reselect=True``). In replicate ``b`` the prediction error of the
+the fitted Poisson means of all cells, observed and unobserved, and the model is chosen again in
+each (Buckland, Burnham & Augustin 1997), so that intervals carry model-selection uncertainty.
+By default (``reselect="local"``) the replicate's search is a stepwise search started at the
+selected model: at the replicate's fit of the current model, every one-term addition is scored
+by its efficient score statistic and every deletion by its Wald statistic (one information
+matrix of the design extended by all candidate columns, no refits), the three moves with the
+lowest approximate criterion are refitted exactly (warm-started Newton) and the best is taken if
+it lowers the AIC/BIC; this repeats to a local optimum. The search on the data is a forward
+search from the main-effects model; in a replicate drawn from the selected model, the search
+from that model reaches the same neighbourhood at a fraction of the cost (``reselect="full"``
+repeats the whole forward search, ``"none"`` refits the selected model). In replicate ``b``
+the prediction error of the
 undetected count, ``d_b = m^*_{0} - mu-hat^*_{0}`` (drawn true undetected minus its
 estimate), is recorded per stratum, and the interval of a cell, margin or total is
 ``N-hat + `` the ``(1-level)/2`` and ``(1+level)/2`` quantiles of the summed ``d_b``, bounded
@@ -50,7 +60,9 @@ stratum ``t`` agrees with ``i`` on its known covariates; the model is refitted t
 ``tilde y`` (M-step) until the observed-data log-likelihood changes by less than ``1e-8``
 (relative). The model search then runs on the table completed under the main-effects model and
 EM is rerun with the chosen model: an approximation to selecting on the observed-data
-likelihood, which would need a full EM per candidate. Missingness may
+likelihood, which would need a full EM per candidate. In a bootstrap replicate the local search
+runs on the replicate's table completed under the selected model, and EM is rerun if it chooses
+another model. Missingness may
 depend on the lists (MAR given the capture pattern), which is the usual case: some agencies do
 not record age.
 """
@@ -100,6 +112,17 @@ class StratifiedModel:
                                    (*self.covs, term))
         return StratifiedModel(self.lists, self.covariates, (*self.pairs, term), self.covs)
 
+    def drop(self, term: tuple) -> StratifiedModel:
+        if isinstance(term[1], str):
+            return StratifiedModel(self.lists, self.covariates, self.pairs,
+                                   tuple(t for t in self.covs if t != term))
+        return StratifiedModel(self.lists, self.covariates,
+                               tuple(t for t in self.pairs if t != term), self.covs)
+
+    @property
+    def terms(self) -> tuple[tuple, ...]:
+        return (*self.pairs, *self.covs)
+
     @property
     def n_terms(self) -> int:
         return len(self.pairs) + len(self.covs)
@@ -137,6 +160,20 @@ class _Layout:
             cols = [(self.strata[v].astype(str) == lev).to_numpy(float) for lev in levels if lev != ref]
             self.dummies[v] = np.column_stack(cols) if cols else np.zeros((self.S, 0))
         self._cache: dict[StratifiedModel, np.ndarray] = {}
+        self._term_cache: dict[tuple, np.ndarray] = {}
+
+    def term_columns(self, term: tuple) -> np.ndarray:
+        """The design columns of one list x list or list x covariate term."""
+        cols = self._term_cache.get(term)
+        if cols is None:
+            if isinstance(term[1], str):
+                j, v = term
+                cols = self.dummies[v][self.s_of_row] * self.list_cols[:, [j]]
+            else:
+                a, b = term
+                cols = (self.list_cols[:, a] * self.list_cols[:, b])[:, None]
+            self._term_cache[term] = cols
+        return cols
 
     def matrix(self, model: StratifiedModel) -> np.ndarray:
         X = self._cache.get(model)
@@ -149,7 +186,7 @@ class _Layout:
             d = self.dummies[v][self.s_of_row]
             cols.append(d * self.list_cols[:, [j]])
         X = np.column_stack(cols)
-        if len(self._cache) > 256:
+        if len(self._cache) > 512:
             self._cache.clear()
         self._cache[model] = X
         return X
@@ -169,6 +206,25 @@ def _poisson_loglik(y: np.ndarray, mu: np.ndarray) -> float:
     from scipy.special import gammaln, xlogy
 
     return float(np.sum(xlogy(y, mu) - mu - gammaln(y + 1)))
+
+
+def _score_info(X: np.ndarray, Y: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Score and information of the profiled (multinomial per stratum) log-likelihood.
+
+    ``X`` is the design over observed rows, ``Y`` and ``mu`` the observed and fitted counts
+    (strata x patterns, ``mu`` summing to ``Y`` within each stratum):
+    ``g = X'(y - mu)``, ``H = X' diag(mu) X - sum_s m_s m_s' / n_s`` with ``m_s`` the
+    ``mu``-weighted column sums of stratum ``s``.
+    """
+    S, C1 = Y.shape
+    n_s = Y.sum(axis=1)
+    pos = n_s > 0
+    g = X.T @ (Y - mu).ravel()
+    Xw = X * mu.reshape(-1, 1)
+    H = X.T @ Xw
+    M = Xw.reshape(S, C1, -1).sum(axis=1)[pos]
+    H -= (M.T / n_s[pos]) @ M
+    return g, H
 
 
 def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
@@ -206,12 +262,7 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
     converged = False
     H = None
     for _ in range(maxiter):
-        mu = n_s[:, None] * np.exp(logp)
-        g = X.T @ (Y - mu).ravel()
-        Xw = X * mu.reshape(-1, 1)
-        H = X.T @ Xw
-        M = Xw.reshape(S, C1, p).sum(axis=1)[pos]
-        H -= (M.T / n_s[pos]) @ M
+        g, H = _score_info(X, Y, n_s[:, None] * np.exp(logp))
         try:
             step = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
@@ -302,6 +353,112 @@ def _search(layout: _Layout, y_obs: np.ndarray, start: StratifiedModel, criterio
     return fit, path
 
 
+def _n_boundary(fit: _JointFit, Y: np.ndarray) -> int:
+    """Zero cells fitted at ~0 (cell probability below ``_BOUNDARY``): an extended MLE."""
+    n_s = Y.sum(axis=1)
+    P = fit.mu[:, 1:] / np.where(n_s > 0, n_s, 1.0)[:, None]
+    return int(np.sum((Y == 0) & (P < _BOUNDARY) & (n_s > 0)[:, None]))
+
+
+def _quadratic(v: np.ndarray, M: np.ndarray) -> float:
+    """``v' M^{-1} v`` for a small symmetric ``M`` (a term's block); ``inf`` if singular."""
+    if len(v) == 1:
+        d = float(M[0, 0])
+        return float(v[0] ** 2 / d) if d > 1e-12 else math.inf
+    try:
+        return float(v @ np.linalg.solve(M, v))
+    except np.linalg.LinAlgError:
+        return math.inf
+
+
+def _screen_moves(layout: _Layout, Y: np.ndarray, fit: _JointFit, use_covs: bool,
+                  max_terms: int, pen: float) -> list[tuple[float, str, tuple]]:
+    """Approximate criterion change of every one-term move from ``fit``, without refitting.
+
+    Additions by the efficient score statistic, deletions by the Wald statistic, both from the
+    profiled information of the design extended by every candidate column at the current fit:
+    with ``I`` the information and ``U`` the score (``U_M = 0`` at the MLE),
+
+    .. math::
+
+        S_T = u_T^\\top K_{TT}^{-1} u_T, \\quad K = I_{CC} - I_{CM} I_{MM}^{-1} I_{MC},
+        \\quad u = U_C - I_{CM} I_{MM}^{-1} U_M, \\qquad
+        W_T = \\hat\\beta_T^\\top [I_{MM}^{-1}]_{TT}^{-1} \\hat\\beta_T ,
+
+    and the criterion changes by about ``-S_T + pen df_T`` (adding ``T``) or ``W_T - pen df_T``
+    (dropping it). Score, Wald and likelihood-ratio statistics agree to first order; the
+    caller refits the best few moves exactly. Pseudo-inverses keep extended MLEs (singular
+    information on the boundary) usable. Returns ``(approx change, "add" | "drop", term)``
+    sorted by the approximate change.
+    """
+    model = fit.model
+    XM = layout.matrix(model)
+    pM = XM.shape[1]
+    adds = _candidates(model, layout, use_covs) if model.n_terms < max_terms else []
+    blocks = [layout.term_columns(t) for t in adds]
+    Z = np.column_stack([XM, *blocks]) if blocks else XM
+    U, info = _score_info(Z, Y, fit.mu[:, 1:])
+    cov = np.linalg.pinv(info[:pM, :pM], rcond=1e-10, hermitian=True)
+    moves: list[tuple[float, str, tuple]] = []
+    # deletions: Wald statistics from the columns of each term in the current design
+    at = len(model.lists)
+    for term in model.terms:
+        w = layout.term_columns(term).shape[1]
+        idx = slice(at, at + w)
+        at += w
+        wald = _quadratic(fit.beta[idx], cov[idx, idx])
+        moves.append((wald - pen * w, "drop", term))
+    if blocks:
+        ICM = info[pM:, :pM]
+        K = info[pM:, pM:] - ICM @ cov @ ICM.T
+        u = U[pM:] - ICM @ (cov @ U[:pM])
+        at = 0
+        for term, blk in zip(adds, blocks, strict=True):
+            w = blk.shape[1]
+            idx = slice(at, at + w)
+            at += w
+            score = _quadratic(u[idx], K[idx, idx])
+            moves.append((-score + pen * w, "add", term))
+    moves.sort(key=lambda m: m[0])
+    return moves
+
+
+def _local_search(layout: _Layout, y_obs: np.ndarray, fit: _JointFit, criterion: str,
+                  use_covs: bool, max_terms: int, n_confirm: int = 3,
+                  slack: float = 1.0, max_steps: int = 10) -> _JointFit:
+    """Stepwise AIC/BIC search started at ``fit`` (a bootstrap replicate of the chosen model).
+
+    Every step screens all one-term additions and deletions with :func:`_screen_moves`, refits
+    exactly (warm-started, extended MLE allowed) the ``n_confirm`` moves whose approximate
+    criterion change is lowest and below ``slack``, and takes the exactly best one if it lowers
+    the criterion; it stops when none does (a local optimum, like the forward search's result)
+    or after ``max_steps`` moves. A move may not put more zero cells on the boundary than the
+    starting fit has (the search's admissibility rule, relative to the replicate).
+    """
+    S, C1 = layout.S, layout.C - 1
+    Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
+    n = float(Y.sum())
+    pen = 2.0 if criterion == "aic" else math.log(max(n, 2.0))
+    best = _criterion(fit, n, criterion)
+    nb0 = _n_boundary(fit, Y)
+    for _ in range(max_steps):
+        moves = [m for m in _screen_moves(layout, Y, fit, use_covs, max_terms, pen)
+                 if m[0] < slack][:n_confirm]
+        trials = []
+        for _approx, kind, term in moves:
+            m = fit.model.add(term) if kind == "add" else fit.model.drop(term)
+            f = _fit_joint(layout, y_obs, m, (fit.model, fit.beta), boundary_ok=True)
+            if f.ok and _n_boundary(f, Y) <= nb0:
+                trials.append((_criterion(f, n, criterion), f))
+        if not trials:
+            break
+        crit, f = min(trials, key=lambda t: t[0])
+        if crit >= best - 1e-9:
+            break
+        best, fit = crit, f
+    return fit
+
+
 # ---------------------------------------------------------------------------------- EM
 def _split_unknown(h: CaptureHistories) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame,
                                                  np.ndarray, np.ndarray]:
@@ -332,15 +489,16 @@ def _split_unknown(h: CaptureHistories) -> tuple[pd.DataFrame, np.ndarray, pd.Da
 
 def _em(layout: _Layout, y_known: np.ndarray, z: np.ndarray, A: np.ndarray,
         model: StratifiedModel, max_iter: int = 500, tol: float = 1e-8,
-        beta0: np.ndarray | tuple | None = None,
-        boundary_ok: bool = False) -> tuple[_JointFit, np.ndarray, int]:
+        beta0: np.ndarray | tuple | None = None, boundary_ok: bool = False,
+        mu_start: np.ndarray | None = None) -> tuple[_JointFit, np.ndarray, int]:
     """EM for the complete table: returns the fit, the completed observed counts (S x C-1) and
-    the number of iterations."""
+    the number of iterations. ``mu_start``: fitted observed cells (S x C-1) for the first
+    E-step (default: the known counts + 0.5)."""
     if len(z) == 0:
         f = _fit_joint(layout, y_known.ravel(), model, beta0, boundary_ok=boundary_ok)
         return f, y_known, 0
     # start: share the unknowns in proportion to the known counts (+0.5) of compatible strata
-    mu = (y_known + 0.5)
+    mu = (y_known + 0.5) if mu_start is None else mu_start
     prev = -np.inf
     fit = None
     it = 0
@@ -373,7 +531,7 @@ def fit_stratified(
     bootstrap: int = 200,
     level: float = 0.95,
     seed: int | None = None,
-    reselect: bool = False,
+    reselect: str | bool = "local",
     max_terms: int = 30,
 ) -> Estimate:
     """Stratified MSE: cell, margin and total estimates that add up, with bootstrap intervals.
@@ -398,9 +556,15 @@ def fit_stratified(
         Interval level.
     seed : int, optional
         Seed of the bootstrap.
-    reselect : bool
-        Repeat the model search in every replicate (intervals that account for selection;
-        slower).
+    reselect : ``"local"``, ``"full"`` or ``"none"``
+        Model selection in the bootstrap replicates, so that intervals carry model-selection
+        uncertainty. ``"local"`` (default): a stepwise search started at the selected model
+        (one-term additions screened by score tests and deletions by Wald tests, the best few
+        refitted exactly, repeated to a local optimum of the criterion). ``"full"`` (or
+        ``True``): the whole forward search from the main-effects model, as on the data (several
+        times slower). ``"none"`` (or ``False``): refit the selected model (narrower intervals
+        that ignore selection; the earlier default). With ``terms=`` the model is
+        fixed and never re-selected.
 
     Returns
     -------
@@ -410,7 +574,10 @@ def fit_stratified(
         ``n_hat``, ``undetected``, ``lower``, ``upper``, ``status``);
         ``diagnostics["cell_draws"]`` the ``B x n_strata`` replicates (for :func:`margins`);
         ``diagnostics["path"]`` the selection path; ``diagnostics["completed_counts"]`` the
-        (EM-completed) observed counts, strata x patterns.
+        (EM-completed) observed counts, strata x patterns; ``diagnostics["replicate_models"]``
+        how many kept replicates chose each model (label -> count) and
+        ``diagnostics["reselected"]`` the share of them whose model differs from the selected
+        one.
 
     Examples
     --------
@@ -439,6 +606,10 @@ def fit_stratified(
         raise InputError(f"level={level}; expected a number between 0 and 1")
     if bootstrap < 0:
         raise InputError(f"bootstrap={bootstrap}; expected a number >= 0")
+    modes = {True: "full", False: "none", "full": "full", "none": "none", "local": "local"}
+    if not isinstance(reselect, (bool, str)) or reselect not in modes:
+        raise InputError(f"reselect={reselect!r}; expected 'local', 'full' or 'none'")
+    reselect = modes[reselect]
     if method == "separate" and (missing == "em" or terms is not None):
         raise InputError("missing='em' and terms= apply to method='joint' only")
     with _one_blas_thread():
@@ -470,7 +641,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
     covs = tuple(h.strata)
     lists = h.lists
     if method == "separate":
-        return _fit_separate(h, criterion, bootstrap, level, rng, seed, max_terms)
+        return _fit_separate(h, criterion, bootstrap, level, rng, seed, max_terms, reselect)
 
     em = missing == "em" and bool(covs) and bool((h.strata_index.astype(str) == UNKNOWN).any().any())
     if em:
@@ -507,8 +678,11 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
     n_hat_cells = observed + mu[:, 0]
     draws = None
     cell_draws = None
+    replicate_models: dict[str, int] = {}
+    reselected = math.nan
     if bootstrap:
         cell_draws = np.full((bootstrap, S), np.nan)
+        chosen: list[StratifiedModel | None] = [None] * bootstrap
         share = None
         if len(z):  # probability that a person of (t, c) is in incomplete stratum i
             alloc = A[:, :, None] * mu[None, :, 1:]
@@ -536,8 +710,22 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
             else:
                 yk = yo
             try:
-                if reselect:
+                if reselect == "full":
                     fb, _, _ = select(yk, zb)
+                elif reselect == "local" and terms is None:
+                    fb, yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta,
+                                     boundary_ok=True, mu_start=fit.mu[:, 1:])
+                    if fb.ok:
+                        # search on the table completed under the selected model, then EM
+                        # again for a new choice (as on the data: search, then EM)
+                        fl = _local_search(layout, yfb.ravel(), fb, criterion, bool(covs),
+                                           max_terms)
+                        if fl.model != fb.model:
+                            if len(zb):
+                                fl, _, _ = _em(layout, yk, zb, A, fl.model,
+                                               beta0=(fl.model, fl.beta), boundary_ok=True,
+                                               mu_start=fl.mu[:, 1:])
+                            fb = fl
                 else:
                     fb, _yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta,
                                       boundary_ok=True)
@@ -545,12 +733,18 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
                 continue
             if not fb.ok:
                 continue
+            chosen[b] = fb.model
             # prediction error of the undetected count in the bootstrap world: the true
             # undetected m0* (drawn) minus its estimate mu0* (pivot interval, conditional on n)
             cell_draws[b] = n_hat_cells + (ystar[:, 0] - fb.mu[:, 0])
         good = np.all(np.isfinite(cell_draws), axis=1)
         cell_draws = cell_draws[good]
         draws = cell_draws.sum(axis=1)
+        kept = [m for m, g in zip(chosen, good, strict=True) if g and m is not None]
+        for m in kept:
+            label = m.label()
+            replicate_models[label] = replicate_models.get(label, 0) + 1
+        reselected = (sum(m != fit.model for m in kept) / len(kept)) if kept else math.nan
     a = (1 - level) / 2
     cells = complete.reset_index(drop=True).copy() if covs else pd.DataFrame(index=range(1))
     cells["observed"] = observed
@@ -583,7 +777,8 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         diagnostics={"cells": cells, "cell_draws": cell_draws, "path": path,
                      "model_obj": fit.model, "completed_counts": y_full,
                      "strata": list(covs), "lists": list(lists), "criterion": criterion,
-                     "missing": missing, "bootstrap": bootstrap, "reselect": reselect},
+                     "missing": missing, "bootstrap": bootstrap, "reselect": reselect,
+                     "replicate_models": replicate_models, "reselected": reselected},
         draws=draws, seed=seed, warnings=tuple(warn),
     )
 
@@ -606,7 +801,8 @@ def _parse_terms(terms: Sequence[str], start: StratifiedModel, layout: _Layout) 
 
 
 def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: float,
-                  rng: np.random.Generator, seed: int | None, max_terms: int) -> Estimate:
+                  rng: np.random.Generator, seed: int | None, max_terms: int,
+                  reselect: str = "none") -> Estimate:
     covs = tuple(h.strata)
     rows = []
     draws_all = []
@@ -631,7 +827,16 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
         d = np.full(bootstrap, np.nan)
         for b in range(bootstrap):
             ys = rng.poisson(mu)
-            fb = _fit_joint(layout, ys[1:].astype(float), fit.model, fit.beta, boundary_ok=True)
+            yb = ys[1:].astype(float)
+            if reselect == "full":
+                try:
+                    fb, _ = _search(layout, yb, start, criterion, False, max_terms)
+                except EstimationError:
+                    continue
+            else:
+                fb = _fit_joint(layout, yb, fit.model, fit.beta, boundary_ok=True)
+                if fb.ok and reselect == "local":
+                    fb = _local_search(layout, yb, fb, criterion, False, max_terms)
             if fb.ok:
                 d[b] = row["n_hat"] + ys[0] - fb.mu[0, 0]
         draws_all.append(d)
@@ -657,7 +862,8 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
                     status=status, ci_method="percentile" if bootstrap else "none",
                     diagnostics={"cells": cells, "cell_draws": cell_draws, "strata": list(covs),
                                  "lists": list(h.lists), "criterion": criterion,
-                                 "missing": "stratum", "bootstrap": bootstrap},
+                                 "missing": "stratum", "bootstrap": bootstrap,
+                                 "reselect": reselect},
                     draws=draws, seed=seed)
 
 
