@@ -712,10 +712,12 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
             try:
                 if reselect == "full":
                     fb, _, _ = select(yk, zb)
-                elif reselect == "local" and terms is None:
+                else:
+                    local = reselect == "local" and terms is None
+                    # (the fixed-model path keeps its EM start: results as before)
                     fb, yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta,
-                                     boundary_ok=True, mu_start=fit.mu[:, 1:])
-                    if fb.ok:
+                                     boundary_ok=True, mu_start=fit.mu[:, 1:] if local else None)
+                    if local and fb.ok:
                         # search on the table completed under the selected model, then EM
                         # again for a new choice (as on the data: search, then EM)
                         fl = _local_search(layout, yfb.ravel(), fb, criterion, bool(covs),
@@ -726,9 +728,6 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
                                                beta0=(fl.model, fl.beta), boundary_ok=True,
                                                mu_start=fl.mu[:, 1:])
                             fb = fl
-                else:
-                    fb, _yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta,
-                                      boundary_ok=True)
             except EstimationError:
                 continue
             if not fb.ok:
