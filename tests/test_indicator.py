@@ -221,6 +221,20 @@ def test_no_suppressed_value_is_recoverable_by_one_subtraction(pipeline, thresho
     assert 0 < recovered < threshold
 
 
+@pytest.mark.parametrize("mix", ["separate", "both", "OTH"])
+def test_secondary_suppression_under_every_mix_rule(pipeline, mix):
+    """Whatever the mixed-exploitation rule (with "both" forms do not add up to the total and
+    the rule is applied as if they did: conservative), no published relation is left with
+    exactly one suppressed entry, and the grand total stays published."""
+    c, _, _, est = pipeline
+    t = _table(est, c, threshold=20, mix=mix)
+    hidden = t.table.obs_status.str.startswith("suppressed")
+    assert t.n_suppressed_primary > 0 and t.n_suppressed_secondary > 0
+    assert all(hidden[[p, *ch]].sum() != 1 for p, ch in _sums(t.table))
+    total = t.table[(t.table.sex == "_T") & (t.table.age == "_T") & (t.table.exploitation == "_T")]
+    assert total.obs_status.tolist() == ["estimated"]
+
+
 def test_secondary_suppression_completes_a_cube_and_is_switchable():
     """One small interior cell of a 2 x 2 x 2 table: the least suppression that protects it
     against single subtractions is the whole 2 x 2 x 2 cube of cells (8 rows, 7 secondary);
