@@ -45,6 +45,9 @@ __all__ = [
 #: Thresholds of the reliability rating (see :attr:`InternalConsistency.indicator`).
 RATING_BIAS = (0.10, 0.25)
 RATING_COVERAGE = 0.5
+#: Fewest members of a list seen on the other lists for the list to enter the check (Binette &
+#: Steorts 2022 keep reference lists whose conditioned table has at least 30 persons).
+MIN_SEEN = 30
 
 
 # ---------------------------------------------------------------------------- default method
@@ -152,12 +155,16 @@ class InternalConsistency:
         Interval level.
     pooled_strata : bool
         True when a stratified table was pooled before the check.
+    min_seen : int
+        Lists with fewer members on the other lists were not estimated (status
+        ``"too_few_seen"``).
     """
 
     table: pd.DataFrame
     method: str
     level: float
     pooled_strata: bool = False
+    min_seen: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -167,17 +174,21 @@ class InternalConsistency:
         ``mean_log_rel_bias`` (the paper's headline number), ``median_log_rel_bias``,
         ``rmse_log`` (root mean square of the log relative bias), ``coverage`` (share of lists
         whose interval covers their size), ``lists``, ``evaluated`` (estimates that exist),
-        ``failed`` (lists whose estimate does not exist or could not be computed).
+        ``excluded`` (lists with fewer than ``min_seen`` members on the other lists, not
+        estimated), ``failed`` (other lists whose estimate does not exist or could not be
+        computed).
         """
         t = self.table
         ok = np.isfinite(t["log_rel_bias"].to_numpy(dtype=float))
+        excluded = (t["status"] == "too_few_seen").to_numpy()
         lrb = t.loc[ok, "log_rel_bias"].to_numpy(dtype=float)
         cov = t.loc[ok, "covered"].dropna().astype(float)
         return pd.Series({
             "method": self.method,
             "lists": len(t),
             "evaluated": int(ok.sum()),
-            "failed": int((~ok).sum()),
+            "excluded": int(excluded.sum()),
+            "failed": int((~ok & ~excluded).sum()),
             "mean_log_rel_bias": float(lrb.mean()) if len(lrb) else math.nan,
             "median_log_rel_bias": float(np.median(lrb)) if len(lrb) else math.nan,
             "rmse_log": float(np.sqrt(np.mean(lrb**2))) if len(lrb) else math.nan,
@@ -210,6 +221,9 @@ class InternalConsistency:
                 f"(mean log relative bias {b:+.2f}); {100 * c:.0f}% of {100 * self.level:g}% "
                 "intervals cover") if rating != "not_assessed" else \
             "internal consistency: no list could be estimated from the others"
+        if s["excluded"]:
+            note += (f" ({s['excluded']} list(s) with fewer than {self.min_seen} members on the "
+                     "other lists left out)")
         return {"rating": rating, "mean_log_rel_bias": b, "coverage": c,
                 "evaluated": int(s["evaluated"]), "note": note}
 
@@ -234,21 +248,30 @@ def internal_consistency(
     *,
     level: float = 0.95,
     lists: Sequence[str] | None = None,
+    min_seen: int = MIN_SEEN,
 ) -> InternalConsistency:
     """Binette & Steorts' internal-consistency check of an MSE method on a table.
 
     For each list ``j`` (of size ``n_j``, known), the members of ``j`` are cross-classified by
     the other ``K - 1`` lists; those on ``j`` alone play the unobserved cell. The method
-    estimates ``n_j`` from that ``(K-1)``-list table, and
+    estimates ``n_j`` from the observed cells of that ``(K-1)``-list table (the persons seen on
+    some other list, ``n_seen``), and
 
     .. math::
 
         \\mathrm{LRB}_j = \\log(\\hat n_j / n_j), \\qquad
         \\mathrm{covered}_j = [\\, L_j \\le n_j \\le U_j \\,].
 
-    The summary averages them over the lists (the paper's mean log relative bias and coverage).
-    A method that is biased on the lists, whose sizes are known, is unlikely to be right on the
-    whole population, whose size is not; a good score is necessary, not sufficient.
+    The summary averages them over the lists whose estimate exists (the paper's mean log
+    relative bias and coverage; estimates that do not exist are counted as ``failed``, not
+    averaged, as the paper drops them). As in the paper, a list enters the check only when at
+    least ``min_seen`` of its members are on some other list: below that the ``(K-1)``-list
+    table has a handful of persons over up to ``2^(K-1) - 1`` cells, every estimator sits on
+    the boundary of its parameter space, and the log relative bias measures the sparsity of the
+    table rather than the method. Such lists are kept in the table with status
+    ``"too_few_seen"`` and counted in the summary's ``excluded``. A method that is biased on
+    the lists, whose sizes are known, is unlikely to be right on the whole population, whose
+    size is not; a good score is necessary, not sufficient.
 
     Parameters
     ----------
@@ -261,6 +284,9 @@ def internal_consistency(
         Interval level passed to the default method (custom methods choose their own).
     lists : sequence of str, optional
         Check only these lists (default: every list).
+    min_seen : int
+        Fewest members of a list on the other lists for the list to be estimated (default 30,
+        Binette & Steorts' filter; 1 estimates every list with some overlap).
 
     Returns
     -------
@@ -291,6 +317,9 @@ def internal_consistency(
                          f"estimated from the others); got {h.k}")
     if method is not None and not callable(method):
         raise InputError(f"method must be a callable h -> Estimate; got {type(method).__name__}")
+    if isinstance(min_seen, bool) or not isinstance(min_seen, int | np.integer) or min_seen < 0:
+        raise InputError(f"min_seen={min_seen!r} must be a non-negative integer (default "
+                         f"{MIN_SEEN})")
     pooled = h.n_strata > 1
     hp = h.pooled() if pooled else h
     targets = list(hp.lists) if lists is None else [str(x) for x in lists]
@@ -319,6 +348,12 @@ def internal_consistency(
                        note="no member of this list is on any other list: nothing to estimate from")
             rows.append(row)
             continue
+        if sub.n_observed < min_seen:
+            row.update(status="too_few_seen",
+                       note=f"{_scalar(sub.n_observed)} members on other lists, fewer than "
+                            f"min_seen={int(min_seen)}: not estimated")
+            rows.append(row)
+            continue
         try:
             est = _as_estimate(run(sub))
         except (EstimationError, InputError) as err:
@@ -338,7 +373,8 @@ def internal_consistency(
         rows.append(row)
     table = pd.DataFrame(rows)
     table["covered"] = table["covered"].astype(object)
-    return InternalConsistency(table=table, method=name, level=est_level, pooled_strata=pooled)
+    return InternalConsistency(table=table, method=name, level=est_level, pooled_strata=pooled,
+                               min_seen=int(min_seen))
 
 
 # ---------------------------------------------------------------------------- assumption checks
