@@ -42,6 +42,7 @@ _LAZY = {
     "closedp_design": "tipstat.models.heterogeneity",
     "fit_graphical": "tipstat.models.graphical",
     "fit_bayes_loglinear": "tipstat.models.bayes_loglinear",
+    "fit_loglinear_bma": "tipstat.models.bma",
     "compare": "tipstat.comparison",
     "sdg_16_2_2": "tipstat.indicator",
     "fit_stratified": "tipstat.models.stratified",

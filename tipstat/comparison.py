@@ -241,6 +241,8 @@ for _m in (
            _run_public("fit_latent_class"), default=False),
     Method("bayes_loglinear", "Bayesian log-linear, shrinkage priors", "Bayesian",
            "fit_bayes_loglinear", _run_public("fit_bayes_loglinear"), default=False),
+    Method("loglinear_bma", "Bayesian averaging over log-linear models (conting)", "Bayesian",
+           "fit_loglinear_bma", _run_public("fit_loglinear_bma"), default=False),
 ):
     register_method(_m)
 

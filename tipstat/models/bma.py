@@ -1,0 +1,715 @@
+"""Bayesian model averaging over hierarchical log-linear models (the model of Overstall & King's conting).
+
+Every hierarchical log-linear model ``m`` that holds all main effects and lies inside a maximal
+model (default: every two-way interaction) gets prior probability ``1 / #models``. The cells are
+the ``2**K`` capture patterns (times the levels of any covariates); the cells of the pattern "on
+no list" are missing. With sum-to-zero coding (R's ``contr.sum``; binary factors are ``±1``) and
+``X`` the maximal design over all ``n_c`` cells,
+
+.. math::
+
+    y_c \\mid \\beta, m \\sim \\text{Poisson}(e^{x_{mc}^\\top \\beta}),\\quad
+    p(\\beta_0) \\propto 1,\\quad
+    \\beta_{-0} \\mid \\sigma^2, m \\sim N\\!\\left(0,\\ \\sigma^2 R_m^{-1}\\right),\\quad
+    R = X^\\top X / n_c,
+
+where ``R_m`` is the block of ``R`` for the non-intercept columns of ``m`` (the *unit-information*
+scale). The unit-information prior (``prior="UIP"``) fixes ``sigma^2 = 1``; the Sabanés Bové &
+Held prior (``"SBH"``) puts ``sigma^2 ~ Inv-Gamma(a/2, b/2)`` on it (``a = b = 0.001``), which
+integrates to a multivariate t prior with ``a`` degrees of freedom and scale ``(b/a) R_m^{-1}``:
+
+.. math::
+
+    \\log p(\\beta_{-0} \\mid m) = \\log\\Gamma\\!\\left(\\tfrac{a+q}{2}\\right)
+    - \\log\\Gamma\\!\\left(\\tfrac{a}{2}\\right) - \\tfrac{q}{2}\\log(\\pi b)
+    + \\tfrac12\\log|R_m| - \\tfrac{a+q}{2}\\log\\!\\left(1 + \\beta_{-0}^\\top R_m\\beta_{-0}/b\\right).
+
+The missing cells drop out of the likelihood (their Poisson terms sum to one), so the posterior
+model probabilities are ``p(m | y) ∝ p(y_obs | m)``, and given ``(m, beta)`` the unseen count is
+``n_0 ~ Poisson(sum over missing cells of exp(x_mc' beta))``; ``N = n_obs + n_0``.
+
+conting samples this posterior by reversible-jump MCMC with data augmentation. Here each model's
+evidence ``p(y_obs | m)`` is computed by importance sampling (a multivariate-t proposal at the
+posterior mode with the Laplace covariance), and the posterior of N is the evidence-weighted
+mixture of the models' importance-weighted draws. Model spaces up to ``max_models`` are
+enumerated (a 5-list all-two-way space has 1,024 models, a 6-list one 32,768); models whose
+Laplace evidences add up to less than ``prune`` (default 1e-4) of the posterior mass are dropped
+(the number is reported). Larger spaces are explored by a
+Metropolis walk over models (add or drop one term, Laplace evidence) and the averaging is over
+the models it visits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ..errors import InputError, Problem
+from ..estimate import Estimate
+from ..histories import CaptureHistories
+
+__all__ = ["bma_model_space", "fit_loglinear_bma"]
+
+PRIORS = ("UIP", "SBH")
+
+
+# ------------------------------------------------------------------------------- model space
+@dataclass(frozen=True)
+class ModelSpace:
+    """Cells, the maximal design and the optional terms of a log-linear model-averaging problem.
+
+    Attributes
+    ----------
+    variables : tuple of str
+        The lists, then the covariates (factor names).
+    n_levels : tuple of int
+        Levels of each variable (2 for a list).
+    k : int
+        Number of lists.
+    y : numpy.ndarray
+        Cell counts (0 in the missing cells).
+    missing : numpy.ndarray
+        Boolean mask of the missing cells (pattern "on no list", in every covariate stratum).
+    X : numpy.ndarray
+        Maximal design with sum-to-zero coding, first column the intercept.
+    R : numpy.ndarray
+        ``X'X / n_cells`` with the intercept row and column set to zero (unit-information scale).
+    columns : dict
+        Term mask (bits over :attr:`variables`; 0 = intercept) -> column indices of ``X``.
+    base : tuple of int
+        Masks always in the model: the intercept and the main effects.
+    optional : tuple of int
+        Masks of the interactions in the maximal model, ordered by order then mask.
+    """
+
+    variables: tuple[str, ...]
+    n_levels: tuple[int, ...]
+    k: int
+    y: np.ndarray
+    missing: np.ndarray
+    X: np.ndarray
+    R: np.ndarray
+    columns: dict[int, np.ndarray]
+    base: tuple[int, ...]
+    optional: tuple[int, ...]
+    n_observed: float
+
+    def label(self, mask: int) -> str:
+        """``'S1:eth'`` for a term mask."""
+        return ":".join(v for j, v in enumerate(self.variables) if mask >> j & 1)
+
+    def model_label(self, model: frozenset[int]) -> str:
+        terms = sorted(model, key=lambda t: (bin(t).count("1"), t))
+        return "[" + ", ".join(self.label(t) for t in terms) + "]" if terms else "[independence]"
+
+    def cols(self, model: frozenset[int]) -> np.ndarray:
+        masks = list(self.base) + sorted(model, key=lambda t: (bin(t).count("1"), t))
+        return np.concatenate([self.columns[m] for m in masks])
+
+    def parents_ok(self, model: frozenset[int], term: int) -> bool:
+        """Whether every interaction one order below ``term`` is in ``model`` (hierarchy)."""
+        if bin(term).count("1") <= 2:
+            return True
+        bits = [1 << j for j in range(len(self.variables)) if term >> j & 1]
+        return all((term ^ b) in model for b in bits)
+
+    def children_absent(self, model: frozenset[int], term: int) -> bool:
+        """Whether no interaction of ``model`` one order above contains ``term``."""
+        return not any(t != term and t & term == term and bin(t).count("1") ==
+                       bin(term).count("1") + 1 for t in model)
+
+
+def _contr_sum(levels: int) -> np.ndarray:
+    """R's ``contr.sum``: ``levels x (levels - 1)``, the last level coded ``-1`` everywhere."""
+    c = np.zeros((levels, levels - 1))
+    c[: levels - 1] = np.eye(levels - 1)
+    c[levels - 1] = -1.0
+    return c
+
+
+def _parse_max_model(spec: Any, variables: tuple[str, ...], k: int) -> tuple[int, ...]:
+    """Interaction masks of the maximal model, closed downwards (hierarchy)."""
+    nv = len(variables)
+    if isinstance(spec, str) and spec.startswith("all") and spec[3:].isdigit():
+        order = int(spec[3:])
+        masks = [m for m in range(1, 1 << nv) if 2 <= bin(m).count("1") <= order]
+    elif isinstance(spec, str) and spec == "independence":
+        masks = []
+    else:
+        items = [spec] if isinstance(spec, str) else list(spec)
+        index = {v: j for j, v in enumerate(variables)}
+        masks = []
+        for item in items:
+            for part in str(item).replace(" ", "").split("+"):
+                if not part:
+                    continue
+                names = part.replace("*", ":").split(":")
+                bad = [n for n in names if n not in index]
+                if bad:
+                    raise InputError("unknown variable in max_model", [Problem(
+                        "max_model", None, part, f"variables among {', '.join(variables)}")])
+                mask = sum(1 << index[n] for n in names)
+                if "*" in part:  # A*B: every sub-interaction
+                    masks += [s for s in range(1, mask + 1) if s & mask == s]
+                else:
+                    masks.append(mask)
+        closed: set[int] = set()
+        for m in masks:  # hierarchical closure
+            closed |= {s for s in range(1, m + 1) if s & m == s}
+        masks = sorted(closed)
+    masks = [m for m in masks if bin(m).count("1") >= 2]
+    lists_mask = (1 << k) - 1
+    if k > 1 and any(m & lists_mask == lists_mask for m in masks):
+        raise InputError(
+            "the maximal model holds the interaction of all lists, which is confounded with the "
+            "unobserved cell", [Problem("max_model", None, str(spec),
+                                        "interactions of at most K - 1 lists, e.g. 'all2'")])
+    return tuple(sorted(set(masks), key=lambda t: (bin(t).count("1"), t)))
+
+
+def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
+                    covariates: bool | Sequence[str] = False, coding: str = "sum") -> ModelSpace:
+    """Build the cells, maximal design and candidate terms of :func:`fit_loglinear_bma`.
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        Capture histories; strata are pooled unless ``covariates`` names them.
+    max_model : str or list of str
+        ``"all2"`` (default), ``"all3"``..., ``"independence"``, or terms such as
+        ``["S1:S2", "S1:eth"]`` / ``"S1*S2 + S3:eth"`` over list and covariate names.
+    covariates : bool or list of str
+        Stratum columns of ``h`` entered as factors (``True``: all of them).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> from tipstat.models.bma import bma_model_space
+    >>> s = bma_model_space(tipstat.datasets.load("Spina_3"), covariates=True)
+    >>> s.variables, s.X.shape, len(s.optional)
+    (('S1', 'S2', 'S3', 'eth'), (24, 16), 6)
+    """
+    if covariates is True:
+        covs = tuple(h.strata)
+    elif covariates is False or covariates is None:
+        covs = ()
+    else:
+        covs = tuple(covariates)
+        bad = [c for c in covs if c not in h.strata]
+        if bad:
+            raise InputError("covariates must be stratum columns of the histories", [
+                Problem("covariates", None, c, f"one of {list(h.strata)}") for c in bad])
+    lists = tuple(h.lists)
+    k = h.k
+    if covs:
+        index = h.strata_index
+        # collapse strata not named in covs
+        keys = index[list(covs)].astype(str)
+        groups = keys.apply(tuple, axis=1)
+        uniq = list(dict.fromkeys(groups))
+        counts = np.zeros((len(uniq), (1 << k) - 1))
+        for s, g in enumerate(groups):
+            counts[uniq.index(g)] += h.stratum_counts[s]
+        levels = [sorted(set(keys[c])) for c in covs]
+        codes = np.array([[levels[j].index(g[j]) for j in range(len(covs))] for g in uniq])
+        missing_combos = int(np.prod([len(lv) for lv in levels])) - len(uniq)
+        if missing_combos:
+            raise InputError("the covariates do not form a full factorial table",
+                             [Problem("covariates", None, ", ".join(covs),
+                                      "every combination of covariate levels present as a "
+                                      "stratum (it may have zero counts)")])
+    else:
+        counts = np.asarray(h.counts, dtype=float)[None, :]
+        levels = []
+        codes = np.zeros((1, 0), dtype=int)
+    variables = lists + covs
+    n_levels = (2,) * k + tuple(len(lv) for lv in levels)
+    # cells: every stratum row x every pattern 0..2^K-1 (pattern 0 missing)
+    n_s, n_p = counts.shape[0], 1 << k
+    pat = np.array([[(c >> j) & 1 for j in range(k)] for c in range(n_p)], dtype=int)
+    cells = np.concatenate([np.column_stack([pat, np.repeat(codes[s][None, :], n_p, axis=0)])
+                            for s in range(n_s)]) if covs else pat
+    y = np.concatenate([np.concatenate([[0.0], counts[s]]) for s in range(n_s)])
+    missing = np.tile(np.arange(n_p) == 0, n_s)
+    # codings: a list value 0 is the first level (+1), 1 the last (-1), as contr.sum on a 0/1 factor
+    if coding == "sum":
+        codings = [_contr_sum(L) for L in n_levels]
+    else:
+        codings = [np.eye(L)[:, 1:] for L in n_levels]
+    single = [codings[j][cells[:, j]] for j in range(len(variables))]
+    optional = _parse_max_model(max_model, variables, k)
+    base = (0, *(1 << j for j in range(len(variables))))
+    blocks: list[np.ndarray] = []
+    columns: dict[int, np.ndarray] = {}
+    start = 0
+    for mask in base + optional:
+        block = np.ones((cells.shape[0], 1))
+        for j in range(len(variables)):
+            if mask >> j & 1:
+                block = np.einsum("ci,cj->cij", block, single[j]).reshape(cells.shape[0], -1)
+        blocks.append(block)
+        columns[mask] = np.arange(start, start + block.shape[1])
+        start += block.shape[1]
+    X = np.hstack(blocks)
+    R = X.T @ X / X.shape[0]
+    R[0, :] = 0.0
+    R[:, 0] = 0.0
+    return ModelSpace(variables, n_levels, k, y, missing, X, R, columns, base, optional,
+                      float(counts.sum()))
+
+
+def _enumerate(space: ModelSpace, limit: int) -> list[frozenset[int]] | None:
+    """Every hierarchical subset of the optional terms, or None when there are more than ``limit``."""
+    terms = space.optional
+    if all(bin(t).count("1") == 2 for t in terms):
+        if len(terms) > 62 or 2 ** len(terms) > limit:
+            return None
+        return [frozenset(c) for r in range(len(terms) + 1)
+                for c in itertools.combinations(terms, r)]
+    out: list[frozenset[int]] = []
+
+    def grow(i: int, current: frozenset[int]) -> bool:
+        if i == len(terms):
+            out.append(current)
+            return len(out) <= limit
+        if not grow(i + 1, current):
+            return False
+        if space.parents_ok(current, terms[i]):
+            return grow(i + 1, current | {terms[i]})
+        return True
+
+    return out if grow(0, frozenset()) else None
+
+
+# ---------------------------------------------------------------------------- one model
+@dataclass
+class _ModelFit:
+    log_laplace: float
+    mode: np.ndarray
+    cov: np.ndarray
+    log_evidence: float = math.nan
+    weights: np.ndarray | None = None   # normalised importance weights
+    mu0: np.ndarray | None = None       # expected unseen count per draw
+    ess: float = math.nan
+
+
+class _Posterior:
+    """Log posterior (up to the flat intercept) of one model and its derivatives."""
+
+    def __init__(self, space: ModelSpace, cols: np.ndarray, prior: str, a: float, b: float):
+        obs = ~space.missing
+        self.X = space.X[:, cols]
+        self.Xo = self.X[obs]
+        self.yo = space.y[obs]
+        self.Xm = self.X[space.missing]
+        self.const = -float(np.sum(special.gammaln(self.yo + 1)))
+        self.P = space.R[np.ix_(cols[1:], cols[1:])]
+        self.q = len(cols) - 1
+        self.prior, self.a, self.b = prior, a, b
+        _, logdet = np.linalg.slogdet(self.P) if self.q else (1.0, 0.0)
+        self.half_logdet = 0.5 * logdet
+        if prior == "UIP":
+            self.prior_const = self.half_logdet - 0.5 * self.q * math.log(2 * math.pi)
+        else:
+            self.prior_const = (special.gammaln((a + self.q) / 2) - special.gammaln(a / 2)
+                                - 0.5 * self.q * math.log(math.pi * b) + self.half_logdet)
+
+    def logpost(self, B: np.ndarray) -> np.ndarray:
+        """Log likelihood plus log prior for rows of ``B`` (draws x params)."""
+        eta = B @ self.Xo.T
+        eta = np.minimum(eta, 700.0)
+        ll = eta @ self.yo - np.exp(eta).sum(axis=1) + self.const
+        Bq = B[:, 1:]
+        s = np.sum((Bq @ self.P) * Bq, axis=1)
+        if self.prior == "UIP":
+            lp = -0.5 * s
+        else:
+            lp = -0.5 * (self.a + self.q) * np.log1p(s / self.b)
+        return ll + lp + self.prior_const
+
+    def grad_hess(self, beta: np.ndarray, modified: bool) -> tuple[np.ndarray, np.ndarray]:
+        mu = np.exp(np.minimum(self.Xo @ beta, 700.0))
+        g = self.Xo.T @ (self.yo - mu)
+        H = (self.Xo * mu[:, None]).T @ self.Xo          # negative Hessian of the likelihood
+        bb = beta[1:]
+        Pb = self.P @ bb
+        if self.prior == "UIP":
+            g[1:] -= Pb
+            H[1:, 1:] += self.P
+        else:
+            s = float(bb @ Pb)
+            c = (self.a + self.q) / (self.b + s)
+            g[1:] -= c * Pb
+            H[1:, 1:] += c * self.P
+            if not modified:
+                H[1:, 1:] -= 2 * c / (self.b + s) * np.outer(Pb, Pb)
+        return g, H
+
+    def mode(self, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beta = start.copy()
+        f = float(self.logpost(beta[None])[0])
+        for _ in range(200):
+            # Newton with the exact Hessian where it is positive definite; otherwise drop the
+            # rank-one non-concave part of the t prior (always positive definite)
+            g, H = self.grad_hess(beta, modified=False)
+            try:
+                np.linalg.cholesky(H)
+            except np.linalg.LinAlgError:
+                g, H = self.grad_hess(beta, modified=True)
+            step = np.linalg.solve(H, g)
+            t = 1.0
+            while True:
+                new = beta + t * step
+                fn = float(self.logpost(new[None])[0])
+                if fn >= f - 1e-10 or t < 1e-8:
+                    break
+                t *= 0.5
+            beta, f_old, f = new, f, fn
+            if abs(f - f_old) < 1e-10 and np.max(np.abs(t * step)) < 1e-8:
+                break
+        g, H = self.grad_hess(beta, modified=False)
+        try:
+            np.linalg.cholesky(H)
+        except np.linalg.LinAlgError:
+            g, H = self.grad_hess(beta, modified=True)
+        return beta, H
+
+
+def _laplace(post: _Posterior, starts: Sequence[np.ndarray]) -> _ModelFit:
+    best = None
+    for start in starts:  # keep the highest of the modes reached from the starting points
+        mode, H = post.mode(start)
+        f = float(post.logpost(mode[None])[0])
+        if best is None or f > best[2] + 1e-9:
+            best = (mode, H, f)
+    assert best is not None
+    mode, H, _ = best
+    f = float(post.logpost(mode[None])[0])
+    _, logdet = np.linalg.slogdet(H)
+    log_lap = f + 0.5 * len(mode) * math.log(2 * math.pi) - 0.5 * logdet
+    return _ModelFit(log_lap, mode, np.linalg.inv(H))
+
+
+def _importance(post: _Posterior, fit: _ModelFit, draws: int, df: float,
+                rng: np.random.Generator, inflate: float, adapt: bool = True) -> None:
+    """Importance sampling from a multivariate t at the mode: evidence, weights, unseen means."""
+    p = len(fit.mode)
+    cov = fit.cov * inflate
+    L = np.linalg.cholesky(cov + 1e-12 * np.eye(p))
+    z = rng.standard_normal((draws, p))
+    w = rng.chisquare(df, draws) / df
+    B = fit.mode + (z @ L.T) / np.sqrt(w)[:, None]
+    # log density of the multivariate t proposal
+    u = np.sum(z**2, axis=1) / w
+    logq = (special.gammaln((df + p) / 2) - special.gammaln(df / 2) - 0.5 * p * math.log(df * math.pi)
+            - np.sum(np.log(np.diag(L))) - 0.5 * (df + p) * np.log1p(u / df))
+    lw = post.logpost(B) - logq
+    m = np.max(lw)
+    if adapt:
+        wts = np.exp(lw - m)
+        wts /= wts.sum()
+        if 1.0 / np.sum(wts**2) < 0.25 * draws:
+            # one adaptation step: move the proposal to the weighted moments of the draws
+            mean = wts @ B
+            centred = B - mean
+            cov_w = (centred * wts[:, None]).T @ centred
+            if np.all(np.isfinite(cov_w)) and np.linalg.eigvalsh(cov_w).min() > 0:
+                adapted = _ModelFit(fit.log_laplace, mean, np.maximum(cov_w, cov_w.T) / inflate)
+                _importance(post, adapted, draws, df, rng, inflate, adapt=False)
+                if adapted.ess > 1.0 / np.sum(wts**2):
+                    fit.log_evidence, fit.weights = adapted.log_evidence, adapted.weights
+                    fit.ess, fit.mu0 = adapted.ess, adapted.mu0
+                    return
+    wts = np.exp(lw - m)
+    total = wts.sum()
+    fit.log_evidence = float(m + math.log(total / draws))
+    fit.weights = wts / total
+    fit.ess = float(1.0 / np.sum(fit.weights**2))
+    fit.mu0 = np.exp(np.minimum(B @ post.Xm.T, 700.0)).sum(axis=1)
+
+
+# --------------------------------------------------------------------------- summaries
+def _hpd(values: np.ndarray, weights: np.ndarray, level: float) -> tuple[float, float]:
+    """Shortest interval holding ``level`` of a weighted sample (as coda's HPDinterval)."""
+    order = np.argsort(values, kind="stable")
+    v, c = values[order], np.cumsum(weights[order])
+    c /= c[-1]
+    lo_c = np.concatenate([[0.0], c[:-1]])          # mass strictly below v[i]
+    j = np.searchsorted(c, lo_c + level - 1e-12)    # first j with mass in [v_i, v_j] >= level
+    ok = j < len(v)
+    i = np.nonzero(ok)[0]
+    width = v[j[ok]] - v[i]
+    best = int(np.argmin(width))
+    return float(v[i[best]]), float(v[j[ok][best]])
+
+
+def _wquantile(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    v, c = values[order], np.cumsum(weights[order])
+    c /= c[-1]
+    return np.array([v[min(np.searchsorted(c, q), len(v) - 1)] for q in qs])
+
+
+# ------------------------------------------------------------------------------ public
+def fit_loglinear_bma(
+    h: CaptureHistories,
+    max_model: str | Sequence[str] = "all2",
+    prior: str = "SBH",
+    covariates: bool | Sequence[str] = False,
+    level: float = 0.95,
+    interval: str = "hpd",
+    draws: int = 4000,
+    seed: int | None = None,
+    max_models: int = 40_000,
+    prune: float = 1e-4,
+    walk_steps: int = 5_000,
+    a: float = 0.001,
+    b: float = 0.001,
+    proposal_df: float = 4.0,
+) -> Estimate:
+    """Population size by Bayesian model averaging over hierarchical log-linear models.
+
+    The model of conting's ``bict`` (Overstall & King 2014): see the module docstring for the
+    priors. Each model's evidence is computed by importance sampling; the posterior of N is the
+    model-averaged mixture.
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        Capture histories. Strata are pooled unless ``covariates`` enters them as factors.
+    max_model : str or list of str
+        Largest model: ``"all2"`` (every two-way interaction, default), ``"all3"``, ... or terms
+        over list and covariate names (``["S1:S2", "S2:eth"]``, hierarchical closure taken).
+        The interaction of all lists is refused (confounded with the unseen cell).
+    prior : {"SBH", "UIP"}
+        Prior scale of the log-linear parameters: Sabanés Bové & Held's hyper-prior on
+        ``sigma^2`` (default) or the unit-information prior (``sigma^2 = 1``; conting's default).
+    covariates : bool or list of str
+        Stratum columns entered as factors in the cells (``True``: all); their main effects are
+        in every model and their interactions with lists follow ``max_model``.
+    level : float
+        Interval level.
+    interval : {"hpd", "equal"}
+        Highest-posterior-density interval (as conting's ``total_pop``) or equal-tailed.
+    draws : int
+        Importance draws per model (with a walk, a model visited ``v`` times gets
+        ``max(500, draws * v / most visits)``).
+    seed : int, optional
+        Seeds the importance draws (each model's stream is derived from the seed and the model,
+        so results do not depend on the order of evaluation) and the draws of the unseen count.
+    max_models : int
+        Largest model space that is enumerated; beyond it a Metropolis walk over models is used.
+    prune : float
+        The least probable models (by their Laplace evidence) are dropped while their total
+        posterior probability stays below ``prune``; the count is in ``diagnostics["n_pruned"]``.
+    walk_steps : int
+        Steps of the walk over models when the space is not enumerated.
+    a, b : float
+        Hyper-parameters of the SBH prior, ``sigma^2 ~ Inv-Gamma(a/2, b/2)``.
+    proposal_df : float
+        Degrees of freedom of the t importance proposal (heavier tails = safer weights).
+
+    Returns
+    -------
+    Estimate
+        ``n_hat`` = posterior median of N, ``ci`` = HPD (or equal-tailed) interval, ``se`` =
+        posterior SD; ``draws`` (a weighted resample of N) and ``idata`` (ArviZ, ``N`` in the
+        posterior); ``diagnostics``: ``models`` (DataFrame of models with log evidence,
+        posterior probability and the median of N under each), ``mean``, ``equal_tailed``,
+        ``hpd``, ``n_models`` (space size), ``n_evaluated``, ``n_pruned``, ``ess`` (Kish
+        effective sample size of the pooled weighted draws), ``min_model_ess``, ``search``
+        ("enumeration" or "walk"), ``term_probabilities`` (posterior inclusion of each term).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> est = tipstat.fit_loglinear_bma(tipstat.datasets.load("Spina_3"), prior="SBH", seed=1)
+    >>> 700 < est.n_hat < 750
+    True
+    """
+    problems = []
+    if prior not in PRIORS:
+        problems.append(Problem("prior", None, prior, "one of " + ", ".join(PRIORS)))
+    if interval not in ("hpd", "equal"):
+        problems.append(Problem("interval", None, interval, "'hpd' or 'equal'"))
+    if not 0 < level < 1:
+        problems.append(Problem("level", None, level, "a number between 0 and 1"))
+    if not isinstance(draws, int | np.integer) or draws < 100:
+        problems.append(Problem("draws", None, draws, "an integer >= 100"))
+    if not (a > 0 and b > 0):
+        problems.append(Problem("a, b", None, (a, b), "positive numbers"))
+    if problems:
+        raise InputError("invalid input to fit_loglinear_bma", problems)
+    if h.k < 2:
+        raise InputError("model averaging needs at least 2 lists",
+                         [Problem("lists", None, h.k, "2 or more lists")])
+    space = bma_model_space(h, max_model, covariates)
+    base_seed = int(np.random.default_rng(seed).integers(2**62)) if seed is not None else None
+
+    # a common starting point: the mode of the maximal model under the UIP (concave problem)
+    full_cols = np.arange(space.X.shape[1])
+    start_post = _Posterior(space, full_cols, "UIP", a, b)
+    beta0 = np.zeros(len(full_cols))
+    beta0[0] = math.log(max(space.y[~space.missing].mean(), 0.5))
+    full_mode, _ = start_post.mode(beta0)
+
+    cache: dict[frozenset[int], tuple[_Posterior, _ModelFit]] = {}
+
+    def laplace(model: frozenset[int], near: frozenset[int] | None = None) -> _ModelFit:
+        """Laplace fit of a model, warm-started from a neighbour's mode when one is cached."""
+        if model not in cache:
+            cols = space.cols(model)
+            post = _Posterior(space, cols, prior, a, b)
+            start = full_mode[cols]
+            if near is not None and near in cache:
+                full = np.zeros(space.X.shape[1])
+                full[space.cols(near)] = cache[near][1].mode
+                start = full[cols]
+            cache[model] = (post, _laplace(post, [start]))
+        return cache[model][1]
+
+    def parent(model: frozenset[int]) -> frozenset[int] | None:
+        return model - {max(model, key=lambda t: (bin(t).count("1"), t))} if model else None
+
+    models = _enumerate(space, max_models)
+    if models is not None:
+        search = "enumeration"
+        n_space: float = len(models)
+        for m in models:
+            laplace(m, parent(m))
+        visits = None
+    else:
+        search = "walk"
+        n_space = math.nan
+        walk_rng = np.random.default_rng(None if base_seed is None else base_seed + 1)
+        current = max((frozenset(), frozenset(space.optional)),
+                      key=lambda m: laplace(m).log_laplace if _hier_ok(space, m) else -math.inf)
+        visits = {}
+        for _ in range(walk_steps):
+            moves = _moves(space, current)
+            prop = moves[int(walk_rng.integers(len(moves)))]
+            back = len(_moves(space, prop))
+            log_r = (laplace(prop, current).log_laplace - laplace(current).log_laplace
+                     + math.log(len(moves)) - math.log(back))
+            if math.log(walk_rng.random()) < log_r:
+                current = prop
+            visits[current] = visits.get(current, 0) + 1
+        models = list(visits)
+
+    # drop the least probable models (by Laplace evidence) while their total mass is < prune
+    lap = np.array([laplace(m).log_laplace for m in models])
+    lap_p = np.exp(lap - lap.max())
+    lap_p /= lap_p.sum()
+    order = np.argsort(lap_p)
+    n_drop = int(np.searchsorted(np.cumsum(lap_p[order]), prune))
+    dropped = set(order[:n_drop].tolist())
+    kept = [m for i, m in enumerate(models) if i not in dropped]
+    n_pruned = len(models) - len(kept)
+
+    top_visits = max(visits.values()) if visits else 1
+    for m in kept:
+        post, fit = cache[m]
+        # with a walk, rarely visited models get fewer draws (at least 500)
+        n_draws = (int(draws) if visits is None
+                   else max(500, round(int(draws) * visits[m] / top_visits)))
+        if base_seed is None:
+            rng = np.random.default_rng()
+        else:
+            key = sum(1 << i for i, t in enumerate(space.optional) if t in m)
+            rng = np.random.default_rng([base_seed, key])
+        _importance(post, fit, n_draws, proposal_df, rng, inflate=1.2)
+
+    log_ev = np.array([cache[m][1].log_evidence for m in kept])
+    probs = np.exp(log_ev - log_ev.max())
+    probs /= probs.sum()
+    n_obs = space.n_observed
+    pois_rng = np.random.default_rng(None if base_seed is None else [base_seed, 2**40])
+    values, weights, per_model_median = [], [], []
+    for m, pm in zip(kept, probs, strict=True):
+        fit = cache[m][1]
+        n0 = pois_rng.poisson(np.minimum(fit.mu0, 1e15))
+        values.append(n_obs + n0)
+        weights.append(pm * fit.weights)
+        per_model_median.append(float(_wquantile(n_obs + n0, fit.weights, [0.5])[0])
+                                if pm > 1e-4 else math.nan)
+    vals = np.concatenate(values).astype(float)
+    wts = np.concatenate(weights)
+    keep = wts > 0
+    vals, wts = vals[keep], wts[keep] / wts[keep].sum()
+    alpha = (1 - level) / 2
+    q_lo, med, q_hi = _wquantile(vals, wts, [alpha, 0.5, 1 - alpha])
+    hpd = _hpd(vals, wts, level)
+    mean = float(np.sum(wts * vals))
+    sd = float(math.sqrt(max(np.sum(wts * (vals - mean) ** 2), 0.0)))
+    ess = float(1.0 / np.sum(wts**2))
+
+    table = pd.DataFrame({
+        "model": [space.model_label(m) for m in kept],
+        "n_terms": [len(m) for m in kept],
+        "log_evidence": log_ev,
+        "probability": probs,
+        "n_median": per_model_median,
+        "ess": [cache[m][1].ess for m in kept],
+    }).sort_values("probability", ascending=False, ignore_index=True)
+    incl = {space.label(t): float(sum(p for m, p in zip(kept, probs, strict=True) if t in m))
+            for t in space.optional}
+    min_ess = float(min(cache[m][1].ess for m, p in zip(kept, probs, strict=True) if p > 0.01))
+
+    rs_rng = np.random.default_rng(None if base_seed is None else [base_seed, 2**41])
+    resample = rs_rng.choice(vals, size=4000, p=wts)
+    idata = _idata(resample)
+    warns: list[str] = []
+    if min_ess < 200:
+        warns.append(f"importance sampling is thin for a model with posterior probability "
+                     f"> 1% (ESS {min_ess:.0f}); raise draws or proposal_df")
+    if search == "walk":
+        warns.append(f"the model space is too large to enumerate; averaged over the "
+                     f"{len(models)} models visited by a {walk_steps}-step walk")
+    if np.max(vals) >= 1e14:
+        warns.append("some posterior draws of N are huge: N is barely identified by the data")
+    ci = hpd if interval == "hpd" else (float(q_lo), float(q_hi))
+    diagnostics: dict[str, Any] = {
+        "models": table, "mean": mean, "equal_tailed": (float(q_lo), float(q_hi)), "hpd": hpd,
+        "n_models": n_space, "n_evaluated": len(cache), "n_pruned": n_pruned, "ess": ess,
+        "min_model_ess": min_ess, "search": search, "term_probabilities": incl,
+        "prior": prior, "max_model": space.model_label(frozenset(space.optional)),
+        "variables": space.variables,
+    }
+    prior_label = ("unit-information prior" if prior == "UIP"
+                   else f"Sabanés Bové–Held prior (a={a:g}, b={b:g})")
+    return Estimate(
+        n_hat=float(med), ci=ci, level=level, n_observed=n_obs, method="loglinear_bma",
+        model=f"average over {len(kept)} models within {diagnostics['max_model']}, {prior_label}",
+        status="ok", ci_method="posterior HPD" if interval == "hpd" else "posterior equal-tailed",
+        se=sd, diagnostics=diagnostics, draws=resample, idata=idata, seed=seed,
+        warnings=tuple(warns),
+    )
+
+
+def _hier_ok(space: ModelSpace, model: frozenset[int]) -> bool:
+    return all(space.parents_ok(model, t) for t in model)
+
+
+def _moves(space: ModelSpace, model: frozenset[int]) -> list[frozenset[int]]:
+    """Models one term away that stay hierarchical (conting's add/drop moves)."""
+    out = []
+    for t in space.optional:
+        if t in model:
+            if space.children_absent(model, t):
+                out.append(model - {t})
+        elif space.parents_ok(model, t):
+            out.append(model | {t})
+    return out
+
+
+def _idata(draws: np.ndarray) -> Any:
+    import arviz as az
+
+    return az.from_dict(posterior={"N": draws[None, :].astype(float)})
