@@ -102,10 +102,13 @@ def test_sdg_table_is_suppressed(uk5_report):
     male = next(r for r in rows if "<td>M</td>" in r)
     assert "&lt;5" in male and male.count("suppressed") == 7   # every derived column shown
     assert "19.0" not in male and "0.2" not in male       # no derived figure of the small cell
+    # F is suppressed too (secondary): otherwise M = total - F; the total stays published
     female = next(r for r in rows if "<td>F</td>" in r)
-    assert "<td>40</td>" in female and "<td>120</td>" in female and "<td>2.40</td>" in female
+    assert "<td>40</td>" not in female and "<td>120</td>" not in female
+    total = next(r for r in rows if "<td>43</td>" in r)
+    assert "<td>130</td>" in total and "<td>1.30</td>" in total
     assert "<td>5,000,000</td>" in male                 # the population is not a small cell
-    assert "1 row(s)" in page
+    assert "2 row(s) in all" in page
 
 
 def test_suppress_small_cells_rules():
@@ -290,3 +293,23 @@ def test_rows_suppressed_by_the_indicator_stay_suppressed():
     table = page.split('id="sdg-table"')[1].split("</table>")[0]
     male = next(r for r in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td>M</td>" in r)
     assert "&lt;5" in male and "0.38" not in male and "19" not in male
+
+
+def test_secondary_suppression_in_the_report():
+    # an unsuppressed table: M (3 detected) would be total - F, so F is suppressed too, and the
+    # grand total stays published
+    h = tipstat.datasets.load("Korea_3")
+    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=SDG)
+    table = page.split('id="sdg-table"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    female = next(r for r in rows if "<td>F</td>" in r)
+    total = next(r for r in rows if "<td>_T</td>" in r and "<td>43</td>" in r)
+    assert "suppressed" in female and "120" not in female and "<td>40</td>" not in female
+    assert "130" in total
+    assert "2 row(s) in all" in page
+    # rows the indicator marks as secondary stay suppressed, with no count shown
+    sdg = SDG.assign(obs_status=["suppressed (secondary)", "suppressed", "estimated"])
+    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=sdg)
+    table = page.split('id="sdg-table"')[1].split("</table>")[0]
+    female = next(r for r in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td>F</td>" in r)
+    assert "<td>40</td>" not in female and "120" not in female

@@ -85,17 +85,39 @@ _SDG_SHOWN = ("ref_area", "time_period", "sex", "age", "exploitation", "detected
               "rate_per_100k", "rate_lcl", "rate_ucl", "series_code", "obs_status")
 
 
-def _sdg_display(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
-    """The SDG table as shown in the report: main columns, readable numbers, small cells
-    suppressed (also rows the table itself marks ``obs_status == "suppressed"``)."""
-    cols = [c for c in _SDG_SHOWN if c in table] or list(table.columns)
-    out = table[cols].copy()
-    small = pd.Series(False, index=out.index)
+def _suppression_masks(table: pd.DataFrame, threshold: int) -> tuple[pd.Series, pd.Series]:
+    """Rows suppressed because they are small (primary) and to protect them (secondary).
+
+    Primary: fewer than ``threshold`` detected, or marked ``obs_status == "suppressed"``.
+    Secondary: marked ``"suppressed (secondary)"`` by :func:`tipstat.sdg_16_2_2`; a table with
+    no ``obs_status`` (an unsuppressed one) gets :func:`tipstat.indicator.secondary_suppression`
+    here, so that no small cell can be recovered from a published margin by subtraction.
+    """
+    small = pd.Series(False, index=table.index)
+    secondary = pd.Series(False, index=table.index)
     if "detected" in table:
         detected = pd.to_numeric(table["detected"], errors="coerce")
         small |= detected.notna() & (detected < threshold)
     if "obs_status" in table:
-        small |= table["obs_status"].astype(str) == "suppressed"
+        status = table["obs_status"].astype(str)
+        secondary |= status == "suppressed (secondary)"
+        small |= (status == "suppressed") & ~secondary
+    elif small.any() and {"sex", "age", "exploitation", "detected"} <= set(table.columns):
+        from ..indicator import secondary_suppression
+
+        extra = secondary_suppression(table.reset_index(drop=True), small.to_numpy())
+        secondary |= pd.Series(np.asarray(extra, dtype=bool), index=table.index)
+    return small, secondary & ~small
+
+
+def _sdg_display(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """The SDG table as shown in the report: main columns, readable numbers, small cells
+    suppressed and, with them, the cells that would let one recover them by subtraction
+    (:func:`_suppression_masks`)."""
+    cols = [c for c in _SDG_SHOWN if c in table] or list(table.columns)
+    out = table[cols].copy()
+    primary, secondary = _suppression_masks(table, threshold)
+    small = primary | secondary
 
     def fmt(v: Any, digits: int) -> str:
         v = pd.to_numeric(v, errors="coerce")
@@ -108,7 +130,8 @@ def _sdg_display(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
             if c != "population":
                 out.loc[small, c] = "suppressed"
     if "detected" in out:
-        out.loc[small, "detected"] = f"<{threshold}"
+        out.loc[primary, "detected"] = f"<{threshold}"
+        out.loc[secondary, "detected"] = "suppressed"
     return out
 def _png(ax: Any) -> str:
     from .plots import figure_png
@@ -321,8 +344,8 @@ def build_report(
         from .plots import plot_sdg_rates
 
         shown = _sdg_display(sdg_table, suppress_below)
-        n_suppressed = int((shown.get("detected", pd.Series(dtype=object)).astype(str)
-                            == f"<{suppress_below}").sum())
+        primary, secondary = _suppression_masks(sdg_table, suppress_below)
+        n_suppressed = int(primary.sum() + secondary.sum())
         image = None
         if {"rate_per_100k", "rate_lcl", "rate_ucl"} <= set(sdg_table.columns):
             plotted = sdg_table.copy()
@@ -331,9 +354,8 @@ def build_report(
                 # the margins (total, by sex, by age, by form), not every cross-classified cell
                 n_split = sum((plotted[c].astype(str) != "_T").astype(int) for c in dims)
                 plotted = plotted[n_split <= 1]
-            if "detected" in plotted:
-                small = pd.to_numeric(plotted["detected"], errors="coerce") < suppress_below
-                plotted.loc[small, ["rate_per_100k", "rate_lcl", "rate_ucl"]] = np.nan
+            hidden = (primary | secondary).reindex(plotted.index, fill_value=False)
+            plotted.loc[hidden, ["rate_per_100k", "rate_lcl", "rate_ucl"]] = np.nan
             image = _png(plot_sdg_rates(plotted))
         sdg = {"html": shown.to_html(index=False, classes="num", border=0, na_rep="–"),
                "n_suppressed": n_suppressed, "image": image, "threshold": suppress_below}
