@@ -459,7 +459,12 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
                 # fitted values of 1e-12).
                 zk = (yy == 0) & (w > 0)
                 zmin = np.where(zk, mu, np.inf).min(axis=1)
-                proven = (dec * _EXIST_RATIO < zmin) & ~bad_model
+                # consistency of the proof: dec = s'Hs >= mu_c (x_c's)^2 for every kept cell
+                # c, so at a proving iterate no kept cell's eta moves by more than
+                # sqrt(dec / mu_z) < 0.01; a larger move means the decrement was lost to
+                # rounding (fitted values of 1e-30 deep in a recession direction)
+                eta_step = np.max(np.abs(step @ XT) * (w > 0), axis=1)
+                proven = (dec * _EXIST_RATIO < zmin) & (eta_step <= 0.01) & ~bad_model
                 proven_all[act[proven]] = True
                 # the step just taken from a point with decrement < 1e-8 leaves ~1e-16
                 conv = (dec < 1e-8) & ~bad_model & proven_all[act]
@@ -536,7 +541,8 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
             dec = float(g @ step)
             if not math.isfinite(dec):
                 break
-            if not proven and dec * _EXIST_RATIO < float(mu[zero].min()):
+            if (not proven and dec * _EXIST_RATIO < float(mu[zero].min())
+                    and float(np.max(np.abs(Xr @ step))) <= 0.01):  # see newton_batch
                 proven = True
             t = 1.0
             while True:

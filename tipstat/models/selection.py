@@ -215,6 +215,20 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
             fit.kernel[ix] = part.kernel
             fit.exact[ix] = part.exact
             fit.iterations[ix] = part.iterations
+    # a zero margin can leave fewer kept cells than columns, or a rank-deficient design on the
+    # kept cells: then N may not be identified and Newton's iterate means nothing. Such models
+    # go to the exact check below (cached by pattern of kept cells and columns)
+    dropped = np.flatnonzero(fit.exact & ~cells.all(axis=1))
+    if len(dropped):
+        rank_ok: dict[bytes, bool] = {}
+        for i in dropped:
+            key = cells[i].tobytes() + cmask[i].tobytes()
+            if key not in rank_ok:
+                Xr = space.X[np.ix_(cells[i], cmask[i])]
+                rank_ok[key] = Xr.shape[0] > Xr.shape[1] and \
+                    np.linalg.matrix_rank(Xr) == Xr.shape[1]
+            if not rank_ok[key]:
+                fit.exact[i] = False
     pos = Y > 0
     lgy = gammaln(Y + 1).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -295,7 +309,12 @@ def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cma
     for size in np.unique(sizes):
         idx = np.flatnonzero(sizes == size)
         if out is not None:
+            # start from the parent's fit only where that fit is a proven finite MLE: the
+            # iterate of a diverging parent is deep in a recession direction (fitted values of
+            # 1e-30 on its empty cells), where the Newton decrement is dominated by rounding
+            # and the existence certificate could pass for a child whose MLE does not exist
             has = parent[idx] >= 0
+            has[has] = out.exact[parent[idx[has]]]
             start[idx[has]] = out.beta[parent[idx[has]]]
         part = newton_batch(space.X, y, cmask[idx], cells[idx], start[idx], full_cov=False)
         if out is None:
@@ -635,7 +654,9 @@ def select_loglinear(
         diag["n_excluded"] = len(skipped)
         diag["excluded"] = pd.Series([r["action"][6:-1] for r in skipped],
                                      dtype=object).value_counts().to_dict()
-    if average and sel.table is not None:
+    if average and sel.table is not None and not (weights(sel.table, criterion) > 0).any():
+        est.warnings = (*est.warnings, "no model has a finite estimate: nothing to average")
+    elif average and sel.table is not None:
         tab = sel.table
         w = weights(tab, criterion)
         ok = w > 0
