@@ -276,3 +276,45 @@ def test_six_lists_mcmc_matches_enumeration():
     assert est.n_hat == pytest.approx(exact.n_hat, rel=0.02)
     assert est.ci[0] == pytest.approx(exact.ci[0], rel=0.03)
     assert est.ci[1] == pytest.approx(exact.ci[1], rel=0.03)
+
+
+def test_graph_prior_reweights_the_graphs_exactly():
+    """dga's log.prior.model.weights: with an edge probability q the posterior graph
+    probabilities are the uniform-prior ones times q^|E| (1-q)^(P-|E|), renormalised; q = 0.5
+    is the uniform prior; a callable that allows only the empty graph gives the independence
+    model's conditional posterior; MCMC uses the same prior."""
+    h = tipstat.datasets.load("UK_5")
+    uni = tipstat.fit_graphical(h, seed=1)
+    half = tipstat.fit_graphical(h, seed=1, graph_prior=0.5)
+    assert (half.n_hat, half.ci) == (uni.n_hat, uni.ci)
+    q = 0.1
+    sparse_ = tipstat.fit_graphical(h, seed=1, graph_prior=q)
+    u = uni.diagnostics["models"].set_index("graph")["prob"]
+    s = sparse_.diagnostics["models"].set_index("graph")["prob"]
+    n_edges = {g: len({frozenset((a, b)) for c in _cliques(g) for a in c for b in c if a < b})
+               for g in u.index}
+    expected = u * np.array([q ** n_edges[g] * (1 - q) ** (10 - n_edges[g]) for g in u.index])
+    expected /= expected.sum()
+    np.testing.assert_allclose(s.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=1e-6,
+                               atol=1e-12)
+    assert sparse_.diagnostics["graph_prior"] == 0.1
+    only_empty = tipstat.fit_graphical(h, seed=1, graph_prior=lambda edges: 0.0 if not edges
+                                       else -np.inf)
+    assert only_empty.diagnostics["graphs_excluded_by_prior"] == 821
+    row = uni.diagnostics["models"].set_index("graph").loc["[LA][NG][PFNCA][GO][GP]"]
+    assert only_empty.n_hat == row.n_median
+    assert only_empty.ci == (row.n_lower, row.n_upper)
+    # the MCMC path: a strong sparsity prior pulls NewOrleans_8 towards fewer edges
+    h8 = tipstat.datasets.load("NewOrleans_8")
+    dense = tipstat.fit_graphical(h8, seed=1, draws=200, steps=4000)
+    thin = tipstat.fit_graphical(h8, seed=1, draws=200, steps=4000, graph_prior=0.05)
+    assert thin.diagnostics["edge_probs"].sum() < dense.diagnostics["edge_probs"].sum()
+    with pytest.raises(tipstat.InputError, match="graph_prior"):
+        tipstat.fit_graphical(h, graph_prior=1.5)
+    with pytest.raises(tipstat.InputError, match="graph_prior"):
+        tipstat.fit_graphical(h, graph_prior=lambda edges: -np.inf)
+
+
+def _cliques(label: str) -> list[list[str]]:
+    return [c.split(",") for c in label.strip("[]").split("][")]
+

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,9 @@ class _Tables:
     part of the log posterior that does not depend on the graph (``base``)."""
 
     def __init__(self, y: np.ndarray, k: int, delta: float, grid: np.ndarray,
-                 prior_n: str | Callable[[np.ndarray], np.ndarray]):
+                 prior_n: str | Callable[[np.ndarray], np.ndarray],
+                 log_prior_graph: Callable[[int], float] | None = None):
+        self.log_prior_graph = log_prior_graph
         cells = np.arange(2**k)
         full = np.concatenate([[0.0], y])
         n_obs = float(y.sum())
@@ -189,7 +192,14 @@ class _Tables:
         sub.H, sub.grid, sub.n = self.H[:, idx], self.grid[idx], self.n[idx]
         sub.widths = self.widths[idx] * step
         sub.base = self.base[idx] + math.log(step)
+        sub.log_prior_graph = self.log_prior_graph
         return sub
+
+    def graph_prior(self, graphs: Sequence[Decomposition]) -> np.ndarray:
+        """Log prior weight of each graph (0 for the uniform prior)."""
+        if self.log_prior_graph is None:
+            return np.zeros(len(graphs))
+        return np.array([self.log_prior_graph(g.edges) for g in graphs], dtype=float)
 
     def incidence(self, graphs: Sequence[Decomposition]) -> sparse.csr_matrix:
         """Graphs x vertex sets: +1 per clique, -1 per separator (a handful per row, so sparse:
@@ -246,6 +256,7 @@ def _mix_graphs(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray
         sl = slice(start, start + chunk)
         w = np.asarray(tables.incidence(graphs[sl]) @ tables.H)
         w += tables.base
+        w += tables.graph_prior(graphs[sl])[:, None]
         m = w.max(axis=1)
         w -= m[:, None]
         e = np.exp(w, out=w)  # unnormalised conditional posteriors, max 1 per row
@@ -307,7 +318,7 @@ def _enumerate(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray)
 class _GraphSampler:
     """Metropolis over decomposable graphs with N summed out: propose toggling one uniformly
     chosen edge; stay if the new graph is not chordal, else accept with probability
-    ``min(1, p(y | G') / p(y | G))`` (uniform prior over graphs, symmetric proposal)."""
+    ``min(1, p(G') p(y | G') / (p(G) p(y | G)))`` (symmetric proposal)."""
 
     def __init__(self, tables: _Tables, k: int):
         self.t = tables
@@ -328,9 +339,12 @@ class _GraphSampler:
                 w += H[c]
             for s in d.separators:
                 w -= H[s]
-            m = float(w.max())
-            w -= m
-            out = (d, m + math.log(float(np.exp(w, out=w).sum())))
+            lp = 0.0 if self.t.log_prior_graph is None else self.t.log_prior_graph(edges)
+            if lp > -math.inf:  # a graph the prior excludes is treated as not decomposable
+                w += lp
+                m = float(w.max())
+                w -= m
+                out = (d, m + math.log(float(np.exp(w, out=w).sum())))
         self.cache[edges] = out
         return out
 
@@ -339,8 +353,13 @@ class _GraphSampler:
         edges = 0
         for e in rng.integers(self.n_pairs, size=moves):
             new = edges ^ (1 << int(e))
-            if decompose(adjacency(new, self.k)) is not None:
+            if (decompose(adjacency(new, self.k)) is not None
+                    and (self.t.log_prior_graph is None or self.lookup(new) is not None)):
                 edges = new
+        if self.lookup(edges) is None:
+            raise InputError("graph_prior excludes the graphs the sampler starts from",
+                             [Problem("graph_prior", None, "custom",
+                                      "a prior under which the empty graph is possible")])
         return edges
 
     def run(self, edges: int, steps: int, burn: int, thin: int, rng: np.random.Generator):
@@ -427,6 +446,7 @@ def fit_graphical(
     steps: int | None = None,
     burn: int | None = None,
     seed: int | None = None,
+    graph_prior: float | Callable[[tuple[tuple[str, str], ...]], float] | None = None,
 ) -> Estimate:
     """Population size by Bayesian averaging over decomposable graphical models.
 
@@ -469,6 +489,13 @@ def fit_graphical(
         and burn-in (default ``steps // 5``).
     seed : int, optional
         Seed of the draws and of the MCMC.
+    graph_prior : float or callable, optional
+        Prior over the decomposable graphs (dga's ``log.prior.model.weights``). ``None``
+        (default): uniform. A number ``q`` in (0, 1): each list pair is an edge with
+        probability ``q``, independently, restricted to decomposable graphs (``p(G) ∝
+        q^|E| (1 - q)^(P - |E|)``; ``q < 0.5`` favours sparse graphs). A callable receives the
+        graph's edges as pairs of list names and returns its log prior weight (up to a
+        constant; ``-inf`` excludes the graph).
 
     Returns
     -------
@@ -514,14 +541,25 @@ def fit_graphical(
     rng = np.random.default_rng(seed)
     alpha = (1 - level) / 2
     qs = np.array([alpha, 0.5, 1 - alpha])
-    tables = _Tables(y, k, d, grid, prior_n)
+    tables = _Tables(y, k, d, grid, prior_n, _graph_prior(graph_prior, h.lists))
     n = tables.n
     diagnostics: dict = {"delta": d, "prior_n": prior_label, "grid_size": int(grid.size),
                          "grid_max": float(grid[-1]), "method": method}
     warns: list[str] = []
 
+    if graph_prior is not None:
+        diagnostics["graph_prior"] = graph_prior if isinstance(graph_prior, int | float) \
+            else getattr(graph_prior, "__name__", "custom")
     if method == "enumerate":
         graphs = enumerate_decomposable(k)
+        if tables.log_prior_graph is not None:
+            keep = np.isfinite(tables.graph_prior(graphs))
+            diagnostics["graphs_excluded_by_prior"] = int((~keep).sum())
+            graphs = [g for g, ok in zip(graphs, keep, strict=True) if ok]
+            if not graphs:
+                raise InputError("graph_prior excludes every graph",
+                                 [Problem("graph_prior", None, diagnostics["graph_prior"],
+                                          "a prior that leaves some graph possible")])
         pmf, probs, quant = _enumerate(tables, graphs, qs)
         order = np.argsort(-probs, kind="stable")
         model = (f"BMA over {len(graphs)} decomposable graphs (enumerated), delta={d:g}, "
@@ -609,6 +647,34 @@ def fit_graphical(
         diagnostics=diagnostics, draws=N_draws.ravel(), idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+
+
+def _graph_prior(spec: Any, lists: Sequence[str]) -> Callable[[int], float] | None:
+    """The log prior of a graph (by edge mask) from ``fit_graphical``'s ``graph_prior``."""
+    if spec is None:
+        return None
+    pairs = edge_pairs(len(lists))
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        q = float(spec)
+        if not 0 < q < 1:
+            raise InputError("graph_prior must be an edge probability in (0, 1)",
+                             [Problem("graph_prior", None, spec, "a number in (0, 1) or a callable")])
+        a, b = math.log(q), math.log1p(-q)
+        return lambda edges: edges.bit_count() * a + (len(pairs) - edges.bit_count()) * b
+    if not callable(spec):
+        raise InputError("graph_prior must be None, an edge probability or a callable",
+                         [Problem("graph_prior", None, type(spec).__name__,
+                                  "None, a number in (0, 1), or f(edges) -> log weight")])
+
+    def log_prior(edges: int) -> float:
+        named = tuple((lists[i], lists[j]) for e, (i, j) in enumerate(pairs) if edges >> e & 1)
+        value = float(spec(named))
+        if math.isnan(value) or value == math.inf:
+            raise InputError("graph_prior returned an invalid log weight",
+                             [Problem("graph_prior", None, value, "a finite number or -inf")])
+        return value
+
+    return log_prior
 
 
 def _tail_beyond(n: np.ndarray, pmf: np.ndarray, widths: np.ndarray) -> float:
