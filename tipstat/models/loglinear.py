@@ -150,6 +150,11 @@ def _cell_label(code: int, lists: Sequence[str] | None) -> str:
     return "+".join(name for j, name in enumerate(lists) if code >> j & 1)
 
 
+#: Whether a design without its zero-margin columns (and their cells) has full column rank:
+#: a property of the design and the dropped columns only, so cached (bounded).
+_REDUCED_FULL_RANK: dict[tuple, bool] = {}
+
+
 def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None) -> Fit | None:
     """Fast exact path for the commonest boundary case, without linear programs.
 
@@ -168,11 +173,20 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     if len(zero_cols) == 0:
         return None
     cells = ~np.any(X[:, zero_cols] != 0, axis=1)
-    cols = np.setdiff1d(np.arange(p), zero_cols)
+    keep = np.ones(p, dtype=bool)
+    keep[zero_cols] = False
+    cols = np.flatnonzero(keep)
     if cells.sum() <= len(cols):
         return None
     Xr = X[np.ix_(cells, cols)]
-    if np.linalg.matrix_rank(Xr) < len(cols):
+    key = (X.shape, tuple(design.columns), tuple(zero_cols.tolist()))
+    full_rank = _REDUCED_FULL_RANK.get(key)
+    if full_rank is None:
+        full_rank = bool(np.linalg.matrix_rank(Xr) == len(cols))
+        if len(_REDUCED_FULL_RANK) > 4096:
+            _REDUCED_FULL_RANK.clear()
+        _REDUCED_FULL_RANK[key] = full_rank
+    if not full_rank:
         return None
     # the same convergence certificate as the main path: a vanishing Newton decrement with
     # vanishing steps proves a finite maximum of the reduced problem
