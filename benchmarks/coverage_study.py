@@ -83,6 +83,7 @@ ASSUMPTIONS_HOLD = {
     "aic": {"independence", "positive", "negative", "sparse"},
     "bootstrap": {"independence", "positive", "negative", "sparse"},
     "bayes_loglinear": {"independence", "positive", "negative", "sparse"},
+    "loglinear_bma": {"independence", "positive", "negative", "sparse"},
     "graphical": {"independence", "positive", "negative", "sparse"},
     # Mth models: lists independent given a heterogeneity that is a function of the number of
     # captures (Chao's is a lower bound under any heterogeneity); logit-normal is Darroch's
@@ -144,6 +145,8 @@ class Method:
             # the registry's "bootstrap" method (tipstat.compare): stepwise selection re-run on
             # every nonparametric replicate, BCa interval
             return f(h, "stepwise", n_boot=SIZES["n_boot"], ci="bca", seed=sub_seed, n_jobs=1)
+        if self.name == "loglinear_bma":
+            return f(h, seed=sub_seed)
         if self.name in ("latent_class", "bayes_loglinear"):
             return f(h, seed=sub_seed, draws=SIZES["mcmc_draws"], tune=SIZES["mcmc_tune"],
                      chains=SIZES["mcmc_chains"], cores=1)
@@ -180,6 +183,8 @@ METHODS = [
            ("fit_latent_class", "tipstat.models.latent_class"), max_k=8),
     Method("bayes_loglinear", "Bayesian log-linear, all two-way terms, horseshoe prior",
            ("fit_bayes_loglinear", "tipstat.models.bayes_loglinear"), max_k=8),
+    Method("loglinear_bma", "Bayesian averaging over hierarchical log-linear models (conting)",
+           ("fit_loglinear_bma", "tipstat.models.bma"), max_k=8),
 ]
 
 
@@ -189,11 +194,12 @@ NOT_RUN = {
                     "cores: run on a subset of cells with --methods latent_class",
     "bayes_loglinear": "NUTS sampling (PyMC/nutpie) costs seconds to minutes per fit on 2 "
                        "shared cores: run on a subset of cells with --methods bayes_loglinear",
+    "loglinear_bma": "in the internal-consistency benchmark only so far (run it by name)",
 }
 #: Methods whose replicates are capped at --slow-reps
 SLOW = {"graphical", "latent_class", "bayes_loglinear"}
 #: Methods left out of --methods all (run them by name)
-NOT_BY_DEFAULT = {"latent_class", "bayes_loglinear", "bootstrap"}
+NOT_BY_DEFAULT = {"latent_class", "bayes_loglinear", "bootstrap", "loglinear_bma"}
 
 
 # ---------------------------------------------------------------------------- one replicate
@@ -473,7 +479,8 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
         "Australia. The paper also leaves out Netherlands' list K (`mean_without_K`); with it "
         "left out, tipstat's independence model reproduces the paper's -0.29 (median -0.28) "
         "(`tests/test_validate.py`). `se` is the standard error of the pooled mean over lists: "
-        "with about ten lists it is 0.15-0.25, larger than the target's tolerance of 0.10.",
+        "with about ten lists it is 0.17 or more for every method, larger than the target's "
+        "tolerance of 0.10 (and it leaves out each list's own estimation error).",
         "",
         "Benchmark (lists of the five tables pooled):",
         "",
