@@ -81,6 +81,7 @@ ASSUMPTIONS_HOLD = {
     "stepwise": {"independence", "positive", "negative", "sparse"},
     "bhs": {"independence", "positive", "negative", "sparse"},
     "aic": {"independence", "positive", "negative", "sparse"},
+    "bic_average": {"independence", "positive", "negative", "sparse"},
     "bootstrap": {"independence", "positive", "negative", "sparse"},
     "bayes_loglinear": {"independence", "positive", "negative", "sparse"},
     "loglinear_bma": {"independence", "positive", "negative", "sparse"},
@@ -136,6 +137,8 @@ class Method:
             return f(h, self.name)
         if self.name == "aic":
             return f(h, "aic", search="greedy" if k >= 6 else "auto")
+        if self.name == "bic_average":
+            return f(h, "bic", average=True, search="greedy" if k >= 6 else "auto")
         if self.name in CLOSEDP:
             return f(h, CLOSEDP[self.name])
         sub_seed = int(np.random.default_rng(seed).integers(2**31))
@@ -168,6 +171,8 @@ METHODS = [
            ("select_loglinear", "tipstat.models.selection")),
     Method("aic", "select_loglinear AIC (profile CI, conditional on the model)",
            ("select_loglinear", "tipstat.models.selection")),
+    Method("bic_average", "select_loglinear BIC model average (Buckland log-normal CI)",
+           ("select_loglinear", "tipstat.models.selection")),
     Method("bootstrap", "stepwise selection re-run on every bootstrap replicate, BCa interval "
                         "(tipstat.bootstrap; compare's 'bootstrap')",
            ("bootstrap", "tipstat.models.bootstrap")),
@@ -194,12 +199,11 @@ NOT_RUN = {
                     "cores: run on a subset of cells with --methods latent_class",
     "bayes_loglinear": "NUTS sampling (PyMC/nutpie) costs seconds to minutes per fit on 2 "
                        "shared cores: run on a subset of cells with --methods bayes_loglinear",
-    "loglinear_bma": "in the internal-consistency benchmark only so far (run it by name)",
 }
 #: Methods whose replicates are capped at --slow-reps
 SLOW = {"graphical", "latent_class", "bayes_loglinear"}
 #: Methods left out of --methods all (run them by name)
-NOT_BY_DEFAULT = {"latent_class", "bayes_loglinear", "bootstrap", "loglinear_bma"}
+NOT_BY_DEFAULT = {"latent_class", "bayes_loglinear", "bootstrap", "loglinear_bma", "bic_average"}
 
 
 # ---------------------------------------------------------------------------- one replicate
