@@ -222,6 +222,16 @@ def test_model_averaging(load_shared):
     assert cand.n_hat.min() < avg.n_hat < cand.n_hat.max()
     assert avg.ci[0] < avg.n_hat < avg.ci[1] and avg.se > 0
     assert avg.diagnostics["model_averaged"]
+    # the average carries the best model's goodness of fit, so lack-of-fit warnings apply
+    assert (avg.deviance, avg.df, avg.aic) == (best.deviance, best.df, best.aic)
+    from tipstat.validate import assumption_warnings
+
+    kosovo = _h(load_shared, "Kosovo_4")
+    k_avg = select_loglinear(kosovo, "bic", average=True)
+    k_best = select_loglinear(kosovo, "bic", ci="none")
+    lack = [w for w in assumption_warnings(kosovo, k_avg) if w.startswith("lack of fit")]
+    assert bool(lack) == any(w.startswith("lack of fit")
+                             for w in assumption_warnings(kosovo, k_best))
 
 
 # --------------------------------------------------------------------------- known truth

@@ -569,7 +569,8 @@ def select_loglinear(
     average : bool
         Report the AIC/BIC model average ``sum w_m N_m`` (weights ``exp(-Delta_m/2)``
         normalised) over the searched models instead of the best model; its interval is
-        log-normal from Buckland's unconditional SE. Needs ``"aic"`` or ``"bic"``.
+        log-normal from Buckland's unconditional SE. Needs ``"aic"`` or ``"bic"``. The
+        deviance, df, AIC and BIC reported are the best model's.
     ci : {"profile", "profile_rcapture", "wald", "lognormal", "none"}, optional
         Interval of the selected model, conditional on the selection (for intervals that carry
         the selection step use :func:`tipstat.bootstrap`). Default: ``"wald"`` (log-normal,
@@ -675,6 +676,10 @@ def select_loglinear(
                         model=f"{criterion.upper()} average of {int(ok.sum())} models "
                               f"(best {space.label(sel.model)})",
                         status="ok", ci_method="lognormal (Buckland SE)", se=se_avg,
+                        # goodness of fit of the best model, so that lack-of-fit checks
+                        # (tipstat.validate.assumption_warnings) apply to the average too
+                        deviance=est.deviance, df=est.df, aic=est.aic, bic=est.bic,
+                        loglik=est.loglik, n_params=est.n_params,
                         diagnostics=diag, warnings=est.warnings)
     est.diagnostics = diag
     return est
