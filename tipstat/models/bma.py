@@ -87,6 +87,8 @@ class ModelSpace:
         Masks always in the model: the intercept and the main effects.
     optional : tuple of int
         Masks of the interactions in the maximal model, ordered by order then mask.
+    n_observed : float
+        Persons seen on at least one list.
     """
 
     variables: tuple[str, ...]
@@ -175,7 +177,7 @@ def _parse_max_model(spec: Any, variables: tuple[str, ...], k: int) -> tuple[int
 
 
 def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
-                    covariates: bool | Sequence[str] = False, coding: str = "sum") -> ModelSpace:
+                    covariates: bool | Sequence[str] = False) -> ModelSpace:
     """Build the cells, maximal design and candidate terms of :func:`fit_loglinear_bma`.
 
     Parameters
@@ -239,10 +241,7 @@ def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
     y = np.concatenate([np.concatenate([[0.0], counts[s]]) for s in range(n_s)])
     missing = np.tile(np.arange(n_p) == 0, n_s)
     # codings: a list value 0 is the first level (+1), 1 the last (-1), as contr.sum on a 0/1 factor
-    if coding == "sum":
-        codings = [_contr_sum(L) for L in n_levels]
-    else:
-        codings = [np.eye(L)[:, 1:] for L in n_levels]
+    codings = [_contr_sum(L) for L in n_levels]
     single = [codings[j][cells[:, j]] for j in range(len(variables))]
     optional = _parse_max_model(max_model, variables, k)
     base = (0, *(1 << j for j in range(len(variables))))
