@@ -99,7 +99,7 @@ def test_importance_sampling_is_exact_per_model():
         post = bma._Posterior(s, cols, "SBH", 0.001, 0.001)
         start = np.zeros(len(cols))
         start[0] = np.log(s.y[~s.missing].mean())
-        fit = bma._laplace(post, [start])
+        fit = bma._laplace(post, start)
         evidences = []
         for df, inflate in ((4.0, 1.2), (30.0, 1.0)):
             bma._importance(post, fit, 20000, df, np.random.default_rng(7), inflate)

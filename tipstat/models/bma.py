@@ -381,15 +381,8 @@ class _Posterior:
         return beta, H
 
 
-def _laplace(post: _Posterior, starts: Sequence[np.ndarray]) -> _ModelFit:
-    best = None
-    for start in starts:  # keep the highest of the modes reached from the starting points
-        mode, H = post.mode(start)
-        f = float(post.logpost(mode[None])[0])
-        if best is None or f > best[2] + 1e-9:
-            best = (mode, H, f)
-    assert best is not None
-    mode, H, _ = best
+def _laplace(post: _Posterior, start: np.ndarray) -> _ModelFit:
+    mode, H = post.mode(start)
     f = float(post.logpost(mode[None])[0])
     _, logdet = np.linalg.slogdet(H)
     log_lap = f + 0.5 * len(mode) * math.log(2 * math.pi) - 0.5 * logdet
@@ -571,7 +564,7 @@ def fit_loglinear_bma(
                 full = np.zeros(space.X.shape[1])
                 full[space.cols(near)] = cache[near][1].mode
                 start = full[cols]
-            cache[model] = (post, _laplace(post, [start]))
+            cache[model] = (post, _laplace(post, start))
         return cache[model][1]
 
     def parent(model: frozenset[int]) -> frozenset[int] | None:

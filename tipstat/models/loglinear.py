@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .design import Design, loglinear_design
-from .poisson import Existence, check_existence, poisson_newton
+from .poisson import Existence, check_existence, poisson_newton, reduced_full_rank
 
 __all__ = ["Fit", "fit_design", "fit_loglinear", "lognormal_interval", "profile_interval",
            "wald_interval"]
@@ -150,11 +150,6 @@ def _cell_label(code: int, lists: Sequence[str] | None) -> str:
     return "+".join(name for j, name in enumerate(lists) if code >> j & 1)
 
 
-#: Whether a design without its zero-margin columns (and their cells) has full column rank:
-#: a property of the design and the dropped columns only, so cached (bounded).
-_REDUCED_FULL_RANK: dict[tuple, bool] = {}
-
-
 def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None) -> Fit | None:
     """Fast exact path for the commonest boundary case, without linear programs.
 
@@ -176,18 +171,9 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     keep = np.ones(p, dtype=bool)
     keep[zero_cols] = False
     cols = np.flatnonzero(keep)
-    if cells.sum() <= len(cols):
+    if not reduced_full_rank(X, cells, cols):
         return None
     Xr = X[np.ix_(cells, cols)]
-    key = (X.shape, tuple(design.columns), tuple(zero_cols.tolist()))
-    full_rank = _REDUCED_FULL_RANK.get(key)
-    if full_rank is None:
-        full_rank = bool(np.linalg.matrix_rank(Xr) == len(cols))
-        if len(_REDUCED_FULL_RANK) > 4096:
-            _REDUCED_FULL_RANK.clear()
-        _REDUCED_FULL_RANK[key] = full_rank
-    if not full_rank:
-        return None
     # the same convergence certificate as the main path: a vanishing Newton decrement with
     # vanishing steps proves a finite maximum of the reduced problem
     res = poisson_newton(Xr, y[cells])

@@ -238,6 +238,32 @@ def _recession_d0_range(X_f: np.ndarray, X_z: np.ndarray) -> tuple[bool, bool]:
     return d0_min <= 1e-9, d0_max >= -1e-9
 
 
+_REDUCED_RANK: dict[bytes, bool] = {}
+
+
+def reduced_full_rank(X: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> bool:
+    """Whether ``X[rows][:, cols]`` has more rows than columns and full column rank.
+
+    The question of a zero-margin reduction (cells and columns dropped): a property of the design
+    and the dropped sets only, asked again for every table and model with the same zero pattern,
+    so the answers are cached (bounded).
+    """
+    rows = np.asarray(rows, dtype=bool)
+    cols = np.asarray(cols)
+    if cols.dtype == bool:
+        cols = np.flatnonzero(cols)
+    if rows.sum() <= len(cols):
+        return False
+    key = X.tobytes() + b"|" + rows.tobytes() + b"|" + cols.astype(np.int64).tobytes()
+    ok = _REDUCED_RANK.get(key)
+    if ok is None:
+        ok = bool(np.linalg.matrix_rank(X[np.ix_(rows, cols)]) == len(cols))
+        if len(_REDUCED_RANK) > 4096:
+            _REDUCED_RANK.clear()
+        _REDUCED_RANK[key] = ok
+    return ok
+
+
 def check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None = None,
                     facial: np.ndarray | None = None) -> Existence:
     """Existence of the MLE and identifiability of N for the observable design ``X`` (rows:

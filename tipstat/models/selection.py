@@ -50,7 +50,7 @@ from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
 from .design import loglinear_design, term_label
 from .loglinear import _check_histories, _fit, estimate_from_fit
-from .poisson import BatchFit, check_existence, newton_batch, single_blas_thread
+from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank, single_blas_thread
 
 __all__ = ["CRITERIA", "select_loglinear"]
 
@@ -218,17 +218,12 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
     # a zero margin can leave fewer kept cells than columns, or a rank-deficient design on the
     # kept cells: then N may not be identified and Newton's iterate means nothing. Such models
     # go to the exact check below (cached by pattern of kept cells and columns)
-    dropped = np.flatnonzero(fit.exact & ~cells.all(axis=1))
-    if len(dropped):
-        rank_ok: dict[bytes, bool] = {}
-        for i in dropped:
-            key = cells[i].tobytes() + cmask[i].tobytes()
-            if key not in rank_ok:
-                Xr = space.X[np.ix_(cells[i], cmask[i])]
-                rank_ok[key] = Xr.shape[0] > Xr.shape[1] and \
-                    np.linalg.matrix_rank(Xr) == Xr.shape[1]
-            if not rank_ok[key]:
-                fit.exact[i] = False
+    rank_ok: dict[bytes, bool] = {}
+    for i in np.flatnonzero(fit.exact & ~cells.all(axis=1)):
+        key = cells[i].tobytes() + cmask[i].tobytes()
+        if key not in rank_ok:
+            rank_ok[key] = reduced_full_rank(space.X, cells[i], cmask[i])
+        fit.exact[i] = rank_ok[key]
     pos = Y > 0
     lgy = gammaln(Y + 1).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
