@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax = comparison.plot()
     ax.figure.savefig(out / "forest.png", dpi=120, bbox_inches="tight")
 
-    loo_methods = ["independence", "bic"]
+    loo_methods = ["bic_average", "independence", "bic"]
     loo = leave_one_list_out(h, loo_methods)
     print(loo.to_string(index=False), "\n")
     loo.to_csv(out / "leave_one_out.csv", index=False)

@@ -65,11 +65,23 @@ def test_estimate_text_and_json_equal_library(capsys, pattern_csv):
 def test_estimate_bundled_table_matches_rcapture(capsys, r_reference):
     ref = r_reference[(r_reference.dataset == "UK_5") & (r_reference.method == "closedpCI")
                       & (r_reference.model == "Mt")].iloc[0]
-    code, data = run_json(capsys, "estimate", "UK_5")
+    code, data = run_json(capsys, "estimate", "UK_5", "--model", "independence")
     assert code == 0
     # deterministic ML fit; the CLI passes the engine's number through (relative 1e-6 as R)
     assert data["results"][0]["n_hat"] == pytest.approx(ref.estimate, rel=1e-6)
     assert "Home Office" in data["input"]["citation"]
+
+
+def test_estimate_without_model_is_the_default_estimator(capsys):
+    code, data = run_json(capsys, "estimate", "Kosovo_4")
+    assert code == 0
+    res = data["results"][0]
+    est = tipstat.estimate_population(tipstat.datasets.load("Kosovo_4"))
+    assert res["n_hat"] == pytest.approx(est.n_hat, rel=1e-12)
+    assert [res["lower"], res["upper"]] == pytest.approx(list(est.ci), rel=1e-12)
+    assert res["method"].startswith("default (")
+    code, _out, err = run(capsys, "estimate", "Kosovo_4", "--method", "default", "--model", "A:B")
+    assert code == 2 and "--model is for --method loglinear" in err
 
 
 def test_nonexistent_estimate_is_null_with_status(capsys):
@@ -120,7 +132,7 @@ def test_internal_error_exit_1_without_traceback_unless_debug(capsys, monkeypatc
     def broken(*a, **k):
         raise ZeroDivisionError("deliberate")
 
-    monkeypatch.setattr(tipstat, "fit_loglinear", broken)
+    monkeypatch.setattr(tipstat, "estimate_population", broken)
     code, _out, err = run(capsys, "estimate", "UK_5")
     assert code == 1
     assert "ZeroDivisionError: deliberate" in err and "--debug" in err
@@ -199,7 +211,9 @@ def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     table = pd.read_csv(folder / "estimates.csv")
     page = (folder / "report.html").read_text(encoding="utf-8")
     first = table.iloc[0]
-    assert first.model == "independence" and first.status == "ok" and math.isfinite(first.aic)
+    # the sensitivity table leads with tipstat's default estimator
+    assert first.method == "default (BIC model average)" and first.status == "ok"
+    assert first.model.startswith("BIC average of") and math.isfinite(first.aic)
     assert f"{first.n_hat:,.0f}" in page and f"{first.n_hat:,.0f}" in out
     # the full chain on synthetic agency exports with known truth: the truth is printed, linkage
     # finds exactly the detected persons, every export is written, the SDG total counts them all

@@ -92,7 +92,8 @@ def test_tutorial_notebook_executes():
     assert "kosovo.html" in "".join(o.get("text", "") for o in outputs)
 
 
-@pytest.mark.parametrize("module", ["tipstat.comparison", "tipstat.report.plots",
+@pytest.mark.parametrize("module", ["tipstat.comparison", "tipstat.models.default",
+                                    "tipstat.validate", "tipstat.report.plots",
                                     "tipstat.report.html", "tipstat.report.reproduce"])
 def test_docstring_examples_run(module):
     import doctest

@@ -68,34 +68,15 @@ def test_heterogeneity_shows_as_negative_bias_and_bad_rating():
     assert "underestimates" in ic.indicator["note"]
 
 
-def test_default_method_and_selection_hook(monkeypatch):
-    from tipstat import validate
-
+def test_default_method_is_the_default_estimator():
     h = populations(n=2000, k=4, p=0.3, seed=3).histories
-    monkeypatch.setattr(validate, "_selection_rule", lambda: None)
     est = default_method(h)
-    assert est.model == "independence"
-    assert internal_consistency(h).method == "default (loglinear)"
-    calls = []
-
-    def fake_select(x, level=0.95):
-        calls.append(x.k)
-        return tipstat.fit_loglinear(x, "all2", level=level)
-
-    monkeypatch.setattr(validate, "_selection_rule", lambda: fake_select)
-    assert default_method(h).model.startswith("[")
-    internal_consistency(h)
-    assert calls == [4, 3, 3, 3, 3]
-
-
-def test_selection_rule_found_when_the_module_exists():
-    from tipstat import validate
-
-    try:
-        from tipstat.models.selection import select_loglinear
-    except ImportError:
-        pytest.skip("this version of tipstat has no model selection")
-    assert validate._selection_rule() is select_loglinear
+    assert est.n_hat == tipstat.estimate_population(h).n_hat
+    assert est.diagnostics["model_averaged"]
+    ic = internal_consistency(h)
+    assert ic.method == "default (BIC model average)"
+    # each list's sub-table has 3 lists: the default averages over its 8 two-way models
+    assert all(m.startswith("BIC average of") for m in ic.table.model if m)
 
 
 def test_failures_are_counted_not_dropped():

@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
+    "estimate_population": "tipstat.models.default",
     "fit_loglinear": "tipstat.models.loglinear",
     "fit_design": "tipstat.models.loglinear",
     "fit_latent_class": "tipstat.models.latent_class",

@@ -32,7 +32,7 @@ SCHEMA = "tipstat-cli/1"
 EPILOG = """\
 examples:
   tipstat demo                                 # the whole job on bundled data -> ./tipstat-output/
-  tipstat estimate UK_5                        # a bundled table, independence model
+  tipstat estimate UK_5                        # a bundled table, default estimator
   tipstat estimate patterns.csv --model "A:B + B:C" --json
   tipstat compare patterns.csv --methods default
   tipstat report patterns.csv --out report.html
@@ -169,9 +169,17 @@ def _estimate_rows(h: Any, args: argparse.Namespace) -> list[Any]:
     from .comparison import METHODS
 
     method = args.method
+    if method is None:
+        method = "default" if args.model is None else "loglinear"
+    if method == "default":
+        if args.model is not None:
+            raise InputError("--model is for --method loglinear; the default method averages "
+                             "over the log-linear models itself")
+        return [tipstat.estimate_population(h, level=args.level)]
     if method == "loglinear":
-        return [tipstat.fit_loglinear(h, args.model, ci=args.ci, level=args.level)]
-    if args.model != "independence":
+        return [tipstat.fit_loglinear(h, args.model or "independence", ci=args.ci,
+                                      level=args.level)]
+    if args.model is not None:
         raise InputError(f"--model is for --method loglinear; --method {method} chooses its own "
                          "model")
     if method not in METHODS:
@@ -692,11 +700,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("estimate", cmd_estimate, "estimate the number of victims from a capture-history table",
             'tipstat estimate UK_5 --model "LA:NG + NG:GP" --json')
     p.add_argument("file", help="table file (CSV/TSV/Excel/ODS) or bundled table name")
-    p.add_argument("--method", default="loglinear",
-                   help="loglinear (default) or a comparison method: independence, all2, "
-                        "stepwise, aic, bic, closedp, graphical, latent_class, bayes_loglinear")
-    p.add_argument("--model", default="independence",
-                   help='log-linear terms, e.g. "independence", "all2", "A:B + B:C"')
+    p.add_argument("--method", default=None,
+                   help="default (tipstat's default estimator, a BIC model average over "
+                        "log-linear models; used unless --model is given), loglinear (one "
+                        "model, --model), or a comparison method: independence, all2, "
+                        "stepwise, bhs, aic, bic, closedp, graphical, latent_class, "
+                        "bayes_loglinear, loglinear_bma")
+    p.add_argument("--model", default=None,
+                   help='log-linear terms for --method loglinear, e.g. "independence", "all2", '
+                        '"A:B + B:C"')
     p.add_argument("--ci", default="profile", choices=["profile", "profile_rcapture", "wald", "none"],
                    help="interval for --method loglinear (default profile likelihood)")
     p.add_argument("--by-stratum", action="store_true", help="one estimate per stratum")

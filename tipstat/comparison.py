@@ -218,6 +218,8 @@ def register_method(method: Method, *, replace: bool = False) -> None:
 
 
 for _m in (
+    Method("bic_average", "tipstat's default: BIC model average over two-way log-linear models",
+           "model selection", "estimate_population", _run_public("estimate_population")),
     Method("independence", "log-linear, independence (Mt)", "log-linear", "fit_loglinear",
            _run_loglinear("independence")),
     Method("all2", "log-linear, all two-way interactions", "log-linear", "fit_loglinear",
@@ -253,8 +255,8 @@ def available_methods() -> list[str]:
     Examples
     --------
     >>> from tipstat.comparison import available_methods
-    >>> available_methods()[:2]
-    ['independence', 'all2']
+    >>> available_methods()[:3]
+    ['bic_average', 'independence', 'all2']
     """
     return [name for name, m in METHODS.items() if m.available()]
 
@@ -382,10 +384,13 @@ class ComparisonTable(pd.DataFrame):
 
     def best(self, criterion: str = "aic") -> pd.Series:
         """The row with the smallest ``criterion`` (``"aic"`` or ``"bic"``) among existing
-        estimates."""
+        estimates of single models (a model average reports its best model's criterion but is
+        not that model, so it is not a candidate)."""
         if criterion not in ("aic", "bic"):
             raise InputError(f"criterion={criterion!r}: expected 'aic' or 'bic'")
-        ok = self[self["status"].isin(["ok", "extended"]) & np.isfinite(self[criterion])]
+        averaged = self["model"].astype(str).str.match(r"(AIC|BIC) average of ")
+        ok = self[self["status"].isin(["ok", "extended"]) & np.isfinite(self[criterion])
+                  & ~averaged]
         if ok.empty:
             raise InputError(f"no row of this comparison has a finite {criterion.upper()}")
         return ok.loc[ok[criterion].idxmin()]
@@ -506,12 +511,14 @@ def compare(
     h : CaptureHistories
         Unstratified capture histories (use ``h.pooled()`` or one stratum of ``h.by_stratum()``).
     methods : "default", "all" or list of str
-        Registry names (:data:`METHODS`): ``"independence"``, ``"all2"``, ``"stepwise"``,
-        ``"bhs"``, ``"aic"``, ``"bic"``, ``"closedp"``, ``"graphical"``, ``"bootstrap"``,
-        ``"latent_class"``, ``"bayes_loglinear"``. ``"default"`` is every fast method present
-        in this version (AIC/BIC search and graphical model averaging up to 5 lists, where they
-        take about a second; name them to run them on more lists); ``"all"`` adds the bootstrap
-        and MCMC ones and the searches at any number of lists.
+        Registry names (:data:`METHODS`): ``"bic_average"`` (tipstat's default estimator,
+        :func:`tipstat.estimate_population`; the first row), ``"independence"``, ``"all2"``,
+        ``"stepwise"``, ``"bhs"``, ``"aic"``, ``"bic"``, ``"closedp"``, ``"graphical"``,
+        ``"bootstrap"``, ``"latent_class"``, ``"bayes_loglinear"``, ``"loglinear_bma"``.
+        ``"default"`` is every fast method present in this version (AIC/BIC selection and
+        graphical model averaging up to 5 lists, where they take about a second; name them to
+        run them on more lists); ``"all"`` adds the bootstrap and MCMC ones and the searches at
+        any number of lists.
     level : float
         Interval coverage passed to every method.
     seed : int, optional

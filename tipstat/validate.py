@@ -52,11 +52,10 @@ MIN_SEEN = 30
 
 # ---------------------------------------------------------------------------- default method
 def default_method(h: CaptureHistories, level: float = 0.95) -> Estimate:
-    """tipstat's default log-linear estimator, as the reliability check calls it.
+    """tipstat's default estimator, as the reliability check calls it.
 
-    The model selected by ``tipstat.select_loglinear`` when that function is in this version of
-    tipstat and the table has at least three lists; otherwise the independence model
-    (``fit_loglinear(h, "independence")``, profile-likelihood interval).
+    :func:`tipstat.estimate_population`: the BIC model average over hierarchical log-linear
+    models with two-way interactions (independence with two lists).
 
     Examples
     --------
@@ -65,29 +64,9 @@ def default_method(h: CaptureHistories, level: float = 0.95) -> Estimate:
     >>> default_method(tipstat.datasets.load("UK_5")).n_hat > 10_000
     True
     """
-    if h.k >= 3:
-        select = _selection_rule()
-        if select is not None:
-            return _as_estimate(select(h, level=level))
-    from .models.loglinear import fit_loglinear
+    from .models.default import estimate_population
 
-    return fit_loglinear(h, "independence", level=level)
-
-
-def _selection_rule() -> Callable[..., Any] | None:
-    """``tipstat.select_loglinear`` if this version of tipstat has it (exported, or at least in
-    :mod:`tipstat.models.selection`), else None."""
-    import tipstat
-
-    try:
-        return tipstat.select_loglinear
-    except AttributeError:
-        pass
-    try:
-        from .models.selection import select_loglinear
-    except ImportError:
-        return None
-    return select_loglinear
+    return estimate_population(h, level=level)
 
 
 def _as_estimate(result: Any) -> Estimate:
@@ -369,7 +348,8 @@ def internal_consistency(
             if math.isfinite(lo) and not math.isnan(hi):
                 row["covered"] = bool(lo <= n_true <= hi)
         if name in ("default", "method") and est.method:
-            name = est.method if method is not None else f"default ({est.method})"
+            own = method is not None or est.method.startswith("default")
+            name = est.method if own else f"default ({est.method})"
         rows.append(row)
     table = pd.DataFrame(rows)
     table["covered"] = table["covered"].astype(object)
