@@ -41,6 +41,16 @@ def test_is_the_bic_model_average_with_buckland_interval(load_shared):
     assert est.ci[1] - est.ci[0] > 2 * (best.ci[1] - best.ci[0])
 
 
+def test_assumption_warnings_are_attached():
+    # Kosovo 1999: the best two-way model does not fit (G2 = 39.9 on 5 df); the default says so
+    h = tipstat.datasets.load("Kosovo_4")
+    est = tipstat.estimate_population(h)
+    assert est.diagnostics["assumption_warnings"]
+    assert any(w.startswith("lack of fit") for w in est.warnings)
+    assert not tipstat.estimate_population(h, check=False).diagnostics.get("assumption_warnings")
+    assert tipstat.estimate_population(tipstat.datasets.load("UK_5")).warnings == ()
+
+
 def test_two_lists_is_lincoln_petersen():
     df = pd.DataFrame({"A": [1, 0, 1], "B": [0, 1, 1], "count": [60, 90, 30]})
     h = tipstat.CaptureHistories.from_frame(df)

@@ -29,7 +29,8 @@ DEFAULT_RULE = ("BIC model average over hierarchical log-linear models with two-
                 "interactions (Buckland et al. 1997 log-normal interval)")
 
 
-def estimate_population(h: CaptureHistories, *, level: float = 0.95) -> Estimate:
+def estimate_population(h: CaptureHistories, *, level: float = 0.95,
+                        check: bool = True) -> Estimate:
     """Estimate the population size with tipstat's default method.
 
     With three or more lists, every hierarchical log-linear model with two-way list
@@ -48,6 +49,10 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95) -> Estimate
     \\sqrt{se_m^2 + (\\hat N_m - \\hat N)^2}`, which adds the spread between models to each
     model's own standard error. The deviance, df, AIC and BIC reported are those of the best
     model, so the lack-of-fit warnings of :func:`tipstat.validate.assumption_warnings` apply.
+    From seven lists on (2^21 two-way models and more) the average is over the models the
+    greedy search fits on its way (about 40-100), not over every model: it still carries the
+    spread between the neighbours of the best model, but less of the model uncertainty than
+    the exhaustive average does (in the validation study it covers 0.94-0.945 at eight lists).
 
     With two lists only the independence model is identifiable; it is fitted
     (Lincoln-Petersen) with a profile-likelihood interval, and the result says that
@@ -61,6 +66,12 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95) -> Estimate
         :func:`tipstat.fit_stratified`, which models the strata jointly).
     level : float
         Interval coverage.
+    check : bool
+        Add the warnings of :func:`tipstat.validate.assumption_warnings` (lack of fit of the
+        best model, a sparse table; with two lists, pairwise dependence cannot be tested) to
+        the result, as :func:`tipstat.validate.check_assumptions` does. In the validation study
+        they fire in 28-70% of the samples where the assumptions fail and 0-7% where they
+        hold.
 
     Returns
     -------
@@ -105,5 +116,10 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95) -> Estimate
         name = "default (BIC model average)"
         rule = DEFAULT_RULE
         warnings = est.warnings
-    return replace(est, method=name, warnings=tuple(warnings),
-                   diagnostics={**est.diagnostics, "default_rule": rule})
+    est = replace(est, method=name, warnings=tuple(warnings),
+                  diagnostics={**est.diagnostics, "default_rule": rule})
+    if check:
+        from ..validate import check_assumptions
+
+        est = check_assumptions(est, h)
+    return est
