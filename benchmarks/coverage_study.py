@@ -182,10 +182,10 @@ METHODS = [
            ("fit_closedp_model", "tipstat.models.heterogeneity")),
     Method("mth_darroch", "closedp Mth Darroch heterogeneity model (profile CI)",
            ("fit_closedp_model", "tipstat.models.heterogeneity")),
-    # K = 6 is supported (all decomposable graphs enumerated) but costs 4.4-7 s per fit against
-    # 0.01-0.2 s at K <= 5 (measured 2026-11-22): not run at 200 replicates
+    # K = 6 enumerates all decomposable graphs (about 2 s per fit, 2026-11-22); K = 8 would
+    # need its graph MCMC: not run
     Method("graphical", "Bayesian decomposable graphical models (dga)",
-           ("fit_graphical", "tipstat.models.graphical"), max_k=5),
+           ("fit_graphical", "tipstat.models.graphical"), max_k=6),
     Method("latent_class", "Bayesian latent-class model (LCMCR)",
            ("fit_latent_class", "tipstat.models.latent_class"), max_k=8),
     Method("bayes_loglinear", "Bayesian log-linear, all two-way terms, horseshoe prior",
