@@ -24,10 +24,10 @@ Run (about 15 minutes on 2 shared cores)::
 
     /work/venv/bin/python benchmarks/coverage_study.py --reps 200 --n-jobs 2
 
-The slow methods (``bootstrap``, ``latent_class``, ``bayes_loglinear``) are added by name on
-chosen cells, e.g. ``--add --methods latent_class --cells independence:4 --reps 100
---slow-reps 100 --mcmc-draws 400 --mcmc-tune 300``. ``--quick`` runs 10 replicates to check the
-script.
+The slow methods (``bootstrap``, ``latent_class``, ``bayes_loglinear``, ``loglinear_bma``) are
+added by name on chosen cells, e.g. ``--add --methods latent_class --cells independence:4
+--reps 100 --slow-reps 100 --mcmc-draws 400 --mcmc-tune 300``. ``--quick`` runs 10 replicates
+to check the script.
 """
 
 from __future__ import annotations
@@ -186,14 +186,19 @@ METHODS = [
            ("fit_closedp_model", "tipstat.models.heterogeneity")),
     Method("mth_darroch", "closedp Mth Darroch heterogeneity model (profile CI)",
            ("fit_closedp_model", "tipstat.models.heterogeneity")),
+    # K = 6 enumerates all decomposable graphs (about 2 s per fit, 2026-11-22); K = 8 would
+    # need its graph MCMC: not run
     Method("graphical", "Bayesian decomposable graphical models (dga)",
-           ("fit_graphical", "tipstat.models.graphical"), max_k=5),
+           ("fit_graphical", "tipstat.models.graphical"), max_k=6),
     Method("latent_class", "Bayesian latent-class model (LCMCR)",
            ("fit_latent_class", "tipstat.models.latent_class"), max_k=8),
     Method("bayes_loglinear", "Bayesian log-linear, all two-way terms, horseshoe prior",
            ("fit_bayes_loglinear", "tipstat.models.bayes_loglinear"), max_k=8),
+    # K = 6 enumerates 32,768 models (117-146 s per fit, measured 2026-11-22) and K = 8 walks
+    # over 2^28 (106 s for the default 5,000 steps, docs/bayesian.md): too slow for 200
+    # replicates, so the study stops at K = 5 (0.1-7 s per fit)
     Method("loglinear_bma", "Bayesian averaging over hierarchical log-linear models (conting)",
-           ("fit_loglinear_bma", "tipstat.models.bma"), max_k=8),
+           ("fit_loglinear_bma", "tipstat.models.bma"), max_k=5),
 ]
 
 
