@@ -388,6 +388,7 @@ class ComparisonTable(pd.DataFrame):
         not that model, so it is not a candidate)."""
         if criterion not in ("aic", "bic"):
             raise InputError(f"criterion={criterion!r}: expected 'aic' or 'bic'")
+        # model averages are labelled "BIC average of N models (best ...)" by select_loglinear
         averaged = self["model"].astype(str).str.match(r"(AIC|BIC) average of ")
         ok = self[self["status"].isin(["ok", "extended"]) & np.isfinite(self[criterion])
                   & ~averaged]
