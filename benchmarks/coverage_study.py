@@ -396,6 +396,8 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
     default = summary[summary.method == "default"]
     if default.empty:
         default = summary[summary.method == "independence"]
+    if default.empty:  # a report of other methods only
+        default = summary[summary.method == summary.method.iloc[0]]
     dname = default.method.iloc[0]
     hold = default[default.assumptions_hold]
     fail = default[~default.assumptions_hold]
@@ -586,7 +588,7 @@ def main() -> None:
     start = time.perf_counter()
     raw = out.parent / "validation_replicates.csv.gz"
     if args.report_only:
-        df = pd.read_csv(raw)
+        df = pd.read_csv(raw if raw.exists() else ROOT / "docs" / "validation_replicates.csv.gz")
     else:
         from tipstat import parallel
 
@@ -610,8 +612,11 @@ def main() -> None:
         df["command_minutes"] = (time.perf_counter() - start) / 60
         if not args.quick:  # keep the new rows even if what follows fails
             df.to_csv(Path(tempfile.gettempdir()) / "coverage_study_last_run.csv.gz", index=False)
-    if (args.add or args.report_only) and not args.quick and raw.exists():
-        old = pd.read_csv(raw) if not args.report_only else df.iloc[:0]
+    # stored replicates: beside the report, else the repository's (a report written elsewhere
+    # with --out starts from them and leaves them as they are)
+    stored_raw = raw if raw.exists() else ROOT / "docs" / "validation_replicates.csv.gz"
+    if (args.add or args.report_only) and not args.quick and stored_raw.exists():
+        old = pd.read_csv(stored_raw) if not args.report_only else df.iloc[:0]
         if "command" not in old:  # written before commands were recorded: take it from the report
             prev = [ln.strip() for ln in out.read_text().splitlines()
                     if "coverage_study.py" in ln and ln.startswith("    ")] if out.exists() else []
@@ -629,13 +634,16 @@ def main() -> None:
     for name, g in sizes.groupby(level=0):
         if g.max() < reps or len(g) < len(CELLS):
             kmax = int(g.index.get_level_values(2).max())
-            reduced[name] = (f"{int(g.max())} replicates per cell in {len(g)} of {len(CELLS)} cells, "
+            per_cell = (f"{int(g.max())}" if g.min() == g.max()
+                        else f"{int(g.min())}-{int(g.max())}")
+            reduced[name] = (f"{per_cell} replicates per cell in {len(g)} of {len(CELLS)} cells, "
                              f"K <= {kmax}")
     print(f"simulation done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
     if not args.quick and not args.report_only:
         df = df.round({"n_hat": 3, "lower": 3, "upper": 3, "seconds": 4})
         df.to_csv(raw, index=False)
-    summary = summarise(df)
+    order = {m.name: i for i, m in enumerate(METHODS)}
+    summary = summarise(df).sort_values("method", key=lambda c: c.map(order), kind="stable")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary.round(3).to_string(index=False), flush=True)
     ic_path = out.parent / "validation_ic.csv.gz"
@@ -653,7 +661,6 @@ def main() -> None:
         if not args.quick:
             ic.round({"n_hat": 3, "lower": 3, "upper": 3, "seconds": 2}).to_csv(ic_path,
                                                                                  index=False)
-    order = {m.name: i for i, m in enumerate(METHODS)}
     ic = ic.sort_values("method", key=lambda c: c.map(order), kind="stable")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(ic_pooled(ic).round(3).to_string(index=False), flush=True)
