@@ -390,6 +390,12 @@ def _fmt(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([head, rule, *body])
 
 
+def _stored(report: Path, name: str) -> Path:
+    """A stored result file beside the report, else the repository's (docs/)."""
+    beside = report.parent / name
+    return beside if beside.exists() else ROOT / "docs" / name
+
+
 def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
                  info: dict[str, str], command: str, elapsed: float, reps: int,
                  skipped: list[str], reduced: dict[str, int], not_run: dict[str, str]) -> None:
@@ -518,7 +524,7 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
                      "log_rel_bias", "covered", "status", "model"]], 2),
         "",
     ]
-    notes = path.parent / "validation_notes.md"
+    notes = _stored(path, "validation_notes.md")
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
@@ -588,7 +594,7 @@ def main() -> None:
     start = time.perf_counter()
     raw = out.parent / "validation_replicates.csv.gz"
     if args.report_only:
-        df = pd.read_csv(raw if raw.exists() else ROOT / "docs" / "validation_replicates.csv.gz")
+        df = pd.read_csv(_stored(out, raw.name))
     else:
         from tipstat import parallel
 
@@ -614,7 +620,7 @@ def main() -> None:
             df.to_csv(Path(tempfile.gettempdir()) / "coverage_study_last_run.csv.gz", index=False)
     # stored replicates: beside the report, else the repository's (a report written elsewhere
     # with --out starts from them and leaves them as they are)
-    stored_raw = raw if raw.exists() else ROOT / "docs" / "validation_replicates.csv.gz"
+    stored_raw = _stored(out, raw.name)
     if (args.add or args.report_only) and not args.quick and stored_raw.exists():
         old = pd.read_csv(stored_raw) if not args.report_only else df.iloc[:0]
         if "command" not in old:  # written before commands were recorded: take it from the report
@@ -649,7 +655,7 @@ def main() -> None:
     ic_path = out.parent / "validation_ic.csv.gz"
     # stored results: beside the report, else the repository's (a report written elsewhere with
     # --out); a quick run starts from none of them, except with --ic none (stored results only)
-    source = ic_path if ic_path.exists() else ROOT / "docs" / "validation_ic.csv.gz"
+    source = _stored(out, ic_path.name)
     stored = source.exists() and (not args.quick or args.ic == "none")
     ic = pd.read_csv(source) if stored else pd.DataFrame()
     if args.ic != "none":
