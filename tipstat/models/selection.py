@@ -217,13 +217,9 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
             fit.iterations[ix] = part.iterations
     # a zero margin can leave fewer kept cells than columns, or a rank-deficient design on the
     # kept cells: then N may not be identified and Newton's iterate means nothing. Such models
-    # go to the exact check below (cached by pattern of kept cells and columns)
-    rank_ok: dict[bytes, bool] = {}
+    # go to the exact check below (reduced_full_rank caches by pattern of kept cells and columns)
     for i in np.flatnonzero(fit.exact & ~cells.all(axis=1)):
-        key = cells[i].tobytes() + cmask[i].tobytes()
-        if key not in rank_ok:
-            rank_ok[key] = reduced_full_rank(space.X, cells[i], cmask[i])
-        fit.exact[i] = rank_ok[key]
+        fit.exact[i] = reduced_full_rank(space.X, cells[i], cmask[i])
     pos = Y > 0
     lgy = gammaln(Y + 1).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -650,11 +646,11 @@ def select_loglinear(
         diag["n_excluded"] = len(skipped)
         diag["excluded"] = pd.Series([r["action"][6:-1] for r in skipped],
                                      dtype=object).value_counts().to_dict()
-    if average and sel.table is not None and not (weights(sel.table, criterion) > 0).any():
+    w = weights(sel.table, criterion) if average and sel.table is not None else None
+    if w is not None and not (w > 0).any():
         est.warnings = (*est.warnings, "no model has a finite estimate: nothing to average")
-    elif average and sel.table is not None:
+    elif w is not None:
         tab = sel.table
-        w = weights(tab, criterion)
         ok = w > 0
         n_avg = float(np.sum(w[ok] * tab.n_hat[ok]))
         se_avg = float(np.sum(w[ok] * np.sqrt(tab.se[ok] ** 2 + (tab.n_hat[ok] - n_avg) ** 2)))
