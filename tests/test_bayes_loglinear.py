@@ -14,7 +14,8 @@ weakly identified (Korea_3) no numeric agreement is claimed; the model is instea
 simulated population with known N.
 
 Speed: one PyMC model per table, sampled once per session with short chains (2 x 500 draws,
-cores=1), shared by the tests through session fixtures.
+cores=1), shared by the tests through session fixtures; tables with the same lists re-use the
+compiled model (tipstat keeps it), so only the first fit of a graph compiles.
 """
 
 from __future__ import annotations
@@ -84,15 +85,28 @@ def test_recovers_known_population():
     assert np.quantile(ab, 0.05) > 0.5
 
 
-@pytest.mark.slow
-def test_seed_reproducible(spina):
-    # same seed, same draws of N (sampler and the draws of the unobserved cell are both seeded);
-    # slow because every fit compiles its model (about 25 s on the shared machine)
+def test_seed_reproducible_and_compiled_model_reused(spina):
+    # Same seed, same draws of N (the sampler and the draws of the unobserved cell are seeded),
+    # whether the compiled model is fresh or re-used from another table with the same lists:
+    # the spina fixture compiled Spina_3's graph; `other` has the same lists, other counts.
+    from tipstat.models import bayes_loglinear as bl
+
     h = tipstat.datasets.load("Spina_3")
+    other = tipstat.CaptureHistories(np.asarray(h.counts) + 7, h.lists, None)
     short = {"draws": 100, "tune": 100, "chains": 2, "cores": 1}
-    a = fit_bayes_loglinear(h, seed=5, **short)
-    b = fit_bayes_loglinear(h, seed=5, **short)
+    reused = fit_bayes_loglinear(other, seed=5, **short)            # compiled by the fixture
+    assert len(bl._COMPILED) >= 1
+    assert reused.idata.observed_data["y"].values.tolist() == other.counts.tolist()
+    a = fit_bayes_loglinear(h, seed=5, **short)                      # data swapped back
+    bl.clear_compiled_cache()
+    assert not bl._COMPILED
+    fresh = fit_bayes_loglinear(other, seed=5, **short)              # compiled anew
+    np.testing.assert_array_equal(reused.draws, fresh.draws)
+    # pymc.sample's own nutpie path (a compile option makes tipstat hand over to it)
+    kw = {"nuts_sampler_kwargs": {"low_rank_modified_mass_matrix": True, "backend": "numba"}}
+    b = fit_bayes_loglinear(h, seed=5, **short, **kw)
     np.testing.assert_array_equal(a.draws, b.draws)
+    assert not np.array_equal(a.draws, fresh.draws)
     assert not np.array_equal(a.draws, spina.draws[:200])
 
 

@@ -32,7 +32,11 @@ posterior draw of ``beta_0``, ``n_0 ~ Poisson(exp(beta_0))``.
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,7 +46,7 @@ from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .design import Design, loglinear_design
 
-__all__ = ["bayes_loglinear_model", "fit_bayes_loglinear"]
+__all__ = ["bayes_loglinear_model", "clear_compiled_cache", "fit_bayes_loglinear"]
 
 PRIORS = ("horseshoe", "normal")
 
@@ -261,10 +265,19 @@ def fit_bayes_loglinear(
             nuts_sampler = "pymc"
     if nuts_sampler == "nutpie":
         sample_kwargs.setdefault("nuts_sampler_kwargs", {"low_rank_modified_mass_matrix": True})
-    with model:
-        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                          target_accept=target_accept, random_seed=sample_seed,
-                          progressbar=progressbar, nuts_sampler=nuts_sampler, **sample_kwargs)
+    key = (tuple(h.lists), tuple(design.columns), design.matrix.tobytes(),
+           prior, slab_scale, slab_df, main_sd, intercept_sd, interaction_sd)
+    idata = None
+    if nuts_sampler == "nutpie" and set(sample_kwargs) <= {"nuts_sampler_kwargs"}:
+        idata = _sample_nutpie_cached(key, model, draws, tune, chains, cores, target_accept,
+                                      sample_seed, progressbar,
+                                      dict(sample_kwargs["nuts_sampler_kwargs"] or {}))
+    if idata is None:
+        with model:
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
+                              target_accept=target_accept, random_seed=sample_seed,
+                              progressbar=progressbar, nuts_sampler=nuts_sampler,
+                              **sample_kwargs)
     n_obs = float(np.sum(h.counts))
     mu0 = idata.posterior["mu0"].values
     warns: list[str] = []
@@ -311,3 +324,86 @@ def fit_bayes_loglinear(
         warnings=tuple(warns),
     )
 
+
+# --------------------------------------------------------------------------- compiled-model cache
+#: Compiling a model for nutpie (pytensor -> numba) takes 5-11 s; sampling it takes 1-3 s. Two
+#: tables with the same lists, terms and prior constants have the same graph: only the ``pm.Data``
+#: (counts, intercept centre, horseshoe scale) differ. The compiled model is kept here, keyed by
+#: lists, design and prior constants, and re-used with the new data (``CompiledPyMCModel
+#: .with_data``; the PyMC model's own data are set too, because nutpie draws the starting point
+#: from it). The draws are identical to those of a fresh compilation (tests/test_bayes_loglinear).
+@dataclass
+class _Compiled:
+    model: Any
+    compiled: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_CACHE_SIZE = 8
+_COMPILED: OrderedDict[tuple, _Compiled] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def clear_compiled_cache() -> None:
+    """Forget the compiled models kept by :func:`fit_bayes_loglinear` (frees their memory)."""
+    with _CACHE_LOCK:
+        _COMPILED.clear()
+
+
+def _data_values(model: Any) -> dict[str, np.ndarray]:
+    return {v.name: v.get_value() for v in model.data_vars}
+
+
+def _sample_nutpie_cached(key: tuple, model: Any, draws: int, tune: int, chains: int,
+                          cores: int | None, target_accept: float, seed: int, progressbar: bool,
+                          nuts_kwargs: dict[str, Any]) -> Any:
+    """Sample ``model`` with nutpie through the compiled-model cache; ``None`` if the sampler
+    options need :func:`pymc.sample` (a custom compile backend)."""
+    import nutpie
+    import pymc as pm
+    from arviz import dict_to_dataset
+    from arviz.data.base import make_attrs
+    from pymc.backends import arviz as pm_arviz
+
+    if {"backend", "gradient_backend"} & set(nuts_kwargs):
+        return None
+    with _CACHE_LOCK:
+        entry = _COMPILED.get(key)
+        if entry is not None:
+            _COMPILED.move_to_end(key)
+    if entry is None:
+        entry = _Compiled(model, nutpie.compile_pymc_model(model))
+        with _CACHE_LOCK:
+            _COMPILED[key] = entry
+            while len(_COMPILED) > _CACHE_SIZE:
+                _COMPILED.popitem(last=False)
+    # one fit at a time per compiled model (its PyMC model's data are set for the fit); a
+    # concurrent fit of the same graph compiles its own copy rather than wait
+    if not entry.lock.acquire(blocking=False):
+        entry = _Compiled(model, nutpie.compile_pymc_model(model))
+        entry.lock.acquire()
+    try:
+        values = _data_values(model)
+        if entry.model is not model:
+            pm.set_data(values, model=entry.model)
+        compiled = entry.compiled.with_data(**values)
+        if cores is not None:
+            nuts_kwargs.setdefault("cores", cores)
+        t0 = time.time()
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+                              target_accept=target_accept, seed=seed, progress_bar=progressbar,
+                              **nuts_kwargs)
+        t_sample = time.time() - t0
+        # the groups pymc.sample adds to nutpie's trace
+        coords, dims = pm_arviz.coords_and_dims_for_inferencedata(entry.model)
+        groups = {name: dict_to_dataset(found(entry.model), library=pm, coords=coords, dims=dims,
+                                        default_dims=[])
+                  for name, found in (("constant_data", pm_arviz.find_constants),
+                                      ("observed_data", pm_arviz.find_observations))}
+    finally:
+        entry.lock.release()
+    for k, v in make_attrs({"sampling_time": t_sample, "tuning_steps": tune},
+                           library=nutpie).items():
+        idata.posterior.attrs[k] = v
+    idata.add_groups(groups, coords=coords, dims=dims)
+    return idata
