@@ -11,11 +11,21 @@ on the cost of conting's algorithm. Its effective sample size for N is printed t
 what makes conting's HIV_Rome_4 and UK_5 rows differ, because most of those populations is
 unseen.
 
-Run: python benchmarks/bench_bma.py
+``--speed REV`` times ``fit_loglinear_bma`` on simulated 5-, 6- and 8-list tables like the
+coverage study's (N = 2000) against the module as it was at git revision ``REV`` (loaded in the
+same process, so both timings share the machine's load), and prints the ratio and how far the
+results differ (same kept models, n_hat, interval, posterior mean).
+
+Run: python benchmarks/bench_bma.py [--speed REV [--cells independence:6,...]]
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,7 +106,63 @@ def main() -> list[dict]:
     return rows
 
 
+SPEED_CELLS = ("independence:5", "positive:5", "independence:6", "positive:6", "negative:6",
+               "independence:8", "heterogeneity:8", "sparse:8")
+
+
+def _module_at(rev: str):
+    """``tipstat.models.bma`` as it was at git revision ``rev`` (a module beside the current one)."""
+    root = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["git", "show", f"{rev}:tipstat/models/bma.py"], cwd=root, check=True,
+                          capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "bma_baseline.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("tipstat.models._bma_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def speed(rev: str, cells: tuple[str, ...] = SPEED_CELLS, seed: int = 1) -> list[dict]:
+    """Per-fit time of the current code against revision ``rev`` on simulated tables."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tipstat.simulate_populations import populations, scenario
+
+    base = _module_at(rev)
+    fit_loglinear_bma(tipstat.datasets.load("Korea_3"), seed=1)  # imports
+    rows = []
+    for cell in cells:
+        name, k = cell.split(":")
+        h = populations(n=2000, seed=seed, **scenario(name, k=int(k))).histories
+        t0 = time.perf_counter()
+        old = base.fit_loglinear_bma(h, seed=1)
+        t_old = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        new = fit_loglinear_bma(h, seed=1)
+        t_new = time.perf_counter() - t0
+        mo, mn = old.diagnostics["models"], new.diagnostics["models"]
+        rows.append({
+            "cell": cell, "search": new.diagnostics["search"], "kept": len(mn),
+            "same_kept": set(mo.model) == set(mn.model), "old_s": t_old, "new_s": t_new,
+            "ratio": t_old / t_new, "n_hat": (old.n_hat, new.n_hat), "ci_old": old.ci,
+            "ci_new": new.ci, "mean_rel_diff": new.diagnostics["mean"] / old.diagnostics["mean"] - 1,
+            "ess": (old.diagnostics["ess"], new.diagnostics["ess"]),
+        })
+        print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in rows[-1].items()), flush=True)
+    return rows
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--speed", metavar="REV", help="time against tipstat/models/bma.py at REV")
+    parser.add_argument("--cells", default=",".join(SPEED_CELLS))
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.speed:
+        speed(args.speed, tuple(args.cells.split(",")), args.seed)
+        sys.exit()
     for row in main():
         print("  ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in row.items()))

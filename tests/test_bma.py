@@ -221,3 +221,33 @@ def test_in_compare():
                             seed=1)
     frame = table.to_frame() if hasattr(table, "to_frame") else table
     assert "loglinear_bma" in set(frame["method"])
+
+
+@pytest.mark.parametrize(("dataset", "prior", "covariates"),
+                         [("HIV_Rome_4", "SBH", False), ("UK_5", "SBH", False),
+                          ("UK_5", "UIP", False), ("Spina_3", "SBH", True)])
+def test_batched_laplace_matches_one_model_fits(dataset, prior, covariates):
+    # the enumeration fits every model in batches (_laplace_enumerated); each model's mode and
+    # Laplace evidence equal the one-model Newton's from the same warm start (its parent's
+    # mode) to rounding, so the pruning keeps the same models
+    s = bma_model_space(tipstat.datasets.load(dataset), covariates=covariates)
+    models = bma._enumerate(s, 10**5)
+    full = np.arange(s.X.shape[1])
+    start = np.zeros(len(full))
+    start[0] = np.log(s.y[~s.missing].mean())
+    full_mode, _ = bma._Posterior(s, full, "UIP", 0.001, 0.001).mode(start)
+    batched = bma._laplace_enumerated(s, models, full_mode, prior, 0.001, 0.001, chunk=100)
+    one: dict = {}
+    for m in models:
+        cols = s.cols(m)
+        post = bma._Posterior(s, cols, prior, 0.001, 0.001)
+        start = full_mode[cols]
+        if m:
+            par = np.zeros(len(full))
+            par[s.cols(bma._parent(m))] = one[bma._parent(m)].mode
+            start = par[cols]
+        one[m] = bma._laplace(post, start)
+        assert batched[m].log_laplace == pytest.approx(one[m].log_laplace, abs=1e-9)
+        np.testing.assert_allclose(batched[m].mode, one[m].mode, atol=1e-9)
+        np.testing.assert_allclose(bma._covariance(post, batched[m].mode), one[m].cov,
+                                   rtol=1e-8, atol=1e-12)

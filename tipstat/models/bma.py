@@ -34,9 +34,11 @@ posterior mode with the Laplace covariance), and the posterior of N is the evide
 mixture of the models' importance-weighted draws. Model spaces up to ``max_models`` are
 enumerated (a 5-list all-two-way space has 1,024 models, a 6-list one 32,768); models whose
 Laplace evidences add up to less than ``prune`` (default 1e-4) of the posterior mass are dropped
-(the number is reported). Larger spaces are explored by a
-Metropolis walk over models (add or drop one term, Laplace evidence) and the averaging is over
-the models it visits.
+(the number is reported); an enumerated space's Laplace fits are computed in batches of
+models with as many columns (vectorised Newton, each model warm-started from its parent's mode as
+the one-model code does, so the evidences agree with it to rounding). Larger spaces are explored
+by a Metropolis walk over models (add or drop one term, Laplace evidence) and the averaging is
+over the models it visits.
 """
 
 from __future__ import annotations
@@ -292,7 +294,7 @@ def _enumerate(space: ModelSpace, limit: int) -> list[frozenset[int]] | None:
 class _ModelFit:
     log_laplace: float
     mode: np.ndarray
-    cov: np.ndarray
+    cov: np.ndarray | None             # None until needed (batched enumeration)
     log_evidence: float = math.nan
     weights: np.ndarray | None = None   # normalised importance weights
     mu0: np.ndarray | None = None       # expected unseen count per draw
@@ -387,6 +389,198 @@ def _laplace(post: _Posterior, start: np.ndarray) -> _ModelFit:
     _, logdet = np.linalg.slogdet(H)
     log_lap = f + 0.5 * len(mode) * math.log(2 * math.pi) - 0.5 * logdet
     return _ModelFit(log_lap, mode, np.linalg.inv(H))
+
+
+class _Batch:
+    """Log posteriors of many models of one space at once, models with as many columns.
+
+    Model ``i`` uses the columns ``cols[i]`` of ``X`` (increasing, the intercept first). The
+    arithmetic is that of :class:`_Posterior` (same prior, same modified Hessian; the same line
+    search and stopping rule in :func:`_laplace_many`), so a model's mode and Laplace evidence
+    agree with the one-model code to rounding.
+    """
+
+    def __init__(self, space: ModelSpace, cols: np.ndarray, prior: str, a: float, b: float):
+        obs = ~space.missing
+        self.Xo = np.ascontiguousarray(space.X[obs][:, cols].transpose(1, 0, 2))  # (m, n, p)
+        self.XoT = np.ascontiguousarray(self.Xo.transpose(0, 2, 1))
+        self.yo = space.y[obs]
+        self.const = -float(np.sum(special.gammaln(self.yo + 1)))
+        self.prior, self.a, self.b = prior, a, b
+        self.P = space.R[cols[:, :, None], cols[:, None, :]]   # intercept row and column zero
+        self.q = float(cols.shape[1] - 1)
+        half_logdet = 0.5 * np.linalg.slogdet(self.P[:, 1:, 1:])[1] if self.q else 0.0
+        if prior == "UIP":
+            self.prior_const = half_logdet - 0.5 * self.q * math.log(2 * math.pi)
+        else:
+            self.prior_const = (special.gammaln((a + self.q) / 2) - special.gammaln(a / 2)
+                                - 0.5 * self.q * math.log(math.pi * b) + half_logdet)
+        self.prior_const = np.broadcast_to(self.prior_const, (len(cols),))
+
+    def _eta(self, beta: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.minimum(np.matmul(self.Xo[rows], beta[:, :, None])[:, :, 0], 700.0)
+
+    def logpost(self, beta: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Log posterior of models ``rows`` at ``beta`` (one row of parameters per model)."""
+        eta = self._eta(beta, rows)
+        ll = eta @ self.yo - np.exp(eta).sum(axis=1) + self.const
+        s = np.einsum("mi,mij,mj->m", beta, self.P[rows], beta)
+        if self.prior == "UIP":
+            lp = -0.5 * s
+        else:
+            lp = -0.5 * (self.a + self.q) * np.log1p(s / self.b)
+        return ll + lp + self.prior_const[rows]
+
+    def grad_hess(self, beta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian, the exact one where positive definite, else the modified one."""
+        mu = np.exp(self._eta(beta, rows))
+        XoT, P = self.XoT[rows], self.P[rows]
+        g = np.matmul(XoT, (self.yo - mu)[:, :, None])[:, :, 0]
+        H = np.matmul(XoT * mu[:, None, :], self.Xo[rows])
+        Pb = np.einsum("mij,mj->mi", P, beta)
+        if self.prior == "UIP":
+            g -= Pb
+            H += P
+        else:
+            s = np.einsum("mi,mi->m", beta, Pb)
+            c = (self.a + self.q) / (self.b + s)
+            g -= c[:, None] * Pb
+            H += c[:, None, None] * P
+            rank1 = (2 * c / (self.b + s))[:, None, None] * (Pb[:, :, None] * Pb[:, None, :])
+            H -= rank1
+            for i in _not_pd(H):
+                H[i] += rank1[i]
+        return g, H
+
+
+def _not_pd(H: np.ndarray) -> list[int]:
+    """Indices of the matrices of a stack whose Cholesky factorisation fails."""
+    try:
+        np.linalg.cholesky(H)
+        return []
+    except np.linalg.LinAlgError:
+        bad = []
+        for i in range(len(H)):
+            try:
+                np.linalg.cholesky(H[i])
+            except np.linalg.LinAlgError:
+                bad.append(i)
+        return bad
+
+
+def _laplace_many(batch: _Batch, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Modes and Laplace log evidences of the models of ``batch`` (as :func:`_laplace` each).
+
+    ``start`` is (models x columns of each model). Damped Newton with the
+    exact Hessian where it is positive definite (else the modified one), step halving until the
+    log posterior does not fall, stopping after the step where the log posterior changed by
+    less than 1e-10 and no parameter moved by 1e-8: the rules of :meth:`_Posterior.mode`.
+    """
+    beta = start.copy()
+    m = len(beta)
+    rows = np.arange(m)
+    f = batch.logpost(beta, rows)
+    active = rows
+    for _ in range(200):
+        if not len(active):
+            break
+        b_a = beta[active]
+        g, H = batch.grad_hess(b_a, active)
+        step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
+        t = np.ones(len(active))
+        new = b_a.copy()
+        fn = np.empty(len(active))
+        pending = np.arange(len(active))
+        while len(pending):
+            cand = b_a[pending] + t[pending, None] * step[pending]
+            fc = batch.logpost(cand, active[pending])
+            done = (fc >= f[active[pending]] - 1e-10) | (t[pending] < 1e-8)
+            new[pending[done]] = cand[done]
+            fn[pending[done]] = fc[done]
+            pending = pending[~done]
+            t[pending] *= 0.5
+        f_old = f[active]
+        beta[active] = new
+        f[active] = fn
+        moved = np.max(np.abs(t[:, None] * step), axis=1)
+        conv = (np.abs(fn - f_old) < 1e-10) & (moved < 1e-8)
+        active = active[~conv]
+    _, H = batch.grad_hess(beta, rows)
+    f = batch.logpost(beta, rows)
+    log_lap = f + 0.5 * beta.shape[1] * math.log(2 * math.pi) - 0.5 * np.linalg.slogdet(H)[1]
+    return beta, log_lap
+
+
+def _laplace_enumerated(space: ModelSpace, models: list[frozenset[int]], full_mode: np.ndarray,
+                        prior: str, a: float, b: float, chunk: int = 2048
+                        ) -> dict[frozenset[int], _ModelFit]:
+    """Laplace fits of every enumerated model, in batches of models with as many terms.
+
+    Each model starts from the mode of its parent (the model without its last term, one level
+    down), the empty model from the maximal model's mode: the warm starts of the one-model code.
+    The covariances are left to :func:`_covariance` (only the models kept after pruning need
+    them).
+    """
+    n_par = space.X.shape[1]
+    index = {m: i for i, m in enumerate(models)}
+    cols = [space.cols(m) for m in models]
+    modes = np.zeros((len(models), n_par))      # zero outside the model's columns
+    log_lap = np.empty(len(models))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, m in enumerate(models):
+        groups.setdefault((len(m), len(cols[i])), []).append(i)
+    for key in sorted(groups):
+        idx = np.array(groups[key])
+        for lo in range(0, len(idx), chunk):
+            part = idx[lo:lo + chunk]
+            c = np.array([cols[i] for i in part])
+            rows = np.arange(len(part))[:, None]
+            if key[0] == 0:
+                start = full_mode[c]
+            else:
+                start = modes[[index[_parent(models[i])] for i in part]][rows, c]
+            mode, log_lap[part] = _laplace_many(_Batch(space, c, prior, a, b), start)
+            modes[part[:, None], c] = mode
+    return {m: _ModelFit(float(log_lap[i]), modes[i, cols[i]], None)
+            for i, m in enumerate(models)}
+
+
+def _parent(model: frozenset[int]) -> frozenset[int]:
+    """The model without its highest term (by order, then mask)."""
+    return model - {max(model, key=lambda t: (bin(t).count("1"), t))}
+
+
+def _covariance(post: _Posterior, mode: np.ndarray) -> np.ndarray:
+    """Inverse of the Hessian at the mode, as :meth:`_Posterior.mode` returns it."""
+    _, H = post.grad_hess(mode, modified=False)
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        _, H = post.grad_hess(mode, modified=True)
+    return np.linalg.inv(H)
+
+
+#: Laplace posterior probability from which an enumerated model gets all ``draws``
+FULL_DRAWS_MASS = 1e-3
+#: fewest importance draws of an enumerated model
+MIN_DRAWS = 200
+
+
+def _allocate(draws: int, prob: float) -> int:
+    """Importance draws of an enumerated model of Laplace posterior probability ``prob``.
+
+    ``draws`` from :data:`FULL_DRAWS_MASS` up, ``draws * prob / FULL_DRAWS_MASS`` below (at
+    least :data:`MIN_DRAWS`). The Monte Carlo variance of a model-averaged quantity is about
+    ``sum_m p_m^2 s^2 / n_m`` (``s^2`` a per-draw variance, covering both the model's draws and
+    its importance-sampled evidence); with ``n_m`` proportional to ``p_m`` below the threshold
+    the models there add at most ``FULL_DRAWS_MASS * s^2 / draws`` times their total mass, so
+    the variance stays within a few percent of giving every model ``draws``. A 6-list
+    all-two-way space whose mass is spread over 20,000 kept models (simulated independent
+    lists, N = 2000) then needs 5.2 million draws instead of 79 million, for +1% variance.
+    """
+    if prob >= FULL_DRAWS_MASS:
+        return draws
+    return min(draws, max(MIN_DRAWS, round(draws * prob / FULL_DRAWS_MASS)))
 
 
 def _importance(post: _Posterior, fit: _ModelFit, draws: int, df: float,
@@ -491,8 +685,10 @@ def fit_loglinear_bma(
     interval : {"hpd", "equal"}
         Highest-posterior-density interval (as conting's ``total_pop``) or equal-tailed.
     draws : int
-        Importance draws per model (with a walk, a model visited ``v`` times gets
-        ``max(500, draws * v / most visits)``).
+        Importance draws per model. An enumerated model whose Laplace posterior probability
+        ``p`` is below 1e-3 gets ``max(200, draws * p / 1e-3)`` (the Monte Carlo variance of the
+        average grows by a few percent at most, see ``_allocate``); with a walk, a model visited
+        ``v`` times gets ``max(500, draws * v / most visits)``.
     seed : int, optional
         Seeds the importance draws (each model's stream is derived from the seed and the model,
         so results do not depend on the order of evaluation) and the draws of the unseen count.
@@ -552,30 +748,31 @@ def fit_loglinear_bma(
     beta0[0] = math.log(max(space.y[~space.missing].mean(), 0.5))
     full_mode, _ = start_post.mode(beta0)
 
-    cache: dict[frozenset[int], tuple[_Posterior, _ModelFit]] = {}
+    cache: dict[frozenset[int], _ModelFit] = {}
+    posts: dict[frozenset[int], _Posterior] = {}
+
+    def posterior(model: frozenset[int]) -> _Posterior:
+        if model not in posts:
+            posts[model] = _Posterior(space, space.cols(model), prior, a, b)
+        return posts[model]
 
     def laplace(model: frozenset[int], near: frozenset[int] | None = None) -> _ModelFit:
         """Laplace fit of a model, warm-started from a neighbour's mode when one is cached."""
         if model not in cache:
             cols = space.cols(model)
-            post = _Posterior(space, cols, prior, a, b)
             start = full_mode[cols]
             if near is not None and near in cache:
                 full = np.zeros(space.X.shape[1])
-                full[space.cols(near)] = cache[near][1].mode
+                full[space.cols(near)] = cache[near].mode
                 start = full[cols]
-            cache[model] = (post, _laplace(post, start))
-        return cache[model][1]
-
-    def parent(model: frozenset[int]) -> frozenset[int] | None:
-        return model - {max(model, key=lambda t: (bin(t).count("1"), t))} if model else None
+            cache[model] = _laplace(posterior(model), start)
+        return cache[model]
 
     models = _enumerate(space, max_models)
     if models is not None:
         search = "enumeration"
         n_space: float = len(models)
-        for m in models:
-            laplace(m, parent(m))
+        cache.update(_laplace_enumerated(space, models, full_mode, prior, a, b))
         visits = None
     else:
         search = "walk"
@@ -606,11 +803,18 @@ def fit_loglinear_bma(
     n_pruned = len(models) - len(kept)
 
     top_visits = max(visits.values()) if visits else 1
-    for m in kept:
-        post, fit = cache[m]
-        # with a walk, rarely visited models get fewer draws (at least 500)
-        n_draws = (int(draws) if visits is None
-                   else max(500, round(int(draws) * visits[m] / top_visits)))
+    kept_p = [lap_p[i] for i in range(len(models)) if i not in dropped]
+    for m, pm in zip(kept, kept_p, strict=True):
+        post, fit = posterior(m), cache[m]
+        if fit.cov is None:
+            fit.cov = _covariance(post, fit.mode)
+        if visits is None:
+            # models below FULL_DRAWS_MASS of Laplace probability get draws in proportion
+            # to it (at least MIN_DRAWS): see _allocate
+            n_draws = _allocate(int(draws), float(pm))
+        else:
+            # with a walk, rarely visited models get fewer draws (at least 500)
+            n_draws = max(500, round(int(draws) * visits[m] / top_visits))
         if base_seed is None:
             rng = np.random.default_rng()
         else:
@@ -618,14 +822,14 @@ def fit_loglinear_bma(
             rng = np.random.default_rng([base_seed, key])
         _importance(post, fit, n_draws, proposal_df, rng, inflate=1.2)
 
-    log_ev = np.array([cache[m][1].log_evidence for m in kept])
+    log_ev = np.array([cache[m].log_evidence for m in kept])
     probs = np.exp(log_ev - log_ev.max())
     probs /= probs.sum()
     n_obs = space.n_observed
     pois_rng = np.random.default_rng(None if base_seed is None else [base_seed, 2**40])
     values, weights, per_model_median = [], [], []
     for m, pm in zip(kept, probs, strict=True):
-        fit = cache[m][1]
+        fit = cache[m]
         n0 = pois_rng.poisson(np.minimum(fit.mu0, 1e15))
         values.append(n_obs + n0)
         weights.append(pm * fit.weights)
@@ -648,11 +852,11 @@ def fit_loglinear_bma(
         "log_evidence": log_ev,
         "probability": probs,
         "n_median": per_model_median,
-        "ess": [cache[m][1].ess for m in kept],
+        "ess": [cache[m].ess for m in kept],
     }).sort_values("probability", ascending=False, ignore_index=True)
     incl = {space.label(t): float(sum(p for m, p in zip(kept, probs, strict=True) if t in m))
             for t in space.optional}
-    min_ess = float(min(cache[m][1].ess for m, p in zip(kept, probs, strict=True) if p > 0.01))
+    min_ess = float(min(cache[m].ess for m, p in zip(kept, probs, strict=True) if p > 0.01))
 
     rs_rng = np.random.default_rng(None if base_seed is None else [base_seed, 2**41])
     resample = rs_rng.choice(vals, size=4000, p=wts)
