@@ -189,19 +189,19 @@ METHODS = [
            ("fit_closedp_model", "tipstat.models.heterogeneity")),
     Method("mth_darroch", "closedp Mth Darroch heterogeneity model (profile CI)",
            ("fit_closedp_model", "tipstat.models.heterogeneity")),
-    # K = 6 enumerates all decomposable graphs (about 2 s per fit, 2026-11-22); K = 8 would
-    # need its graph MCMC: not run
+    # K <= 6 enumerates all decomposable graphs (about 2 s per fit), K = 8 samples them by
+    # MCMC (14,000 steps per chain: 0.5-6.5 s per fit; measured 2026-11-22)
     Method("graphical", "Bayesian decomposable graphical models (dga)",
-           ("fit_graphical", "tipstat.models.graphical"), max_k=6),
+           ("fit_graphical", "tipstat.models.graphical"), max_k=8),
     Method("latent_class", "Bayesian latent-class model (LCMCR)",
            ("fit_latent_class", "tipstat.models.latent_class"), max_k=8),
     Method("bayes_loglinear", "Bayesian log-linear, all two-way terms, horseshoe prior",
            ("fit_bayes_loglinear", "tipstat.models.bayes_loglinear"), max_k=8),
-    # K = 6 enumerates 32,768 models (117-146 s per fit, measured 2026-11-22) and K = 8 walks
-    # over 2^28 (106 s for the default 5,000 steps, docs/bayesian.md): too slow for 200
-    # replicates, so the study stops at K = 5 (0.1-7 s per fit)
+    # K = 6 enumerates 32,768 models (batched Laplace fits since session 4: 6-19 s per fit,
+    # was 85-340 s), K = 8 walks over 2^28 (the default 5,000 steps: 4-6 s per fit on the
+    # simulated tables; measured 2026-11-22)
     Method("loglinear_bma", "Bayesian averaging over hierarchical log-linear models (conting)",
-           ("fit_loglinear_bma", "tipstat.models.bma"), max_k=5),
+           ("fit_loglinear_bma", "tipstat.models.bma"), max_k=8),
 ]
 
 
@@ -649,7 +649,13 @@ def main() -> None:
         df = df.round({"n_hat": 3, "lower": 3, "upper": 3, "seconds": 4})
         df.to_csv(raw, index=False)
     order = {m.name: i for i, m in enumerate(METHODS)}
-    summary = summarise(df).sort_values("method", key=lambda c: c.map(order), kind="stable")
+    cell_order = {c: i for i, c in enumerate(CELLS)}
+    summary = summarise(df)
+    summary = summary.assign(
+        _m=summary.method.map(order),
+        _c=[cell_order.get((s, int(k)), len(CELLS))
+            for s, k in zip(summary.scenario, summary.k, strict=True)],
+    ).sort_values(["_m", "_c"], kind="stable").drop(columns=["_m", "_c"])
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary.round(3).to_string(index=False), flush=True)
     ic_path = out.parent / "validation_ic.csv.gz"
