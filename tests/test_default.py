@@ -41,6 +41,20 @@ def test_is_the_bic_model_average_with_buckland_interval(load_shared):
     assert est.ci[1] - est.ci[0] > 2 * (best.ci[1] - best.ci[0])
 
 
+@pytest.mark.parametrize(("name", "status"), [("Netherlands_5", "extended"), ("UK_5", "ok")])
+def test_status_is_the_best_models_and_extended_weight_is_reported(load_shared, name, status):
+    # Netherlands_5's best BIC model has an extended MLE (zero fitted cells): the average says
+    # so instead of "ok"; the share of weight on extended fits comes from the candidate table
+    h = load_shared(name)
+    est = tipstat.estimate_population(h)
+    cand = est.diagnostics["candidates"]
+    assert est.status == status == cand.status.iloc[0]
+    share = float(cand.weight[cand.status == "extended"].sum())
+    assert est.diagnostics["extended_weight"] == pytest.approx(share, abs=1e-12)
+    assert 0 < share < 1
+    assert est.ok
+
+
 def test_assumption_warnings_are_attached():
     # Kosovo 1999: the best two-way model does not fit (G2 = 39.9 on 5 df); the default says so
     h = tipstat.datasets.load("Kosovo_4")

@@ -561,7 +561,9 @@ def select_loglinear(
         Report the AIC/BIC model average ``sum w_m N_m`` (weights ``exp(-Delta_m/2)``
         normalised) over the searched models instead of the best model; its interval is
         log-normal from Buckland's unconditional SE. Needs ``"aic"`` or ``"bic"``. The
-        deviance, df, AIC and BIC reported are the best model's.
+        deviance, df, AIC, BIC and status reported are the best model's (status
+        ``"extended"`` when its MLE is extended); ``diagnostics["extended_weight"]`` is the
+        share of the weight held by models with extended MLEs.
     ci : {"profile", "profile_rcapture", "wald", "lognormal", "none"}, optional
         Interval of the selected model, conditional on the selection (for intervals that carry
         the selection step use :func:`tipstat.bootstrap`). Default: ``"wald"`` (log-normal,
@@ -663,10 +665,12 @@ def select_loglinear(
         else:
             interval = (math.nan, math.nan)
         diag["model_averaged"] = True
+        diag["extended_weight"] = float(np.sum(w[ok & (tab.status == "extended")]))
         return Estimate(n_hat=n_avg, ci=interval, level=level, n_observed=n_obs, method=method,
                         model=f"{criterion.upper()} average of {int(ok.sum())} models "
                               f"(best {space.label(sel.model)})",
-                        status="ok", ci_method="lognormal (Buckland SE)", se=se_avg,
+                        status="extended" if est.status == "extended" else "ok",
+                        ci_method="lognormal (Buckland SE)", se=se_avg,
                         # goodness of fit of the best model, so that lack-of-fit checks
                         # (tipstat.validate.assumption_warnings) apply to the average too
                         deviance=est.deviance, df=est.df, aic=est.aic, bic=est.bic,
