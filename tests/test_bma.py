@@ -279,6 +279,7 @@ def test_batched_importance_inputs_equal_one_model_ones(prior):
     by_size: dict = {}
     for m in models:
         by_size.setdefault(len(s.cols(m)), []).append(m)
+    assert bma._model_labels(s, models) == [s.model_label(m) for m in models]
     rng = np.random.default_rng(5)
     for group in by_size.values():
         posts = bma._Posterior.many(s, np.array([s.cols(m) for m in group]), prior, 0.001, 0.001)

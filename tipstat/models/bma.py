@@ -981,7 +981,7 @@ def fit_loglinear_bma(
     ess = float(1.0 / np.sum(wts**2))
 
     table = pd.DataFrame({
-        "model": [space.model_label(m) for m in kept],
+        "model": _model_labels(space, kept),
         "n_terms": [len(m) for m in kept],
         "log_evidence": log_ev,
         "probability": probs,
@@ -1021,6 +1021,17 @@ def fit_loglinear_bma(
         se=sd, diagnostics=diagnostics, draws=resample, idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+
+
+def _model_labels(space: ModelSpace, models: list[frozenset[int]]) -> list[str]:
+    """:meth:`ModelSpace.model_label` of many models, each term's label made once.
+
+    ``space.optional`` is ordered by order then mask, the order ``model_label`` sorts by.
+    """
+    label = {t: space.label(t) for t in space.optional}
+    rank = {t: i for i, t in enumerate(space.optional)}
+    return ["[" + ", ".join(label[t] for t in sorted(m, key=rank.__getitem__)) + "]" if m
+            else "[independence]" for m in models]
 
 
 def _hier_ok(space: ModelSpace, model: frozenset[int]) -> bool:
