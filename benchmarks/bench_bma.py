@@ -17,11 +17,12 @@ same process, so both timings share the machine's load), and prints the ratio an
 results differ (same kept models, n_hat, interval, posterior mean; ``identical``: the n_hat,
 intervals, resampled draws and every model's log evidence, probability, ESS and median of N are
 bit for bit the same; ``max_rel_diff``: the largest relative difference among those numbers).
-Against 06ec68d (the batched Laplace fits), the stacked covariances, in-place log posteriors,
-single sort of the pooled draws and one BLAS thread made fits 1.6-1.9x faster at K = 6
-(independence 19.4 -> 10.1 s, positive 7.6 -> 4.8 s, negative 6.8 -> 4.3 s), 2.3-3.9x at K = 5
-and 3.3x on the K = 8 walk, on a 2-core machine busy with another job (``--speed 06ec68d``);
-the enumerated fits are bit for bit identical, the walk's within 6e-14 (BLAS threads).
+Against 06ec68d (the batched Laplace fits), the stacked covariances and importance sampling,
+in-place log posteriors, single sort of the pooled draws and one BLAS thread made fits 1.6-2.1x
+faster at K = 6 (independence 16.6 -> 7.8 s, positive 7.3 -> 3.7 s, negative 6.2 -> 4.0 s),
+3.7-4.4x at K = 5 and 2.4-3.0x on the K = 8 walk, on a 2-core machine busy with another job
+(``--speed 06ec68d``); the enumerated fits are bit for bit identical, the walk's within 1.1e-13
+(BLAS threads split the larger models' products differently; with one thread for both, equal).
 
 Run: python benchmarks/bench_bma.py [--speed REV [--cells independence:6,...]]
 """

@@ -292,6 +292,18 @@ def test_batched_importance_inputs_equal_one_model_ones(prior):
             np.testing.assert_array_equal(cov, bma._covariance(one, fits[m].mode))
             B = fits[m].mode + 0.1 * rng.standard_normal((300, len(fits[m].mode)))
             np.testing.assert_array_equal(post.logpost(B), _old_logpost(one, B))
+        # stacked importance sampling (each model's generator as before) against one model at
+        # a time: same evidences, weights, ESS and unseen means
+        for m, cov in zip(group, covs, strict=True):
+            fits[m].cov = cov
+        stacked = [bma._ModelFit(fits[m].log_laplace, fits[m].mode, fits[m].cov) for m in group]
+        bma._importance_many(posts, stacked, 300, 4.0,
+                             [np.random.default_rng([7, i]) for i in range(len(group))], 1.2)
+        for i, (m, post, fit) in enumerate(zip(group, posts, stacked, strict=True)):
+            bma._importance(post, fits[m], 300, 4.0, np.random.default_rng([7, i]), 1.2)
+            assert (fit.log_evidence, fit.ess) == (fits[m].log_evidence, fits[m].ess)
+            np.testing.assert_array_equal(fit.weights, fits[m].weights)
+            np.testing.assert_array_equal(fit.mu0, fits[m].mu0)
 
 
 def test_pooled_summaries_equal_sorting_every_draw():
