@@ -251,3 +251,90 @@ def test_batched_laplace_matches_one_model_fits(dataset, prior, covariates):
         np.testing.assert_allclose(batched[m].mode, one[m].mode, atol=1e-9)
         np.testing.assert_allclose(bma._covariance(post, batched[m].mode), one[m].cov,
                                    rtol=1e-8, atol=1e-12)
+
+
+def _old_logpost(post, B):
+    # bma._Posterior.logpost before it updated its intermediates in place (revision 6d66c2c)
+    eta = np.minimum(B @ post.Xo.T, 700.0)
+    ll = eta @ post.yo - np.exp(eta).sum(axis=1) + post.const
+    Bq = B[:, 1:]
+    s = np.sum((Bq @ post.P) * Bq, axis=1)
+    lp = -0.5 * s if post.prior == "UIP" else -0.5 * (post.a + post.q) * np.log1p(s / post.b)
+    return ll + lp + post.prior_const
+
+
+@pytest.mark.parametrize("prior", ["SBH", "UIP"])
+def test_batched_importance_inputs_equal_one_model_ones(prior):
+    # fit_loglinear_bma builds the kept models' posteriors (_Posterior.many) and covariances
+    # (_covariances) in stacks of models with as many columns; every number equals the
+    # one-model code's bit for bit, so the importance draws, weights and evidences are those of
+    # the previous implementation (UK_5: 1,024 models)
+    s = bma_model_space(tipstat.datasets.load("UK_5"))
+    models = bma._enumerate(s, 10**5)
+    full = np.arange(s.X.shape[1])
+    start = np.zeros(len(full))
+    start[0] = np.log(s.y[~s.missing].mean())
+    full_mode, _ = bma._Posterior(s, full, "UIP", 0.001, 0.001).mode(start)
+    fits = bma._laplace_enumerated(s, models, full_mode, prior, 0.001, 0.001)
+    by_size: dict = {}
+    for m in models:
+        by_size.setdefault(len(s.cols(m)), []).append(m)
+    assert bma._model_labels(s, models) == [s.model_label(m) for m in models]
+    rng = np.random.default_rng(5)
+    for group in by_size.values():
+        posts = bma._Posterior.many(s, np.array([s.cols(m) for m in group]), prior, 0.001, 0.001)
+        covs = bma._covariances(posts, np.array([fits[m].mode for m in group]))
+        for m, post, cov in zip(group, posts, covs, strict=True):
+            one = bma._Posterior(s, s.cols(m), prior, 0.001, 0.001)
+            for name in ("Xo", "Xm", "yo", "P"):
+                np.testing.assert_array_equal(getattr(post, name), getattr(one, name))
+            assert (post.const, post.prior_const, post.q) == (one.const, one.prior_const, one.q)
+            np.testing.assert_array_equal(cov, bma._covariance(one, fits[m].mode))
+            B = fits[m].mode + 0.1 * rng.standard_normal((300, len(fits[m].mode)))
+            np.testing.assert_array_equal(post.logpost(B), _old_logpost(one, B))
+        # stacked importance sampling (each model's generator as before) against one model at
+        # a time: same evidences, weights, ESS and unseen means
+        for m, cov in zip(group, covs, strict=True):
+            fits[m].cov = cov
+        stacked = [bma._ModelFit(fits[m].log_laplace, fits[m].mode, fits[m].cov) for m in group]
+        bma._importance_many(posts, stacked, 300, 4.0,
+                             [np.random.default_rng([7, i]) for i in range(len(group))], 1.2)
+        for i, (m, post, fit) in enumerate(zip(group, posts, stacked, strict=True)):
+            bma._importance(post, fits[m], 300, 4.0, np.random.default_rng([7, i]), 1.2)
+            assert (fit.log_evidence, fit.ess) == (fits[m].log_evidence, fits[m].ess)
+            np.testing.assert_array_equal(fit.weights, fits[m].weights)
+            np.testing.assert_array_equal(fit.mu0, fits[m].mu0)
+
+
+def test_pooled_summaries_equal_sorting_every_draw():
+    # the pooled quantiles and HPD sort the draws of N once, by radix sort of their offsets:
+    # the same permutation as a stable argsort, so the same quantiles and interval; one Poisson
+    # call over all models draws the same unseen counts as one call per model
+    rng = np.random.default_rng(2)
+    mu = [rng.gamma(2.0, 200.0, size=n) for n in (200, 4000, 731)]
+    per_model = np.random.default_rng([9, 2**40])
+    one_call = np.random.default_rng([9, 2**40])
+    n0 = np.concatenate([per_model.poisson(x) for x in mu])
+    np.testing.assert_array_equal(n0, one_call.poisson(np.concatenate(mu)))
+    vals = 1000.0 + n0
+    wts = rng.dirichlet(np.ones(len(vals)))
+    order = bma._stable_order(vals)
+    np.testing.assert_array_equal(order, np.argsort(vals, kind="stable"))
+    qs = [0.025, 0.5, 0.975]
+    np.testing.assert_array_equal(bma._wquantile(vals, wts, qs, order), bma._wquantile(vals, wts, qs))
+    assert bma._hpd(vals, wts, 0.95, order) == bma._hpd(vals, wts, 0.95)
+    wide = np.concatenate([vals, [1e6, 5e7]])   # a range beyond 16 bits: argsort
+    np.testing.assert_array_equal(bma._stable_order(wide), np.argsort(wide, kind="stable"))
+
+
+def test_fit_equals_previous_implementation():
+    # UK_5 with seed 1 as fitted by bma.py at revision 6d66c2c (before the stacked covariances,
+    # in-place log posteriors and single sort of the pooled draws)
+    est = fit_loglinear_bma(tipstat.datasets.load("UK_5"), seed=1)
+    d = est.diagnostics
+    assert est.n_hat == 13046 and est.ci == (9719, 27312) and d["equal_tailed"] == (10212, 28835)
+    assert d["mean"] == pytest.approx(16262.93071533165, rel=1e-9)
+    assert est.se == pytest.approx(5845.74231109894, rel=1e-9)
+    assert d["ess"] == pytest.approx(19722.44545631966, rel=1e-9)
+    assert d["models"].log_evidence.iloc[0] == pytest.approx(-103.37157273214724, rel=1e-9)
+    assert len(d["models"]) == 218

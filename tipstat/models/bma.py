@@ -43,6 +43,7 @@ over the models it visits.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ from scipy import special
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
+from .poisson import single_blas_thread
 
 __all__ = ["bma_model_space", "fit_loglinear_bma"]
 
@@ -322,13 +324,53 @@ class _Posterior:
             self.prior_const = (special.gammaln((a + self.q) / 2) - special.gammaln(a / 2)
                                 - 0.5 * self.q * math.log(math.pi * b) + self.half_logdet)
 
+    @classmethod
+    def many(cls, space: ModelSpace, cols: np.ndarray, prior: str, a: float,
+             b: float) -> list[_Posterior]:
+        """The posteriors of models with as many columns, built at once.
+
+        ``cols`` is (models x columns). The design blocks, prior blocks and log determinants are
+        taken for the whole stack (numpy's stacked ``slogdet`` runs the same LAPACK routine on
+        each matrix), so every attribute equals that of ``_Posterior(space, cols[i], ...)``
+        bit for bit.
+        """
+        obs = ~space.missing
+        X = np.ascontiguousarray(space.X[:, cols].transpose(1, 0, 2))   # (models, cells, p)
+        Xo, Xm = X[:, obs], X[:, space.missing]
+        yo = space.y[obs]
+        const = -float(np.sum(special.gammaln(yo + 1)))
+        q = cols.shape[1] - 1
+        P = space.R[cols[:, 1:, None], cols[:, None, 1:]]
+        logdet = np.linalg.slogdet(P)[1] if q else np.zeros(len(cols))
+        out = []
+        for i in range(len(cols)):
+            post = cls.__new__(cls)
+            post.X, post.Xo, post.yo, post.Xm, post.const = X[i], Xo[i], yo, Xm[i], const
+            post.P, post.q, post.prior, post.a, post.b = P[i], q, prior, a, b
+            post.half_logdet = 0.5 * logdet[i] if q else 0.0
+            if prior == "UIP":
+                post.prior_const = post.half_logdet - 0.5 * q * math.log(2 * math.pi)
+            else:
+                post.prior_const = (special.gammaln((a + q) / 2) - special.gammaln(a / 2)
+                                    - 0.5 * q * math.log(math.pi * b) + post.half_logdet)
+            out.append(post)
+        return out
+
     def logpost(self, B: np.ndarray) -> np.ndarray:
-        """Log likelihood plus log prior for rows of ``B`` (draws x params)."""
+        """Log likelihood plus log prior for rows of ``B`` (draws x params).
+
+        The (draws x cells) intermediates are updated in place (the same arithmetic, without
+        allocating a large array per operation).
+        """
         eta = B @ self.Xo.T
-        eta = np.minimum(eta, 700.0)
-        ll = eta @ self.yo - np.exp(eta).sum(axis=1) + self.const
+        np.minimum(eta, 700.0, out=eta)
+        ll = eta @ self.yo
+        ll -= np.exp(eta, out=eta).sum(axis=1)
+        ll += self.const
         Bq = B[:, 1:]
-        s = np.sum((Bq @ self.P) * Bq, axis=1)
+        PB = Bq @ self.P
+        PB *= Bq
+        s = PB.sum(axis=1)
         if self.prior == "UIP":
             lp = -0.5 * s
         else:
@@ -560,6 +602,35 @@ def _covariance(post: _Posterior, mode: np.ndarray) -> np.ndarray:
     return np.linalg.inv(H)
 
 
+def _covariances(posts: list[_Posterior], modes: np.ndarray) -> np.ndarray:
+    """:func:`_covariance` of models with as many columns, as stacked matrix products.
+
+    ``posts`` come from :meth:`_Posterior.many` and ``modes`` is (models x columns). Each
+    product is the one :meth:`_Posterior.grad_hess` forms, with the operands laid out as there
+    (numpy's stacked ``matmul`` calls the same BLAS routine per model), so the covariances equal
+    the one-model ones bit for bit (checked in tests/test_bma.py).
+    """
+    post = posts[0]
+    Xo = np.stack([p.Xo for p in posts])
+    P = np.stack([p.P for p in posts])
+    eta = np.matmul(Xo, modes[:, :, None])[:, :, 0]
+    mu = np.exp(np.minimum(eta, 700.0))
+    H = np.matmul((Xo * mu[:, :, None]).transpose(0, 2, 1), Xo)
+    if post.prior == "UIP":
+        H[:, 1:, 1:] += P
+        return np.linalg.inv(H)
+    bb = modes[:, 1:]
+    Pb = np.matmul(P, bb[:, :, None])[:, :, 0]
+    s = np.matmul(bb[:, None, :], Pb[:, :, None])[:, 0, 0]
+    c = (post.a + post.q) / (post.b + s)
+    H[:, 1:, 1:] += c[:, None, None] * P
+    modified = H.copy()
+    H[:, 1:, 1:] -= (2 * c / (post.b + s))[:, None, None] * (Pb[:, :, None] * Pb[:, None, :])
+    for i in _not_pd(H):
+        H[i] = modified[i]
+    return np.linalg.inv(H)
+
+
 #: Laplace posterior probability from which an enumerated model gets all ``draws``
 FULL_DRAWS_MASS = 1e-3
 #: fewest importance draws of an enumerated model
@@ -591,12 +662,24 @@ def _importance(post: _Posterior, fit: _ModelFit, draws: int, df: float,
     L = np.linalg.cholesky(cov + 1e-12 * np.eye(p))
     z = rng.standard_normal((draws, p))
     w = rng.chisquare(df, draws) / df
-    B = fit.mode + (z @ L.T) / np.sqrt(w)[:, None]
+    B = z @ L.T
+    B /= np.sqrt(w)[:, None]
+    B += fit.mode       # = fit.mode + (z @ L.T) / sqrt(w), in place
     # log density of the multivariate t proposal
     u = np.sum(z**2, axis=1) / w
     logq = (special.gammaln((df + p) / 2) - special.gammaln(df / 2) - 0.5 * p * math.log(df * math.pi)
             - np.sum(np.log(np.diag(L))) - 0.5 * (df + p) * np.log1p(u / df))
     lw = post.logpost(B) - logq
+    _weigh(post, fit, B, lw, draws, df, rng, inflate, adapt)
+
+
+def _weigh(post: _Posterior, fit: _ModelFit, B: np.ndarray, lw: np.ndarray, draws: int,
+           df: float, rng: np.random.Generator, inflate: float, adapt: bool) -> None:
+    """The end of :func:`_importance`: weights, evidence, ESS and unseen means of the draws ``B``.
+
+    ``lw`` holds the log importance ratios of the draws. Where the ESS is below a quarter of
+    the draws (and ``adapt``), one adapted proposal is tried with further draws from ``rng``.
+    """
     m = np.max(lw)
     if adapt:
         wts = np.exp(lw - m)
@@ -621,10 +704,77 @@ def _importance(post: _Posterior, fit: _ModelFit, draws: int, df: float,
     fit.mu0 = np.exp(np.minimum(B @ post.Xm.T, 700.0)).sum(axis=1)
 
 
+def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int, df: float,
+                     rngs: list[np.random.Generator], inflate: float) -> None:
+    """:func:`_importance` of models with as many columns and draws, stacked.
+
+    Each model's normal and chi-square draws come from its own generator, in the order
+    :func:`_importance` takes them, so the streams are unchanged; the proposal factors, the
+    draws of the parameters, the proposal densities and the log posteriors are then computed
+    for the stack (numpy's stacked ``cholesky`` and ``matmul`` run the same LAPACK/BLAS routine
+    per model on operands laid out as in the one-model code), and each model is finished by
+    :func:`_weigh` (with its adaptation step, if any, drawn from its generator as before). The
+    results equal :func:`_importance`'s bit for bit (checked in tests/test_bma.py).
+    """
+    post = posts[0]
+    g, p = len(fits), len(fits[0].mode)
+    cov = np.stack([f.cov for f in fits]) * inflate
+    L = np.linalg.cholesky(cov + 1e-12 * np.eye(p))
+    z = np.empty((g, draws, p))
+    w = np.empty((g, draws))
+    for i, rng in enumerate(rngs):
+        z[i] = rng.standard_normal((draws, p))
+        w[i] = rng.chisquare(df, draws) / df
+    B = np.matmul(z, L.transpose(0, 2, 1))
+    B /= np.sqrt(w)[:, :, None]
+    B += np.stack([f.mode for f in fits])[:, None, :]
+    u = np.sum(z**2, axis=2) / w
+    log_diag = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+    logq = (special.gammaln((df + p) / 2) - special.gammaln(df / 2) - 0.5 * p * math.log(df * math.pi)
+            - log_diag[:, None] - 0.5 * (df + p) * np.log1p(u / df))
+    # the log posteriors of the draws: _Posterior.logpost's arithmetic, stacked
+    Xo = np.stack([q.Xo for q in posts])
+    eta = np.matmul(B, Xo.transpose(0, 2, 1))
+    np.minimum(eta, 700.0, out=eta)
+    ll = np.matmul(eta, post.yo)
+    ll -= np.exp(eta, out=eta).sum(axis=2)
+    ll += post.const
+    Bq = B[:, :, 1:]
+    PB = np.matmul(Bq, np.stack([q.P for q in posts]))
+    PB *= Bq
+    s = PB.sum(axis=2)
+    if post.prior == "UIP":
+        lp = -0.5 * s
+    else:
+        lp = -0.5 * (post.a + post.q) * np.log1p(s / post.b)
+    lw = ll + lp + np.array([q.prior_const for q in posts])[:, None] - logq
+    for i in range(g):
+        _weigh(posts[i], fits[i], B[i], lw[i], draws, df, rngs[i], inflate, adapt=True)
+
+
 # --------------------------------------------------------------------------- summaries
-def _hpd(values: np.ndarray, weights: np.ndarray, level: float) -> tuple[float, float]:
-    """Shortest interval holding ``level`` of a weighted sample (as coda's HPDinterval)."""
-    order = np.argsort(values, kind="stable")
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` for draws of N, by radix sort where it can.
+
+    The draws ``n_obs + n_0`` are whole numbers; when they span fewer than 65,536 values their
+    offsets from the smallest are sorted as 16-bit integers, which numpy sorts stably by radix
+    in linear time. The order (ties kept in input order) is the same permutation.
+    """
+    if len(values):
+        lo, hi = float(values.min()), float(values.max())
+        if hi - lo < 65536 and np.array_equal(values, np.floor(values)):
+            return np.argsort((values - lo).astype(np.uint16), kind="stable")
+    return np.argsort(values, kind="stable")
+
+
+def _hpd(values: np.ndarray, weights: np.ndarray, level: float,
+         order: np.ndarray | None = None) -> tuple[float, float]:
+    """Shortest interval holding ``level`` of a weighted sample (as coda's HPDinterval).
+
+    ``order`` is the stable sorting permutation of ``values`` when already known.
+    """
+    if order is None:
+        order = np.argsort(values, kind="stable")
     v, c = values[order], np.cumsum(weights[order])
     c /= c[-1]
     lo_c = np.concatenate([[0.0], c[:-1]])          # mass strictly below v[i]
@@ -636,14 +786,37 @@ def _hpd(values: np.ndarray, weights: np.ndarray, level: float) -> tuple[float, 
     return float(v[i[best]]), float(v[j[ok][best]])
 
 
-def _wquantile(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
-    order = np.argsort(values, kind="stable")
+def _wquantile(values: np.ndarray, weights: np.ndarray, qs: Sequence[float],
+               order: np.ndarray | None = None) -> np.ndarray:
+    """Weighted quantiles: the first sorted value whose cumulative weight reaches each ``q``.
+
+    ``order`` is the stable sorting permutation of ``values`` when already known.
+    """
+    if order is None:
+        order = np.argsort(values, kind="stable")
     v, c = values[order], np.cumsum(weights[order])
     c /= c[-1]
     return np.array([v[min(np.searchsorted(c, q), len(v) - 1)] for q in qs])
 
 
 # ------------------------------------------------------------------------------ public
+def _one_blas_thread(func):
+    """Run ``func`` with BLAS limited to one thread (:func:`.poisson.single_blas_thread`).
+
+    The fit's products are small (a model's importance draws times its columns); BLAS threads
+    only add hand-offs, which on a busy 2-core machine made the per-model log posteriors 2-10x
+    slower. Results are unchanged wherever the threaded BLAS splits no product differently (every
+    enumerated 5- and 6-list table tried; with the walk's larger models a few evidences move in
+    the last bits, see benchmarks/bench_bma.py).
+    """
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with single_blas_thread():
+            return func(*args, **kwargs)
+    return wrapper
+
+
+@_one_blas_thread
 def fit_loglinear_bma(
     h: CaptureHistories,
     max_model: str | Sequence[str] = "all2",
@@ -804,10 +977,27 @@ def fit_loglinear_bma(
 
     top_visits = max(visits.values()) if visits else 1
     kept_p = [lap_p[i] for i in range(len(models)) if i not in dropped]
+    # the posteriors and covariances of the kept models, in stacks of models with as many
+    # columns (the same numbers as one model at a time)
+    by_size: dict[int, list[frozenset[int]]] = {}
+    for m in kept:
+        if m not in posts or cache[m].cov is None:
+            by_size.setdefault(len(cache[m].mode), []).append(m)
+    for group in by_size.values():
+        new_posts = [m for m in group if m not in posts]
+        if new_posts:
+            built = _Posterior.many(space, np.array([space.cols(m) for m in new_posts]),
+                                    prior, a, b)
+            posts.update(zip(new_posts, built, strict=True))
+        need = [m for m in group if cache[m].cov is None]
+        if need:
+            covs = _covariances([posts[m] for m in need], np.array([cache[m].mode for m in need]))
+            for m, cov in zip(need, covs, strict=True):
+                cache[m].cov = cov
+    # importance sampling, in stacks of models with as many columns and draws (each model
+    # draws from its own generator, so the stacking changes no number)
+    stacks: dict[tuple[int, int], list[tuple[frozenset[int], np.random.Generator]]] = {}
     for m, pm in zip(kept, kept_p, strict=True):
-        post, fit = posterior(m), cache[m]
-        if fit.cov is None:
-            fit.cov = _covariance(post, fit.mode)
         if visits is None:
             # models below FULL_DRAWS_MASS of Laplace probability get draws in proportion
             # to it (at least MIN_DRAWS): see _allocate
@@ -820,34 +1010,48 @@ def fit_loglinear_bma(
         else:
             key = sum(1 << i for i, t in enumerate(space.optional) if t in m)
             rng = np.random.default_rng([base_seed, key])
-        _importance(post, fit, n_draws, proposal_df, rng, inflate=1.2)
+        stacks.setdefault((len(cache[m].mode), n_draws), []).append((m, rng))
+    for (_, n_draws), stack in stacks.items():
+        chunk = max(1, 16384 // n_draws)    # a stack's (models x draws x cells) block: <= 8 MB
+        for lo in range(0, len(stack), chunk):
+            part = stack[lo:lo + chunk]
+            if len(part) == 1:
+                m, rng = part[0]
+                _importance(posterior(m), cache[m], n_draws, proposal_df, rng, inflate=1.2)
+            else:
+                _importance_many([posterior(m) for m, _ in part], [cache[m] for m, _ in part],
+                                 n_draws, proposal_df, [r for _, r in part], inflate=1.2)
 
     log_ev = np.array([cache[m].log_evidence for m in kept])
     probs = np.exp(log_ev - log_ev.max())
     probs /= probs.sum()
     n_obs = space.n_observed
     pois_rng = np.random.default_rng(None if base_seed is None else [base_seed, 2**40])
+    # one Poisson call over every model's draws takes the same stream as one call per model
+    n0_all = pois_rng.poisson(np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15))
+    ends = np.cumsum([len(cache[m].mu0) for m in kept])
     values, weights, per_model_median = [], [], []
-    for m, pm in zip(kept, probs, strict=True):
+    for m, pm, n0 in zip(kept, probs, np.split(n0_all, ends[:-1]), strict=True):
         fit = cache[m]
-        n0 = pois_rng.poisson(np.minimum(fit.mu0, 1e15))
         values.append(n_obs + n0)
         weights.append(pm * fit.weights)
-        per_model_median.append(float(_wquantile(n_obs + n0, fit.weights, [0.5])[0])
+        per_model_median.append(float(_wquantile(n_obs + n0, fit.weights, [0.5],
+                                                 _stable_order(n_obs + n0))[0])
                                 if pm > 1e-4 else math.nan)
     vals = np.concatenate(values).astype(float)
     wts = np.concatenate(weights)
     keep = wts > 0
     vals, wts = vals[keep], wts[keep] / wts[keep].sum()
     alpha = (1 - level) / 2
-    q_lo, med, q_hi = _wquantile(vals, wts, [alpha, 0.5, 1 - alpha])
-    hpd = _hpd(vals, wts, level)
+    order = _stable_order(vals)
+    q_lo, med, q_hi = _wquantile(vals, wts, [alpha, 0.5, 1 - alpha], order)
+    hpd = _hpd(vals, wts, level, order)
     mean = float(np.sum(wts * vals))
     sd = float(math.sqrt(max(np.sum(wts * (vals - mean) ** 2), 0.0)))
     ess = float(1.0 / np.sum(wts**2))
 
     table = pd.DataFrame({
-        "model": [space.model_label(m) for m in kept],
+        "model": _model_labels(space, kept),
         "n_terms": [len(m) for m in kept],
         "log_evidence": log_ev,
         "probability": probs,
@@ -887,6 +1091,17 @@ def fit_loglinear_bma(
         se=sd, diagnostics=diagnostics, draws=resample, idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+
+
+def _model_labels(space: ModelSpace, models: list[frozenset[int]]) -> list[str]:
+    """:meth:`ModelSpace.model_label` of many models, each term's label made once.
+
+    ``space.optional`` is ordered by order then mask, the order ``model_label`` sorts by.
+    """
+    label = {t: space.label(t) for t in space.optional}
+    rank = {t: i for i, t in enumerate(space.optional)}
+    return ["[" + ", ".join(label[t] for t in sorted(m, key=rank.__getitem__)) + "]" if m
+            else "[independence]" for m in models]
 
 
 def _hier_ok(space: ModelSpace, model: frozenset[int]) -> bool:
