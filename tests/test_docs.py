@@ -92,17 +92,34 @@ def test_tutorial_notebook_executes():
     assert "kosovo.html" in "".join(o.get("text", "") for o in outputs)
 
 
-@pytest.mark.parametrize("module", ["tipstat.comparison", "tipstat.models.default",
-                                    "tipstat.validate", "tipstat.report.plots",
-                                    "tipstat.report.html", "tipstat.report.reproduce"])
+def _modules() -> list[str]:
+    import pkgutil
+
+    import tipstat as pkg
+
+    return sorted(m.name for m in pkgutil.walk_packages(pkg.__path__, "tipstat.")
+                  if not m.name.endswith("__main__"))
+
+
+#: modules whose docstrings must hold examples (the others are run when they have some)
+MUST_HAVE_EXAMPLES = {"tipstat.comparison", "tipstat.models.default", "tipstat.validate",
+                      "tipstat.report.plots", "tipstat.report.html", "tipstat.report.reproduce",
+                      "tipstat.models.bma", "tipstat.models.bayes_loglinear"}
+
+
+@pytest.mark.parametrize("module", _modules())
 def test_docstring_examples_run(module):
+    # every docstring example of the package runs and prints what it shows (a stale example in
+    # tipstat.models.bma went unnoticed while only some modules were run)
     import doctest
     import importlib
 
     pytest.importorskip("matplotlib")
     mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+    assert result.failed == 0
+    if module in MUST_HAVE_EXAMPLES:
+        assert result.attempted > 0
 
 
 def test_hook_drops_missing_pages_and_appends_unlisted(tmp_path):

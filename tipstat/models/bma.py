@@ -200,7 +200,7 @@ def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
     >>> from tipstat.models.bma import bma_model_space
     >>> s = bma_model_space(tipstat.datasets.load("Spina_3"), covariates=True)
     >>> s.variables, s.X.shape, len(s.optional)
-    (('S1', 'S2', 'S3', 'eth'), (24, 16), 6)
+    (('S1', 'S2', 'S3', 'eth'), (24, 15), 6)
     """
     if covariates is True:
         covs = tuple(h.strata)
