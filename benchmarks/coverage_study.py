@@ -197,8 +197,8 @@ METHODS = [
            ("fit_latent_class", "tipstat.models.latent_class"), max_k=8),
     Method("bayes_loglinear", "Bayesian log-linear, all two-way terms, horseshoe prior",
            ("fit_bayes_loglinear", "tipstat.models.bayes_loglinear"), max_k=8),
-    # K = 6 enumerates 32,768 models (batched Laplace fits since session 4: 6-19 s per fit,
-    # was 85-340 s), K = 8 walks over 2^28 (the default 5,000 steps: 4-6 s per fit on the
+    # K = 6 enumerates 32,768 models (batched fits since session 4: 4-8 s per fit, was
+    # 85-340 s), K = 8 walks over 2^28 (the default 5,000 steps: 2-6 s per fit on the
     # simulated tables; measured 2026-11-22)
     Method("loglinear_bma", "Bayesian averaging over hierarchical log-linear models (conting)",
            ("fit_loglinear_bma", "tipstat.models.bma"), max_k=8),
