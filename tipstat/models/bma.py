@@ -362,20 +362,7 @@ class _Posterior:
         The (draws x cells) intermediates are updated in place (the same arithmetic, without
         allocating a large array per operation).
         """
-        eta = B @ self.Xo.T
-        np.minimum(eta, 700.0, out=eta)
-        ll = eta @ self.yo
-        ll -= np.exp(eta, out=eta).sum(axis=1)
-        ll += self.const
-        Bq = B[:, 1:]
-        PB = Bq @ self.P
-        PB *= Bq
-        s = PB.sum(axis=1)
-        if self.prior == "UIP":
-            lp = -0.5 * s
-        else:
-            lp = -0.5 * (self.a + self.q) * np.log1p(s / self.b)
-        return ll + lp + self.prior_const
+        return _logpost_stacked([self], B[None])[0]
 
     def grad_hess(self, beta: np.ndarray, modified: bool) -> tuple[np.ndarray, np.ndarray]:
         mu = np.exp(np.minimum(self.Xo @ beta, 700.0))
@@ -704,6 +691,30 @@ def _weigh(post: _Posterior, fit: _ModelFit, B: np.ndarray, lw: np.ndarray, draw
     fit.mu0 = np.exp(np.minimum(B @ post.Xm.T, 700.0)).sum(axis=1)
 
 
+def _logpost_stacked(posts: list[_Posterior], B: np.ndarray) -> np.ndarray:
+    """Log likelihood plus log prior of draws ``B`` (models x draws x params) of models with
+    as many columns (``posts``, one per model; a stack of one is :meth:`_Posterior.logpost`).
+
+    The (models x draws x cells) intermediates are updated in place.
+    """
+    post = posts[0]
+    Xo = np.stack([q.Xo for q in posts])
+    eta = np.matmul(B, Xo.transpose(0, 2, 1))
+    np.minimum(eta, 700.0, out=eta)
+    ll = np.matmul(eta, post.yo)
+    ll -= np.exp(eta, out=eta).sum(axis=2)
+    ll += post.const
+    Bq = B[:, :, 1:]
+    PB = np.matmul(Bq, np.stack([q.P for q in posts]))
+    PB *= Bq
+    s = PB.sum(axis=2)
+    if post.prior == "UIP":
+        lp = -0.5 * s
+    else:
+        lp = -0.5 * (post.a + post.q) * np.log1p(s / post.b)
+    return ll + lp + np.array([q.prior_const for q in posts])[:, None]
+
+
 def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int, df: float,
                      rngs: list[np.random.Generator], inflate: float) -> None:
     """:func:`_importance` of models with as many columns and draws, stacked.
@@ -716,7 +727,6 @@ def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int,
     :func:`_weigh` (with its adaptation step, if any, drawn from its generator as before). The
     results equal :func:`_importance`'s bit for bit (checked in tests/test_bma.py).
     """
-    post = posts[0]
     g, p = len(fits), len(fits[0].mode)
     cov = np.stack([f.cov for f in fits]) * inflate
     L = np.linalg.cholesky(cov + 1e-12 * np.eye(p))
@@ -732,22 +742,7 @@ def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int,
     log_diag = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
     logq = (special.gammaln((df + p) / 2) - special.gammaln(df / 2) - 0.5 * p * math.log(df * math.pi)
             - log_diag[:, None] - 0.5 * (df + p) * np.log1p(u / df))
-    # the log posteriors of the draws: _Posterior.logpost's arithmetic, stacked
-    Xo = np.stack([q.Xo for q in posts])
-    eta = np.matmul(B, Xo.transpose(0, 2, 1))
-    np.minimum(eta, 700.0, out=eta)
-    ll = np.matmul(eta, post.yo)
-    ll -= np.exp(eta, out=eta).sum(axis=2)
-    ll += post.const
-    Bq = B[:, :, 1:]
-    PB = np.matmul(Bq, np.stack([q.P for q in posts]))
-    PB *= Bq
-    s = PB.sum(axis=2)
-    if post.prior == "UIP":
-        lp = -0.5 * s
-    else:
-        lp = -0.5 * (post.a + post.q) * np.log1p(s / post.b)
-    lw = ll + lp + np.array([q.prior_const for q in posts])[:, None] - logq
+    lw = _logpost_stacked(posts, B) - logq
     for i in range(g):
         _weigh(posts[i], fits[i], B[i], lw[i], draws, df, rngs[i], inflate, adapt=True)
 
