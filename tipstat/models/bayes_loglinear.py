@@ -353,10 +353,6 @@ def clear_compiled_cache() -> None:
         _COMPILED.clear()
 
 
-def _data_values(model: Any) -> dict[str, np.ndarray]:
-    return {v.name: v.get_value() for v in model.data_vars}
-
-
 def _sample_nutpie_cached(key: tuple, model: Any, draws: int, tune: int, chains: int,
                           cores: int | None, target_accept: float, seed: int, progressbar: bool,
                           nuts_kwargs: dict[str, Any]) -> Any:
@@ -386,7 +382,7 @@ def _sample_nutpie_cached(key: tuple, model: Any, draws: int, tune: int, chains:
         entry = _Compiled(model, nutpie.compile_pymc_model(model))
         entry.lock.acquire()
     try:
-        values = _data_values(model)
+        values = {v.name: v.get_value() for v in model.data_vars}
         if entry.model is not model:
             pm.set_data(values, model=entry.model)
         compiled = entry.compiled.with_data(**values)

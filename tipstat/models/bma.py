@@ -303,6 +303,15 @@ class _ModelFit:
     ess: float = math.nan
 
 
+def _prior_const(prior: str, q: float, a: float, b: float, half_logdet: Any) -> Any:
+    """Normalising constant of the prior of the ``q`` non-intercept parameters (``half_logdet``
+    is half the log determinant of their prior precision; arrays give one constant per model)."""
+    if prior == "UIP":
+        return half_logdet - 0.5 * q * math.log(2 * math.pi)
+    return (special.gammaln((a + q) / 2) - special.gammaln(a / 2)
+            - 0.5 * q * math.log(math.pi * b) + half_logdet)
+
+
 class _Posterior:
     """Log posterior (up to the flat intercept) of one model and its derivatives."""
 
@@ -318,11 +327,7 @@ class _Posterior:
         self.prior, self.a, self.b = prior, a, b
         _, logdet = np.linalg.slogdet(self.P) if self.q else (1.0, 0.0)
         self.half_logdet = 0.5 * logdet
-        if prior == "UIP":
-            self.prior_const = self.half_logdet - 0.5 * self.q * math.log(2 * math.pi)
-        else:
-            self.prior_const = (special.gammaln((a + self.q) / 2) - special.gammaln(a / 2)
-                                - 0.5 * self.q * math.log(math.pi * b) + self.half_logdet)
+        self.prior_const = _prior_const(prior, self.q, a, b, self.half_logdet)
 
     @classmethod
     def many(cls, space: ModelSpace, cols: np.ndarray, prior: str, a: float,
@@ -348,11 +353,7 @@ class _Posterior:
             post.X, post.Xo, post.yo, post.Xm, post.const = X[i], Xo[i], yo, Xm[i], const
             post.P, post.q, post.prior, post.a, post.b = P[i], q, prior, a, b
             post.half_logdet = 0.5 * logdet[i] if q else 0.0
-            if prior == "UIP":
-                post.prior_const = post.half_logdet - 0.5 * q * math.log(2 * math.pi)
-            else:
-                post.prior_const = (special.gammaln((a + q) / 2) - special.gammaln(a / 2)
-                                    - 0.5 * q * math.log(math.pi * b) + post.half_logdet)
+            post.prior_const = _prior_const(prior, q, a, b, post.half_logdet)
             out.append(post)
         return out
 
@@ -439,12 +440,8 @@ class _Batch:
         self.P = space.R[cols[:, :, None], cols[:, None, :]]   # intercept row and column zero
         self.q = float(cols.shape[1] - 1)
         half_logdet = 0.5 * np.linalg.slogdet(self.P[:, 1:, 1:])[1] if self.q else 0.0
-        if prior == "UIP":
-            self.prior_const = half_logdet - 0.5 * self.q * math.log(2 * math.pi)
-        else:
-            self.prior_const = (special.gammaln((a + self.q) / 2) - special.gammaln(a / 2)
-                                - 0.5 * self.q * math.log(math.pi * b) + half_logdet)
-        self.prior_const = np.broadcast_to(self.prior_const, (len(cols),))
+        self.prior_const = np.broadcast_to(_prior_const(prior, self.q, a, b, half_logdet),
+                                           (len(cols),))
 
     def _eta(self, beta: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return np.minimum(np.matmul(self.Xo[rows], beta[:, :, None])[:, :, 0], 700.0)
@@ -579,18 +576,10 @@ def _parent(model: frozenset[int]) -> frozenset[int]:
     return model - {max(model, key=lambda t: (bin(t).count("1"), t))}
 
 
-def _covariance(post: _Posterior, mode: np.ndarray) -> np.ndarray:
-    """Inverse of the Hessian at the mode, as :meth:`_Posterior.mode` returns it."""
-    _, H = post.grad_hess(mode, modified=False)
-    try:
-        np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        _, H = post.grad_hess(mode, modified=True)
-    return np.linalg.inv(H)
-
-
 def _covariances(posts: list[_Posterior], modes: np.ndarray) -> np.ndarray:
-    """:func:`_covariance` of models with as many columns, as stacked matrix products.
+    """Inverse Hessians at the modes of models with as many columns (as :meth:`_Posterior.mode`
+    returns it: the exact Hessian where positive definite, else the modified one), as stacked
+    matrix products.
 
     ``posts`` come from :meth:`_Posterior.many` and ``modes`` is (models x columns). Each
     product is the one :meth:`_Posterior.grad_hess` forms, with the operands laid out as there
@@ -1010,12 +999,8 @@ def fit_loglinear_bma(
         chunk = max(1, 16384 // n_draws)    # a stack's (models x draws x cells) block: <= 8 MB
         for lo in range(0, len(stack), chunk):
             part = stack[lo:lo + chunk]
-            if len(part) == 1:
-                m, rng = part[0]
-                _importance(posterior(m), cache[m], n_draws, proposal_df, rng, inflate=1.2)
-            else:
-                _importance_many([posterior(m) for m, _ in part], [cache[m] for m, _ in part],
-                                 n_draws, proposal_df, [r for _, r in part], inflate=1.2)
+            _importance_many([posterior(m) for m, _ in part], [cache[m] for m, _ in part],
+                             n_draws, proposal_df, [r for _, r in part], inflate=1.2)
 
     log_ev = np.array([cache[m].log_evidence for m in kept])
     probs = np.exp(log_ev - log_ev.max())
