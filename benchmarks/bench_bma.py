@@ -2,7 +2,7 @@
 
 ``fit_loglinear_bma`` enumerates the models and importance-samples each. conting samples the same
 posterior by reversible jump with data augmentation: 20,000 iterations took the ``seconds`` in
-``../shared/reference/r_reference.csv`` (a 2-core machine with other R jobs).
+``tests/reference/r_reference.csv`` (a 2-core machine with other R jobs).
 
 The in-process baseline is a data-augmentation chain of the kind conting runs, with 20,000
 iterations of an IWLS Metropolis-Hastings step and a Poisson imputation of the unseen cell. It
@@ -43,7 +43,7 @@ import pandas as pd
 import tipstat
 from tipstat.models.bma import _Posterior, bma_model_space, fit_loglinear_bma
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "r_reference.csv"
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "reference" / "r_reference.csv"
 
 
 def da_chain(h: tipstat.CaptureHistories, iters: int = 20000, seed: int = 1) -> np.ndarray:

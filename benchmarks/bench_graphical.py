@@ -4,7 +4,7 @@ Netherlands_5 (39 s) on dga's own grids, and NewOrleans_8 (8 lists, MCMC over de
 graphs) in <= 60 s.
 
 - 5 lists: ``fit_graphical`` with the reference row's ``delta`` and ``Nmissing`` grid, beside the
-  ``seconds`` of the dga row in ``../shared/reference/r_reference.csv`` (a 2-core machine with
+  ``seconds`` of the dga row in ``tests/reference/r_reference.csv`` (a 2-core machine with
   other jobs, as here), and beside a naive in-process version that, like dga's R loop, builds
   each graph's clique and separator marginal tables and their log-gamma terms from scratch
   (no sharing of vertex-set terms between graphs, no matrix product).
@@ -29,7 +29,7 @@ import tipstat
 from tipstat.models.graphical import fit_graphical
 from tipstat.models.graphs import adjacency, decompose, edge_pairs, enumerate_decomposable
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "r_reference.csv"
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "reference" / "r_reference.csv"
 
 
 def naive_bma(y: np.ndarray, k: int, delta: float, grid: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ in <= 60 s wall on 2 cores, compilation included.
   5-list table (the compiled sampler is reused: the cost of each further table).
 - baseline: the same model and draws with ``sampler="pymc"`` (PyMC's NUTS, C backend), in the
   same process (so it profits from PyTensor's on-disk cache of compiled C code).
-- LCMCR: the ``seconds`` of the ``lcmCR`` rows of ``../shared/reference/r_reference.csv`` (one
+- LCMCR: the ``seconds`` of the ``lcmCR`` rows of ``tests/reference/r_reference.csv`` (one
   Gibbs chain; 10,000 burn-in + 1,000 x 10 iterations, and the 100,000 + 10,000 x 20 long run;
   LCMCR reports no R-hat or ESS).
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 import tipstat
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "r_reference.csv"
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "reference" / "r_reference.csv"
 SETTINGS = {"draws": 1000, "tune": 1000, "chains": 4, "cores": 2, "seed": 1}
 
 

@@ -1,4 +1,6 @@
-"""Shared fixtures: the team's datasets and R reference numbers live in ../shared (one place)."""
+"""Fixtures: the published tables as ``tipstat.datasets`` ships them and the reference numbers in
+``tests/reference/`` (copies of the team's R and published figures, with provenance in its
+README). Nothing here reads outside the repository: a fresh clone runs the whole suite."""
 
 from __future__ import annotations
 
@@ -10,46 +12,37 @@ import pytest
 
 import tipstat
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: the tests read the team's shared folder at ../shared "
-            "(next to the repository checkout)"
-        )
-    return path
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE / "reference"
+DATA = HERE / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    return _require(SHARED)
+def data_dir() -> Path:
+    """Test input files kept in the repository (``tests/data``: the HTCDS templates...)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
-def load_shared(shared_dir):
-    """Read a table of ../shared/datasets as CaptureHistories (strata kept)."""
-    index = pd.read_csv(shared_dir / "datasets" / "datasets.csv")
+def load_table():
+    """A published table as :class:`tipstat.CaptureHistories` (strata kept), as the package
+    ships it (``tipstat.datasets.load``; ``tests/test_datasets.py`` checks that each bundled file
+    is byte for byte the published one)."""
 
     def load(name: str) -> tipstat.CaptureHistories:
-        row = index[index.dataset == name].iloc[0]
-        df = pd.read_csv(shared_dir / "datasets" / row.file)
-        lists = row.lists.split(";")
-        strata = [c for c in df.columns if c not in lists and c != "count"]
-        return tipstat.CaptureHistories.from_frame(df, strata=strata or None, lists=lists)
+        return tipstat.datasets.load(name)
 
     return load
 
 
 @pytest.fixture(scope="session")
-def r_reference(shared_dir) -> pd.DataFrame:
-    return pd.read_csv(_require(shared_dir / "reference" / "r_reference.csv"))
+def r_reference() -> pd.DataFrame:
+    return pd.read_csv(REFERENCE / "r_reference.csv")
 
 
 @pytest.fixture(scope="session")
-def published(shared_dir) -> pd.DataFrame:
-    return pd.read_csv(_require(shared_dir / "reference" / "published.csv"))
+def published() -> pd.DataFrame:
+    return pd.read_csv(REFERENCE / "published.csv")
 
 
 def rcapture_terms(model: str, lists: list[str]) -> list[str] | str:

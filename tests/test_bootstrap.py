@@ -24,8 +24,8 @@ import tipstat
 from tipstat.models.bootstrap import bca_interval, percentile_interval
 
 
-def _h(load_shared, name):
-    h = load_shared(name)
+def _h(load_table, name):
+    h = load_table(name)
     return h.pooled() if h.n_strata > 1 else h
 
 
@@ -52,8 +52,8 @@ def _mc_band(est, side):
 
 
 @pytest.fixture(scope="module")
-def neworleans_bca(load_shared):
-    return tipstat.bootstrap(_h(load_shared, "NewOrleans_8"), "stepwise", n_boot=1000, seed=2021,
+def neworleans_bca(load_table):
+    return tipstat.bootstrap(_h(load_table, "NewOrleans_8"), "stepwise", n_boot=1000, seed=2021,
                              n_jobs=2)
 
 
@@ -70,7 +70,7 @@ def test_neworleans_bca_reproduces_chan_silverman_vincent(neworleans_bca, publis
     assert len(est.diagnostics["model_frequencies"]) > 10
 
 
-def test_jackknife_acceleration_equals_sparsemse(r_reference, load_shared, neworleans_bca):
+def test_jackknife_acceleration_equals_sparsemse(r_reference, load_table, neworleans_bca):
     rows = r_reference[r_reference.method == "estimatepopulation (BCa)"]
     n = 0
     for _, r in rows.iterrows():
@@ -78,7 +78,7 @@ def test_jackknife_acceleration_equals_sparsemse(r_reference, load_shared, newor
         if r.dataset == "NewOrleans_8":
             a = neworleans_bca.diagnostics["acceleration"]
         else:
-            a = tipstat.bootstrap(_h(load_shared, r.dataset), "stepwise", n_boot=2, seed=1,
+            a = tipstat.bootstrap(_h(load_table, r.dataset), "stepwise", n_boot=2, seed=1,
                                   n_jobs=1).diagnostics["acceleration"]
         # ahat is printed to 5-6 significant digits
         assert abs(a - ahat) <= 5e-6 + 1e-4 * abs(ahat), (r.dataset, a, ahat)
@@ -87,10 +87,10 @@ def test_jackknife_acceleration_equals_sparsemse(r_reference, load_shared, newor
 
 
 def test_korea_bic_reselection_matches_multiple_systems_estimation(r_reference, published,
-                                                                  load_shared):
+                                                                  load_table):
     ref = r_reference[(r_reference.dataset == "Korea_3")
                       & (r_reference.method == "estimate_population_bic (BCa, ntop=6)")].iloc[0]
-    est = tipstat.bootstrap(_h(load_shared, "Korea_3"), "bic", n_boot=1000, seed=3, n_jobs=2)
+    est = tipstat.bootstrap(_h(load_table, "Korea_3"), "bic", n_boot=1000, seed=3, n_jobs=2)
     assert math.isclose(est.n_hat, ref.estimate, rel_tol=1e-6)
     for side, target in ((0, ref.lower), (1, ref.upper)):
         lo, hi = _mc_band(est, side)
@@ -99,8 +99,8 @@ def test_korea_bic_reselection_matches_multiple_systems_estimation(r_reference, 
     assert round(est.n_hat) == pub.estimate
 
 
-def test_same_seed_same_interval_on_any_backend(load_shared):
-    h = _h(load_shared, "Spina_3")
+def test_same_seed_same_interval_on_any_backend(load_table):
+    h = _h(load_table, "Spina_3")
     a = tipstat.bootstrap(h, "bic", n_boot=40, seed=99, n_jobs=1)
     b = tipstat.bootstrap(h, "bic", n_boot=40, seed=99, n_jobs=2, backend="loky")
     assert np.array_equal(a.draws, b.draws) and a.ci == b.ci
@@ -116,8 +116,8 @@ def _independence(h):
     return tipstat.fit_loglinear(h, "independence", ci="none")
 
 
-def test_parametric_and_any_estimator(load_shared):
-    h = _h(load_shared, "HIV_Rome_4")
+def test_parametric_and_any_estimator(load_table):
+    h = _h(load_table, "HIV_Rome_4")
     par = tipstat.bootstrap(h, "stepwise", n_boot=200, kind="parametric", seed=5, n_jobs=1,
                             ci="percentile")
     assert par.ci[0] < par.n_hat < par.ci[1] and par.diagnostics["kind"] == "parametric"
@@ -147,8 +147,8 @@ def test_interval_helpers():
     assert all(math.isnan(v) for v in percentile_interval(np.array([np.nan, np.nan]), 0.9))
 
 
-def test_bad_arguments(load_shared):
-    h = _h(load_shared, "Korea_3")
+def test_bad_arguments(load_table):
+    h = _h(load_table, "Korea_3")
     with pytest.raises(tipstat.InputError, match="kind"):
         tipstat.bootstrap(h, "bic", kind="jackknife")
     with pytest.raises(tipstat.InputError, match="n_boot"):

@@ -13,8 +13,8 @@ from tipstat.simulate_populations import populations
 from tipstat.validate import default_method, internal_consistency
 
 
-def test_is_the_bic_model_average_with_buckland_interval(load_shared):
-    h = load_shared("UK_5")
+def test_is_the_bic_model_average_with_buckland_interval(load_table):
+    h = load_table("UK_5")
     est = tipstat.estimate_population(h)
     ref = tipstat.select_loglinear(h, "bic", average=True)
     assert est.n_hat == ref.n_hat and est.ci == ref.ci
@@ -42,10 +42,10 @@ def test_is_the_bic_model_average_with_buckland_interval(load_shared):
 
 
 @pytest.mark.parametrize(("name", "status"), [("Netherlands_5", "extended"), ("UK_5", "ok")])
-def test_status_is_the_best_models_and_extended_weight_is_reported(load_shared, name, status):
+def test_status_is_the_best_models_and_extended_weight_is_reported(load_table, name, status):
     # Netherlands_5's best BIC model has an extended MLE (zero fitted cells): the average says
     # so instead of "ok"; the share of weight on extended fits comes from the candidate table
-    h = load_shared(name)
+    h = load_table(name)
     est = tipstat.estimate_population(h)
     cand = est.diagnostics["candidates"]
     assert est.status == status == cand.status.iloc[0]

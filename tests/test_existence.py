@@ -31,9 +31,9 @@ def test_reference_codes_cover_every_dataset(r_reference):
     assert {r.estimate for r in rows} == {0.0, 1.0, 2.0}
 
 
-def test_checkident_and_check_extended_mle_codes(r_reference, load_shared):
+def test_checkident_and_check_extended_mle_codes(r_reference, load_table):
     for r in _code_rows(r_reference):
-        h = load_shared(r.dataset).pooled()
+        h = load_table(r.dataset).pooled()
         terms = "all2" if r.model.startswith("all two-way") else "independence"
         est = tipstat.fit_loglinear(h, terms, ci="none")
         assert est.diagnostics["existence_code"] == int(r.estimate), (r.dataset, r.model)
@@ -66,21 +66,21 @@ def _checkallmodels(ref):
 
 @pytest.mark.parametrize("dataset", ["Artificial_3", "Korea_3", "Spina_3", "UK_4", "HIV_Rome_4",
                                      "MY_5"])
-def test_checkallmodels_counts(dataset, r_reference, load_shared):
-    assert _count_nonexistent(load_shared(dataset).pooled()) == _checkallmodels(r_reference)[dataset]
+def test_checkallmodels_counts(dataset, r_reference, load_table):
+    assert _count_nonexistent(load_table(dataset).pooled()) == _checkallmodels(r_reference)[dataset]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["UK_5", "Netherlands_5", "NewOrleans_5", "UK_6",
                                      "Netherlands_6"])
-def test_checkallmodels_counts_large(dataset, r_reference, load_shared):
-    assert _count_nonexistent(load_shared(dataset).pooled()) == _checkallmodels(r_reference)[dataset]
+def test_checkallmodels_counts_large(dataset, r_reference, load_table):
+    assert _count_nonexistent(load_table(dataset).pooled()) == _checkallmodels(r_reference)[dataset]
 
 
-def test_artificial_3_catalogue_of_outcomes(load_shared):
+def test_artificial_3_catalogue_of_outcomes(load_table):
     """Chan, Silverman & Vincent (2021) Table 2: AB alone -> MLE does not exist; AC or BC ->
     fine (boundary, finite); all three -> not identifiable."""
-    h = load_shared("Artificial_3")
+    h = load_table("Artificial_3")
     status = {t: tipstat.fit_loglinear(h, t, ci="none").status
               for t in ["independence", "A:B", "A:C", "B:C", "all2"]}
     assert status == {"independence": "ok", "A:B": "does_not_exist", "A:C": "extended",
@@ -90,8 +90,8 @@ def test_artificial_3_catalogue_of_outcomes(load_shared):
     assert est.warnings  # the boundary is reported, not hidden
 
 
-def test_korea_all_two_way_says_does_not_exist(load_shared):
-    est = tipstat.fit_loglinear(load_shared("Korea_3"), "all2")
+def test_korea_all_two_way_says_does_not_exist(load_table):
+    est = tipstat.fit_loglinear(load_table("Korea_3"), "all2")
     assert est.status == "does_not_exist"
     assert est.n_hat == math.inf
     assert "c+d" in est.diagnostics["reason"]

@@ -1,4 +1,4 @@
-"""Rcapture's closedp.t family as log-linear designs, against ../shared/reference/r_reference.csv.
+"""Rcapture's closedp.t family as log-linear designs, against tests/reference/r_reference.csv.
 
 Tolerances: maximum-likelihood fits are deterministic, so abundance, deviance, df, AIC and BIC
 must equal Rcapture's to relative 1e-6 (absolute 1e-6 for deviances that are 0 up to rounding).
@@ -32,8 +32,8 @@ def _close(a, b, rel=REL, abs_=1e-6):
     return abs(a - b) <= max(rel * abs(b), abs_)
 
 
-def _histories(load_shared, name):
-    h = load_shared(name)
+def _histories(load_table, name):
+    h = load_table(name)
     return h.pooled() if h.n_strata > 1 else h
 
 
@@ -43,8 +43,8 @@ def closedp_rows(r_reference):
 
 
 @pytest.fixture(scope="module")
-def tables(closedp_rows, load_shared):
-    return {ds: closedp(_histories(load_shared, ds)) for ds in closedp_rows.dataset.unique()}
+def tables(closedp_rows, load_table):
+    return {ds: closedp(_histories(load_table, ds)) for ds in closedp_rows.dataset.unique()}
 
 
 def test_reference_covers_every_model(closedp_rows):
@@ -52,12 +52,12 @@ def test_reference_covers_every_model(closedp_rows):
     assert closedp_rows.dataset.nunique() >= 12
 
 
-def test_closedp_table_matches_rcapture(closedp_rows, tables, load_shared):
+def test_closedp_table_matches_rcapture(closedp_rows, tables, load_table):
     checked = nonsense = 0
     for _, r in closedp_rows.iterrows():
         tab = tables[r.dataset]
         row = tab.loc[r.model]
-        n_obs = _histories(load_shared, r.dataset).n_observed
+        n_obs = _histories(load_table, r.dataset).n_observed
         flagged = not r.notes.startswith("infoFit=0")
         if r.estimate < n_obs or abs(r.estimate - n_obs) <= 1e-6 * n_obs or (
                 flagged and row.status == "does_not_exist"):
@@ -94,7 +94,7 @@ def test_flagged_rows_say_why(tables):
     assert art.loc["Mh Gamma3.5", "status"] == "does_not_exist"
 
 
-def test_profile_intervals_match_closedpci(r_reference, load_shared):
+def test_profile_intervals_match_closedpci(r_reference, load_table):
     """closedpCI.t profile limits (with Rcapture's Stirling correction) for M0 and Mth Darroch.
     Rows Rcapture flags (infoFit != 0) or whose limit sits on the observed count (its search
     bound) are skipped."""
@@ -103,7 +103,7 @@ def test_profile_intervals_match_closedpci(r_reference, load_shared):
                        & r_reference.notes.str.startswith("infoFit=0")]
     n = 0
     for _, r in rows.iterrows():
-        h = _histories(load_shared, r.dataset)
+        h = _histories(load_table, r.dataset)
         if abs(r.lower - h.n_observed) < 1e-6:
             continue
         est = fit_closedp_model(h, r.model, ci="profile_rcapture")
@@ -128,8 +128,8 @@ def test_designs_are_what_rcapture_fits():
     assert np.allclose(g.matrix[:, -1], np.log(3.5) - np.log(3.5 + f))
 
 
-def test_heterogeneity_with_interactions_is_a_larger_model(load_shared):
-    h = _histories(load_shared, "UK_5")
+def test_heterogeneity_with_interactions_is_a_larger_model(load_table):
+    h = _histories(load_table, "UK_5")
     base = fit_closedp_model(h, "Mth Darroch", ci="none")
     both = fit_closedp_model(h, "Mth Darroch", terms="LA:NG + NG:GP", ci="none")
     assert both.n_params == base.n_params + 2

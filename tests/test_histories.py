@@ -27,8 +27,8 @@ def test_cell_order_first_list_is_least_significant_bit():
     assert h.pattern_labels() == ["A", "B", "A+B", "C", "A+C", "B+C", "A+B+C"]
 
 
-def test_facts_of_a_published_table(load_shared):
-    h = load_shared("UK_5")
+def test_facts_of_a_published_table(load_table):
+    h = load_table("UK_5")
     assert h.lists == ("LA", "NG", "PFNCA", "GO", "GP")
     assert h.k == 5 and h.n_observed == 2744 and h.strata == ()
     assert len(h.counts) == 31 and h.n_zero_cells == 13
@@ -41,19 +41,19 @@ def test_facts_of_a_published_table(load_shared):
     assert "<table" in h._repr_html_()
 
 
-def test_merge_lists_reproduces_uk5_from_uk6(load_shared):
-    uk6, uk5 = load_shared("UK_6"), load_shared("UK_5")
+def test_merge_lists_reproduces_uk5_from_uk6(load_table):
+    uk6, uk5 = load_table("UK_6"), load_table("UK_5")
     assert uk6.merge_lists({"PFNCA": ["PF", "NCA"]}).equals(uk5)
 
 
-def test_drop_lists_reproduces_uk4_and_reports_lost_persons(load_shared):
+def test_drop_lists_reproduces_uk4_and_reports_lost_persons(load_table):
     with pytest.warns(TipstatWarning, match="316 person"):
-        uk4 = load_shared("UK_5").drop_lists(["GP"])
-    assert uk4.equals(load_shared("UK_4"))
+        uk4 = load_table("UK_5").drop_lists(["GP"])
+    assert uk4.equals(load_table("UK_4"))
 
 
-def test_merge_and_drop_errors(load_shared):
-    h = load_shared("UK_5")
+def test_merge_and_drop_errors(load_table):
+    h = load_table("UK_5")
     with pytest.raises(InputError, match="unknown list"):
         h.merge_lists({"X": ["LA", "nope"]})
     with pytest.raises(InputError, match="two groups"):
@@ -62,8 +62,8 @@ def test_merge_and_drop_errors(load_shared):
         h.drop_lists(["LA", "NG", "PFNCA", "GO"])
 
 
-def test_strata_selection_and_iteration(load_shared):
-    h = load_shared("Spina_3")
+def test_strata_selection_and_iteration(load_table):
+    h = load_table("Spina_3")
     assert h.strata == ("eth",) and h.n_strata == 3
     total = sum(hs.n_observed for _, hs in h.by_stratum())
     assert total == h.n_observed == 621

@@ -48,10 +48,10 @@ def test_unknown_version_and_crosswalk_are_errors():
         codelists.crosswalk("nosuch")
 
 
-def test_crosswalks_cover_htcds_picklists(shared_dir):
+def test_crosswalks_cover_htcds_picklists(data_dir):
     """Every value of the HTCDS v2.0 XLSForm picklists for gender, status, deciding organisation
     and type of exploitation maps to a tipstat code."""
-    choices = pd.read_excel(shared_dir / "formats" / "htcds" / "htcds_xlsform.xlsx",
+    choices = pd.read_excel(data_dir / "htcds" / "htcds_xlsform.xlsx",
                             sheet_name="choices")
     xw = codelists.crosswalk("htcds-2.0")
     pick = {"gender": "sex", "traffickingstatus": "id_status",
@@ -94,11 +94,11 @@ def test_csv_excel_and_frames_give_the_same_records(tmp_path):
     assert all(":" in str(i) for i in b.frame.index)
 
 
-def test_htcds_excel_template(shared_dir, tmp_path):
+def test_htcds_excel_template(data_dir, tmp_path):
     """Fill IOM's HTCDS v2.0 single-select template (its Case Sheet) and read it."""
     import openpyxl
 
-    src = shared_dir / "formats" / "htcds" / "HTCDS_Excel_Spreadsheet_single_select_with_validation_v2.0.xlsx"
+    src = data_dir / "htcds" / "HTCDS_Excel_Spreadsheet_single_select_with_validation_v2.0.xlsx"
     dst = tmp_path / "ngo.xlsx"
     shutil.copy(src, dst)
     with warnings.catch_warnings():

@@ -41,7 +41,7 @@ def _tolerance(rows: pd.DataFrame) -> float:
 
 
 @pytest.fixture(scope="session")
-def fits(load_shared):
+def fits(load_table):
     """Fits shared by several tests (the compiled sampler is cached per shape by tipstat)."""
     cache: dict[str, tipstat.Estimate] = {}
 
@@ -49,7 +49,7 @@ def fits(load_shared):
         if name not in cache:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", TipstatWarning)
-                cache[name] = tipstat.fit_latent_class(load_shared(name), **{**FAST, **kwargs})
+                cache[name] = tipstat.fit_latent_class(load_table(name), **{**FAST, **kwargs})
         return cache[name]
 
     return fit
@@ -68,8 +68,8 @@ def _simulate(n_total: int, pi: np.ndarray, lam: np.ndarray, seed: int) -> tipst
 
 
 # ---------------------------------------------------------------------------- fast, no sampling
-def test_bad_input_is_named(load_shared):
-    h = load_shared("MY_5")
+def test_bad_input_is_named(load_table):
+    h = load_table("MY_5")
     with pytest.raises(InputError, match="CaptureHistories"):
         tipstat.fit_latent_class(h.to_frame())
     with pytest.raises(InputError, match="max_classes"):
@@ -199,12 +199,12 @@ def test_simulated_latent_class_population_is_recovered():
     assert abs(est.n_hat / 2000 - 1) < 0.075, (est.n_hat, est.diagnostics)
 
 
-def test_same_seed_same_draws(load_shared):
+def test_same_seed_same_draws(load_table):
     short = {"draws": 50, "tune": 100, "chains": 2, "seed": 5}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
-        a = tipstat.fit_latent_class(load_shared("MY_5"), **short)
-        b = tipstat.fit_latent_class(load_shared("MY_5"), **short)
+        a = tipstat.fit_latent_class(load_table("MY_5"), **short)
+        b = tipstat.fit_latent_class(load_table("MY_5"), **short)
     np.testing.assert_array_equal(a.draws, b.draws)
     assert a.diagnostics["n_classes_mean"] == b.diagnostics["n_classes_mean"]
 
@@ -212,23 +212,23 @@ def test_same_seed_same_draws(load_shared):
 # ---------------------------------------------------------------------------- slow
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["HIV_Rome_4", "Spina_3", "MY_5", "NewOrleans_5"])
-def test_reproduces_lcmcr_median_long(r_reference, load_shared, dataset):
+def test_reproduces_lcmcr_median_long(r_reference, load_table, dataset):
     """Default settings (4 chains x 1000 draws): median within 5% of LCMCR's long run."""
     rows = _lcmcr(r_reference, dataset)
     ref = rows.loc["lcmCR (long run)", "estimate"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         # LCMCR was run on the pooled table (n_obs = 621 for Spina_3, which has ethnic strata)
-        est = tipstat.fit_latent_class(load_shared(dataset).pooled(), seed=1)
+        est = tipstat.fit_latent_class(load_table(dataset).pooled(), seed=1)
     print(dataset, est.n_hat, ref, est.diagnostics)
     assert abs(est.n_hat / ref - 1) <= _tolerance(rows), (est.n_hat, ref, est.diagnostics)
 
 
 @pytest.mark.slow
-def test_pymc_sampler_agrees(r_reference, load_shared):
+def test_pymc_sampler_agrees(r_reference, load_table):
     rows = _lcmcr(r_reference, "Spina_3")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
-        est = tipstat.fit_latent_class(load_shared("Spina_3").pooled(), sampler="pymc", seed=2)
+        est = tipstat.fit_latent_class(load_table("Spina_3").pooled(), sampler="pymc", seed=2)
     assert est.diagnostics["sampler"] == "pymc"
     assert abs(est.n_hat / rows.loc["lcmCR (long run)", "estimate"] - 1) <= 0.05

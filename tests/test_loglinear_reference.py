@@ -1,4 +1,4 @@
-"""The log-linear engine against the established R tools (../shared/reference/r_reference.csv).
+"""The log-linear engine against the established R tools (tests/reference/r_reference.csv).
 
 Tolerances: maximum-likelihood fits are deterministic, so N-hat, deviance, AIC and BIC must equal
 R's ``glm`` / Rcapture to relative 1e-6 (with an absolute floor of 1e-6 for deviances that are 0
@@ -44,8 +44,8 @@ def test_every_glm_row_is_covered(r_reference):
 
 
 @pytest.mark.parametrize("dataset", GLM_DATASETS)
-def test_glm_independence_and_all_two_way(dataset, r_reference, load_shared):
-    h = load_shared(dataset).pooled()
+def test_glm_independence_and_all_two_way(dataset, r_reference, load_table):
+    h = load_table(dataset).pooled()
     for r in _rows(r_reference, "stats::glm", "glm poisson"):
         if r.dataset != dataset:
             continue
@@ -69,10 +69,10 @@ def test_glm_independence_and_all_two_way(dataset, r_reference, load_shared):
         assert est.ci[1] == pytest.approx(r.upper, rel=1e-4)
 
 
-def test_wald_interval_formula_with_r_quantile(load_shared):
+def test_wald_interval_formula_with_r_quantile(load_table):
     """n + exp(b0 -/+ 1.96 se(b0)) with the glm intercept reported in the reference notes
     (UK_5 independence: intercept 9.278011283, se_cond 800.27206 = mu0 * se(b0))."""
-    est = tipstat.fit_loglinear(load_shared("UK_5"), "independence", ci="wald")
+    est = tipstat.fit_loglinear(load_table("UK_5"), "independence", ci="wald")
     b0 = math.log(est.diagnostics["mu0"])
     assert b0 == pytest.approx(9.278011283, abs=1e-8)
     se_b0 = math.sqrt((est.se**2 - est.diagnostics["mu0"]) / est.diagnostics["mu0"] ** 2)
@@ -97,10 +97,10 @@ def test_closedpci_rows_cover_every_dataset(r_reference):
     assert len(rows) >= 30
 
 
-def test_rcapture_closedpci_profile_intervals(r_reference, load_shared):
+def test_rcapture_closedpci_profile_intervals(r_reference, load_table):
     checked = 0
     for dataset, r in _closedpci_rows(r_reference):
-        h = load_shared(dataset).pooled()
+        h = load_table(dataset).pooled()
         terms = rcapture_terms(r.model, list(h.lists))
         est = tipstat.fit_loglinear(h, terms, ci="profile_rcapture")
         assert est.deviance == pytest.approx(r.deviance, rel=1e-6, abs=1e-6), (dataset, r.model)
@@ -126,13 +126,13 @@ def test_rcapture_closedpci_profile_intervals(r_reference, load_shared):
     assert checked >= 25
 
 
-def test_exact_profile_differs_from_rcapture_only_by_stirling(r_reference, load_shared):
+def test_exact_profile_differs_from_rcapture_only_by_stirling(r_reference, load_table):
     """The default profile uses exact log-factorials; on small tables it moves the limits by up to
     a few 1e-4 relative (Korea_3, N ~ 150), elsewhere far less."""
     for dataset, r in _closedpci_rows(r_reference):
         if _huge(r) or "fmaxSupCL" in r.notes:
             continue
-        h = load_shared(dataset).pooled()
+        h = load_table(dataset).pooled()
         est = tipstat.fit_loglinear(h, rcapture_terms(r.model, list(h.lists)))
         tol = 1e-3 if est.n_hat < 1000 else 2e-5
         assert est.ci[0] == pytest.approx(r.lower, rel=tol), (dataset, r.model)
@@ -140,9 +140,9 @@ def test_exact_profile_differs_from_rcapture_only_by_stirling(r_reference, load_
 
 
 @pytest.mark.parametrize("dataset", ["NewOrleans_8", "NewOrleans_5", "UK_5", "Korea_3"])
-def test_profile_limits_are_where_the_likelihood_drops_by_the_chi2_quantile(dataset, load_shared):
+def test_profile_limits_are_where_the_likelihood_drops_by_the_chi2_quantile(dataset, load_table):
     """Self-consistency where Rcapture cannot be the reference (its upper search stops at 3 N)."""
-    h = load_shared(dataset).pooled()
+    h = load_table(dataset).pooled()
     for terms in ("independence", "all2"):
         design = loglinear_design(h.lists, terms)
         fit = _fit(design, np.asarray(h.counts, float))
@@ -156,17 +156,17 @@ def test_profile_limits_are_where_the_likelihood_drops_by_the_chi2_quantile(data
         assert lo2 < lo and hi2 > hi
 
 
-def test_profile_level_controls_width(load_shared):
-    h = load_shared("UK_4")
+def test_profile_level_controls_width(load_table):
+    h = load_table("UK_4")
     e90 = tipstat.fit_loglinear(h, "independence", level=0.90)
     e99 = tipstat.fit_loglinear(h, "independence", level=0.99)
     assert e99.ci[0] < e90.ci[0] < e90.n_hat < e90.ci[1] < e99.ci[1]
 
 
-def test_newOrleans8_all_two_way_extended_mle_matches_glm_value(r_reference, load_shared):
+def test_newOrleans8_all_two_way_extended_mle_matches_glm_value(r_reference, load_table):
     """R's glm reports 'not converged' on NewOrleans_8 all two-way, yet its value is the extended
     MLE: 18 of 28 list pairs never overlap, those interactions are -infinite, N-hat is finite."""
-    est = tipstat.fit_loglinear(load_shared("NewOrleans_8"), "all2", ci="none")
+    est = tipstat.fit_loglinear(load_table("NewOrleans_8"), "all2", ci="none")
     assert est.status == "extended"
     assert est.diagnostics["existence_code"] == 0
     assert est.n_hat == pytest.approx(2393.20279975476, rel=1e-6)
@@ -174,9 +174,9 @@ def test_newOrleans8_all_two_way_extended_mle_matches_glm_value(r_reference, loa
     assert coef["estimate"].isna().sum() > 0  # the infinite interactions are not given numbers
 
 
-def test_lognormal_interval_is_chaos_formula(load_shared):
+def test_lognormal_interval_is_chaos_formula(load_table):
     """Chao (1987): C = exp(z sqrt(log(1 + se^2 / mu0^2))), [n + mu0 / C, n + mu0 C]."""
-    est = tipstat.fit_loglinear(load_shared("UK_5"), "independence", ci="lognormal")
+    est = tipstat.fit_loglinear(load_table("UK_5"), "independence", ci="lognormal")
     mu0 = est.n_hat - est.n_observed
     c = math.exp(stats.norm.ppf(0.975) * math.sqrt(math.log(1 + est.se**2 / mu0**2)))
     assert est.ci == pytest.approx((2744 + mu0 / c, 2744 + mu0 * c), rel=1e-12)

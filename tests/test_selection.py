@@ -27,8 +27,8 @@ def _close(a, b, rel=REL):
     return abs(a - b) <= rel * abs(b)
 
 
-def _h(load_shared, name):
-    h = load_shared(name)
+def _h(load_table, name):
+    h = load_table(name)
     return h.pooled() if h.n_strata > 1 else h
 
 
@@ -46,11 +46,11 @@ def _ref_terms(model, lists):
 
 
 # --------------------------------------------------------------------------- stepwise rules
-def test_stepwise_matches_multiple_systems_estimation(r_reference, load_shared):
+def test_stepwise_matches_multiple_systems_estimation(r_reference, load_table):
     rows = r_reference[r_reference.method == "estimate_population_stepwise"]
     assert len(rows) >= 10
     for _, r in rows.iterrows():
-        h = _h(load_shared, r.dataset)
+        h = _h(load_table, r.dataset)
         est = select_loglinear(h, "stepwise", ci="none")
         assert _terms(est, h.lists) == _ref_terms(r.model, h.lists), (r.dataset, est.model)
         assert _close(est.n_hat, r.estimate), (r.dataset, est.n_hat, r.estimate)
@@ -58,12 +58,12 @@ def test_stepwise_matches_multiple_systems_estimation(r_reference, load_shared):
         assert abs(est.deviance - r.deviance) <= max(REL * r.deviance, 1e-6), r.dataset
 
 
-def test_stepwise_matches_sparsemse_with_its_interval(r_reference, load_shared):
+def test_stepwise_matches_sparsemse_with_its_interval(r_reference, load_table):
     rows = r_reference[(r_reference.method == "estimatepopulation.0")
                        & (r_reference.model == "stepwise (pthresh=0.02)")]
     assert len(rows) >= 5
     for _, r in rows.iterrows():
-        h = _h(load_shared, r.dataset)
+        h = _h(load_table, r.dataset)
         est = select_loglinear(h, "stepwise")
         listed = r.notes.split(";")[0].removeprefix("terms: ")
         expected = set() if listed.startswith("main effects") else \
@@ -85,21 +85,21 @@ def test_stepwise_matches_sparsemse_with_its_interval(r_reference, load_shared):
             (r.dataset, est.ci)
 
 
-def test_neworleans_stepwise_selects_d_e(published, load_shared):
+def test_neworleans_stepwise_selects_d_e(published, load_table):
     pub = published[(published.dataset == "NewOrleans_8")
                      & published.method.str.startswith("stepwise")].iloc[0]
-    est = select_loglinear(_h(load_shared, "NewOrleans_8"), "stepwise", pthresh=0.02)
+    est = select_loglinear(_h(load_table, "NewOrleans_8"), "stepwise", pthresh=0.02)
     assert est.model == "[D:E]"
     assert round(est.n_hat) == pub.estimate
     path = est.diagnostics["path"]
     assert list(path.action) == ["start", "add"] and path.p_value.iloc[1] < 0.02
 
 
-def test_bales_hesketh_silverman_reproduces_the_home_office_figure(published, load_shared):
+def test_bales_hesketh_silverman_reproduces_the_home_office_figure(published, load_table):
     for ds in ("UK_5", "UK_6"):
         pub = published[(published.dataset == ds)
                         & published.interval.str.startswith("95% Wald on log")].iloc[0]
-        est = select_loglinear(_h(load_shared, ds), "bhs")
+        est = select_loglinear(_h(load_table, ds), "bhs")
         assert round(est.n_hat) == pub.estimate, (ds, est.n_hat)
         assert (round(est.ci[0]), round(est.ci[1])) == (pub.lower, pub.upper), (ds, est.ci)
         # every added term has Wald p < 0.05 and lowered the AIC
@@ -108,16 +108,16 @@ def test_bales_hesketh_silverman_reproduces_the_home_office_figure(published, lo
         assert (added.p_value < 0.05).all() and added.aic.is_monotonic_decreasing
 
 
-def test_stepwise_threshold_zero_is_main_effects(load_shared):
-    est = select_loglinear(_h(load_shared, "UK_5"), "stepwise", pthresh=0.0, ci="none")
+def test_stepwise_threshold_zero_is_main_effects(load_table):
+    est = select_loglinear(_h(load_table, "UK_5"), "stepwise", pthresh=0.0, ci="none")
     assert est.model == "independence"
 
 
 # --------------------------------------------------------------------------- information criteria
-def test_bic_matches_rcapture_closedpms(r_reference, load_shared):
+def test_bic_matches_rcapture_closedpms(r_reference, load_table):
     rows = r_reference[r_reference.method == "closedpMS.t (maxorder=2)"]
     for ds, grp in rows.groupby("dataset"):
-        h = _h(load_shared, ds)
+        h = _h(load_table, ds)
         est = select_loglinear(h, "bic", max_order=2, ci="none")
         cand = est.diagnostics["candidates"]
         ok = cand[cand.status.isin(["ok", "extended"])].reset_index(drop=True)
@@ -132,31 +132,31 @@ def test_bic_matches_rcapture_closedpms(r_reference, load_shared):
         assert _close(est.deviance, first.deviance) or abs(est.deviance - first.deviance) < 1e-6
 
 
-def test_published_bic_figures(published, load_shared):
-    uk5 = select_loglinear(_h(load_shared, "UK_5"), "bic", max_order=2)
+def test_published_bic_figures(published, load_table):
+    uk5 = select_loglinear(_h(load_table, "UK_5"), "bic", max_order=2)
     pub = published[(published.dataset == "UK_5")
                     & published.method.str.contains("max order 2")].iloc[0]
     assert round(uk5.n_hat) == pub.estimate == 22991
-    korea = select_loglinear(_h(load_shared, "Korea_3"), "bic")
+    korea = select_loglinear(_h(load_table, "Korea_3"), "bic")
     assert round(korea.n_hat) == 157 and korea.model == "[b:c, c:d]"
     # the all-two-way model of Korea_3 (R: N = 1.8e11) is excluded and counted
     assert korea.diagnostics["n_excluded"] == 2
     assert korea.diagnostics["excluded"] == {"does_not_exist": 2}
 
 
-def test_downhill_greedy_search(published, load_shared):
+def test_downhill_greedy_search(published, load_table):
     pub = published[(published.dataset == "UK_5") & published.method.str.contains("greedy")]
-    est = select_loglinear(_h(load_shared, "UK_5"), "bic", search="greedy", ci="none")
+    est = select_loglinear(_h(load_table, "UK_5"), "bic", search="greedy", ci="none")
     assert round(est.n_hat) == pub.estimate.iloc[0]
     path = est.diagnostics["path"]
     assert path.bic.is_monotonic_decreasing and est.diagnostics["search"] == "greedy"
 
 
-def test_excluded_models_match_sparsemse_checkallmodels(r_reference, load_shared):
+def test_excluded_models_match_sparsemse_checkallmodels(r_reference, load_table):
     rows = r_reference[r_reference.method == "checkallmodels"]
     n = 0
     for _, r in rows.iterrows():
-        h = _h(load_shared, r.dataset)
+        h = _h(load_table, r.dataset)
         if len(_space(tuple(h.lists), 2).terms) > 10:  # 2^15 models: see the slow test
             continue
         est = select_loglinear(h, "bic", ci="none")
@@ -168,13 +168,13 @@ def test_excluded_models_match_sparsemse_checkallmodels(r_reference, load_shared
     assert n >= 8
 
 
-def test_max_order_three_catalogue_and_best_model(r_reference, load_shared):
+def test_max_order_three_catalogue_and_best_model(r_reference, load_table):
     assert _space(tuple("ABCD"), 3).count_models(10**6) == 113
     rows = r_reference[(r_reference.method == "estimate_population_bic")
                        & r_reference.notes.str.startswith("BIC rank 1")]
     n = 0
     for _, r in rows.iterrows():
-        h = _h(load_shared, r.dataset)
+        h = _h(load_table, r.dataset)
         if h.k == 5 and r.dataset != "UK_5":
             continue  # the other 5-list catalogues (6,000+ models) are in the slow test
         order = 3 if h.k >= 4 else 2
@@ -186,10 +186,10 @@ def test_max_order_three_catalogue_and_best_model(r_reference, load_shared):
 
 
 @pytest.mark.slow
-def test_every_max_order_three_best_model(r_reference, load_shared):
+def test_every_max_order_three_best_model(r_reference, load_table):
     rows = r_reference[(r_reference.method == "estimate_population_bic")]
     for ds, grp in rows.groupby("dataset"):
-        h = _h(load_shared, ds)
+        h = _h(load_table, ds)
         order = 3 if h.k >= 4 else 2
         est = select_loglinear(h, "bic", max_order=order, ci="none")
         cand = est.diagnostics["candidates"]
@@ -199,17 +199,17 @@ def test_every_max_order_three_best_model(r_reference, load_shared):
 
 
 @pytest.mark.slow
-def test_six_list_exhaustive_search_counts(r_reference, load_shared):
+def test_six_list_exhaustive_search_counts(r_reference, load_table):
     for ds in ("UK_6", "Netherlands_6"):
         r = r_reference[(r_reference.method == "checkallmodels")
                         & (r_reference.dataset == ds)].iloc[0]
-        est = select_loglinear(_h(load_shared, ds), "bic", ci="none")
+        est = select_loglinear(_h(load_table, ds), "bic", ci="none")
         assert est.diagnostics["n_models"] == 32768
         assert est.diagnostics["excluded"].get("does_not_exist", 0) == int(r.estimate)
 
 
-def test_model_averaging(load_shared):
-    h = _h(load_shared, "UK_4")
+def test_model_averaging(load_table):
+    h = _h(load_table, "UK_4")
     best = select_loglinear(h, "aic", ci="none")
     avg = select_loglinear(h, "aic", average=True)
     cand = best.diagnostics["candidates"]
@@ -226,7 +226,7 @@ def test_model_averaging(load_shared):
     assert (avg.deviance, avg.df, avg.aic) == (best.deviance, best.df, best.aic)
     from tipstat.validate import assumption_warnings
 
-    kosovo = _h(load_shared, "Kosovo_4")
+    kosovo = _h(load_table, "Kosovo_4")
     k_avg = select_loglinear(kosovo, "bic", average=True)
     k_best = select_loglinear(kosovo, "bic", ci="none")
     lack = [w for w in assumption_warnings(kosovo, k_avg) if w.startswith("lack of fit")]
@@ -269,8 +269,8 @@ def test_stepwise_does_not_add_terms_under_independence():
     assert added <= 8
 
 
-def test_bad_arguments(load_shared):
-    h = _h(load_shared, "Korea_3")
+def test_bad_arguments(load_table):
+    h = _h(load_table, "Korea_3")
     with pytest.raises(tipstat.InputError, match="criterion"):
         select_loglinear(h, "cic")
     with pytest.raises(tipstat.InputError, match="average"):

@@ -8,7 +8,7 @@ the person is on list ``j``. So with lists ``(A, B, C)`` the documented cell ord
     c = 5: A C   c = 6: B C   c = 7: A B C
 
 and code 0 is the unobserved pattern (on no list) whose count MSE estimates. This is the order of
-the published tables in ``shared/datasets`` and of Rcapture's histories read backwards.
+the published tables in ``tipstat/datasets/data`` and of Rcapture's histories read backwards.
 """
 
 from __future__ import annotations
