@@ -1,14 +1,14 @@
-"""Reading IC-TIP coded victim records (CSV, Excel, the IOM HTCDS template, DataFrames).
+"""Reading IC-TIP coded victim records (CSV, Excel, ODS, the IOM HTCDS template, DataFrames).
 
 One input row is a *victim record as held by one reporting entity* (ICTIP.md §6.1). The IC-TIP
 layout has the columns
 
 ==============================  ===========================================================
-``entity_id``                    reporting entity (required); mapped to an MSE list
+``entity_id``                    reporting entity (required, or the mapping key); an MSE list
 ``source_record_id``             the entity's own record id (or ``record_id``; one required)
 ``person_key``                   pseudonymous key, with ``person_key_scheme`` (default
                                  ``HMAC_SHA256``); or clear identifiers plus ``secret=``
-``identification_date``          required (YYYY-MM-DD)
+``identification_date``          required (YYYY-MM-DD, a full date)
 ``identification_status``        ``PRESUMED`` / ``IDENTIFIED`` / ``NOT_VICTIM`` / ``_U``
 ``country_of_identification``    ISO-3 (defaults to ``ref_area``)
 ``sex``                          ``F`` / ``M`` / ``_O`` / ``_U``
@@ -25,12 +25,19 @@ Blank coded values mean "not recorded" and become ``_U``. Values are mapped thro
 crosswalks of the format (``htcds-2.0``, ``aliases``, ``iso3166-alpha2``). Every rule of
 ICTIP.md §6.3 is checked (:mod:`tipstat.ictip.validation`); records that are valid but out of
 scope are kept in :attr:`Records.frame` with their exclusion reason, so the accounting
-``read = used + excluded`` always holds.
+``read = used + excluded`` always holds, in total and per source file. A column the layout does
+not know stops the read (with a did-you-mean suggestion) unless ``extra_columns="ignore"``.
+Messages never show a value that could identify a person (:mod:`tipstat.ictip.redact`).
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
+import io
 import os
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -44,8 +51,9 @@ from ..errors import InputError, Problem
 from ..linkage import keys as _keys
 from . import codelists
 from . import validation as V
+from .redact import is_blank
 
-__all__ = ["Records", "read_records"]
+__all__ = ["KNOWN_COLUMNS", "Records", "read_records"]
 
 Source = pd.DataFrame | str | os.PathLike
 
@@ -55,14 +63,55 @@ HTCDS_COLUMNS = {
     "prs_Gender": "sex", "prs_Citizenship": "citizenship",
     "vic_TraffickingStatus": "identification_status",
     "vic_TypeOfExploitation": "exploitation", "vic_TypeOfSexExploitation": "sex_exploitation",
+    "cas_IncomingReferralDate": "identification_date",
 }
+#: The system names of the HTCDS v2.0 single-select template's Case Sheet (IOM, CC BY 4.0).
+#: Those not in :data:`HTCDS_COLUMNS` are known but not used (case management, contact data).
+HTCDS_TEMPLATE_COLUMNS = frozenset({
+    "cas_CaseOwner", "prs_Salutation", "prs_FirstName", "prs_SecondName", "con_Consent",
+    "prs_Birthdate", "prs_Gender", "prs_Citizenship", "prs_Title", "prs_Email", "prs_HomePhone",
+    "prs_MobilePhone", "prs_MailingCity", "prs_MailingCountry", "prs_MailingState",
+    "prs_MailingStreet", "prs_MailingPostalCode", "vic_TraffickingStatus",
+    "vic_TraffickinStatusDecisionMakingOrg", "vic_TraffickingStatusDecisionMakingOrg",
+    "vic_MethodOfRecruitment", "vic_LocationOfRecruitment", "vic_MethodsOfControl",
+    "vic_TypeOfExploitation", "vic_ForcedLabourIndustry", "vic_TypeOfSexExploitation",
+    "vic_LocationOfExploitation", "cas_Status", "cas_ReferringOrganisation",
+    "cas_IncomingReferralDate", "cas_ReferringPrimaryCaseWorker", "cas_ReasonForIncomingReferral",
+    "cas_IncomingReferralDetails", "cas_ReferredOrganisation", "cas_ReferredPrimaryCaseWorker",
+    "cas_OutgoingReferralDate", "cas_OutgoingReferralDetails", "cas_ReasonForCaseClosure",
+})
+_HTCDS_PREFIX = re.compile(r"^(?:prs|vic|cas|con)_[A-Za-z]")
 KEY_FIELDS = ("family_name", "given_name", "birth_date", "sex")
 INCLUDE_DEFAULT = ("PRESUMED", "IDENTIFIED")
+FORMATS = ("auto", "ictip", "htcds")
+#: Columns of the IC-TIP layout that :func:`read_records` reads (clear identifiers aside).
+KNOWN_COLUMNS = (
+    "entity_id", "source_record_id", "record_id", "person_key", "person_key_scheme",
+    "identification_date", "identification_status", "country_of_identification", "sex",
+    "age_at_identification", "age_group", "age_at_exploitation_start", "citizenship",
+    "exploitation", "form_code", "sex_exploitation", "is_deleted", "family_name", "given_name",
+    "birth_date",
+)
+#: Common names of layout columns (compared lower case, letters and digits only) -> the column.
+SYNONYMS = {
+    "gender": "sex", "age": "age_at_identification", "ageatidentification": "age_at_identification",
+    "nationality": "citizenship", "status": "identification_status",
+    "victimstatus": "identification_status", "form": "exploitation",
+    "exploitationform": "exploitation", "typeofexploitation": "exploitation",
+    "formofexploitation": "exploitation", "country": "country_of_identification",
+    "date": "identification_date", "dateofidentification": "identification_date",
+    "agency": "entity_id", "entity": "entity_id", "reportingentity": "entity_id",
+    "id": "source_record_id", "caseid": "source_record_id", "recordid": "record_id",
+    "key": "person_key", "personkey": "person_key", "deleted": "is_deleted",
+    "dob": "birth_date", "dateofbirth": "birth_date", "birthdate": "birth_date",
+    "surname": "family_name", "lastname": "family_name", "firstname": "given_name",
+    "agegroup": "age_group",
+}
 OUTPUT_COLUMNS = ["record_id", "entity_id", "list_id", "person_key", "person_key_scheme",
                   "identification_date", "identification_status", "country_of_identification",
                   "sex", "age_at_identification", "age_group", "age_group_l1",
                   "age_at_exploitation_start", "citizenship", "citizenship_group", "exploitation",
-                  "exploitation_stratum", "excluded"]
+                  "exploitation_stratum", "excluded", "source"]
 
 
 @dataclass
@@ -74,7 +123,8 @@ class Records:
     frame : pandas.DataFrame
         One row per record read (index: the row label used in error messages), columns
         :data:`OUTPUT_COLUMNS`. No clear identifier. ``excluded`` is ``""`` for a used record,
-        otherwise the reason it is out of scope.
+        otherwise the reason it is out of scope; ``source`` names the file (or mapping key) the
+        record came from.
     lists : tuple of str
         MSE lists, in the order of the entity -> list mapping.
     version : str
@@ -83,6 +133,9 @@ class Records:
         Warnings collected so far.
     list_periods : pandas.DataFrame or None
         ``list_id, period_start, period_end`` where the list definition gave them.
+    meta : dict
+        ``format`` (per source), ``sources`` (one dict per source: ``source``, ``format``,
+        ``records``, ``blank_rows``, ``ignored_columns``), ``rows_in_source``, ``secure``.
     """
 
     frame: pd.DataFrame
@@ -101,8 +154,18 @@ class Records:
     def n_read(self) -> int:
         return len(self.frame)
 
-    def accounting(self) -> pd.DataFrame:
+    def accounting(self, by_source: bool = False) -> pd.DataFrame:
         """``read``, ``used`` and ``excluded: <reason>`` record counts; read = used + excluded.
+
+        After them come rows that are not records and were not read: ``blank rows (not
+        records)`` and ``ignored column: <name>`` (read with ``extra_columns="ignore"``; the
+        count is the number of records with a value in that column).
+
+        Parameters
+        ----------
+        by_source : bool
+            Add one column per source file (or mapping key), in input order; the ``records``
+            column is their sum.
 
         Examples
         --------
@@ -114,14 +177,47 @@ class Records:
         True
         """
         ex = self.frame["excluded"]
-        rows = [("read", len(ex)), ("used", int((ex == "").sum()))]
-        rows += [(f"excluded: {r}", int(n)) for r, n in ex[ex != ""].value_counts().sort_index().items()]
-        out = pd.DataFrame(rows, columns=["item", "records"])
-        assert out.records[0] == out.records[1:].sum()
+        src = (self.frame["source"] if "source" in self.frame.columns
+               else pd.Series("", index=self.frame.index))
+        reasons = sorted(ex[ex != ""].unique())
+        items = ["read", "used", *[f"excluded: {r}" for r in reasons]]
+        masks = [np.ones(len(ex), dtype=bool), (ex == "").to_numpy(),
+                 *[(ex == r).to_numpy() for r in reasons]]
+        sources = [s["source"] for s in self.meta.get("sources", [])] or list(dict.fromkeys(src))
+        out = pd.DataFrame({"item": items, "records": [int(m.sum()) for m in masks]})
+        if by_source:
+            for s in sources:
+                inside = (src == s).to_numpy()
+                out[s] = [int((m & inside).sum()) for m in masks]
+        assert out.records[0] == out.records[1] + out.records[2:].sum()
+        extra: list[dict[str, Any]] = []
+        for info in self.meta.get("sources", []):
+            per = {"blank rows (not records)": info.get("blank_rows", 0)}
+            per.update({f"ignored column: {c}": n for c, n in info.get("ignored_columns", {}).items()})
+            for item, n in per.items():
+                if not n and item.startswith("blank"):
+                    continue
+                row = next((r for r in extra if r["item"] == item), None)
+                if row is None:
+                    row = {"item": item, "records": 0}
+                    extra.append(row)
+                row["records"] += int(n)
+                if by_source:
+                    row[info["source"]] = row.get(info["source"], 0) + int(n)
+        if extra:
+            more = pd.DataFrame(extra)
+            if by_source:
+                more = more.reindex(columns=out.columns).fillna(0)
+            out = pd.concat([out, more], ignore_index=True)
+            out[out.columns[1:]] = out[out.columns[1:]].astype(int)
         return out
 
     def exclude(self, mask: np.ndarray | pd.Series, reason: str, rule: str | None = None) -> Records:
-        """A copy where the used records under ``mask`` are excluded for ``reason``."""
+        """A copy where the used records under ``mask`` are excluded for ``reason``.
+
+        The warning of ``rule`` says how many records, and from which sources when there are
+        several, so that no source's records disappear behind one line.
+        """
         mask = np.asarray(mask, dtype=bool) & (self.frame["excluded"] == "").to_numpy()
         if not mask.any():
             return self
@@ -129,7 +225,14 @@ class Records:
         frame.loc[mask, "excluded"] = reason
         report = V.ValidationReport(list(self.report.issues))
         if rule:
-            report.add(rule, f"{int(mask.sum())} record(s) excluded: {reason}", int(mask.sum()))
+            n = int(mask.sum())
+            text = f"{n} record(s) excluded: {reason}"
+            if "source" in frame.columns and frame["source"].nunique() > 1:
+                per = frame.loc[mask, "source"].value_counts(sort=False)
+                total = frame["source"].value_counts(sort=False)
+                text += " (" + ", ".join(f"{s}: {int(k)} of {int(total[s])}"
+                                         for s, k in per.items()) + ")"
+            report.add(rule, text, n)
         return replace(self, frame=frame, report=report)
 
     def restrict(self, period: Any = None, ref_area: str | None = None) -> Records:
@@ -162,7 +265,10 @@ class Records:
 
 def _period_bounds(period: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
     if isinstance(period, tuple | list) and len(period) == 2:
-        return pd.Timestamp(period[0]), pd.Timestamp(period[1])
+        try:
+            return pd.Timestamp(period[0]), pd.Timestamp(period[1])
+        except (ValueError, TypeError) as exc:
+            raise InputError("period: a (start, end) pair of dates was expected") from exc
     try:
         p = pd.Period(str(period), freq="Y") if isinstance(period, int | np.integer) else \
             pd.Period(str(period))
@@ -172,77 +278,308 @@ def _period_bounds(period: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
     return p.start_time.normalize(), p.end_time.normalize()
 
 
-def _load_one(src: Source, fmt: str, sheet: str | int | None) -> tuple[pd.DataFrame, str]:
+# ------------------------------------------------------------------------------ reading files
+_EXCEL_ENGINES = {".xlsx": "openpyxl", ".xlsm": "openpyxl", ".xls": "xlrd", ".ods": "odf"}
+_INSTALL = {
+    "openpyxl": "pip install 'tipstat[ictip]' (or: pip install openpyxl)",
+    "odf": "pip install 'tipstat[ictip]' (or: pip install odfpy)",
+    "xlrd": "pip install xlrd, or save the file as .xlsx",
+}
+_MANGLED = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Stripped text of each cell as an object column; ``""`` for a blank (any pandas version)."""
+    out = [("" if is_blank(v) else v.strip() if isinstance(v, str) else
+            str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip())
+           for v in values.astype(object)]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def _read_table(src: Source, sheet: str | int | None, fmt: str) -> tuple[pd.DataFrame, str, list[str]]:
+    """Cells of one source as objects, index = row labels (file line numbers), its label and
+    its header as written (for duplicate names). Unreadable files are an :class:`InputError`."""
     if isinstance(src, pd.DataFrame):
-        return src.copy(), ""
+        df = src.copy()
+        idx = df.index
+        if not (pd.api.types.is_integer_dtype(idx.dtype) and idx.is_unique and idx.nlevels == 1):
+            df.index = pd.RangeIndex(len(df))  # row labels that are not plain numbers: positions
+        return df, "", [str(c) for c in df.columns]
+    if not isinstance(src, str | os.PathLike):
+        raise InputError(f"a source must be a file path or a pandas DataFrame, not "
+                         f"{type(src).__name__}")
     path = Path(src)
+    name = path.name
     if not path.exists():
         raise InputError(f"file not found: {path}")
-    name = path.name
-    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        import warnings
+    if path.is_dir():
+        raise InputError(f"{name} is a folder; give the record files inside it")
+    suffix = path.suffix.lower()
+    if suffix in _EXCEL_ENGINES:
+        df, header = _read_workbook(path, _EXCEL_ENGINES[suffix], sheet, fmt)
+    else:
+        df, header = _read_csv(path)
+    df.index = pd.RangeIndex(2, len(df) + 2)  # line numbers (line 1 is the header)
+    return df, name, header
 
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    name = path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{name} cannot be opened ({type(exc).__name__})") from None
+    if not data.strip():
+        raise InputError(f"{name} is empty (no header line): an agency with no records sends "
+                         "the header line alone")
+    if data[:4] == b"PK\x03\x04":
+        raise InputError(f"{name} is a spreadsheet workbook (xlsx/ods), not CSV text: give it its "
+                         "own extension (.xlsx or .ods)")
+    if data[:4] == b"\xd0\xcf\x11\xe0":
+        raise InputError(f"{name} is an old Excel workbook (.xls), not CSV text: save it as .xlsx "
+                         "or CSV UTF-8")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(f"{name} is UTF-16 text; save it as 'CSV UTF-8'")
+    if b"\x00" in data[:65536]:
+        raise InputError(f"{name} is not a text file (it holds binary data); give a CSV "
+                         "(UTF-8), an Excel (.xlsx) or an ODS file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name} is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                         "save it as 'CSV UTF-8' (it may be in a Windows code page)") from None
+    first = text.splitlines()[0] if text.splitlines() else ""
+    counts = {sep: first.count(sep) for sep in (",", ";", "\t", "|")}
+    sep = max(counts, key=lambda k: counts[k]) if max(counts.values()) > 0 else ","
+    try:
+        header = next(csv.reader([first], delimiter=sep))
+    except csv.Error:
+        header = first.split(sep)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=object, keep_default_na=False,
+                         na_values=[""], skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{name} is empty (no header line)") from None
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        where = f" at line {m.group(1)}" if m else ""
+        raise InputError(f"{name} cannot be read as CSV{where}: a row has more fields than the "
+                         f"header (a separator {sep!r} inside an unquoted value?)") from None
+    return df, [h.strip().lstrip("\ufeff") for h in header]
+
+
+def _read_workbook(path: Path, engine: str, sheet: str | int | None,
+                   fmt: str) -> tuple[pd.DataFrame, list[str]]:
+    name = path.name
+    try:
         with warnings.catch_warnings():  # openpyxl: "Data Validation extension is not supported"
             warnings.simplefilter("ignore", UserWarning)
-            if fmt == "htcds":
-                sheet = "Case Sheet" if sheet is None else sheet
-                df = pd.read_excel(path, sheet_name=sheet, header=0, dtype=object)
-                df = df.iloc[1:]  # the row of human-readable labels under the system names
-                df.index = df.index + 2  # 1-based line numbers in the sheet
-            else:
-                df = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, dtype=object)
-                df.index = df.index + 2
-    else:
-        df = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
-        df.index = df.index + 2  # line numbers (line 1 is the header)
-    return df, name
+            xf = pd.ExcelFile(path, engine=engine)
+    except ImportError:
+        raise InputError(f"reading {name} needs the {engine} package: {_INSTALL[engine]}") from None
+    except Exception as exc:  # zip, XML and format errors of the readers
+        raise InputError(f"{name} cannot be read as a {path.suffix} workbook "
+                         f"({type(exc).__name__}); is it damaged or of another type?") from None
+    with xf:
+        names = [str(n) for n in xf.sheet_names]
+        if sheet is None:
+            chosen: str | int = "Case Sheet" if fmt != "ictip" and "Case Sheet" in names else 0
+        else:
+            chosen = sheet
+        if isinstance(chosen, str) and chosen not in names:
+            raise InputError(f"{name} has no sheet {chosen!r}; its sheets are {names}")
+        if isinstance(chosen, int) and not 0 <= chosen < len(names):
+            raise InputError(f"{name} has {len(names)} sheet(s); sheet={chosen} does not exist")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                df = pd.read_excel(xf, sheet_name=chosen, dtype=object)
+        except Exception as exc:
+            raise InputError(f"{name}: sheet {chosen!r} cannot be read "
+                             f"({type(exc).__name__})") from None
+    header = [str(c).strip() for c in df.columns]
+    mangled = []
+    for c in header:  # pandas renames a repeated header 'sex' to 'sex.1'
+        m = _MANGLED.match(c)
+        mangled.append(m["base"] if m and m["base"] in header else c)
+    return df, mangled
 
 
-def _gather(source: Source | Sequence[Source] | Mapping[str, Source], fmt: str,
-            sheet: str | int | None) -> pd.DataFrame:
-    if isinstance(source, Mapping):
-        items = list(source.items())
-    elif isinstance(source, pd.DataFrame | str | os.PathLike):
-        items = [(None, source)]
-    else:
-        items = [(None, s) for s in source]
-    frames = []
-    for entity, src in items:
-        df, name = _load_one(src, fmt, sheet)
-        if fmt == "htcds":
-            df = _from_htcds(df)
-        if entity is not None:
-            if "entity_id" in df.columns and (df["entity_id"].astype(str) != str(entity)).any():
-                raise InputError(f"source for entity {entity!r} has an entity_id column with other "
-                                 "values; give either the mapping key or the column")
-            df["entity_id"] = str(entity)
-        label = name or (str(entity) if entity is not None else "")
-        if len(items) > 1:
-            prefix = label or str(len(frames))
-            df.index = [f"{prefix}:{r}" for r in df.index]
-        frames.append(df)
-    out = pd.concat(frames, axis=0, ignore_index=False) if len(frames) > 1 else frames[0]
-    if not out.index.is_unique:
-        raise InputError("row labels repeat across sources; give each DataFrame a unique index "
-                         "or pass a mapping {entity_id: source}")
+def _norm(col: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(col).lower())
+
+
+def _suggest(col: str, candidates: Sequence[str]) -> str | None:
+    key = _norm(col)
+    if key in SYNONYMS and SYNONYMS[key] in candidates:
+        return SYNONYMS[key]
+    for c in candidates:
+        if _norm(c) == key:
+            return c
+    lower = {c.lower(): c for c in candidates}
+    hit = difflib.get_close_matches(str(col).lower(), list(lower), n=1, cutoff=0.75)
+    return lower[hit[0]] if hit else None
+
+
+def _is_htcds(columns: Sequence[str]) -> bool:
+    return any(c in HTCDS_TEMPLATE_COLUMNS or _HTCDS_PREFIX.match(c) for c in columns)
+
+
+def _label_row(df: pd.DataFrame) -> bool:
+    """Whether the first row is the HTCDS template's row of human-readable labels."""
+    if len(df) == 0:
+        return False
+    cols = [c for c in df.columns if _HTCDS_PREFIX.match(str(c))]
+    if not cols:
+        return False
+    first = df.iloc[0]
+    hits = sum(_norm(first[c]) == _norm(str(c).split("_", 1)[1]) for c in cols
+               if isinstance(first[c], str))
+    return hits >= max(1, len(cols) // 2)
+
+
+@dataclass
+class _Part:
+    """One source after reading: IC-TIP columns, and what was found about it."""
+
+    label: str
+    frame: pd.DataFrame
+    fmt: str
+    columns: list[str]
+    entity: str | None = None
+    blank_rows: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
+    identifiers: list[str] = field(default_factory=list)
+
+
+def _blank_rows(df: pd.DataFrame) -> np.ndarray:
+    """Rows with no content (the HTCDS template's pre-numbered row-number column aside)."""
+    cols = [c for c in df.columns if not str(c).startswith("Unnamed:")]
+    if not cols or len(df) == 0:
+        return np.zeros(len(df), dtype=bool)
+    out = np.ones(len(df), dtype=bool)
+    for c in cols:
+        out &= V._blank(df[c])
     return out
 
 
-def _from_htcds(df: pd.DataFrame) -> pd.DataFrame:
-    cols = list(df.columns)
-    first = cols[0]
-    blank = df.drop(columns=[first]).isna().all(axis=1) if len(cols) > 1 else df.isna().all(axis=1)
-    df = df[~blank.to_numpy()]  # empty rows of the template are not records
+def _prepare(src: Source, entity: str | None, fmt: str, sheet: str | int | None,
+             extra_columns: str, key_fields: Sequence[str], secret: Any, secure: bool,
+             problems: list[Problem], default_label: str) -> _Part:
+    """Read one source, check its columns (problems collected, never values) and convert it to
+    the IC-TIP layout."""
+    raw, label, header = _read_table(src, sheet, fmt)
+    label = label or (str(entity) if entity is not None else default_label)
+    cols = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
+    raw.columns = cols
+    named = [c for c in header if not c.startswith("Unnamed:")] + \
+        [c for c in cols if not c.startswith("Unnamed:")]
+    dups = sorted({c for c in named if header.count(c) > 1 or cols.count(c) > 1})
+    for c in dups:
+        problems.append(Problem(c, None, None, f"a column name used once; {label} has it "
+                                               f"{max(header.count(c), cols.count(c))} times"))
+    raw = raw.loc[:, ~pd.Index(cols).duplicated()]
+    cols = list(raw.columns)
+    fmt_here = fmt if fmt != "auto" else ("htcds" if _is_htcds(cols) else "ictip")
+    if fmt_here == "htcds" and _label_row(raw):
+        raw = raw.iloc[1:]  # the template's row of human-readable labels under the system names
+    known = set(KNOWN_COLUMNS) | set(key_fields)
+    if fmt_here == "htcds":
+        known |= HTCDS_TEMPLATE_COLUMNS
+    blank = _blank_rows(raw)
+    part = _Part(label, raw, fmt_here, cols, entity, int(blank.sum()))
+    raw = raw[~blank]
+    unknown = []
+    for c in cols:
+        if c in known:
+            continue
+        if _keys._norm_key(c) in _keys.IDENTIFIER_COLUMNS:
+            part.identifiers.append(c)
+            continue
+        if c.startswith("Unnamed:") and (V._blank(raw[c]).all() or (fmt_here == "htcds"
+                                                                     and c == cols[0])):
+            continue  # an empty column without a header, or the template's row numbers
+        unknown.append(c)
+    if fmt_here == "ictip" and _is_htcds(cols):
+        problems.append(Problem(None, None, None, f"the IC-TIP layout, but {label} has HTCDS "
+                                                  "columns: read it with format='htcds' or 'auto'"))
+        return part
+    if unknown and not any(c in known for c in cols):
+        problems.append(Problem(None, None, None, (
+            f"a header line in {label}: none of its {len(cols)} column names is an IC-TIP or "
+            "HTCDS column (is the header line missing? the names are not shown, as they could "
+            "be the values of a record)")))
+        return part
+    for c in unknown:
+        if extra_columns == "ignore":
+            part.ignored[c] = int((~V._blank(raw[c])).sum())
+            continue
+        hint = _suggest(c, sorted(known))
+        problems.append(Problem(c, None, None, (
+            f"a column of the {'HTCDS' if fmt_here == 'htcds' else 'IC-TIP'} layout; {label} has "
+            f"this unknown column" + (f" - did you mean {hint!r}?" if hint else "")
+            + " (pass extra_columns='ignore' to read without it)")))
+    frame = _from_htcds(raw, cols) if fmt_here == "htcds" else raw[[c for c in cols if c in known]]
+    if entity is not None:
+        if "entity_id" in frame.columns:
+            given = _text(frame["entity_id"])
+            if ((given != "") & (given != str(entity))).any():
+                problems.append(Problem("entity_id", None, None, (
+                    f"the mapping key {entity!r} or no entity_id column; {label} has an entity_id "
+                    "column with other values")))
+        frame = frame.assign(entity_id=str(entity))
+    # --- required columns: reported once per source, never once per row ---------------------
+    required = [("entity_id", "rule 3: a required column (or pass {entity_id: file})"),
+                ("identification_date", "rule 4: a required column")]
+    for col, what in required:
+        if col not in frame.columns:
+            problems.append(Problem(col, None, None, f"{what}; {label} has none"))
+        elif len(frame) and V._blank(frame[col]).all():
+            problems.append(Problem(col, None, None, f"{what}; it is blank on every row of {label}"))
+    if "source_record_id" not in frame.columns and "record_id" not in frame.columns:
+        problems.append(Problem("source_record_id", None, None,
+                                f"rule 2: a record id column (source_record_id or record_id); "
+                                f"{label} has neither"))
+    # --- where the person key comes from ----------------------------------------------------
+    clear = [f for f in key_fields if f != "sex" and f in frame.columns]
+    if "person_key" not in frame.columns:
+        if clear and secret is not None:
+            for f in key_fields:
+                if f not in frame.columns:
+                    problems.append(Problem(f, None, None, (
+                        f"rule 6: an identifier column of the key (secret given, "
+                        f"key_fields={list(key_fields)}); {label} has none")))
+        elif not (part.identifiers and not secure):
+            problems.append(Problem("person_key", None, None, (
+                f"rule 6: a person_key column, or identifier columns {list(key_fields)} and "
+                f"secret= to compute one; {label} has " + (
+                    f"identifiers {clear} but no secret" if clear else "neither"))))
+    if part.identifiers and secret is None and not secure:
+        for c in part.identifiers:
+            problems.append(Problem(c, None, None, (
+                f"rule 7: no clear identifier column outside secure mode ({label}); pass "
+                "secret= to hash them into a person key, pseudonymise them first "
+                "(tipstat.linkage.pseudonymise) or pass secure=True in a secure environment")))
+    part.frame = frame
+    return part
+
+
+def _from_htcds(df: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
-    out["source_record_id"] = (df[first].astype(str) if str(first).startswith("Unnamed")
-                               else pd.Series(df.index.astype(str), index=df.index))
-    for src, dst in HTCDS_COLUMNS.items():
-        if src in df.columns:
-            out[dst] = df[src]
-    for c in ("cas_IncomingReferralDate", "identification_date", "entity_id", "record_id",
-              "country_of_identification", "is_deleted"):
+    first = cols[0] if cols else None
+    if "source_record_id" not in df.columns and "record_id" not in df.columns:
+        lines = pd.Series(df.index.astype(str), index=df.index, dtype=object)
+        if first is not None and str(first).startswith("Unnamed"):
+            num = _text(df[first])
+            out["source_record_id"] = num.where(num != "", lines)
+        else:
+            out["source_record_id"] = lines
+    for c in KNOWN_COLUMNS:  # IC-TIP columns an agency added to its HTCDS export
         if c in df.columns:
-            out["identification_date" if c == "cas_IncomingReferralDate" else c] = df[c]
+            out[c] = df[c]
+    for src, dst in HTCDS_COLUMNS.items():
+        if src in df.columns and dst not in out.columns:
+            out[dst] = df[src]
     return out
 
 
@@ -252,7 +589,13 @@ def _list_map(entity_to_list: Mapping[str, str] | pd.DataFrame,
         need = [c for c in ("entity_id", "list_id") if c not in entity_to_list.columns]
         if need:
             raise InputError(f"the list definition needs columns {need}")
-        d = entity_to_list.astype({"entity_id": str, "list_id": str})
+        d = entity_to_list.copy()
+        d["entity_id"], d["list_id"] = _text(d["entity_id"]), _text(d["list_id"])
+        blank = ((d["entity_id"] == "") | (d["list_id"] == "")).to_numpy()
+        if blank.any():
+            raise InputError("the list definition has blank entity_id or list_id cells",
+                             [Problem("entity_id/list_id", r, None, "an entity and its list")
+                              for r in d.index[blank]])
         multi = d.groupby("entity_id")["list_id"].nunique()
         bad = multi[multi > 1].index
         errors.add(3, "entity_id", [f"list definition: {e}" for e in bad], list(bad),
@@ -264,15 +607,48 @@ def _list_map(entity_to_list: Mapping[str, str] | pd.DataFrame,
             periods = d.groupby("list_id", sort=False)[["period_start", "period_end"]].first()
             periods = periods.reset_index()
         return mapping, lists, periods
-    mapping = {str(k): str(v) for k, v in dict(entity_to_list).items()}
+    if not isinstance(entity_to_list, Mapping):
+        raise InputError("entity_to_list must be a mapping {entity_id: list_id} or a table with "
+                         f"columns entity_id, list_id; got {type(entity_to_list).__name__}")
+    mapping = {str(k).strip(): str(v).strip() for k, v in dict(entity_to_list).items()}
+    if not mapping:
+        raise InputError("entity_to_list is empty: map every reporting entity to an MSE list")
     return mapping, tuple(dict.fromkeys(mapping.values())), None
+
+
+def _format_of(format: str | Mapping[Any, str], entity: Any, src: Any, position: int) -> str:
+    if isinstance(format, str):
+        return format
+    keys = [entity, position]
+    if isinstance(src, str | os.PathLike):
+        keys += [str(src), Path(src).name]
+    for k in keys:
+        if k is not None and k in format:
+            return format[k]
+    return "auto"
+
+
+def _items(source: Any) -> list[tuple[str | None, Source]]:
+    if isinstance(source, Mapping):
+        return [(str(k), v) for k, v in source.items()]
+    if isinstance(source, pd.DataFrame | str | os.PathLike):
+        return [(None, source)]
+    if isinstance(source, Sequence | set | frozenset | tuple) or hasattr(source, "__iter__"):
+        items = [(None, s) for s in source]
+        if not items:
+            raise InputError("no sources given: pass record files, DataFrames or a mapping "
+                             "{entity_id: source}")
+        return items
+    raise InputError(f"source must be a file, a DataFrame, a list of them or a mapping "
+                     f"{{entity_id: source}}; got {type(source).__name__}")
 
 
 def read_records(
     source: Source | Sequence[Source] | Mapping[str, Source],
     entity_to_list: Mapping[str, str] | pd.DataFrame,
     *,
-    format: str = "ictip",
+    format: str | Mapping[Any, str] = "auto",
+    extra_columns: str = "error",
     entities: pd.DataFrame | None = None,
     secret: str | bytes | _keys.Secret | None = None,
     key_fields: Sequence[str] = KEY_FIELDS,
@@ -289,14 +665,26 @@ def read_records(
     Parameters
     ----------
     source : DataFrame, path, list of them, or mapping ``{entity_id: source}``
-        CSV or Excel files or DataFrames in the IC-TIP layout (module docstring) or, with
-        ``format="htcds"``, in the IOM HTCDS v2.0 layout (the Excel template's "Case Sheet", or
-        a CSV with its system names; ``cas_IncomingReferralDate`` is taken as the identification
-        date, the template's row number as ``source_record_id``, and the entity from the mapping
-        key). Empty template rows are not records.
+        CSV (UTF-8; the separator ``,``, ``;``, tab or ``|`` is read from the header line),
+        Excel (``.xlsx``, needs openpyxl), ODS (``.ods``, needs odfpy) files or DataFrames, in
+        the IC-TIP layout (module docstring) or the IOM HTCDS v2.0 layout (the Excel template's
+        "Case Sheet", or a CSV with its system names; ``cas_IncomingReferralDate`` is taken as
+        the identification date, the template's row number as ``source_record_id``, and the
+        entity from the mapping key). Empty rows are not records (counted in the accounting).
+        A file with a header line and no rows is an agency with no records.
     entity_to_list : mapping or DataFrame
         ``{entity_id: list_id}``, or a list-definition table with ``entity_id, list_id`` and
         optionally ``period_start, period_end``.
+    format : ``"auto"``, ``"ictip"``, ``"htcds"`` or a mapping
+        The layout of each source. ``"auto"`` (default) tells it from the columns: HTCDS system
+        names (``prs_Gender``, ``vic_TraffickingStatus``, ...) mean HTCDS. A mapping gives it per
+        source, keyed by the mapping key of ``source``, the file path or name, or the position;
+        sources it does not name are ``"auto"``. IC-TIP and HTCDS sources can be mixed.
+    extra_columns : ``"error"`` or ``"ignore"``
+        A column that is not in the layout (a misspelt ``exploitaton``, ``gender``) stops the
+        read with an :class:`InputError` naming the file and column and suggesting the column
+        meant (default); with ``"ignore"`` it is not read and is listed in
+        :meth:`Records.accounting` (``ignored column: <name>``).
     entities : DataFrame, optional
         The ``reporting_entity`` table (``entity_id`` and optionally ``entity_type``,
         ``country``); records of entities not in it are rejected (rule 3).
@@ -304,6 +692,12 @@ def read_records(
         When the records hold clear identifiers (``family_name``, ``given_name``,
         ``birth_date``), the key is HMAC-SHA-256 of their normalised values (see
         :mod:`tipstat.linkage.keys`) and they are dropped; age is derived from the birth date.
+        The secret is checked first: a secret that is refused stops the read before anything
+        else is looked at.
+    key_fields : sequence of str
+        Identifier columns the key is computed from.
+    version : str
+        Code-list version.
     period, ref_area : optional
         Scope: records identified outside the period or the country are excluded (W6).
     include_status : sequence of str
@@ -314,6 +708,9 @@ def read_records(
     secure : bool
         Secure linkage mode: clear identifiers are allowed (and kept out of :attr:`Records.frame`
         all the same). Without it, identifier columns and no ``secret`` are an error (rule 7).
+    sheet : str or int, optional
+        Sheet of the Excel / ODS files (default: "Case Sheet" for HTCDS workbooks, else the
+        first).
 
     Returns
     -------
@@ -322,8 +719,11 @@ def read_records(
     Raises
     ------
     InputError
-        Listing every violation of the error rules 1-7 of ICTIP.md §6.3, by rule, column, row
-        and value (values of identifying columns are not shown).
+        First for an unusable option or secret, then for files that cannot be read, then for
+        column problems of all sources together (unknown, duplicated or missing required
+        columns, each named once with its file), then listing every violation of the error
+        rules 1-7 of ICTIP.md §6.3 by rule, column and row. A value is shown only where it
+        cannot identify a person (:mod:`tipstat.ictip.redact`); otherwise it is described.
 
     Examples
     --------
@@ -341,110 +741,174 @@ def read_records(
     >>> recs.used[["list_id", "sex", "age_group_l1", "exploitation_stratum"]].values.tolist()
     [['P', 'F', 'Y0T17', 'SEX'], ['N', 'F', 'Y0T17', 'SEX']]
     """
-    if format not in ("ictip", "htcds"):
-        raise InputError(f"format={format!r}; expected 'ictip' or 'htcds'")
-    today_ = pd.Timestamp(today if today is not None else date.today()).date()
-    errors = V._Errors()
-    report = V.ValidationReport()
-    sources = ["aliases"] + (["htcds-2.0"] if format == "htcds" else [])
-    raw = _gather(source, format, sheet)
-    if len(raw) == 0:
-        raise InputError("no records: the input is empty")
-    n_raw = len(raw)
-
-    # --- columns present --------------------------------------------------------------------
-    if "source_record_id" not in raw.columns and "record_id" not in raw.columns:
-        raise InputError("a record id column is required: 'source_record_id' or 'record_id'")
-    for col in ("entity_id", "identification_date"):
-        if col not in raw.columns:
-            raise InputError(f"required column {col!r} not found; the table has {list(raw.columns)}")
-
-    # --- rule 7: clear identifiers ----------------------------------------------------------
-    ident = _keys.identifier_columns(raw)
-    has_clear = any(c in raw.columns for c in key_fields if c != "sex")
-    if ident and secret is None and not secure:
-        _keys.check_no_identifiers(raw, secure=False, what="victim-record table")
-
-    # --- rule 1: codes ----------------------------------------------------------------------
-    coded = V.check_codes(raw, V.CODED, version, sources, errors)
-    df = pd.DataFrame(index=raw.index)
-    df["entity_id"] = raw["entity_id"].astype(str).str.strip()
-    if "source_record_id" in raw.columns:
-        df["source_record_id"] = raw["source_record_id"].astype(str).str.strip()
-    df["record_id"] = (raw["record_id"].astype(str).str.strip() if "record_id" in raw.columns
-                       else df["entity_id"] + ":" + df["source_record_id"])
-    for col in ("sex", "identification_status", "age_group"):
-        df[col if col != "age_group" else "age_group_given"] = (
-            coded[col] if col in coded else pd.Series("_U", index=raw.index))
-    if "country_of_identification" in raw.columns:
-        df["country_of_identification"] = V.check_countries(
-            raw["country_of_identification"], "country_of_identification", version, sources, errors)
-        if ref_area is not None:
-            df.loc[df["country_of_identification"] == "_U", "country_of_identification"] = ref_area
-    else:
-        df["country_of_identification"] = ref_area if ref_area is not None else "_U"
+    # --- options first: a bad secret is reported first and alone ---------------------------
+    if secret is not None:
+        secret = _keys.Secret(secret)
+    formats = [format] if isinstance(format, str) else (
+        list(format.values()) if isinstance(format, Mapping) else None)
+    if formats is None or any(f not in FORMATS for f in formats):
+        raise InputError(f"format={format!r}; expected one of {list(FORMATS)} or a mapping "
+                         "{source: format}")
+    if extra_columns not in ("error", "ignore"):
+        raise InputError(f"extra_columns={extra_columns!r}; expected 'error' or 'ignore'")
+    if isinstance(key_fields, str) or not all(isinstance(f, str) for f in key_fields):
+        raise InputError("key_fields must be a sequence of column names")
+    key_fields = tuple(key_fields)
+    codelists.load("sex", version)  # an unknown version is an InputError listing the versions
+    if isinstance(include_status, str):
+        include_status = [include_status]
+    bad_inc = [s for s in include_status if s not in codelists.load("id_status", version)]
+    if bad_inc:
+        raise InputError(f"include_status: {bad_inc} are not id_status codes")
     if ref_area is not None and ref_area not in codelists.load("country", version):
         raise InputError(f"ref_area={ref_area!r} is not an ISO 3166-1 alpha-3 code")
+    try:
+        today_ = pd.Timestamp(today if today is not None else date.today()).date()
+    except (ValueError, TypeError):
+        raise InputError("today: a date (YYYY-MM-DD) was expected") from None
+    errors = V._Errors(version)
+    report = V.ValidationReport()
+
+    # --- sources and their columns ----------------------------------------------------------
+    items = _items(source)
+    col_problems: list[Problem] = []
+    parts = [_prepare(src, entity, _format_of(format, entity, src, i), sheet, extra_columns,
+                      key_fields, secret, secure, col_problems,
+                      "the table" if len(items) == 1 else f"table {i + 1}")
+             for i, (entity, src) in enumerate(items)]
+    labels = [p.label for p in parts]
+    if len(set(labels)) < len(labels):  # two files of the same name in different folders
+        for p, (_, src) in zip(parts, items, strict=True):
+            if labels.count(p.label) > 1 and isinstance(src, str | os.PathLike):
+                p.label = str(src)
+    if len({p.label for p in parts}) < len(parts):
+        raise InputError("two sources have the same name; pass a mapping {entity_id: source}")
+    if col_problems:
+        where = ", ".join(dict.fromkeys(p.label for p in parts))
+        raise InputError(f"{len(col_problems)} column problem(s) in {where}; nothing was read",
+                         col_problems)
+    frames = []
+    for p in parts:
+        f = p.frame.copy()
+        if len(parts) > 1:
+            f.index = [f"{p.label}:{r}" for r in f.index]
+        f["_source"] = p.label
+        frames.append(f)
+    with warnings.catch_warnings():  # pandas: concatenating all-NA columns
+        warnings.simplefilter("ignore", FutureWarning)
+        raw = pd.concat(frames, axis=0) if len(frames) > 1 else frames[0]
+    raw = raw.astype(object)
+    if len(raw) == 0:
+        raise InputError("no records: every source is empty (" + ", ".join(labels) + ")")
+    n_raw = len(raw)
+    known_entities = set()
+    for p in parts:
+        if p.entity is not None:
+            known_entities.add(p.entity)
+    if isinstance(entity_to_list, Mapping):
+        known_entities |= {str(k).strip() for k in entity_to_list}
+    elif isinstance(entity_to_list, pd.DataFrame) and "entity_id" in entity_to_list.columns:
+        known_entities |= set(_text(entity_to_list["entity_id"]))
+    if entities is not None and isinstance(entities, pd.DataFrame) and "entity_id" in entities:
+        known_entities |= set(_text(entities["entity_id"]))
+    errors.known["entity_id"] = known_entities
+    for p in parts:  # a source without a status column: its records cannot be in scope
+        if "identification_status" not in p.frame.columns and len(p.frame) \
+                and "_U" not in include_status:
+            report.add("W5", f"{p.label} has no identification_status column: its "
+                             f"{len(p.frame)} record(s) have status _U and are excluded "
+                             f"(include_status={list(include_status)})", len(p.frame))
+
+    # --- rule 1: codes ----------------------------------------------------------------------
+    sources = ["aliases"] + (["htcds-2.0"] if any(p.fmt == "htcds" for p in parts) else [])
+    coded = V.check_codes(raw, V.CODED, version, sources, errors)
+    df = pd.DataFrame(index=raw.index)
+    df["entity_id"] = _text(raw["entity_id"])
+    blank_entity = (df["entity_id"] == "").to_numpy()
+    errors.add(3, "entity_id", list(df.index[blank_entity]), None, "an entity_id on every row")
+    sid = _text(raw["source_record_id"]) if "source_record_id" in raw.columns else \
+        pd.Series("", index=raw.index, dtype=object)
+    rid = _text(raw["record_id"]) if "record_id" in raw.columns else \
+        pd.Series("", index=raw.index, dtype=object)
+    df["source_record_id"] = sid.where(sid != "", rid)
+    df["record_id"] = rid.where(rid != "", df["entity_id"] + ":" + df["source_record_id"])
+    no_id = (df["source_record_id"] == "").to_numpy()
+    errors.add(2, "source_record_id", list(df.index[no_id]), None,
+               "a record id (source_record_id or record_id) on every row")
+    for col in ("sex", "identification_status", "age_group"):
+        df[col if col != "age_group" else "age_group_given"] = (
+            coded[col].astype(object) if col in coded
+            else pd.Series("_U", index=raw.index, dtype=object))
+    if "country_of_identification" in raw.columns:
+        country = V.check_countries(raw["country_of_identification"], "country_of_identification",
+                                    version, sources, errors).astype(object)
+        if ref_area is not None:
+            country[country == "_U"] = ref_area
+        df["country_of_identification"] = country
+    else:
+        df["country_of_identification"] = ref_area if ref_area is not None else "_U"
     df["citizenship"] = (V.check_countries(raw["citizenship"], "citizenship", version, sources,
                                            errors, multi=True)
                          if "citizenship" in raw.columns else "_U")
     df["citizenship_group"] = V.citizenship_group(df["citizenship"], df["country_of_identification"])
     expl = raw["exploitation"] if "exploitation" in raw.columns else \
         raw.get("form_code", pd.Series(np.nan, index=raw.index, dtype=object))
+    expl = expl.astype(object)
     if "sex_exploitation" in raw.columns:  # HTCDS sub-type: a child of SEX (rule 5)
         sub_table = codelists.crosswalk("htcds-2.0", version)["sex_exploitation"]
-        sub_x = pd.Series([sub_table.get(str(v).strip()) for v in raw["sex_exploitation"]],
-                          index=raw.index)
-        given = ~V._blank(raw["sex_exploitation"])
+        sub_raw = _text(raw["sex_exploitation"])
+        sub_x = sub_raw.map(lambda v: sub_table.get(v))
+        given = (sub_raw != "").to_numpy()
         unknown = given & sub_x.isna().to_numpy()
         errors.add(1, "sex_exploitation", list(raw.index[unknown]),
                    list(raw["sex_exploitation"][unknown]), "an HTCDS vic_TypeOfSexExploitation value")
-        parent_ok = expl.astype(str).str.contains("Sexual", case=False).to_numpy()
+        parent_ok = _text(expl).str.contains("Sexual", case=False).to_numpy()
         orphan = given & ~unknown & ~parent_ok
         errors.add(5, "sex_exploitation", list(raw.index[orphan]),
                    list(raw["sex_exploitation"][orphan]),
                    "a sexual-exploitation sub-type only with type of exploitation "
                    "'Sexual exploitation' (its parent)")
         ok = given & ~unknown
-        expl = expl.astype(object).copy()
-        expl[ok] = [f"{e};{s}" if not V._blank(pd.Series([e]))[0] else s
+        expl = expl.copy()
+        expl[ok] = [f"{e};{s}" if not is_blank(e) else s
                     for e, s in zip(expl[ok], sub_x[ok], strict=True)]
     df["exploitation"], df["exploitation_stratum"] = V.map_exploitation(expl, version, sources, errors)
 
     # --- dates and ages (rule 4) ------------------------------------------------------------
-    idd = pd.to_datetime(raw["identification_date"], errors="coerce", format="ISO8601")
-    missing_date = idd.isna().to_numpy()
-    errors.add(4, "identification_date", list(raw.index[missing_date]),
-               list(raw["identification_date"][missing_date]),
-               "a date (YYYY-MM-DD); identification_date is required")
+    idd, why = _keys.parse_dates(raw["identification_date"])
+    for reason, rows in _grouped(why.fillna("a blank"), idd.isna().to_numpy()):
+        errors.add(4, "identification_date", rows, None,
+                   f"a full date YYYY-MM-DD (identification_date is required); found {reason}")
     df["identification_date"] = idd
     for col in ("age_at_identification", "age_at_exploitation_start"):
         if col in raw.columns:
-            num = pd.to_numeric(raw[col], errors="coerce")
+            num = pd.to_numeric(_text(raw[col]).replace("", np.nan), errors="coerce")
+            num = num.astype(float)
             unreadable = num.isna().to_numpy() & ~V._blank(raw[col])
             errors.add(4, col, list(raw.index[unreadable]), list(raw[col][unreadable]),
                        "a whole number of years")
             df[col] = num
-    birth = raw["birth_date"] if "birth_date" in raw.columns else None
-    V.check_dates(df, errors, today_, birth)
+    birth = birth_why = None
+    if "birth_date" in raw.columns:
+        birth, birth_why = _keys.parse_dates(raw["birth_date"])
+    V.check_dates(df, errors, today_, birth, birth_why)
 
     # --- rule 2: duplicates -----------------------------------------------------------------
-    if "source_record_id" in df.columns:
-        dup = df.duplicated(["entity_id", "source_record_id"], keep=False).to_numpy()
-        errors.add(2, "source_record_id", list(df.index[dup]), list(df["source_record_id"][dup]),
-                   "a unique (entity_id, source_record_id)")
-    if "record_id" in raw.columns:
-        dup = df["record_id"].duplicated(keep=False).to_numpy()
-        errors.add(2, "record_id", list(df.index[dup]), list(df["record_id"][dup]),
-                   "a unique record_id")
+    has_id = ~no_id & ~blank_entity
+    dup = df[has_id].duplicated(["entity_id", "source_record_id"], keep=False)
+    errors.add(2, "source_record_id", list(dup.index[dup.to_numpy()]), None,
+               "a unique (entity_id, source_record_id)")
+    dup_rid = df.loc[has_id, "record_id"].duplicated(keep=False)
+    dup_rid = dup_rid & ~dup
+    errors.add(2, "record_id", list(dup_rid.index[dup_rid.to_numpy()]), None, "a unique record_id")
 
     # --- rule 3: entities and lists ---------------------------------------------------------
     mapping, lists, periods = _list_map(entity_to_list, errors)
     if entities is not None:
-        if "entity_id" not in entities.columns:
+        if not isinstance(entities, pd.DataFrame) or "entity_id" not in entities.columns:
             raise InputError("the reporting_entity table needs an 'entity_id' column")
-        known = set(entities["entity_id"].astype(str))
-        bad = ~df["entity_id"].isin(known).to_numpy()
+        known = set(_text(entities["entity_id"]))
+        bad = ~df["entity_id"].isin(known).to_numpy() & ~blank_entity
         errors.add(3, "entity_id", list(df.index[bad]), list(df["entity_id"][bad]),
                    "an entity_id of the reporting_entity table")
         if "entity_type" in entities.columns:
@@ -453,76 +917,101 @@ def read_records(
         if "country" in entities.columns:
             et = entities.set_index(entities.index.map(lambda i: f"reporting_entity:{i}"))
             V.check_countries(et["country"], "country", version, sources, errors)
-    unmapped = ~df["entity_id"].isin(mapping.keys()).to_numpy()
+    unmapped = ~df["entity_id"].isin(mapping.keys()).to_numpy() & ~blank_entity
     errors.add(3, "entity_id", list(df.index[unmapped]), list(df["entity_id"][unmapped]),
                f"an entity mapped to one list ({sorted(mapping)})")
     df["list_id"] = df["entity_id"].map(mapping)
 
     # --- rule 6/7: person keys --------------------------------------------------------------
-    if secret is not None and has_clear:
-        absent = [c for c in key_fields if c not in raw.columns]
-        if absent:
-            raise InputError(f"secret given but identifier column(s) {absent} are missing")
-        kf = raw[list(key_fields)].copy()
-        if "sex" in kf.columns:
-            kf["sex"] = df["sex"]  # the code, so that 'Feminine' and 'F' give the same key
-        try:
-            df["person_key"] = _keys.person_keys(kf, secret, key_fields)
-        except InputError as exc:  # unreadable dates: never show the values
-            errors.problems += [replace(p, expected="rule 4: " + p.expected) for p in exc.problems]
-            errors.rules.add(4)
-            df["person_key"] = None
-        df["person_key_scheme"] = "HMAC_SHA256"
-        if birth is not None and "age_at_identification" not in df.columns:
-            df["age_at_identification"] = _keys.age_in_years(birth, idd).astype(float)
-    elif "person_key" in raw.columns:
-        df["person_key"] = raw["person_key"].astype(object).where(~V._blank(raw["person_key"]), None)
-        df["person_key_scheme"] = coded["person_key_scheme"] if "person_key_scheme" in coded \
-            else "HMAC_SHA256"
+    key = pd.Series(None, index=df.index, dtype=object)
+    scheme = pd.Series("HMAC_SHA256", index=df.index, dtype=object)
+    date_problem = np.zeros(len(df), dtype=bool)
+    if "person_key" in raw.columns:
+        given_key = _text(raw["person_key"])
+        key[given_key != ""] = given_key[given_key != ""]
         if "person_key_scheme" in coded:
-            unknown = coded["person_key_scheme"].isna().to_numpy()
-            errors.problems = [p for p in errors.problems
-                               if not (p.column == "person_key_scheme")]
+            given_scheme = ~V._blank(raw["person_key_scheme"])
+            mapped = coded["person_key_scheme"].astype(object)
+            unknown = given_scheme & mapped.isna().to_numpy()
+            errors.problems = [p for p in errors.problems if p.column != "person_key_scheme"]
             errors.add(6, "person_key_scheme", list(df.index[unknown]),
                        list(raw["person_key_scheme"][unknown]),
                        "a person_key_scheme code (HMAC_SHA256, SLK581, REGISTER_ID, BLOOM_CLK)")
-            df.loc[unknown, "person_key_scheme"] = "?"
-    else:
-        raise InputError("rule 6: no person_key column and no secret to compute one from "
-                         f"identifiers {list(key_fields)}; MSE needs a person key for every record")
-    V.check_person_keys(df, errors)
+            scheme[given_scheme] = mapped[given_scheme].fillna("?")
+    part_of = raw["_source"].to_numpy()
+    clear_parts = {p.label for p in parts if "person_key" not in p.frame.columns
+                   and any(f in p.frame.columns for f in key_fields if f != "sex")}
+    clear_rows = np.isin(part_of, list(clear_parts)) if clear_parts else np.zeros(len(df), bool)
+    if secret is not None and clear_rows.any():
+        kf = raw.loc[clear_rows, list(key_fields)].astype(object).copy()
+        if "sex" in kf.columns:
+            kf["sex"] = df.loc[clear_rows, "sex"]  # the code: 'Feminine' and 'F' give one key
+        if "birth_date" in kf.columns and birth is not None:
+            date_problem = clear_rows & (birth_why.notna().to_numpy())
+            kf["birth_date"] = birth[clear_rows].astype(object).where(
+                birth[clear_rows].notna(), None)
+            kf.loc[date_problem[clear_rows], "birth_date"] = None
+        try:
+            keys_ = _keys.person_keys(kf, secret, key_fields)
+        except InputError as exc:  # other date fields: one problem per row, values not shown
+            errors.problems += [replace(p, value=None, expected="rule 4: " + p.expected)
+                                for p in exc.problems]
+            errors.rules.add(4)
+            bad_rows = {p.row for p in exc.problems}
+            date_problem |= df.index.isin(list(bad_rows))
+            keys_ = pd.Series(None, index=kf.index, dtype=object)
+        keys_[date_problem[clear_rows]] = None
+        key[clear_rows] = keys_.to_numpy()
+        if birth is not None and "age_at_identification" not in df.columns:
+            df["age_at_identification"] = np.nan
+        if birth is not None:
+            derived = _keys.age_in_years(birth, idd).astype(float)
+            fill = clear_rows & df["age_at_identification"].isna().to_numpy()
+            df.loc[fill, "age_at_identification"] = derived[fill]
+    df["person_key"] = key
+    df["person_key_scheme"] = scheme
+    V.check_person_keys(df, errors, skip=date_problem)
+
+    # --- soft delete --------------------------------------------------------------------------
+    deleted = np.zeros(len(df), dtype=bool)
+    if "is_deleted" in raw.columns:
+        flag = _text(raw["is_deleted"]).str.lower()
+        bad = ~flag.isin(["", "0", "1", "0.0", "1.0", "true", "false", "yes", "no"]).to_numpy()
+        errors.add(1, "is_deleted", list(df.index[bad]), list(raw["is_deleted"][bad]),
+                   "0/1, true/false or yes/no")
+        deleted = flag.isin(["1", "1.0", "true", "yes"]).to_numpy()
     errors.raise_if_any("victim records")
 
     # --- derived columns --------------------------------------------------------------------
-    if "age_at_identification" not in df.columns:
-        df["age_at_identification"] = np.nan
-    if "age_at_exploitation_start" not in df.columns:
-        df["age_at_exploitation_start"] = np.nan
+    for col in ("age_at_identification", "age_at_exploitation_start"):
+        if col not in df.columns:
+            df[col] = np.nan
     derived = V.derive_age_group(df["age_at_identification"], 2)
     df["age_group"] = np.where(derived != "_U", derived, df["age_group_given"])
     cl = codelists.load("age_group", version)
     df["age_group_l1"] = df["age_group"].map(cl.tops)
     df["excluded"] = ""
+    df["source"] = raw["_source"].astype(object)
     frame = df.reindex(columns=OUTPUT_COLUMNS)
+    meta_sources = [{"source": p.label, "format": p.fmt, "records": len(p.frame),
+                     "blank_rows": p.blank_rows, "ignored_columns": dict(p.ignored)} for p in parts]
     recs = Records(frame, lists, version, report, periods,
-                   meta={"format": format, "rows_in_source": n_raw, "secure": secure})
+                   meta={"format": format if isinstance(format, str) and len(parts) == 1
+                         else {p.label: p.fmt for p in parts},
+                         "sources": meta_sources, "rows_in_source": n_raw, "secure": secure})
     # --- scope (W5, W6) ---------------------------------------------------------------------
-    bad_inc = [s for s in include_status if s not in codelists.load("id_status", version)]
-    if bad_inc:
-        raise InputError(f"include_status: {bad_inc} are not id_status codes")
     st = frame["identification_status"]
-    if "is_deleted" in raw.columns:
-        flag = raw["is_deleted"].astype(str).str.strip().str.lower()
-        bad = ~flag.isin(["", "0", "1", "true", "false", "nan", "none", "yes", "no"]).to_numpy()
-        if bad.any():
-            raise InputError("is_deleted must be 0/1 or true/false",
-                             [Problem("is_deleted", r, v, "0/1 or true/false")
-                              for r, v in zip(raw.index[bad], raw["is_deleted"][bad], strict=True)])
-        recs = recs.exclude(flag.isin(["1", "true", "yes"]).to_numpy(), "deleted (is_deleted)")
+    recs = recs.exclude(deleted, "deleted (is_deleted)")
     recs = recs.exclude((st == "NOT_VICTIM").to_numpy(), "NOT_VICTIM", "W5")
     recs = recs.exclude((~st.isin(include_status)).to_numpy(),
                         f"status outside {sorted(include_status)}", "W5")
     return recs.restrict(period=period, ref_area=ref_area)
+
+
+def _grouped(reasons: pd.Series, mask: np.ndarray) -> list[tuple[str, list]]:
+    """``(reason, row labels)`` of the rows under ``mask``, by reason."""
+    sub = reasons[mask]
+    return [(str(r), list(sub.index[(sub == r).to_numpy()])) for r in dict.fromkeys(sub)]
 
 
 def problems_of(exc: InputError, rule: int) -> list[Problem]:
@@ -559,7 +1048,11 @@ def read_ctdc(source: Source, *, version: str = codelists.DEFAULT_VERSION) -> Re
     >>> r.frame[["sex", "age_group_l1", "exploitation_stratum", "citizenship"]].values.tolist()
     [['F', 'Y0T17', 'SEX', 'UKR'], ['M', 'Y_GE18', 'LAB', '_U']]
     """
-    raw, _ = _load_one(source, "ictip", None)
+    raw, _, header = _read_table(source, None, "ictip")
+    dups = sorted({str(c) for c in [*header, *raw.columns]
+                   if header.count(c) > 1 or list(raw.columns).count(c) > 1})
+    if dups:
+        raise InputError(f"column name(s) {dups} appear more than once; each must appear once")
     rename = {}
     for c in raw.columns:
         key = str(c).strip().lower()
@@ -567,36 +1060,48 @@ def read_ctdc(source: Source, *, version: str = codelists.DEFAULT_VERSION) -> Re
     raw = raw.rename(columns=rename)
     if "Unnamed: 0" in raw.columns:
         raw = raw.drop(columns=["Unnamed: 0"])
-    errors = V._Errors()
-    missing = raw.isin(["-99", -99]) | raw.isna()
+    if len(raw) == 0:
+        raise InputError("no records: the CTDC table is empty")
+    errors = V._Errors(version)
+    raw = raw.astype(object)
+    missing = raw.isin(["-99", -99, "-99.0", -99.0]) | raw.isna()
     raw = raw.mask(missing)
     df = pd.DataFrame(index=raw.index)
-    sex = raw["gender"] if "gender" in raw.columns else pd.Series(np.nan, index=raw.index)
+    sex = raw["gender"] if "gender" in raw.columns else pd.Series(np.nan, index=raw.index, dtype=object)
     df["sex"], bad = V.map_codes(sex, "sex", version, ["ctdc", "aliases"])
     errors.add(1, "gender", list(raw.index[bad]), list(sex[bad]), "a CTDC gender value")
     agecol = "ageBroad" if "ageBroad" in raw.columns else (
         "majorityStatus" if "majorityStatus" in raw.columns else None)
-    age = raw[agecol] if agecol else pd.Series(np.nan, index=raw.index)
+    age = raw[agecol] if agecol else pd.Series(np.nan, index=raw.index, dtype=object)
     df["age_group"], bad = V.map_codes(age, "age_group", version, ["ctdc"])
     errors.add(1, agecol, list(raw.index[bad]), list(age[bad]), "a CTDC ageBroad / majorityStatus value")
     df["age_group_l1"] = df["age_group"]
     flags = codelists.crosswalk("ctdc", version).get("exploitation_form", {})
     cols = [c for c in raw.columns if c in flags]
+    flag_text = {c: _text(raw[c]) for c in cols}
     codes = []
     for i in range(len(raw)):
-        row = [flags[c] for c in cols if str(raw.iloc[i][c]).strip() in ("1", "1.0", "True")]
+        row = [flags[c] for c in cols if flag_text[c].iloc[i] in ("1", "1.0", "True", "true")]
         codes.append(";".join(row) if row else "")
     expl = pd.Series(codes, index=raw.index, dtype=object)
     df["exploitation"], df["exploitation_stratum"] = V.map_exploitation(expl, version, [], errors)
-    cit = raw["citizenship"] if "citizenship" in raw.columns else pd.Series(np.nan, index=raw.index)
+    cit = raw["citizenship"] if "citizenship" in raw.columns else \
+        pd.Series(np.nan, index=raw.index, dtype=object)
     df["citizenship"] = V.check_countries(cit, "citizenship", version, [], errors)
-    year = pd.to_numeric(raw.get("yearOfRegistration", pd.Series(np.nan, index=raw.index)),
-                         errors="coerce")
-    df["identification_date"] = pd.to_datetime(year.astype("Int64").astype(str) + "-01-01",
-                                                errors="coerce")
+    year_raw = raw["yearOfRegistration"] if "yearOfRegistration" in raw.columns else \
+        pd.Series(np.nan, index=raw.index, dtype=object)
+    year = pd.to_numeric(_text(year_raw).replace("", np.nan), errors="coerce").astype(float)
+    ok = (year.notna() & (year % 1 == 0) & (year >= 1900) & (year <= 2200)).to_numpy()
+    unreadable = ~ok & ~V._blank(year_raw)
+    errors.add(4, "yearOfRegistration", list(raw.index[unreadable]), list(year_raw[unreadable]),
+               "a year of registration (a whole number, 1900-2200)")
+    df["identification_date"] = pd.to_datetime(
+        pd.Series([f"{int(y)}-01-01" if k else None for y, k in zip(year, ok, strict=True)],
+                  index=raw.index, dtype=object), errors="coerce")
     errors.raise_if_any("CTDC records")
     df["identification_status"] = "IDENTIFIED"
     df["excluded"] = ""
+    df["source"] = ""
     frame = df.reindex(columns=OUTPUT_COLUMNS)
     report = V.ValidationReport()
     report.add("W8", "CTDC input has no person key and no list membership: MSE is disabled, "

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem, TipstatWarning
-from . import codelists
+from . import codelists, redact
 
 __all__ = ["WARNING_RULES", "Issue", "ValidationReport", "derive_age_group", "exploitation_stratum",
            "validate_capture_table"]
@@ -101,20 +101,33 @@ class ValidationReport:
 
 
 class _Errors:
-    """Collects problems of all rules, raised together at the end."""
+    """Collects problems of all rules, raised together at the end.
 
-    def __init__(self) -> None:
+    Every value goes through :func:`tipstat.ictip.redact.shown`: it is kept in the
+    :class:`Problem` only where it cannot identify a person, otherwise the problem describes it
+    (``found text of 7 characters, not shown``). ``known`` holds, per column, values the caller
+    supplied itself (its entity ids), which may be echoed.
+    """
+
+    def __init__(self, version: str = codelists.DEFAULT_VERSION) -> None:
         self.problems: list[Problem] = []
         self.rules: set[int] = set()
+        self.version = version
+        self.known: dict[str, set[str]] = {}
 
     def add(self, rule: int, column: str | None, rows: Sequence, values: Sequence | None,
-            expected: str) -> None:
+            expected: str, *, kind: str | None = None) -> None:
         if len(rows) == 0:
             return
         self.rules.add(rule)
-        vals = [None] * len(rows) if values is None else list(values)
-        self.problems += [Problem(column, r, v, f"rule {rule}: {expected}")
-                          for r, v in zip(rows, vals, strict=True)]
+        if values is None:
+            self.problems += [Problem(column, r, None, f"rule {rule}: {expected}") for r in rows]
+            return
+        known = self.known.get(str(column), ())
+        for r, v in zip(rows, list(values), strict=True):
+            value, desc = redact.shown(v, column, version=self.version, known=known, kind=kind)
+            text = f"rule {rule}: {expected}" + (f"; found {desc}, not shown" if desc else "")
+            self.problems.append(Problem(column, r, value, text))
 
     def raise_if_any(self, what: str) -> None:
         if self.problems:
@@ -125,7 +138,10 @@ class _Errors:
 
 
 def _blank(s: pd.Series) -> np.ndarray:
-    return (s.isna() | s.astype(str).str.strip().isin(["", "nan", "NaN", "None", "<NA>"])).to_numpy()
+    """Missing or empty cells (``None``, NaN, NaT, ``""``, ``"nan"`` ...), for any dtype."""
+    obj = s.astype(object)
+    text = obj.map(lambda v: v.strip() if isinstance(v, str) else v)
+    return (obj.isna() | text.isin(["", "nan", "NaN", "NaT", "None", "<NA>"])).to_numpy(dtype=bool)
 
 
 def map_codes(values: pd.Series, codelist: str, version: str, sources: Sequence[str],
@@ -142,10 +158,11 @@ def map_codes(values: pd.Series, codelist: str, version: str, sources: Sequence[
             lower.setdefault(k.lower(), v)
     raw = values.astype(object)
     isblank = _blank(raw)
-    text = raw.where(~isblank, "").astype(str).str.strip()
-    uniq = pd.unique(text[~isblank])
-    lookup = {u: table.get(u, lower.get(u.lower())) for u in uniq}
-    mapped = text.map(lookup)
+    text = [("" if b else str(v).strip()) for v, b in zip(raw, isblank, strict=True)]
+    lookup: dict[str, str | None] = {}
+    for u in dict.fromkeys(text):
+        lookup[u] = table.get(u, lower.get(u.lower()))
+    mapped = pd.Series([lookup[t] for t in text], index=values.index, dtype=object)
     if blank is not None:
         mapped[isblank] = blank
     bad = mapped.isna().to_numpy() & ~isblank
@@ -207,7 +224,7 @@ def map_exploitation(values: pd.Series, version: str, sources: Sequence[str],
             table.setdefault(k, v)
             lower.setdefault(k.lower(), v)
     isblank = _blank(values)
-    text = values.astype(object).where(~isblank, "").astype(str)
+    text = [("" if b else str(v)) for v, b in zip(values.astype(object), isblank, strict=True)]
     cache: dict[str, tuple[str, str, str | None, str | None]] = {}
     codes_out = np.empty(len(values), dtype=object)
     strata = np.empty(len(values), dtype=object)
@@ -244,13 +261,16 @@ def map_exploitation(values: pd.Series, version: str, sources: Sequence[str],
     return (pd.Series(codes_out, index=values.index), pd.Series(strata, index=values.index))
 
 
-def check_person_keys(df: pd.DataFrame, errors: _Errors) -> None:
-    """Rule 6: a key for every record, a known scheme, and a key of the scheme's form."""
+def check_person_keys(df: pd.DataFrame, errors: _Errors, skip: np.ndarray | None = None) -> None:
+    """Rule 6: a key for every record, a known scheme, and a key of the scheme's form.
+
+    Rows under ``skip`` have no key because of a problem already reported (an unreadable birth
+    date): they are not reported again."""
     key = df["person_key"]
-    missing = _blank(key)
+    missing = _blank(key) & (True if skip is None else ~np.asarray(skip, dtype=bool))
     errors.add(6, "person_key", list(df.index[missing]), None, "a pseudonymous person key")
-    scheme = df["person_key_scheme"].astype(str)
-    text = key.astype(str)
+    scheme = df["person_key_scheme"].astype(object).map(str)
+    text = key.astype(object).map(lambda v: "" if v is None else str(v))
     ok = np.ones(len(df), dtype=bool)
     hmac_ = (scheme == "HMAC_SHA256").to_numpy()
     ok[hmac_] = text[hmac_].str.match(_HEX64).to_numpy()
@@ -260,7 +280,7 @@ def check_person_keys(df: pd.DataFrame, errors: _Errors) -> None:
     if other.any():
         t = text[other]
         ok[other] = ~(t.str.contains(_DATE_LIKE) | t.str.match(_NAME_LIKE)).to_numpy()
-    bad = ~ok & ~missing
+    bad = ~ok & ~_blank(key)
     errors.add(6, "person_key", list(df.index[bad]), None,
                "a key of the declared person_key_scheme (HMAC_SHA256: 64 hex characters; "
                "SLK581: 14 characters), not a name or a date")
@@ -313,24 +333,27 @@ def validate_capture_table(df: pd.DataFrame, lists: Sequence[str] | None = None,
 
 
 def check_dates(df: pd.DataFrame, errors: _Errors, today: date,
-                birth: pd.Series | None = None) -> None:
+                birth: pd.Series | None = None, birth_problem: pd.Series | None = None) -> None:
     """Rule 4 on the parsed columns of ``df`` (``identification_date`` as datetime; ages as
-    numbers; ``age_group`` as codes); ``birth`` the birth dates (values never shown)."""
+    numbers; ``age_group_given`` as codes). ``birth`` holds the birth dates parsed by
+    :func:`tipstat.linkage.keys.parse_dates` and ``birth_problem`` why a value could not be
+    read; birth dates are never shown. Ages derived from a birth date must lie in 0-110 like
+    given ones (a birth date of 1890 or 0001-01-01 is an error, not an age of 134)."""
     idd = df["identification_date"]
     future = (idd > pd.Timestamp(today)).to_numpy()
-    errors.add(4, "identification_date", list(df.index[future]),
-               [str(v.date()) for v in idd[future]], f"a date not after today ({today})")
-    if "age_at_identification" in df.columns:
-        age = df["age_at_identification"]
+    errors.add(4, "identification_date", list(df.index[future]), None,
+               f"a date not after today ({today})")
+    age = df["age_at_identification"] if "age_at_identification" in df.columns else None
+    if age is not None:
         out = (age.notna() & ((age < 0) | (age > MAX_AGE) | (age % 1 != 0))).to_numpy()
         errors.add(4, "age_at_identification", list(df.index[out]), list(age[out]),
                    f"a whole number of years in 0-{MAX_AGE}")
         if "age_group_given" in df.columns:
-            given = df["age_group_given"]
+            given = df["age_group_given"].astype(object)
             has = (given != "_U").to_numpy() & age.notna().to_numpy() & ~out
             lvl2 = derive_age_group(age, 2)
             lvl1 = derive_age_group(age, 1)
-            cl = codelists.load("age_group")
+            cl = codelists.load("age_group", errors.version)
             top = given.map(cl.tops).fillna(given)
             level = given.map(cl.levels).fillna(1)
             agree = np.where(level == 2, given == lvl2, top == lvl1)
@@ -342,22 +365,29 @@ def check_dates(df: pd.DataFrame, errors: _Errors, today: date,
             bad = (start.notna() & age.notna() & (start > age)).to_numpy()
             errors.add(4, "age_at_exploitation_start", list(df.index[bad]), list(start[bad]),
                        "an age not above age_at_identification")
-            neg = (start.notna() & ((start < 0) | (start > MAX_AGE))).to_numpy()
+            neg = (start.notna() & ((start < 0) | (start > MAX_AGE) | (start % 1 != 0))).to_numpy()
             errors.add(4, "age_at_exploitation_start", list(df.index[neg]), list(start[neg]),
                        f"a whole number of years in 0-{MAX_AGE}")
     if birth is not None:
-        b = pd.to_datetime(birth, errors="coerce", format="ISO8601")
-        unreadable = (b.isna() & ~pd.Series(_blank(birth), index=birth.index)).to_numpy()
-        errors.add(4, "birth_date", list(df.index[unreadable]), None, "a date (YYYY-MM-DD)")
+        why = birth_problem if birth_problem is not None else \
+            pd.Series(None, index=birth.index, dtype=object)
+        unreadable = why.notna().to_numpy()
+        for reason in dict.fromkeys(why[unreadable]):
+            rows = df.index[(why == reason).to_numpy()]
+            errors.add(4, "birth_date", list(rows), None,
+                       f"a full date YYYY-MM-DD; found {reason} (value not shown)")
+        b = pd.Series(birth.to_numpy(), index=df.index)
         after = (b > idd).to_numpy()
         errors.add(4, "birth_date", list(df.index[after]), None,
                    "a birth date not after identification_date")
-        if "age_at_identification" in df.columns:
-            from ..linkage.keys import age_in_years
-
-            derived = age_in_years(birth, idd).astype(float)
-            age = df["age_at_identification"].astype(float)
-            off = (np.abs(derived - age) > 1).fillna(False).to_numpy()
+        years = (idd.dt.year - b.dt.year
+                 - ((idd.dt.month * 100 + idd.dt.day) < (b.dt.month * 100 + b.dt.day)))
+        years = years.astype(float)
+        old = (years > MAX_AGE).to_numpy()
+        errors.add(4, "birth_date", list(df.index[old]), None,
+                   f"a birth date giving an age of 0-{MAX_AGE} at identification")
+        if age is not None:
+            off = (np.abs(years - age.astype(float)) > 1).fillna(False).to_numpy() & ~old & ~after
             errors.add(4, "age_at_identification", list(df.index[off]), None,
                        "an age within 1 year of the age from birth_date")
 
@@ -384,16 +414,20 @@ def check_countries(values: pd.Series, column: str, version: str, sources: Seque
         mapped, bad = map_codes(values, "country", version, [*sources, "iso3166-alpha2"])
         errors.add(1, column, list(values.index[bad]), list(values[bad]), "an ISO 3166-1 alpha-3 code")
         return mapped
-    if not values.astype(str).str.contains(r"[;|,]").any():
-        return check_countries(values, column, version, sources, errors, multi=False)
     isblank = _blank(values)
-    parts = values.astype(object).where(~isblank, "_U").astype(str).str.split(r"[;|,]")
-    flat = parts.explode().str.strip()
+    text = pd.Series([("_U" if b else str(v)) for v, b in zip(values.astype(object), isblank,
+                                                              strict=True)],
+                     index=values.index, dtype=object)
+    if not text.str.contains(r"[;|,]").any():
+        return check_countries(values, column, version, sources, errors, multi=False)
+    parts = text.str.split(r"[;|,]")
+    flat = parts.explode().astype(object).map(lambda v: str(v).strip())
     mapped, bad = map_codes(flat, "country", version, [*sources, "iso3166-alpha2"])
-    rows = flat.index[bad]
-    errors.add(1, column, list(dict.fromkeys(rows)), [values[r] for r in dict.fromkeys(rows)],
+    first_bad = flat[bad].groupby(level=0, sort=False).first()
+    errors.add(1, column, list(first_bad.index), list(first_bad),
                "ISO 3166-1 alpha-3 codes separated by ';'")
-    return mapped.fillna("_U").groupby(level=0).agg(lambda s: ";".join(sorted(set(s))))
+    joined = mapped.fillna("_U").groupby(level=0, sort=False).agg(lambda s: ";".join(sorted(set(s))))
+    return joined.reindex(values.index).astype(object)
 
 
 def citizenship_group(citizenship: pd.Series, country: pd.Series) -> pd.Series:

@@ -19,6 +19,7 @@ them; they are never logged or put in error messages (rows are cited by index).
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import re
@@ -31,7 +32,8 @@ import pandas as pd
 from ..errors import InputError, Problem
 
 __all__ = ["IDENTIFIER_COLUMNS", "Secret", "check_no_identifiers", "identifier_columns",
-           "normalise_date", "normalise_name", "person_keys", "pseudonymise"]
+           "normalise_date", "normalise_name", "parse_date", "parse_dates", "person_keys",
+           "pseudonymise"]
 
 #: Column names (lower case, after removing ``_``/``-``/spaces) that hold clear identifiers.
 IDENTIFIER_COLUMNS = frozenset({
@@ -102,22 +104,122 @@ def normalise_name(value: object) -> str:
     return _NON_ALNUM.sub("", text)
 
 
-def normalise_date(value: object) -> str:
-    """``YYYYMMDD`` of a date (string, datetime, Timestamp); ``""`` for missing.
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})"
+                       r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_BASIC_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_PARTIAL_DATE = re.compile(r"^\d{4}(?:-\d{1,2})?$")
+#: Years a date of birth or of identification can have.
+DATE_YEARS = (1800, 2200)
 
-    Raises ``ValueError`` (without the value) for text that is not a date.
+
+def parse_date(value: object) -> pd.Timestamp | None:
+    """The calendar day of a full date; ``None`` for a missing value.
+
+    Accepted: ``YYYY-MM-DD`` (optionally with a time and a UTC offset, which are ignored: the
+    day is the one written), ``YYYYMMDD`` as text or as an 8-digit integer, and date / datetime
+    / Timestamp objects (a timezone-aware one gives its own local day). One rule for the key and
+    for the age, so that ``19900101`` is 1 January 1990 in both.
+
+    Raises
+    ------
+    ValueError
+        For anything else, with a message that describes the value without showing it: a
+        partial date (``"2024"``, ``"2024-05"``), a day-first or other text, a number that is
+        not ``YYYYMMDD``, a year outside :data:`DATE_YEARS`, an impossible day.
 
     Examples
     --------
-    >>> normalise_date("1990-03-07")
-    '19900307'
+    >>> str(parse_date("1990-03-07").date()), str(parse_date(19900307).date())
+    ('1990-03-07', '1990-03-07')
+    >>> parse_date("2024")
+    Traceback (most recent call last):
+    ...
+    ValueError: a partial date (year or year-month only), not a full date
     """
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    ts = pd.Timestamp(value)
-    if pd.isna(ts):
-        return ""
-    return ts.strftime("%Y%m%d")
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        raise ValueError("a true/false value, not a date")
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, datetime.datetime):  # pd.Timestamp too
+        return pd.Timestamp(value.year, value.month, value.day)
+    if isinstance(value, datetime.date):
+        return pd.Timestamp(value.year, value.month, value.day)
+    if isinstance(value, int | np.integer) or (isinstance(value, float | np.floating)
+                                                and float(value).is_integer()):
+        text = str(int(value))
+        if not _BASIC_DATE.match(text):
+            raise ValueError("a number that is not a date written YYYYMMDD")
+    elif isinstance(value, str):
+        text = value.strip()
+        if text in ("", "nan", "NaN", "NaT", "None", "<NA>"):
+            return None
+    else:
+        raise ValueError(f"a value of type {type(value).__name__}, not a date")
+    m = _ISO_DATE.match(text) or _BASIC_DATE.match(text)
+    if m is None:
+        if _PARTIAL_DATE.match(text):
+            raise ValueError("a partial date (year or year-month only), not a full date")
+        raise ValueError("not a date written YYYY-MM-DD")
+    y, mo, d = (int(g) for g in m.groups()[:3])
+    if not DATE_YEARS[0] <= y <= DATE_YEARS[1]:
+        raise ValueError(f"a date outside the years {DATE_YEARS[0]}-{DATE_YEARS[1]}")
+    try:
+        return pd.Timestamp(datetime.date(y, mo, d))
+    except ValueError:
+        raise ValueError("not a calendar date (month or day out of range)") from None
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """:func:`parse_date` over a column: ``(days as datetime64, problem)`` where ``problem`` is
+    ``None`` or the description of why a non-missing value is not a date (never the value)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_localize(None)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        days = values.dt.normalize()
+        bad = days.notna() & ((days.dt.year < DATE_YEARS[0]) | (days.dt.year > DATE_YEARS[1]))
+        why = pd.Series(np.where(bad, f"a date outside the years {DATE_YEARS[0]}-{DATE_YEARS[1]}",
+                                 None), index=values.index, dtype=object)
+        return days.where(~bad).astype("datetime64[us]"), why
+    obj = values.astype(object)
+    parsed: dict[object, tuple[object, str | None]] = {}
+    days, why = [], []
+    for v in obj:
+        try:
+            hit = parsed.get(v)
+        except TypeError:  # unhashable cell
+            hit = None
+        if hit is None:
+            try:
+                hit = (parse_date(v), None)
+            except ValueError as exc:
+                hit = (None, str(exc))
+            try:
+                parsed[v] = hit
+            except TypeError:
+                pass
+        days.append(hit[0])
+        why.append(hit[1])
+    out = pd.Series(pd.to_datetime(pd.Series(days, dtype=object), errors="coerce").to_numpy(),
+                    index=values.index).astype("datetime64[us]")
+    return out, pd.Series(why, index=values.index, dtype=object)
+
+
+def normalise_date(value: object) -> str:
+    """``YYYYMMDD`` of a date (:func:`parse_date`); ``""`` for missing.
+
+    Raises ``ValueError`` (without the value) for anything that is not a full date.
+
+    Examples
+    --------
+    >>> normalise_date("1990-03-07"), normalise_date(19900307)
+    ('19900307', '19900307')
+    """
+    ts = parse_date(value)
+    return "" if ts is None else ts.strftime("%Y%m%d")
 
 
 def _norm_key(col: str) -> str:
@@ -240,7 +342,8 @@ def age_in_years(birth: pd.Series, at: pd.Series) -> pd.Series:
     >>> age_in_years(pd.Series(["2000-06-15"]), pd.Series(["2018-06-14"])).tolist()
     [17]
     """
-    b = pd.to_datetime(birth, errors="coerce", format="ISO8601")
-    a = pd.to_datetime(at, errors="coerce", format="ISO8601")
+    b, _ = parse_dates(pd.Series(birth))
+    a, _ = parse_dates(pd.Series(at))
+    a.index = b.index
     years = a.dt.year - b.dt.year - ((a.dt.month * 100 + a.dt.day) < (b.dt.month * 100 + b.dt.day))
     return years.astype("Int64")
