@@ -41,7 +41,7 @@ from ..errors import InputError, Problem, TipstatWarning
 from . import codelists, redact
 
 __all__ = ["WARNING_RULES", "Issue", "ValidationReport", "derive_age_group", "exploitation_stratum",
-           "validate_capture_table"]
+           "record_like_columns", "validate_capture_table"]
 
 WARNING_RULES = {
     "W1": "only 2 lists, or a list with fewer than 10 persons in a stratum",
@@ -286,17 +286,52 @@ def check_person_keys(df: pd.DataFrame, errors: _Errors, skip: np.ndarray | None
                "SLK581: 14 characters), not a name or a date")
 
 
+#: Column names (after :func:`_record_key`) that mark a file of victim records, not a count table.
+RECORD_MARKERS = frozenset({"personkey", "personkeyscheme", "sourcerecordid", "recordid",
+                            "entityid", "identificationdate", "birthdate", "familyname",
+                            "givenname"})
+_HTCDS_FIELD = re.compile(r"^(?:prs|vic|cas|con)_", re.IGNORECASE)
+#: Most lists a capture table may have (2^K - 1 cells per stratum).
+MAX_LISTS = 20
+#: Counts must be exactly representable (float64 integers), far above any real count.
+MAX_COUNT = 2 ** 53
+
+
+def _record_key(col: object) -> str:
+    return re.sub(r"[\s_\-]", "", str(col)).lower()
+
+
+def record_like_columns(columns: Sequence[object]) -> list[str]:
+    """Columns whose names say the table holds victim records or identifiers, not counts.
+
+    Examples
+    --------
+    >>> record_like_columns(["A", "B", "count", "prs_FirstName", "DOB"])
+    ['prs_FirstName', 'DOB']
+    """
+    from ..linkage.keys import IDENTIFIER_COLUMNS
+
+    return [str(c) for c in columns
+            if _record_key(c) in IDENTIFIER_COLUMNS or _record_key(c) in RECORD_MARKERS
+            or _HTCDS_FIELD.match(str(c))]
+
+
 def validate_capture_table(df: pd.DataFrame, lists: Sequence[str] | None = None, *,
                            count: str = "count", strata: Sequence[str] = (),
                            version: str = codelists.DEFAULT_VERSION,
                            report: ValidationReport | None = None):
     """Rule 8 and W3: check an aggregated capture-history table and build CaptureHistories.
 
-    List columns must be 0/1, counts whole and non-negative, no all-zero pattern with a positive
-    count, at least 2 lists (these checks are the engine's, :meth:`CaptureHistories.from_frame`),
-    and stratum columns named like a code list (``sex``, ``age_group``,
-    ``exploitation_stratum``/``exploitation``, ``citizenship_group``) must hold codes of it.
-    Duplicate patterns are aggregated with a W3 warning.
+    A table whose column names say it holds victim records or identifiers (``prs_FirstName``,
+    ``family_name``, ``birth_date``, ``name``, ``dob``, ``person_key``, ``entity_id`` ...) is
+    refused by those names alone: its cells are never read into a message. List columns must be
+    0/1, counts whole, non-negative and below 2^53, no all-zero pattern with a positive count,
+    2 to 20 lists (the engine's checks, :meth:`CaptureHistories.from_frame`), and stratum
+    columns named like a code list (``sex``, ``age_group``, ``exploitation_stratum`` /
+    ``exploitation``, ``citizenship_group``) must hold codes of it. Messages show a bad cell
+    only when it is a number in a count or list column, or has the shape of a code in a coded
+    stratum (:mod:`tipstat.ictip.redact`); otherwise they describe it. Duplicate patterns are
+    aggregated with a W3 warning.
 
     Examples
     --------
@@ -308,24 +343,79 @@ def validate_capture_table(df: pd.DataFrame, lists: Sequence[str] | None = None,
     """
     from ..histories import CaptureHistories
 
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
     report = report if report is not None else ValidationReport()
-    errors = _Errors()
-    names = {"sex": "sex", "age_group": "age_group", "exploitation_stratum": "exploitation_stratum",
+    strata = [strata] if isinstance(strata, str) else list(strata or ())
+    names = [str(c) for c in df.columns]
+    dups = sorted({c for c in names if names.count(c) > 1})
+    if dups:
+        raise InputError(f"capture-history table: column name(s) {dups} appear more than once")
+    record_cols = record_like_columns(df.columns)
+    if record_cols:
+        raise InputError(
+            "this looks like a file of victim records, not a capture-history (count) table: "
+            "its columns name identifiers or record fields, so none of its cells is shown. Read "
+            "records with tipstat.ictip.read_records (command line: tipstat histories / "
+            "indicator), which pseudonymises and links them",
+            [Problem(c, None, None, "no identifier or record column in a count table")
+             for c in record_cols])
+    absent = [c for c in [count, *strata] if c not in df.columns]
+    if absent:
+        raise InputError(f"capture-history table: column(s) {absent} not found; it has "
+                         f"{names}")
+    if lists is None:
+        lists = [c for c in df.columns if c != count and c not in strata]
+    lists = list(lists)
+    absent = [c for c in lists if c not in df.columns]
+    if absent:
+        raise InputError(f"capture-history table: list column(s) {absent} not found; it has "
+                         f"{names}")
+    if len(lists) > MAX_LISTS:
+        raise InputError(f"capture-history table: {len(lists)} list columns; at most {MAX_LISTS} "
+                         "(every column other than the count and the strata is a list; merge "
+                         "lists or name the strata)")
+    errors = _Errors(version)
+    for col in lists:
+        v = df[col].astype(object)
+        num = pd.to_numeric(v.map(lambda x: np.nan if isinstance(x, bool | np.bool_) else x),
+                            errors="coerce") if len(v) else v
+        bad = ~(num.isin([0, 1]).to_numpy() | v.map(lambda x: isinstance(x, bool | np.bool_))
+                .to_numpy(dtype=bool))
+        errors.add(8, str(col), list(df.index[bad]), list(v[bad]), "0 or 1 in a list column",
+                   kind="flag")
+    c = df[count].astype(object)
+    cnum = pd.to_numeric(c.map(lambda x: np.nan if isinstance(x, bool | np.bool_) else x),
+                         errors="coerce").astype(float) if len(c) else c
+    with np.errstate(invalid="ignore"):
+        okc = (cnum.notna() & np.isfinite(cnum) & (cnum >= 0) & (cnum % 1 == 0)
+               & (cnum < MAX_COUNT)).to_numpy(dtype=bool)
+    errors.add(8, str(count), list(df.index[~okc]), list(c[~okc]),
+               "a whole number of persons, >= 0 and below 2^53", kind="count")
+    codes = {"sex": "sex", "age_group": "age_group", "exploitation_stratum": "exploitation_stratum",
              "exploitation": "exploitation_stratum", "citizenship_group": "citizenship_group"}
     for col in strata:
-        if col in names and col in df.columns:
-            cl = codelists.load(names[col], version)
+        if col in codes:
+            cl = codelists.load(codes[col], version)
             bad = ~df[col].isin(cl.codes).to_numpy()
             errors.add(8, col, list(df.index[bad]), list(df.loc[bad, col]),
                        f"a code of {cl.name}@{version}")
     errors.raise_if_any("capture-history table")
-    if lists is None:
-        lists = [c for c in df.columns if c != count and c not in strata]
     key = [*strata, *lists]
     dup = df.duplicated(subset=key, keep=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TipstatWarning)
-        h = CaptureHistories.from_frame(df, count=count, strata=list(strata) or None, lists=lists)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TipstatWarning)
+            h = CaptureHistories.from_frame(df, count=count, strata=strata or None, lists=lists)
+    except InputError as exc:  # keep its message, show only numbers of count/list columns
+        first = str(exc).split("\n", 1)[0]
+        safe = []
+        for p in exc.problems:
+            kind = "count" if p.column == count else ("flag" if p.column in lists else None)
+            value, _ = redact.shown(p.value, p.column, version=version, kind=kind) \
+                if kind else (None, None)
+            safe.append(Problem(p.column, p.row, value, p.expected))
+        raise InputError(first, safe) from None
     if dup.any():
         report.add("W3", f"{int(dup.sum())} rows repeat a capture pattern; their counts were summed",
                    int(dup.sum()))
