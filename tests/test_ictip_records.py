@@ -181,3 +181,267 @@ def test_unknown_covariates_form_an_explicit_stratum_and_are_never_dropped():
     assert "_U" in set(h.strata_index["age_group"])
     assert h.n_observed == c.n_detected
     assert np.isclose(h.stratum_counts.sum(), c.n_detected)
+
+
+# ------------------------------------------------------------------------------ robustness
+# Invented people; none of these strings may appear in any message, warning or accounting.
+NAMES = ["Kamira Dorlen", "Zoltavia", "Brunhelm Osk", "Quenby Varl"]
+DOBS = ["1987-04-12", "12/04/1987", "19870412"]
+
+
+def _frame(n: int = 6) -> pd.DataFrame:
+    """n valid records of two entities (A, B) with pseudonymous keys."""
+    return pd.DataFrame({
+        "entity_id": ["A", "B"] * (n // 2) + ["A"] * (n % 2),
+        "source_record_id": [f"r{i}" for i in range(n)],
+        "person_key": [f"{i % 4:064x}" for i in range(n)],
+        "identification_date": ["2024-03-01"] * n,
+        "identification_status": ["PRESUMED"] * n,
+        "country_of_identification": ["NLD"] * n,
+        "sex": ["F", "M"] * (n // 2) + ["F"] * (n % 2),
+        "age_at_identification": [30] * n,
+        "citizenship": ["ROU"] * n,
+        "exploitation": ["SEX"] * n,
+    })
+
+
+def _read(src, **kw):
+    kw.setdefault("today", TODAY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        return read_records(src, kw.pop("mapping", {"A": "LA", "B": "LB"}), **kw)
+
+
+def _messages(exc: BaseException | None = None, recs=None, caught=()) -> str:
+    """Every text a user could see: the error, its problems, warnings, accounting, report."""
+    out = []
+    if exc is not None:
+        out.append(str(exc))
+        out += [f"{p.column}|{p.row}|{p.value}|{p.expected}" for p in getattr(exc, "problems", [])]
+    if recs is not None:
+        out += [recs.accounting(by_source=True).to_csv(), str(recs.report), repr(recs),
+                recs.frame.drop(columns=["person_key"]).to_csv()]
+    out += [str(w.message) for w in caught]
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("column", ["sex", "identification_status", "citizenship", "exploitation",
+                                    "country_of_identification", "age_at_identification",
+                                    "person_key_scheme", "age_group", "age_at_exploitation_start"])
+@pytest.mark.parametrize("blank", [np.nan, None, ""])
+def test_a_coded_column_blank_on_every_row_reads_as_unknown(column, blank):
+    """pandas 3: an all-blank column is float64; mapping it to '_U' used to raise TypeError."""
+    df = _frame()
+    df[column] = blank
+    recs = _read(df, include_status=["PRESUMED", "_U"])
+    f = recs.frame
+    assert len(f) == 6
+    if column in ("sex", "identification_status", "citizenship"):
+        assert (f[column] == "_U").all()
+    if column == "exploitation":
+        assert (f["exploitation_stratum"] == "_U").all()
+    if column == "country_of_identification":
+        assert (f[column] == "_U").all()
+
+
+def test_misspelt_columns_stop_the_read_with_file_column_and_suggestion(tmp_path):
+    df = _frame().rename(columns={"exploitation": "exploitaton", "sex": "gender",
+                                  "age_at_identification": "age"})
+    path = tmp_path / "police.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(InputError) as exc:
+        _read([path])
+    text = str(exc.value)
+    assert "police.csv" in text and "nothing was read" in text
+    got = {p.column: p.expected for p in exc.value.problems}
+    assert set(got) == {"exploitaton", "gender", "age"}
+    assert "did you mean 'exploitation'" in got["exploitaton"]
+    assert "did you mean 'sex'" in got["gender"]
+    assert "did you mean 'age_at_identification'" in got["age"]
+    # explicitly allowed: read, and the ignored columns are in the accounting
+    recs = _read([path], extra_columns="ignore")
+    acc = recs.accounting().set_index("item")["records"]
+    assert acc["read"] == acc["used"] == 6
+    assert acc["ignored column: gender"] == 6 and acc["ignored column: exploitaton"] == 6
+    assert (recs.frame["sex"] == "_U").all()
+    with pytest.raises(InputError, match="extra_columns"):
+        _read([path], extra_columns="warn")
+
+
+def test_missing_required_column_is_reported_once_not_once_per_row(tmp_path):
+    df = _frame(159).drop(columns=["identification_date"])
+    df.to_csv(tmp_path / "ngo.csv", index=False)
+    _frame(4).to_csv(tmp_path / "pol.csv", index=False)
+    with pytest.raises(InputError) as exc:
+        _read([tmp_path / "ngo.csv", tmp_path / "pol.csv"])
+    probs = exc.value.problems
+    assert len(probs) == 1
+    assert probs[0].column == "identification_date" and "ngo.csv" in probs[0].expected
+    assert "nan" not in str(exc.value)
+    # a required column present but blank on every row: also once
+    df = _frame(20)
+    df["source_record_id"] = ""
+    with pytest.raises(InputError) as exc:
+        _read(df.drop(columns=[]))
+    assert [p.column for p in exc.value.problems] == ["source_record_id"]
+
+
+def test_record_id_in_one_file_and_source_record_id_in_another(tmp_path):
+    a = _frame(4)
+    a = a[a.entity_id == "A"]
+    b = _frame(4)
+    b = b[b.entity_id == "B"].rename(columns={"source_record_id": "record_id"})
+    a.to_csv(tmp_path / "a.csv", index=False)
+    b.to_csv(tmp_path / "b.csv", index=False)
+    recs = _read([tmp_path / "a.csv", tmp_path / "b.csv"])
+    f = recs.frame
+    assert f.loc[f.entity_id == "A", "record_id"].tolist() == ["A:r0", "A:r2"]
+    assert f.loc[f.entity_id == "B", "record_id"].tolist() == ["r1", "r3"]
+    assert recs.accounting().set_index("item")["records"]["used"] == 4
+    # a row with neither id: one rule-2 problem for that row (the id is never shown)
+    c = _frame(4)
+    c.loc[2, "source_record_id"] = None
+    with pytest.raises(InputError) as exc:
+        _read(c)
+    assert [(p.column, p.row) for p in exc.value.problems] == [("source_record_id", 2)]
+
+
+def test_empty_and_header_only_files(tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.csv is empty"):
+        _read([tmp_path / "empty.csv"])
+    _frame(0).to_csv(tmp_path / "none.csv", index=False)
+    _frame(6).to_csv(tmp_path / "six.csv", index=False)
+    with pytest.raises(InputError, match="no records"):
+        _read([tmp_path / "none.csv"])
+    recs = _read([tmp_path / "none.csv", tmp_path / "six.csv"])  # an agency with no records
+    acc = recs.accounting(by_source=True).set_index("item")
+    assert acc.loc["read", "none.csv"] == 0 and acc.loc["read", "six.csv"] == 6
+
+
+def test_ods_and_excel_files_and_missing_readers(tmp_path, monkeypatch):
+    pytest.importorskip("odf")
+    df = _frame(6)
+    df.to_excel(tmp_path / "a.ods", index=False, engine="odf")
+    df.to_excel(tmp_path / "a.xlsx", index=False)
+    a, b, c = (_read(src) for src in (df, [tmp_path / "a.ods"], [tmp_path / "a.xlsx"]))
+    cols = ["record_id", "person_key", "sex", "age_group", "identification_date"]
+    for other in (b, c):
+        pd.testing.assert_frame_equal(a.frame[cols].reset_index(drop=True),
+                                      other.frame[cols].reset_index(drop=True))
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # as if openpyxl were not installed
+    monkeypatch.setitem(sys.modules, "odf", None)
+    with pytest.raises(InputError, match=r"openpyxl.*tipstat\[ictip\]"):
+        _read([tmp_path / "a.xlsx"])
+    with pytest.raises(InputError, match="odfpy"):
+        _read([tmp_path / "a.ods"])
+
+
+def test_unreadable_files_are_input_errors(tmp_path):
+    rng = np.random.default_rng(1)
+    cases = {
+        "garbage.csv": bytes(rng.integers(0, 256, 4000, dtype=np.uint8)),
+        "latin1.csv": "entity_id,source_record_id\nA,Jos\xe9\n".encode("latin-1"),
+        "book.csv": (b"PK\x03\x04" + bytes(200)),
+        "broken.xlsx": b"this is not a workbook",
+        "utf16.csv": "entity_id,source_record_id\n".encode("utf-16"),
+        "ragged.csv": b"entity_id,source_record_id\nA,1,extra,fields\n",
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InputError) as exc:
+            _read([tmp_path / name])
+        assert name in str(exc.value), name
+        assert "Jos" not in str(exc.value)
+
+
+def test_duplicated_column_names_are_named(tmp_path):
+    df = _frame()
+    df.insert(3, "sex ", "F")  # the same name once stripped
+    with pytest.raises(InputError) as exc:
+        _read(df)
+    assert [p.column for p in exc.value.problems] == ["sex"]
+    (tmp_path / "d.csv").write_text(_frame().to_csv(index=False).replace("citizenship", "sex"))
+    with pytest.raises(InputError) as exc:
+        _read([tmp_path / "d.csv"])
+    assert [p.column for p in exc.value.problems] == ["sex"] and "d.csv" in str(exc.value)
+
+
+def _to_htcds(df: pd.DataFrame) -> pd.DataFrame:
+    """Records of the simulated country in the HTCDS v2.0 layout (system names)."""
+    return pd.DataFrame({
+        "prs_FirstName": df["given_name"], "prs_SecondName": df["family_name"],
+        "prs_Birthdate": df["birth_date"],
+        "prs_Gender": df["sex"].map({"F": "Feminine", "M": "Masculine"}),
+        "prs_Citizenship": df["citizenship"],
+        "vic_TraffickingStatus": df["identification_status"].map({
+            "PRESUMED": "PossibleVictimOfTrafficking", "IDENTIFIED": "ActualVictimOfTrafficking",
+            "NOT_VICTIM": "NotAVictimOfTrafficking"}),
+        "vic_TypeOfExploitation": df["exploitation"],
+        "cas_IncomingReferralDate": df["identification_date"],
+        "country_of_identification": df["country_of_identification"]})
+
+
+def test_mixed_htcds_and_ictip_agencies_lose_no_record(tmp_path):
+    c = simulate.country(400, seed=3)
+    clear = c.clear_records
+    paths = {}
+    for e, g in clear.groupby("entity_id"):
+        paths[e] = tmp_path / f"{e}.csv"
+        (_to_htcds(g) if e == "POL_NORTH" else g).to_csv(paths[e], index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        ref = c.read(clear=True)
+        mixed = read_records(paths, c.list_definition, secret=c.secret, ref_area=c.ref_area,
+                             today=TODAY)
+        # as a list of files, the HTCDS export needs an entity_id column (the template has none)
+        _to_htcds(clear[clear.entity_id == "POL_NORTH"]).assign(entity_id="POL_NORTH").to_csv(
+            paths["POL_NORTH"], index=False)
+        by_name = read_records(list(paths.values()), c.list_definition, secret=c.secret,
+                               ref_area=c.ref_area, today=TODAY, format={"POL_NORTH.csv": "htcds"})
+    assert mixed.meta["format"]["POL_NORTH.csv"] == "htcds"
+    acc = mixed.accounting(by_source=True).set_index("item")
+    n_pol = int((clear.entity_id == "POL_NORTH").sum())
+    assert acc.loc["read", "POL_NORTH.csv"] == n_pol > 0
+    # the police records are used like everyone else's (none excluded for their format)
+    ra = ref.accounting().set_index("item")["records"]
+    assert acc.loc["used", "records"] == ra["used"]
+    pol_used = (ref.used.entity_id == "POL_NORTH").sum()
+    assert acc.loc["used", "POL_NORTH.csv"] == pol_used
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        assert capture_histories(mixed, by=["sex"]).n_observed == \
+            capture_histories(ref, by=["sex"]).n_observed
+    assert by_name.accounting().equals(mixed.accounting())
+    # a mapping per source; forcing IC-TIP on the HTCDS file says what to do
+    g = clear[clear.entity_id == "POL_NORTH"]
+    _to_htcds(g).to_csv(tmp_path / "police.txt", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        recs = read_records({"POL_NORTH": tmp_path / "police.txt"}, c.list_definition,
+                            secret=c.secret, format={"POL_NORTH": "htcds"}, today=TODAY)
+    assert recs.n_read == n_pol
+    with pytest.raises(InputError, match="format='htcds'"):
+        read_records({"POL_NORTH": tmp_path / "police.txt"}, c.list_definition,
+                     secret=c.secret, format="ictip", today=TODAY)
+    with pytest.raises(InputError, match="format="):
+        read_records({"POL_NORTH": tmp_path / "police.txt"}, c.list_definition, format="csv")
+
+
+def test_an_exclusion_names_its_source(tmp_path):
+    """A source without a status column: its records are excluded, and the warning says so."""
+    _frame(6).to_csv(tmp_path / "ngo.csv", index=False)
+    pol = _frame(4).drop(columns=["identification_status"])
+    pol["source_record_id"] = ["p1", "p2", "p3", "p4"]
+    pol.to_csv(tmp_path / "pol.csv", index=False)
+    with pytest.warns(TipstatWarning) as caught:
+        recs = read_records([tmp_path / "ngo.csv", tmp_path / "pol.csv"], {"A": "LA", "B": "LB"},
+                            today=TODAY)
+    text = " ".join(str(w.message) for w in caught)
+    assert "pol.csv has no identification_status column" in text and "pol.csv: 4 of 4" in text
+    acc = recs.accounting(by_source=True).set_index("item")
+    assert acc.filter(like="excluded", axis=0)["pol.csv"].sum() == 4
+    assert acc.loc["used", "ngo.csv"] == 6
+    assert (acc.loc["read"].iloc[1:].sum() == acc.loc["read", "records"])

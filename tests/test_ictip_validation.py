@@ -357,3 +357,194 @@ def test_w8_ctdc_input_is_descriptive_only():
     with pytest.raises(InputError) as exc:
         read_ctdc(kanon.assign(gender=["Female", "X", "Male"]))
     assert [(p.column, p.value) for p in problems_of(exc.value, 1)] == [("gender", "X")]
+
+
+# ---------------------------------------------------------------------------- identifiers
+# Invented people. The identifier rule: none of these may appear in an error, a Problem, a
+# warning or the accounting, whatever column they were typed into.
+NAME, NAME2 = "Kamira Dorlen", "Zoltavia"
+DOB, DOB2, DOB_INT = "1987-04-12", "12/04/1987", 19870412
+SECRETS = (NAME, NAME2, "Kamira", "Dorlen", DOB, DOB2, str(DOB_INT), "1987")
+
+
+def _everything(exc=None, recs=None, caught=()) -> str:
+    out = [] if exc is None else [str(exc)] + [
+        f"{p.column}|{p.row}|{p.value}|{p.expected}" for p in exc.problems]
+    if recs is not None:
+        out += [recs.accounting(by_source=True).to_csv(), str(recs.report), repr(recs)]
+    out += [str(w.message) for w in caught]
+    return "\n".join(out)
+
+
+def _outcome(df, **kw) -> str:
+    kw.setdefault("today", TODAY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            recs = read_records(df, kw.pop("mapping", MAP), **kw)
+        except InputError as exc:
+            return _everything(exc, None, caught)
+    return _everything(None, recs, caught)
+
+
+IDENTIFIER_CASES = [
+    (col, val)
+    for col in ("sex", "citizenship", "exploitation", "identification_status",
+                "country_of_identification", "entity_id", "person_key_scheme", "age_group",
+                "is_deleted", "identification_date", "person_key")
+    for val in (NAME, NAME2, DOB, DOB2)
+] + [("age_at_identification", v) for v in (DOB, DOB2, DOB_INT, NAME)] + [
+    ("age_at_exploitation_start", v) for v in (DOB, DOB_INT)] + [
+    ("source_record_id", f"{NAME} {DOB}"), ("record_id", f"{NAME2}-{DOB_INT}")]
+
+
+@pytest.mark.parametrize("column,value", IDENTIFIER_CASES)
+def test_identifier_typed_into_any_column_is_never_shown(column, value):
+    df = base()
+    df[column] = (df[column] if column in df else np.nan)
+    df[column] = df[column].astype(object)
+    if column in ("source_record_id", "record_id"):
+        df[column] = [f"{i}" for i in range(6)]
+        df.loc[[1, 2], column] = value  # a duplicate, so that an error cites these rows
+    else:
+        df.loc[2, column] = value
+    text = _outcome(df)
+    assert text, "nothing was reported"
+    leaked = [s for s in SECRETS if s in text]
+    assert not leaked, (column, value, text)
+    if "problem" in text:  # the row is still cited, and the value described
+        assert "row 2" in text or "|2|" in text
+
+
+def test_identifiers_in_htcds_sub_type_ignored_columns_and_a_headerless_file(tmp_path):
+    df = pd.DataFrame({"prs_Gender": ["Feminine"], "vic_TraffickingStatus": [NAME],
+                       "vic_TypeOfExploitation": ["SexualExploitation"],
+                       "vic_TypeOfSexExploitation": [NAME2],
+                       "cas_IncomingReferralDate": [DOB2],
+                       "prs_FirstName": ["Kamira"], "prs_SecondName": ["Dorlen"],
+                       "prs_Birthdate": [DOB]})
+    texts = [_outcome({"POL": df}, secret="a-secret-of-sufficient-length")]
+    extra = base().assign(remarks=NAME, dob_note=DOB)
+    texts.append(_outcome(extra, extra_columns="ignore"))
+    texts.append(_outcome(extra))
+    headerless = base().to_csv(index=False).split("\n", 1)[1]  # the header line is missing
+    path = tmp_path / "pol.csv"
+    path.write_text(f"POL,1,{NAME},{DOB},F\n" + headerless)
+    texts.append(_outcome([path]))
+    named = base().set_index(pd.Index([NAME, NAME2, DOB, DOB2, "a", "b"]))
+    named.loc[DOB, "sex"] = "??"
+    texts.append(_outcome(named))  # row labels that are not numbers are replaced by positions
+    text = "\n".join(texts)
+    assert "ignored column: remarks" in text and "no identification_status" not in text
+    assert not [s for s in SECRETS if s in text], text
+
+
+def test_capture_table_refuses_record_files_and_never_echoes_text():
+    records = pd.DataFrame({"prs_FirstName": ["Kamira", "Ivo"], "family_name": ["Dorlen", "X"],
+                            "birth_date": [DOB, DOB], "A": [1, 0], "B": [0, 1],
+                            "count": [1, 1]})
+    for cols in (["prs_FirstName", "A", "B", "count"], ["family_name", "A", "B", "count"],
+                 ["birth_date", "A", "B", "count"]):
+        with pytest.raises(InputError) as exc:
+            validate_capture_table(records[cols])
+        assert [p.column for p in exc.value.problems] == [cols[0]]
+        assert "victim records" in str(exc.value)
+        assert not [s for s in SECRETS if s in _everything(exc.value)]
+    for name in ("name", "dob", "DOB", "person_key", "entity_id", "Given Name"):
+        with pytest.raises(InputError, match="victim records"):
+            validate_capture_table(pd.DataFrame({name: ["x"], "A": [1], "B": [0], "count": [1]}))
+    table = pd.DataFrame({"sex": ["F", "M", NAME], "A": [1, NAME2, 1], "B": [0, 1, 7],
+                          "count": [3, DOB, 5.5]})
+    with pytest.raises(InputError) as exc:
+        validate_capture_table(table, ["A", "B"], strata=["sex"])
+    got = {(p.column, p.row): p.value for p in exc.value.problems}
+    assert got == {("A", 1): None, ("B", 2): 7, ("count", 1): None, ("count", 2): 5.5,
+                   ("sex", 2): None}
+    assert not [s for s in SECRETS if s in _everything(exc.value)]
+    with pytest.raises(InputError, match="at most 20"):
+        validate_capture_table(pd.DataFrame({**{f"L{j}": [1] for j in range(30)}, "count": [1]}))
+    with pytest.raises(InputError, match="2\\^53") as exc:
+        validate_capture_table(pd.DataFrame({"A": [1], "B": [1], "count": [2 ** 63]}))
+    assert exc.value.problems[0].value is None  # a number of 19 digits: described
+
+
+# ---------------------------------------------------------------------------- accounting holes
+def _clear(n: int = 6) -> pd.DataFrame:
+    df = base().drop(columns=["person_key", "person_key_scheme", "age_at_identification"])
+    df["family_name"] = ["Ab", "Cd", "Ef", "Ab", "Cd", "Gh"]
+    df["given_name"] = ["Ann", "Bo", "Cy", "Ann", "Bo", "Di"]
+    df["birth_date"] = ["2008-01-01", "1994-01-01", "1990-05-05", "2008-01-01", "1994-01-01",
+                        "1980-05-05"]
+    return df
+
+
+SECRET = "a-secret-of-sufficient-length"
+
+
+@pytest.mark.parametrize("dob,what", [("1890-01-01", "age of 0-110"),
+                                      ("0001-01-01", "outside the years"),
+                                      ("1990", "partial date"),
+                                      ("31/12/1990", "not a date"),
+                                      ("1990-02-30", "not a calendar date")])
+def test_implausible_or_partial_birth_dates_are_one_specific_problem(dob, what):
+    df = _clear()
+    df.loc[2, "birth_date"] = dob
+    probs = rejected(df, 4, secret=SECRET)
+    assert [(p.column, p.row, p.value) for p in probs] == [("birth_date", 2, None)]
+    assert what in probs[0].expected
+    with pytest.raises(InputError) as exc:
+        read(df, secret=SECRET)
+    assert len(exc.value.problems) == 1  # no "missing person key" for that row or any other
+
+
+def test_one_bad_birth_date_among_many_is_one_error_not_hundreds():
+    from tipstat import simulate
+
+    c = simulate.country(600, seed=5)
+    clear = c.clear_records.copy()
+    clear.loc[clear.index[10], "birth_date"] = "31/31/1990"
+    with pytest.raises(InputError) as exc:
+        read_records(clear, c.list_definition, secret=c.secret, today="2025-12-31")
+    assert [(p.column, p.row) for p in exc.value.problems] == [("birth_date", clear.index[10])]
+
+
+def test_partial_identification_date_is_not_read_as_the_first_of_january():
+    df = base()
+    df.loc[1, "identification_date"] = "2024"
+    df.loc[3, "identification_date"] = "2024-05"
+    probs = rejected(df, 4)
+    assert [(p.row, "partial date" in p.expected) for p in probs] == [(1, True), (3, True)]
+
+
+def test_integer_birth_date_gives_the_same_key_and_age_as_the_text():
+    text = _clear()
+    as_int = text.copy()
+    as_int["birth_date"] = [int(d.replace("-", "")) for d in text["birth_date"]]
+    a, b = read(text, secret=SECRET), read(as_int, secret=SECRET)
+    assert a.frame["person_key"].tolist() == b.frame["person_key"].tolist()
+    assert a.frame["age_at_identification"].tolist() == b.frame["age_at_identification"].tolist()
+    assert a.frame["age_at_identification"].tolist()[:2] == [16, 30]
+
+
+def test_a_refused_secret_is_the_first_and_only_error():
+    df = _clear()
+    df.loc[0, "sex"] = "Q"
+    df.loc[1, "birth_date"] = "not a date"
+    df["gender"] = "F"  # and an unknown column
+    with pytest.raises(InputError) as exc:
+        read(df, secret="short")
+    assert exc.value.problems == [] and "secret" in str(exc.value)
+    assert "gender" not in str(exc.value) and "rule" not in str(exc.value)
+
+
+def test_timezone_aware_dates_keep_their_own_calendar_day():
+    df = base()
+    df["identification_date"] = pd.to_datetime(
+        ["2024-12-31 23:30", "2024-01-01 00:10"] + ["2024-06-01 12:00"] * 4,
+        format="%Y-%m-%d %H:%M").tz_localize("America/New_York")
+    recs = read(df, period=2024)
+    assert len(recs.used) == 6
+    assert recs.frame["identification_date"].dt.strftime("%Y-%m-%d").tolist()[:2] == \
+        ["2024-12-31", "2024-01-01"]
+    text = base().assign(identification_date="2024-12-31T23:30:00-05:00")
+    assert read(text, period=2024).frame["identification_date"].dt.year.eq(2024).all()

@@ -7,10 +7,13 @@ id built from a name and a birth date). Every error, warning and accounting text
 
 * in a coded column, a value that is in the column's public vocabulary (a code of its code
   list or a spelling of a shipped crosswalk), or that has the *shape* of a code of that list:
-  upper-case letters, digits and ``_``, dot-separated segments no longer than the list's own
-  (``Q`` in ``sex``, ``XYZ`` in ``exploitation``, ``NETH`` is too long for a country);
-* in ``entity_id``, an upper-case agency code (``POL_NORTH``) or an entity the caller named;
-* in a number column (ages, counts, 0/1 list columns), a number (ages: below 1000).
+  upper-case letters, digits and ``_`` with at least one letter, dot-separated segments no
+  longer than the list's own (``Q`` in ``sex``, ``XYZ`` in ``exploitation``; ``NETH`` is too
+  long for a country, ``1987`` has no letter);
+* in ``entity_id``, an upper-case agency code with a letter (``POL_NORTH``), or an entity the
+  caller named itself;
+* in a number column, a number: below 1000 in ages and 0/1 list columns, below 10^7 in counts
+  (an 8-digit number could be a birth date written YYYYMMDD).
 
 Everything else (record ids, person keys, dates, names, free text, any column not listed) is
 *described* instead: ``"text of 7 characters"``, ``"a date"``, ``"a number of 8 digits"``.
@@ -52,10 +55,10 @@ CODED_COLUMNS = {
 }
 #: Columns that hold numbers; the value is a safe bound on what is shown (None: any number).
 NUMBER_COLUMNS: dict[str, float | None] = {
-    "age_at_identification": 1000.0, "age_at_exploitation_start": 1000.0, "count": None,
+    "age_at_identification": 1000.0, "age_at_exploitation_start": 1000.0, "count": 1e7,
 }
 _FLAGS = frozenset({"0", "1", "true", "false", "yes", "no", "0.0", "1.0"})
-_ENTITY = re.compile(r"^[A-Z0-9][A-Z0-9_.\-]{0,31}$")
+_ENTITY = re.compile(r"^(?=[^A-Z]*[A-Z])[A-Z0-9][A-Z0-9_.\-]{0,31}$")  # with a letter
 _FULL_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[T ].*)?$")
 _DIGITS = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
@@ -128,7 +131,7 @@ def _vocabulary(codelist: str, version: str) -> tuple[frozenset[str], re.Pattern
         shape = re.compile(r"^(?:[A-Z]{2,3}|_[A-Z])$")
     else:
         seg = rf"[A-Z0-9_]{{1,{longest}}}"
-        shape = re.compile(rf"^{seg}(?:\.{seg}){{0,{depth - 1}}}$")
+        shape = re.compile(rf"^(?=[^A-Z]*[A-Z]){seg}(?:\.{seg}){{0,{depth - 1}}}$")
     return frozenset(words), shape
 
 
@@ -138,8 +141,8 @@ def safe_to_show(value: object, column: str | None, *, version: str = codelists.
 
     ``known`` are further values the caller supplied itself (entity ids of its own mapping),
     which are safe to echo back. ``kind`` overrides what the column name says: ``"count"``
-    (any number), ``"flag"`` (a number of absolute value below 2, as in 0/1 list columns),
-    ``"age"`` (a number below 1000), ``"code"`` (the shape of ``column``'s code list).
+    (a number below 10^7: an 8-digit number could be a birth date written YYYYMMDD),
+    ``"flag"`` (a 0/1 list column) and ``"age"`` (numbers below 1000).
 
     Examples
     --------
@@ -152,7 +155,7 @@ def safe_to_show(value: object, column: str | None, *, version: str = codelists.
     """
     if is_blank(value) or isinstance(value, bool | np.bool_):
         return False
-    bounds = {"count": None, "flag": 2.0, "age": 1000.0}
+    bounds = {"count": 1e7, "flag": 1000.0, "age": 1000.0}
     if kind in bounds or (kind is None and column in NUMBER_COLUMNS):
         bound = bounds[kind] if kind is not None else NUMBER_COLUMNS[str(column)]
         if isinstance(value, str):

@@ -122,6 +122,8 @@ def _read_table(src: Source, sheet: str | int | None, fmt: str) -> tuple[pd.Data
         df, header = _read_workbook(path, _EXCEL_ENGINES[suffix], sheet, fmt)
     else:
         df, header = _read_csv(path)
+    if len(header) == len(df.columns):  # undo pandas' renaming of a repeated 'sex' to 'sex.1'
+        df.columns = [h if h else str(c) for h, c in zip(header, df.columns, strict=True)]
     df.index = pd.RangeIndex(2, len(df) + 2)  # line numbers (line 1 is the header)
     return df, name, header
 
@@ -339,10 +341,14 @@ def _prepare(src: Source, entity: str | None, fmt: str, sheet: str | int | None,
             problems.append(Problem(col, None, None, f"{what}; {label} has none"))
         elif len(frame) and V._blank(frame[col]).all():
             problems.append(Problem(col, None, None, f"{what}; it is blank on every row of {label}"))
-    if "source_record_id" not in frame.columns and "record_id" not in frame.columns:
+    ids = [c for c in ("source_record_id", "record_id") if c in frame.columns]
+    if not ids:
         problems.append(Problem("source_record_id", None, None,
                                 f"rule 2: a record id column (source_record_id or record_id); "
                                 f"{label} has neither"))
+    elif len(frame) and np.logical_and.reduce([V._blank(frame[c]) for c in ids]).all():
+        problems.append(Problem(ids[0], None, None, f"rule 2: a record id on every row; it is "
+                                                    f"blank on every row of {label}"))
     # --- where the person key comes from ----------------------------------------------------
     clear = [f for f in key_fields if f != "sex" and f in frame.columns]
     if "person_key" not in frame.columns:
