@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -213,14 +214,14 @@ def _read(src, **kw):
 
 
 def _messages(exc: BaseException | None = None, recs=None, caught=()) -> str:
-    """Every text a user could see: the error, its problems, warnings, accounting, report."""
+    """Every message a user could see: the error, its problems, warnings, accounting, report
+    (not :attr:`Records.frame`, which holds the agencies' own record ids as data)."""
     out = []
     if exc is not None:
         out.append(str(exc))
         out += [f"{p.column}|{p.row}|{p.value}|{p.expected}" for p in getattr(exc, "problems", [])]
     if recs is not None:
-        out += [recs.accounting(by_source=True).to_csv(), str(recs.report), repr(recs),
-                recs.frame.drop(columns=["person_key"]).to_csv()]
+        out += [recs.accounting(by_source=True).to_csv(), str(recs.report), repr(recs)]
     out += [str(w.message) for w in caught]
     return "\n".join(out)
 
@@ -445,3 +446,96 @@ def test_an_exclusion_names_its_source(tmp_path):
     assert acc.filter(like="excluded", axis=0)["pol.csv"].sum() == 4
     assert acc.loc["used", "ngo.csv"] == 6
     assert (acc.loc["read"].iloc[1:].sum() == acc.loc["read", "records"])
+
+
+# ------------------------------------------------------------------------------ property tests
+_INJECTED = ["Kamira Dorlen", "Zoltavia Brunn", "Ann-Marie O'Neil", "Ødegård Liv"]
+_COLUMNS = ["entity_id", "source_record_id", "record_id", "person_key", "person_key_scheme",
+            "identification_date", "identification_status", "country_of_identification", "sex",
+            "age_at_identification", "age_group", "age_at_exploitation_start", "citizenship",
+            "exploitation", "is_deleted", "family_name", "given_name", "birth_date",
+            "prs_Gender", "vic_TraffickingStatus", "remarks"]
+_cells = st.one_of(
+    st.sampled_from(_INJECTED), st.sampled_from(["1987-04-12", "12/04/1987", "2024", "2024-03-01"]),
+    st.sampled_from(["A", "B", "F", "M", "_U", "PRESUMED", "NLD", "SEX;LAB", "a" * 64, "", " "]),
+    st.none(), st.just(np.nan), st.booleans(), st.integers(-10, 10 ** 12),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.just(pd.Timestamp("2024-05-01", tz="UTC")), st.just(b"\x00\xff"))
+
+
+@st.composite
+def _junk_frames(draw):
+    """Mostly valid records (IC-TIP with keys, or clear identifiers) with junk cells typed in;
+    sometimes a column dropped, added or of random names."""
+    n = draw(st.integers(1, 6))
+    df = _frame(n).astype(object)
+    if draw(st.booleans()):  # clear identifiers instead of keys
+        df = df.drop(columns=["person_key"]).assign(
+            family_name=[f"Fam{i % 3}" for i in range(n)],
+            given_name=[f"Giv{i % 3}" for i in range(n)],
+            birth_date=[f"19{70 + i}-01-02" for i in range(n)]).astype(object)
+    if draw(st.integers(0, 9)) == 0:
+        cols = draw(st.lists(st.sampled_from(_COLUMNS), min_size=1, max_size=9, unique=True))
+        df = pd.DataFrame({c: [draw(_cells) for _ in range(n)] for c in cols}, dtype=object)
+    for _ in range(draw(st.integers(0, 4))):
+        col = draw(st.sampled_from([*_COLUMNS, *df.columns]))
+        if col not in df.columns:
+            df[col] = pd.Series([None] * n, dtype=object)
+        df.loc[draw(st.integers(0, n - 1)), col] = draw(_cells)
+    if draw(st.integers(0, 5)) == 0 and len(df.columns) > 1:
+        df = df.drop(columns=[draw(st.sampled_from(list(df.columns)))])
+    return df
+
+
+def _no_injected_text(text: str) -> bool:
+    return not any(s in text for s in (*_INJECTED, "Kamira", "Dorlen", "1987"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(_junk_frames(), st.sampled_from(["auto", "ictip", "htcds"]),
+       st.sampled_from([None, "a-secret-of-sufficient-length"]), st.booleans())
+def test_junk_frames_raise_only_input_errors_and_never_show_a_name(df, fmt, secret, ignore):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            recs = read_records(df, {"A": "LA", "B": "LB"}, format=fmt, secret=secret,
+                                extra_columns="ignore" if ignore else "error", today=TODAY)
+            text = _messages(None, recs)
+        except InputError as exc:
+            text = _messages(exc)
+    assert all(issubclass(w.category, TipstatWarning) for w in caught), \
+        [f"{w.category.__name__}: {w.message}" for w in caught]
+    text += "\n".join(str(w.message) for w in caught)
+    assert _no_injected_text(text), text
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=300)),
+       st.sampled_from([".csv", ".xlsx", ".ods", ".txt"]))
+def test_junk_files_raise_only_input_errors(content, suffix):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"agency{suffix}"
+        if isinstance(content, str):
+            path.write_text(f"entity_id,source_record_id,sex\nA,{_INJECTED[0]},{_INJECTED[1]}\n"
+                            + content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                read_records([path], {"A": "LA"}, today=TODAY)
+                text = ""
+            except InputError as exc:
+                text = _messages(exc)
+        assert all(issubclass(w.category, TipstatWarning) for w in caught)
+        assert _no_injected_text(text), text
+
+
+def test_a_column_named_by_a_date_or_an_address_is_not_echoed():
+    df = _frame().assign(**{"1987-04-12": "x", "kamira@example.org": 1})
+    with pytest.raises(InputError) as exc:
+        _read(df)
+    assert [p.column for p in exc.value.problems] == ["#11", "#12"]
+    assert "1987" not in str(exc.value) and "kamira" not in str(exc.value)

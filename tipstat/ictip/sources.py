@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import InputError, Problem
 from ..linkage import keys as _keys
 from . import validation as V
-from .redact import is_blank
+from .redact import describe, is_blank
 
 __all__ = ["FORMATS", "HTCDS_COLUMNS", "HTCDS_TEMPLATE_COLUMNS", "KEY_FIELDS", "KNOWN_COLUMNS",
            "SYNONYMS"]
@@ -318,6 +318,13 @@ def _prepare(src: Source, entity: str | None, fmt: str, sheet: str | int | None,
     for c in unknown:
         if extra_columns == "ignore":
             part.ignored[c] = int((~V._blank(raw[c])).sum())
+            continue
+        kind = describe(c)
+        if kind.startswith(("a date", "a number")) or "@" in c:  # a value, not a column name
+            pos = cols.index(c) + 1
+            problems.append(Problem(f"#{pos}", None, None, (
+                f"a column of the {'HTCDS' if fmt_here == 'htcds' else 'IC-TIP'} layout; column "
+                f"{pos} of {label} is named by {kind} (not shown: it may be a record's value)")))
             continue
         hint = _suggest(c, sorted(known))
         problems.append(Problem(c, None, None, (
