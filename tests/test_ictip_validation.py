@@ -461,6 +461,10 @@ def test_capture_table_refuses_record_files_and_never_echoes_text():
     assert got == {("A", 1): None, ("B", 2): 7, ("count", 1): None, ("count", 2): 5.5,
                    ("sex", 2): None}
     assert not [s for s in SECRETS if s in _everything(exc.value)]
+    headerless = pd.DataFrame([[1, 0, 3]], columns=["POL", DOB, "Kamira Dorlen"])
+    with pytest.raises(InputError, match="looks like a record") as exc:
+        validate_capture_table(headerless)
+    assert not [s for s in SECRETS if s in _everything(exc.value)]
     with pytest.raises(InputError, match="at most 20"):
         validate_capture_table(pd.DataFrame({**{f"L{j}": [1] for j in range(30)}, "count": [1]}))
     with pytest.raises(InputError, match="2\\^53") as exc:

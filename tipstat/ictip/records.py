@@ -622,7 +622,7 @@ def read_records(
     meta_sources = [{"source": p.label, "format": p.fmt, "records": len(p.frame),
                      "blank_rows": p.blank_rows, "ignored_columns": dict(p.ignored)} for p in parts]
     recs = Records(frame, lists, version, report, periods,
-                   meta={"format": format if isinstance(format, str) and len(parts) == 1
+                   meta={"format": parts[0].fmt if len(parts) == 1
                          else {p.label: p.fmt for p in parts},
                          "sources": meta_sources, "rows_in_source": n_raw, "secure": secure})
     # --- scope (W5, W6) ---------------------------------------------------------------------

@@ -360,17 +360,23 @@ def validate_capture_table(df: pd.DataFrame, lists: Sequence[str] | None = None,
             "indicator), which pseudonymises and links them",
             [Problem(c, None, None, "no identifier or record column in a count table")
              for c in record_cols])
+    valued = [i + 1 for i, c in enumerate(names)
+              if redact.describe(c).startswith(("a date", "a number of")) and len(c) >= 6]
+    if valued:
+        raise InputError(
+            f"capture-history table: column(s) {valued} (by position) are named by a date or a "
+            "long number: the first line looks like a record, not a header (names not shown)")
     absent = [c for c in [count, *strata] if c not in df.columns]
     if absent:
-        raise InputError(f"capture-history table: column(s) {absent} not found; it has "
-                         f"{names}")
+        raise InputError(f"capture-history table: column(s) {absent} not found among its "
+                         f"{len(names)} columns")
     if lists is None:
         lists = [c for c in df.columns if c != count and c not in strata]
     lists = list(lists)
     absent = [c for c in lists if c not in df.columns]
     if absent:
-        raise InputError(f"capture-history table: list column(s) {absent} not found; it has "
-                         f"{names}")
+        raise InputError(f"capture-history table: list column(s) {absent} not found among its "
+                         f"{len(names)} columns")
     if len(lists) > MAX_LISTS:
         raise InputError(f"capture-history table: {len(lists)} list columns; at most {MAX_LISTS} "
                          "(every column other than the count and the strata is a list; merge "
