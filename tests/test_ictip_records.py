@@ -429,6 +429,9 @@ def test_mixed_htcds_and_ictip_agencies_lose_no_record(tmp_path):
                      secret=c.secret, format="ictip", today=TODAY)
     with pytest.raises(InputError, match="format="):
         read_records({"POL_NORTH": tmp_path / "police.txt"}, c.list_definition, format="csv")
+    with pytest.raises(InputError, match="not among the sources"):
+        read_records({"POL_NORTH": tmp_path / "police.txt"}, c.list_definition,
+                     format={"police.csv": "htcds"})
 
 
 def test_an_exclusion_names_its_source(tmp_path):

@@ -37,6 +37,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -397,6 +398,15 @@ def read_records(
 
     # --- sources and their columns ----------------------------------------------------------
     items = _items(source)
+    if isinstance(format, Mapping):
+        names: set[Any] = set(range(len(items)))
+        for entity, src in items:
+            names |= {entity} | ({str(src), Path(src).name} if isinstance(src, str | os.PathLike)
+                                 else set())
+        stray = [k for k in format if k not in names]
+        if stray:
+            raise InputError(f"format names source(s) {stray} that are not among the sources "
+                             "(keys: mapping keys, file names or paths, or positions)")
     col_problems: list[Problem] = []
     parts = [_prepare(src, entity, _format_of(format, entity, src, i), sheet, extra_columns,
                       key_fields, secret, secure, col_problems,
