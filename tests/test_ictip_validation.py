@@ -552,3 +552,12 @@ def test_timezone_aware_dates_keep_their_own_calendar_day():
         ["2024-12-31", "2024-01-01"]
     text = base().assign(identification_date="2024-12-31T23:30:00-05:00")
     assert read(text, period=2024).frame["identification_date"].dt.year.eq(2024).all()
+
+
+def test_a_file_mixing_keys_and_identifiers_hashes_only_the_rows_without_a_key():
+    df = _clear()
+    keyed = read(df, secret=SECRET).frame["person_key"]
+    mixed = df.assign(person_key=[keyed[0], None, None, keyed[3], None, None])
+    mixed.loc[0, ["family_name", "given_name", "birth_date"]] = None
+    out = read(mixed, secret=SECRET).frame["person_key"]
+    assert out.tolist() == keyed.tolist()

@@ -575,10 +575,12 @@ def read_records(
                        "a person_key_scheme code (HMAC_SHA256, SLK581, REGISTER_ID, BLOOM_CLK)")
             scheme[given_scheme] = mapped[given_scheme].fillna("?")
     part_of = raw["_source"].to_numpy()
-    clear_parts = {p.label for p in parts if "person_key" not in p.frame.columns
-                   and any(f in p.frame.columns for f in key_fields if f != "sex")}
-    clear_rows = np.isin(part_of, list(clear_parts)) if clear_parts else np.zeros(len(df), bool)
-    if secret is not None and clear_rows.any():
+    clear_parts = {p.label for p in parts
+                   if any(f in p.frame.columns for f in key_fields if f != "sex")}
+    # identifiers are hashed where a record has no key of its own (a file may mix both)
+    clear_rows = np.isin(part_of, list(clear_parts)) & key.isna().to_numpy() if clear_parts \
+        else np.zeros(len(df), dtype=bool)
+    if secret is not None and clear_rows.any() and all(f in raw.columns for f in key_fields):
         kf = raw.loc[clear_rows, list(key_fields)].astype(object).copy()
         if "sex" in kf.columns:
             kf["sex"] = df.loc[clear_rows, "sex"]  # the code: 'Feminine' and 'F' give one key
@@ -598,12 +600,12 @@ def read_records(
             keys_ = pd.Series(None, index=kf.index, dtype=object)
         keys_[date_problem[clear_rows]] = None
         key[clear_rows] = keys_.to_numpy()
-        if birth is not None and "age_at_identification" not in df.columns:
+    if birth is not None:  # the age from the birth date where none is given (range-checked)
+        if "age_at_identification" not in df.columns:
             df["age_at_identification"] = np.nan
-        if birth is not None:
-            derived = _keys.age_in_years(birth, idd).astype(float)
-            fill = clear_rows & df["age_at_identification"].isna().to_numpy()
-            df.loc[fill, "age_at_identification"] = derived[fill]
+        derived = _keys.age_in_years(birth, idd).astype(float).to_numpy()
+        fill = df["age_at_identification"].isna().to_numpy() & ~date_problem
+        df.loc[fill, "age_at_identification"] = derived[fill]
     df["person_key"] = key
     df["person_key_scheme"] = scheme
     V.check_person_keys(df, errors, skip=date_problem)
