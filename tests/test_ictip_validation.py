@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tipstat import InputError, TipstatWarning
 from tipstat.ictip import capture_histories, read_records, validate_capture_table
@@ -561,3 +563,35 @@ def test_a_file_mixing_keys_and_identifiers_hashes_only_the_rows_without_a_key()
     mixed.loc[0, ["family_name", "given_name", "birth_date"]] = None
     out = read(mixed, secret=SECRET).frame["person_key"]
     assert out.tolist() == keyed.tolist()
+
+
+def test_rule7_names_every_identifier_column_of_the_layout_too():
+    with pytest.raises(InputError) as exc:
+        read(_clear())
+    assert sorted(p.column for p in problems_of(exc.value, 7)) == \
+        ["birth_date", "family_name", "given_name"]
+    assert not problems_of(exc.value, 6)  # the refusal is rule 7 alone
+
+
+_CELLS = st.one_of(st.sampled_from([NAME, NAME2, DOB, DOB2, "F", "M", "X", "", " "]),
+                   st.none(), st.just(np.nan), st.booleans(), st.integers(-5, 2 ** 70),
+                   st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(["A", "B", "C", "count", "sex", "age_group", "region"]),
+                min_size=1, max_size=6, unique=True), st.integers(0, 5), st.data())
+def test_junk_count_tables_raise_only_input_errors_and_never_show_a_name(cols, n, data):
+    df = pd.DataFrame({c: data.draw(st.lists(_CELLS, min_size=n, max_size=n)) for c in cols},
+                      dtype=object)
+    strata = [c for c in ("sex", "age_group", "region") if c in cols]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            validate_capture_table(df, strata=strata)
+            text = ""
+        except InputError as exc:
+            text = _everything(exc)
+    assert all(issubclass(w.category, TipstatWarning) for w in caught)
+    text += "\n".join(str(w.message) for w in caught)
+    assert not [s for s in SECRETS if s in text], text

@@ -295,11 +295,9 @@ def _prepare(src: Source, entity: str | None, fmt: str, sheet: str | int | None,
     part = _Part(label, raw, fmt_here, cols, entity, int(blank.sum()))
     raw = raw[~blank]
     unknown = []
+    part.identifiers = _keys.identifier_columns(raw)
     for c in cols:
-        if c in known:
-            continue
-        if _keys._norm_key(c) in _keys.IDENTIFIER_COLUMNS:
-            part.identifiers.append(c)
+        if c in known or c in part.identifiers:
             continue
         if c.startswith("Unnamed:") and (V._blank(raw[c]).all() or (fmt_here == "htcds"
                                                                      and c == cols[0])):

@@ -316,6 +316,18 @@ def record_like_columns(columns: Sequence[object]) -> list[str]:
             or _HTCDS_FIELD.match(str(c))]
 
 
+def _numbers(values: pd.Series) -> pd.Series:
+    """Each cell as a float (NaN where it is not a number; booleans are not numbers)."""
+    def one(x: object) -> float:
+        if isinstance(x, bool | np.bool_) or x is None:
+            return np.nan
+        try:
+            return float(x.strip()) if isinstance(x, str) else float(x)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            return np.nan
+    return pd.Series([one(x) for x in values.astype(object)], index=values.index, dtype=float)
+
+
 def validate_capture_table(df: pd.DataFrame, lists: Sequence[str] | None = None, *,
                            count: str = "count", strata: Sequence[str] = (),
                            version: str = codelists.DEFAULT_VERSION,
@@ -384,15 +396,13 @@ def validate_capture_table(df: pd.DataFrame, lists: Sequence[str] | None = None,
     errors = _Errors(version)
     for col in lists:
         v = df[col].astype(object)
-        num = pd.to_numeric(v.map(lambda x: np.nan if isinstance(x, bool | np.bool_) else x),
-                            errors="coerce") if len(v) else v
+        num = _numbers(v)
         bad = ~(num.isin([0, 1]).to_numpy() | v.map(lambda x: isinstance(x, bool | np.bool_))
                 .to_numpy(dtype=bool))
         errors.add(8, str(col), list(df.index[bad]), list(v[bad]), "0 or 1 in a list column",
                    kind="flag")
     c = df[count].astype(object)
-    cnum = pd.to_numeric(c.map(lambda x: np.nan if isinstance(x, bool | np.bool_) else x),
-                         errors="coerce").astype(float) if len(c) else c
+    cnum = _numbers(c)
     with np.errstate(invalid="ignore"):
         okc = (cnum.notna() & np.isfinite(cnum) & (cnum >= 0) & (cnum % 1 == 0)
                & (cnum < MAX_COUNT)).to_numpy(dtype=bool)
