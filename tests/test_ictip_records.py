@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tipstat import InputError, TipstatWarning, simulate
 from tipstat.ictip import capture_histories, codelists, read_records
+from tipstat.linkage.keys import generate_secret
 
 TODAY = "2025-06-30"
 
@@ -124,7 +125,7 @@ def test_htcds_excel_template(data_dir, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         recs = read_records({"NGO1": dst}, {"NGO1": "N"}, format="htcds",
-                            secret="htcds-test-secret-123", ref_area="HRV", today=TODAY)
+                            secret=generate_secret(), ref_area="HRV", today=TODAY)
     f = recs.frame
     assert recs.n_read == 3  # the template's ~1000 empty rows are not records
     assert f["sex"].tolist() == ["F", "M", "_U"]

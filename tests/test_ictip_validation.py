@@ -13,6 +13,7 @@ from tipstat.ictip import capture_histories, read_records, validate_capture_tabl
 from tipstat.ictip.codelists import _checked
 from tipstat.ictip.records import problems_of
 from tipstat.indicator import sdg_16_2_2
+from tipstat.linkage.keys import generate_secret
 from tipstat.models.stratified import fit_stratified
 
 KEY = "0123456789abcdef" * 4
@@ -140,7 +141,7 @@ def test_rule4_birth_date_after_identification_and_values_not_shown():
     df["birth_date"] = ["2008-01-01", "1994-01-01", "2025-01-01", "2008-01-01", "1994-01-01",
                         "1980-05-05"]
     with pytest.raises(InputError) as exc:
-        read(df, secret="a-secret-of-sufficient-length")
+        read(df, secret=generate_secret())
     probs = problems_of(exc.value, 4)
     assert [(p.column, p.row, p.value) for p in probs] == [("birth_date", 2, None)]
     assert "2025-01-01" not in str(exc.value)
@@ -182,7 +183,7 @@ def test_rule5_htcds_subtype_without_its_parent():
                        "prs_FirstName": ["A", "B"], "prs_SecondName": ["X", "Y"],
                        "prs_Birthdate": ["1990-01-01", "1991-01-01"]})
     with pytest.raises(InputError) as exc:
-        read({"POL": df}, format="htcds", secret="a-secret-of-sufficient-length")
+        read({"POL": df}, format="htcds", secret=generate_secret())
     probs = problems_of(exc.value, 5)
     assert [(p.column, p.value) for p in probs] == [("sex_exploitation", "Pornography")]
 

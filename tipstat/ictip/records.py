@@ -343,6 +343,8 @@ def read_records(
     """
     if format not in ("ictip", "htcds"):
         raise InputError(f"format={format!r}; expected 'ictip' or 'htcds'")
+    if secret is not None:  # a weak secret stops the run here, not as a missing key per row
+        secret = _keys.Secret(secret)
     today_ = pd.Timestamp(today if today is not None else date.today()).date()
     errors = V._Errors()
     report = V.ValidationReport()
