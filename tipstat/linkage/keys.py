@@ -94,6 +94,7 @@ monday tuesday wednesday thursday friday saturday sunday
 the and for with this that from your our my you it is are was be have not all any
 """.split())
 
+_PUBLISHED = "it is published in tipstat's documentation, so everyone knows it"
 _HEX = frozenset("0123456789abcdefABCDEF")
 _PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ ")
 _SEPARATORS = frozenset(" -_.,;:/+")
@@ -232,7 +233,7 @@ def secret_strength(value: str | bytes) -> tuple[float, list[str]]:
         stripped = value.strip()
         if stripped in PUBLISHED_SECRETS or stripped.lower() in {s.lower() for s in
                                                                  PUBLISHED_SECRETS}:
-            return 0.0, ["it is published in tipstat's documentation, so everyone knows it"]
+            return 0.0, [_PUBLISHED]
         units = [ord(c) for c in value[:_ANALYSED]]
         is_text = True
     else:
@@ -268,7 +269,7 @@ def secret_strength(value: str | bytes) -> tuple[float, list[str]]:
         kind = "character" if is_text else "byte"
         found.append(f"only {distinct} different {kind}{'' if distinct == 1 else 's'}")
         bits = min(bits, len(units) * math.log2(max(distinct, 2)) / 2)
-    return bits, found
+    return bits, list(dict.fromkeys(found))
 
 
 def generate_secret() -> str:
@@ -385,7 +386,7 @@ class Secret:
     >>> s = Secret(generate_secret())
     >>> s
     Secret(***)
-    >>> Secret("0123456789abcdef")  # doctest: +ELLIPSIS
+    >>> Secret("abcdefgh12345678")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     tipstat.errors.InputError: the linkage secret is too weak ...
@@ -406,6 +407,10 @@ class Secret:
             raise InputError(f"the linkage secret must be at least 16 bytes long; it has "
                              f"{len(raw)} (a short secret can be guessed). {_HOW_TO}")
         bits, weaknesses = secret_strength(value)
+        if weaknesses == [_PUBLISHED]:
+            raise InputError("the linkage secret is refused: it is published in tipstat's "
+                             "documentation, so every attacker knows it, however random it "
+                             f"looks. {_HOW_TO}")
         if bits < MIN_SECRET_BITS:
             why = "; ".join(weaknesses) or "it is too short for the characters it uses"
             raise InputError(
