@@ -705,7 +705,10 @@ def _check_table(df: Any) -> None:
 
 
 def _check_unique_columns(df: pd.DataFrame, what: str) -> None:
-    dup = df.columns[df.columns.duplicated()].unique().tolist()
+    cols = list(df.columns)
+    if len(set(cols)) == len(cols):  # the common case, without building pandas indexes
+        return
+    dup = list(dict.fromkeys(c for c in cols if cols.count(c) > 1))
     if dup:
         raise InputError(f"the {what} has duplicated column names {dup}: each column must have "
                          "its own name", [Problem(str(c), None, None, "a unique column name")
