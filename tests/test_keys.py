@@ -85,6 +85,8 @@ def test_a_published_strong_looking_secret_is_refused_though_its_form_is_strong(
         Secret(published)
     with pytest.raises(InputError, match="published"):
         Secret(f"  {published.upper()}\n")
+    with pytest.raises(InputError, match="contains a secret published"):
+        Secret(f"my-{published}!")
 
 
 def test_random_keys_are_accepted():

@@ -101,7 +101,7 @@ _SEPARATORS = frozenset(" -_.,;:/+")
 _WORD_COST = 11.0       # bits: one word among ~2,000 common ones
 _LETTER_COST = 2.5      # bits per letter of a pronounceable word not in the list
 _MIN_DISTINCT = 10      # fewer different characters (or bytes) is low diversity
-_ANALYSED = 1024        # characters looked at (a longer secret is judged on its start)
+_ANALYSED = 256         # characters looked at (a longer secret is judged on its start)
 
 
 def _pool_bits(units: Sequence[int], text: bool) -> float:
@@ -258,6 +258,13 @@ def secret_strength(value: str | bytes) -> tuple[float, list[str]]:
             if ch in _SEPARATORS and (p == 0 or in_word[p - 1]) and (
                     p + 1 == len(text) or in_word[p + 1]):
                 cost[p] = min(cost[p], 2.0)
+        low = text.lower()
+        for pub in PUBLISHED_SECRETS:  # a published secret with a few characters added
+            at = low.find(pub.lower())
+            if at >= 0:
+                cost[at:at + len(pub)] = [math.log2(len(PUBLISHED_SECRETS))] + [0.0] * (
+                    len(cost[at:at + len(pub)]) - 1)
+                found.append("it contains a secret published in tipstat's documentation")
         if n_words:
             plural = "s" if n_words > 1 else ""
             found.append(f"{n_words} common word{plural}" if n_common == n_words else
