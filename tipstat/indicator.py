@@ -323,8 +323,8 @@ def normalise_population(population: pd.DataFrame, ref_area: str | None = None,
                         break
     for key, v in given.items():
         for way in parts(key):
-            if all(k in given for k in way):
-                total = sum(given[k] for k in way)
+            if all(k in out for k in way):
+                total = sum(out[k] for k in way)
                 if abs(total - v) > 0.005 * v:
                     warnings.warn(f"population table: sex={key[0]}, age_group={key[1]} is {v:,.0f}"
                                   f" but its parts {[f'{s}/{a}' for s, a in way]} sum to "

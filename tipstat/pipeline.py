@@ -303,10 +303,10 @@ def detect_format(path: str | Path) -> str:
         if path.suffix.lower() in EXCEL_SUFFIXES:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                book = pd.ExcelFile(path)
-                if "Case Sheet" in book.sheet_names:
-                    return "htcds"
-                header = pd.read_excel(book, sheet_name=0, nrows=0).columns
+                with pd.ExcelFile(path) as book:
+                    if "Case Sheet" in book.sheet_names:
+                        return "htcds"
+                    header = pd.read_excel(book, sheet_name=0, nrows=0).columns
         else:
             header = pd.read_csv(path, nrows=0, dtype=object).columns
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
@@ -435,11 +435,10 @@ def _read_groups(groups: dict[str, list[Any]], emap: pd.DataFrame, options: dict
     frame = pd.concat([p.frame for p in parts])
     if not frame.index.is_unique:
         raise InputError("two records files have the same name; rename one")
-    key = frame[["entity_id", "source_record_id"]].astype(str)
-    dup = key.duplicated(keep=False).to_numpy() & frame["source_record_id"].notna().to_numpy()
+    dup = frame["record_id"].astype(str).duplicated(keep=False).to_numpy()
     if dup.any():
-        raise InputError("rule 2: the same (entity_id, source_record_id) in files of different "
-                         f"formats, rows {list(frame.index[dup])[:20]}")
+        raise InputError("rule 2: the same record id (entity_id, source_record_id) in files of "
+                         f"different formats, rows {list(frame.index[dup])[:20]}")
     from .ictip.validation import ValidationReport
 
     report = ValidationReport([i for p in parts for i in p.report.issues])
