@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 import warnings
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, TipstatError
-from .pipeline import DEFAULT_SEED
+from .pipeline import DEFAULT_SEED, safe_value
 
 SCHEMA = "tipstat-cli/1"
 #: Columns of a pattern table read as strata, not lists, unless --lists/--strata say otherwise
@@ -356,10 +357,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 2 if any_error else 0
 
 
+def _safe_message(message: str) -> str:
+    """A message of a library outside tipstat with its quoted parts hidden (they can quote a
+    record's value)."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'<hidden>'", message)
+
+
 def _problem(p: Any) -> dict[str, Any]:
-    value = p.value
-    if value is not None and not isinstance(value, int | float | str | bool):
-        value = str(value)
+    value = safe_value(p.value)
     return {"column": p.column, "row": p.row if isinstance(p.row, int | str) else str(p.row),
             "value": value, "expected": p.expected}
 
@@ -1010,13 +1015,26 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
         return code
 
-    def trace() -> None:
-        # --debug: the traceback (source lines and exception messages; tipstat's messages never
-        # hold record values, and frames' local variables are not printed)
+    def trace(exc: BaseException, message: str) -> None:
+        # --debug: the stack (file, line, function, source line: no frame's local variables)
+        # and the exception's type with the same safe message as without --debug; an
+        # exception's own text could quote a record's value, so it is not printed
         if debug:
             import traceback
 
-            traceback.print_exc(file=sys.stderr)
+            print("Traceback (most recent call last):\n"
+                  + "".join(traceback.format_tb(exc.__traceback__))
+                  + f"{type(exc).__qualname__}: {message}",
+                  file=sys.stderr)
+
+    def input_message(exc: InputError) -> str:
+        head = str(exc.args[0]).split("\n")[0] if exc.args else ""
+        if as_json or not exc.problems:
+            return head
+        lines = [f"  - {_problem_text(_problem(p))}" for p in exc.problems[:InputError.max_shown]]
+        if len(exc.problems) > InputError.max_shown:
+            lines.append(f"  ... and {len(exc.problems) - InputError.max_shown} more")
+        return head + "\n" + "\n".join(lines)
 
     try:
         with warnings.catch_warnings():
@@ -1030,20 +1048,21 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except InputError as exc:
-        trace()
-        return fail("input", str(exc).split("\n")[0] if as_json else str(exc), 2, exc.problems)
+        message = input_message(exc)
+        trace(exc, message.split("\n")[0])
+        return fail("input", message, 2, exc.problems)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        trace()
+        trace(exc, f"{exc.filename}: {exc.strerror}")
         return fail("input", f"{exc.filename}: {exc.strerror}", 2)
     except TipstatError as exc:
-        trace()
+        trace(exc, str(exc))
         return fail("estimation", str(exc), 1)
     except KeyboardInterrupt:
         print("tipstat: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        trace()
-        return fail("internal", f"{type(exc).__name__}: {exc}", 1)
+        trace(exc, _safe_message(str(exc)))
+        return fail("internal", f"{type(exc).__name__}: {_safe_message(str(exc))}", 1)
 
 
 def _silence_stdout() -> None:

@@ -39,7 +39,7 @@ import pandas as pd
 from .errors import InputError, TipstatWarning
 
 __all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "RunWarning", "detect_format",
-           "read_table", "run_indicator"]
+           "read_table", "run_indicator", "safe_value"]
 
 #: The seed of every random step when none is given (bootstrap replicates, model re-selection).
 DEFAULT_SEED = 2024
@@ -51,6 +51,37 @@ _BY_LABEL = {"sex": "sex", "age_group": "age", "age_group_l2": "age", "exploitat
 HTCDS_PREFIXES = ("prs_", "vic_", "cas_")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 FORMATS = ("auto", "ictip", "htcds")
+
+
+_CODE = re.compile(r"^[A-Z_][A-Z0-9_]*(\.[A-Z0-9_]+)*(;[A-Z_][A-Z0-9_]*(\.[A-Z0-9_]+)*)*$")
+_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?$")
+_DATE_LIKE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|^\d{8}$")
+
+
+def safe_value(value: Any) -> Any:
+    """A problem's value as the command line shows it: only where it cannot identify a person.
+
+    Shown: numbers (not 8-digit date-like ones), and text shaped like a code (``F``, ``_U``,
+    ``XXA``, ``SEX.PROS``, ``Y0T17``: capitals, digits, ``_ . ;``) or a plain number.
+    Anything else (a name, a date, free text) is described: ``<hidden: text, 6 characters>``.
+    Limit: an all-capital word that happens to be a name (``LI``) is shaped like a code.
+
+    Examples
+    --------
+    >>> [safe_value(v) for v in ("Q", "SEX.PROS", 12, "1990-01-02", "Ritafi")]
+    ['Q', 'SEX.PROS', 12, '<hidden: date-like, 10 characters>', '<hidden: text, 6 characters>']
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(int(value)) if float(value).is_integer() else ""
+        return value if not _DATE_LIKE.search(text) else f"<hidden: date-like, {len(text)} digits>"
+    text = str(value).strip()
+    if (_CODE.match(text) or _NUMBER.match(text)) and not _DATE_LIKE.search(text) \
+            and len(text) <= 24:
+        return text
+    kind = "date-like" if _DATE_LIKE.search(text) else "text"
+    return f"<hidden: {kind}, {len(text)} character{'s' if len(text) != 1 else ''}>"
 
 
 # ---------------------------------------------------------------------------- results
@@ -399,10 +430,36 @@ def _sources(records: Any, fmt: str | Mapping[str, str], emap: pd.DataFrame
                                  "entity_id")
             groups.setdefault(f, []).append((entity, str(path)))
         else:
+            _check_entities(path, entities)
             groups.setdefault(f, []).append(str(path))
     if not formats:
         raise InputError("no records file given")
     return groups, formats
+
+
+def _check_entities(path: Path, entities: set[str]) -> None:
+    """Every entity of an IC-TIP file is in the entity map: one message per file, not one per
+    record."""
+    try:
+        if path.suffix.lower() in EXCEL_SUFFIXES:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                df = pd.read_excel(path, dtype=object)
+        else:
+            df = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
+        return  # read_records says what is wrong with the file
+    if "entity_id" not in df.columns:
+        return
+    ids = df["entity_id"].dropna().astype(str).str.strip()
+    unknown = ids[~ids.isin(entities)]
+    if len(unknown):
+        names = sorted({str(safe_value(v)) for v in unknown})
+        raise InputError(f"{path.name}: {len(unknown)} record(s) of entit"
+                         f"{'y' if len(names) == 1 else 'ies'} {', '.join(names[:10])} not in the "
+                         "entity map (add them with their list_id, e.g. "
+                         "'entity_id,list_id' rows; the map has "
+                         f"{', '.join(sorted(entities)[:20])})")
 
 
 def _read_groups(groups: dict[str, list[Any]], emap: pd.DataFrame, options: dict[str, Any]):
