@@ -22,6 +22,7 @@ import re
 import sys
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -103,17 +104,22 @@ def _read_table(path: Path) -> Any:
     from .pipeline import check_file
 
     suffix = path.suffix.lower()
-    if suffix == ".ods" and find_spec("odf") is not None:
-        return pd.read_excel(path)
-    check_file(path, "table")
+    ods = suffix == ".ods" and find_spec("odf") is not None  # odfpy reads ODS tables
+    if not ods:
+        check_file(path, "table")
+    elif path.stat().st_size == 0:
+        raise InputError(f"{path}: the table is empty (expected a header line and rows)")
     try:
+        if ods:
+            return pd.read_excel(path, engine="odf")
         if suffix in (".xlsx", ".xlsm"):
             return pd.read_excel(path)
         if suffix == ".parquet":
             return pd.read_parquet(path)
         sep = "\t" if suffix in (".tsv", ".tab") else None
         return pd.read_csv(path, sep=sep, engine="python")
-    except (ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError, OSError,
+            KeyError, zipfile.BadZipFile) as exc:
         # the type only: a parser's message can quote a cell
         raise InputError(f"{path}: cannot read the file as a table ({type(exc).__name__}; "
                          "expected CSV in UTF-8, TSV or Excel .xlsx)") from None

@@ -293,8 +293,17 @@ def check_file(path: str | Path, what: str = "file") -> Path:
                                     and not path.read_bytes()[:4096].strip()):
         raise InputError(f"{path}: the {what} is empty (expected a header line and rows)")
     if suffix in EXCEL_SUFFIXES and not _has("openpyxl"):
-        raise InputError(f"{path}: reading Excel files needs openpyxl: pip install "
-                         '"tipstat[ictip]" (or save the sheet as CSV)')
+        raise InputError(f"{path}: reading Excel files needs openpyxl: pip install openpyxl "
+                         '(it comes with "tipstat[report]"), or save the sheet as CSV')
+    if suffix in EXCEL_SUFFIXES:
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise InputError(f"{path}: not an Excel .xlsx workbook (the file is damaged or of "
+                             "another kind); save it again as .xlsx or CSV")
+    elif suffix != ".parquet" and path.read_bytes()[:4] == b"PK\x03\x04":
+        raise InputError(f"{path}: a zip archive (a spreadsheet?), not a {what} in CSV; save "
+                         "the sheet as CSV (UTF-8), or name an Excel workbook .xlsx")
     return path
 
 
