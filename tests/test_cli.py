@@ -422,6 +422,20 @@ def test_secret_comes_from_a_file_or_the_environment(capsys, mixed, tmp_path, mo
     assert e.value.code == 2
 
 
+def test_validate_mixed_exports(capsys, mixed, monkeypatch):
+    monkeypatch.delenv("TIPSTAT_SECRET", raising=False)
+    files = [*map(str, mixed["files"]), "--entity-map", str(mixed["entity_map"])]
+    code, data = run_json(capsys, "validate", *files, "--secret-file", str(mixed["key"]))
+    assert code == 0, data
+    (res,) = data["results"]
+    assert res["valid"] and res["formats"]["NGO_SHELTER.csv"] == "htcds"
+    assert res["accounting"]["read"] == len(mixed["country"].clear_records)
+    # without the key: one message saying how to give it, no name or DOB anywhere
+    code, out, err = run(capsys, "validate", *files)
+    assert code == 2 and "--secret-file" in out
+    assert_no_identifier(mixed, out, err)
+
+
 def test_histories_round_trip(capsys, mixed, tmp_path):
     c = mixed["country"]
     counts = tmp_path / "counts.csv"

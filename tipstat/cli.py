@@ -291,26 +291,45 @@ def _print_table(table: Any) -> None:
               f"{interval:>20} {kind:<10} {_fmt(r['aic'], 1):>8}")
 
 
-def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:
-    """Validate IC-TIP record files with ``tipstat.ictip.read_records``; None when the files are
-    not IC-TIP records (then they are checked as capture-history tables)."""
-    from tipstat.ictip import read_records
+def _looks_like_records(path: Path) -> bool:
+    """An IC-TIP records file (entity/record/key columns) or an HTCDS export."""
+    import pandas as pd
 
-    frames = [_read_table(Path(p)) for p in paths if Path(p).exists()]
-    if len(frames) != len(paths) or not all(
-            any(c in df.columns for c in ("person_key", "entity_id", "record_id")) for df in frames):
+    from .pipeline import EXCEL_SUFFIXES, check_file, detect_format
+
+    check_file(path, "file")
+    if detect_format(path) == "htcds":
+        return True
+    try:
+        if path.suffix.lower() in EXCEL_SUFFIXES:
+            cols = pd.read_excel(path, nrows=0).columns
+        else:
+            cols = pd.read_csv(path, nrows=0, sep=None, engine="python").columns
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
+        return False
+    return any(c in cols for c in ("person_key", "entity_id", "record_id", "source_record_id"))
+
+
+def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:
+    """Validate agency exports (IC-TIP or HTCDS, any mix) with ``tipstat.pipeline.read_exports``;
+    None when the files are not records (then they are checked as capture-history tables)."""
+    from .pipeline import RunWarning, read_exports
+
+    if not all(Path(p).is_file() and _looks_like_records(Path(p)) for p in paths):
         return None
     if args.entity_map is None:
-        raise InputError("these are IC-TIP record files: --entity-map is required (a CSV with "
+        raise InputError("these are victim-record files: --entity-map is required (a CSV with "
                          "columns entity_id, list_id)")
-    entity_map = _read_table(Path(args.entity_map))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = read_records([str(p) for p in paths], entity_map)
+    warns: list[RunWarning] = []
+    try:
+        records, formats = read_exports(list(paths), args.entity_map, format=args.format,
+                                        secret=_read_secret(args), warnings_=warns)
+    except InputError as exc:
+        raise _records_error(exc) from None
     accounting = records.accounting()
     acc = dict(zip(accounting.iloc[:, 0].astype(str), accounting.iloc[:, 1], strict=True))
-    return {"kind": "IC-TIP records", "lists": list(records.lists), "accounting": acc,
-            "warnings": [str(w.message) for w in caught], "problems": []}
+    return {"kind": "IC-TIP records", "formats": formats, "lists": list(records.lists),
+            "accounting": acc, "warnings": [w.message for w in warns], "problems": []}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -773,34 +792,20 @@ def cmd_histories(args: argparse.Namespace) -> int:
     """``tipstat histories``: agency exports -> linked persons -> the count table that
     ``estimate``, ``compare`` and ``report`` read."""
     from .ictip import capture_histories
-    from .linkage import link_exact
-    from .pipeline import (
-        BY_ALIASES,
-        _collect,
-        _drop_silent_lists,
-        _entity_table,
-        _read_groups,
-        _sources,
-    )
+    from .pipeline import BY_ALIASES, _collect, link_records
 
-    warns: list[Any] = []
-    emap = _entity_table(args.entity_map)
-    groups, formats = _sources(list(args.records), args.format, emap)
     try:
-        recs = _collect("read", warns, lambda: _read_groups(
-            groups, emap, dict(secret=_read_secret(args), period=args.year,
-                               ref_area=args.country)))
+        linked = link_records(list(args.records), args.entity_map, format=args.format,
+                              secret=_read_secret(args), country=args.country, year=args.year)
     except InputError as exc:
         raise _records_error(exc) from None
-    recs, _silent = _drop_silent_lists(recs, emap, warns)
-    persons = _collect("link", warns, lambda: link_exact(recs))
+    warns, formats, acc = linked.warnings, linked.formats, linked.accounting
     by = [BY_ALIASES.get(b, b) for b in args.by]
-    h = _collect("histories", warns, lambda: capture_histories(persons, by=by))
+    h = _collect("histories", warns, lambda: capture_histories(linked.persons, by=by))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame = h.to_frame(include_zeros=False)
     frame.to_csv(out, index=False)
-    acc = _accounting(recs.accounting(), persons.accounting)
     if args.json:
         _print_json(_envelope("histories", input={"records": [Path(r).name for r in args.records],
                                                   "formats": formats, "accounting": acc},
@@ -893,9 +898,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("validate", cmd_validate, "check input files and say what is wrong, row by row",
             "tipstat validate police.csv ngo.csv --entity-map lists.csv")
-    p.add_argument("files", nargs="+", help="capture-history tables or IC-TIP record files")
+    p.add_argument("files", nargs="+",
+                   help="capture-history tables, or agency exports (IC-TIP or HTCDS)")
     p.add_argument("--entity-map", default=None,
-                   help="IC-TIP records: CSV mapping entity_id to list_id")
+                   help="agency exports: CSV mapping entity_id to list_id")
+    p.add_argument("--format", default="auto", choices=["auto", "ictip", "htcds"],
+                   help="agency exports: format of every file (default: detected per file)")
+    p.add_argument("--secret-file", default=None,
+                   help=f"agency exports with clear identifiers: file holding the linkage key "
+                        f"(or the environment variable {SECRET_ENV})")
     _add_input_options(p)
     common(p, seed=False)
 

@@ -38,8 +38,8 @@ import pandas as pd
 
 from .errors import InputError, TipstatWarning
 
-__all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "RunWarning", "detect_format",
-           "read_table", "run_indicator", "safe_value"]
+__all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning", "detect_format",
+           "link_records", "read_exports", "read_table", "run_indicator", "safe_value"]
 
 #: The seed of every random step when none is given (bootstrap replicates, model re-selection).
 DEFAULT_SEED = 2024
@@ -569,6 +569,69 @@ def method_label(strata: Sequence[str]) -> str:
     return "stratified log-linear MSE" + (f" by {' x '.join(dims)}" if dims else "")
 
 
+@dataclass
+class Linked:
+    """Records read from every export and linked into persons (:func:`link_records`)."""
+
+    records: Any
+    persons: Any
+    warnings: list[RunWarning]
+    formats: dict[str, str]
+    accounting: dict[str, Any]
+    silent_entities: list[str]
+
+
+def read_exports(records: Any, entity_map: Any, *, format: str | Mapping[str, str] = "auto",
+                 secret: Any = None, country: str | None = None, year: int | None = None,
+                 entities: pd.DataFrame | None = None, today: Any = None,
+                 warnings_: list[RunWarning] | None = None) -> tuple[Any, dict[str, str]]:
+    """Read and validate agency exports of any format into one :class:`Records`.
+
+    Each file is read in its format (``format="auto"``: detected by its column names, see
+    :func:`detect_format`); rows are labelled ``file:line``. Returns the records and
+    ``{file name: format}``. Parameters as in :func:`run_indicator`.
+    """
+    warns = [] if warnings_ is None else warnings_
+    emap = _entity_table(entity_map)
+    groups, formats = _sources(records, format, emap)
+    options = dict(secret=secret, period=year, ref_area=country, entities=entities)
+    if today is not None:
+        options["today"] = today
+    recs = _collect("read", warns, lambda: _read_groups(groups, emap, options))
+    return recs, formats
+
+
+def link_records(records: Any, entity_map: Any, *, format: str | Mapping[str, str] = "auto",
+                 secret: Any = None, country: str | None = None, year: int | None = None,
+                 entities: pd.DataFrame | None = None, today: Any = None) -> Linked:
+    """Read agency exports (:func:`read_exports`) and link their records into persons.
+
+    Entities of the map that sent no record are reported and counted; lists with no record in
+    scope are left out. Parameters as in :func:`run_indicator`.
+
+    Examples
+    --------
+    >>> from tipstat import simulate
+    >>> c = simulate.country(400, seed=2, lists={k: v for k, v in simulate.DEFAULT_LISTS.items()
+    ...                                          if k in "PKO"})
+    >>> linked = link_records(c.records, c.list_definition, country=c.ref_area, year=c.year,
+    ...                       today="2025-12-31")
+    >>> linked.persons.n_persons == c.n_detected
+    True
+    """
+    from .linkage import link_exact
+
+    warns: list[RunWarning] = []
+    emap = _entity_table(entity_map)
+    recs, formats = read_exports(records, emap, format=format, secret=secret, country=country,
+                                 year=year, entities=entities, today=today, warnings_=warns)
+    recs, silent = _drop_silent_lists(recs, emap, warns)
+    persons = _collect("link", warns, lambda: link_exact(recs))
+    accounting = _accounting(recs.accounting(), persons.accounting)
+    accounting["entities without records"] = len(silent)
+    return Linked(recs, persons, warns, formats, accounting, silent)
+
+
 def run_indicator(
     records: Any,
     entity_map: Any,
@@ -637,7 +700,6 @@ def run_indicator(
     """
     from .ictip import capture_histories
     from .indicator import normalise_population, sdg_16_2_2
-    from .linkage import link_exact
     from .models.stratified import fit_stratified
 
     seed = DEFAULT_SEED if seed is None else int(seed)
@@ -650,18 +712,13 @@ def run_indicator(
     if bad:
         raise InputError(f"by: {bad} are not SDG 16.2.2 dimensions; choose among sex, age, "
                          "exploitation")
-    warns: list[RunWarning] = []
-    emap = _entity_table(entity_map)
     if isinstance(population, str | Path):
         population = read_table(population, "population file")
     pop = normalise_population(population, ref_area=country, time_period=year)
-    groups, formats = _sources(records, format, emap)
-    options = dict(secret=secret, period=year, ref_area=country, entities=entities)
-    if today is not None:
-        options["today"] = today
-    recs = _collect("read", warns, lambda: _read_groups(groups, emap, options))
-    recs, silent = _drop_silent_lists(recs, emap, warns)
-    persons = _collect("link", warns, lambda: link_exact(recs))
+    linked = link_records(records, entity_map, format=format, secret=secret, country=country,
+                          year=year, entities=entities, today=today)
+    recs, persons, warns = linked.records, linked.persons, linked.warnings
+    formats, accounting = linked.formats, linked.accounting
     h = _collect("histories", warns, lambda: capture_histories(persons, by=strata))
     fit = _collect("fit", warns, lambda: fit_stratified(h, bootstrap=int(bootstrap), seed=seed,
                                                         level=level))
@@ -675,8 +732,6 @@ def run_indicator(
 
         pooled_est = _collect("pooled", warns, lambda: estimate_population(h.pooled(),
                                                                            level=level))
-    accounting = _accounting(recs.accounting(), persons.accounting)
-    accounting["entities without records"] = len(silent)
     from . import __version__
 
     sdg.seed = seed
