@@ -419,7 +419,8 @@ def _sources(records: Any, fmt: str | Mapping[str, str], emap: pd.DataFrame
             if f == "auto":
                 f = "htcds" if any(str(c).startswith(HTCDS_PREFIXES) for c in src.columns) \
                     else "ictip"
-            groups.setdefault(f, []).append(src)
+            # a DataFrame in the HTCDS layout names its entity in an entity_id column
+            groups.setdefault(f if f == "ictip" else "htcds:frames", []).append(src)
             formats[name] = f
             continue
         path = check_file(src, "records file")
@@ -476,8 +477,9 @@ def _read_groups(groups: dict[str, list[Any]], emap: pd.DataFrame, options: dict
     from .ictip.records import Records, read_records
 
     parts = []
-    for f, items in groups.items():
-        if f == "htcds":
+    for key, items in groups.items():
+        f = key.split(":")[0]
+        if key == "htcds":
             names = [e for e, _ in items]
             dup = sorted({e for e in names if names.count(e) > 1})
             if dup:
@@ -485,15 +487,15 @@ def _read_groups(groups: dict[str, list[Any]], emap: pd.DataFrame, options: dict
             source: Any = dict(items)
         else:
             source = items if len(items) > 1 else items[0]
+        single = len(items) == 1 and not isinstance(items[0], pd.DataFrame)
+        name = Path(items[0][1] if key == "htcds" else items[0]).name if single else ""
         try:
             recs = read_records(source, emap, format=f, **options)
         except InputError as exc:
-            if len(items) == 1 and not isinstance(items[0], pd.DataFrame):
-                name = Path(items[0][1] if f == "htcds" else items[0]).name
-                raise InputError(f"{name}: {exc}", exc.problems) from None
+            if single:  # say which file (several files already label rows file:line)
+                raise InputError(f"{name}: {str(exc).split(chr(10))[0]}", exc.problems) from None
             raise
-        if len(items) == 1 and not isinstance(items[0], pd.DataFrame):
-            name = Path(items[0][1] if f == "htcds" else items[0]).name
+        if single:
             recs.frame.index = [f"{name}:{i}" for i in recs.frame.index]
         parts.append(recs)
     if len(parts) == 1:
