@@ -465,6 +465,16 @@ def test_histories_round_trip(capsys, mixed, tmp_path):
     assert est["input"]["n_observed"] == c.n_detected
 
 
+def test_records_given_as_a_count_table_are_refused_by_column_name(capsys, mixed):
+    htcds = next(str(p) for p in mixed["files"] if p.name == "NGO_SHELTER.csv")
+    for command in ("estimate", "compare", "validate"):
+        for extra in ((), ("--json",)):
+            code, out, err = run(capsys, command, htcds, *extra)
+            assert code == 2, (command, err)
+            assert "tipstat histories" in out + err or "--entity-map" in out + err
+            assert_no_identifier(mixed, out, err)
+
+
 def test_keygen(capsys, tmp_path):
     import stat
 

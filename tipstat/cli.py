@@ -145,6 +145,17 @@ def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | 
     if path.is_dir():
         raise InputError(f"{source}: is a folder; expected a table file (CSV, TSV, Excel)")
     df = _read_table(path)
+    from .linkage.keys import identifier_columns
+    from .pipeline import HTCDS_PREFIXES
+
+    record_cols = [str(c) for c in df.columns
+                   if c in ("person_key", "entity_id", "record_id", "source_record_id")
+                   or str(c).startswith(HTCDS_PREFIXES)] + list(map(str, identifier_columns(df)))
+    if record_cols:  # refused by column name: its cells are never read or shown
+        raise InputError(f"{source}: this looks like a file of victim records (columns "
+                         f"{sorted(set(record_cols))[:6]}), not a count table; make the count "
+                         "table with: tipstat histories RECORDS... --entity-map MAP --out "
+                         "counts.csv")
     df.index = df.index + 2  # rows in messages are file lines (line 1 is the header)
     if count in df.columns:
         if strata is None and lists is None:  # the table of `tipstat histories`: known strata
