@@ -428,6 +428,8 @@ def test_secret_comes_from_a_file_or_the_environment(capsys, mixed, tmp_path, mo
     with pytest.raises(SystemExit) as e:
         main([*without, "--secret", "x" * 32])
     assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--secret <value>" in err and "x" * 32 not in err  # not echoed back
 
 
 def test_validate_mixed_exports(capsys, mixed, monkeypatch):

@@ -834,18 +834,32 @@ def cmd_histories(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse without echoing unrecognised values (a key typed as ``--secret VALUE`` is not
+    printed back)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            words = message[len(prefix):].split()
+            shown = [w if w.startswith("-") else "<value>" for w in words]
+            message = prefix + " ".join(shown)
+        return super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the documentation and tests)."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         allow_abbrev=False,  # no "--secret VALUE" taken as "--secret-file VALUE"
         prog="tipstat", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Multiple Systems Estimation of trafficking in persons: from agency records "
                     "to the SDG 16.2.2 indicator.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"tipstat {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
             example: str) -> argparse.ArgumentParser:
