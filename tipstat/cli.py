@@ -531,12 +531,11 @@ def _read_secret(args: argparse.Namespace) -> Any:
 
     path = getattr(args, "secret_file", None)
     reader = getattr(keys, "read_secret", None)
-    if reader is not None:  # the linkage module's reader (strength checks) when it has one
-        if path is not None:
+    if reader is not None and path is not None:  # the linkage module's reader when it has one
+        try:
             return reader(path)
-        if os.environ.get(SECRET_ENV):
-            return reader(env=SECRET_ENV)
-        return None
+        except TypeError:  # another signature: read the file here
+            pass
     if path is not None:
         p = Path(path)
         if not p.is_file():
