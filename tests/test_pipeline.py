@@ -146,7 +146,7 @@ def test_headline_is_the_sdg_total_row(mixed_run):
     # the stratified fit's total is the sum of its cells (the same number, not a second fit)
     assert h.n_hat == pytest.approx(run.fit.n_hat, rel=1e-9)
     assert run.seed == DEFAULT_SEED == run.sdg.seed == run.sdg.meta["seed"]
-    assert run.pooled is not None and "differ by sex, age, form" in run.pooled_note
+    assert run.pooled is not None and "differ by sex, age and form" in run.pooled_note
 
 
 def test_outputs_are_the_same_bits_twice_and_hold_no_identifier(mixed, mixed_run, tmp_path):

@@ -197,8 +197,9 @@ class IndicatorRun:
 
     @property
     def pooled_note(self) -> str:
-        dims = [_BY_LABEL.get(s, s) for s in self.histories.strata]
-        return POOLED_NOTE.format(dims=", ".join(dims) or "stratum")
+        dims = [_BY_LABEL.get(s, s) for s in self.histories.strata] or ["stratum"]
+        text = dims[0] if len(dims) == 1 else ", ".join(dims[:-1]) + " and " + dims[-1]
+        return POOLED_NOTE.format(dims=text)
 
     def metadata(self) -> dict[str, Any]:
         """The table's metadata (seed, method, headline, inputs' formats)."""
