@@ -108,12 +108,15 @@ def test_bad_input_exit_2_names_row_and_value(capsys, tmp_path):
     bad.write_text("A,B,count\n1,0,10\n0,1,x\n1,1,5\n")
     code, out, err = run(capsys, "estimate", str(bad))
     assert code == 2 and out == ""
-    assert "column 'count', row 3: value 'x'" in err       # row = line of the file
+    # row = line of the file; a value that is neither a number nor shaped like a code is
+    # described, never shown (it could be a name typed in the wrong column)
+    assert "column 'count', row 3: value '<hidden: text, 1 character>'" in err
     assert "Traceback" not in err
     code, data = run_json(capsys, "estimate", str(bad))
     assert code == 2 and data["ok"] is False and data["results"] == []
     assert data["error"]["kind"] == "input"
-    assert data["error"]["problems"] == [{"column": "count", "row": 3, "value": "x",
+    assert data["error"]["problems"] == [{"column": "count", "row": 3,
+                                          "value": "<hidden: text, 1 character>",
                                           "expected": "a whole number >= 0"}]
     code, out, err = run(capsys, "estimate", str(tmp_path / "missing.csv"))
     assert code == 2 and "no such file" in err and "UK_5" in err
@@ -139,10 +142,13 @@ def test_internal_error_exit_1_without_traceback_unless_debug(capsys, monkeypatc
     assert "Traceback" not in err
     code, data = run_json(capsys, "estimate", "UK_5")
     assert code == 1 and data["error"]["kind"] == "internal"
-    with pytest.raises(ZeroDivisionError):
-        main(["estimate", "UK_5", "--debug"])
-    with pytest.raises(ZeroDivisionError):
-        main(["--debug", "estimate", "UK_5"])
+    # --debug: the traceback on standard error, the same exit code
+    for argv in (["estimate", "UK_5", "--debug"], ["--debug", "estimate", "UK_5"]):
+        code, _out, err = run(capsys, *argv)
+        assert code == 1 and "Traceback" in err and "ZeroDivisionError: deliberate" in err
+    # --debug --json still prints the JSON object
+    code, data = run_json(capsys, "estimate", "UK_5", "--debug")
+    assert code == 1 and data["error"]["kind"] == "internal" and not data["ok"]
 
 
 def test_compare_json_and_csv(capsys, tmp_path):
@@ -228,6 +234,13 @@ def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     total = sdg[(sdg.sex == "_T") & (sdg.age == "_T") & (sdg.exploitation == "_T")]
     assert int(total.detected.iloc[0]) == src["detected"]
     assert "SDG 16.2.2: " in out and '<section id="sdg">' in page
+    # one headline, first: the SDG table's total row, its method; the pooled one as a check
+    total_line = (f"Estimated victims, detected and undetected: {total.total_est.iloc[0]:,.0f} "
+                  f"[{total.total_lcl.iloc[0]:,.0f}; {total.total_ucl.iloc[0]:,.0f}], 95% "
+                  "bootstrap interval, stratified log-linear MSE by sex x age x form")
+    assert total_line in out
+    assert out.index(total_line) < out.index("check (not published): pooled default estimate")
+    assert out.index(total_line) < out.index("sensitivity: every method")
 
 
 def test_console_script_installed():
@@ -289,26 +302,244 @@ def test_indicator_from_agency_files(capsys, tmp_path):
         part.to_csv(files[-1], index=False)
     c.list_definition.to_csv(tmp_path / "lists.csv", index=False)
     c.population.to_csv(tmp_path / "pop.csv", index=False)
-    out = tmp_path / "sdg.csv"
+    out = tmp_path / "sdg"
     code, data = run_json(capsys, "indicator", *files, "--population", str(tmp_path / "pop.csv"),
                           "--entity-map", str(tmp_path / "lists.csv"), "--year", str(c.year),
                           "--country", c.ref_area, "--bootstrap", "20", "--seed", "1",
-                          "--out", str(out), "--report", str(tmp_path / "r.html"))
+                          "--out", str(out), "--no-report")
     assert code == 0, data["error"]
+    assert data["seed"] == 1
     total = [r for r in data["results"]
              if (r["sex"], r["age"], r["exploitation"]) == ("_T", "_T", "_T")]
     assert total[0]["detected"] == c.n_detected          # distinct persons after linkage
     assert total[0]["total_lcl"] <= total[0]["total_est"] <= total[0]["total_ucl"]
     assert total[0]["rate_per_100k"] == pytest.approx(
         1e5 * total[0]["total_est"] / total[0]["population"], rel=1e-9)
-    assert len(pd.read_csv(out)) == len(data["results"])
+    assert len(pd.read_csv(out / "sdg_16_2_2.csv")) == len(data["results"])
     acc = data["input"]["accounting"]
     assert acc["read"] == len(c.records)
-    page = (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert '<section id="sdg">' in page and f"{acc['read']:,}" in page
-    code, _out_text, err = run(capsys, "indicator", *files, "--population",
-                              str(tmp_path / "pop.csv"))
-    assert code == 2 and "--entity-map is required" in err
+    with pytest.raises(SystemExit) as e:
+        main(["indicator", *files, "--population", str(tmp_path / "pop.csv")])
+    assert e.value.code == 2 and "--entity-map" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ agency exports end to end
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory, data_dir):
+    from .test_pipeline import make_country
+
+    return make_country(tmp_path_factory.mktemp("cli-mixed"), data_dir, n=1000, seed=12)
+
+
+def indicator_args(m, out, *extra):
+    c = m["country"]
+    return ["indicator", *map(str, m["files"]), "--entity-map", str(m["entity_map"]),
+            "--population", str(m["population"]), "--secret-file", str(m["key"]),
+            "--country", c.ref_area, "--year", str(c.year), "--bootstrap", "25", "--out", str(out),
+            *extra]
+
+
+def assert_no_identifier(m, *texts):
+    """No name or date of birth of the inputs as a word of the outputs (a short name inside a
+    longer word or inside the report's base64 images is not a leak)."""
+    blob = "\n".join(texts)
+    found = [v for v in m["identifiers"]
+             if re.search(rf"(?<![A-Za-z0-9+/]){re.escape(v)}(?![A-Za-z0-9+/])", blob)]
+    assert found == []
+
+
+def test_indicator_mixed_formats_same_bits_and_no_identifier(capsys, mixed, tmp_path):
+    """IC-TIP CSV + HTCDS CSV + HTCDS Excel with clear identifiers and a key file, twice."""
+    c = mixed["country"]
+    code, out1, err1 = run(capsys, *indicator_args(mixed, tmp_path / "a", "--no-report"))
+    assert code == 0, err1
+    code, data = run_json(capsys, *indicator_args(mixed, tmp_path / "b", "--no-report"))
+    assert code == 0, data["error"]
+    written = {Path(f).name for f in data["output"]["files"]}
+    assert {"sdg_16_2_2.csv", "sdg_16_2_2_glotip.csv", "sdg_16_2_2_sdmx.csv",
+            "sdg_16_2_2_metadata.json", "sdg_16_2_2.xlsx"} <= written
+    for name in ("sdg_16_2_2.csv", "sdg_16_2_2_glotip.csv", "sdg_16_2_2_sdmx.csv",
+                 "sdg_16_2_2_metadata.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert data["input"]["formats"] == {"BORDER.csv": "ictip", "NGO_OUTREACH.xlsx": "htcds",
+                                        "NGO_SHELTER.csv": "htcds", "POL_NORTH.csv": "ictip",
+                                        "POL_SOUTH.csv": "ictip", "SOCIAL.csv": "ictip"}
+    # one headline: JSON, console and the SDG table's total row agree and name the method
+    head = data["headline"]
+    total = next(r for r in data["results"]
+                 if (r["sex"], r["age"], r["exploitation"]) == ("_T", "_T", "_T"))
+    assert (head["n_hat"], head["lower"], head["upper"]) == (
+        total["total_est"], total["total_lcl"], total["total_ucl"])
+    assert head["source"] == "sdg_16_2_2 total row" and head["level"] == 0.95
+    assert head["method"] == "stratified log-linear MSE by sex x age x form"
+    assert total["detected"] == c.n_detected and data["seed"] == 2024
+    assert data["pooled_check"]["role"].startswith("sensitivity check")
+    assert (f"Estimated victims, detected and undetected: {head['n_hat']:,.0f} "
+            f"[{head['lower']:,.0f}; {head['upper']:,.0f}], 95% bootstrap interval, stratified "
+            "log-linear MSE by sex x age x form") in out1
+    assert out1.index("Estimated victims") < out1.index("check (not published): pooled")
+    meta = json.loads((tmp_path / "a" / "sdg_16_2_2_metadata.json").read_text())
+    assert meta["seed"] == 2024 and meta["headline"]["n_hat"] == head["n_hat"]
+    files = [p for p in (tmp_path / "a").iterdir() if p.suffix in (".csv", ".json", ".html")]
+    assert_no_identifier(mixed, out1, err1, json.dumps(data),
+                         *(p.read_text(encoding="utf-8") for p in files))
+    # --debug prints no record value either (here on an error inside reading)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    part = pd.read_csv(mixed["files"][0], dtype=str)
+    part.loc[part.index[1], "sex"] = part.loc[part.index[1], "family_name"]
+    part.to_csv(bad / mixed["files"][0].name, index=False)
+    argv = indicator_args(mixed, tmp_path / "c")
+    argv[1] = str(bad / mixed["files"][0].name)
+    for extra in ((), ("--json",), ("--debug",), ("--debug", "--json")):
+        code, out, err = run(capsys, *argv, *extra)
+        assert code == 2, err
+        if "--json" in extra:
+            error = json.loads(out)["error"]
+            assert error["kind"] == "input" and error["problems"][0]["column"] == "sex"
+        else:
+            assert "column 'sex'" in err
+        if "--debug" in extra:
+            assert "Traceback" in err
+        assert_no_identifier(mixed, out, err)
+
+
+@pytest.mark.slow  # the report runs every default method and draws its figures (~15-60 s)
+def test_indicator_report_holds_no_identifier(capsys, mixed, tmp_path):
+    code, out, err = run(capsys, *indicator_args(mixed, tmp_path / "r", "--by", "sex"))
+    assert code == 0, err
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert '<section id="sdg">' in page and "Estimated victims" in out
+    assert f"{len(mixed['country'].clear_records):,}" in page  # records read
+    assert_no_identifier(mixed, out, err, page)
+
+
+def test_secret_comes_from_a_file_or_the_environment(capsys, mixed, tmp_path, monkeypatch):
+    argv = [a for a in indicator_args(mixed, tmp_path / "o", "--by", "sex", "--no-report")]
+    i = argv.index("--secret-file")
+    without = argv[:i] + argv[i + 2:]
+    monkeypatch.delenv("TIPSTAT_SECRET", raising=False)
+    code, _out, err = run(capsys, *without)
+    assert code == 2 and "--secret-file" in err and "TIPSTAT_SECRET" in err
+    monkeypatch.setenv("TIPSTAT_SECRET", mixed["country"].secret)
+    code, _out, err = run(capsys, *without)
+    assert code == 0, err
+    # never a command-line value (no abbreviation of --secret-file either)
+    with pytest.raises(SystemExit) as e:
+        main([*without, "--secret", "x" * 32])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--secret <value>" in err and "x" * 32 not in err  # not echoed back
+
+
+def test_validate_mixed_exports(capsys, mixed, monkeypatch):
+    monkeypatch.delenv("TIPSTAT_SECRET", raising=False)
+    files = [*map(str, mixed["files"]), "--entity-map", str(mixed["entity_map"])]
+    code, data = run_json(capsys, "validate", *files, "--secret-file", str(mixed["key"]))
+    assert code == 0, data
+    (res,) = data["results"]
+    assert res["valid"] and res["formats"]["NGO_SHELTER.csv"] == "htcds"
+    assert res["accounting"]["read"] == len(mixed["country"].clear_records)
+    # without the key: one message saying how to give it, no name or DOB anywhere
+    code, out, err = run(capsys, "validate", *files)
+    assert code == 2 and "--secret-file" in out
+    assert_no_identifier(mixed, out, err)
+
+
+def test_histories_round_trip(capsys, mixed, tmp_path):
+    c = mixed["country"]
+    counts = tmp_path / "counts.csv"
+    code, data = run_json(capsys, "histories", *map(str, mixed["files"]), "--entity-map",
+                          str(mixed["entity_map"]), "--secret-file", str(mixed["key"]),
+                          "--year", str(c.year), "--country", c.ref_area, "--out", str(counts))
+    assert code == 0, data["error"]
+    (res,) = data["results"]
+    assert res["n_observed"] == c.n_detected
+    assert res["strata"] == ["sex", "age_group", "exploitation"]
+    table = pd.read_csv(counts)
+    assert int(table["count"].sum()) == c.n_detected
+    assert_no_identifier(mixed, counts.read_text())
+    # estimate, compare and report read it: strata are recognised, the lists are the lists
+    code, est = run_json(capsys, "estimate", str(counts), "--model", "independence")
+    assert code == 0, est["error"]
+    assert est["input"]["lists"] == list("PKRO") or sorted(est["input"]["lists"]) == list("KOPR")
+    assert est["input"]["strata"] == ["sex", "age_group", "exploitation"]
+    assert est["input"]["n_observed"] == c.n_detected
+
+
+def test_records_given_as_a_count_table_are_refused_by_column_name(capsys, mixed):
+    htcds = next(str(p) for p in mixed["files"] if p.name == "NGO_SHELTER.csv")
+    for command in ("estimate", "compare", "validate"):
+        for extra in ((), ("--json",)):
+            code, out, err = run(capsys, command, htcds, *extra)
+            assert code == 2, (command, err)
+            assert "tipstat histories" in out + err or "--entity-map" in out + err
+            assert_no_identifier(mixed, out, err)
+
+
+def test_keygen(capsys, tmp_path):
+    import stat
+
+    path = tmp_path / "key.txt"
+    code, out, _err = run(capsys, "keygen", "--out", str(path))
+    assert code == 0 and str(path) in out
+    key = path.read_text().strip()
+    assert len(key) >= 43 and key not in out  # 32 random bytes; never printed with --out
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    code, _out, err = run(capsys, "keygen", "--out", str(path))
+    assert code == 2 and "--force" in err and path.read_text().strip() == key
+    code, out, _err = run(capsys, "keygen")
+    assert code == 0 and len(out.strip()) >= 43 and out.strip() != key
+
+
+@pytest.mark.parametrize("mistake", ["empty", "ods", "no_openpyxl", "unmapped", "population"])
+def test_input_mistakes_exit_2_naming_the_problem(capsys, mixed, tmp_path, monkeypatch, mistake):
+    argv = indicator_args(mixed, tmp_path / "o", "--by", "sex", "--no-report")
+    first = argv[1]
+    if mistake == "empty":
+        (tmp_path / "POL_NORTH.csv").write_text("")
+        argv[1], expect = str(tmp_path / "POL_NORTH.csv"), "is empty"
+    elif mistake == "ods":
+        (tmp_path / "POL_NORTH.ods").write_bytes(b"PK\x03\x04 not really")
+        argv[1], expect = str(tmp_path / "POL_NORTH.ods"), ".ods spreadsheets are not read"
+    elif mistake == "no_openpyxl":
+        import tipstat.pipeline
+
+        real = tipstat.pipeline._has
+        monkeypatch.setattr(tipstat.pipeline, "_has", lambda m: m != "openpyxl" and real(m))
+        expect = "needs openpyxl"
+    elif mistake == "unmapped":
+        emap = pd.read_csv(mixed["entity_map"])
+        emap[emap.entity_id != Path(first).stem].to_csv(tmp_path / "lists.csv", index=False)
+        argv[argv.index("--entity-map") + 1], expect = str(tmp_path / "lists.csv"), "entity_id"
+    else:
+        pd.DataFrame({"sex": ["F"], "age": ["_T"]}).to_csv(tmp_path / "pop.csv", index=False)
+        argv[argv.index("--population") + 1] = str(tmp_path / "pop.csv")
+        expect = "['population'] missing"
+    for extra in ((), ("--json",)):
+        code, out, err = run(capsys, *argv, *extra)
+        assert code == 2, (mistake, err)
+        text = json.loads(out)["error"]["message"] if extra else err
+        assert expect in text and "bug" not in text, (mistake, text)
+
+
+def test_closed_pipe_exits_quietly(capsys, monkeypatch):
+    from tipstat import cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    code, _out, err = run(capsys, "datasets")
+    assert code == 0 and err == ""
+    # a real pipe whose reader has gone (as `tipstat datasets | head -c 0`): no traceback
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tipstat.cli", "datasets"], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child (still importing) writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
 
 
 def test_json_schema_is_documented():

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import tipstat
 from tipstat import CaptureHistories, InputError, TipstatWarning
-from tipstat.histories import pattern_matrix
+from tipstat.histories import MAX_COUNT, MAX_LISTS, pattern_matrix
 
 ARTIFICIAL = pd.DataFrame({"A": [1, 0, 1, 0], "B": [0, 1, 1, 0], "C": [0, 0, 0, 1],
                            "count": [40, 30, 6, 20]})
@@ -121,7 +121,7 @@ def test_repeated_patterns_are_summed_with_a_warning():
         (lambda d: d.assign(count=[40, -3, 6, 20]), r"column 'count', row 1: value -3"),
         (lambda d: d.assign(count=[40, 3.5, 6, 20]), r"row 1: value 3.5"),
         (lambda d: d.assign(count=[40, None, 6, 20]), r"column 'count', row 1"),
-        (lambda d: d.assign(count=["40", "x", 6, 20]), r"value 'x'"),
+        (lambda d: d.assign(count=["40", "x", 6, 20]), r"row 1: value <text of 1 character>"),
         (lambda d: pd.concat([d, pd.DataFrame({"A": [0], "B": [0], "C": [0], "count": [5]})],
                              ignore_index=True), r"(?s)all-zero pattern.*row 4"),
         (lambda d: d[["A", "count"]], r"at least two list columns"),
@@ -238,3 +238,165 @@ def test_no_silent_drop_in_drop_lists():
         out = h.drop_lists(["A"])
     assert out.n_observed == 3
     assert any("5 person" in str(w.message) for w in caught)
+
+
+# ---------------------------------------------------------------- hostile input (issue 14)
+def test_counts_beyond_two_to_the_63_are_an_error_not_a_crash():
+    for big in (2**63, 2**64 + 1, 10**30, 1e300, "9223372036854775808"):
+        df = ARTIFICIAL.astype({"count": object})
+        df.loc[2, "count"] = big
+        with pytest.raises(InputError, match=r"column 'count', row 2: value .*at most 9007199254740991"):
+            CaptureHistories.from_frame(df)
+
+
+def test_no_silent_int64_wrap_of_the_total():
+    # each count fits in int64 and below MAX_COUNT, but their sum does not fit in 2**53 - 1:
+    # before, 4 x 2**62 wrapped to n_observed = 0 or -4.6e18
+    df = ARTIFICIAL.assign(count=[2**51] * 3 + [2**51 + 1])
+    with pytest.raises(InputError, match="add up to 9007199254740993, more than"):
+        CaptureHistories.from_frame(df)
+    ok = ARTIFICIAL.assign(count=[2**51, 2**51, 2**51, 2**51 - 1])  # exactly MAX_COUNT
+    assert CaptureHistories.from_frame(ok).n_observed == MAX_COUNT
+    for counts in ([2**62] * 7, np.array([2**63] * 7, dtype=np.uint64), [2**52] * 7):
+        with pytest.raises(InputError, match=r"2\*\*53"):
+            CaptureHistories(counts, ["A", "B", "C"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, -1, 0.5, True, "3 persons", None])
+def test_every_non_count_is_an_input_error_naming_the_cell(bad):
+    df = ARTIFICIAL.astype({"count": object})
+    df.loc[1, "count"] = bad
+    with pytest.raises(InputError, match=r"column 'count', row 1"):
+        CaptureHistories.from_frame(df)
+    if bad != 0.5:  # the private constructor takes fractional (expected) counts
+        with pytest.raises(InputError, match=r"cell 2|numbers"):
+            CaptureHistories(np.array([1, bad, 2, 3, 4, 5, 6], dtype=object), ["A", "B", "C"])
+
+
+def test_thirty_lists_are_refused_before_any_two_to_the_k_allocation():
+    for k in (MAX_LISTS + 1, 30, 64, 70):
+        df = pd.DataFrame(np.eye(k, dtype=int), columns=[f"L{j}" for j in range(k)])
+        df["count"] = 1
+        with pytest.raises(InputError, match=f"at most {MAX_LISTS} lists.*got {k}"):
+            CaptureHistories.from_frame(df)
+        with pytest.raises(InputError, match=f"at most {MAX_LISTS} lists"):
+            CaptureHistories.from_individuals(df.drop(columns="count"))
+        pairs = pd.DataFrame({"person": range(k), "list": [f"L{j}" for j in range(k)]})
+        with pytest.raises(InputError, match=f"at most {MAX_LISTS} lists"):
+            CaptureHistories.from_memberships(pairs)
+
+
+def test_mixed_kind_strata_are_an_error_naming_the_odd_rows():
+    with pytest.raises(InputError, match=r"(?s)'s' must hold one kind.*numbers, text.*row 1"):
+        CaptureHistories.from_frame(ARTIFICIAL.assign(s=[1, "1", 2, 2]), strata="s")
+    with pytest.raises(InputError, match="one kind"):
+        CaptureHistories.from_individuals(
+            pd.DataFrame({"a": [1, 0, 1], "b": [0, 1, 1], "s": ["F", 2, True]}), strata="s")
+    with pytest.raises(InputError, match="one kind"):
+        CaptureHistories.from_frame(ARTIFICIAL.assign(s=[[1], [1], [2], [2]]), strata="s")
+    tz = [pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02")] * 2
+    with pytest.raises(InputError, match="cannot be ordered"):
+        CaptureHistories.from_frame(ARTIFICIAL.assign(s=tz), strata="s")
+    # one kind is fine: 1 and 1.0 are the same number, hence one stratum
+    h = CaptureHistories.from_frame(ARTIFICIAL.assign(s=[1, 1.0, 2, 2]), strata="s")
+    assert h.n_strata == 2 and h.select(s=1).n_observed == 70
+
+
+def test_list_names_are_normalised_and_duplicates_refused():
+    with pytest.raises(InputError, match=r"\['A', 'A '\] are all 'A'"):
+        CaptureHistories.from_frame(ARTIFICIAL.rename(columns={"C": "A "}))
+    h = CaptureHistories.from_frame(ARTIFICIAL.rename(columns={"C": " C\u00a0"}))
+    assert h.lists == ("A", "B", "C")
+    with pytest.raises(InputError, match="are all 'a'"):
+        CaptureHistories(np.ones(3), ["a", "a "])
+    with pytest.raises(InputError, match="blank"):
+        CaptureHistories(np.ones(3), ["a", " "])
+    pairs = pd.DataFrame({"person": ["k1", "k1", "k2"], "list": ["A", "A ", "B"]})
+    m = CaptureHistories.from_memberships(pairs)  # values are normalised: one list 'A'
+    assert m.lists == ("A", "B") and m.counts.tolist() == [1, 1, 0]
+
+
+def test_duplicated_column_names_and_roles_are_errors():
+    df = ARTIFICIAL.copy()
+    df.columns = ["A", "B", "A", "count"]
+    for build in (CaptureHistories.from_frame, CaptureHistories.from_individuals):
+        with pytest.raises(InputError, match=r"duplicated column names \['A'\]"):
+            build(df)
+    with pytest.raises(InputError, match="both as count and as lists"):
+        CaptureHistories.from_frame(ARTIFICIAL, lists=["A", "B", "count"])
+    with pytest.raises(InputError, match="both as strata and as lists"):
+        CaptureHistories.from_frame(ARTIFICIAL, strata="C", lists=["A", "B", "C"])
+
+
+def test_text_cells_are_described_never_shown():
+    name, dob = "Maria Lopez", "1990-01-01"
+    df = ARTIFICIAL.astype({"A": object, "count": object})
+    df.loc[0, "A"] = name
+    with pytest.raises(InputError) as err:
+        CaptureHistories.from_frame(df)
+    assert name not in str(err.value) and "<text of 11 characters>" in str(err.value)
+    df = ARTIFICIAL.astype({"count": object})
+    df.loc[3, "count"] = dob
+    with pytest.raises(InputError) as err:
+        CaptureHistories.from_frame(df)
+    assert dob not in str(err.value) and "row 3: value <text of 10 characters>" in str(err.value)
+    assert all(dob != p.value for p in err.value.problems)
+
+
+# junk frames: every constructor either builds valid histories or raises InputError, and no
+# text cell ever reaches a message
+_SENTINEL = "Zelda Quux 1984-02-29"
+_cells = st.one_of(
+    st.integers(-3, 3), st.integers(2**53 - 2, 2**64 + 5), st.integers(-(2**64), -(2**62)),
+    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+    st.sampled_from(["0", "1", " 1", "x", "", _SENTINEL, "1e400", "nan"]),
+    st.just(pd.NA), st.just(pd.Timestamp("2024-01-01")), st.just([1]),
+)
+_names = st.sampled_from(["A", "A ", "B", "C", " C", "count", "s", 0, 1, "\u00c5", "A\u030a"])
+
+
+@st.composite
+def junk_frames(draw):
+    n_cols = draw(st.integers(0, 7))
+    n_rows = draw(st.integers(0, 5))
+    cols = draw(st.lists(_names, min_size=n_cols, max_size=n_cols))
+    data = [[draw(_cells) for _ in cols] for _ in range(n_rows)]
+    df = pd.DataFrame(data, columns=pd.Index(cols, dtype=object), dtype=object)
+    if draw(st.booleans()):  # a mostly sane frame, to reach the deeper checks
+        k = draw(st.integers(2, 4))
+        df = pd.DataFrame(pattern_matrix(k), columns=["A", "B", "C", "D"][:k]).astype(object)
+        df["count"] = draw(st.lists(_cells, min_size=len(df), max_size=len(df)))
+        df["s"] = draw(st.lists(_cells, min_size=len(df), max_size=len(df)))
+    strata = draw(st.sampled_from([None, "s", ["s", "C"], "missing"]))
+    lists = draw(st.sampled_from([None, ["A", "B"], ["A", "A "], ["A", "B", "count"]]))
+    return df, strata, lists
+
+
+def _only_input_errors(build):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        try:
+            h = build()
+        except InputError as err:
+            assert _SENTINEL not in str(err)
+            return
+    assert 2 <= h.k <= MAX_LISTS and len(set(h.lists)) == h.k
+    assert 0 <= h.n_observed <= MAX_COUNT and np.isfinite(h.n_observed)
+    assert h.stratum_counts.shape == (h.n_strata, 2**h.k - 1)
+
+
+@given(junk_frames())
+@settings(max_examples=50, deadline=None)
+def test_junk_frames_raise_only_input_errors(case):
+    df, strata, lists = case
+    _only_input_errors(lambda: CaptureHistories.from_frame(df, strata=strata, lists=lists))
+    _only_input_errors(lambda: CaptureHistories.from_individuals(df, lists=lists, strata=strata))
+    if len(df.columns) >= 2:
+        pairs = df.iloc[:, :2].set_axis(["person", "list"], axis=1)
+        _only_input_errors(lambda: CaptureHistories.from_memberships(pairs))
+
+
+@given(st.lists(_cells, min_size=1, max_size=9), st.lists(_names, min_size=0, max_size=4))
+@settings(max_examples=50, deadline=None)
+def test_junk_cell_arrays_raise_only_input_errors(cells, lists):
+    _only_input_errors(lambda: CaptureHistories(np.array(cells, dtype=object), lists))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tipstat import InputError, TipstatWarning, simulate
 from tipstat.ictip import capture_histories, codelists, read_records
+from tipstat.linkage.keys import generate_secret
 
 TODAY = "2025-06-30"
 
@@ -125,7 +126,7 @@ def test_htcds_excel_template(data_dir, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         recs = read_records({"NGO1": dst}, {"NGO1": "N"}, format="htcds",
-                            secret="htcds-test-secret-123", ref_area="HRV", today=TODAY)
+                            secret=generate_secret(), ref_area="HRV", today=TODAY)
     f = recs.frame
     assert recs.n_read == 3  # the template's ~1000 empty rows are not records
     assert f["sex"].tolist() == ["F", "M", "_U"]
@@ -496,7 +497,7 @@ def _no_injected_text(text: str) -> bool:
 
 @settings(max_examples=50, deadline=None)
 @given(_junk_frames(), st.sampled_from(["auto", "ictip", "htcds"]),
-       st.sampled_from([None, "a-secret-of-sufficient-length"]), st.booleans())
+       st.sampled_from([None, generate_secret()]), st.booleans())
 def test_junk_frames_raise_only_input_errors_and_never_show_a_name(df, fmt, secret, ignore):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -48,6 +48,11 @@ _LAZY = {
     "sdg_16_2_2": "tipstat.indicator",
     "fit_stratified": "tipstat.models.stratified",
     "read_records": "tipstat.ictip.records",
+    "run_indicator": "tipstat.pipeline",
+    "IndicatorRun": "tipstat.pipeline",
+    "DEFAULT_SEED": "tipstat.pipeline",
+    "normalise_population": "tipstat.indicator",
+    "write_sdmx_csv": "tipstat.sdmx",
 }
 _SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate"}
 

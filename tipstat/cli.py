@@ -8,7 +8,7 @@ which), 1 internal error (a bug: run again with ``--debug`` and report the trace
 ``demo``) is one JSON object with a stable schema, documented in ``docs/cli.md``::
 
     {"schema": "tipstat-cli/1", "command": "...", "tipstat_version": "...", "ok": true,
-     "seed": null, "input": {...}, "results": [...], "warnings": [...], "error": null}
+     "seed": 2024, "input": {...}, "results": [...], "warnings": [...], "error": null}
 
 Non-finite numbers (an estimate that does not exist) are ``null`` and ``status`` says why.
 """
@@ -18,16 +18,23 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError, TipstatError
+from .pipeline import DEFAULT_SEED, safe_value
 
 SCHEMA = "tipstat-cli/1"
+#: Columns of a pattern table read as strata, not lists, unless --lists/--strata say otherwise
+#: (the strata `tipstat histories` writes).
+STRATUM_COLUMNS = ("sex", "age_group", "age_group_l2", "exploitation", "citizenship_group", "year")
 
 EPILOG = """\
 examples:
@@ -51,13 +58,14 @@ exit codes: 0 ok, 2 bad input, 1 internal error (add --debug for the traceback)
 
 
 # ---------------------------------------------------------------------------- output helpers
-def _envelope(command: str, *, seed: int | None = None, input: dict | None = None,
+def _envelope(command: str, *, seed: int | None = DEFAULT_SEED, input: dict | None = None,
               results: list | None = None, warns: Sequence[str] = (),
               error: dict | None = None, extra: dict | None = None) -> dict[str, Any]:
     from . import __version__
 
     out = {"schema": SCHEMA, "command": command, "tipstat_version": __version__,
-           "ok": error is None, "seed": seed, "input": input or {}, "results": results or [],
+           "ok": error is None, "seed": DEFAULT_SEED if seed is None else seed,
+           "input": input or {}, "results": results or [],
            "warnings": list(warns), "error": error}
     if extra:
         out.update(extra)
@@ -93,17 +101,28 @@ def _progress(args: argparse.Namespace) -> bool:
 def _read_table(path: Path) -> Any:
     import pandas as pd
 
+    from .pipeline import check_file
+
     suffix = path.suffix.lower()
+    ods = suffix == ".ods" and find_spec("odf") is not None  # odfpy reads ODS tables
+    if not ods:
+        check_file(path, "table")
+    elif path.stat().st_size == 0:
+        raise InputError(f"{path}: the table is empty (expected a header line and rows)")
     try:
-        if suffix in (".xlsx", ".xlsm", ".xls", ".ods"):
+        if ods:
+            return pd.read_excel(path, engine="odf")
+        if suffix in (".xlsx", ".xlsm"):
             return pd.read_excel(path)
         if suffix == ".parquet":
             return pd.read_parquet(path)
         sep = "\t" if suffix in (".tsv", ".tab") else None
         return pd.read_csv(path, sep=sep, engine="python")
-    except (ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: cannot read the file as a table ({type(exc).__name__}: {exc})") \
-            from None
+    except (ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError, OSError,
+            KeyError, zipfile.BadZipFile) as exc:
+        # the type only: a parser's message can quote a cell
+        raise InputError(f"{path}: cannot read the file as a table ({type(exc).__name__}; "
+                         "expected CSV in UTF-8, TSV or Excel .xlsx)") from None
 
 
 def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | None = None,
@@ -126,8 +145,21 @@ def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | 
     if path.is_dir():
         raise InputError(f"{source}: is a folder; expected a table file (CSV, TSV, Excel)")
     df = _read_table(path)
+    from .linkage.keys import identifier_columns
+    from .pipeline import HTCDS_PREFIXES
+
+    record_cols = [str(c) for c in df.columns
+                   if c in ("person_key", "entity_id", "record_id", "source_record_id")
+                   or str(c).startswith(HTCDS_PREFIXES)] + list(map(str, identifier_columns(df)))
+    if record_cols:  # refused by column name: its cells are never read or shown
+        raise InputError(f"{source}: this looks like a file of victim records (columns "
+                         f"{sorted(set(record_cols))[:6]}), not a count table; make the count "
+                         "table with: tipstat histories RECORDS... --entity-map MAP --out "
+                         "counts.csv")
     df.index = df.index + 2  # rows in messages are file lines (line 1 is the header)
     if count in df.columns:
+        if strata is None and lists is None:  # the table of `tipstat histories`: known strata
+            strata = [c for c in df.columns if c in STRATUM_COLUMNS]
         h = tipstat.CaptureHistories.from_frame(df, count=count, strata=list(strata or []) or None,
                                                 lists=lists)
         kind = "pattern table"
@@ -270,26 +302,45 @@ def _print_table(table: Any) -> None:
               f"{interval:>20} {kind:<10} {_fmt(r['aic'], 1):>8}")
 
 
-def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:
-    """Validate IC-TIP record files with ``tipstat.ictip.read_records``; None when the files are
-    not IC-TIP records (then they are checked as capture-history tables)."""
-    from tipstat.ictip import read_records
+def _looks_like_records(path: Path) -> bool:
+    """An IC-TIP records file (entity/record/key columns) or an HTCDS export."""
+    import pandas as pd
 
-    frames = [_read_table(Path(p)) for p in paths if Path(p).exists()]
-    if len(frames) != len(paths) or not all(
-            any(c in df.columns for c in ("person_key", "entity_id", "record_id")) for df in frames):
+    from .pipeline import EXCEL_SUFFIXES, check_file, detect_format
+
+    check_file(path, "file")
+    if detect_format(path) == "htcds":
+        return True
+    try:
+        if path.suffix.lower() in EXCEL_SUFFIXES:
+            cols = pd.read_excel(path, nrows=0).columns
+        else:
+            cols = pd.read_csv(path, nrows=0, sep=None, engine="python").columns
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
+        return False
+    return any(c in cols for c in ("person_key", "entity_id", "record_id", "source_record_id"))
+
+
+def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:
+    """Validate agency exports (IC-TIP or HTCDS, any mix) with ``tipstat.pipeline.read_exports``;
+    None when the files are not records (then they are checked as capture-history tables)."""
+    from .pipeline import RunWarning, read_exports
+
+    if not all(Path(p).is_file() and _looks_like_records(Path(p)) for p in paths):
         return None
     if args.entity_map is None:
-        raise InputError("these are IC-TIP record files: --entity-map is required (a CSV with "
+        raise InputError("these are victim-record files: --entity-map is required (a CSV with "
                          "columns entity_id, list_id)")
-    entity_map = _read_table(Path(args.entity_map))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = read_records([str(p) for p in paths], entity_map)
+    warns: list[RunWarning] = []
+    try:
+        records, formats = read_exports(list(paths), args.entity_map, format=args.format,
+                                        secret=_read_secret(args), warnings_=warns)
+    except InputError as exc:
+        raise _records_error(exc) from None
     accounting = records.accounting()
     acc = dict(zip(accounting.iloc[:, 0].astype(str), accounting.iloc[:, 1], strict=True))
-    return {"kind": "IC-TIP records", "lists": list(records.lists), "accounting": acc,
-            "warnings": [str(w.message) for w in caught], "problems": []}
+    return {"kind": "IC-TIP records", "formats": formats, "lists": list(records.lists),
+            "accounting": acc, "warnings": [w.message for w in warns], "problems": []}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -342,10 +393,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 2 if any_error else 0
 
 
+def _safe_message(message: str) -> str:
+    """A message of a library outside tipstat with its quoted parts hidden (they can quote a
+    record's value)."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'<hidden>'", message)
+
+
 def _problem(p: Any) -> dict[str, Any]:
-    value = p.value
-    if value is not None and not isinstance(value, int | float | str | bool):
-        value = str(value)
+    value = safe_value(p.value)
     return {"column": p.column, "row": p.row if isinstance(p.row, int | str) else str(p.row),
             "value": value, "expected": p.expected}
 
@@ -440,21 +495,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def _report_available() -> bool:
     """True when the report's libraries (matplotlib, Jinja2: the ``report`` extra) are there."""
-    from importlib.util import find_spec
+    from .pipeline import report_available
 
-    return find_spec("matplotlib") is not None and find_spec("jinja2") is not None
-
-
-def _sdg_table(h: Any, population: Any, seed: int | None, bootstrap: int | None = None,
-               **options: Any) -> Any:
-    """The SDG 16.2.2 table (a DataFrame) of stratified capture histories:
-    ``tipstat.fit_stratified`` then ``tipstat.sdg_16_2_2``."""
-    import tipstat
-
-    from .comparison import _call
-
-    result = _call(tipstat.fit_stratified, h, seed=seed, bootstrap=bootstrap)
-    return _call(tipstat.sdg_16_2_2, result, population, **options).table
+    return report_available()
 
 
 def _accounting(*tables: Any) -> dict[str, Any]:
@@ -475,15 +518,122 @@ def _run_steps(steps: Sequence[tuple[str, Callable[[], None]]], args: argparse.N
             advance(label)
 
 
-def _recorded(fn: Callable[[], Any], into: list[str]) -> Any:
-    """Run ``fn`` and append the tipstat warnings it raised to ``into``."""
-    import tipstat
+# ---------------------------------------------------------------------------- secrets
+SECRET_ENV = "TIPSTAT_SECRET"
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = fn()
-    into += [str(w.message) for w in caught if issubclass(w.category, tipstat.TipstatWarning)]
-    return result
+
+def _read_secret(args: argparse.Namespace) -> Any:
+    """The linkage secret from ``--secret-file`` or the environment variable TIPSTAT_SECRET
+    (never from a command-line value); None when neither is given."""
+    import os
+
+    from .linkage import keys
+
+    path = getattr(args, "secret_file", None)
+    reader = getattr(keys, "read_secret", None)
+    if reader is not None and path is not None:  # the linkage module's reader when it has one
+        try:
+            return reader(path)
+        except TypeError:  # another signature: read the file here
+            pass
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"--secret-file {p}: no such file")
+        if p.stat().st_mode & 0o077:
+            warnings.warn(f"--secret-file {p}: readable by other users; restrict it "
+                          f"(chmod 600 {p})", UserWarning, stacklevel=2)
+        value = p.read_text(encoding="utf-8").strip()
+        if not value:
+            raise InputError(f"--secret-file {p}: the file is empty (make a key with: tipstat "
+                             f"keygen --out {p})")
+        return keys.Secret(value)
+    value = os.environ.get(SECRET_ENV, "").strip()
+    return keys.Secret(value) if value else None
+
+
+def _generate_secret() -> str:
+    """A strong random key: ``tipstat.linkage.keys.generate_secret`` when present, else 32
+    random bytes from the operating system (``secrets.token_urlsafe(32)``, 256 bits)."""
+    from .linkage import keys
+
+    gen = getattr(keys, "generate_secret", None)
+    if gen is not None:
+        return str(gen())
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """``tipstat keygen``: a new linkage key, written to a file readable only by its owner."""
+    import os
+
+    value = _generate_secret()
+    if args.out is None:
+        print(value)
+        return 0
+    path = Path(args.out)
+    if path.exists() and not args.force:
+        raise InputError(f"{path}: exists; a key is not overwritten (records keyed with it could "
+                         "no longer be linked). Use --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+    os.chmod(path, 0o600)
+    if not args.json:
+        print(f"key written: {path} (readable only by you; keep it out of version control and "
+              "share it only with the agencies that key their records with it)")
+    else:
+        _print_json(_envelope("keygen", seed=None, extra={"output": {"files": [str(path)]}}))
+    return 0
+
+
+def _records_error(exc: InputError) -> InputError:
+    """Say how to give the key on the command line when records hold clear identifiers."""
+    if "clear personal identifiers" in str(exc):
+        return InputError("the records hold clear identifiers (names, dates of birth): give the "
+                          "linkage key with --secret-file FILE or the environment variable "
+                          f"{SECRET_ENV} (make one with: tipstat keygen --out FILE)", exc.problems)
+    return exc
+
+
+# ---------------------------------------------------------------------------- the pipeline
+def _run(args: argparse.Namespace, records: Sequence[Any], entity_map: Any, population: Any,
+         **options: Any) -> Any:
+    from .pipeline import run_indicator
+
+    try:
+        return run_indicator(records, entity_map, population, **options)
+    except InputError as exc:
+        raise _records_error(exc) from None
+
+
+def _headline_lines(run: Any) -> list[str]:
+    lines = [run.headline.text()]
+    p = run.pooled
+    if p is not None:
+        interval = (f" [{_fmt(p.ci[0])}; {_fmt(p.ci[1])}]"
+                    if all(math.isfinite(x) for x in p.ci) else "")
+        lines.append(f"  check (not published): pooled default estimate {_fmt(p.n_hat)}{interval}"
+                     f" ({p.method}, {p.status}). {run.pooled_note}")
+    return lines
+
+
+def _pooled_json(run: Any) -> dict[str, Any] | None:
+    p = run.pooled
+    if p is None:
+        return None
+    return {"n_hat": p.n_hat, "lower": p.ci[0], "upper": p.ci[1], "level": p.level,
+            "method": p.method, "model": p.model, "status": p.status,
+            "role": "sensitivity check (not published)", "note": run.pooled_note}
+
+
+def _run_extra(run: Any, files: Sequence[Any]) -> dict[str, Any]:
+    return {"headline": run.headline.to_dict(), "pooled_check": _pooled_json(run),
+            "run_warnings": [w.to_dict() for w in run.warnings],
+            "output": {"files": [str(f) for f in files]}}
 
 
 def _demo_source() -> dict[str, Any]:
@@ -500,13 +650,12 @@ def _demo_source() -> dict[str, Any]:
 
 
 def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """The main job on synthetic agency exports: write the exports -> read and validate them ->
-    link persons -> capture histories -> every method -> SDG 16.2.2 table -> report."""
+    """The main job on synthetic agency exports: write the exports, then the pipeline
+    (:func:`tipstat.pipeline.run_indicator`), every method on the pooled table, the outputs."""
     import tipstat
-    from tipstat import ictip, linkage
 
-    seed = 2024 if args.seed is None else args.seed
-    st: dict[str, Any] = {"warnings": [], "files": [], "notes": []}
+    seed = args.seed
+    st: dict[str, Any] = {"files": [], "notes": []}
 
     def exports() -> None:
         st["src"] = src = _demo_source()
@@ -518,51 +667,45 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             part.to_csv(st["exports"][-1], index=False)
         st["files"].append(str(folder))
 
-    def validate() -> None:
+    def pipeline() -> None:
         src = st["src"]
-        st["records"] = _recorded(lambda: ictip.read_records(
-            [str(p) for p in st["exports"]], src["list_definition"], entities=src["entities"],
-            period=src["year"], ref_area=src["ref_area"], today=f"{src['year'] + 1}-12-31"),
-            st["warnings"])
-
-    def link() -> None:
-        st["persons"] = _recorded(lambda: linkage.link_exact(st["records"]), st["warnings"])
-        st["h"] = _recorded(lambda: ictip.capture_histories(
-            st["persons"], by=["sex", "age_group", "exploitation"]), st["warnings"])
-        st["accounting"] = _accounting(st["records"].accounting(), st["persons"].accounting)
+        st["run"] = _run(args, [str(p) for p in st["exports"]], src["list_definition"],
+                         src["population"], entities=src["entities"], country=src["ref_area"],
+                         year=src["year"], today=f"{src['year'] + 1}-12-31", seed=seed,
+                         bootstrap=args.bootstrap, pooled=False)
+        st["h"] = st["run"].histories
+        st["accounting"] = st["run"].accounting
+        st["warnings"] = [w.message for w in st["run"].warnings]
+        st["sdg"] = st["run"].sdg.table
 
     def estimate() -> None:
         st["table"] = tipstat.compare(st["h"].pooled(), "default", seed=seed,
                                       progress=_progress(args))
+        # its first row is the pooled default estimate: the run's sensitivity check
+        first = st["table"].estimates[0] if st["table"].estimates else None
+        if first is not None and str(first.method).startswith("default"):
+            st["run"].pooled = first
 
-    def sdg() -> None:
-        src = st["src"]
-        st["sdg"] = _recorded(lambda: _sdg_table(st["h"], src["population"], seed,
-                                                 ref_area=src["ref_area"],
-                                                 time_period=src["year"]), st["warnings"])
-
-    def report() -> None:
+    def write() -> None:
+        run = st["run"]
         st["table"].drop(columns=["warnings"]).to_csv(out / "estimates.csv", index=False)
-        st["sdg"].to_csv(out / "sdg_16_2_2.csv", index=False)
-        st["files"] += [str(out / "estimates.csv"), str(out / "sdg_16_2_2.csv")]
+        st["files"].append(str(out / "estimates.csv"))
+        st["files"] += [str(f) for f in run.write(out, report=False)]
         if not _report_available():
             st["notes"].append('the HTML report needs matplotlib and Jinja2: pip install '
                                '"tipstat[report]"')
             return
-        from .report.html import write_report
-
         src = st["src"]
-        path = write_report(
-            out / "report.html", st["h"], comparison=st["table"], accounting=st["accounting"],
-            sdg_table=st["sdg"], seed=seed, reliability=_reliability(st["h"].pooled()),
+        path = run.write_report(
+            out / "report.html", comparison=st["table"],
             title=f"Synthetic country {src['ref_area']} {src['year']}: victims of trafficking, "
                   "detected and undetected",
             source=f"{src['source']} with known truth (no real person)")
         st["files"].append(str(path))
 
-    _run_steps([("agency exports", exports), ("read and validate records", validate),
-                ("link persons across agencies", link), ("estimate with every method", estimate),
-                ("SDG 16.2.2 table", sdg), ("HTML report", report)], args)
+    _run_steps([("agency exports", exports), ("records -> linkage -> SDG table", pipeline),
+                ("estimate with every method", estimate), ("tables, exports and report", write)],
+               args)
     return st
 
 
@@ -577,12 +720,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"tipstat {tipstat.__version__} demo: a synthetic country whose agencies exported "
               "IC-TIP coded victim records (known truth, no real person)")
     st = _demo_state(args, out)
-    src, table, sdg, acc = st["src"], st["table"], st["sdg"], st["accounting"]
+    src, table, sdg, acc, run = st["src"], st["table"], st["sdg"], st["accounting"], st["run"]
     if args.json:
         _print_json(_envelope(
-            "demo", seed=args.seed, input={"source": src["source"], "accounting": acc},
+            "demo", seed=args.seed, input={"source": src["source"], "accounting": acc,
+                                           "formats": run.formats},
             results=table.to_records(), warns=st["warnings"],
-            extra={"output": {"files": st["files"]},
+            extra={**_run_extra(run, st["files"]),
                    "truth": {"victims": src["victims"], "detected": src["detected"]},
                    "sdg_16_2_2": sdg.to_dict("records")}))
         return 0
@@ -591,7 +735,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for w in st["warnings"]:
         print(f"  warning: {w}")
     print()
-    _print_table(table)
+    for line in _headline_lines(run):
+        print(line)
     print(f"\ntruth of this synthetic country: {_fmt(src['victims'])} victims, "
           f"{_fmt(src['detected'])} detected")
     dims = [d for d in ("sex", "age", "exploitation") if d in sdg]
@@ -600,7 +745,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         r = total.iloc[0]
         print(f"SDG 16.2.2: {_fmt(r['rate_per_100k'], 2)} victims per 100,000 "
               f"[{_fmt(r['rate_lcl'], 2)}, {_fmt(r['rate_ucl'], 2)}] (detected and undetected); "
-              f"{len(sdg)} rows by {' x '.join(dims)}, small cells suppressed")
+              f"{len(sdg)} rows by {' x '.join(dims)}, small cells suppressed; seed {run.seed}")
+    print("\nsensitivity: every method on the table pooled over strata (not published)")
+    _print_table(table)
     for note in st["notes"]:
         print(f"note: {note}")
     print(f"\nwritten in {time.perf_counter() - t0:.1f} s:")
@@ -610,69 +757,113 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_indicator(args: argparse.Namespace) -> int:
-    """``tipstat indicator``: IC-TIP records -> linkage -> SDG 16.2.2 table."""
-    from tipstat import ictip, linkage
-
-    if args.entity_map is None:
-        raise InputError("--entity-map is required: a CSV with columns entity_id, list_id that "
-                         "says which list each reporting entity's records belong to")
-    population = _read_table(Path(args.population))
-    entity_map = _read_table(Path(args.entity_map))
-    warns: list[str] = []
-    records = _recorded(lambda: ictip.read_records(list(args.records), entity_map,
-                                                   period=args.year, ref_area=args.country),
-                        warns)
-    by = [{"age": "age_group"}.get(b, b) for b in args.by]
-    h = _recorded(lambda: ictip.capture_histories(linkage.link_exact(records), by=by), warns)
-    table = _recorded(lambda: _sdg_table(h, population, args.seed, bootstrap=args.bootstrap,
-                                         ref_area=args.country, time_period=args.year), warns)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
-    if args.report:
-        from .report.html import write_report
-
-        write_report(args.report, h, accounting=_accounting(records.accounting()),
-                     sdg_table=table, seed=args.seed, level=args.level,
-                     reliability=_reliability(h.pooled()),
-                     title="SDG 16.2.2: victims of trafficking, detected and undetected"
-                           + (f", {args.country}" if args.country else "")
-                           + (f" {args.year}" if args.year else ""),
-                     source=", ".join(Path(r).name for r in args.records))
+    """``tipstat indicator``: agency exports -> linkage -> SDG 16.2.2 table and its exports."""
+    out = Path(args.out)
+    if out.suffix.lower() in (".csv", ".xlsx", ".html"):
+        raise InputError(f"--out {out}: expected a folder (the SDG table, its GLOTIP, SDMX and "
+                         "Excel forms and the report are written into it)")
+    run = _run(args, list(args.records), args.entity_map, args.population, format=args.format,
+               secret=_read_secret(args), country=args.country, year=args.year, by=args.by,
+               seed=args.seed, bootstrap=args.bootstrap, level=args.level)
+    files = run.write(out, report=args.report or not args.no_report,
+                      source=", ".join(Path(r).name for r in args.records))
+    table = run.sdg.table
     if args.json:
-        _print_json(_envelope("indicator", seed=args.seed,
-                              input={"records": list(args.records), "population": args.population,
-                                     "by": args.by, "accounting": _accounting(records.accounting())},
-                              results=table.to_dict("records"), warns=warns))
+        _print_json(_envelope("indicator", seed=run.seed,
+                              input={"records": [Path(r).name for r in args.records],
+                                     "formats": run.formats,
+                                     "population": Path(args.population).name, "by": args.by,
+                                     "accounting": run.accounting},
+                              results=table.to_dict("records"),
+                              warns=[w.message for w in run.warnings],
+                              extra=_run_extra(run, files)))
         return 0
-    for w in warns:
-        print(f"warning: {w}")
+    acc = run.accounting
+    print(f"records read {_fmt(acc.get('read'))}, used {_fmt(acc.get('used'))} "
+          f"({', '.join(f'{k}: {v}' for k, v in run.formats.items())}); "
+          f"{_fmt(run.histories.n_observed)} distinct persons on {run.histories.k} lists")
+    for w in run.warnings:
+        print(f"warning: {w.message}")
+    print()
+    for line in _headline_lines(run):
+        print(line)
+    print()
     shown = [c for c in ("sex", "age", "exploitation", "detected", "total_est", "total_lcl",
                          "total_ucl", "rate_per_100k", "rate_lcl", "rate_ucl", "obs_status")
              if c in table]
-    print(table[shown or list(table.columns)].to_string(index=False, float_format="{:,.1f}".format))
-    for path in (args.out, args.report):
-        if path:
-            print(f"written: {path}")
+    print(table[shown].to_string(index=False, float_format="{:,.1f}".format))
+    print(f"\nseed {run.seed}; written:")
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
+def cmd_histories(args: argparse.Namespace) -> int:
+    """``tipstat histories``: agency exports -> linked persons -> the count table that
+    ``estimate``, ``compare`` and ``report`` read."""
+    from .ictip import capture_histories
+    from .pipeline import BY_ALIASES, _collect, link_records
+
+    try:
+        linked = link_records(list(args.records), args.entity_map, format=args.format,
+                              secret=_read_secret(args), country=args.country, year=args.year)
+    except InputError as exc:
+        raise _records_error(exc) from None
+    warns, formats, acc = linked.warnings, linked.formats, linked.accounting
+    by = [BY_ALIASES.get(b, b) for b in args.by]
+    h = _collect("histories", warns, lambda: capture_histories(linked.persons, by=by))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = h.to_frame(include_zeros=False)
+    frame.to_csv(out, index=False)
+    if args.json:
+        _print_json(_envelope("histories", input={"records": [Path(r).name for r in args.records],
+                                                  "formats": formats, "accounting": acc},
+                              results=[{"lists": list(h.lists), "strata": list(h.strata),
+                                        "n_observed": float(h.n_observed), "rows": len(frame)}],
+                              warns=[w.message for w in warns],
+                              extra={"output": {"files": [str(out)]}}))
+        return 0
+    for w in warns:
+        print(f"warning: {w.message}")
+    print(f"{_fmt(h.n_observed)} distinct persons on {h.k} lists ({', '.join(h.lists)})"
+          + (f" by {', '.join(h.strata)}" if h.strata else "") + f"; {len(frame)} rows")
+    print(f"written: {out}   (next: tipstat estimate {out})")
     return 0
 
 
 # ---------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse without echoing unrecognised values (a key typed as ``--secret VALUE`` is not
+    printed back)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            words = message[len(prefix):].split()
+            shown = [w if w.startswith("-") else "<value>" for w in words]
+            message = prefix + " ".join(shown)
+        return super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the documentation and tests)."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
+        allow_abbrev=False,  # no "--secret VALUE" taken as "--secret-file VALUE"
         prog="tipstat", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Multiple Systems Estimation of trafficking in persons: from agency records "
                     "to the SDG 16.2.2 indicator.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"tipstat {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
             example: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+        p = sub.add_parser(name, allow_abbrev=False, help=help, description=help,
+                           epilog=f"example:\n  {example}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -685,8 +876,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true",
                            help="print one JSON object (schema tipstat-cli/1, see docs/cli.md)")
         if seed:
-            p.add_argument("--seed", type=int, default=None,
-                           help="seed of every random step (bootstrap, MCMC)")
+            p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                           help=f"seed of every random step (bootstrap, MCMC; default "
+                                f"{DEFAULT_SEED}: the same command gives the same numbers)")
         if level:
             p.add_argument("--level", type=_level, default=0.95,
                            help="interval coverage (default 0.95)")
@@ -695,6 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "run the main job on bundled example data, write ./tipstat-output/",
             "tipstat demo --out tipstat-output --seed 1")
     p.add_argument("--out", default="tipstat-output", help="output folder (default tipstat-output)")
+    p.add_argument("--bootstrap", type=int, default=200,
+                   help="bootstrap replicates of the stratified fit (default 200)")
     common(p)
 
     p = add("estimate", cmd_estimate, "estimate the number of victims from a capture-history table",
@@ -728,30 +922,75 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("validate", cmd_validate, "check input files and say what is wrong, row by row",
             "tipstat validate police.csv ngo.csv --entity-map lists.csv")
-    p.add_argument("files", nargs="+", help="capture-history tables or IC-TIP record files")
+    p.add_argument("files", nargs="+",
+                   help="capture-history tables, or agency exports (IC-TIP or HTCDS)")
     p.add_argument("--entity-map", default=None,
-                   help="IC-TIP records: CSV mapping entity_id to list_id")
+                   help="agency exports: CSV mapping entity_id to list_id")
+    p.add_argument("--format", default="auto", choices=["auto", "ictip", "htcds"],
+                   help="agency exports: format of every file (default: detected per file)")
+    p.add_argument("--secret-file", default=None,
+                   help=f"agency exports with clear identifiers: file holding the linkage key "
+                        f"(or the environment variable {SECRET_ENV})")
     _add_input_options(p)
     common(p, seed=False)
 
-    p = add("indicator", cmd_indicator, "SDG 16.2.2 table from IC-TIP records",
-            "tipstat indicator police.csv ngo.csv --entity-map lists.csv --population pop.csv "
-            "--year 2024 --out sdg.csv --report sdg.html")
-    p.add_argument("records", nargs="+", help="IC-TIP coded victim records (CSV/Excel files)")
-    p.add_argument("--population", required=True, help="population table (CSV)")
-    p.add_argument("--by", type=_csv_list, default=["sex", "age", "exploitation"],
-                   help="disaggregation (default sex,age,exploitation)")
-    p.add_argument("--entity-map", default=None, required=False,
-                   help="CSV with columns entity_id, list_id (which list each entity's records "
-                        "belong to)")
-    p.add_argument("--out", default=None, help="write the table to this CSV file")
-    p.add_argument("--year", type=int, default=None, help="reference year (records outside it "
-                                                          "are excluded and counted)")
-    p.add_argument("--country", default=None, help="ISO-3 code of the country")
+    def records_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("records", nargs="+",
+                       help="agency exports: IC-TIP coded records (CSV/Excel) or IOM HTCDS v2.0 "
+                            "(its Excel template or a CSV with its system names; the file name "
+                            "is the entity_id)")
+        p.add_argument("--format", default="auto", choices=["auto", "ictip", "htcds"],
+                       help="format of every file; auto (default) detects each file by its "
+                            "column names (HTCDS: prs_, vic_, cas_)")
+        p.add_argument("--entity-map", required=True,
+                       help="CSV with columns entity_id, list_id (which list each reporting "
+                            "entity's records belong to)")
+        p.add_argument("--secret-file", default=None,
+                       help="file holding the linkage key, for records with clear identifiers "
+                            f"(or the environment variable {SECRET_ENV}; never a command-line "
+                            "value; make one with tipstat keygen)")
+        p.add_argument("--year", type=int, default=None,
+                       help="reference year (records outside it are excluded and counted)")
+        p.add_argument("--country", default=None,
+                       help="ISO-3 code of the country (records identified elsewhere are "
+                            "excluded and counted)")
+        p.add_argument("--by", type=_by_list, default=["sex", "age", "exploitation"],
+                       help="disaggregation among sex, age, exploitation (default all three; "
+                            "'none' for none)")
+
+    p = add("indicator", cmd_indicator,
+            "SDG 16.2.2 table from agency exports (records -> linkage -> stratified MSE)",
+            "tipstat indicator exports/*.csv NGO_SHELTER.xlsx --entity-map lists.csv "
+            "--population pop.csv --secret-file key.txt --country BEL --year 2024 --out sdg/")
+    records_options(p)
+    p.add_argument("--population", required=True,
+                   help="population table: sex, age_group, population (see docs/cli.md)")
+    p.add_argument("--out", default="tipstat-indicator",
+                   help="output folder (default tipstat-indicator): SDG table CSV and Excel, "
+                        "GLOTIP, SDMX-CSV, metadata, HTML report")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200)")
     p.add_argument("--report", default=None,
-                   help="also write the HTML report (accounting, estimates, SDG table) here")
+                   help="write the HTML report here instead of OUT/report.html")
+    p.add_argument("--no-report", action="store_true", help="no HTML report")
     common(p, level=True)
+
+    p = add("histories", cmd_histories,
+            "the linked count table (capture histories) of agency exports, for estimate, "
+            "compare and report",
+            "tipstat histories exports/*.csv --entity-map lists.csv --out counts.csv && "
+            "tipstat estimate counts.csv")
+    records_options(p)
+    p.add_argument("--out", default="histories.csv", help="CSV file to write (default "
+                                                          "histories.csv)")
+    common(p, seed=False)
+
+    p = add("keygen", cmd_keygen, "make a strong random linkage key",
+            "tipstat keygen --out key.txt")
+    p.add_argument("--out", default=None,
+                   help="write the key to this file (permissions 0600); without it the key is "
+                        "printed")
+    p.add_argument("--force", action="store_true", help="replace an existing key file")
+    common(p, seed=False)
 
     p = add("report", cmd_report, "write a self-contained HTML report of an analysis",
             "tipstat report UK_5 --out uk5.html")
@@ -783,6 +1022,12 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     print(f"tipstat: warning: {message}", file=sys.stderr)
 
 
+def _by_list(text: str) -> list[str]:
+    if text.strip().lower() in ("none", ""):
+        return []
+    return _csv_list(text)
+
+
 def _level(text: str) -> float:
     try:
         v = float(text)
@@ -811,6 +1056,27 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
         return code
 
+    def trace(exc: BaseException, message: str) -> None:
+        # --debug: the stack (file, line, function, source line: no frame's local variables)
+        # and the exception's type with the same safe message as without --debug; an
+        # exception's own text could quote a record's value, so it is not printed
+        if debug:
+            import traceback
+
+            print("Traceback (most recent call last):\n"
+                  + "".join(traceback.format_tb(exc.__traceback__))
+                  + f"{type(exc).__qualname__}: {message}",
+                  file=sys.stderr)
+
+    def input_message(exc: InputError) -> str:
+        head = str(exc.args[0]).split("\n")[0] if exc.args else ""
+        if as_json or not exc.problems:
+            return head
+        lines = [f"  - {_problem_text(_problem(p))}" for p in exc.problems[:InputError.max_shown]]
+        if len(exc.problems) > InputError.max_shown:
+            lines.append(f"  ... and {len(exc.problems) - InputError.max_shown} more")
+        return head + "\n" + "\n".join(lines)
+
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -818,25 +1084,38 @@ def main(argv: list[str] | None = None) -> int:
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", RuntimeWarning)
             return args.func(args)
+    except BrokenPipeError:
+        # output piped into `head` & co.: the reader has what it wanted; stop quietly
+        _silence_stdout()
+        return 0
     except InputError as exc:
-        if debug:
-            raise
-        return fail("input", str(exc).split("\n")[0] if as_json else str(exc), 2, exc.problems)
+        message = input_message(exc)
+        trace(exc, message.split("\n")[0])
+        return fail("input", message, 2, exc.problems)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        if debug:
-            raise
+        trace(exc, f"{exc.filename}: {exc.strerror}")
         return fail("input", f"{exc.filename}: {exc.strerror}", 2)
     except TipstatError as exc:
-        if debug:
-            raise
+        trace(exc, str(exc))
         return fail("estimation", str(exc), 1)
     except KeyboardInterrupt:
         print("tipstat: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if debug:
-            raise
-        return fail("internal", f"{type(exc).__name__}: {exc}", 1)
+        trace(exc, _safe_message(str(exc)))
+        return fail("internal", f"{type(exc).__name__}: {_safe_message(str(exc))}", 1)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null so that the interpreter's final flush does not raise
+    BrokenPipeError again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

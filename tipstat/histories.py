@@ -14,8 +14,12 @@ the published tables in ``tipstat/datasets/data`` and of Rcapture's histories re
 from __future__ import annotations
 
 import html
+import math
+import numbers
+import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,10 +27,16 @@ import pandas as pd
 
 from .errors import InputError, Problem, TipstatWarning
 
-__all__ = ["MAX_LISTS", "CaptureHistories", "pattern_matrix"]
+__all__ = ["MAX_COUNT", "MAX_LISTS", "CaptureHistories", "pattern_matrix"]
 
 #: Largest number of lists: 2**20 cells is already a million-row design.
 MAX_LISTS = 20
+
+#: Largest count of one cell, and of all cells together: ``2**53 - 1`` (about 9.0e15), the
+#: largest whole number that float64 (in which every estimator computes) holds exactly. Larger
+#: counts, or counts whose total is larger, are an :class:`~tipstat.errors.InputError`, so an
+#: integer total can never wrap around.
+MAX_COUNT = 2**53 - 1
 
 
 def pattern_matrix(k: int, include_unobserved: bool = False) -> np.ndarray:
@@ -100,35 +110,19 @@ class CaptureHistories:
         lists: Sequence[str],
         strata_index: pd.DataFrame | None = None,
     ) -> None:
-        lists = tuple(str(x) for x in lists)
-        counts = np.asarray(counts)
-        if counts.ndim == 1:
-            counts = counts[None, :]
+        lists = _list_names(lists)
         k = len(lists)
-        if k < 2:
-            raise InputError(f"capture histories need at least two lists; got {k}: {list(lists)}")
-        if k > MAX_LISTS:
-            raise InputError(f"at most {MAX_LISTS} lists are supported; got {k}")
-        if len(set(lists)) != k:
-            dup = sorted({x for x in lists if lists.count(x) > 1})
-            raise InputError(f"list names must be unique; repeated: {dup}")
-        if counts.shape[1] != 2**k - 1:
-            raise InputError(
-                f"expected {2**k - 1} cell counts for {k} lists, got {counts.shape[1]}"
-            )
+        counts = _checked_cell_counts(counts, k)
         if strata_index is None:
             if counts.shape[0] != 1:
                 raise InputError("several rows of counts need a strata_index naming each stratum")
             strata_index = pd.DataFrame(index=range(1))
+        if not isinstance(strata_index, pd.DataFrame):
+            raise InputError(f"strata_index must be a DataFrame, got {type(strata_index).__name__}")
+        _check_unique_columns(strata_index, "strata_index")
         strata_index = strata_index.reset_index(drop=True)
         if len(strata_index) != counts.shape[0]:
             raise InputError("strata_index must have one row per stratum row of counts")
-        if np.issubdtype(counts.dtype, np.integer):
-            counts = counts.astype(np.int64)
-        else:
-            counts = counts.astype(np.float64)
-        if not np.all(np.isfinite(counts)) or np.any(counts < 0):
-            raise InputError("cell counts must be finite and non-negative")
         counts.setflags(write=False)
         self._counts = counts
         self._lists = lists
@@ -162,13 +156,33 @@ class CaptureHistories:
         Raises
         ------
         InputError
-            Naming the column, row and value: list values not 0/1, missing / negative /
-            fractional counts, a positive count on the all-zero pattern, fewer than two lists,
-            an empty table, a stratum column with missing values.
+            Naming the column and row, and what was expected: list values not 0/1; missing,
+            negative, fractional or infinite counts, counts above :data:`MAX_COUNT` or summing
+            to more than it; a positive count on the all-zero pattern; fewer than two or more
+            than :data:`MAX_LISTS` lists; an empty table; duplicated column names, or list names
+            equal once normalised; a stratum column with missing values or mixing kinds of
+            values (numbers and text, say). A number in a count or list column is shown; any
+            other value is only described (``<text of 3 characters>``), never shown.
+
+        Notes
+        -----
+        List names are normalised: surrounding whitespace removed and Unicode composed (NFC), so
+        ``'A '`` is list ``'A'``; two columns whose names are equal once normalised are an error.
+        A stratum column holds one kind of value: numbers (``1`` and ``1.0`` are one stratum),
+        text, booleans or dates; ``1`` beside ``"1"`` is an error rather than two strata.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"A": [1, 0, 1], "B": [0, 1, 1], "count": [5, 3, "many"]})
+        >>> CaptureHistories.from_frame(df)
+        Traceback (most recent call last):
+        ...
+        tipstat.errors.InputError: count column 'count' must hold whole numbers >= 0
+          - column 'count', row 2: value <text of 4 characters> (expected a whole number >= 0)
         """
-        if not isinstance(df, pd.DataFrame):
-            raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
-        strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
+        _check_table(df)
+        strata_cols = _column_names(strata, "strata")
         missing_cols = [c for c in [count, *strata_cols] if c not in df.columns]
         if missing_cols:
             raise InputError(
@@ -177,17 +191,19 @@ class CaptureHistories:
         if lists is None:
             lists = [c for c in df.columns if c != count and c not in strata_cols]
         else:
-            lists = list(lists)
+            lists = _column_names(lists, "lists")
             absent = [c for c in lists if c not in df.columns]
             if absent:
                 raise InputError(
                     f"list column(s) {absent} not found; the table has {list(df.columns)}"
                 )
+        _check_roles({"count": [count], "strata": strata_cols, "lists": lists})
         if len(lists) < 2:
             raise InputError(
                 f"capture histories need at least two list columns; found {len(lists)}: {lists}"
                 f" (every column other than {count!r} and the strata is taken as a list)"
             )
+        names = _list_names(lists)  # before any 2**K allocation: at most MAX_LISTS lists
         if len(df) == 0:
             raise InputError("the table is empty: there is no capture pattern to count")
         bits = _validated_bits(df, lists)
@@ -197,7 +213,7 @@ class CaptureHistories:
         if zero.any():
             raise InputError(
                 "the all-zero pattern (on no list) cannot be observed; it has a positive count",
-                [Problem(count, df.index[i], y[i], "0 or no row for the all-zero pattern")
+                [Problem(count, df.index[i], int(y[i]), "0 or no row for the all-zero pattern")
                  for i in np.flatnonzero(zero)],
             )
         strata_index, sid = _stratum_ids(df, strata_cols)
@@ -207,7 +223,7 @@ class CaptureHistories:
         if n_dup:
             warnings.warn(f"{n_dup} repeated capture pattern row(s) were summed", TipstatWarning,
                           stacklevel=2)
-        return cls._assemble(codes, y, sid, strata_index, lists)
+        return cls._assemble(codes, y, sid, strata_index, names)
 
     @classmethod
     def _assemble(cls, codes: np.ndarray, weights: np.ndarray, sid: np.ndarray,
@@ -236,17 +252,19 @@ class CaptureHistories:
         >>> CaptureHistories.from_individuals(people).counts.tolist()
         [1, 1, 1]
         """
-        if not isinstance(df, pd.DataFrame):
-            raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
-        strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
-        lists = list(lists) if lists is not None else [c for c in df.columns if c not in strata_cols]
+        _check_table(df)
+        strata_cols = _column_names(strata, "strata")
+        lists = (_column_names(lists, "lists") if lists is not None
+                 else [c for c in df.columns if c not in strata_cols])
         absent = [c for c in [*lists, *strata_cols] if c not in df.columns]
         if absent:
             raise InputError(f"column(s) {absent} not found; the table has {list(df.columns)}")
-        if len(df) == 0:
-            raise InputError("the table is empty: there is no person to count")
+        _check_roles({"strata": strata_cols, "lists": lists})
         if len(lists) < 2:
             raise InputError(f"need at least two list columns; found {len(lists)}: {lists}")
+        names = _list_names(lists)
+        if len(df) == 0:
+            raise InputError("the table is empty: there is no person to count")
         bits = _validated_bits(df, lists)
         empty = np.flatnonzero(bits.sum(axis=1) == 0)
         if len(empty):
@@ -257,7 +275,7 @@ class CaptureHistories:
             )
         strata_index, sid = _stratum_ids(df, strata_cols)
         codes = bits @ (1 << np.arange(len(lists)))
-        return cls._assemble(codes, np.ones(len(df), dtype=np.int64), sid, strata_index, lists)
+        return cls._assemble(codes, np.ones(len(df), dtype=np.int64), sid, strata_index, names)
 
     @classmethod
     def from_memberships(
@@ -284,14 +302,27 @@ class CaptureHistories:
 
         Notes
         -----
-        Person keys never appear in error messages: rows are cited by their index label.
+        Person keys never appear in error messages: rows are cited by their index label. List
+        names are normalised as text (surrounding whitespace removed, Unicode NFC), so the
+        values ``'A'``, ``'A '`` and ``'A\\u00a0'`` name one list, and the number ``1`` and the
+        text ``'1'`` name one list ``'1'``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> pairs = pd.DataFrame({"person": ["k1", "k1", "k2", "k3"],
+        ...                       "list": ["police", "ngo ", "ngo", "police"]})
+        >>> h = CaptureHistories.from_memberships(pairs)
+        >>> h.lists, h.counts.tolist()
+        (('ngo', 'police'), [1, 1, 1])
         """
-        if not isinstance(pairs, pd.DataFrame):
-            raise InputError(f"expected a pandas DataFrame, got {type(pairs).__name__}")
-        strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
+        _check_table(pairs)
+        strata_cols = _column_names(strata, "strata")
         absent = [c for c in [person_column, list_column, *strata_cols] if c not in pairs.columns]
         if absent:
             raise InputError(f"column(s) {absent} not found; the table has {list(pairs.columns)}")
+        _check_roles({"person_column": [person_column], "list_column": [list_column],
+                      "strata": strata_cols})
         if len(pairs) == 0:
             raise InputError("the table is empty: there is no membership to count")
         problems = [
@@ -301,22 +332,32 @@ class CaptureHistories:
         ]
         if problems:
             raise InputError("missing person keys or list names", problems)
-        found = list(pd.unique(pairs[list_column].astype(str)))
+        try:
+            pd.factorize(pairs[person_column])
+        except TypeError:
+            raise InputError(f"person column {person_column!r} must hold keys (text or numbers)",
+                             [Problem(person_column, None, None, "hashable keys")]) from None
+        named = pairs[list_column].map(_normal_name)
+        found = list(pd.unique(named))
         if lists is None:
             lists = sorted(found)
+            if len(lists) > MAX_LISTS:
+                raise InputError(f"at most {MAX_LISTS} lists are supported; column "
+                                 f"{list_column!r} names {len(lists)}")
         else:
-            lists = [str(x) for x in lists]
+            lists = list(_list_names(_column_names(lists, "lists"), at_least=0))
             unknown = [x for x in found if x not in lists]
             if unknown:
-                rows = pairs.index[pairs[list_column].astype(str).isin(unknown).to_numpy()]
+                rows = pairs.index[named.isin(unknown).to_numpy()]
                 raise InputError(
                     f"list names {unknown} are not among lists={lists}",
                     [Problem(list_column, r, None, f"one of {lists}") for r in rows],
                 )
         if len(lists) < 2:
             raise InputError(f"need at least two lists; found {len(lists)}: {lists}")
+        lists = list(_list_names(lists))
         pos = {name: j for j, name in enumerate(lists)}
-        bit = pairs[list_column].astype(str).map(pos).to_numpy(dtype=np.int64)
+        bit = named.map(pos).to_numpy(dtype=np.int64)
         key_codes, keys = pd.factorize(pairs[person_column], sort=False)
         code = np.zeros(len(keys), dtype=np.int64)
         np.bitwise_or.at(code, key_codes, 1 << bit)
@@ -576,9 +617,184 @@ class CaptureHistories:
                 f"{frame.to_html(index=False, max_rows=40)}</div>")
 
 
+# ---------------------------------------------------------------------- input checks
+class _Description(str):
+    """A description standing in for a value that is not shown (``<text of 3 characters>``);
+    its ``repr`` has no quotes, so a :class:`~tipstat.errors.Problem` prints it as it is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
-def _validated_bits(df: pd.DataFrame, lists: Sequence[str]) -> np.ndarray:
+def _shown(value: Any) -> Any:
+    """What an error may show of a cell: a number (or numeric text) as it is, anything else
+    only described by its kind and length, so no name or date ever reaches a message."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Real):
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            n = len(value)
+            return _Description(f"<text of {n} character{'' if n == 1 else 's'}>")
+        return value
+    if value is None:
+        return None
+    return _Description(f"<a value of type {type(value).__name__}>")
+
+
+def _whole_number(value: Any) -> int | None:
+    """The exact whole number a cell holds, or None (booleans, fractions, text, inf, nan)."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        return int(f) if math.isfinite(f) and f.is_integer() else None
+    return None
+
+
+def _normal_name(name: Any) -> str:
+    """A list name as text: Unicode NFC, surrounding whitespace removed."""
+    return unicodedata.normalize("NFC", str(name)).strip()
+
+
+def _list_names(lists: Iterable[Any], at_least: int = 2) -> tuple[str, ...]:
+    """Normalised, unique list names; at most :data:`MAX_LISTS` (checked before anything of
+    size ``2**K`` exists)."""
+    lists = list(lists)
+    if len(lists) > MAX_LISTS:
+        raise InputError(f"at most {MAX_LISTS} lists are supported; got {len(lists)} list "
+                         "columns (name the list columns with lists=[...] if some are not lists)")
+    names = tuple(_normal_name(x) for x in lists)
+    empty = [x for x, n in zip(lists, names, strict=True) if not n]
+    if empty:
+        raise InputError(f"list names must not be blank; got {empty}")
+    groups: dict[str, list[Any]] = {}
+    for x, n in zip(lists, names, strict=True):
+        groups.setdefault(n, []).append(x)
+    dup = {n: xs for n, xs in groups.items() if len(xs) > 1}
+    if dup:
+        shown = "; ".join(f"{[str(x) for x in xs]} are all {n!r}" for n, xs in dup.items())
+        raise InputError("list names must be unique once surrounding spaces are removed: " + shown)
+    if len(names) < at_least:
+        raise InputError(f"capture histories need at least {at_least} lists; got {len(names)}: "
+                         f"{list(names)}")
+    return names
+
+
+def _check_table(df: Any) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    _check_unique_columns(df, "table")
+
+
+def _check_unique_columns(df: pd.DataFrame, what: str) -> None:
+    cols = list(df.columns)
+    if len(set(cols)) == len(cols):  # the common case, without building pandas indexes
+        return
+    dup = list(dict.fromkeys(c for c in cols if cols.count(c) > 1))
+    if dup:
+        raise InputError(f"the {what} has duplicated column names {dup}: each column must have "
+                         "its own name", [Problem(str(c), None, None, "a unique column name")
+                                          for c in dup])
+
+
+def _column_names(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        value = [value]
+    out = list(value)
+    for c in out:
+        try:
+            hash(c)
+        except TypeError:
+            raise InputError(f"{what} must be column names; got a {type(c).__name__}") from None
+    return out
+
+
+def _check_roles(roles: Mapping[str, Sequence[Any]]) -> None:
+    seen: dict[Any, str] = {}
+    for role, cols in roles.items():
+        for c in cols:
+            if c in seen and seen[c] != role:
+                raise InputError(f"column {c!r} is given both as {seen[c]} and as {role}")
+            if c in seen:
+                raise InputError(f"column {c!r} is given twice as {role}")
+            seen[c] = role
+
+
+def _checked_cell_counts(counts: Any, k: int) -> np.ndarray:
+    """Counts of the private constructor as int64 (whole numbers) or float64 (expected counts),
+    shape ``(n_strata, 2**k - 1)``, every cell and the total within ``0 .. MAX_COUNT``."""
+    try:
+        arr = np.asarray(counts)
+    except (TypeError, ValueError):
+        raise InputError("cell counts must be a 1- or 2-dimensional array of numbers") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InputError(f"cell counts must be 1- or 2-dimensional; got {arr.ndim} dimensions")
+    if arr.shape[1] != 2**k - 1:
+        raise InputError(f"expected {2**k - 1} cell counts for {k} lists, got {arr.shape[1]}")
+    expected = f"a finite count from 0 to {MAX_COUNT} (2**53 - 1)"
+    if arr.dtype.kind == "O":
+        flat = arr.ravel()
+        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_)
+               for v in flat):
+            bad = [i for i, v in enumerate(flat) if not 0 <= int(v) <= MAX_COUNT]
+            target = np.int64
+        else:
+            bad = [i for i, v in enumerate(flat)
+                   if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real)
+                   or not 0 <= float(v) <= MAX_COUNT]  # False for nan
+            target = np.float64
+        if not bad:
+            arr = np.array([int(v) if target is np.int64 else float(v) for v in flat],
+                           dtype=target).reshape(arr.shape)
+    elif arr.dtype.kind in "iu":
+        flat = arr.ravel()
+        bad = np.flatnonzero((flat < 0) | (flat > MAX_COUNT)).tolist()
+        arr = arr.astype(np.int64) if not bad else arr
+    elif arr.dtype.kind == "f":
+        arr = arr.astype(np.float64)
+        flat = arr.ravel()
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~((flat >= 0) & (flat <= MAX_COUNT))).tolist()
+    else:
+        raise InputError(f"cell counts must be numbers; got an array of dtype {arr.dtype}")
+    if bad:
+        n_cells = arr.shape[1]
+        raise InputError("cell counts must be finite, non-negative and at most 2**53 - 1",
+                         [Problem(f"cell {i % n_cells + 1}", i // n_cells, _shown(flat[i]),
+                                  expected) for i in bad])
+    if float(np.sum(arr, dtype=np.float64)) > MAX_COUNT / 2:  # near the limit: add exactly
+        total = (sum(int(v) for v in arr.ravel()) if arr.dtype.kind == "i"
+                 else math.fsum(arr.ravel()))
+        if total > MAX_COUNT:
+            shown = f"{total}" if isinstance(total, int) else f"{total:.17g}"
+            raise InputError(f"the cell counts add up to {shown}, more than the largest "
+                             f"total tipstat holds exactly ({MAX_COUNT}, 2**53 - 1)")
+    return arr
+
+
+def _validated_bits(df: pd.DataFrame, lists: Sequence[Any]) -> np.ndarray:
     problems: list[Problem] = []
     out = np.zeros((len(df), len(lists)), dtype=np.int64)
     for j, col in enumerate(lists):
@@ -587,56 +803,89 @@ def _validated_bits(df: pd.DataFrame, lists: Sequence[str]) -> np.ndarray:
             if isinstance(v, bool | np.bool_):
                 out[i, j] = int(v)
                 continue
-            ok = False
-            if not _is_missing(v):
-                try:
-                    f = float(v)
-                    ok = f in (0.0, 1.0)
-                except (TypeError, ValueError):
-                    ok = False
-            if ok:
-                out[i, j] = int(f)
+            n = None if _is_missing(v) else _whole_number(v)
+            if n in (0, 1):
+                out[i, j] = n
             else:
-                problems.append(Problem(str(col), df.index[i], v, "0 or 1"))
+                problems.append(Problem(str(col), df.index[i], _shown(v), "0 or 1"))
     if problems:
         raise InputError("list columns must hold 0 or 1 only", problems)
     return out
 
 
-def _validated_counts(series: pd.Series, name: str) -> np.ndarray:
+def _validated_counts(series: pd.Series, name: Any) -> np.ndarray:
+    """Whole numbers 0 .. MAX_COUNT whose total (added as Python integers) is at most
+    MAX_COUNT, as int64: nothing can wrap around."""
     problems: list[Problem] = []
     values = series.to_numpy(dtype=object)
     out = np.zeros(len(values), dtype=np.int64)
+    total = 0
     for i, v in enumerate(values):
         if _is_missing(v):
-            problems.append(Problem(name, series.index[i], v, "a whole number >= 0, not missing"))
+            problems.append(Problem(str(name), series.index[i], _shown(v),
+                                    "a whole number >= 0, not missing"))
             continue
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            problems.append(Problem(name, series.index[i], v, "a whole number >= 0"))
-            continue
-        if isinstance(v, bool | np.bool_) or not np.isfinite(f) or f < 0 or not f.is_integer():
-            problems.append(Problem(name, series.index[i], v, "a whole number >= 0"))
-            continue
-        out[i] = int(f)
+        n = _whole_number(v)
+        if n is None or n < 0:
+            problems.append(Problem(str(name), series.index[i], _shown(v), "a whole number >= 0"))
+        elif n > MAX_COUNT:
+            problems.append(Problem(str(name), series.index[i], _shown(v),
+                                    f"a whole number at most {MAX_COUNT} (2**53 - 1)"))
+        else:
+            out[i] = n
+            total += n
     if problems:
         raise InputError(f"count column {name!r} must hold whole numbers >= 0", problems)
+    if total > MAX_COUNT:
+        raise InputError(f"the counts of column {name!r} add up to {total}, more than the largest "
+                         f"total tipstat holds exactly ({MAX_COUNT}, 2**53 - 1)")
     return out
 
 
-def _stratum_ids(df: pd.DataFrame, strata_cols: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def _value_kind(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "booleans"
+    if isinstance(value, numbers.Real):
+        return "numbers"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, datetime | date | np.datetime64):
+        return "dates"
+    if isinstance(value, timedelta | np.timedelta64):
+        return "durations"
+    return "other"
+
+
+def _stratum_ids(df: pd.DataFrame, strata_cols: Sequence[Any]) -> tuple[pd.DataFrame, np.ndarray]:
     if not strata_cols:
         return pd.DataFrame(index=range(1)), np.zeros(len(df), dtype=np.int64)
     problems = [
-        Problem(col, df.index[i], None, "a stratum value (code unknowns explicitly, e.g. 'unknown')")
+        Problem(str(col), df.index[i], None,
+                "a stratum value (code unknowns explicitly, e.g. 'unknown')")
         for col in strata_cols
         for i in np.flatnonzero(df[col].isna().to_numpy())
     ]
     if problems:
         raise InputError("stratum columns must not have missing values", problems)
+    for col in strata_cols:
+        kinds = df[col].map(_value_kind, na_action=None).to_numpy(dtype=object)
+        found = pd.unique(kinds)
+        if "other" in found or len(found) > 1:
+            main = pd.Series(kinds).value_counts().index[0]
+            odd = [i for i, kd in enumerate(kinds) if kd == "other" or kd != main]
+            raise InputError(
+                f"stratum column {col!r} must hold one kind of value (text, numbers, booleans or "
+                f"dates); it has {', '.join(sorted(found))}: recode it, e.g. as text",
+                [Problem(str(col), df.index[i], None, f"{main} like the other rows"
+                         if kinds[i] != "other" else "text, a number, a boolean or a date")
+                 for i in odd],
+            )
     sub = df[list(strata_cols)]
-    index = sub.drop_duplicates().sort_values(list(strata_cols)).reset_index(drop=True)
+    try:
+        index = sub.drop_duplicates().sort_values(list(strata_cols)).reset_index(drop=True)
+    except TypeError:
+        raise InputError(f"the values of stratum column(s) {list(strata_cols)} cannot be ordered "
+                         "(dates with and without a time zone?): recode them as text") from None
     lookup = {tuple(r): s for s, r in enumerate(index.itertuples(index=False, name=None))}
     sid = np.fromiter((lookup[tuple(r)] for r in sub.itertuples(index=False, name=None)),
                       dtype=np.int64, count=len(sub))

@@ -45,7 +45,7 @@ import pandas as pd
 from .errors import InputError, Problem, TipstatWarning
 from .estimate import Estimate
 
-__all__ = ["SDGTable", "sdg_16_2_2", "secondary_suppression"]
+__all__ = ["SDGTable", "normalise_population", "sdg_16_2_2", "secondary_suppression"]
 
 #: ``obs_status`` of primary (small cell) and secondary (complementary) suppression.
 SUPPRESSED = "suppressed"
@@ -88,6 +88,10 @@ class SDGTable:
     n_suppressed_secondary : int
         Complementary rows suppressed so that no primary one can be recovered from a margin by
         subtraction (``obs_status = "suppressed (secondary)"``).
+    seed : int or None
+        Seed of the bootstrap behind the intervals (set by :func:`tipstat.pipeline.run_indicator`).
+    meta : dict
+        Metadata written with the table (seed, method, headline; the Excel sheet ``metadata``).
     """
 
     table: pd.DataFrame
@@ -97,6 +101,8 @@ class SDGTable:
     warnings: list[str] = field(default_factory=list)
     n_suppressed_primary: int = 0
     n_suppressed_secondary: int = 0
+    seed: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to_glotip(self, country: str | None = None, source: str = "tipstat MSE (synthetic or "
                   "national data)") -> pd.DataFrame:
@@ -153,36 +159,186 @@ class SDGTable:
         with pd.ExcelWriter(path) as xw:
             self.table.to_excel(xw, sheet_name="sdg_16_2_2", index=False)
             self.to_glotip().to_excel(xw, sheet_name="glotip", index=False)
+            if self.meta or self.seed is not None:
+                meta = {"seed": self.seed, **self.meta}
+                pd.DataFrame({"item": list(meta), "value": [str(v) for v in meta.values()]}
+                             ).to_excel(xw, sheet_name="metadata", index=False)
         return path
+
+
+_POP_TOTAL = ("_t", "t", "total", "all", "both sexes", "all ages", "all sexes", "both")
+_POP_COLUMNS = {"sex": "sex", "gender": "sex", "age_group": "age_group", "age": "age_group",
+                "population": "population", "ref_area": "ref_area", "year": "year",
+                "time_period": "year"}
+
+
+def _population_aliases() -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
+    """Case-insensitive value -> code for ``sex`` and ``age_group`` (codes, code-list labels,
+    GLOTIP labels, the records' aliases, ``Total``) and each age group's children."""
+    from .ictip import codelists
+
+    def table(name: str, glotip: dict[str, str]) -> dict[str, str]:
+        cl = codelists.load(name).frame
+        out = {str(v).strip().lower(): str(c) for c, v in zip(cl["code"], cl["label"], strict=True)}
+        out.update({str(c).lower(): str(c) for c in cl["code"]})
+        out.update({v.lower(): k for k, v in glotip.items()})
+        xw = codelists.crosswalk("aliases").get(name, {})
+        out.update({str(k).strip().lower(): str(v) for k, v in xw.items()})
+        for h_name, h_map in codelists.crosswalk("htcds-2.0").items():
+            if h_name == name:
+                out.update({str(k).strip().lower(): str(v) for k, v in h_map.items()})
+        out.update(dict.fromkeys(_POP_TOTAL, "_T"))
+        return out
+
+    ages = codelists.load("age_group").frame
+    children: dict[str, list[str]] = {"_T": [str(c) for c in ages.loc[ages["level"] == 1, "code"]
+                                             if c != "_U"]}
+    for parent, group in ages.dropna(subset=["parent_code"]).groupby("parent_code"):
+        if str(parent):
+            children[str(parent)] = [str(c) for c in group["code"]]
+    children = {k: v for k, v in children.items() if v}
+    return table("sex", GLOTIP_SEX), table("age_group", GLOTIP_AGE), children
+
+
+def normalise_population(population: pd.DataFrame, ref_area: str | None = None,
+                         time_period: Any = None) -> pd.DataFrame:
+    """The population table with codes, filtered to ``ref_area`` / ``time_period``, and the
+    ``_T`` totals that are sums of given rows.
+
+    The file has one row per sex x age group: columns ``sex``, ``age_group`` (or ``age``) and
+    ``population`` (case-insensitive), optionally ``ref_area`` and ``year`` (then rows of other
+    countries or years are ignored). Values may be codes (``F``, ``M``, ``_T``; ``Y0T17``,
+    ``Y_GE18``, ``_T`` or finer bands such as ``Y18T24``), or the labels the records and GLOTIP
+    use (``Female``, ``Male``, ``Total``; ``Child``, ``0 to 17 years``, ``18 years or over``).
+    A total that is missing is derived when all its parts are given: ``(sex, _T)`` from the sex's
+    age groups, ``(_T, age)`` from ``F`` and ``M``, an age group from its finer bands. A given
+    total that differs from the sum of its parts by more than 0.5% raises a warning.
+
+    Parameters
+    ----------
+    population : DataFrame
+    ref_area, time_period : optional
+        Keep only the rows of this country / year (when the table has those columns).
+
+    Returns
+    -------
+    DataFrame
+        ``sex, age_group, population, derived`` (``derived`` True for totals computed here).
+
+    Raises
+    ------
+    InputError
+        A column missing (named), a value that is not a sex or age group (row named; the value
+        is shown only when it is short), a population that is not a number > 0, two rows for
+        the same sex x age group, or no row left after filtering.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> pop = pd.DataFrame({"sex": ["Female", "Male", "Female", "Male"],
+    ...                     "age_group": ["0 to 17 years", "0 to 17 years", "Adult", "Adult"],
+    ...                     "population": [10, 11, 40, 39]})
+    >>> t = normalise_population(pop).set_index(["sex", "age_group"])["population"]
+    >>> float(t["_T", "_T"]), float(t["F", "_T"]), float(t["_T", "Y0T17"])
+    (100.0, 50.0, 21.0)
+    """
+    if not isinstance(population, pd.DataFrame):
+        raise InputError(f"population must be a DataFrame, got {type(population).__name__}")
+    rename = {}
+    for c in population.columns:
+        key = str(c).strip().lower()
+        if key in _POP_COLUMNS and _POP_COLUMNS[key] not in rename.values():
+            rename[c] = _POP_COLUMNS[key]
+    pop = population.rename(columns=rename)
+    need = [c for c in ("sex", "age_group", "population") if c not in pop.columns]
+    if need:
+        raise InputError(f"population table: column(s) {need} missing; expected columns sex, "
+                         "age_group, population (optionally ref_area, year); the table has "
+                         f"{[str(c) for c in population.columns]}")
+    if ref_area is not None and "ref_area" in pop.columns:
+        areas = pop["ref_area"].astype(str).str.strip()
+        if not (areas == str(ref_area)).any():
+            raise InputError(f"population table: no row for ref_area {ref_area!r} (it has "
+                             f"{sorted(set(areas))[:10]})")
+        pop = pop[(areas == str(ref_area)).to_numpy()]
+    if time_period is not None and "year" in pop.columns:
+        years = pop["year"].astype(str).str.strip().str.replace(r"\.0$", "", regex=True)
+        if not (years == str(time_period)).any():
+            raise InputError(f"population table: no row for year {time_period} (it has "
+                             f"{sorted(set(years))[:10]})")
+        pop = pop[(years == str(time_period)).to_numpy()]
+    if len(pop) == 0:
+        raise InputError("population table: no rows")
+    sex_of, age_of, children = _population_aliases()
+    problems = []
+    codes = {}
+    for col, table, what in (("sex", sex_of, "a sex: F, M, _T (or Female, Male, Total)"),
+                             ("age_group", age_of, "an age group: Y0T17, Y_GE18, _T (or Child, "
+                              "Adult, 0 to 17 years, 18 years or over, Total) or a finer band")):
+        raw = pop[col].astype(str).str.strip()
+        mapped = raw.str.lower().map(table)
+        for i in pop.index[mapped.isna().to_numpy()]:
+            v = raw[i]
+            problems.append(Problem(col, i, v if len(v) <= 20 else f"<{len(v)} characters>", what))
+        codes[col] = mapped
+    values = pd.to_numeric(pop["population"], errors="coerce")
+    bad = values.isna() | (values <= 0)
+    problems += [Problem("population", i, pop.at[i, "population"], "a number > 0")
+                 for i in pop.index[bad.to_numpy()]]
+    if problems:
+        raise InputError("population table: rule 9, every row needs a sex, an age group and a "
+                         "population > 0", problems)
+    out: dict[tuple[str, str], float] = {}
+    for i, s, a, v in zip(pop.index, codes["sex"], codes["age_group"], values, strict=True):
+        if (s, a) in out:
+            raise InputError(f"population table: two rows for sex={s}, age_group={a} (row {i})"
+                             + ("; filter the table by ref_area/year or give --country/--year"
+                                if {"ref_area", "year"} & set(pop.columns) else ""))
+        out[(s, a)] = float(v)
+    given = dict(out)
+    sexes = sorted({s for s, _ in out} | {"_T"})
+    parts_sex = [s for s in ("F", "M") if any(k[0] == s for k in out)]
+
+    def parts(key: tuple[str, str]) -> list[list[tuple[str, str]]]:
+        s, a = key
+        ways = []
+        if a in children:
+            ways.append([(s, c) for c in children[a]])
+        if s == "_T" and len(parts_sex) == 2:
+            ways.append([(p, a) for p in parts_sex])
+        return ways
+
+    ages = sorted({a for _, a in out} | set(children))
+    changed = True
+    while changed:
+        changed = False
+        for s in sexes:
+            for a in ages:
+                if (s, a) in out:
+                    continue
+                for way in parts((s, a)):
+                    if all(k in out for k in way):
+                        out[(s, a)] = float(sum(out[k] for k in way))
+                        changed = True
+                        break
+    for key, v in given.items():
+        for way in parts(key):
+            if all(k in out for k in way):
+                total = sum(out[k] for k in way)
+                if abs(total - v) > 0.005 * v:
+                    warnings.warn(f"population table: sex={key[0]}, age_group={key[1]} is {v:,.0f}"
+                                  f" but its parts {[f'{s}/{a}' for s, a in way]} sum to "
+                                  f"{total:,.0f}; the given total is used", TipstatWarning,
+                                  stacklevel=2)
+    return pd.DataFrame([(s, a, v, (s, a) not in given) for (s, a), v in out.items()],
+                        columns=["sex", "age_group", "population", "derived"])
 
 
 def _check_population(population: pd.DataFrame, ref_area: str | None,
                       time_period: Any) -> dict[tuple[str, str], float]:
-    if not isinstance(population, pd.DataFrame):
-        raise InputError(f"population must be a DataFrame, got {type(population).__name__}")
-    need = [c for c in ("sex", "age_group", "population") if c not in population.columns]
-    if need:
-        raise InputError(f"population table: column(s) {need} missing; expected ref_area, year, "
-                         "sex, age_group, population")
-    pop = population
-    if ref_area is not None and "ref_area" in pop.columns:
-        pop = pop[pop["ref_area"].astype(str) == str(ref_area)]
-    if time_period is not None and "year" in pop.columns:
-        pop = pop[pop["year"].astype(str) == str(time_period)]
-    values = pd.to_numeric(pop["population"], errors="coerce")
-    bad = values.isna() | (values <= 0)
-    if bad.any():
-        raise InputError("population table: rule 9, population must be a number > 0",
-                         [Problem("population", i, pop.at[i, "population"], "a number > 0")
-                          for i in pop.index[bad.to_numpy()]])
-    out: dict[tuple[str, str], float] = {}
-    for (s, a), v in zip(zip(pop["sex"].astype(str), pop["age_group"].astype(str), strict=True),
-                         values, strict=True):
-        if (s, a) in out:
-            raise InputError(f"population table: two rows for sex={s!r}, age_group={a!r}"
-                             + (f" (filter by ref_area/year: {ref_area}, {time_period})"))
-        out[(s, a)] = float(v)
-    return out
+    pop = normalise_population(population, ref_area, time_period)
+    return {(s, a): float(v) for s, a, v in zip(pop["sex"], pop["age_group"], pop["population"],
+                                                strict=True)}
 
 
 def _remap_mix(cells: pd.DataFrame, draws: np.ndarray | None, mix: str):
@@ -349,10 +505,14 @@ def sdg_16_2_2(
             pop_col.append(pops[keyp])
         notes.append("; ".join(note + notes_mix))
     if missing_pop:
-        raise InputError("population table: rule 9, missing denominator for requested cells",
+        keys = sorted(set(k for _, k in missing_pop))
+        raise InputError("population table: rule 9, no row for "
+                         + ", ".join(f"sex={s} x age_group={g}" for s, g in keys)
+                         + " (the rates of these table rows need it; give the row, or the rows "
+                         "it is the sum of)",
                          [Problem("population", None, f"sex={s}, age_group={g}",
                                   "a population row for this sex x age group")
-                          for _, (s, g) in missing_pop])
+                          for s, g in keys])
     table["population"] = pop_col
     table["denominator_type"] = denominator
     table["rate_per_100k"] = 1e5 * table["total_est"] / table["population"]

@@ -25,12 +25,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .linkage.keys import Secret
 
 __all__ = ["DEFAULT_LISTS", "SyntheticCountry", "country", "records"]
 
@@ -73,8 +76,9 @@ class SyntheticCountry:
     clear_records : DataFrame
         The same records with synthetic clear identifiers instead of the key (for the
         pseudonymisation path).
-    secret : str
-        The linkage secret of this synthetic country (for demos and tests only).
+    secret : Secret
+        The linkage secret of this synthetic country, derived from the seed (for demos and tests
+        only: a real secret is never derived from a seed, and this one would be refused).
     params : dict
         Every parameter of the simulation.
     """
@@ -87,7 +91,7 @@ class SyntheticCountry:
     list_definition: pd.DataFrame
     records: pd.DataFrame
     clear_records: pd.DataFrame
-    secret: str
+    secret: Secret
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -363,9 +367,12 @@ def country(
     rec = pd.concat([rec, *extra], ignore_index=True)
     rec = rec.iloc[rng.permutation(len(rec))].reset_index(drop=True)
     rec["source_record_id"] = rec.groupby("entity_id").cumcount().add(1).map(lambda i: f"R{i:06d}")
-    secret = f"synthetic-{seed}-" + "0123456789abcdef"
-    key = secret.encode()
-    from .linkage.keys import normalise_date, normalise_name
+    from .linkage.keys import Secret, normalise_date, normalise_name
+
+    # A key derived from the seed, so that a synthetic country repeats bit for bit: allowed here
+    # only (it is public, hence weak: Secret() would refuse it; nothing else uses _unchecked).
+    secret = Secret._unchecked(f"synthetic-{seed}-" + "0123456789abcdef")
+    key = secret._value
 
     person_key = [hmac.new(key, "|".join((normalise_name(f), normalise_name(g), normalise_date(d),
                                           "" if s in ("", None) or s != s else s)).encode("ascii"),
