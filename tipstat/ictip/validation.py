@@ -389,6 +389,9 @@ def validate_capture_table(df: pd.DataFrame, lists: Sequence[str] | None = None,
     if absent:
         raise InputError(f"capture-history table: list column(s) {absent} not found among its "
                          f"{len(names)} columns")
+    if len(lists) < 2:
+        raise InputError(f"capture-history table: {len(lists)} list column(s); MSE needs at "
+                         f"least 2 (every column other than {count!r} and the strata is a list)")
     if len(lists) > MAX_LISTS:
         raise InputError(f"capture-history table: {len(lists)} list columns; at most {MAX_LISTS} "
                          "(every column other than the count and the strata is a list; merge "
