@@ -116,41 +116,52 @@ def _suppression_masks(table: pd.DataFrame, threshold: int) -> tuple[pd.Series, 
     return small, secondary & ~small
 
 
-def _pattern_pool(h: CaptureHistories, threshold: int) -> np.ndarray:
-    """Capture patterns pooled into one "other patterns" bar of the overlap plot.
+def _pattern_pool(h: CaptureHistories, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Capture patterns pooled into one "other patterns" bar, and overlaps not published.
 
-    Patterns with 1 to ``threshold - 1`` persons, and, until no published sum reveals one of
-    them, further patterns: the report publishes the number observed (the sum of all patterns),
-    each list size (the patterns on that list) and each pairwise overlap of ``threshold`` or
-    more (the patterns on both lists). Within each such sum, the pooled non-empty patterns must
-    be none, or at least two together holding ``threshold`` persons or more; otherwise the
-    smallest published pattern of that sum is pooled too (the sibling rule of
-    :func:`tipstat.indicator.secondary_suppression`, applied to these sums).
+    Patterns with 1 to ``threshold - 1`` persons are pooled, and then, until no published sum
+    reveals a pooled pattern, more: the report publishes the number observed (the sum of all
+    patterns), each list size (the patterns on that list) and each pairwise overlap of
+    ``threshold`` or more (the patterns on both lists). Within each such sum, the pooled
+    non-empty patterns must be none, or at least two together holding ``threshold`` persons or
+    more; otherwise the smallest published pattern of that sum is pooled too (the sibling rule
+    of :func:`tipstat.indicator.secondary_suppression`, applied to these sums), or, when it has
+    none left, the sum itself (a list size or an overlap) is not published.
+
+    Returns
+    -------
+    pool : array of bool, one per observable pattern (cell ``c`` at ``c - 1``)
+    hide : K x K array of bool
+        Overlaps (diagonal: list sizes) not to publish.
     """
     counts = np.asarray(h.counts, dtype=float)
     pats = np.asarray(h.patterns, dtype=bool)
     pool = (counts > 0) & (counts < threshold)
-    sums = [np.ones(len(counts), dtype=bool)]
-    sizes = pats.T @ counts
-    sums += [pats[:, j] for j in range(h.k) if sizes[j] >= threshold]
+    hide = np.zeros((h.k, h.k), dtype=bool)
+    sums: list[tuple[np.ndarray, tuple[int, int] | None]] = [(np.ones(len(counts), bool), None)]
     for i in range(h.k):
-        for j in range(i + 1, h.k):
+        for j in range(i, h.k):
             both = pats[:, i] & pats[:, j]
             if counts[both].sum() >= threshold:
-                sums.append(both)
+                sums.append((both, (i, j)))
     changed = True
     while changed:
         changed = False
-        for member in sums:
+        for member, cell in sums:
+            if cell is not None and hide[cell]:
+                continue
             hidden = member & pool & (counts > 0)
             if not hidden.any() or (hidden.sum() >= 2 and counts[hidden].sum() >= threshold):
                 continue
             free = np.flatnonzero(member & ~pool & (counts > 0))
-            if not len(free):
+            if len(free):
+                pool[free[np.argmin(counts[free])]] = True
+            elif cell is not None:
+                hide[cell] = hide[cell[::-1]] = True
+            else:
                 continue
-            pool[free[np.argmin(counts[free])]] = True
             changed = True
-    return pool
+    return pool, hide
 
 
 def _count(value: Any, threshold: int) -> str:
@@ -437,7 +448,8 @@ def _accounting_rows(accounting: Any, threshold: int) -> list[tuple[str, str]]:
     vals = [number(rows[i][1]) or 0.0 for _, i in series]
     merged = 0
     while len(vals) > 1 and 0 < vals[-1] < threshold:
-        vals[-2] += vals.pop()
+        top = vals.pop()
+        vals[-1] += top
         merged += 1
     if merged:
         k_top, i_top = series[len(vals) - 1]
@@ -490,7 +502,8 @@ def _sdg_rows(table: pd.DataFrame, threshold: int, level: float) -> dict[str, An
                 v = _interval(r.get("rate_lcl"), r.get("rate_ucl"), 2)
             else:
                 v = _fmt(r[c], 2 if c.startswith("rate") else 0)
-            cells.append((v, "num supp" if v == "suppressed" else "num"))
+            cls = "num ci" if c.endswith("_ci") else "num"
+            cells.append((v, cls + " supp" if v == "suppressed" else cls))
         if primary[i]:
             status = f"suppressed: <{threshold} detected"
         elif secondary[i]:
@@ -542,38 +555,48 @@ def _strata_rows(h: CaptureHistories, threshold: int) -> dict[str, Any]:
 
 
 def _reliability_rows(frame: pd.DataFrame, threshold: int, hidden_lists: set[str],
-                      level: float) -> dict[str, Any]:
+                      hidden_sizes: set[str], level: float) -> dict[str, Any]:
+    """The reliability check as shown: readable headings, intervals in one cell, notes as
+    footnotes, list sizes under the small-count rule."""
+    pct = f"{100 * level:g}%"
     names = {"list": "List", "n_true": "Persons on the list",
              "n_seen": "Of whom on another list", "n_hat": "Estimated from the other lists",
-             "log_rel_bias": "Log relative bias", "covered": f"{100 * level:g}% interval "
-             "covers the list size", "status": "Status", "model": "Model", "note": "Note"}
-    cols = [c for c in frame.columns if c not in ("lower", "upper")]
+             "log_rel_bias": "Log relative bias", "covered": f"{pct} interval covers the list "
+             "size", "status": "Status", "model": "Model"}
+    numeric = {"n_true", "n_seen", "n_hat", "log_rel_bias"}
+    cols = [c for c in frame.columns if c not in ("lower", "upper", "note")]
     head = []
     for c in cols:
-        head.append(names.get(c, _words(c)))
+        head.append((names.get(c, _words(c)), "num" if c in numeric else ""))
         if c == "n_hat" and {"lower", "upper"} <= set(frame.columns):
-            head.append(f"{100 * level:g}% interval")
-    rows = []
+            head.append((f"{pct} interval", "num"))
+    rows, notes = [], []
     for _, r in frame.iterrows():
         cells = []
         for c in cols:
             v = r[c]
             if c in ("n_true", "n_seen"):
-                text = ("suppressed" if c == "n_seen" and str(r.get("list")) in hidden_lists
-                        else _count(v, threshold))
-                cells.append((text, "num"))
+                lst = str(r.get("list"))
+                hidden = lst in hidden_sizes or (c == "n_seen" and lst in hidden_lists)
+                cells.append(("suppressed" if hidden else _count(v, threshold), "num"))
             elif c == "n_hat":
                 cells.append((_fmt(v), "num"))
                 if {"lower", "upper"} <= set(frame.columns):
-                    cells.append((_interval(r["lower"], r["upper"]), "num"))
+                    cells.append((_interval(r["lower"], r["upper"]), "num ci"))
             elif c == "status":
                 cells.append((_STATUS.get(str(v), str(v)), ""))
             elif isinstance(v, float | np.floating):
                 cells.append((_fmt(v, 3), "num"))
             else:
                 cells.append((_text(v), ""))
-        rows.append(cells)
-    return {"head": head, "rows": rows}
+        note = str(r.get("note", "") or "")
+        mark = ""
+        if note and note != "nan":
+            if note not in notes:
+                notes.append(note)
+            mark = str(notes.index(note) + 1)
+        rows.append({"cells": cells, "note": mark})
+    return {"head": head, "rows": rows, "notes": notes}
 
 
 def _environment() -> Any:
@@ -699,11 +722,12 @@ def build_report(
     all_estimates = table_estimates + list(estimates)
     pct = f"{100 * level:g}%"
 
-    pool = _pattern_pool(pooled, t)
+    pool, hide = _pattern_pool(pooled, t)
     singleton_hidden = {name for j, name in enumerate(pooled.lists) if pool[(1 << j) - 1]}
+    size_hidden = {name for j, name in enumerate(pooled.lists) if hide[j, j]}
     sizes = pooled.list_sizes()
     key = _list_key(list_key, entities, list(pooled.lists))
-    lists = [{"name": n, "size": _count(sizes[n], t),
+    lists = [{"name": n, "size": "suppressed" if n in size_hidden else _count(sizes[n], t),
               "agencies": key[n]["agencies"] if key else "",
               "types": key[n]["types"] if key else ""} for n in pooled.lists]
     data = {
@@ -714,6 +738,7 @@ def build_report(
         "n_patterns": 2**pooled.k - 1,
         "n_zero": int((np.asarray(pooled.counts) == 0).sum()),
         "n_pooled": int(pool.sum()),
+        "n_hidden_sums": int(hide.sum()),
         "strata": [_DIM_NAMES.get(s, s) for s in h.strata],
         "n_strata": h.n_strata,
     }
@@ -722,8 +747,9 @@ def build_report(
         in_sdg = sdg_table is not None and set(h.strata) <= {"sex", "age_group", "exploitation"}
         strata = {"in_sdg": True} if in_sdg else _strata_rows(h, t)
 
-    overlaps_png = _png(plot_overlaps(pooled, suppress_below=t, pool=pool))
-    heatmap_png = _png(plot_overlap_heatmap(pooled, suppress_below=t))
+    overlaps_png = _png(plot_overlaps(pooled, suppress_below=t, pool=pool,
+                                      hide_sizes=np.diag(hide)))
+    heatmap_png = _png(plot_overlap_heatmap(pooled, suppress_below=t, hide=hide))
     forest_png = _png(plot_forest(comparison, published=published)) if len(comparison) else None
 
     head = _headline(headline, sdg_table, comparison, level)
@@ -824,7 +850,8 @@ def build_report(
             reliability_note = indicator.get("note")
         frame = reliability.to_frame() if hasattr(reliability, "to_frame") else reliability
         if isinstance(frame, pd.DataFrame):
-            reliability_table = _reliability_rows(frame, t, singleton_hidden, level)
+            reliability_table = _reliability_rows(frame, t, singleton_hidden, size_hidden,
+                                                  level)
 
     def finite(v: Any) -> float | None:
         return float(v) if v is not None and math.isfinite(float(v)) else None
@@ -840,7 +867,10 @@ def build_report(
             "lower": finite(head["lower"]) if head["estimable"] else None,
             "upper": finite(head["upper"]) if head["estimable"] else None,
             "level": head["level"], "method": head["method"]},
-        "estimates": comparison.to_records() if hasattr(comparison, "to_records") else [],
+        # run times are not results: without them the page is the same byte for byte
+        "estimates": [{k: v for k, v in r.items() if k != "seconds"}
+                      for r in (comparison.to_records() if hasattr(comparison, "to_records")
+                                else [])],
     }
     env = _environment()
     return env.get_template("report.html").render(

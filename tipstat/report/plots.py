@@ -61,7 +61,8 @@ def _count_text(value: float, suppress_below: int | None) -> str:
 # ---------------------------------------------------------------------------- overlaps
 def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30,
                   sort: str = "count", suppress_below: int | None = None,
-                  pool: Sequence[bool] | np.ndarray | None = None) -> Any:
+                  pool: Sequence[bool] | np.ndarray | None = None,
+                  hide_sizes: Sequence[bool] | np.ndarray | None = None) -> Any:
     """UpSet-style plot of the capture patterns: a bar per pattern (its count) above a dot
     matrix showing which lists the pattern is on, and list sizes on the left of the matrix.
 
@@ -86,6 +87,8 @@ def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30
         Which of the ``2**K - 1`` observable patterns (cell ``c`` at position ``c - 1``) to pool
         into the "other patterns" bar, e.g. those a disclosure rule hides; default with
         ``suppress_below``: the patterns with 1 to ``suppress_below - 1`` persons.
+    hide_sizes : sequence of bool, optional
+        Lists whose size is not shown (``"x"``), e.g. because it would reveal a pooled pattern.
 
     Returns
     -------
@@ -166,8 +169,10 @@ def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30
                      rotation=90, color=_GREY)
     sizes = h.list_sizes()
     mat.set_yticks(range(h.k))
-    mat.set_yticklabels([f"{name} ({_count_text(float(sizes[name]), suppress_below)})"
-                         for name in h.lists], fontsize=8)
+    hidden = np.zeros(h.k, dtype=bool) if hide_sizes is None else np.asarray(hide_sizes, bool)
+    mat.set_yticklabels([f"{name} (x)" if hidden[j] else
+                         f"{name} ({_count_text(float(sizes[name]), suppress_below)})"
+                         for j, name in enumerate(h.lists)], fontsize=8)
     mat.set_ylim(h.k - 0.5, -0.5)
     mat.tick_params(axis="x", bottom=False, labelbottom=False)
     for side in ("top", "right", "bottom", "left"):
@@ -176,7 +181,8 @@ def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30
 
 
 def plot_overlap_heatmap(h: CaptureHistories, ax: Any = None, *, normalize: str | None = None,
-                         cmap: str = "Blues", suppress_below: int | None = None) -> Any:
+                         cmap: str = "Blues", suppress_below: int | None = None,
+                         hide: np.ndarray | None = None) -> Any:
     """Pairwise overlap heatmap: cell (i, j) is the number of persons on both lists i and j
     (the diagonal is the list size).
 
@@ -188,6 +194,8 @@ def plot_overlap_heatmap(h: CaptureHistories, ax: Any = None, *, normalize: str 
     suppress_below : int, optional
         For publication: a cell with 1 to ``suppress_below - 1`` persons is grey and labelled
         ``"<5"`` (its colour would tell its value), whatever ``normalize`` says.
+    hide : K x K array of bool, optional
+        Further cells not to show (grey, ``"x"``), e.g. to protect a small pattern.
 
     Examples
     --------
@@ -212,7 +220,11 @@ def plot_overlap_heatmap(h: CaptureHistories, ax: Any = None, *, normalize: str 
     small = np.zeros(ov.shape, dtype=bool)
     if suppress_below is not None:
         small = (ov > 0) & (ov < suppress_below)
-        values = np.where(small, np.nan, values)
+    hidden = np.zeros(ov.shape, dtype=bool) if hide is None else np.asarray(hide, dtype=bool)
+    if hidden.shape != ov.shape:
+        raise InputError(f"plot_overlap_heatmap: hide has shape {hidden.shape}; expected "
+                         f"{ov.shape}")
+    values = np.where(small | hidden, np.nan, values)
     ax = _new_axes(ax, (1.0 + 0.7 * h.k, 0.8 + 0.6 * h.k))
     import matplotlib as mpl
 
@@ -224,6 +236,8 @@ def plot_overlap_heatmap(h: CaptureHistories, ax: Any = None, *, normalize: str 
             v = values[i, j]
             if small[i, j]:
                 text = f"<{suppress_below}"
+            elif hidden[i, j]:
+                text = "x"
             else:
                 text = f"{ov[i, j]:,.0f}" if normalize is None else f"{v:.2f}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
