@@ -303,18 +303,23 @@ def _wide_sdg():
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize(("width", "media"), [(800, None), (1280, None), (718, "print")])
-def test_tables_fit_the_page(chromium, tmp_path, width, media):
-    # 718 px: the printable width of an A4 page (210 mm less 1 cm margins at 96 px per inch)
+@pytest.fixture(scope="module")
+def wide_report(tmp_path_factory):
     h = tipstat.datasets.load("UK_5")
     table = tipstat.compare(h, ["independence", "all2"], seed=1)
     key = {"LA": ["Local authority children's services of the northern region",
                   "Local authority adult social care"], "NG": "Non-governmental organisations",
            "PFNCA": "Police forces and National Crime Agency"}
-    path = write_report(tmp_path / "wide.html", h, comparison=table, sdg_table=_wide_sdg(),
-                        list_key=key, reliability=tipstat.internal_consistency(h), seed=1,
+    return write_report(tmp_path_factory.mktemp("wide") / "wide.html", h, comparison=table,
+                        sdg_table=_wide_sdg(), list_key=key, seed=1,
+                        reliability=tipstat.internal_consistency(h),
                         warnings=["[W1] " + "a long warning without spaces " * 8])
-    out = _render(chromium, path, width=width, media=media)
+
+
+@pytest.mark.parametrize(("width", "media"), [(800, None), (1280, None), (718, "print")])
+def test_tables_fit_the_page(chromium, wide_report, width, media):
+    # 718 px: the printable width of an A4 page (210 mm less 1 cm margins at 96 px per inch)
+    out = _render(chromium, wide_report, width=width, media=media)
     assert out["errors"] == []
     assert out["overflow"] == []
     scroll, client = out["page_width"]

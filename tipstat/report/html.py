@@ -223,7 +223,7 @@ def _text(v: Any, digits: int = 4) -> str:
 
 
 #: Short labels of the SDG dimensions' codes (the code lists' labels are long for a table).
-_SHORT = {"age": {"Y0T17": "Child (0-17)", "Y_GE18": "Adult (18+)"},
+_SHORT = {"age": {"Y0T17": "Child\u00a0(0\u201117)", "Y_GE18": "Adult\u00a0(18+)"},
           "exploitation": {"SEX": "Sexual exploitation", "LAB": "Forced labour",
                            "MIX": "Sexual exploitation and forced labour",
                            "ORG": "Organ removal", "OTH": "Other purposes"}}
@@ -341,7 +341,7 @@ def _headline(given: Mapping[str, Any] | None, sdg_table: pd.DataFrame | None,
             and round(float(pooled["n_hat"])) != round(out["n_hat"])):
         out["pooled"] = {"n_hat": float(pooled["n_hat"]), "lower": float(pooled["lower"]),
                          "upper": float(pooled["upper"]),
-                         "method": f"{pooled['method']}: {pooled['model']}"}
+                         "method": str(pooled["method"])}
     return out
 
 
@@ -750,9 +750,10 @@ def build_report(
     overlaps_png = _png(plot_overlaps(pooled, suppress_below=t, pool=pool,
                                       hide_sizes=np.diag(hide)))
     heatmap_png = _png(plot_overlap_heatmap(pooled, suppress_below=t, hide=hide))
-    forest_png = _png(plot_forest(comparison, published=published)) if len(comparison) else None
-
     head = _headline(headline, sdg_table, comparison, level)
+    if published is None and head and head["source"] != "comparison" and head["estimable"]:
+        published = head["n_hat"]           # the headline figure, marked on the forest plot
+    forest_png = _png(plot_forest(comparison, published=published)) if len(comparison) else None
     rows = []
     for i, r in comparison.reset_index(drop=True).iterrows():
         row = {k: r[k] for k in comparison.columns} | {"row": i}
