@@ -555,6 +555,7 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         path = write_report(
             out / "report.html", st["h"], comparison=st["table"], accounting=st["accounting"],
             sdg_table=st["sdg"], seed=seed, reliability=_reliability(st["h"].pooled()),
+            list_key=src["list_definition"], entities=src["entities"], warnings=st["warnings"],
             title=f"Synthetic country {src['ref_area']} {src['year']}: victims of trafficking, "
                   "detected and undetected",
             source=f"{src['source']} with known truth (no real person)")
