@@ -569,3 +569,13 @@ def test_readable_and_reproducible(uk5_report):
     headers = re.findall(r"<th[^>]*>(.*?)</th>", page.split('<section id="diagnostics">')[0])
     for raw in ("undetected_est", "total_est", "n_hat", "rate_per_100k", "ci_method", "True"):
         assert raw not in headers and f">{raw}<" not in page
+
+
+def test_suppressed_total_publishes_no_figure():
+    h = tipstat.datasets.load("Korea_3")
+    sdg = SDG.assign(detected=[2, 1, 3], obs_status=["suppressed", "suppressed", "suppressed"])
+    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=sdg)
+    head = page.split('<section id="headline">')[1].split("</section>")[0]
+    assert 'id="headline-figure">suppressed<' in head
+    assert not re.search(r">\s*[1-4]\s*<", head) and "130" not in head
+    assert _small_counts(_cell_texts(page)) == []

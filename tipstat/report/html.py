@@ -333,8 +333,10 @@ def _headline(given: Mapping[str, Any] | None, sdg_table: pd.DataFrame | None,
     values = [pd.to_numeric(out[k], errors="coerce") for k in ("n_hat", "lower", "upper")]
     out["n_hat"], out["lower"], out["upper"] = (float(v) if pd.notna(v) else math.nan
                                                 for v in values)
-    out["estimable"] = math.isfinite(out["n_hat"]) and out.get("status", "") in (
-        "", "estimated", "nan")
+    status = str(out.get("status", "")).lower()
+    out["suppressed"] = status.startswith("suppressed")
+    out["estimable"] = (math.isfinite(out["n_hat"]) and not out["suppressed"]
+                        and not status.startswith("not"))
     out["pct"] = f"{100 * out['level']:g}%"
     if (out["source"] != "comparison" and pooled is not None
             and math.isfinite(float(pooled["n_hat"])) and out["estimable"]
@@ -589,7 +591,7 @@ def _reliability_rows(frame: pd.DataFrame, threshold: int, hidden_lists: set[str
                 cells.append((_fmt(v, 3), "num"))
             else:
                 cells.append((_text(v), ""))
-        note = str(r.get("note", "") or "")
+        note = _mask_small_numbers(str(r.get("note", "") or ""), threshold)
         mark = ""
         if note and note != "nan":
             if note not in notes:
@@ -751,6 +753,10 @@ def build_report(
                                       hide_sizes=np.diag(hide)))
     heatmap_png = _png(plot_overlap_heatmap(pooled, suppress_below=t, hide=hide))
     head = _headline(headline, sdg_table, comparison, level)
+    if head is not None:
+        detected = head.get("detected")
+        head["detected_text"] = (_count(detected, t) if detected is not None
+                                 and pd.notna(detected) else "")
     if published is None and head and head["source"] != "comparison" and head["estimable"]:
         published = head["n_hat"]           # the headline figure, marked on the forest plot
     forest_png = _png(plot_forest(comparison, published=published)) if len(comparison) else None
@@ -760,6 +766,7 @@ def build_report(
         row["status_text"] = _STATUS.get(str(r.get("status")), str(r.get("status")))
         row["ci_text"] = _CI_METHOD.get(str(r.get("ci_method")), str(r.get("ci_method")))
         row["headline"] = bool(head and head["source"] == "comparison" and head["row"] == i)
+        row["notes"] = _mask_small_numbers(str(r.get("diagnostics") or ""), t)
         rows.append(row)
 
     sens_rows, sens_notes = [], []
