@@ -306,7 +306,8 @@ def _wide_sdg():
 @pytest.fixture(scope="module")
 def wide_report(tmp_path_factory):
     h = tipstat.datasets.load("UK_5")
-    table = tipstat.compare(h, ["independence", "all2"], seed=1)
+    # all2's note names long patterns (LA+NG+PFNCA+GO+GP), stepwise a long method name
+    table = tipstat.compare(h, ["independence", "all2", "stepwise"], seed=1)
     key = {"LA": ["Local authority children's services of the northern region",
                   "Local authority adult social care"], "NG": "Non-governmental organisations",
            "PFNCA": "Police forces and National Crime Agency"}

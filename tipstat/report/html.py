@@ -590,7 +590,7 @@ def _reliability_rows(frame: pd.DataFrame, threshold: int, hidden_lists: set[str
             elif isinstance(v, float | np.floating):
                 cells.append((_fmt(v, 3), "num"))
             else:
-                cells.append((_text(v), ""))
+                cells.append((_breakable(_text(v)) if c == "model" else _text(v), ""))
         note = _mask_small_numbers(str(r.get("note", "") or ""), threshold)
         mark = ""
         if note and note != "nan":
@@ -609,7 +609,16 @@ def _environment() -> Any:
                       lstrip_blocks=True)
     env.filters["num"] = _fmt
     env.filters["interval"] = _interval
+    env.filters["breakable"] = _breakable
     return env
+
+
+def _breakable(text: Any) -> Any:
+    """Escaped text with a line-break opportunity after each ``+`` (long pattern names such as
+    ``LA+NG+PFNCA+GP`` wrap instead of widening a table)."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(str(text))).replace("+", "+<wbr>"))
 
 
 # ---------------------------------------------------------------------------- the report
