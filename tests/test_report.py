@@ -580,3 +580,21 @@ def test_suppressed_total_publishes_no_figure():
     assert 'id="headline-figure">suppressed<' in head
     assert not re.search(r">\s*[1-4]\s*<", head) and "130" not in head
     assert _small_counts(_cell_texts(page)) == []
+
+
+def test_counts_in_warning_text():
+    from tipstat.report.html import _mask_small_numbers
+
+    assert _mask_small_numbers("3 records excluded; 2 victims; 12 persons", 5) == \
+        "<5 records excluded; <5 victims; 12 persons"
+    # thresholds and rates are not counts of persons
+    for text in ("fewer than 3 persons", "at least 2 records", "1.4 persons per cell"):
+        assert _mask_small_numbers(text, 5) == text
+
+
+def test_headline_of_an_unstratified_sdg_table():
+    h = tipstat.datasets.load("Korea_3")
+    total = SDG.iloc[[2]].assign(method="MSE_LOGLINEAR")
+    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=total)
+    method = re.search(r'id="headline-method">(.*?)</p>', page).group(1)
+    assert method == "Method: log-linear MSE, 95% interval."

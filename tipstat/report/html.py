@@ -186,6 +186,9 @@ def _mask_small_numbers(text: str, threshold: int) -> str:
 
     def sub(m: Any) -> str:
         v = int(m.group(1))
+        before = text[max(0, m.start() - 12):m.start()].lower()
+        if before.rstrip().endswith(("than", "least", "most", "under", "below")):
+            return m.group(1)               # a threshold ("fewer than 3 persons"), not a count
         return f"<{threshold}" if 0 < v < threshold else m.group(1)
 
     return re.sub(_SMALL_IN_TEXT, sub, text)
@@ -312,11 +315,15 @@ def _headline(given: Mapping[str, Any] | None, sdg_table: pd.DataFrame | None,
             return None
         r = total.iloc[0]
         split = [d for d in dims if (sdg_table[d].astype(str) != "_T").any()]
-        method = ("stratified log-linear MSE by " + _join_words([_DIM_NAMES[d] for d in split])
-                  if split else "log-linear MSE")
+        code = str(r.get("method", "MSE_LOGLINEAR"))
+        name = {"MSE_LOGLINEAR": "log-linear MSE"}.get(code, code.lower().replace("_", " "))
         lo, hi = r.get("total_lcl"), r.get("total_ucl")
         has_ci = pd.notna(lo) and pd.notna(hi)
-        method += f", {100 * level:g}% bootstrap interval" if has_ci else ", no interval"
+        if split:   # tipstat.fit_stratified: parametric bootstrap percentile intervals
+            method = (f"stratified {name} by " + _join_words([_DIM_NAMES[d] for d in split])
+                      + (f", {100 * level:g}% bootstrap interval" if has_ci else ", no interval"))
+        else:
+            method = name + (f", {100 * level:g}% interval" if has_ci else ", no interval")
         out = {"n_hat": r["total_est"], "lower": lo, "upper": hi, "level": level,
                "method": method, "source": "sdg", "detected": r.get("detected"),
                "rate": r.get("rate_per_100k"), "rate_lcl": r.get("rate_lcl"),
