@@ -229,7 +229,7 @@ def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     assert first.n_observed == src["detected"]
     exports = sorted(p.stem for p in (folder / "agency-exports").iterdir())
     assert exports == sorted(set(src["records"].entity_id))
-    assert "<th>read</th>" in page and "duplicate records merged within lists" in page
+    assert "<th>Records read</th>" in page and "Duplicate records merged within lists" in page
     sdg = pd.read_csv(folder / "sdg_16_2_2.csv", keep_default_na=False, na_values=[""])
     total = sdg[(sdg.sex == "_T") & (sdg.age == "_T") & (sdg.exploitation == "_T")]
     assert int(total.detected.iloc[0]) == src["detected"]

@@ -120,3 +120,39 @@ def test_import_tipstat_does_not_import_matplotlib():
             "print(any(m.split('.')[0] in ('matplotlib', 'jinja2') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _small(texts):
+    return [t for t in texts if t.replace(",", "").isdigit() and 0 < int(t.replace(",", "")) < 5]
+
+
+def test_overlaps_for_publication_show_no_small_count(uk5):
+    counts = np.asarray(uk5.counts, dtype=float)
+    assert ((counts > 0) & (counts < 5)).sum() == 6          # UK_5 has six patterns of 1-4
+    ax = plots.plot_overlaps(uk5, suppress_below=5)
+    heights = [p.get_height() for p in ax.patches]
+    assert not [v for v in heights if 0 < v < 5]
+    # the grey bar pools the small patterns: every person is in some bar
+    assert sum(heights) == uk5.n_observed and heights[-1] == counts[counts < 5].sum()
+    assert _small([t.get_text() for t in ax.texts]) == []
+    # a pool given by a disclosure rule: those patterns join the grey bar, hidden sizes are "x"
+    pool = (counts > 0) & (counts < 20)
+    ax = plots.plot_overlaps(uk5, pool=pool, hide_sizes=[True, False, False, False, False],
+                             suppress_below=5)
+    assert ax.patches[-1].get_height() == counts[pool].sum()
+    assert ax.child_axes[0].get_yticklabels()[0].get_text() == "LA (x)"
+    with pytest.raises(tipstat.InputError, match="pool"):
+        plots.plot_overlaps(uk5, pool=[True])
+
+
+def test_heatmap_for_publication_shows_no_small_count(uk5):
+    ov = uk5.overlap_matrix().to_numpy()
+    assert ((ov > 0) & (ov < 5)).any()                       # there are small overlaps to hide
+    hide = np.zeros(ov.shape, bool)
+    hide[3, 4] = hide[4, 3] = True
+    ax = plots.plot_overlap_heatmap(uk5, suppress_below=5, hide=hide)
+    texts = [t.get_text() for t in ax.texts]
+    assert _small(texts) == [] and texts.count("<5") == ((ov > 0) & (ov < 5)).sum()
+    assert texts.count("x") == 2
+    shown = ax.images[0].get_array()
+    assert shown.mask[(ov > 0) & (ov < 5)].all() and shown.mask[hide].all()  # no colour either

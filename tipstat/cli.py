@@ -697,7 +697,8 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             return
         src = st["src"]
         path = run.write_report(
-            out / "report.html", comparison=st["table"],
+            out / "report.html", comparison=st["table"], list_key=src["list_definition"],
+            entities=src["entities"],
             title=f"Synthetic country {src['ref_area']} {src['year']}: victims of trafficking, "
                   "detected and undetected",
             source=f"{src['source']} with known truth (no real person)")

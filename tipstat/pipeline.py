@@ -233,9 +233,7 @@ class IndicatorRun:
     def write_report(self, path: str | Path, *, title: str | None = None, source: str = "",
                      **kwargs: Any) -> Path:
         """The HTML report of this run (needs the ``report`` extra)."""
-        import inspect
-
-        from .report.html import build_report, write_report
+        from .report.html import write_report
         from .validate import internal_consistency
 
         pooled = self.histories.pooled()
@@ -247,11 +245,12 @@ class IndicatorRun:
                             + (f", {self.ref_area}" if self.ref_area else "")
                             + (f" {self.time_period}" if self.time_period else "")),
             source=source)
-        accepted = inspect.signature(build_report).parameters
-        if "headline" in accepted:
-            options["headline"] = self.headline.to_dict()
-        if "warnings" in accepted:
-            options["warnings"] = [w.message for w in self.warnings]
+        options["headline"] = self.headline.to_dict()
+        options["warnings"] = [w.message for w in self.warnings]
+        frame = getattr(self.records, "frame", None)
+        if frame is not None and {"entity_id", "list_id"} <= set(frame.columns):
+            options["list_key"] = (frame[["entity_id", "list_id"]].drop_duplicates()
+                                   .sort_values(["list_id", "entity_id"]).reset_index(drop=True))
         options.update(kwargs)
         return write_report(path, self.histories, **options)
 

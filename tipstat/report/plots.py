@@ -51,9 +51,18 @@ def _check_histories(h: Any, where: str) -> CaptureHistories:
     return h
 
 
+def _count_text(value: float, suppress_below: int | None) -> str:
+    """A count as published: ``"<5"`` for 1 to ``suppress_below - 1``."""
+    if suppress_below is not None and 0 < value < suppress_below:
+        return f"<{suppress_below}"
+    return f"{value:,.0f}"
+
+
 # ---------------------------------------------------------------------------- overlaps
 def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30,
-                  sort: str = "count") -> Any:
+                  sort: str = "count", suppress_below: int | None = None,
+                  pool: Sequence[bool] | np.ndarray | None = None,
+                  hide_sizes: Sequence[bool] | np.ndarray | None = None) -> Any:
     """UpSet-style plot of the capture patterns: a bar per pattern (its count) above a dot
     matrix showing which lists the pattern is on, and list sizes on the left of the matrix.
 
@@ -69,6 +78,17 @@ def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30
         out.
     sort : {"count", "degree"}
         Order patterns by count (largest first) or by number of lists, then count.
+    suppress_below : int, optional
+        For publication: no bar, label or list size shows a count from 1 to
+        ``suppress_below - 1``. Patterns with fewer persons (or those in ``pool``) are drawn as
+        one bar "other patterns" (with the patterns beyond ``max_patterns``), list sizes below
+        it as "<5".
+    pool : sequence of bool, optional
+        Which of the ``2**K - 1`` observable patterns (cell ``c`` at position ``c - 1``) to pool
+        into the "other patterns" bar, e.g. those a disclosure rule hides; default with
+        ``suppress_below``: the patterns with 1 to ``suppress_below - 1`` persons.
+    hide_sizes : sequence of bool, optional
+        Lists whose size is not shown (``"x"``), e.g. because it would reveal a pooled pattern.
 
     Returns
     -------
@@ -90,41 +110,69 @@ def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30
         raise InputError(f"plot_overlaps: max_patterns={max_patterns!r}; expected >= 1")
     counts = np.asarray(h.counts, dtype=float)
     pats = h.patterns
-    nz = np.flatnonzero(counts > 0)
+    if suppress_below is not None and suppress_below < 1:
+        raise InputError(f"plot_overlaps: suppress_below={suppress_below!r}; expected >= 1")
+    if pool is None:
+        pooled = np.zeros(len(counts), dtype=bool)
+        if suppress_below is not None:
+            pooled = (counts > 0) & (counts < suppress_below)
+    else:
+        pooled = np.asarray(pool, dtype=bool)
+        if pooled.shape != counts.shape:
+            raise InputError(f"plot_overlaps: pool has {pooled.size} entries; expected one per "
+                             f"observable pattern ({counts.size})")
+    nz = np.flatnonzero((counts > 0) & ~pooled)
     if sort == "count":
         order = nz[np.lexsort((pats[nz].sum(axis=1), -counts[nz]))]
     else:
         order = nz[np.lexsort((-counts[nz], pats[nz].sum(axis=1)))]
     left_out = max(len(order) - max_patterns, 0)
     order = order[:max_patterns]
-    ax = _new_axes(ax, (max(6.0, 0.3 * len(order) + 2), 5.0))
+    other = float(h.n_observed - counts[order].sum())
+    if suppress_below is None and pool is None:
+        other = 0.0           # the classic plot: the title says how many patterns are left out
+    ax = _new_axes(ax, (max(6.0, 0.3 * (len(order) + (other > 0)) + 2), 5.0))
     x = np.arange(len(order))
-    ax.bar(x, counts[order], color=_BLUE, width=0.7)
-    for xi, c in zip(x, counts[order], strict=True):
-        ax.annotate(f"{c:,.0f}", (xi, c), ha="center", va="bottom", fontsize=7,
-                    xytext=(0, 1), textcoords="offset points")
-    ax.set_xlim(-0.6, len(order) - 0.4)
+    heights = counts[order]
+    if other > 0:
+        x = np.arange(len(order) + 1)
+        heights = np.r_[heights, other]
+    ax.bar(x, heights, color=[_BLUE] * len(order) + [_GREY] * (len(x) - len(order)), width=0.7)
+    for xi, c in zip(x, heights, strict=True):
+        ax.annotate(_count_text(c, suppress_below), (xi, c), ha="center", va="bottom",
+                    fontsize=7, xytext=(0, 1), textcoords="offset points")
+    ax.set_xlim(-0.6, len(x) - 0.4)
     ax.set_xticks([])
     ax.set_ylabel("persons with this pattern")
     title = f"capture patterns ({h.n_observed:,.0f} persons observed on {h.k} lists)"
-    if left_out:
+    if other > 0:
+        title += "\ngrey bar: the other patterns together (small patterns pooled"
+        title += f"; beyond the largest {max_patterns})" if left_out else ")"
+    elif left_out:
         title += f"; {left_out} smaller patterns not shown"
     ax.set_title(title, fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
     mat = ax.inset_axes((0.0, -0.08 - 0.07 * h.k, 1.0, 0.07 * h.k), sharex=ax)
+    xs = x[: len(order)]
     for j in range(h.k):
         on = pats[order, j] == 1
-        mat.scatter(x[~on], np.full((~on).sum(), j), s=30, color="#dddddd")
-        mat.scatter(x[on], np.full(on.sum(), j), s=30, color="#222222")
-    for xi, c in zip(x, order, strict=True):
+        mat.scatter(xs[~on], np.full((~on).sum(), j), s=30, color="#dddddd")
+        mat.scatter(xs[on], np.full(on.sum(), j), s=30, color="#222222")
+    for xi, c in zip(xs, order, strict=True):
         rows = np.flatnonzero(pats[c] == 1)
         if len(rows) > 1:
             mat.plot([xi, xi], [rows.min(), rows.max()], color="#222222", lw=1.5)
+    if other > 0:
+        mat.annotate("other", (x[-1], (h.k - 1) / 2), ha="center", va="center", fontsize=7,
+                     rotation=90, color=_GREY)
     sizes = h.list_sizes()
     mat.set_yticks(range(h.k))
-    mat.set_yticklabels([f"{name} ({float(sizes[name]):,.0f})" for name in h.lists], fontsize=8)
+    hidden = np.zeros(h.k, dtype=bool) if hide_sizes is None else np.asarray(hide_sizes, bool)
+    mat.set_yticklabels([f"{name} (x)" if hidden[j] else
+                         f"{name} ({_count_text(float(sizes[name]), suppress_below)})"
+                         for j, name in enumerate(h.lists)], fontsize=8)
     mat.set_ylim(h.k - 0.5, -0.5)
     mat.tick_params(axis="x", bottom=False, labelbottom=False)
     for side in ("top", "right", "bottom", "left"):
@@ -133,7 +181,8 @@ def plot_overlaps(h: CaptureHistories, ax: Any = None, *, max_patterns: int = 30
 
 
 def plot_overlap_heatmap(h: CaptureHistories, ax: Any = None, *, normalize: str | None = None,
-                         cmap: str = "Blues") -> Any:
+                         cmap: str = "Blues", suppress_below: int | None = None,
+                         hide: np.ndarray | None = None) -> Any:
     """Pairwise overlap heatmap: cell (i, j) is the number of persons on both lists i and j
     (the diagonal is the list size).
 
@@ -142,6 +191,11 @@ def plot_overlap_heatmap(h: CaptureHistories, ax: Any = None, *, normalize: str 
     normalize : {None, "jaccard", "row"}
         ``None``: counts; ``"jaccard"``: ``|i & j| / |i or j|``; ``"row"``: share of list i's
         persons who are also on list j.
+    suppress_below : int, optional
+        For publication: a cell with 1 to ``suppress_below - 1`` persons is grey and labelled
+        ``"<5"`` (its colour would tell its value), whatever ``normalize`` says.
+    hide : K x K array of bool, optional
+        Further cells not to show (grey, ``"x"``), e.g. to protect a small pattern.
 
     Examples
     --------
@@ -163,13 +217,29 @@ def plot_overlap_heatmap(h: CaptureHistories, ax: Any = None, *, normalize: str 
             values = ov / (size[:, None] + size[None, :] - ov)
         elif normalize == "row":
             values = ov / size[:, None]
+    small = np.zeros(ov.shape, dtype=bool)
+    if suppress_below is not None:
+        small = (ov > 0) & (ov < suppress_below)
+    hidden = np.zeros(ov.shape, dtype=bool) if hide is None else np.asarray(hide, dtype=bool)
+    if hidden.shape != ov.shape:
+        raise InputError(f"plot_overlap_heatmap: hide has shape {hidden.shape}; expected "
+                         f"{ov.shape}")
+    values = np.where(small | hidden, np.nan, values)
     ax = _new_axes(ax, (1.0 + 0.7 * h.k, 0.8 + 0.6 * h.k))
-    im = ax.imshow(values, cmap=cmap)
+    import matplotlib as mpl
+
+    colours = mpl.colormaps[cmap].with_extremes(bad="#e2e2e2")
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=colours)
     vmax = np.nanmax(values) if np.isfinite(values).any() else 1.0
     for i in range(h.k):
         for j in range(h.k):
             v = values[i, j]
-            text = f"{ov[i, j]:,.0f}" if normalize is None else f"{v:.2f}"
+            if small[i, j]:
+                text = f"<{suppress_below}"
+            elif hidden[i, j]:
+                text = "x"
+            else:
+                text = f"{ov[i, j]:,.0f}" if normalize is None else f"{v:.2f}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if np.isfinite(v) and v > 0.6 * vmax else "black")
     ax.set_xticks(range(h.k))
@@ -457,7 +527,7 @@ def plot_model_search(search: Any, ax: Any = None, *, criterion: str | None = No
 def plot_sdg_rates(table: pd.DataFrame, ax: Any = None, *,
                    by: Sequence[str] = ("sex", "age", "exploitation"),
                    rate: str = "rate_per_100k", lower: str = "rate_lcl",
-                   upper: str = "rate_ucl") -> Any:
+                   upper: str = "rate_ucl", labels: Sequence[str] | None = None) -> Any:
     """SDG 16.2.2 rates (victims per 100,000) by stratum with their intervals.
 
     Parameters
@@ -468,6 +538,8 @@ def plot_sdg_rates(table: pd.DataFrame, ax: Any = None, *,
         listed as "suppressed", not dropped.
     by : sequence of str
         Stratum columns used to label rows (those present in the table).
+    labels : sequence of str, optional
+        One label per row instead (e.g. readable names of the codes).
 
     Examples
     --------
@@ -488,7 +560,10 @@ def plot_sdg_rates(table: pd.DataFrame, ax: Any = None, *,
     keys = [c for c in by if c in table]
     if not len(table):
         raise InputError("plot_sdg_rates: the table has no rows")
-    labels = [", ".join(f"{c}={r[c]}" for c in keys) or str(i) for i, r in table.iterrows()]
+    if labels is None:
+        labels = [", ".join(f"{c}={r[c]}" for c in keys) or str(i) for i, r in table.iterrows()]
+    elif len(labels) != len(table):
+        raise InputError(f"plot_sdg_rates: {len(labels)} labels for {len(table)} rows")
     ax = _new_axes(ax, (6.5, 1.0 + 0.35 * len(table)))
     y = np.arange(len(table))[::-1]
     vals = pd.to_numeric(table[rate], errors="coerce").to_numpy(dtype=float)
