@@ -258,7 +258,7 @@ def test_rule9_population():
     with pytest.raises(InputError, match="rule 9") as exc:
         sdg_16_2_2(est, pop)
     assert [(p.row, p.value) for p in exc.value.problems] == [(1, 0)]
-    with pytest.raises(InputError, match="missing denominator|rule 9, no row for sex=M"):
+    with pytest.raises(InputError, match=r"missing denominator|rule 9, no row for sex=M"):
         sdg_16_2_2(est, pop[pop.sex != "M"])
 
 
