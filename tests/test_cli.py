@@ -110,13 +110,13 @@ def test_bad_input_exit_2_names_row_and_value(capsys, tmp_path):
     assert code == 2 and out == ""
     # row = line of the file; a value that is neither a number nor shaped like a code is
     # described, never shown (it could be a name typed in the wrong column)
-    assert "column 'count', row 3: value '<hidden: text, 1 character>'" in err
+    assert "column 'count', row 3: value '<text of 1 character>'" in err
     assert "Traceback" not in err
     code, data = run_json(capsys, "estimate", str(bad))
     assert code == 2 and data["ok"] is False and data["results"] == []
     assert data["error"]["kind"] == "input"
     assert data["error"]["problems"] == [{"column": "count", "row": 3,
-                                          "value": "<hidden: text, 1 character>",
+                                          "value": "<text of 1 character>",
                                           "expected": "a whole number >= 0"}]
     code, out, err = run(capsys, "estimate", str(tmp_path / "missing.csv"))
     assert code == 2 and "no such file" in err and "UK_5" in err
@@ -421,7 +421,7 @@ def test_secret_comes_from_a_file_or_the_environment(capsys, mixed, tmp_path, mo
     monkeypatch.delenv("TIPSTAT_SECRET", raising=False)
     code, _out, err = run(capsys, *without)
     assert code == 2 and "--secret-file" in err and "TIPSTAT_SECRET" in err
-    monkeypatch.setenv("TIPSTAT_SECRET", mixed["country"].secret)
+    monkeypatch.setenv("TIPSTAT_SECRET", mixed["secret"])
     code, _out, err = run(capsys, *without)
     assert code == 0, err
     # never a command-line value (no abbreviation of --secret-file either)

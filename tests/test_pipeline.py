@@ -15,6 +15,7 @@ import pytest
 from tipstat import simulate
 from tipstat.errors import InputError, TipstatWarning
 from tipstat.indicator import normalise_population
+from tipstat.linkage.keys import generate_secret
 from tipstat.pipeline import DEFAULT_SEED, detect_format, run_indicator
 from tipstat.sdmx import DIMENSIONS, HEADER
 
@@ -93,12 +94,13 @@ def make_country(folder: Path, data_dir: Path, n: int = 1200, seed: int = 11) ->
     population = folder / "population.csv"
     c.population.to_csv(population, index=False)
     key = folder / "key.txt"
-    key.write_text(c.secret + "\n")
+    secret = generate_secret()  # the task force's own key (the simulator's is seed-derived)
+    key.write_text(secret + "\n")
     key.chmod(0o600)
     secrets_ = [str(v) for col in ("family_name", "given_name", "birth_date")
                 for v in set(c.clear_records[col].dropna())]
-    return {"country": c, "files": files, "entity_map": entity_map, "population": population,
-            "key": key, "identifiers": secrets_}
+    return {"country": c, "secret": secret, "files": files, "entity_map": entity_map,
+            "population": population, "key": key, "identifiers": secrets_}
 
 
 @pytest.fixture(scope="module")

@@ -592,7 +592,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def _records_error(exc: InputError) -> InputError:
     """Say how to give the key on the command line when records hold clear identifiers."""
-    if "clear personal identifiers" in str(exc):
+    rule7 = any(str(p.expected).startswith("rule 7") for p in exc.problems)
+    if rule7 or "clear personal identifiers" in str(exc):
         return InputError("the records hold clear identifiers (names, dates of birth): give the "
                           "linkage key with --secret-file FILE or the environment variable "
                           f"{SECRET_ENV} (make one with: tipstat keygen --out FILE)", exc.problems)
@@ -1048,8 +1049,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def fail(kind: str, message: str, code: int, problems: Sequence[Any] = ()) -> int:
         if as_json:
-            _print_json(_envelope(args.command, seed=getattr(args, "seed", None), error={
-                "kind": kind, "message": message, "problems": [_problem(p) for p in problems]}))
+            try:
+                _print_json(_envelope(args.command, seed=getattr(args, "seed", None), error={
+                    "kind": kind, "message": message,
+                    "problems": [_problem(p) for p in problems]}))
+            except BrokenPipeError:  # `tipstat ... --json | head`: the error's code still stands
+                _silence_stdout()
         else:
             print(f"tipstat {args.command}: error: {message}", file=sys.stderr)
             if code == 1 and kind == "internal":

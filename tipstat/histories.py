@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, Problem, TipstatWarning
+from .redact import hidden
 
 __all__ = ["MAX_COUNT", "MAX_LISTS", "CaptureHistories", "pattern_matrix"]
 
@@ -618,16 +619,6 @@ class CaptureHistories:
 
 
 # ---------------------------------------------------------------------- input checks
-class _Description(str):
-    """A description standing in for a value that is not shown (``<text of 3 characters>``);
-    its ``repr`` has no quotes, so a :class:`~tipstat.errors.Problem` prints it as it is."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
 def _shown(value: Any) -> Any:
     """What an error may show of a cell: a number (or numeric text) as it is, anything else
     only described by its kind and length, so no name or date ever reaches a message."""
@@ -639,12 +630,11 @@ def _shown(value: Any) -> Any:
         try:
             float(value)
         except ValueError:
-            n = len(value)
-            return _Description(f"<text of {n} character{'' if n == 1 else 's'}>")
+            return hidden(value)
         return value
     if value is None:
         return None
-    return _Description(f"<a value of type {type(value).__name__}>")
+    return hidden(value)
 
 
 def _whole_number(value: Any) -> int | None:

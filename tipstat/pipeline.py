@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError, TipstatWarning
+from .redact import Hidden, hidden
 
 __all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning", "detect_format",
            "link_records", "read_exports", "read_table", "run_indicator", "safe_value"]
@@ -63,25 +64,27 @@ def safe_value(value: Any) -> Any:
 
     Shown: numbers (not 8-digit date-like ones), and text shaped like a code (``F``, ``_U``,
     ``XXA``, ``SEX.PROS``, ``Y0T17``: capitals, digits, ``_ . ;``) or a plain number.
-    Anything else (a name, a date, free text) is described: ``<hidden: text, 6 characters>``.
+    Anything else (a name, a date, free text) is described (:func:`tipstat.redact.hidden`:
+    ``<text of 6 characters>``); a value a library layer already described passes as it is.
     Limit: an all-capital word that happens to be a name (``LI``) is shaped like a code.
 
     Examples
     --------
     >>> [safe_value(v) for v in ("Q", "SEX.PROS", 12, "1990-01-02", "Ritafi")]
-    ['Q', 'SEX.PROS', 12, '<hidden: date-like, 10 characters>', '<hidden: text, 6 characters>']
+    ['Q', 'SEX.PROS', 12, '<a date>', '<text of 6 characters>']
     """
+    if isinstance(value, Hidden):
+        return str(value)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         text = str(int(value)) if float(value).is_integer() else ""
-        return value if not _DATE_LIKE.search(text) else f"<hidden: date-like, {len(text)} digits>"
+        return value if not _DATE_LIKE.search(text) else str(hidden(value))
     text = str(value).strip()
     if (_CODE.match(text) or _NUMBER.match(text)) and not _DATE_LIKE.search(text) \
             and len(text) <= 24:
         return text
-    kind = "date-like" if _DATE_LIKE.search(text) else "text"
-    return f"<hidden: {kind}, {len(text)} character{'s' if len(text) != 1 else ''}>"
+    return str(hidden(text))
 
 
 # ---------------------------------------------------------------------------- results

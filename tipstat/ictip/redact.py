@@ -34,12 +34,11 @@ import math
 import numbers
 import re
 from collections.abc import Iterable
-from datetime import date, datetime
 from functools import lru_cache
 
 import numpy as np
-import pandas as pd
 
+from ..redact import describe, is_blank
 from . import codelists
 
 __all__ = ["CODED_COLUMNS", "NUMBER_COLUMNS", "describe", "is_blank", "safe_to_show", "shown"]
@@ -62,51 +61,6 @@ _ENTITY = re.compile(r"^(?=[^A-Z]*[A-Z])[A-Z0-9][A-Z0-9_.\-]{0,31}$")  # with a 
 _FULL_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[T ].*)?$")
 _DIGITS = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
-
-
-def is_blank(value: object) -> bool:
-    """True for ``None``, NaN, NaT, ``pd.NA`` and text that is empty after stripping."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    if isinstance(value, np.floating) and np.isnan(value):
-        return True
-    if isinstance(value, str):
-        return value.strip() in ("", "nan", "NaN", "None", "<NA>", "NaT")
-    return False
-
-
-def describe(value: object) -> str:
-    """What kind of value this is, never the value itself.
-
-    Examples
-    --------
-    >>> [describe(v) for v in ("Ann", " 2024 ", 3.5, "12/03/1990", pd.Timestamp("2024-01-01"))]
-    ['text of 3 characters', 'a number of 4 digits', 'a number', 'a date', 'a date']
-    """
-    if is_blank(value):
-        return "a blank"
-    if isinstance(value, bool | np.bool_):
-        return "a true/false value"
-    if isinstance(value, datetime | date | np.datetime64 | pd.Timestamp):
-        return "a date"
-    if isinstance(value, numbers.Integral):
-        return f"a number of {len(str(abs(int(value))))} digits"
-    if isinstance(value, numbers.Real):
-        return "a number"
-    if isinstance(value, str):
-        text = value.strip()
-        if _DIGITS.match(text):
-            return f"a number of {len(text.lstrip('+-'))} digits"
-        if _NUMBER.match(text):
-            return "a number"
-        if _FULL_DATE.match(text):
-            return "a date"
-        return f"text of {len(text)} characters"
-    if isinstance(value, bytes):
-        return f"bytes of length {len(value)}"
-    return f"a value of type {type(value).__name__}"
 
 
 @lru_cache(maxsize=64)
