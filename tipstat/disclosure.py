@@ -232,6 +232,34 @@ def _group_values(link: _Linked, per_table: list[np.ndarray], what: str) -> np.n
 
 
 # ------------------------------------------------------------------------- the attacker's LPs
+class _quiet:
+    """Silence the C library's stdout during a HiGHS MIP call (HiGHS 1.x prints a debug line,
+    ``transformNewIntegerFeasibleSolution``, on some problems whatever its output options)."""
+
+    def __enter__(self) -> _quiet:
+        import os
+        import sys
+
+        self._fd = None
+        try:
+            sys.stdout.flush()
+            fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+            self._fd, self._saved = fd, os.dup(fd)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # pragma: no cover - no real stdout
+            self._fd = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        if self._fd is not None:
+            os.dup2(self._saved, self._fd)
+            os.close(self._saved)
+
+
 def _feasible(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, what: str) -> np.ndarray:
     """A point ``x >= 0`` with ``lo <= A x <= hi`` (least absolute violation; error if large)."""
     from scipy.optimize import linprog
@@ -274,12 +302,12 @@ def _lp_range(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, i: int, sense: int)
 
 
 def _lp_batch(A: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              items: Sequence[tuple[int, int]]) -> list[tuple[float, np.ndarray]]:
+              items: Sequence[tuple[int, int]]) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """Several attacker LPs ``min sense * A_i x`` s.t. ``lo <= A x <= hi``, ``x >= 0`` under one
     pattern, solved as one block-diagonal LP (one HiGHS call instead of many small ones: the
     blocks are independent, so the joint optimum and its duals are those of each block).
 
-    Returns ``(optimum, duals)`` per item; ``duals`` are the marginals of the rows
+    Returns ``(optimum, duals, x)`` per item; ``duals`` are the marginals of the rows
     ``[A x <= hi; -A x <= -lo]`` (<= 0).
     """
     from scipy import sparse
@@ -298,7 +326,11 @@ def _lp_batch(A: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         raise RuntimeError(f"attacker LP failed: {res.message}")
     x = res.x.reshape(k, n)
     y = res.ineqlin.marginals.reshape(k, 2 * m)
-    return [(float(sense * A[i] @ x[r]), y[r]) for r, (i, sense) in enumerate(items)]
+    return [(float(sense * A[i] @ x[r]), y[r], x[r]) for r, (i, sense) in enumerate(items)]
+
+
+def _whole(x: np.ndarray) -> bool:
+    return bool(np.all(np.abs(x - np.round(x)) < 1e-7))
 
 
 def _int_range(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, i: int) -> tuple[float, float]:
@@ -308,8 +340,9 @@ def _int_range(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, i: int) -> tuple[f
     cons = LinearConstraint(A, np.ceil(lo - 1e-9), np.floor(hi + 1e-9))
     out = []
     for sense in (1.0, -1.0):
-        res = milp(sense * A[i], constraints=cons, integrality=np.ones(A.shape[1]),
-                   bounds=Bounds(0, np.inf), options={"presolve": True})
+        with _quiet():
+            res = milp(sense * A[i], constraints=cons, integrality=np.ones(A.shape[1]),
+                       bounds=Bounds(0, np.inf))
         if res.status != 0:  # pragma: no cover
             raise RuntimeError(f"attacker integer program failed: {res.message}")
         out.append(sense * res.fun)
@@ -453,8 +486,10 @@ def suppress(
     candidate = b >= t - _TOL
     G = float(b.max()) if m else 0.0
     big = 10.0 * (G + t) + 10.0
-    LB = np.where(primary, b - 1.0, np.where(candidate, b - t, 0.0))
-    UB = np.where(primary, t - 1.0 - b, np.where(candidate, big - b, 0.0))
+    # what the markers tell: "<t" is 1 .. t-1 persons (0 < v < t for EM shares), "x" is >= t
+    m_lo, m_hi = (1.0, t - 1.0) if integer else (0.0, t)
+    LB = np.where(primary, b - m_lo, np.where(candidate, b - t, 0.0))
+    UB = np.where(primary, m_hi - b, np.where(candidate, big - b, 0.0))
     weight = np.where(candidate, b if cost == "value" else 1.0, 0.0)
     P = _Problem(A, b, x0, t, primary, candidate, LB, UB, weight, bool(integer), float(width))
     if method == "cell":
@@ -487,14 +522,24 @@ class _Problem:
         return self.b - self.LB * s, self.b + self.UB * s
 
 
-def _augment(P: _Problem, s: np.ndarray, i: int, sense: int, req: float) -> np.ndarray | None:
+def _augment(P: _Problem, s: np.ndarray, i: int, sense: int,
+             req: float, reach: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Least-cost cells to add to pattern ``s`` so that cell ``i`` can move by ``req`` (up for
     ``sense = -1``, down for ``+1``) in a table the attacker cannot exclude.
 
     The deviation ``d`` of the atoms (whole numbers for integer tables) is the certificate: the
     table ``x0 + d`` is non-negative, equals every published value, keeps every suppressed cell
-    within its marker's range, and moves cell ``i`` by ``req``. ``None`` if no pattern can.
+    within its marker's range, and moves cell ``i`` by ``req``. Returns the cells to add and
+    the cells' deviations ``A d``; ``None`` if no pattern can.
+
+    The search first allows a newly suppressed cell to move by at most ``4 req`` (a tight
+    big-M: a much faster integer program), then by anything its marker allows.
     """
+    if reach is None:
+        got = _augment(P, s, i, sense, req, reach=4.0 * max(req, 1.0))
+        if got is not None:
+            return got
+        reach = math.inf
     from scipy import sparse
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -502,8 +547,8 @@ def _augment(P: _Problem, s: np.ndarray, i: int, sense: int, req: float) -> np.n
     lo, hi = P.bounds(s)
     free = P.candidate & (s < 0.5)
     # rows: lo_j - b_j - LB_j s_j <= A_j d <= hi_j - b_j + UB_j s_j (s_j free only if free[j])
-    S_up = sparse.diags(np.where(free, -P.UB, 0.0))
-    S_dn = sparse.diags(np.where(free, P.LB, 0.0))
+    S_up = sparse.diags(np.where(free, -np.minimum(P.UB, reach), 0.0))
+    S_dn = sparse.diags(np.where(free, np.minimum(P.LB, reach), 0.0))
     Asp = sparse.csr_matrix(A)
     rows = sparse.vstack([sparse.hstack([Asp, S_up]), sparse.hstack([Asp, S_dn]),
                           sparse.hstack([Asp[i], sparse.csr_matrix((1, m))])], format="csr")
@@ -515,31 +560,46 @@ def _augment(P: _Problem, s: np.ndarray, i: int, sense: int, req: float) -> np.n
     integrality = np.concatenate([np.full(n, 1 if P.integer else 0), np.where(free, 1, 0)])
     var_lo = np.concatenate([-P.x0, np.zeros(m)])
     var_hi = np.concatenate([np.full(n, inf), np.where(free, 1.0, 0.0)])
-    res = milp(c, constraints=LinearConstraint(rows, lb, ub), integrality=integrality,
-               bounds=Bounds(var_lo, var_hi),
-               options={"mip_rel_gap": MIP_GAP, "time_limit": 20.0, "presolve": False})
+    with _quiet():
+        res = milp(c, constraints=LinearConstraint(rows, lb, ub), integrality=integrality,
+                   bounds=Bounds(var_lo, var_hi),
+                   options={"mip_rel_gap": MIP_GAP, "time_limit": 20.0})
     if res.x is None:
         return None
-    return free & (res.x[n:] > 0.5)
+    d = res.x[:n]
+    if P.integer:
+        d = np.round(d)
+    return free & (res.x[n:] > 0.5), A @ d
 
 
 def _cell_by_cell(P: _Problem) -> tuple[np.ndarray, int, int, set[int]]:
     """Each requirement in turn, met at least cost given the cells suppressed so far.
 
-    A requirement met stays met (suppressing more only widens the attacker's ranges), so one
-    pass over the primary cells, then over the secondary cells until none is added, suffices.
+    Every solution is kept as a certificate: a table (of whole numbers for integer tables) that
+    the attacker cannot exclude. A certificate stays valid when more cells are suppressed
+    (their ranges only widen), so a requirement that some certificate already meets needs no
+    new solve, and one pass over the primary cells, then over the secondary cells until none is
+    added, ends with every requirement certified against the integer (or linear) attack.
     """
     t = P.t
     s = P.primary.astype(float)
     everything = (P.primary | P.candidate).astype(float)
     limited: set[int] = set()
+    certs: list[np.ndarray] = []   # deviations of the cells, one per certificate
     n_solved = 0
+
+    def moves(i: int) -> tuple[float, float]:
+        """How far down and up the certificates move cell ``i``."""
+        if not certs:
+            return 0.0, 0.0
+        z = np.array([c[i] for c in certs])
+        return max(0.0, -float(z.min())), max(0.0, float(z.max()))
 
     def meet(i: int, sense: int, req: float) -> None:
         nonlocal n_solved
         n_solved += 1
-        add = _augment(P, s, i, sense, req)
-        if add is None:
+        got = _augment(P, s, i, sense, req)
+        if got is None:
             # the tables allow no more: ask for what suppressing every cell gives
             lo_all, hi_all = P.bounds(everything)
             if P.integer:
@@ -549,40 +609,44 @@ def _cell_by_cell(P: _Problem) -> tuple[np.ndarray, int, int, set[int]]:
                 a_hi = -_lp_range(P.A, lo_all, hi_all, i, -1)
             best = (P.b[i] - a_lo) if sense > 0 else (a_hi - P.b[i])
             limited.add(i)
-            if best <= _TOL:
+            done_dn, done_up = moves(i)
+            if best <= (done_dn if sense > 0 else done_up) + _TOL:
                 return
             n_solved += 1
-            add = _augment(P, s, i, sense, best)
-            if add is None:  # pragma: no cover - the full pattern achieves it
-                add = everything.astype(bool) & (s < 0.5)
+            got = _augment(P, s, i, sense, best)
+            if got is None:  # pragma: no cover - the full pattern achieves it
+                s[:] = np.maximum(s, everything)
+                return
+        add, z = got
         s[add] = 1.0
+        certs.append(z)
 
     for i in np.flatnonzero(P.primary):
-        down, up = P.b[i] - 1.0, t - 1.0 - P.b[i]
-        if down > _TOL:
-            meet(int(i), 1, down)
-        if up > _TOL:
-            meet(int(i), -1, up)
+        i = int(i)
+        need_dn, need_up = P.b[i] - 1.0, t - 1.0 - P.b[i]
+        have_dn, have_up = moves(i)
+        if need_dn > have_dn + _TOL:
+            meet(i, 1, need_dn)
+        have_dn, have_up = moves(i)
+        if need_up > have_up + _TOL:
+            meet(i, -1, need_up)
     done: set[int] = set()
     while True:
         todo = [int(j) for j in np.flatnonzero((s > 0.5) & ~P.primary) if j not in done]
         if not todo:
             break
-        lo, hi = P.bounds(s)
-        sol = _lp_batch(P.A, lo, hi, [(j, sense) for j in todo for sense in (1, -1)])
-        for r, j in enumerate(todo):
+        for j in todo:
             done.add(j)
-            have_dn, have_up = P.b[j] - sol[2 * r][0], -sol[2 * r + 1][0] - P.b[j]
-            if P.integer:
-                i_lo, i_hi = _int_range(P.A, *P.bounds(s), j)
-                have_dn, have_up = P.b[j] - i_lo, i_hi - P.b[j]
+            have_dn, have_up = moves(j)
             if have_dn + have_up >= P.width - _TOL:
                 continue
-            before = s.copy()
+            before = len(limited)
             meet(j, -1, P.width - have_dn)  # widen upwards (a secondary cell has no ceiling)
-            if j in limited and (s == before).all():
+            have_dn, have_up = moves(j)
+            if len(limited) > before and have_dn + have_up < P.width - _TOL:
+                limited.discard(j)
                 meet(j, 1, P.width - have_up)
-    return s > 0.5, n_solved, 0, limited
+    return s > 0.5, n_solved, len(certs), limited
 
 
 def _benders(P: _Problem, max_iter: int) -> tuple[np.ndarray, int, int, set[int]]:
@@ -632,7 +696,7 @@ def _benders(P: _Problem, max_iter: int) -> tuple[np.ndarray, int, int, set[int]
         on = np.flatnonzero(s > 0.5)
         sol = _lp_batch(A, lo, hi, [(int(i), sense) for i in on for sense in (1, -1)])
         for r, i in enumerate(on):
-            (f_dn, y_dn), (f_up, y_up) = sol[2 * r], sol[2 * r + 1]
+            (f_dn, y_dn, _), (f_up, y_up, _) = sol[2 * r], sol[2 * r + 1]
             if primary[i]:
                 for sense, f, y in ((1, f_dn, y_dn), (-1, f_up, y_up)):
                     req = requirement(i, sense)
@@ -713,8 +777,9 @@ def _master(weight: np.ndarray, one: np.ndarray, zero: np.ndarray, G: np.ndarray
     keep |= (Gf < 0).any(axis=1)
     c = weight[free] + 1e-3  # a tiny per-cell cost breaks ties towards fewer cells
     cons = [LinearConstraint(Gf[keep], h[keep], np.inf)] if keep.any() else []
-    res = milp(c, constraints=cons, integrality=np.ones(len(c)), bounds=Bounds(0, 1),
-               options={"mip_rel_gap": MIP_GAP, "time_limit": 10.0})
+    with _quiet():
+        res = milp(c, constraints=cons, integrality=np.ones(len(c)), bounds=Bounds(0, 1),
+                   options={"mip_rel_gap": MIP_GAP, "time_limit": 10.0})
     if res.x is None:  # pragma: no cover - suppressing every candidate is always feasible
         out[free] = 1.0
         return out
@@ -922,11 +987,14 @@ def audit(
     pub = np.isfinite(b)
     kind_g[pub] = ""
     t = float(threshold)
+    if integer is None:
+        integer = bool(np.all(np.abs(b[pub] - np.round(b[pub])) < 1e-6))
     lo = np.where(pub, b, 0.0)
     hi = np.where(pub, b, np.inf)
-    if markers:
-        lo = np.where(kind_g == "primary", 1.0, np.where(kind_g == "secondary", t, lo))
-        hi = np.where(kind_g == "primary", t - 1.0, hi)
+    if markers:  # "<t": 1 .. t-1 persons (0 < v < t for fractional EM shares); "x": >= t
+        m_lo, m_hi = (1.0, t - 1.0) if integer else (0.0, t)
+        lo = np.where(kind_g == "primary", m_lo, np.where(kind_g == "secondary", t, lo))
+        hi = np.where(kind_g == "primary", m_hi, hi)
     total = float(np.nanmax(b)) if pub.any() else 0.0
     hi = np.where(np.isfinite(hi), hi, 10.0 * (total + t) + 1e6)
     A = link.A
@@ -934,21 +1002,27 @@ def audit(
     fit = A @ x0
     lo = np.where(pub, fit, lo)
     hi = np.where(pub, fit, hi)
-    if integer is None:
-        integer = bool(np.all(np.abs(b[pub] - np.round(b[pub])) < 1e-6))
     if integer:
         lo, hi = np.where(pub, np.round(fit), lo), np.where(pub, np.round(fit), hi)
     rows = []
-    for j in np.flatnonzero(~pub):
-        ti, r = link.first[j]
-        row = {"table": ti, "row": r}
+    hidden = [int(j) for j in np.flatnonzero(~pub)]
+    sol: list[tuple[float, np.ndarray, np.ndarray]] = []
+    for k in range(0, len(hidden), 25):  # one LP per 25 cells (50 blocks)
+        sol += _lp_batch(A, lo, hi, [(j, sense) for j in hidden[k:k + 25] for sense in (1, -1)])
+    for r, j in enumerate(hidden):
+        ti, rr = link.first[j]
+        row = {"table": ti, "row": rr}
         for d in dims:
-            row[d] = str(frames[ti][d].iloc[r]) if d in frames[ti].columns else TOTAL
+            row[d] = str(frames[ti][d].iloc[rr]) if d in frames[ti].columns else TOTAL
         row["kind"] = kind_g[j] or "unknown"
-        row["lp_min"] = _lp_range(A, lo, hi, j, 1)
-        row["lp_max"] = -_lp_range(A, lo, hi, j, -1)
+        (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * r], sol[2 * r + 1]
+        row["lp_min"], row["lp_max"] = f_lo, -f_hi
         if integer:
-            row["int_min"], row["int_max"] = _int_range(A, lo, hi, j)
+            # an LP optimum at whole-number atoms is the integer optimum; otherwise solve the IP
+            if _whole(x_lo) and _whole(x_hi):
+                row["int_min"], row["int_max"] = float(round(f_lo)), float(round(-f_hi))
+            else:
+                row["int_min"], row["int_max"] = _int_range(A, lo, hi, j)
             w = row["int_max"] - row["int_min"]
             row["exact"] = w < 0.5
             row["two_values"] = w < 1.5
