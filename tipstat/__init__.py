@@ -49,7 +49,7 @@ _LAZY = {
     "fit_stratified": "tipstat.models.stratified",
     "read_records": "tipstat.ictip.records",
 }
-_SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate"}
+_SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate", "disclosure"}
 
 __all__ = [
     "CaptureHistories",
