@@ -384,6 +384,26 @@ def test_a_hand_made_stratified_result_with_a_not_identifiable_cell():
     assert "N is not identifiable" in t.loc[("F", "LAB"), "notes"]
 
 
+def test_exports_of_an_unsuppressed_table_are_protected(pipeline, tmp_path):
+    """A table built with suppress=False is for internal use: its CSV, Excel and GLOTIP exports
+    still go through the disclosure layer (with a W7 warning) unless protect=False."""
+    c, _, _, est = pipeline
+    raw = _table(est, c, suppress=False)
+    small = (raw.table.detected > 0) & (raw.table.detected < 5)
+    assert small.any()
+    with pytest.warns(TipstatWarning, match="suppress=False"):
+        g = raw.to_glotip()
+    assert "<5" in set(g.txtVALUE) and "x" in set(g.txtVALUE)
+    with pytest.warns(TipstatWarning, match="suppress=False"):
+        back = pd.read_csv(raw.to_csv(tmp_path / "t.csv"))
+    assert back.loc[small.to_numpy(), "detected"].isna().all()
+    with pytest.warns(TipstatWarning, match="suppress=False"):
+        xl = pd.read_excel(raw.to_excel(tmp_path / "t.xlsx"), sheet_name=None)
+    assert xl["sdg_16_2_2"].loc[small.to_numpy(), "detected"].isna().all()
+    assert "<5" not in set(raw.to_glotip(protect=False).txtVALUE)
+    assert raw.table.detected.notna().all()  # the table itself is left as it was
+
+
 def test_indicator_docstring_examples_run():
     import doctest
 

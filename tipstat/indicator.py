@@ -118,8 +118,22 @@ class SDGTable:
     suppression: disclosure.Suppression | None = None  # the pattern and how it was found
     mix: str = "separate"
 
+    def published(self, protect: bool = True) -> SDGTable:
+        """The table as it may be published: an unsuppressed table with small cells goes
+        through :func:`protect_together` first (threshold 5; TipstatWarning W7), unless
+        ``protect=False`` (internal use only). Every export calls this."""
+        if self.suppressed or not protect:
+            return self
+        det = pd.to_numeric(self.table["detected"], errors="coerce")
+        if not ((det > 0) & (det < 5)).any():
+            return self
+        warnings.warn("[W7] exporting a table built with suppress=False: small cells and their "
+                      "complements are suppressed first (protect=False exports it as is, for "
+                      "internal use only)", TipstatWarning, stacklevel=3)
+        return protect_together([self])[0]
+
     def to_glotip(self, country: str | None = None, source: str = "tipstat MSE (synthetic or "
-                  "national data)") -> pd.DataFrame:
+                  "national data)", protect: bool = True) -> pd.DataFrame:
         """GLOTIP / UNODC data-portal long format.
 
         Columns ``Iso3_code, Country, Region, Subregion, Indicator, Dimension, Category, Sex,
@@ -128,6 +142,9 @@ class SDGTable:
         cell cannot be recovered), and the estimates of a row whose estimate does not exist or
         is not identifiable are ``not estimable``. Sum only within one ``Dimension``.
         """
+        pub = self.published(protect)
+        if pub is not self:
+            return pub.to_glotip(country, source)
         rows = []
         measures = [("Detected trafficking victims", "Counts", "detected"),
                     ("Estimated trafficking victims (MSE), detected and undetected", "Counts",
@@ -163,18 +180,21 @@ class SDGTable:
                                            "Indicator", "Dimension", "Category", "Sex", "Age",
                                            "Year", "Unit of measurement", "txtVALUE", "Source"])
 
-    def to_csv(self, path: str | Path, glotip: bool = False) -> Path:
-        """Write the table (or its GLOTIP long form) as CSV."""
+    def to_csv(self, path: str | Path, glotip: bool = False, protect: bool = True) -> Path:
+        """Write the table (or its GLOTIP long form) as CSV (through :meth:`published`)."""
         path = Path(path)
-        (self.to_glotip() if glotip else self.table).to_csv(path, index=False)
+        pub = self.published(protect)
+        (pub.to_glotip(protect=protect) if glotip else pub.table).to_csv(path, index=False)
         return path
 
-    def to_excel(self, path: str | Path) -> Path:
-        """Write an Excel workbook with sheets ``sdg_16_2_2`` and ``glotip`` (needs openpyxl)."""
+    def to_excel(self, path: str | Path, protect: bool = True) -> Path:
+        """Write an Excel workbook with sheets ``sdg_16_2_2`` and ``glotip`` (needs openpyxl;
+        through :meth:`published`)."""
         path = Path(path)
+        pub = self.published(protect)
         with pd.ExcelWriter(path) as xw:
-            self.table.to_excel(xw, sheet_name="sdg_16_2_2", index=False)
-            self.to_glotip().to_excel(xw, sheet_name="glotip", index=False)
+            pub.table.to_excel(xw, sheet_name="sdg_16_2_2", index=False)
+            pub.to_glotip(protect=protect).to_excel(xw, sheet_name="glotip", index=False)
         return path
 
 
