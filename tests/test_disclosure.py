@@ -83,12 +83,19 @@ def _sums(t: pd.DataFrame) -> list[tuple[int, list[int]]]:
     return out
 
 
+def _small(t: pd.DataFrame, threshold: int = 5) -> np.ndarray:
+    return ((t.detected > 0) & (t.detected < threshold)).to_numpy()
+
+
 def _old_rule(full: pd.DataFrame, threshold: int = 5) -> pd.DataFrame:
-    """A table as the earlier rule published it: primary + single-subtraction secondary."""
-    small = ((full.detected > 0) & (full.detected < threshold)).to_numpy()
+    """A table as the earlier rule published it: primary suppression (``<5``, as its GLOTIP
+    export showed it) + single-subtraction secondary suppression marked apart."""
+    small = _small(full, threshold)
     extra = _single_subtraction(full, small)
     out = full.copy()
-    out.loc[small | extra, "detected"] = np.nan
+    out["detected"] = out["detected"].astype(object)
+    out.loc[small, "detected"] = f"<{threshold}"
+    out.loc[extra, "detected"] = np.nan
     out["obs_status"] = np.where(small, "suppressed",
                                  np.where(extra, "suppressed (secondary)", "estimated"))
     return out
@@ -96,24 +103,32 @@ def _old_rule(full: pd.DataFrame, threshold: int = 5) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------- the audit, by hand
 def test_audit_ranges_worked_out_by_hand():
-    """2 x 2 table with margins, all four interior cells suppressed: p + q = 32, p + r = 22,
-    r + s = 60. Without markers p can be anything from 0 to 22 (r >= 0); with them (p in 1-4,
-    the others >= 5) exactly 1 to 4. The grand total and margins stay published."""
+    """2 x 2 table with margins, all four interior cells withheld: p + q = 32, p + r = 22,
+    r + s = 60. Without markers p can be anything from 0 to 22 (r >= 0). With one marker for
+    every withheld cell (each holds someone) 1 to 21. With markers that tell the small cell
+    (``<5``: 1-4) from the complements (5 or more, as tipstat <= 0.1 published): exactly 1-4,
+    and a complement then reveals a bound (M,A = 22 - p is 18 to 21)."""
     t = _cube({("F", "A"): 2, ("F", "B"): 30, ("M", "A"): 20, ("M", "B"): 40}, ["sex", "age"])
-    interior = (t.sex != "_T") & (t.age != "_T")
-    pub = t.assign(obs_status=np.where(interior, "suppressed (secondary)", ""))
+    interior = ((t.sex != "_T") & (t.age != "_T")).to_numpy()
+    small = ((t.sex == "F") & (t.age == "A")).to_numpy()
+    pub = t.assign(obs_status=np.where(interior, "suppressed", ""))
     pub.loc[interior, "detected"] = np.nan
-    pub.loc[(pub.sex == "F") & (pub.age == "A"), "obs_status"] = "suppressed"
     a = audit(pub, dims=["sex", "age"], markers=False).to_frame().set_index(["sex", "age"])
     assert a.loc[("F", "A"), ["lp_min", "lp_max", "int_min", "int_max"]].tolist() == [0, 22, 0, 22]
     assert a.loc[("M", "B"), ["int_min", "int_max"]].tolist() == [38, 60]
-    b = audit(pub, dims=["sex", "age"])
-    fa = b.to_frame().set_index(["sex", "age"]).loc[("F", "A")]
-    assert (fa.int_min, fa.int_max, fa.width) == (1, 4, 3)
-    assert b.protected and b.n_attacked == 4 and b.n_primary == 1
-    # primary suppression alone: one subtraction gives it back
-    only = t.assign(obs_status="")
-    only.loc[(t.sex == "F") & (t.age == "A"), ["detected", "obs_status"]] = [np.nan, "suppressed"]
+    one = audit(pub, dims=["sex", "age"], sensitive=small)
+    fa = one.to_frame().set_index(["sex", "age"]).loc[("F", "A")]
+    assert (fa.int_min, fa.int_max, fa.width, fa.kind, fa.sensitive) == (1, 21, 20, "withheld", True)
+    assert one.protected and one.n_attacked == 4 and one.n_primary == 1
+    old = pub.assign(obs_status=np.where(interior & ~small, "suppressed (secondary)", ""))
+    old["detected"] = old["detected"].astype(object)
+    old.loc[small, "detected"] = "<5"
+    b = audit(old, dims=["sex", "age"]).to_frame().set_index(["sex", "age"])
+    assert b.loc[("F", "A"), ["kind", "int_min", "int_max"]].tolist() == ["primary", 1, 4]
+    assert b.loc[("M", "A"), ["int_min", "int_max"]].tolist() == [18, 21]
+    # withholding the small cell alone: one subtraction gives it back
+    only = t.assign(obs_status=np.where(small, "suppressed", ""))
+    only.loc[small, "detected"] = np.nan
     c = audit(only, dims=["sex", "age"])
     assert c.n_exact == 1 and not c.protected
     assert c.to_frame()[["int_min", "int_max"]].values.tolist() == [[2, 2]]
@@ -148,7 +163,7 @@ def test_integer_audit_matches_enumeration():
 def test_audit_reads_glotip_style_markers_and_checks_input():
     t = pd.DataFrame({"sex": ["F", "M", "_T"], "detected": ["<5", "x", "43"]})
     a = audit(t, dims=["sex"])
-    assert a.cells.kind.tolist() == ["primary", "secondary"]
+    assert a.cells.kind.tolist() == ["primary", "withheld"]
     assert a.cells[["int_min", "int_max"]].values.tolist() == [[1, 4], [39, 42]]
     with pytest.raises(InputError, match="detected"):
         audit(t.rename(columns={"detected": "n"}), dims=["sex"])
@@ -173,12 +188,13 @@ def test_suppression_protects_every_small_cell():
     assert not (s.secondary[0] & (t.detected.to_numpy() < 5)).any()  # complements hold >= 5
     pub = disclosure.apply(t, s)
     assert pub.loc[t.detected == 0, "detected"].eq(0).all()
-    a = audit(pub)
+    assert (pub.obs_status[s.suppressed(0)] == "suppressed").all()  # one marker for all
+    a = audit(pub, sensitive=s.primary)
     assert a.protected, a.summary()
     limited = {r for _, r in s.limited}
-    prim = a.cells[a.cells.kind == "primary"]
+    prim = a.cells[a.cells.sensitive]
     full = prim[~prim.row.isin(limited)]
-    assert len(full) and (full.int_min == 1).all() and (full.int_max == 4).all()
+    assert len(full) == s.n_primary and (full.int_min == 1).all() and (full.int_max >= 4).all()
     assert (a.cells.width >= 2).all()
 
 
@@ -199,7 +215,7 @@ def test_benders_is_no_costlier_than_cell_by_cell():
 def test_protect_marks_and_blanks_and_bad_arguments():
     t = pd.DataFrame({"sex": ["F", "M", "_T"], "detected": [3, 40, 43], "total_est": [9.0, 99, 108]})
     out = protect(t, dims=["sex"], columns=["detected", "total_est"])[0]
-    assert out.obs_status.tolist() == ["suppressed", "suppressed (secondary)", ""]
+    assert out.obs_status.tolist() == ["suppressed", "suppressed", ""]
     assert out.loc[:1, ["detected", "total_est"]].isna().all().all()
     assert out.loc[2, "detected"] == 43
     for kw in ({"threshold": 0}, {"threshold": "5"}, {"cost": "x"}, {"method": "x"}):
@@ -209,17 +225,6 @@ def test_protect_marks_and_blanks_and_bad_arguments():
         suppress(t.assign(detected=[3, np.nan, 43]), dims=["sex"])
     with pytest.raises(InputError, match="cycle"):
         suppress(t, dims=["sex"], hierarchies={"sex": {"F": ["M"], "M": ["F"]}})
-
-
-def test_a_margin_that_cannot_be_protected_is_reported():
-    """A margin of 3 persons split 2 + 1: whatever is suppressed, F is at most 2 (M >= 1), so
-    the requirement is lowered to what full suppression gives and the cell is reported."""
-    t = pd.DataFrame({"sex": ["F", "M", "_T", "F", "M", "_T", "F", "M", "_T"],
-                      "age": ["A", "A", "A", "B", "B", "B", "_T", "_T", "_T"],
-                      "detected": [2, 1, 3, 30, 40, 70, 32, 41, 73]})
-    s = suppress(t, dims=["sex", "age"])
-    assert (0, 0) in s.limited
-    assert audit(disclosure.apply(t, s), dims=["sex", "age"]).n_exact == 0
 
 
 # ------------------------------------------------------------------------- simulated countries
@@ -250,24 +255,26 @@ def figures(seeds, joint: bool = True) -> pd.DataFrame:
     rows = []
     for seed in seeds:
         t1, t2, new1, new2, _ = _country(seed)
+        s1, s2 = _small(t1.table), _small(t2.table)
         cases = {
-            ("SDG table", "before"): ([_old_rule(t1.table)], None),
-            ("SDG table", "after"): ([new1.table], None),
+            ("SDG table", "before"): ([_old_rule(t1.table)], None, [s1]),
+            ("SDG table", "after"): ([new1.table], None, [s1]),
         }
         if joint:
             together = protect_together([t1, t2])
             cases.update({
-                ("SDG + age bands", "before"): ([_old_rule(t1.table), _old_rule(t2.table)], age),
-                ("SDG + age bands", "each alone"): ([new1.table, new2.table], age),
-                ("SDG + age bands", "after"): ([p.table for p in together], age)})
-        for (tables, when), (tabs, hier) in cases.items():
-            a = audit(tabs, hierarchies=hier)
-            prim = a.cells[a.cells.kind == "primary"]
+                ("SDG + age bands", "before"): ([_old_rule(t1.table), _old_rule(t2.table)], age,
+                                                [s1, s2]),
+                ("SDG + age bands", "each alone"): ([new1.table, new2.table], age, [s1, s2]),
+                ("SDG + age bands", "after"): ([p.table for p in together], age, [s1, s2])})
+        for (tables, when), (tabs, hier, sens) in cases.items():
+            a = audit(tabs, hierarchies=hier, sensitive=sens)
+            prim = a.cells[a.cells.sensitive | (a.cells.kind == "primary")]
             rows.append({"seed": seed, "tables": tables, "suppression": when,
-                         "attacked": a.n_attacked, "primary": len(prim), "exact": a.n_exact,
+                         "attacked": a.n_attacked, "small": len(prim), "exact": a.n_exact,
                          "two_values": a.n_two_values,
-                         "min_width_primary": prim.width.min() if len(prim) else np.nan,
-                         "median_width_primary": prim.width.median() if len(prim) else np.nan,
+                         "min_width_small": prim.width.min() if len(prim) else np.nan,
+                         "median_width_small": prim.width.median() if len(prim) else np.nan,
                          "seconds": round(a.seconds, 2)})
     return pd.DataFrame(rows)
 
@@ -275,7 +282,7 @@ def figures(seeds, joint: bool = True) -> pd.DataFrame:
 def _check(f: pd.DataFrame) -> None:
     after = f[f.suppression == "after"]
     assert (after.exact == 0).all() and (after.two_values == 0).all()
-    assert (after.min_width_primary >= 2).all()
+    assert (after.min_width_small >= 2).all()
     before = f[f.suppression == "before"]
     assert before.exact.sum() + before.two_values.sum() > 0  # the old rule is defeated
 
@@ -291,7 +298,7 @@ def test_old_rule_defeated_new_one_holds_on_a_simulated_country():
 def test_audit_figures_on_six_simulated_countries():
     """The figures quoted in docs/disclosure.md (seeds 1-6)."""
     f = figures(range(1, 7))
-    print(f.groupby(["tables", "suppression"])[["attacked", "primary", "exact", "two_values"]]
+    print(f.groupby(["tables", "suppression"])[["attacked", "small", "exact", "two_values"]]
           .sum().to_string())
     _check(f)
 
@@ -303,10 +310,11 @@ def test_protect_together_links_child_adult_and_age_bands():
     from tipstat.indicator import _age_hierarchy
 
     hier = {"age": _age_hierarchy()}
-    alone = audit([new1.table, new2.table], hierarchies=hier)
+    sens = [_small(t1.table), _small(t2.table)]
+    alone = audit([new1.table, new2.table], hierarchies=hier, sensitive=sens)
     assert alone.n_exact + alone.n_two_values > 0  # measured: 5 exactly, 36 to two values
     together = protect_together([t1, t2])
-    a = audit([p.table for p in together], hierarchies=hier)
+    a = audit([p.table for p in together], hierarchies=hier, sensitive=sens)
     # cells published in both tables (same codes) are one cell to the attacker
     assert a.protected and 0 < a.n_primary <= sum(p.n_suppressed_primary for p in together)
     assert all(p.suppression is together[0].suppression for p in together)
@@ -321,7 +329,7 @@ def test_every_mix_rule_is_linked_correctly():
     *_, mixed = _country(4, n=2500, mixes=("both", "OTH"))
     for mix, t in mixed.items():
         assert t.n_suppressed_primary > 0
-        a = audit(t.table, hierarchies=_hierarchies(mix, None))
+        a = audit(t.table, hierarchies=_hierarchies(mix, None), sensitive=t.suppression.primary)
         assert a.protected and a.n_primary == t.n_suppressed_primary, a.summary()
     with pytest.raises(InputError, match="add up"):
         audit(mixed["both"].table)  # read as if forms added up, the published values contradict

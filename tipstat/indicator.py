@@ -22,11 +22,12 @@ variants) are in the same rows: ``detected`` and ``detected_rate`` with ``series
 ``rate_series_code``.
 
 Published output passes through :mod:`tipstat.disclosure`: rows with 1-4 detected persons are
-suppressed (primary suppression; GLOTIP writes ``<5``), and complementary rows (secondary
-suppression; GLOTIP ``x``) are chosen by integer programming so that an attacker who solves the
-linear or integer program over every published value, margin and table published with it
-(:func:`protect_together`) can still not narrow a small cell below the range 1-4 its marker
-allows (see ``docs/disclosure.md``). Every value of a withheld row is withheld (counts, rates,
+withheld (primary suppression), and complementary rows (secondary suppression) are chosen by
+integer programming so that an attacker who solves the linear or integer program over every
+published value, margin and table published with it (:func:`protect_together`) can still not
+tell a small cell from any value 1-4 (see ``docs/disclosure.md``). Every withheld row has
+``obs_status = "suppressed"`` and GLOTIP ``x``: marking the complements apart would tell that
+they hold 5 or more, which narrows the small cells. Every value of a withheld row is withheld (counts, rates,
 estimates and intervals), because each of them gives the detected count back with the other
 published values.
 
@@ -137,10 +138,11 @@ class SDGTable:
         """GLOTIP / UNODC data-portal long format.
 
         Columns ``Iso3_code, Country, Region, Subregion, Indicator, Dimension, Category, Sex,
-        Age, Year, Unit of measurement, txtVALUE, Source``; suppressed values are the string
-        ``<5`` (primary suppression) or ``x`` (secondary suppression: withheld so that a small
-        cell cannot be recovered), and the estimates of a row whose estimate does not exist or
-        is not identifiable are ``not estimable``. Sum only within one ``Dimension``.
+        Age, Year, Unit of measurement, txtVALUE, Source``; withheld values are the string ``x``
+        (small cells and the cells withheld to protect them alike: a separate ``<5`` would tell
+        that the others hold 5 or more, which narrows the small ones), and the estimates of a
+        row whose estimate does not exist or is not identifiable are ``not estimable``. Sum
+        only within one ``Dimension``.
         """
         pub = self.published(protect)
         if pub is not self:
@@ -160,9 +162,7 @@ class SDGTable:
             dim = "Total" if r.exploitation == "_T" else "by form of exploitation"
             for indicator, unit, col in measures:
                 v = getattr(r, col)
-                if r.obs_status == SUPPRESSED:
-                    txt = "<5"
-                elif r.obs_status == SUPPRESSED_SECONDARY:
+                if r.obs_status in (SUPPRESSED, SUPPRESSED_SECONDARY):
                     txt = "x"
                 elif r.obs_status == NOT_ESTIMABLE and col not in ("detected", "detected_rate"):
                     txt = NOT_ESTIMABLE
@@ -426,6 +426,9 @@ def sdg_16_2_2(
     table["rate_series_code"] = table["series_code"].map(lambda s: s + "R" if isinstance(s, str) else None)
     table["obs_status"] = "estimated"
     table["notes"] = notes
+    order = {"_T": "~"}  # totals last within each dimension; rows in their final order before
+    table = table.sort_values(["exploitation", "age", "sex"],  # suppression (its masks follow)
+                              key=lambda s: s.map(lambda v: order.get(v, v))).reset_index(drop=True)
     bad = table.pop("_why")
     gone = (bad != "").to_numpy()
     table.loc[gone, _ESTIMATES] = np.nan
@@ -454,7 +457,7 @@ def sdg_16_2_2(
                 msg += (f", and {n_sec} complementary row(s) (secondary suppression, so that no "
                         "small cell can be narrowed from the published rows)")
                 table.loc[extra, _NUMERIC] = np.nan
-                table.loc[extra, "obs_status"] = SUPPRESSED_SECONDARY
+                table.loc[extra, "obs_status"] = SUPPRESSED  # one marker for every withheld row
         else:
             msg += " (not suppressed: suppress=False)"
         msgs.append(msg)
@@ -462,9 +465,6 @@ def sdg_16_2_2(
         if suppress:
             table.loc[small, _NUMERIC] = np.nan
             table.loc[small, "obs_status"] = SUPPRESSED
-    order = {"_T": "~"}  # totals last within each dimension
-    table = table.sort_values(["exploitation", "age", "sex"],
-                              key=lambda s: s.map(lambda v: order.get(v, v))).reset_index(drop=True)
     return SDGTable(table[COLUMNS], level, suppress,
                     n_suppressed=n_sup + n_sec if suppress else 0, warnings=msgs,
                     n_suppressed_primary=n_sup if suppress else 0,
@@ -543,7 +543,7 @@ def protect_together(tables: Sequence[SDGTable], *, threshold: int = 5,
     ...     exploitation="_T", total_est=[9.0, 120.0, 129.0], obs_status="estimated")
     >>> a = SDGTable(t, 0.95, False)
     >>> [p.table.obs_status.tolist() for p in protect_together([a])]
-    [['suppressed', 'suppressed (secondary)', 'estimated']]
+    [['suppressed', 'suppressed', 'estimated']]
     """
     tabs = list(tables)
     if not tabs or not all(isinstance(t, SDGTable) for t in tabs):
@@ -560,8 +560,7 @@ def protect_together(tables: Sequence[SDGTable], *, threshold: int = 5,
         p, q = sup.primary[i], sup.secondary[i]
         cols = [c for c in _NUMERIC if c in tab.columns]
         tab.loc[p | q, cols] = np.nan
-        tab.loc[p, "obs_status"] = SUPPRESSED
-        tab.loc[q, "obs_status"] = SUPPRESSED_SECONDARY
+        tab.loc[p | q, "obs_status"] = SUPPRESSED  # one marker for every withheld row
         msg = (f"[W7] {int(p.sum())} row(s) with fewer than {threshold} detected persons "
                f"suppressed (<{threshold}), and {int(q.sum())} complementary row(s), protected "
                f"together with {len(tabs) - 1} other table(s)")
