@@ -103,10 +103,17 @@ class SDGTable:
     n_suppressed : int
         Rows whose values were suppressed (primary + secondary).
     n_suppressed_primary : int
-        Rows with 1 to ``threshold - 1`` detected persons (``obs_status = "suppressed"``).
+        Rows with 1 to ``threshold - 1`` detected persons.
     n_suppressed_secondary : int
-        Complementary rows suppressed so that no primary one can be recovered from a margin by
-        subtraction (``obs_status = "suppressed (secondary)"``).
+        Complementary rows withheld so that no small row can be narrowed from the others.
+        Both kinds have ``obs_status = "suppressed"`` (GLOTIP ``x``): which row is which is
+        not published.
+    suppression : tipstat.disclosure.Suppression or None
+        The pattern (``primary`` / ``secondary`` masks in the table's row order) and how it was
+        found; pass ``suppression.primary`` to :func:`tipstat.disclosure.audit` as
+        ``sensitive`` to audit your own output.
+    mix : str
+        The mixed-exploitation rule the table was built with.
     """
 
     table: pd.DataFrame
