@@ -1025,7 +1025,8 @@ def audit(
                                                           np.where(pub, lo, m_lo)))
         hi = np.where(kind_g == "primary", m_hi, hi)
     total = float(np.nanmax(b)) if pub.any() else 0.0
-    hi = np.where(np.isfinite(hi), hi, 10.0 * (total + t) + 1e6)
+    ceiling = 10.0 * (total + t) + 1e6  # stands for "no upper bound" in the programs
+    hi = np.where(np.isfinite(hi), hi, ceiling)
     A = link.A
     x0 = _feasible(A, lo, hi, "audit")
     fit = A @ x0
@@ -1046,13 +1047,16 @@ def audit(
         row["kind"] = kind_g[j] or "withheld"
         row["sensitive"] = bool(sens_g[j])
         (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * r], sol[2 * r + 1]
-        row["lp_min"], row["lp_max"] = f_lo, -f_hi
+        unbounded = -f_hi > ceiling / 2  # nothing published caps the cell
+        row["lp_min"], row["lp_max"] = f_lo, (math.inf if unbounded else -f_hi)
         if integer:
             # an LP optimum at whole-number atoms is the integer optimum; otherwise solve the IP
-            if _whole(x_lo) and _whole(x_hi):
+            if _whole(x_lo) and (_whole(x_hi) or unbounded):
                 row["int_min"], row["int_max"] = float(round(f_lo)), float(round(-f_hi))
             else:
                 row["int_min"], row["int_max"] = _int_range(A, lo, hi, j)
+            if unbounded:
+                row["int_max"] = math.inf
             w = row["int_max"] - row["int_min"]
             row["exact"] = w < 0.5
             row["two_values"] = w < 1.5
