@@ -225,6 +225,12 @@ def test_protect_marks_and_blanks_and_bad_arguments():
         suppress(t.assign(detected=[3, np.nan, 43]), dims=["sex"])
     with pytest.raises(InputError, match="cycle"):
         suppress(t, dims=["sex"], hierarchies={"sex": {"F": ["M"], "M": ["F"]}})
+    # tables published together must add up across tables (e.g. two EM fits do not)
+    with pytest.raises(InputError, match="different values"):
+        suppress([t, t.assign(detected=[3, 41, 44])], dims=["sex"])
+    with pytest.raises(InputError, match="add up"):  # A + B = 44 but the total says 43
+        suppress([t, pd.DataFrame({"sex": "_T", "age": ["A", "B"], "detected": [40, 4]})],
+                 dims=["sex", "age"])
 
 
 # ------------------------------------------------------------------------- simulated countries
