@@ -27,9 +27,9 @@ integer programming so that an attacker who solves the linear or integer program
 published value, margin and table published with it (:func:`protect_together`) can still not
 tell a small cell from any value 1-4 (see ``docs/disclosure.md``). Every withheld row has
 ``obs_status = "suppressed"`` and GLOTIP ``x``: marking the complements apart would tell that
-they hold 5 or more, which narrows the small cells. Every value of a withheld row is withheld (counts, rates,
-estimates and intervals), because each of them gives the detected count back with the other
-published values.
+they hold 5 or more, which narrows the small cells. Every value of a withheld row is withheld
+(counts, rates, estimates and intervals), because each of them gives the detected count back
+with the other published values.
 
 A row whose estimate does not exist or is not identifiable (a stratum with estimate status
 ``does_not_exist``, ``not_identifiable`` or ``not_converged``, or a non-finite estimate), and
@@ -57,8 +57,9 @@ from .estimate import Estimate
 
 __all__ = ["SDGTable", "protect_together", "sdg_16_2_2", "secondary_suppression"]
 
-#: ``obs_status`` of primary (small cell) and secondary (complementary) suppression.
+#: ``obs_status`` of every withheld row (small cells and their complements alike).
 SUPPRESSED = disclosure.PRIMARY
+#: ``obs_status`` of complements in tables of tipstat <= 0.1 (still read, never written).
 SUPPRESSED_SECONDARY = disclosure.SECONDARY
 #: ``obs_status`` of a row whose estimate does not exist or is not identifiable.
 NOT_ESTIMABLE = "not estimable"
