@@ -107,10 +107,11 @@ def test_suppression_and_glotip_export(pipeline, tmp_path):
     c, _, _, est = pipeline
     with pytest.warns(TipstatWarning, match="W7"):
         t = sdg_16_2_2(est, c.population, ref_area=c.ref_area, time_period=c.year, threshold=40)
+    # one status for every withheld row: marking complements apart would say they hold >= 5
     sup = t.table[t.table.obs_status == "suppressed"]
-    assert len(sup) == t.n_suppressed_primary > 0
+    assert len(sup) == t.n_suppressed > t.n_suppressed_primary > 0
     assert t.n_suppressed == t.n_suppressed_primary + t.n_suppressed_secondary
-    assert (t.table.obs_status == "suppressed (secondary)").sum() == t.n_suppressed_secondary
+    assert not (t.table.obs_status == "suppressed (secondary)").any()
     assert sup[["detected", "total_est", "rate_per_100k"]].isna().all().all()
     g = t.to_glotip(country="Synthetica")
     assert list(g.columns) == ["Iso3_code", "Country", "Region", "Subregion", "Indicator",
@@ -119,7 +120,7 @@ def test_suppression_and_glotip_export(pipeline, tmp_path):
     assert set(g.Sex) <= {"Female", "Male", "Total", "Unknown", "Other"}
     assert set(g.Age) <= {"0 to 17 years", "18 years or over", "Total", "Unknown"}
     assert set(g.Dimension) == {"Total", "by form of exploitation"}
-    assert "<5" in set(g.txtVALUE)
+    assert "x" in set(g.txtVALUE) and "<5" not in set(g.txtVALUE)
     total = g[(g.Sex == "Total") & (g.Age == "Total") & (g.Dimension == "Total")
               & (g.Indicator == "Detected trafficking victims") & (g["Unit of measurement"] == "Counts")]
     assert total.txtVALUE.iloc[0] == f"{c.n_detected:,}"
@@ -187,11 +188,15 @@ def _sums(t: pd.DataFrame):
 
 
 @pytest.mark.parametrize("threshold", [5, 40])
-def test_no_suppressed_value_is_recoverable_by_one_subtraction(pipeline, threshold):
-    """Secondary suppression: in every published relation margin = sum of cells (along sex,
-    age or form, at every level of the others) the number of suppressed entries is 0 or >= 2,
-    so no suppressed value equals a published margin minus published cells (or a sum of
-    published cells). Without it, a value is recovered exactly (so the check can fail)."""
+def test_no_suppressed_value_is_recoverable(pipeline, threshold):
+    """Secondary suppression: the attacker's linear program over every published row (EM
+    shares make the counts fractional, so the integer program does not apply) leaves every
+    small row the whole range 1 .. threshold-1 its marker allows, unless the table itself
+    forbids it (then it is reported in ``suppression.limited``), and every other suppressed row
+    a range at least 2 wide. Without secondary suppression a value is recovered exactly by one
+    subtraction (so the check can fail)."""
+    from tipstat.disclosure import audit
+
     c, _, _, est = pipeline
     full = _table(est, c, suppress=False).table
     rel = _sums(full)
@@ -205,10 +210,16 @@ def test_no_suppressed_value_is_recoverable_by_one_subtraction(pipeline, thresho
     assert (tab[["sex", "age", "exploitation"]] == full[["sex", "age", "exploitation"]]).all().all()
     hidden = tab.obs_status.str.startswith("suppressed")
     assert t.n_suppressed_secondary > 0 and hidden.sum() == t.n_suppressed
-    for p, ch in rel:
-        assert hidden[[p, *ch]].sum() != 1, (tab.loc[p, ["sex", "age", "exploitation"]].tolist())
     assert tab.loc[hidden, ["detected", "total_est", "undetected_est", "total_lcl",
                             "rate_per_100k", "detected_rate"]].isna().all().all()
+    a = audit(tab, threshold=threshold, sensitive=t.suppression.primary)
+    assert not a.integer and a.protected, a.summary()
+    cells = a.to_frame()
+    limited = {r for _, r in t.suppression.limited}
+    prim = cells[cells.sensitive & ~cells.row.isin(limited)]
+    assert len(prim)
+    assert (prim.lp_min <= 1 + 1e-6).all() and (prim.lp_max >= threshold - 1 - 1e-6).all()
+    assert (cells.width >= 2 - 1e-6).all()
     # primary suppression alone leaks: a small cell equals its margin minus published siblings
     only = _table(est, c, threshold=threshold, secondary=False).table
     gone = only.obs_status == "suppressed"
@@ -219,26 +230,32 @@ def test_no_suppressed_value_is_recoverable_by_one_subtraction(pipeline, thresho
     recovered = only.loc[p, "detected"] - only.loc[[i for i in ch if i != x], "detected"].sum()
     assert recovered == pytest.approx(full.loc[x, "detected"], abs=1e-4)
     assert 0 < recovered < threshold
+    assert audit(only, threshold=threshold).n_exact > 0
 
 
 @pytest.mark.parametrize("mix", ["separate", "both", "OTH"])
 def test_secondary_suppression_under_every_mix_rule(pipeline, mix):
-    """Whatever the mixed-exploitation rule (with "both" forms do not add up to the total and
-    the rule is applied as if they did: conservative), no published relation is left with
-    exactly one suppressed entry, and the grand total stays published."""
+    """Whatever the mixed-exploitation rule (with "both" forms do not add up to the total; the
+    disclosure layer is told which codes hold mixed cases), the audit of the published table
+    finds no small row narrowed, and the grand total stays published."""
+    from tipstat.disclosure import audit
+    from tipstat.indicator import _hierarchies
+
     c, _, _, est = pipeline
     t = _table(est, c, threshold=20, mix=mix)
-    hidden = t.table.obs_status.str.startswith("suppressed")
     assert t.n_suppressed_primary > 0 and t.n_suppressed_secondary > 0
-    assert all(hidden[[p, *ch]].sum() != 1 for p, ch in _sums(t.table))
+    assert t.mix == mix
+    assert audit(t.table, threshold=20, hierarchies=_hierarchies(mix, None)).protected
     total = t.table[(t.table.sex == "_T") & (t.table.age == "_T") & (t.table.exploitation == "_T")]
     assert total.obs_status.tolist() == ["estimated"]
 
 
-def test_secondary_suppression_completes_a_cube_and_is_switchable():
-    """One small interior cell of a 2 x 2 x 2 table: the least suppression that protects it
-    against single subtractions is the whole 2 x 2 x 2 cube of cells (8 rows, 7 secondary);
-    margins stay published. secondary=False leaves only the primary cell."""
+def test_secondary_suppression_protects_a_cube_and_is_switchable():
+    """One small interior cell (3) of a 2 x 2 x 2 table with every margin published: one
+    subtraction must not give it back, nor the integer program over all margins; the attacker
+    is left with every value 1-4. secondary=False leaves only the primary cell, which the
+    audit recovers exactly."""
+    from tipstat.disclosure import audit
     from tipstat.indicator import secondary_suppression
 
     rows = []
@@ -256,22 +273,134 @@ def test_secondary_suppression_completes_a_cube_and_is_switchable():
     t = pd.DataFrame(rows)
     primary = t.detected.lt(5).to_numpy()
     extra = secondary_suppression(t, primary)
-    hidden = t[primary | extra]
-    assert primary.sum() == 1 and extra.sum() == 7
-    assert set(map(tuple, hidden[["sex", "age", "exploitation"]].to_numpy())) == set(cells)
+    assert primary.sum() == 1 and extra.sum() >= 3
     for p, ch in _sums(t):
         assert (primary | extra)[[p, *ch]].sum() != 1
-    assert not secondary_suppression(t, np.zeros(len(t), bool)).any()
+    pub = t.assign(obs_status=np.where(primary | extra, "suppressed", ""))
+    pub.loc[primary | extra, "detected"] = np.nan
+    a = audit(pub, sensitive=primary)
+    assert a.protected
+    small = a.cells[a.cells.sensitive].iloc[0]
+    assert small.int_min == 1 and small.int_max >= 4
+    # rows not yet marked are returned too (the small one included)
+    assert (secondary_suppression(t, np.zeros(len(t), bool)) == (primary | extra)).all()
+    only = pub.copy()
+    only.loc[extra, "detected"] = t.detected[extra]
+    only.loc[extra, "obs_status"] = ""
+    assert audit(only).n_exact == 1
 
 
-def test_glotip_marks_secondary_suppression(pipeline):
+def test_glotip_marks_every_withheld_row_alike(pipeline):
     c, _, _, est = pipeline
     t = _table(est, c, threshold=40)
     g = t.to_glotip()
-    assert {"<5", "x"} <= set(g.txtVALUE)
-    sec = t.table[t.table.obs_status == "suppressed (secondary)"]
-    assert len(sec) and (g.txtVALUE == "x").sum() == 6 * len(sec)  # 6 measures per row
+    assert "<5" not in set(g.txtVALUE)  # one marker: small cells look like their complements
+    assert t.n_suppressed_secondary and (g.txtVALUE == "x").sum() == 6 * t.n_suppressed  # 6 measures
     assert _table(est, c, threshold=40, suppress=False).n_suppressed == 0
+
+
+def _no_estimate_checks(t, tmp_path):
+    tab = t.table
+    bad = tab[tab.obs_status == "not estimable"]
+    assert len(bad)
+    assert bad[["undetected_est", "total_est", "total_lcl", "total_ucl", "rate_per_100k",
+                "rate_lcl", "rate_ucl"]].isna().all().all()
+    assert bad.detected.notna().all() and bad.detected_rate.notna().all()
+    assert bad.notes.str.startswith("not estimable").all()
+    assert not np.isinf(tab.select_dtypes("number").to_numpy(dtype=float)).any()
+    g = t.to_glotip()
+    assert not g.txtVALUE.isin(["0", "0.00", "inf", "nan"]).any()
+    assert (g.txtVALUE == "not estimable").sum() == 4 * len(bad)  # 4 estimate measures per row
+    t.to_csv(tmp_path / "t.csv")
+    back = pd.read_csv(tmp_path / "t.csv", keep_default_na=False)
+    assert (back.loc[bad.index, "total_est"] == "").all()
+    t.to_excel(tmp_path / "t.xlsx")
+    xl = pd.read_excel(tmp_path / "t.xlsx", sheet_name="sdg_16_2_2")
+    assert xl.loc[bad.index, "total_est"].isna().all()
+    assert (xl.loc[bad.index, "obs_status"] == "not estimable").all()
+    return bad
+
+
+@pytest.mark.parametrize("terms,status", [("all2", "does_not_exist"), ("A:B:C", "not_identifiable")])
+def test_an_estimate_that_does_not_exist_publishes_no_number(terms, status, load_table, tmp_path):
+    """Korea_3 with all two-way terms: the MLE does not exist (N-hat infinite); the saturated
+    model on 3 lists: N is not identifiable (N-hat NaN, which a pandas sum used to publish as
+    0.0 "estimated"). Either way the row has its detected count, blank estimates, its own
+    status and the reason, in the table, the CSV, the Excel sheet and GLOTIP."""
+    if terms == "all2":
+        h = load_table("Korea_3")
+    else:
+        h = tipstat.CaptureHistories.from_frame(pd.DataFrame({
+            "A": [1, 0, 1, 0, 1, 0, 1], "B": [0, 1, 1, 0, 0, 1, 1], "C": [0, 0, 0, 1, 1, 1, 1],
+            "count": [40, 30, 6, 20, 7, 5, 2]}))
+    est = tipstat.fit_loglinear(h, terms)
+    assert est.status == status
+    pop = pd.DataFrame({"sex": ["_T"], "age_group": ["_T"], "population": [5e7]})
+    with pytest.warns(TipstatWarning, match="not estimable"):
+        t = sdg_16_2_2(est, pop)
+    bad = _no_estimate_checks(t, tmp_path)
+    assert len(bad) == 1 and bad.detected.iloc[0] == h.n_observed
+    assert status.replace("_", " ").split()[0] in bad.notes.iloc[0].lower() or "MLE" in bad.notes.iloc[0]
+
+
+def test_a_stratum_without_estimate_blanks_every_margin_containing_it(tmp_path):
+    """Separate fits by sex where the women's lists never overlap (no recapture: the MLE does
+    not exist): F and the total are not estimable, M is estimated as usual, and the total says
+    which strata are missing."""
+    df = pd.DataFrame({"sex": ["F"] * 7 + ["M"] * 7, "A": [1, 0, 1, 0, 1, 0, 1] * 2,
+                       "B": [0, 1, 1, 0, 0, 1, 1] * 2, "C": [0, 0, 0, 1, 1, 1, 1] * 2,
+                       "count": [30, 25, 0, 20, 0, 0, 0, 80, 60, 20, 50, 15, 12, 4]})
+    h = tipstat.CaptureHistories.from_frame(df, strata="sex")
+    est = fit_stratified(h, method="separate", bootstrap=20, seed=1)
+    pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": "_T", "population": [5e6, 5e6, 1e7]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        t = sdg_16_2_2(est, pop)
+    bad = _no_estimate_checks(t, tmp_path).set_index("sex")
+    assert set(bad.index) == {"F", "_T"}
+    assert "contains 1 of 2 strata" in bad.loc["_T", "notes"]
+    assert bad.loc["_T", "detected"] == 316
+    m = t.table.set_index("sex").loc["M"]
+    assert m.obs_status == "estimated" and np.isfinite(m.total_est) and m.total_lcl <= m.total_est
+
+
+def test_a_hand_made_stratified_result_with_a_not_identifiable_cell():
+    """Any stratified Estimate: a NaN cell is not estimable and so is every margin with it."""
+    cells = pd.DataFrame({"sex": ["F", "F", "M", "M"], "exploitation": ["SEX", "LAB"] * 2,
+                          "observed": [40.0, 30.0, 50.0, 60.0],
+                          "n_hat": [80.0, np.nan, 90.0, 100.0],
+                          "status": ["ok", "not_identifiable", "ok", "ok"]})
+    est = tipstat.Estimate(n_hat=np.nan, ci=(np.nan, np.nan), level=0.95, n_observed=180.0,
+                           method="stratified_separate", model="m", status="not_identifiable",
+                           diagnostics={"cells": cells, "strata": ["sex", "exploitation"]})
+    pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": "_T", "population": [5e6, 5e6, 1e7]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TipstatWarning)
+        t = sdg_16_2_2(est, pop).table.set_index(["sex", "exploitation"])
+    gone = {k for k, r in t.iterrows() if r.obs_status == "not estimable"}
+    assert gone == {("F", "LAB"), ("F", "_T"), ("_T", "LAB"), ("_T", "_T")}
+    assert t.loc[("M", "_T"), "total_est"] == 190.0 and t.loc[("_T", "SEX"), "total_est"] == 170.0
+    assert "N is not identifiable" in t.loc[("F", "LAB"), "notes"]
+
+
+def test_exports_of_an_unsuppressed_table_are_protected(pipeline, tmp_path):
+    """A table built with suppress=False is for internal use: its CSV, Excel and GLOTIP exports
+    still go through the disclosure layer (with a W7 warning) unless protect=False."""
+    c, _, _, est = pipeline
+    raw = _table(est, c, suppress=False)
+    small = (raw.table.detected > 0) & (raw.table.detected < 5)
+    assert small.any()
+    with pytest.warns(TipstatWarning, match="suppress=False"):
+        g = raw.to_glotip()
+    assert "x" in set(g.txtVALUE)
+    with pytest.warns(TipstatWarning, match="suppress=False"):
+        back = pd.read_csv(raw.to_csv(tmp_path / "t.csv"))
+    assert back.loc[small.to_numpy(), "detected"].isna().all()
+    with pytest.warns(TipstatWarning, match="suppress=False"):
+        xl = pd.read_excel(raw.to_excel(tmp_path / "t.xlsx"), sheet_name=None)
+    assert xl["sdg_16_2_2"].loc[small.to_numpy(), "detected"].isna().all()
+    assert "x" not in set(raw.to_glotip(protect=False).txtVALUE)
+    assert raw.table.detected.notna().all()  # the table itself is left as it was
 
 
 def test_indicator_docstring_examples_run():

@@ -54,7 +54,7 @@ _LAZY = {
     "normalise_population": "tipstat.indicator",
     "write_sdmx_csv": "tipstat.sdmx",
 }
-_SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate"}
+_SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate", "disclosure"}
 
 __all__ = [
     "CaptureHistories",

@@ -21,12 +21,21 @@ The detected-only rates (the official series ``VC_HTF_DETV``, ``…SX`` sexual e
 variants) are in the same rows: ``detected`` and ``detected_rate`` with ``series_code`` /
 ``rate_series_code``.
 
-Published output suppresses cells with 1-4 detected persons by default (primary suppression;
-GLOTIP writes ``<5``) and then, because margins and totals are published too, complementary
-cells (secondary suppression, :func:`secondary_suppression`): in every published relation
-``margin = sum of its cells`` along one dimension, a single suppressed entry could be recovered
-by one subtraction, so the smallest published sibling is suppressed as well, repeated over all
-the table's hierarchies until no relation has exactly one suppressed entry.
+Published output passes through :mod:`tipstat.disclosure`: rows with 1-4 detected persons are
+withheld (primary suppression), and complementary rows (secondary suppression) are chosen by
+integer programming so that an attacker who solves the linear or integer program over every
+published value, margin and table published with it (:func:`protect_together`) can still not
+tell a small cell from any value 1-4 (see ``docs/disclosure.md``). Every withheld row has
+``obs_status = "suppressed"`` and GLOTIP ``x``: marking the complements apart would tell that
+they hold 5 or more, which narrows the small cells. Every value of a withheld row is withheld
+(counts, rates, estimates and intervals), because each of them gives the detected count back
+with the other published values.
+
+A row whose estimate does not exist or is not identifiable (a stratum with estimate status
+``does_not_exist``, ``not_identifiable`` or ``not_converged``, or a non-finite estimate), and
+every margin containing such a stratum, is published as not estimable: detected persons and
+detected rate as usual, blank estimates, intervals and rates, ``obs_status = "not estimable"``
+and the reason in ``notes`` (GLOTIP ``not estimable``), never ``0`` or ``inf``.
 """
 
 from __future__ import annotations
@@ -42,14 +51,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import disclosure
 from .errors import InputError, Problem, TipstatWarning
 from .estimate import Estimate
 
-__all__ = ["SDGTable", "normalise_population", "sdg_16_2_2", "secondary_suppression"]
+__all__ = ["SDGTable", "normalise_population", "protect_together", "sdg_16_2_2",
+           "secondary_suppression"]
 
-#: ``obs_status`` of primary (small cell) and secondary (complementary) suppression.
-SUPPRESSED = "suppressed"
-SUPPRESSED_SECONDARY = "suppressed (secondary)"
+#: ``obs_status`` of every withheld row (small cells and their complements alike).
+SUPPRESSED = disclosure.PRIMARY
+#: ``obs_status`` of complements in tables of tipstat <= 0.1 (still read, never written).
+SUPPRESSED_SECONDARY = disclosure.SECONDARY
+#: ``obs_status`` of a row whose estimate does not exist or is not identifiable.
+NOT_ESTIMABLE = "not estimable"
+#: Why a stratum has no estimate, by estimate status.
+_NO_ESTIMATE = {"does_not_exist": "the MLE does not exist (N-hat infinite)",
+                "not_identifiable": "N is not identifiable under the model",
+                "not_converged": "the fit did not converge",
+                "failed": "the fit failed"}
+_ESTIMATES = ["undetected_est", "undetected_lcl", "undetected_ucl", "total_est", "total_lcl",
+              "total_ucl", "rate_per_100k", "rate_lcl", "rate_ucl"]
 
 DIMS = ("sex", "age_group", "age_group_l2", "exploitation")
 SERIES = {"_T": "VC_HTF_DETV", "SEX": "VC_HTF_DETVSX", "LAB": "VC_HTF_DETVFL",
@@ -84,14 +105,21 @@ class SDGTable:
     n_suppressed : int
         Rows whose values were suppressed (primary + secondary).
     n_suppressed_primary : int
-        Rows with 1 to ``threshold - 1`` detected persons (``obs_status = "suppressed"``).
+        Rows with 1 to ``threshold - 1`` detected persons.
     n_suppressed_secondary : int
-        Complementary rows suppressed so that no primary one can be recovered from a margin by
-        subtraction (``obs_status = "suppressed (secondary)"``).
+        Complementary rows withheld so that no small row can be narrowed from the others.
+        Both kinds have ``obs_status = "suppressed"`` (GLOTIP ``x``): which row is which is
+        not published.
     seed : int or None
         Seed of the bootstrap behind the intervals (set by :func:`tipstat.pipeline.run_indicator`).
     meta : dict
         Metadata written with the table (seed, method, headline; the Excel sheet ``metadata``).
+    suppression : tipstat.disclosure.Suppression or None
+        The pattern (``primary`` / ``secondary`` masks in the table's row order) and how it was
+        found; pass ``suppression.primary`` to :func:`tipstat.disclosure.audit` as
+        ``sensitive`` to audit your own output.
+    mix : str
+        The mixed-exploitation rule the table was built with.
     """
 
     table: pd.DataFrame
@@ -103,17 +131,37 @@ class SDGTable:
     n_suppressed_secondary: int = 0
     seed: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    suppression: disclosure.Suppression | None = None  # the pattern and how it was found
+    mix: str = "separate"
+
+    def published(self, protect: bool = True) -> SDGTable:
+        """The table as it may be published: an unsuppressed table with small cells goes
+        through :func:`protect_together` first (threshold 5; TipstatWarning W7), unless
+        ``protect=False`` (internal use only). Every export calls this."""
+        if self.suppressed or not protect:
+            return self
+        det = pd.to_numeric(self.table["detected"], errors="coerce")
+        if not ((det > 0) & (det < 5)).any():
+            return self
+        warnings.warn("[W7] exporting a table built with suppress=False: small cells and their "
+                      "complements are suppressed first (protect=False exports it as is, for "
+                      "internal use only)", TipstatWarning, stacklevel=3)
+        return protect_together([self])[0]
 
     def to_glotip(self, country: str | None = None, source: str = "tipstat MSE (synthetic or "
-                  "national data)") -> pd.DataFrame:
+                  "national data)", protect: bool = True) -> pd.DataFrame:
         """GLOTIP / UNODC data-portal long format.
 
         Columns ``Iso3_code, Country, Region, Subregion, Indicator, Dimension, Category, Sex,
-        Age, Year, Unit of measurement, txtVALUE, Source``; suppressed values are the string
-        ``<5`` (primary suppression) or ``x`` (secondary suppression: the value is 5 or more
-        but withheld so that a small cell cannot be recovered). Sum only within one
-        ``Dimension``.
+        Age, Year, Unit of measurement, txtVALUE, Source``; withheld values are the string ``x``
+        (small cells and the cells withheld to protect them alike: a separate ``<5`` would tell
+        that the others hold 5 or more, which narrows the small ones), and the estimates of a
+        row whose estimate does not exist or is not identifiable are ``not estimable``. Sum
+        only within one ``Dimension``.
         """
+        pub = self.published(protect)
+        if pub is not self:
+            return pub.to_glotip(country, source)
         rows = []
         measures = [("Detected trafficking victims", "Counts", "detected"),
                     ("Estimated trafficking victims (MSE), detected and undetected", "Counts",
@@ -129,11 +177,11 @@ class SDGTable:
             dim = "Total" if r.exploitation == "_T" else "by form of exploitation"
             for indicator, unit, col in measures:
                 v = getattr(r, col)
-                if r.obs_status == SUPPRESSED:
-                    txt = "<5"
-                elif r.obs_status == SUPPRESSED_SECONDARY:
+                if r.obs_status in (SUPPRESSED, SUPPRESSED_SECONDARY):
                     txt = "x"
-                elif v is None or (isinstance(v, float) and math.isnan(v)):
+                elif r.obs_status == NOT_ESTIMABLE and col not in ("detected", "detected_rate"):
+                    txt = NOT_ESTIMABLE
+                elif v is None or (isinstance(v, float) and not math.isfinite(v)):
                     continue
                 else:
                     txt = f"{v:,.0f}" if unit == "Counts" else f"{v:,.2f}"
@@ -147,18 +195,21 @@ class SDGTable:
                                            "Indicator", "Dimension", "Category", "Sex", "Age",
                                            "Year", "Unit of measurement", "txtVALUE", "Source"])
 
-    def to_csv(self, path: str | Path, glotip: bool = False) -> Path:
-        """Write the table (or its GLOTIP long form) as CSV."""
+    def to_csv(self, path: str | Path, glotip: bool = False, protect: bool = True) -> Path:
+        """Write the table (or its GLOTIP long form) as CSV (through :meth:`published`)."""
         path = Path(path)
-        (self.to_glotip() if glotip else self.table).to_csv(path, index=False)
+        pub = self.published(protect)
+        (pub.to_glotip(protect=protect) if glotip else pub.table).to_csv(path, index=False)
         return path
 
-    def to_excel(self, path: str | Path) -> Path:
-        """Write an Excel workbook with sheets ``sdg_16_2_2`` and ``glotip`` (needs openpyxl)."""
+    def to_excel(self, path: str | Path, protect: bool = True) -> Path:
+        """Write an Excel workbook with sheets ``sdg_16_2_2`` and ``glotip`` (needs openpyxl;
+        through :meth:`published`)."""
         path = Path(path)
+        pub = self.published(protect)
         with pd.ExcelWriter(path) as xw:
-            self.table.to_excel(xw, sheet_name="sdg_16_2_2", index=False)
-            self.to_glotip().to_excel(xw, sheet_name="glotip", index=False)
+            pub.table.to_excel(xw, sheet_name="sdg_16_2_2", index=False)
+            pub.to_glotip(protect=protect).to_excel(xw, sheet_name="glotip", index=False)
             if self.meta or self.seed is not None:
                 meta = {"seed": self.seed, **self.meta}
                 pd.DataFrame({"item": list(meta), "value": [str(v) for v in meta.values()]}
@@ -393,8 +444,10 @@ def sdg_16_2_2(
         Suppress rows with 1 to ``threshold - 1`` detected persons (default True, W7).
     secondary : bool
         With ``suppress``, also suppress complementary rows so that no suppressed row can be
-        recovered from a published margin by subtraction (default True; see
-        :func:`secondary_suppression`).
+        narrowed by the linear or integer programming attack on the published rows below the
+        range its marker allows (default True; :func:`tipstat.disclosure.suppress`). To protect
+        tables published together, build them with ``suppress=False`` and pass them to
+        :func:`protect_together`.
     mix : ``"separate"``, ``"both"`` or ``"OTH"``
         Mixed exploitation (SEX and LAB): its own row (default; no SDG series), counted in both
         SEX and LAB (multiple response), or under other purposes.
@@ -445,7 +498,8 @@ def sdg_16_2_2(
         else:
             em_note = ""
     else:
-        cells = pd.DataFrame({"observed": [result.n_observed], "n_hat": [result.n_hat]})
+        cells = pd.DataFrame({"observed": [result.n_observed], "n_hat": [result.n_hat],
+                              "status": [result.status]})
         draws = None if result.draws is None else np.asarray(result.draws)[:, None]
         if draws is None:
             cells["lower"], cells["upper"] = result.ci
@@ -453,6 +507,7 @@ def sdg_16_2_2(
     if "age_group" in strata and "age_group_l2" in strata:
         raise InputError("strata age_group and age_group_l2 together: use one age dimension")
     dims = strata if dims is None else [d for d in dims if d in strata]
+    cells = cells.assign(_why=_why_not_estimable(cells))
     cells0, draws0 = cells, draws
     cells_m, draws_m, notes_mix = _remap_mix(cells, draws, mix)
     n_lists = len(diag.get("lists", [])) or None
@@ -469,20 +524,32 @@ def sdg_16_2_2(
                 key = key if isinstance(key, tuple) else (key,)
                 vals = dict(zip(keep, key, strict=True))
                 det = round(float(cells["observed"].iloc[idx].sum()), 6)  # EM sums: no float dust
-                tot = float(cells["n_hat"].iloc[idx].sum())
-                if draws is not None and len(draws):
-                    d = draws[:, idx].sum(axis=1)
-                    lo = max(float(np.quantile(d, a)), det)
-                    hi = max(float(np.quantile(d, 1 - a)), det)
-                elif len(idx) == 1 and "lower" in cells.columns:
-                    lo, hi = float(cells["lower"].iloc[idx[0]]), float(cells["upper"].iloc[idx[0]])
+                why = [w for w in cells["_why"].iloc[idx] if w]
+                if why:  # no estimate for a stratum of the row: none for the row
+                    tot = lo = hi = math.nan
+                    why = (why[0] if len(idx) == 1 else
+                           f"contains {len(why)} of {len(idx)} strata without an estimate "
+                           f"({'; '.join(sorted(set(why)))})")
                 else:
-                    lo = hi = math.nan
+                    tot = float(cells["n_hat"].iloc[idx].sum())
+                    if draws is not None and len(draws):
+                        d = draws[:, idx].sum(axis=1)
+                        d = d[np.isfinite(d)]
+                    else:
+                        d = None
+                    if d is not None and len(d):
+                        lo = max(float(np.quantile(d, a)), det)
+                        hi = max(float(np.quantile(d, 1 - a)), det)
+                    elif len(idx) == 1 and "lower" in cells.columns:
+                        lo, hi = float(cells["lower"].iloc[idx[0]]), float(cells["upper"].iloc[idx[0]])
+                    else:
+                        lo = hi = math.nan
                 sex = str(vals.get("sex", "_T"))
                 age = str(vals.get("age_group", vals.get("age_group_l2", "_T")))
                 form = str(vals.get("exploitation", "_T"))
                 rows.append(dict(sex=sex, age=age, exploitation=form, detected=det,
-                                 total_est=tot, total_lcl=lo, total_ucl=hi))
+                                 total_est=tot, total_lcl=lo, total_ucl=hi,
+                                 _why=f"not estimable: {why}" if why else ""))
     table = pd.DataFrame(rows)
     table["undetected_est"] = table["total_est"] - table["detected"]
     table["undetected_lcl"] = table["total_lcl"] - table["detected"]
@@ -528,21 +595,38 @@ def sdg_16_2_2(
     table["rate_series_code"] = table["series_code"].map(lambda s: s + "R" if isinstance(s, str) else None)
     table["obs_status"] = "estimated"
     table["notes"] = notes
+    order = {"_T": "~"}  # totals last within each dimension; rows in their final order before
+    table = table.sort_values(["exploitation", "age", "sex"],  # suppression (its masks follow)
+                              key=lambda s: s.map(lambda v: order.get(v, v))).reset_index(drop=True)
+    bad = table.pop("_why")
+    gone = (bad != "").to_numpy()
+    table.loc[gone, _ESTIMATES] = np.nan
+    table.loc[gone, "obs_status"] = NOT_ESTIMABLE
+    table["notes"] = ["; ".join(n for n in (w, old) if n) for w, old in
+                      zip(bad, table["notes"], strict=True)]
+    if gone.any():
+        msg = (f"{int(gone.sum())} row(s) not estimable (a stratum's estimate does not exist or is "
+               "not identifiable): published with blank estimates and obs_status 'not estimable'")
+        warnings.warn(msg, TipstatWarning, stacklevel=2)
     small = ((table["detected"] > 0) & (table["detected"] < threshold)).to_numpy()
-    msgs = []
+    msgs = [msg] if gone.any() else []
     n_sup = int(small.sum())
     n_sec = 0
+    sup = None
     if n_sup:
         msg = f"[W7] {n_sup} row(s) with fewer than {threshold} detected persons"
         if suppress:
             msg += f" suppressed (<{threshold})"
             if secondary:
-                extra = secondary_suppression(table, small)
+                sup = disclosure.suppress([table], threshold=threshold,
+                                          hierarchies=_hierarchies(mix, None))
+                small = sup.primary[0]
+                extra = sup.secondary[0]
                 n_sec = int(extra.sum())
-                msg += (f", and {n_sec} complementary row(s) (secondary suppression, so that "
-                        "none can be recovered from a margin by subtraction)")
+                msg += (f", and {n_sec} complementary row(s) (secondary suppression, so that no "
+                        "small cell can be narrowed from the published rows)")
                 table.loc[extra, _NUMERIC] = np.nan
-                table.loc[extra, "obs_status"] = SUPPRESSED_SECONDARY
+                table.loc[extra, "obs_status"] = SUPPRESSED  # one marker for every withheld row
         else:
             msg += " (not suppressed: suppress=False)"
         msgs.append(msg)
@@ -550,72 +634,135 @@ def sdg_16_2_2(
         if suppress:
             table.loc[small, _NUMERIC] = np.nan
             table.loc[small, "obs_status"] = SUPPRESSED
-    order = {"_T": "~"}  # totals last within each dimension
-    table = table.sort_values(["exploitation", "age", "sex"],
-                              key=lambda s: s.map(lambda v: order.get(v, v))).reset_index(drop=True)
     return SDGTable(table[COLUMNS], level, suppress,
                     n_suppressed=n_sup + n_sec if suppress else 0, warnings=msgs,
                     n_suppressed_primary=n_sup if suppress else 0,
-                    n_suppressed_secondary=n_sec)
+                    n_suppressed_secondary=n_sec, suppression=sup, mix=mix)
 
 
-def _relations(table: pd.DataFrame) -> list[tuple[int, np.ndarray]]:
-    """Every published additivity relation ``margin = sum of its cells`` of an SDG table.
-
-    Row positions ``(parent, children)``: for each dimension (``sex``, ``age``,
-    ``exploitation``) and each row whose value on it is ``_T``, the children are the rows equal
-    to it on the other two dimensions with a level (including ``_U``) on this one.
-    """
-    out: list[tuple[int, np.ndarray]] = []
-    keys = ("sex", "age", "exploitation")
-    vals = {k: table[k].astype(str).to_numpy() for k in keys}
-    for d in keys:
-        others = [k for k in keys if k != d]
-        groups = pd.Series(np.arange(len(table))).groupby(
-            [vals[o] for o in others], sort=False).indices
-        for idx in groups.values():
-            is_total = vals[d][idx] == "_T"
-            if is_total.sum() != 1 or len(idx) < 2:
-                continue
-            out.append((int(idx[is_total][0]), np.asarray(idx[~is_total])))
+def _why_not_estimable(cells: pd.DataFrame) -> list[str]:
+    """Per stratum: why it has no estimate (``""`` if it has one)."""
+    status = (cells["status"].astype(str) if "status" in cells.columns
+              else pd.Series("ok", index=cells.index))
+    n_hat = pd.to_numeric(cells["n_hat"], errors="coerce").to_numpy(dtype=float)
+    out = []
+    for st, v in zip(status, n_hat, strict=True):
+        if st in _NO_ESTIMATE:
+            out.append(_NO_ESTIMATE[st])
+        elif not math.isfinite(v):
+            out.append("no finite estimate")
+        else:
+            out.append("")
     return out
 
 
-def secondary_suppression(table: pd.DataFrame, suppressed: np.ndarray) -> np.ndarray:
-    """Complementary cells to suppress so that no suppressed row is recoverable by subtraction.
+def _hierarchies(mix: str, age: dict[str, list[str]] | None) -> dict[str, dict[str, list[str]]]:
+    """The codes of an SDG table that cover other codes: mixed exploitation counted under
+    SEX and LAB (``mix="both"``) or under OTH, and age bands under child / adult."""
+    out: dict[str, dict[str, list[str]]] = {}
+    if mix == "both":
+        out["exploitation"] = {"SEX": ["SEX", "MIX"], "LAB": ["LAB", "MIX"]}
+    elif mix == "OTH":
+        out["exploitation"] = {"OTH": ["OTH", "MIX"]}
+    if age:
+        out["age"] = age
+    return out
 
-    Each margin row of the table is the sum of its cells along one dimension (``parent =
-    sum(children)``, for detected and estimated counts alike). If exactly one entry of such a
-    relation is suppressed, it equals the published parent minus the published siblings (or
-    the sum of the children, for a suppressed parent). Until no relation has exactly one
-    suppressed entry, one published sibling is suppressed too (or the parent when no child is
-    left): among the non-empty siblings (empty ones only if there are none), the one that
-    leaves the fewest other relations with a single suppressed entry (net of those it closes,
-    which tends to complete a 2 x 2 x ... pattern instead of a cascade), then the one with the
-    fewest detected persons.
-    Suppressing a row can open another relation, hence the iteration over all hierarchies
-    (sex x age x form and their margins) to a fixed point; it ends because every step
-    suppresses one more row.
+
+def _age_hierarchy() -> dict[str, list[str]]:
+    """``{level-1 age group: [its bands]}`` from the age_group code list."""
+    from .ictip import codelists
+
+    out: dict[str, list[str]] = {}
+    for code, parent in codelists.load("age_group").parents.items():
+        if parent:
+            out.setdefault(parent, []).append(code)
+    return out
+
+
+def protect_together(tables: Sequence[SDGTable], *, threshold: int = 5,
+                     method: str = "cell") -> list[SDGTable]:
+    """Suppress tables that are published together, as one problem.
+
+    Tables of the same data published side by side (the SDG table by sex x child/adult x form
+    beside one by age band, say) share margins: a pattern that protects each table alone can
+    be defeated by combining them. This builds one linked problem over all of them (age
+    bands are summed into child / adult by the age_group code list) and applies its pattern.
+
+    Parameters
+    ----------
+    tables : sequence of SDGTable
+        Built with ``suppress=False`` from the same detected persons (fits with
+        ``missing="em"`` share unknowns out differently and cannot be linked exactly).
+    threshold : int
+        Primary suppression below this many detected persons.
+    method : ``"cell"`` or ``"benders"``
+        See :func:`tipstat.disclosure.suppress`.
+
+    Returns
+    -------
+    list of SDGTable
+        The same tables, suppressed; ``suppression`` holds the joint pattern.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = [("F", "_T", 3), ("M", "_T", 40), ("_T", "_T", 43)]
+    >>> t = pd.DataFrame(rows, columns=["sex", "age", "detected"]).assign(
+    ...     exploitation="_T", total_est=[9.0, 120.0, 129.0], obs_status="estimated")
+    >>> a = SDGTable(t, 0.95, False)
+    >>> [p.table.obs_status.tolist() for p in protect_together([a])]
+    [['suppressed', 'suppressed', 'estimated']]
+    """
+    tabs = list(tables)
+    if not tabs or not all(isinstance(t, SDGTable) for t in tabs):
+        raise InputError("protect_together: expected a list of SDGTable (from sdg_16_2_2)")
+    if any(t.suppressed for t in tabs):
+        raise InputError("protect_together: build the tables with suppress=False (a suppressed "
+                         "table has lost the values the joint pattern needs)")
+    age = _age_hierarchy()
+    sup = disclosure.suppress([t.table for t in tabs], threshold=threshold, method=method,
+                              hierarchies=[_hierarchies(t.mix, age) for t in tabs])
+    out = []
+    for i, t in enumerate(tabs):
+        tab = t.table.copy()
+        p, q = sup.primary[i], sup.secondary[i]
+        cols = [c for c in _NUMERIC if c in tab.columns]
+        tab.loc[p | q, cols] = np.nan
+        tab.loc[p | q, "obs_status"] = SUPPRESSED  # one marker for every withheld row
+        msg = (f"[W7] {int(p.sum())} row(s) with fewer than {threshold} detected persons "
+               f"suppressed (<{threshold}), and {int(q.sum())} complementary row(s), protected "
+               f"together with {len(tabs) - 1} other table(s)")
+        out.append(SDGTable(tab, t.level, True, n_suppressed=int((p | q).sum()),
+                            warnings=[w for w in t.warnings if not w.startswith("[W7]")] + [msg],
+                            n_suppressed_primary=int(p.sum()),
+                            n_suppressed_secondary=int(q.sum()), suppression=sup, mix=t.mix,
+                            seed=t.seed, meta=dict(t.meta)))
+    return out
+
+
+def secondary_suppression(table: pd.DataFrame, suppressed: np.ndarray, *,
+                          threshold: int = 5) -> np.ndarray:
+    """Complementary rows of one SDG-layout table, chosen by :func:`tipstat.disclosure.suppress`.
+
+    Kept for callers that hold an unsuppressed table and the rows they suppress (the HTML
+    report): the rows to withhold in addition so that no small row (1 to ``threshold - 1``
+    detected persons) can be narrowed from the others by the linear or integer programming
+    attack. (Until version 0.1 this was a sibling rule that only defeated single
+    subtractions; the audit in ``docs/disclosure.md`` shows how it was broken.)
 
     Parameters
     ----------
     table : DataFrame
         Columns ``sex``, ``age``, ``exploitation`` (``_T`` for a margin) and ``detected``.
     suppressed : array of bool
-        Rows already suppressed (primary suppression), in the table's row order.
+        Rows already suppressed, in the table's row order (not returned again).
+    threshold : int
+        Primary suppression below this many detected persons.
 
     Returns
     -------
     numpy.ndarray of bool
-        The rows to suppress in addition (secondary suppression).
-
-    Notes
-    -----
-    This is the usual sibling rule (as in tau-Argus's hypercube method, much simplified): it
-    guarantees that no single relation reveals a suppressed value, not that no combination of
-    relations does (a linear-programming audit would be needed for that), and it does not
-    minimise the suppressed total. Rows with zero detected persons are used as complements
-    only when no non-empty sibling is published.
 
     Examples
     --------
@@ -625,35 +772,7 @@ def secondary_suppression(table: pd.DataFrame, suppressed: np.ndarray) -> np.nda
     >>> secondary_suppression(t, t.detected.lt(5).to_numpy()).tolist()
     [False, True, False]
     """
-    sup = np.asarray(suppressed, dtype=bool).copy()
-    start = sup.copy()
-    det = table["detected"].to_numpy(dtype=float)
-    rel = [np.concatenate([[p], ch]) for p, ch in _relations(table.reset_index(drop=True))]
-    member_of: dict[int, list[int]] = {}
-    for r, members in enumerate(rel):
-        for i in members:
-            member_of.setdefault(int(i), []).append(r)
-
-    def opened(i: int) -> int:
-        # relations row i would leave with exactly one suppressed entry, minus those it closes
-        counts = [int(sup[rel[r]].sum()) for r in member_of.get(i, [])]
-        return sum(c == 0 for c in counts) - sum(c == 1 for c in counts)
-
-    changed = True
-    while changed:
-        changed = False
-        for members in rel:
-            if sup[members].sum() != 1:
-                continue
-            children = members[1:]
-            free = children[~sup[children]]
-            if not len(free):
-                sup[members[0]] = True  # every cell suppressed: the margin must go too
-                changed = True
-                continue
-            nonzero = free[det[free] > 0]
-            pool = nonzero if len(nonzero) else free
-            pick = min(pool, key=lambda i: (opened(int(i)), det[i], i))
-            sup[pick] = True
-            changed = True
-    return sup & ~start
+    table = table.reset_index(drop=True)
+    dims = [d for d in disclosure.DIMS if d in table.columns]
+    sup = disclosure.suppress([table], threshold=threshold, dims=dims)
+    return (sup.primary[0] | sup.secondary[0]) & ~np.asarray(suppressed, dtype=bool)
