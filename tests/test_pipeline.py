@@ -253,3 +253,16 @@ def test_missing_population_row_is_named(mixed):
     with pytest.raises(InputError, match="no row for sex=F x age_group=Y0T17"):
         run_indicator(c.records, c.list_definition, pop, country=c.ref_area, year=c.year,
                       by=["sex", "age"], bootstrap=5, today="2025-12-31", pooled=False)
+
+
+def test_published_table_survives_the_attackers_audit(mixed_run, tmp_path):
+    """The SDG table as written passes the integer-programming attack: no withheld row is
+    recovered exactly or to two values, and the audit's summary goes into the metadata."""
+    import json
+
+    audit = mixed_run.disclosure_audit()
+    assert audit.n_attacked > 0 and audit.integer
+    assert audit.n_exact == 0 and audit.n_two_values == 0 and audit.protected
+    mixed_run.write(tmp_path, report=False, excel=False)
+    meta = json.loads((tmp_path / "sdg_16_2_2_metadata.json").read_text())
+    assert meta["disclosure_audit"] == audit.summary().split("\n")

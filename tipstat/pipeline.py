@@ -214,7 +214,8 @@ class IndicatorRun:
         HTML report (when the ``report`` extra is installed) into the folder ``out``.
 
         Returns the paths written. The CSV, GLOTIP and SDMX files are byte-identical for the same
-        inputs and seed; the Excel workbook and the report carry their creation time.
+        inputs and seed, and so is the report; the Excel workbook carries its creation time.
+        The metadata file holds the disclosure audit's summary (:meth:`disclosure_audit`).
         """
         from .sdmx import write_sdmx_csv
 
@@ -224,7 +225,9 @@ class IndicatorRun:
                    self.sdg.to_csv(out / "sdg_16_2_2_glotip.csv", glotip=True),
                    write_sdmx_csv(self.sdg, out / "sdg_16_2_2_sdmx.csv")]
         meta_path = out / "sdg_16_2_2_metadata.json"
-        _write_json(meta_path, self.metadata())
+        meta = self.metadata()
+        meta["disclosure_audit"] = self.disclosure_audit().summary().split("\n")
+        _write_json(meta_path, meta)
         written.append(meta_path)
         if excel and _has("openpyxl"):
             written.append(self.sdg.to_excel(out / "sdg_16_2_2.xlsx"))
@@ -232,6 +235,15 @@ class IndicatorRun:
             path = out / "report.html" if report is True else Path(report)
             written.append(self.write_report(path, title=title, source=source))
         return written
+
+    def disclosure_audit(self) -> Any:
+        """The attacker's audit of the published SDG table (:func:`tipstat.disclosure.audit`):
+        the feasible range of every withheld row given every published row."""
+        from .disclosure import audit
+
+        pub = self.sdg.published()
+        sup = getattr(pub, "suppression", None)
+        return audit(pub.table, sensitive=None if sup is None else sup.primary)
 
     def write_report(self, path: str | Path, *, title: str | None = None, source: str = "",
                      **kwargs: Any) -> Path:
@@ -249,6 +261,7 @@ class IndicatorRun:
                             + (f" {self.time_period}" if self.time_period else "")),
             source=source)
         options["headline"] = self.headline.to_dict()
+        options["disclosure_audit"] = self.disclosure_audit()
         options["warnings"] = [w.message for w in self.warnings]
         frame = getattr(self.records, "frame", None)
         if frame is not None and {"entity_id", "list_id"} <= set(frame.columns):

@@ -38,6 +38,9 @@ from ..histories import CaptureHistories
 
 __all__ = ["build_report", "suppress_small_cells", "write_report"]
 
+#: Marker of a withheld row of a suppressed table: small cells and their complements alike
+#: (GLOTIP's ``x``), so that the reader cannot tell which rows are the small ones.
+WITHHELD = "x"
 #: Cells with fewer persons than this are shown as "<5" in published tables (GLOTIP practice).
 SUPPRESS_BELOW = 5
 
@@ -500,11 +503,10 @@ def _sdg_rows(table: pd.DataFrame, threshold: int, level: float) -> dict[str, An
         hidden = bool(primary[i] or secondary[i])
         cells = [(_code_label(d, r[d]), "") for d in dims]
         for c, _ in cols:
-            if c == "detected":
-                v = f"<{threshold}" if primary[i] else ("suppressed" if secondary[i]
-                                                        else _count(r[c], threshold))
-            elif hidden:
-                v = "suppressed"
+            if hidden:  # one marker for small cells and their complements: which is which
+                v = WITHHELD  # is not published (tipstat.disclosure)
+            elif c == "detected":
+                v = _count(r[c], threshold)
             elif c == "total_ci":
                 v = _interval(r.get("total_lcl"), r.get("total_ucl"))
             elif c == "rate_ci":
@@ -512,11 +514,9 @@ def _sdg_rows(table: pd.DataFrame, threshold: int, level: float) -> dict[str, An
             else:
                 v = _fmt(r[c], 2 if c.startswith("rate") else 0)
             cls = "num ci" if c.endswith("_ci") else "num"
-            cells.append((v, cls + " supp" if v == "suppressed" else cls))
-        if primary[i]:
-            status = f"suppressed: <{threshold} detected"
-        elif secondary[i]:
-            status = "suppressed: protects a small cell"
+            cells.append((v, cls + " supp" if v == WITHHELD else cls))
+        if hidden:
+            status = "withheld"
         elif "total_est" in table and not math.isfinite(
                 float(pd.to_numeric(r["total_est"], errors="coerce"))):
             status = "not estimable"
@@ -556,8 +556,7 @@ def _strata_rows(h: CaptureHistories, threshold: int) -> dict[str, Any]:
             cells = [_code_label(c, idx.iloc[i][c]) for c in idx.columns]
         else:
             cells = ["All strata"] + [""] * (len(idx.columns) - 1)
-        v = (f"<{threshold}" if primary[i] else "suppressed" if secondary[i]
-             else _count(frame["detected"][i], threshold))
+        v = WITHHELD if primary[i] or secondary[i] else _count(frame["detected"][i], threshold)
         rows.append({"cells": cells, "value": v, "total": i == len(idx)})
     return {"head": [_words(_DIM_NAMES.get(c, c)) for c in idx.columns], "rows": rows,
             "n_suppressed": int(primary.sum() + secondary.sum())}
@@ -650,6 +649,7 @@ def build_report(
     entities: pd.DataFrame | None = None,
     warnings: Sequence[str] = (),
     created: str | None = None,
+    disclosure_audit: Any = None,
 ) -> str:
     """Build the HTML report of an MSE analysis as one self-contained string.
 
@@ -706,6 +706,9 @@ def build_report(
     warnings : sequence of str
         Warnings the run raised (reading, validation, linkage, the SDG table), shown with the
         estimators' own warnings.
+    disclosure_audit : tipstat.disclosure.Audit or str, optional
+        The attacker's audit of the published tables (:func:`tipstat.disclosure.audit`); its
+        summary (counts and range widths, never a withheld value) is shown under the SDG table.
     created : str, optional
         A creation date to print; none by default, so the report is reproducible byte for
         byte.
@@ -907,7 +910,10 @@ def build_report(
         sensitivity_methods=list(sensitivity_methods or []), warnings=warn_list,
         n_run_warnings=len(run_warnings), diagnostics=diag,
         show_reliability=any(r.get("reliability") for r in rows),
-        sdg=sdg, reliability_table=reliability_table, reliability_note=reliability_note,
+        sdg=sdg, audit_lines=([] if disclosure_audit is None else
+                              (disclosure_audit.summary() if hasattr(disclosure_audit, "summary")
+                               else str(disclosure_audit)).split("\n")),
+        reliability_table=reliability_table, reliability_note=reliability_note,
         results_json=json.dumps(results, allow_nan=False).replace("</", "<\\/"),
     )
 
