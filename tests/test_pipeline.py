@@ -158,9 +158,9 @@ def test_outputs_are_the_same_bits_twice_and_hold_no_identifier(mixed, mixed_run
                           today=f"{c.year + 1}-12-31", pooled=False)
     a = mixed_run.write(tmp_path / "a", report=False)
     b = again.write(tmp_path / "b", report=False)
-    same = [p.name for p in a if p.suffix in (".csv", ".json")]
+    same = [p.name for p in a]
     assert same == ["sdg_16_2_2.csv", "sdg_16_2_2_glotip.csv", "sdg_16_2_2_sdmx.csv",
-                    "sdg_16_2_2_metadata.json"]
+                    "sdg_16_2_2_metadata.json", "sdg_16_2_2.xlsx"]
     for name in same:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     text = "\n".join(p.read_text(encoding="utf-8") for p in a if p.suffix in (".csv", ".json"))

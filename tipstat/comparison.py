@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ._checks import is_level
 from .errors import InputError
 from .estimate import STATUSES, Estimate
 from .histories import CaptureHistories
@@ -556,7 +557,7 @@ def compare(
         raise InputError(f"compare: these capture histories have {h.n_strata} strata "
                          f"({', '.join(h.strata)}); compare the pooled table (h.pooled()) or one "
                          "stratum at a time (h.by_stratum())")
-    if not 0 < level < 1:
+    if not is_level(level):
         raise InputError(f"compare: level={level!r} must be between 0 and 1 (e.g. 0.95)")
     chosen, skipped = _resolve(methods, h.k)
     options = {"level": level, "seed": seed, "progress": progress}

@@ -829,6 +829,9 @@ def _validated_counts(series: pd.Series, name: Any) -> np.ndarray:
     if total > MAX_COUNT:
         raise InputError(f"the counts of column {name!r} add up to {total}, more than the largest "
                          f"total tipstat holds exactly ({MAX_COUNT}, 2**53 - 1)")
+    if total == 0 and len(out):
+        raise InputError(f"every count of column {name!r} is 0: no one is observed on any list, so "
+                         "there is nothing to estimate from")
     return out
 
 

@@ -214,7 +214,28 @@ class SDGTable:
                 meta = {"seed": self.seed, **self.meta}
                 pd.DataFrame({"item": list(meta), "value": [str(v) for v in meta.values()]}
                              ).to_excel(xw, sheet_name="metadata", index=False)
+        _reproducible_xlsx(path)
         return path
+
+
+def _reproducible_xlsx(path: Path) -> None:
+    """Make a written workbook the same bytes for the same content: the creation and
+    modification times that openpyxl stamps (document properties and every zip entry) are
+    replaced by a fixed time, so the same command twice gives the same file."""
+    import re
+    import zipfile
+
+    fixed = "2000-01-01T00:00:00Z"
+    with zipfile.ZipFile(path) as z:
+        entries = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                              rb"\g<1>" + fixed.encode() + rb"\g<2>", data)
+            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
 
 
 _POP_TOTAL = ("_t", "t", "total", "all", "both sexes", "all ages", "all sexes", "both")

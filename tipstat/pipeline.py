@@ -36,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._checks import is_level
 from .errors import InputError, TipstatWarning
 from .redact import Hidden, hidden
 
@@ -213,8 +214,8 @@ class IndicatorRun:
         """Write the SDG table (CSV and Excel), its GLOTIP long form, the SDMX-CSV file and the
         HTML report (when the ``report`` extra is installed) into the folder ``out``.
 
-        Returns the paths written. The CSV, GLOTIP and SDMX files are byte-identical for the same
-        inputs and seed, and so is the report; the Excel workbook carries its creation time.
+        Returns the paths written. Every file is byte-identical for the same inputs and seed
+        (the workbook's time stamps are fixed; the report reads no clock).
         The metadata file holds the disclosure audit's summary (:meth:`disclosure_audit`).
         """
         from .sdmx import write_sdmx_csv
@@ -721,7 +722,7 @@ def run_indicator(
     from .models.stratified import fit_stratified
 
     seed = DEFAULT_SEED if seed is None else int(seed)
-    if not 0 < level < 1:
+    if not is_level(level):
         raise InputError(f"level={level!r}; expected a coverage between 0 and 1, e.g. 0.95")
     if int(bootstrap) < 1:
         raise InputError(f"bootstrap={bootstrap!r}; expected a positive number of replicates")

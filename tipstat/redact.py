@@ -12,7 +12,7 @@ Examples
 >>> describe("Maria Lopez"), describe("1990-01-02"), describe(19900101), describe(None)
 ('text of 11 characters', 'a date', 'a number of 8 digits', 'a blank')
 >>> h = hidden("Ann")
->>> h, repr(h), isinstance(h, Hidden)
+>>> str(h), repr(h), isinstance(h, Hidden)
 ('<text of 3 characters>', '<text of 3 characters>', True)
 """
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._checks import is_level
 from .errors import EstimationError, InputError
 from .estimate import Estimate
 from .histories import CaptureHistories
@@ -289,7 +290,7 @@ def internal_consistency(
     """
     if not isinstance(h, CaptureHistories):
         raise InputError(f"expected tipstat.CaptureHistories, got {type(h).__name__}")
-    if not 0 < level < 1:
+    if not is_level(level):
         raise InputError(f"level={level!r} must be between 0 and 1 (e.g. 0.95)")
     if h.k < 3:
         raise InputError(f"the internal-consistency check needs at least 3 lists (each list is "

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import is_level
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -246,7 +247,7 @@ def fit_bayes_loglinear(
     import pymc as pm
 
     problems = []
-    if not 0 < level < 1:
+    if not is_level(level):
         problems.append(Problem("level", None, level, "a number between 0 and 1"))
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(v, int | np.integer) or v < (0 if name == "tune" else 1):

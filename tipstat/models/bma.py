@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from .._checks import is_level
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -884,7 +885,7 @@ def fit_loglinear_bma(
         problems.append(Problem("prior", None, prior, "one of " + ", ".join(PRIORS)))
     if interval not in ("hpd", "equal"):
         problems.append(Problem("interval", None, interval, "'hpd' or 'equal'"))
-    if not 0 < level < 1:
+    if not is_level(level):
         problems.append(Problem("level", None, level, "a number between 0 and 1"))
     if not isinstance(draws, int | np.integer) or draws < 100:
         problems.append(Problem("draws", None, draws, "an integer >= 100"))

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .._checks import is_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -238,7 +239,7 @@ def bootstrap(
     if not isinstance(n_boot, int | np.integer) or n_boot < 2:
         raise InputError(f"n_boot={n_boot!r} must be an integer of at least 2 (1,000 or more "
                          "for 95% limits)")
-    if not 0 < level < 1:
+    if not is_level(level):
         raise InputError(f"level={level!r} must be between 0 and 1 (e.g. 0.95)")
     y = np.asarray(h.counts, dtype=np.float64)
     if y.sum() <= 0:

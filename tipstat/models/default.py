@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .._checks import is_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -97,7 +98,7 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95,
                          f"({', '.join(h.strata)}); estimate the pooled table (h.pooled()), one "
                          "stratum at a time (h.by_stratum()), or model the strata jointly with "
                          "tipstat.fit_stratified")
-    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+    if not is_level(level):
         raise InputError(f"estimate_population: level={level!r} must be between 0 and 1 "
                          "(e.g. 0.95)")
     if h.k == 2:

@@ -174,6 +174,11 @@ def loglinear_design(lists: Sequence[str], terms: tuple[int, ...] | str | Sequen
     ('(Intercept)', 'A', 'B', 'C', 'A:B')
     """
     lists = tuple(str(x) for x in lists)
+    if terms is None:
+        terms = ()
+    if not isinstance(terms, str) and not _is_term_sequence(terms):
+        raise InputError(f"terms: expected a model such as 'independence', 'all2' or 'A:B + C:D', "
+                         f"or a list of terms such as ['A:B']; got a {type(terms).__name__}")
     if isinstance(terms, str):
         masks = _parse_string_terms(terms, lists)
     elif terms and not isinstance(next(iter(terms)), int | np.integer):
@@ -185,6 +190,18 @@ def loglinear_design(lists: Sequence[str], terms: tuple[int, ...] | str | Sequen
     if bad:
         raise InputError(f"terms: {bad} are not interactions of the {len(lists)} lists")
     return _cached_design(lists, masks)
+
+
+def _is_term_sequence(terms: object) -> bool:
+    """A sequence whose items are all term names (``"A:B"``), sequences of list names, or
+    (internally) interaction masks of one kind."""
+    if isinstance(terms, str | bytes) or not isinstance(terms, Sequence | tuple | np.ndarray):
+        return False
+    items = list(terms)
+    if all(isinstance(t, int | np.integer) and not isinstance(t, bool) for t in items):
+        return all(int(t) >= 0 for t in items)
+    return all(isinstance(t, str) or (isinstance(t, Sequence | tuple) and not isinstance(t, bytes)
+                                      and all(isinstance(x, str) for x in t)) for t in items)
 
 
 @lru_cache(maxsize=1024)

@@ -45,6 +45,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import gammaln
 
+from .._checks import is_level
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -425,7 +426,7 @@ def _check_input(h: CaptureHistories, delta: float | None, level: float,
     d = 2.0 ** -h.k if delta is None else delta
     if not (isinstance(d, int | float) and math.isfinite(d) and d > 0):
         problems.append(Problem("delta", None, delta, "a positive number (dga suggests 2**-K)"))
-    if not 0 < level < 1:
+    if not is_level(level):
         problems.append(Problem("level", None, level, "a number between 0 and 1"))
     if method not in ("auto", "enumerate", "mcmc"):
         problems.append(Problem("method", None, method, "'auto', 'enumerate' or 'mcmc'"))

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import is_level
 from ..errors import InputError, TipstatWarning
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
@@ -190,7 +191,7 @@ def _check_inputs(h: Any, max_classes: Any, draws: Any, tune: Any, chains: Any, 
     _check_int("tune", tune, 0)
     _check_int("chains", chains, 1)
     _check_int("restarts", restarts, 0)
-    if not (isinstance(level, float | int) and 0 < level < 1):
+    if not is_level(level):
         raise InputError(f"level={level!r} must be between 0 and 1 (e.g. 0.95)")
     for name, value in (("a_alpha", a_alpha), ("b_alpha", b_alpha)):
         if not (isinstance(value, float | int) and math.isfinite(value) and value > 0):

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.special import gammaln, ndtri
 
+from .._checks import is_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -314,7 +315,7 @@ def fit_design(
     _check_histories(h)
     if ci not in CI_METHODS:
         raise InputError(f"ci={ci!r} is not one of {CI_METHODS}")
-    if not 0 < level < 1:
+    if not is_level(level):
         raise InputError(f"level={level!r} must be between 0 and 1 (e.g. 0.95)")
     if design.matrix.shape[0] != 2**h.k:
         raise InputError(f"the design has {design.matrix.shape[0]} rows; {2**h.k} expected "

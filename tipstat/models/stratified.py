@@ -77,6 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._checks import is_level
 from ..errors import EstimationError, InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
@@ -602,7 +603,7 @@ def fit_stratified(
         raise InputError(f"criterion={criterion!r}; expected 'aic' or 'bic'")
     if missing not in ("stratum", "em"):
         raise InputError(f"missing={missing!r}; expected 'stratum' or 'em'")
-    if not 0 < level < 1:
+    if not is_level(level):
         raise InputError(f"level={level}; expected a number between 0 and 1")
     if bootstrap < 0:
         raise InputError(f"bootstrap={bootstrap}; expected a number >= 0")

@@ -1,0 +1,125 @@
+"""Property tests over the public estimators: any count table a user can build gives either an
+``Estimate`` with a documented status whose numbers are honest for that status, or an
+``InputError`` - never a crash, an overflow or a number where there is none.
+
+Bounded for CI (``max_examples`` small, no deadline): each example fits a handful of log-linear
+models on 3 or 4 lists. Counts range from sparse (many zeros: MLE on the boundary or absent) to
+thousands of times the published tables, so every status is reached. Counts x 1e9 are not yet
+handled (the Newton convergence test is not scale-invariant: issue "one engine"); that test is a
+strict expected failure, so it turns red the day the engine is fixed and must then be promoted.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tipstat
+from tipstat import CaptureHistories, InputError
+from tipstat.estimate import STATUSES
+
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def tables(draw, scales=(1, 1, 1, 1000)):
+    k = draw(st.sampled_from([3, 4]))
+    scale = draw(st.sampled_from(scales))
+    cells = draw(st.lists(st.one_of(st.just(0), st.integers(0, 60)), min_size=2**k - 1,
+                          max_size=2**k - 1))
+    counts = np.asarray(cells, dtype=np.int64) * scale
+    return counts, [chr(65 + j) for j in range(k)]
+
+
+def _histories(counts: np.ndarray, lists: list[str]):
+    """The table through the public constructor (a pattern table, as a user writes it)."""
+    k = len(lists)
+    rows = {name: [(c >> j) & 1 for c in range(1, 2**k)] for j, name in enumerate(lists)}
+    frame = pd.DataFrame({**rows, "count": counts})
+    return _call(CaptureHistories.from_frame, frame)
+
+
+def _honest(est) -> None:
+    assert isinstance(est, tipstat.Estimate)
+    assert est.status in STATUSES
+    if est.status in ("ok", "extended"):
+        assert math.isfinite(est.n_hat) and est.n_hat >= est.n_observed - 1e-6 * est.n_observed
+        lo, hi = est.ci
+        if not (math.isnan(lo) or math.isnan(hi)):
+            # an interval that exists contains its estimate (relative slack for rounding)
+            assert lo <= est.n_hat * (1 + 1e-9) and hi >= est.n_hat * (1 - 1e-9), (est.ci, est.n_hat)
+    else:  # no number where there is none
+        assert not math.isfinite(est.n_hat) or est.status == "not_converged"
+
+
+def _call(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fn(*args, **kwargs)
+        except InputError:
+            return None
+
+
+@SETTINGS
+@given(tables(), st.sampled_from(["independence", "all2", "A:B", "A:B + B:C"]))
+def test_fit_loglinear_is_honest_on_any_table(table, terms):
+    h = _histories(*table)
+    if h is None:
+        return
+    est = _call(tipstat.fit_loglinear, h, terms)
+    if est is not None:
+        _honest(est)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: at counts x 1e9 the Newton convergence test "
+                   "is fooled (brentq crash, math domain error, N-hat outside its interval)")
+@SETTINGS
+@given(tables(scales=(10**9,)), st.sampled_from(["all2"]))
+def test_fit_loglinear_at_counts_times_1e9(table, terms):
+    h = _histories(*table)
+    if h is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _honest(tipstat.fit_loglinear(h, terms))
+
+
+@SETTINGS
+@given(tables())
+def test_default_and_closedp_are_honest_on_any_table(table):
+    h = _histories(*table)
+    if h is None:
+        return
+    est = _call(tipstat.estimate_population, h)
+    if est is not None:
+        _honest(est)
+    rows = _call(tipstat.closedp, h)
+    if rows is not None:
+        for r in rows.itertuples(index=False):
+            assert r.status in STATUSES
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.one_of(st.text(max_size=6), st.floats(allow_nan=True), st.integers(-5, 5),
+                 st.none(), st.lists(st.integers(), max_size=2)))
+def test_bad_options_are_input_errors(value):
+    h = tipstat.datasets.load("Korea_3")
+    for kwargs in ({"level": value}, {"ci": value}):
+        if kwargs.get("level") is not None and isinstance(value, float) and 0 < value < 1:
+            continue
+        if kwargs.get("ci") in ("profile", "profile_rcapture", "wald", "none"):
+            continue
+        with pytest.raises(InputError):
+            tipstat.fit_loglinear(h, "independence", **kwargs)
+    # a model is a string or a list of terms (None or []: independence, as documented)
+    if value is not None and value != [] and not (isinstance(value, str) and value.strip().lower() in (
+            "", "independence", "main", "mt", "all2", "all3")):
+        with pytest.raises(InputError):
+            tipstat.fit_loglinear(h, value)
