@@ -549,3 +549,13 @@ def test_json_schema_is_documented():
     assert f"schema `{SCHEMA}`" in doc
     for key in ENVELOPE | ESTIMATE_KEYS | set(COLUMNS) | set(REPRODUCE_COLUMNS):
         assert re.search(rf"\b{key}\b", doc), key
+
+
+def test_report_of_a_bundled_table_keys_its_lists(capsys, tmp_path):
+    out = tmp_path / "uk5.html"
+    code, _out, err = run(capsys, "report", "UK_5", "--out", str(out), "--methods", "default")
+    assert code == 0, err
+    page = out.read_text(encoding="utf-8")
+    # every list of UK_5 is keyed to the agencies behind it (the catalogue's words)
+    for words in tipstat.datasets.info("UK_5")["lists"].values():
+        assert words in page

@@ -28,7 +28,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, TipstatError
+from .errors import InputError, TipstatError, TipstatWarning
 from .pipeline import DEFAULT_SEED, safe_value
 
 SCHEMA = "tipstat-cli/1"
@@ -420,9 +420,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     methods = args.methods if args.methods in ("default", "all") else _csv_list(args.methods)
     out = Path(args.out)
     title = args.title or f"Multiple Systems Estimation: {Path(info['source']).stem}"
+    with warnings.catch_warnings(record=True) as caught:  # the run's own warnings go in the report
+        warnings.simplefilter("always", TipstatWarning)
+        reliability = _reliability(h.pooled() if h.n_strata > 1 else h)
+    warns = list(dict.fromkeys(str(w.message) for w in caught
+                               if issubclass(w.category, TipstatWarning)))
+    # a bundled table keys its lists to their agencies from its catalogue entry
+    list_key = args.file if info.get("kind") == "bundled dataset" else None
     write_report(out, h, methods=methods, seed=args.seed, level=args.level, title=title,
-                 source=info.get("citation") or info["source"],
-                 reliability=_reliability(h.pooled() if h.n_strata > 1 else h))
+                 source=info.get("citation") or info["source"], reliability=reliability,
+                 list_key=list_key, warnings=warns)
     print(f"report written: {out}")
     return 0
 
