@@ -345,12 +345,21 @@ def test_pooled_summaries_equal_sorting_every_draw():
 
 def test_fit_equals_previous_implementation():
     # UK_5 with seed 1 as fitted by bma.py at revision 6d66c2c (before the stacked covariances,
-    # in-place log posteriors and single sort of the pooled draws)
+    # in-place log posteriors and single sort of the pooled draws), on one machine. Bit-for-bit
+    # equality with the one-model code is checked on the running machine by
+    # test_batched_importance_inputs_equal_one_model_ones; here the recorded numbers are
+    # compared with tolerances that hold on any machine with the same seed: another processor
+    # or BLAS changes the arithmetic at rounding level (1e-15 relative), which moves continuous
+    # summaries by far less than 1e-6 relative, while an integer draw of the unseen count can
+    # flip by one and a quantile of the ~50,000 pooled draws move to a neighbouring draw (tail
+    # spacing ~0.1%); 1e-3 on the quantiles is still far below their Monte Carlo error with
+    # another seed (~0.5-1%), so a change of the sampling scheme is caught.
     est = fit_loglinear_bma(tipstat.datasets.load("UK_5"), seed=1)
     d = est.diagnostics
-    assert est.n_hat == 13046 and est.ci == (9719, 27312) and d["equal_tailed"] == (10212, 28835)
-    assert d["mean"] == pytest.approx(16262.93071533165, rel=1e-9)
-    assert est.se == pytest.approx(5845.74231109894, rel=1e-9)
-    assert d["ess"] == pytest.approx(19722.44545631966, rel=1e-9)
-    assert d["models"].log_evidence.iloc[0] == pytest.approx(-103.37157273214724, rel=1e-9)
+    quantiles = (est.n_hat, *est.ci, *d["equal_tailed"])
+    np.testing.assert_allclose(quantiles, (13046, 9719, 27312, 10212, 28835), rtol=1e-3)
+    assert d["mean"] == pytest.approx(16262.93071533165, rel=1e-6)
+    assert est.se == pytest.approx(5845.74231109894, rel=1e-6)
+    assert d["ess"] == pytest.approx(19722.44545631966, rel=1e-6)
+    assert d["models"].log_evidence.iloc[0] == pytest.approx(-103.37157273214724, rel=1e-6)
     assert len(d["models"]) == 218
