@@ -5,17 +5,24 @@ g-type prior (SBH) on the log-linear parameters; this model instead keeps every 
 interaction and shrinks them with a regularised horseshoe. The two are comparable in spirit
 (both average over interactions below the same maximal model, both have a nearly flat prior on
 the unobserved cell) but not identical, so the agreement is tested only where the data determine
-N well (Spina_3: conting's median 724, equal-tailed 95% interval [680, 791]) with a stated
-tolerance: 4% on the median and 8% on the limits, i.e. a few times the Monte Carlo error of
-either fit (conting's 20,000 draws: ~0.5% on the median, ~1.5% on the limits; ours below: ~1%
-and ~3%) plus the model difference. On larger tables (slow tests: HIV_Rome_4, UK_5) the medians
-agree to 10% but the upper limits differ by model, not by error (see the test), and where N is
-weakly identified (Korea_3) no numeric agreement is claimed; the model is instead checked on a
+N well (Spina_3: conting's median 724, equal-tailed 95% interval [680, 791]).
+
+Tolerances come from Monte Carlo error, never from one machine's draws: the same seed gives
+different draws on another processor (numba compiles the log density for the host CPU, so the
+floating-point path differs; with ``NUMBA_CPU_NAME=generic`` seed 11 gives another chain), so
+every threshold below must hold for any seed. Each comparison with conting allows the
+systematic offset between the two models (measured over 9 seeds x 4,000 draws, see
+``OFFSET``) plus 4 times our own Monte Carlo standard error of that quantile, computed from the
+fit (``arviz.mcse``); conting's own Monte Carlo error is fixed in its reference row and so is
+part of the measured offset. On larger tables (slow tests: HIV_Rome_4, UK_5) the medians agree
+to 10% but the upper limits differ by model, not by error (see the test), and where N is weakly
+identified (Korea_3) no numeric agreement is claimed; the model is instead checked on a
 simulated population with known N.
 
-Speed: one PyMC model per table, sampled once per session with short chains (2 x 500 draws,
-cores=1), shared by the tests through session fixtures; tables with the same lists re-use the
-compiled model (tipstat keeps it), so only the first fit of a graph compiles.
+Speed: one PyMC model per table, sampled once per session (4 chains x 1,000 draws, cores=1; 2
+x 500 gave an ESS of N of 200-540 and an upper limit whose Monte Carlo error, ~2%, was a third
+of the tolerance), shared by the tests through session fixtures; tables with the same lists
+re-use the compiled model (tipstat keeps it), so only the first fit of a graph compiles.
 """
 
 from __future__ import annotations
@@ -27,6 +34,20 @@ import tipstat
 from tipstat.models.bayes_loglinear import bayes_loglinear_model, fit_bayes_loglinear
 
 SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1}
+# the Spina_3 fixture compared with conting: 4 chains (Vehtari et al. 2021 recommend at least 4
+# for R-hat) x 1,000 draws
+SPINA = {"draws": 1000, "tune": 500, "chains": 4, "cores": 1}
+# Systematic offset from conting's row, relative (median, lower, upper): measured mean over 9
+# seeds x 4 x 1,000 draws +0.7%, +0.6%, +4.0% (the horseshoe model is not conting's SBH model,
+# and conting's upper limit from 20,000 draws carries its own ~1.5% error), rounded up.
+OFFSET = {0.5: 0.02, 0.025: 0.02, 0.975: 0.05}
+# R-hat threshold. Vehtari et al. (2021) use 1.01 as the decision rule for a long final run;
+# as a pass/fail test on any machine it must not fail by chance. For well-mixed chains the
+# split R-hat of a quantity with bulk ESS E over m split chains is about
+# 1 + (chi2_{m-1} / (m - 1) - 1) / (2 E / m); with 4 chains (m = 8) and the smallest ESS seen
+# over 9 seeds (520, any parameter), R-hat > 1.05 has probability < 1e-8, while chains stuck in
+# different places give R-hat far above 1.1 (and tipstat's status "not_converged").
+RHAT_MAX = 1.05
 
 
 def _conting(ref, dataset):
@@ -41,7 +62,7 @@ def _conting(ref, dataset):
 
 @pytest.fixture(scope="session")
 def spina():
-    return fit_bayes_loglinear(tipstat.datasets.load("Spina_3"), "all2", seed=11, **SAMPLING)
+    return fit_bayes_loglinear(tipstat.datasets.load("Spina_3"), "all2", seed=11, **SPINA)
 
 
 def test_estimate_contract(spina):
@@ -49,24 +70,31 @@ def test_estimate_contract(spina):
     est = spina
     assert est.method == "bayes_loglinear" and est.status == "ok"
     assert est.seed == 11 and est.level == 0.95
-    assert est.draws.shape == (1000,)
+    assert est.draws.shape == (4000,)
     assert est.ci[0] < est.n_hat < est.ci[1]
     assert est.n_hat == np.median(est.draws)
     summ = az.summary(est.idata, var_names=["N"])
     assert summ.loc["N", "mean"] == pytest.approx(est.draws.mean())
     d = est.diagnostics
-    assert d["rhat"] <= 1.02 and d["max_rhat"] <= 1.02
-    assert d["ess_bulk"] >= 300
+    assert d["rhat"] <= RHAT_MAX and d["max_rhat"] <= RHAT_MAX, d["summary"]
+    # bulk ESS of N over 9 seeds: 876-1,546 of 4,000 draws (the ESS estimate itself varies by
+    # ~20%); 400 is Vehtari et al.'s minimum for reliable R-hat and quantiles
+    assert d["ess_bulk"] >= 400, d["ess_bulk"]
     assert set(est.idata.posterior["interaction"].coords["term"].values) == {"S1:S2", "S1:S3", "S2:S3"}
     # N = n_obs + n0 draws, never below what was observed
     assert est.draws.min() >= est.n_observed
 
 
 def test_agrees_with_conting_on_spina(spina, r_reference):
+    az = pytest.importorskip("arviz")
     median, lo, hi = _conting(r_reference, "Spina_3")
-    assert spina.n_hat == pytest.approx(median, rel=0.04)
-    assert spina.ci[0] == pytest.approx(lo, rel=0.08)
-    assert spina.ci[1] == pytest.approx(hi, rel=0.08)
+    for prob, ours, ref in ((0.5, spina.n_hat, median), (0.025, spina.ci[0], lo),
+                            (0.975, spina.ci[1], hi)):
+        # our Monte Carlo standard error of this quantile (over 9 seeds: 0.5-1 on the median,
+        # 1-1.5 on the lower limit, 3.5-11 on the upper one)
+        mcse = float(az.mcse(spina.idata, var_names=["N"], method="quantile", prob=prob)["N"])
+        tol = OFFSET[prob] * ref + 4 * mcse
+        assert abs(ours - ref) <= tol, (prob, ours, ref, tol)
 
 
 def test_recovers_known_population():
@@ -78,6 +106,9 @@ def test_recovers_known_population():
     codes = (x * np.array([1, 2, 4])).sum(axis=1)
     h = tipstat.CaptureHistories(np.bincount(codes, minlength=8)[1:], ["A", "B", "C"], None)
     est = fit_bayes_loglinear(h, "all2", seed=3, **SAMPLING)
+    # margins measured over 6 seeds (2 x 500 draws): interval about [1,265, 1,625] (the Monte
+    # Carlo error of a limit is ~15), median 5-6% below N, A:B's 5% quantile 1.31-1.33; each
+    # bound below is many Monte Carlo errors away
     assert est.ci[0] < n < est.ci[1]
     assert abs(est.n_hat - n) / n < 0.15
     # the A:B interaction is found (log odds ratio about log(0.5/0.5 / (0.2/0.8)) = 1.39)
@@ -140,7 +171,7 @@ def test_close_to_conting_slow(r_reference, name):
     # interactions; the horseshoe shrinks them), so only overlap is asserted for the intervals
     median, lo, hi = _conting(r_reference, name)
     est = fit_bayes_loglinear(tipstat.datasets.load(name), "all2", seed=1, chains=4, cores=1)
-    assert est.diagnostics["max_rhat"] <= 1.01
+    assert est.diagnostics["max_rhat"] <= RHAT_MAX  # see RHAT_MAX (4 chains here too)
     assert est.diagnostics["ess_bulk"] >= 400
     assert est.n_hat == pytest.approx(median, rel=0.10)
     assert est.ci[0] < median < est.ci[1]

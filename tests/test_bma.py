@@ -9,7 +9,12 @@ Tolerances. Where few victims are unseen (Spina_3: 14%; Korea_3) conting's chain
 (a data-augmentation chain of the same model on Spina_3 has an ESS of ~3,400 for N in 20,000
 iterations), so its Monte Carlo error is ~0.5% on the median and 1-2% on the HPD limits (more on
 Korea_3's long upper tail); ours is below 0.5% (ESS ~10,000). Asserted: median within 2%, lower
-limit within 3%, upper within 4%.
+limit within 3%, upper within 4% (all seeds 1-5 within 1% on Spina_3). Korea_3's upper HPD limit
+sits in a long tail: with 4,000 draws per model ours spread over 270-290 across 8 seeds (s.d.
+~2.7%, so 4% failed for 3 seeds of 8), and with 40,000 draws it is 284 +- 2, 4.4% above
+conting's 272: conting's limit is itself ~1.6 of its own s.d. (~2.7%, the same order as ours at
+4,000 draws) low. Korea_3 is therefore fitted with 40,000 draws (1 s) and its upper limit allowed
+4 s.d. of conting's error (~11%, so 12%).
 
 Where most are unseen (HIV_Rome_4: 83%; UK_5: 80%) data augmentation mixes slowly: the same
 chain on HIV_Rome_4's independence model has an ESS of 110-140 for N in 20,000 iterations, and
@@ -32,11 +37,11 @@ from tipstat.models import bma
 from tipstat.models.bma import bma_model_space, fit_loglinear_bma
 
 CASES = [
-    # (dataset row, model text in the reference, prior, covariates)
-    ("Spina_3 (+eth)", "prior=UIP", "UIP", True),
-    ("Spina_3 (+eth)", "prior=SBH", "SBH", True),
-    ("Spina_3", "prior=SBH", "SBH", False),
-    ("Korea_3", "prior=SBH", "SBH", False),
+    # (dataset row, model text in the reference, prior, covariates, draws, upper-limit tolerance)
+    ("Spina_3 (+eth)", "prior=UIP", "UIP", True, 4000, 0.04),
+    ("Spina_3 (+eth)", "prior=SBH", "SBH", True, 4000, 0.04),
+    ("Spina_3", "prior=SBH", "SBH", False, 4000, 0.04),
+    ("Korea_3", "prior=SBH", "SBH", False, 40_000, 0.12),  # see the module docstring
 ]
 
 
@@ -49,15 +54,15 @@ def _conting(ref, dataset, model_text):
     return float(row.estimate), float(row.lower), float(row.upper), mean
 
 
-@pytest.mark.parametrize(("dataset", "model_text", "prior", "covariates"), CASES)
-def test_matches_conting(r_reference, dataset, model_text, prior, covariates):
+@pytest.mark.parametrize(("dataset", "model_text", "prior", "covariates", "draws", "hi_tol"), CASES)
+def test_matches_conting(r_reference, dataset, model_text, prior, covariates, draws, hi_tol):
     median, lo, hi, _ = _conting(r_reference, dataset, model_text)
     h = tipstat.datasets.load(dataset.split(" ")[0])
-    est = fit_loglinear_bma(h, prior=prior, covariates=covariates, seed=1)
+    est = fit_loglinear_bma(h, prior=prior, covariates=covariates, seed=1, draws=draws)
     assert est.method == "loglinear_bma" and est.ci_method == "posterior HPD"
     assert est.n_hat == pytest.approx(median, rel=0.02)
     assert est.ci[0] == pytest.approx(lo, rel=0.03)
-    assert est.ci[1] == pytest.approx(hi, rel=0.04)
+    assert est.ci[1] == pytest.approx(hi, rel=hi_tol)
     assert est.diagnostics["min_model_ess"] >= 500
 
 
@@ -340,12 +345,21 @@ def test_pooled_summaries_equal_sorting_every_draw():
 
 def test_fit_equals_previous_implementation():
     # UK_5 with seed 1 as fitted by bma.py at revision 6d66c2c (before the stacked covariances,
-    # in-place log posteriors and single sort of the pooled draws)
+    # in-place log posteriors and single sort of the pooled draws), on one machine. Bit-for-bit
+    # equality with the one-model code is checked on the running machine by
+    # test_batched_importance_inputs_equal_one_model_ones; here the recorded numbers are
+    # compared with tolerances that hold on any machine with the same seed: another processor
+    # or BLAS changes the arithmetic at rounding level (1e-15 relative), which moves continuous
+    # summaries by far less than 1e-6 relative, while an integer draw of the unseen count can
+    # flip by one and a quantile of the ~50,000 pooled draws move to a neighbouring draw (tail
+    # spacing ~0.1%); 1e-3 on the quantiles is still far below their Monte Carlo error with
+    # another seed (~0.5-1%), so a change of the sampling scheme is caught.
     est = fit_loglinear_bma(tipstat.datasets.load("UK_5"), seed=1)
     d = est.diagnostics
-    assert est.n_hat == 13046 and est.ci == (9719, 27312) and d["equal_tailed"] == (10212, 28835)
-    assert d["mean"] == pytest.approx(16262.93071533165, rel=1e-9)
-    assert est.se == pytest.approx(5845.74231109894, rel=1e-9)
-    assert d["ess"] == pytest.approx(19722.44545631966, rel=1e-9)
-    assert d["models"].log_evidence.iloc[0] == pytest.approx(-103.37157273214724, rel=1e-9)
+    quantiles = (est.n_hat, *est.ci, *d["equal_tailed"])
+    np.testing.assert_allclose(quantiles, (13046, 9719, 27312, 10212, 28835), rtol=1e-3)
+    assert d["mean"] == pytest.approx(16262.93071533165, rel=1e-6)
+    assert est.se == pytest.approx(5845.74231109894, rel=1e-6)
+    assert d["ess"] == pytest.approx(19722.44545631966, rel=1e-6)
+    assert d["models"].log_evidence.iloc[0] == pytest.approx(-103.37157273214724, rel=1e-6)
     assert len(d["models"]) == 218

@@ -6,9 +6,12 @@ rows state the grid and ``delta`` used (notes: "Nmissing grid 0..65856 step 2"; 
 median and the 2.5% / 97.5% quantiles must agree to the grid step (the issue asks for 1%; the
 grid step is at most 0.07% of N-hat on these rows). The posterior mean and the top graph's
 posterior probability, printed by the reference with 4-7 significant digits, must agree to 1e-3
-relative. MCMC over graphs is compared with exact enumeration within Monte Carlo error: with
-4 x 20,000 steps the chains' medians spread by about 1%, so 2% on the median and 3% on the
-limits.
+relative. MCMC over graphs is compared with exact enumeration within Monte Carlo error, and the
+run length is set so that the tolerances (2% on the median, 3% on the limits) are at least 4
+Monte Carlo standard deviations for any seed, measured over 6-8 seeds: NewOrleans_5 with the
+default 4 x 20,000 steps (ESS of N ~3,600; s.d. over seeds 0.3% on the median, 0.5% on the upper
+limit); UK_6 needs 4 x 200,000 steps (with 20,000 its ESS was 73-220 and the upper limit was off
+by up to 8.7%; with 200,000: ESS 620-920, s.d. 0.35% on the median, 0.7% on the upper limit).
 """
 
 from __future__ import annotations
@@ -223,8 +226,12 @@ def test_mcmc_matches_enumeration(no5_enum):
     assert est.ci[0] == pytest.approx(no5_enum.ci[0], rel=0.03)
     assert est.ci[1] == pytest.approx(no5_enum.ci[1], rel=0.03)
     d = est.diagnostics
+    # ESS of N 3,500-3,900 over 6 seeds, so the split R-hat (reported to 2 decimals) deviates
+    # from 1 by ~(chi2_7 / 7 - 1) / (2 * ESS / 8) < 0.005 at 99.99%: 1.01 holds for any seed
     assert d["rhat"] <= 1.01 and d["ess_bulk"] > 1000
-    assert not est.warnings
+    # no warning about the grid or R-hat; the chain-median spread warning (> 2%) is a Monte
+    # Carlo event (it fired for 1 seed of 6 on this flat posterior) and is not asserted
+    assert not [w for w in est.warnings if "chain medians" not in w], est.warnings
     exact = no5_enum.diagnostics["models"].set_index("graph").prob
     sampled = d["models"].set_index("graph").prob
     top = exact.index[:5]
@@ -272,7 +279,9 @@ def test_six_lists_mcmc_matches_enumeration():
     # 18,154 graphs: the exact average is cheap enough to check the sampler against
     h = tipstat.datasets.load("UK_6")
     exact = fit_graphical(h, method="enumerate", draws=100)
-    est = fit_graphical(h, method="mcmc", seed=2)
+    # 200,000 steps per chain (see the module docstring: the default 20,000 mixes too little
+    # on UK_6's 18,154 graphs for a 3% tolerance to hold for every seed); ~3 s
+    est = fit_graphical(h, method="mcmc", seed=2, steps=200_000)
     assert est.n_hat == pytest.approx(exact.n_hat, rel=0.02)
     assert est.ci[0] == pytest.approx(exact.ci[0], rel=0.03)
     assert est.ci[1] == pytest.approx(exact.ci[1], rel=0.03)

@@ -181,7 +181,9 @@ def derive_age_group(age: pd.Series, level: int = 2) -> pd.Series:
     >>> derive_age_group(pd.Series([5, 17, 18, 60, None]), level=2).tolist()
     ['Y0T11', 'Y12T17', 'Y18T24', 'Y_GE55', '_U']
     """
-    a = pd.to_numeric(age, errors="coerce").to_numpy(dtype=float)
+    # na_value: a nullable Int64 age column with blanks (pandas < 3 reads it so) cannot become
+    # float without it
+    a = pd.to_numeric(age, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if level == 1:
         edges, labels = [18], ["Y0T17", "Y_GE18"]
     else:
