@@ -3,10 +3,9 @@
 ``InputError`` - never a crash, an overflow or a number where there is none.
 
 Bounded for CI (``max_examples`` small, no deadline): each example fits a handful of log-linear
-models on 3 or 4 lists. Counts range from sparse (many zeros: MLE on the boundary or absent) to
-thousands of times the published tables, so every status is reached. Counts x 1e9 are not yet
-handled (the Newton convergence test is not scale-invariant: issue "one engine"); that test is a
-strict expected failure, so it turns red the day the engine is fixed and must then be promoted.
+models on 3 or 4 lists. Counts range from sparse (many zeros: MLE on the boundary or absent) to a
+billion times the published tables (the Newton convergence test must mean the same at any scale),
+so every status is reached.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
 
 
 @st.composite
-def tables(draw, scales=(1, 1, 1, 1000)):
+def tables(draw, scales=(1, 1, 1, 1000, 10**9)):
     k = draw(st.sampled_from([3, 4]))
     scale = draw(st.sampled_from(scales))
     cells = draw(st.lists(st.one_of(st.just(0), st.integers(0, 60)), min_size=2**k - 1,
@@ -79,18 +78,6 @@ def test_fit_loglinear_is_honest_on_any_table(table, terms):
         _honest(est)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: at counts x 1e9 the Newton convergence test "
-                   "is fooled (brentq crash, math domain error, N-hat outside its interval)")
-@SETTINGS
-@given(tables(scales=(10**9,)), st.sampled_from(["all2"]))
-def test_fit_loglinear_at_counts_times_1e9(table, terms):
-    h = _histories(*table)
-    if h is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _honest(tipstat.fit_loglinear(h, terms))
-
-
 @SETTINGS
 @given(tables())
 def test_default_and_closedp_are_honest_on_any_table(table):
@@ -123,3 +110,27 @@ def test_bad_options_are_input_errors(value):
             "", "independence", "main", "mt", "all2", "all3")):
         with pytest.raises(InputError):
             tipstat.fit_loglinear(h, value)
+
+
+@pytest.mark.parametrize("scale", [1e9, 1e12])
+def test_counts_times_a_billion_keep_their_status_and_estimate(scale):
+    """The cases of the audit: Korea_3 x 1e9 with all two-way terms crashed in brentq or gave
+    N = 3.3e24 'ok'; [0, 2.23e9, 0] gave an estimate outside its own interval. The MLE of
+    c * y is c times the MLE of y (the intercept absorbs log c), so the estimate scales exactly
+    (to 1e-9, rounding) and the status does not change; the interval narrows as 1 / sqrt(c)
+    and still contains the estimate. At 1e12 the profile likelihood's differences of ~2 on a
+    log-likelihood of ~1e14 lose digits (float64), so only containment is asserted there: the
+    profile width at 1e12 is 12% short of the 1 / sqrt(c) law (issue 15 keeps it open)."""
+    korea = tipstat.datasets.load("Korea_3")
+    big = CaptureHistories(np.asarray(korea.counts, dtype=float) * scale, list(korea.lists))
+    assert tipstat.fit_loglinear(big, "all2").status == "does_not_exist"
+    small = tipstat.fit_loglinear(korea, "independence")
+    est = tipstat.fit_loglinear(big, "independence")
+    assert est.status == "ok"
+    assert est.n_hat / scale == pytest.approx(small.n_hat, rel=1e-9)
+    assert est.ci[0] <= est.n_hat <= est.ci[1]
+    if scale <= 1e9:  # skewness of the small table's interval: 0.4% at 1e9
+        width = (est.ci[1] - est.ci[0]) / scale
+        assert width == pytest.approx((small.ci[1] - small.ci[0]) / math.sqrt(scale), rel=0.01)
+    one_list = CaptureHistories(np.array([0.0, 2.23 * scale, 0.0]), ["A", "B"])
+    assert tipstat.fit_loglinear(one_list, "independence").status == "not_identifiable"

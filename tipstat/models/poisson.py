@@ -43,6 +43,12 @@ class PoissonFit:
     hessian_inv: np.ndarray | None
 
 
+#: Counts above this are fitted rescaled to a largest count of ``_SCALE_TO``
+#: (:func:`poisson_newton`); every published table lies below, and fits there are unchanged.
+_SCALE_ABOVE = 1e6
+_SCALE_TO = 1e4
+
+
 def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None, *,
                    offset: np.ndarray | None = None, maxiter: int = 100,
                    detect_divergence: bool = True) -> PoissonFit:
@@ -58,8 +64,24 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     the MLE is known to exist (a facial set), so that very small fitted values are pursued.
     """
     X = np.asarray(X, dtype=np.float64)
-    XT = X.T
     y = np.asarray(y, dtype=np.float64)
+    scale = float(y.max()) / _SCALE_TO if y.size and float(y.max()) > _SCALE_ABOVE else 1.0
+    if scale > 1.0 and X.shape[1] and np.all(X[:, 0] == 1.0):
+        # Counts far above those of any published table: fit y / c, whose MLE is the same with
+        # the intercept lowered by log c (mu(c y) = c mu(y)), so that the convergence and
+        # divergence thresholds below, set for counts up to thousands, mean the same thing at
+        # any scale. The Hessian scales with c, its inverse with 1 / c.
+        start = None if beta is None else np.array(beta, dtype=np.float64)
+        if start is not None:
+            start[0] -= math.log(scale)
+        res = poisson_newton(X, y / scale, start, offset=offset, maxiter=maxiter,
+                             detect_divergence=detect_divergence)
+        b = res.beta.copy()
+        b[0] += math.log(scale)
+        return PoissonFit(beta=b, mu=res.mu * scale, converged=res.converged,
+                          iterations=res.iterations,
+                          hessian_inv=None if res.hessian_inv is None else res.hessian_inv / scale)
+    XT = X.T
     off = 0.0 if offset is None else offset
     if beta is None:
         # least-squares start on log(y + 1/2) by the normal equations (X has full column rank;
