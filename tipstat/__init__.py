@@ -54,7 +54,8 @@ _LAZY = {
     "normalise_population": "tipstat.indicator",
     "write_sdmx_csv": "tipstat.sdmx",
 }
-_SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate", "disclosure"}
+_SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate", "disclosure",
+               "pipeline", "redact"}
 
 __all__ = [
     "CaptureHistories",
