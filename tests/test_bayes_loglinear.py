@@ -176,3 +176,16 @@ def test_close_to_conting_slow(r_reference, name):
     assert est.n_hat == pytest.approx(median, rel=0.10)
     assert est.ci[0] < median < est.ci[1]
     assert lo < est.n_hat < hi
+
+
+def test_a_broken_nutpie_is_said_not_hidden(monkeypatch):
+    """nutpie installed but failing to import (as 0.14 did, importing flowjax) must not silently
+    send every fit to the slower sampler."""
+    import sys
+
+    from tipstat.models.bayes_loglinear import _auto_sampler
+
+    assert _auto_sampler() == "nutpie"  # the test environment has the bayes extra
+    monkeypatch.setitem(sys.modules, "nutpie", None)  # `import nutpie` now raises ImportError
+    with pytest.warns(tipstat.TipstatWarning, match="nutpie is installed but cannot be imported"):
+        assert _auto_sampler() == "pymc"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import is_level
-from ..errors import InputError, Problem
+from ..errors import InputError, Problem, TipstatWarning
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .design import Design, loglinear_design
@@ -163,6 +164,29 @@ def bayes_loglinear_model(
     return model
 
 
+def _auto_sampler() -> str:
+    """``"nutpie"`` when it imports, else ``"pymc"``; a nutpie that is installed but cannot be
+    imported (a version clash of the ``bayes`` extra) is said with a TipstatWarning, never
+    hidden behind the slower sampler."""
+    try:
+        import nutpie  # noqa: F401
+    except ImportError as exc:
+        from importlib import metadata
+
+        try:
+            metadata.distribution("nutpie")  # installed (its files are there)
+            installed = True
+        except metadata.PackageNotFoundError:
+            installed = False
+        if installed:
+            warnings.warn(f"nutpie is installed but cannot be imported ({type(exc).__name__}); "
+                          "sampling with PyMC's own NUTS instead, which is slower and may mix "
+                          "worse: check the versions of the `bayes` extra", TipstatWarning,
+                          stacklevel=3)
+        return "pymc"
+    return "nutpie"
+
+
 def fit_bayes_loglinear(
     h: CaptureHistories,
     terms: str | Sequence[str] | Design = "all2",
@@ -262,11 +286,7 @@ def fit_bayes_loglinear(
     rng = np.random.default_rng(seed)
     sample_seed = int(rng.integers(2**31 - 1))
     if nuts_sampler == "auto":
-        try:
-            import nutpie  # noqa: F401
-            nuts_sampler = "nutpie"
-        except ImportError:
-            nuts_sampler = "pymc"
+        nuts_sampler = _auto_sampler()
     if nuts_sampler == "nutpie":
         sample_kwargs.setdefault("nuts_sampler_kwargs", {"low_rank_modified_mass_matrix": True})
     key = (tuple(h.lists), tuple(design.columns), design.matrix.tobytes(),
