@@ -11,11 +11,13 @@ Rows where Rcapture's number is nonsense (abundance below the observed count, or
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 import tipstat
+from tipstat import CaptureHistories
 from tipstat.models.heterogeneity import (
     CLOSEDP_MODELS,
     closedp,
@@ -158,3 +160,16 @@ def test_bad_model_names_raise():
         closedp_design(["A", "B", "C"], "Mx")
     with pytest.raises(tipstat.InputError):
         heterogeneity_design(["A", "B", "C"], "Weibull")
+
+
+def test_behavioural_models_at_the_edge_say_no_estimate():
+    """Two persons, each seen once (on B, and on B and C): the Mb fit puts the first-capture
+    probability exactly at 0, where N-hat divides by zero (found by the property tests at the
+    lowest supported hypothesis). Mb and Mbh say there is no valid estimate."""
+    h = CaptureHistories(np.array([0, 1, 0, 0, 0, 1, 0], dtype=float), ["A", "B", "C"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = closedp(h)
+    for model in ("Mb", "Mbh"):
+        assert table.loc[model, "status"] == "does_not_exist"
+        assert math.isinf(table.loc[model, "abundance"])

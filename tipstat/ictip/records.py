@@ -54,6 +54,7 @@ from .sources import (  # noqa: F401  (HTCDS_COLUMNS, KNOWN_COLUMNS: part of thi
     KEY_FIELDS,
     KNOWN_COLUMNS,
     Source,
+    _blank_to_nan,
     _format_of,
     _items,
     _prepare,
@@ -518,7 +519,7 @@ def read_records(
     df["identification_date"] = idd
     for col in ("age_at_identification", "age_at_exploitation_start"):
         if col in raw.columns:
-            num = pd.to_numeric(_text(raw[col]).replace("", np.nan), errors="coerce")
+            num = pd.to_numeric(_blank_to_nan(_text(raw[col])), errors="coerce")
             num = num.astype(float)
             unreadable = num.isna().to_numpy() & ~V._blank(raw[col])
             errors.add(4, col, list(raw.index[unreadable]), list(raw[col][unreadable]),
@@ -728,7 +729,7 @@ def read_ctdc(source: Source, *, version: str = codelists.DEFAULT_VERSION) -> Re
     df["citizenship"] = V.check_countries(cit, "citizenship", version, [], errors)
     year_raw = raw["yearOfRegistration"] if "yearOfRegistration" in raw.columns else \
         pd.Series(np.nan, index=raw.index, dtype=object)
-    year = pd.to_numeric(_text(year_raw).replace("", np.nan), errors="coerce").astype(float)
+    year = pd.to_numeric(_blank_to_nan(_text(year_raw)), errors="coerce").astype(float)
     ok = (year.notna() & (year % 1 == 0) & (year >= 1900) & (year <= 2200)).to_numpy()
     unreadable = ~ok & ~V._blank(year_raw)
     errors.add(4, "yearOfRegistration", list(raw.index[unreadable]), list(year_raw[unreadable]),

@@ -91,6 +91,12 @@ _INSTALL = {
 _MANGLED = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
 
 
+def _blank_to_nan(s: pd.Series) -> pd.Series:
+    """Empty strings as NaN, keeping the object dtype (``replace("", nan)`` warns of a
+    downcast on pandas 2.2, which the hypothesis tests of the lower bounds caught)."""
+    return s.where(s != "")
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Stripped text of each cell as an object column; ``""`` for a blank (any pandas version)."""
     out = [("" if is_blank(v) else v.strip() if isinstance(v, str) else

@@ -204,36 +204,53 @@ def _fit_model(design: Design, y: np.ndarray, lists: Sequence[str], k: int, nca:
     reason = fit.existence.reason
     n_hat, se = fit.n_hat, fit.se
     if kind in ("Mb", "Mbh") and fit.existence.finite:
-        b = fit.beta
-        V = fit.cov if fit.cov is not None else np.full((len(b), len(b)), np.nan)
-        if kind == "Mb":
-            denom = 1 + math.exp(b[2]) - math.exp(b[1])
-            n_raw = math.exp(b[0]) * (1 + math.exp(b[2])) ** k / denom
-            v = n_raw * np.array([1.0, math.exp(b[1]) / denom,
-                                  k * math.exp(b[2]) / (1 + math.exp(b[2]))
-                                  - math.exp(b[2]) / denom])
-            p_first = 1 - math.exp(b[1]) / (1 + math.exp(b[2]))
-        else:
-            denom = 1 + math.exp(b[3]) - math.exp(b[2])
-            r = math.exp(b[1] + b[2]) / denom
-            n_raw = math.exp(b[0]) * (1 + math.exp(b[3])) ** (k - 1) * (1 + r)
-            v = math.exp(b[0]) * (1 + math.exp(b[3])) ** (k - 1) * np.array([
-                1 + r, r, r + math.exp(b[1] + 2 * b[2]) / denom**2,
-                (k - 1) * math.exp(b[3]) / (1 + math.exp(b[3]))
-                - math.exp(b[1] + b[2] + b[3]) / denom**2])
-            p_first = 1 - math.exp(b[2]) / (1 + math.exp(b[3]))
-        var = float(v @ V @ v) - n_raw
-        se = math.sqrt(var) if var > 0 else math.nan
-        n_obs = float(y.sum())
-        if denom <= 0 or not n_raw >= n_obs:
+        try:
+            n_hat, se, status, reason = _behavioural(fit, k, kind, float(y.sum()), status, reason,
+                                                     n_hat, se)
+        except (ZeroDivisionError, OverflowError):
+            # the first-capture probability is exactly 0 (denominator 0) or a parameter is so
+            # large that exp overflows: no finite, valid N under the model
             status = "does_not_exist"
-            reason = (f"the unconstrained {kind} fit puts the first-capture probability outside "
-                      f"(0, 1) (p = {p_first:.3g}; its N-hat would be {n_raw:,.1f}, below the "
-                      f"{n_obs:,.0f} observed): no valid estimate under {kind}")
+            reason = (f"the unconstrained {kind} fit puts the first-capture probability at the "
+                      f"edge of (0, 1): no valid estimate under {kind}")
             n_hat, se = math.inf, math.nan
-        else:
-            n_hat = n_raw
     return _Result(fit, design, n_hat, se, status, reason, tuple(dropped))
+
+
+def _behavioural(fit: Fit, k: int, kind: str, n_obs: float, status: str, reason: str,
+                 n_hat: float, se: float) -> tuple[float, float, str, str]:
+    """N-hat and its SE under Mb / Mbh from the log-linear fit (Rcapture's closedp.t
+    parametrisation); raises ZeroDivisionError or OverflowError at the edge of the parameter
+    space, which the caller reports as no valid estimate."""
+    b = fit.beta
+    V = fit.cov if fit.cov is not None else np.full((len(b), len(b)), np.nan)
+    if kind == "Mb":
+        denom = 1 + math.exp(b[2]) - math.exp(b[1])
+        n_raw = math.exp(b[0]) * (1 + math.exp(b[2])) ** k / denom
+        v = n_raw * np.array([1.0, math.exp(b[1]) / denom,
+                              k * math.exp(b[2]) / (1 + math.exp(b[2]))
+                              - math.exp(b[2]) / denom])
+        p_first = 1 - math.exp(b[1]) / (1 + math.exp(b[2]))
+    else:
+        denom = 1 + math.exp(b[3]) - math.exp(b[2])
+        r = math.exp(b[1] + b[2]) / denom
+        n_raw = math.exp(b[0]) * (1 + math.exp(b[3])) ** (k - 1) * (1 + r)
+        v = math.exp(b[0]) * (1 + math.exp(b[3])) ** (k - 1) * np.array([
+            1 + r, r, r + math.exp(b[1] + 2 * b[2]) / denom**2,
+            (k - 1) * math.exp(b[3]) / (1 + math.exp(b[3]))
+            - math.exp(b[1] + b[2] + b[3]) / denom**2])
+        p_first = 1 - math.exp(b[2]) / (1 + math.exp(b[3]))
+    var = float(v @ V @ v) - n_raw
+    se = math.sqrt(var) if var > 0 else math.nan
+    if denom <= 0 or not n_raw >= n_obs:
+        status = "does_not_exist"
+        reason = (f"the unconstrained {kind} fit puts the first-capture probability outside "
+                  f"(0, 1) (p = {p_first:.3g}; its N-hat would be {n_raw:,.1f}, below the "
+                  f"{n_obs:,.0f} observed): no valid estimate under {kind}")
+        n_hat, se = math.inf, math.nan
+    else:
+        n_hat = n_raw
+    return n_hat, se, status, reason
 
 
 def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
