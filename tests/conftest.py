@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 import tipstat
+
+# Property tests are deterministic by default (the same examples on every run and machine, so CI
+# cannot turn red by chance); explore with `pytest --hypothesis-profile=explore` or
+# `--hypothesis-seed=N`, and turn what that finds into a deterministic test.
+settings.register_profile("deterministic", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
+settings.load_profile("deterministic")
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "reference"
