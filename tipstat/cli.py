@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, TipstatError, TipstatWarning
-from .pipeline import DEFAULT_SEED, safe_value
+from .pipeline import DEFAULT_SEED
+from .redact import safe_value
 
 SCHEMA = "tipstat-cli/1"
 #: Columns of a pattern table read as strata, not lists, unless --lists/--strata say otherwise

@@ -38,10 +38,10 @@ import pandas as pd
 
 from ._checks import is_level
 from .errors import InputError, TipstatWarning
-from .redact import Hidden, hidden
+from .redact import safe_value
 
 __all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning", "detect_format",
-           "link_records", "read_exports", "read_table", "run_indicator", "safe_value"]
+           "link_records", "read_exports", "read_table", "run_indicator"]
 
 #: The seed of every random step when none is given (bootstrap replicates, model re-selection).
 DEFAULT_SEED = 2024
@@ -53,39 +53,6 @@ _BY_LABEL = {"sex": "sex", "age_group": "age", "age_group_l2": "age", "exploitat
 HTCDS_PREFIXES = ("prs_", "vic_", "cas_")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 FORMATS = ("auto", "ictip", "htcds")
-
-
-_CODE = re.compile(r"^[A-Z_][A-Z0-9_]*(\.[A-Z0-9_]+)*(;[A-Z_][A-Z0-9_]*(\.[A-Z0-9_]+)*)*$")
-_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?$")
-_DATE_LIKE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|^\d{8}$")
-
-
-def safe_value(value: Any) -> Any:
-    """A problem's value as the command line shows it: only where it cannot identify a person.
-
-    Shown: numbers (not 8-digit date-like ones), and text shaped like a code (``F``, ``_U``,
-    ``XXA``, ``SEX.PROS``, ``Y0T17``: capitals, digits, ``_ . ;``) or a plain number.
-    Anything else (a name, a date, free text) is described (:func:`tipstat.redact.hidden`:
-    ``<text of 6 characters>``); a value a library layer already described passes as it is.
-    Limit: an all-capital word that happens to be a name (``LI``) is shaped like a code.
-
-    Examples
-    --------
-    >>> [safe_value(v) for v in ("Q", "SEX.PROS", 12, "1990-01-02", "Ritafi")]
-    ['Q', 'SEX.PROS', 12, '<a date>', '<text of 6 characters>']
-    """
-    if isinstance(value, Hidden):
-        return str(value)
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        text = str(int(value)) if float(value).is_integer() else ""
-        return value if not _DATE_LIKE.search(text) else str(hidden(value))
-    text = str(value).strip()
-    if (_CODE.match(text) or _NUMBER.match(text)) and not _DATE_LIKE.search(text) \
-            and len(text) <= 24:
-        return text
-    return str(hidden(text))
 
 
 # ---------------------------------------------------------------------------- results

@@ -26,7 +26,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-__all__ = ["Hidden", "describe", "hidden", "is_blank"]
+__all__ = ["Hidden", "describe", "hidden", "is_blank", "safe_value"]
 
 _FULL_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[T ].*)?$")
 _DIGITS = re.compile(r"^[+-]?\d+$")
@@ -95,3 +95,37 @@ def describe(value: object) -> str:
     if isinstance(value, bytes):
         return f"bytes of length {len(value)}"
     return f"a value of type {type(value).__name__}"
+
+
+_CODE = re.compile(r"^[A-Z_][A-Z0-9_]*(\.[A-Z0-9_]+)*(;[A-Z_][A-Z0-9_]*(\.[A-Z0-9_]+)*)*$")
+_DATE_LIKE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|^\d{8}$")
+
+
+def safe_value(value: object) -> object:
+    """A problem's value as the command line shows it: only where it cannot identify a person.
+
+    Shown: numbers (not 8-digit date-like ones), and text shaped like a code (``F``, ``_U``,
+    ``XXA``, ``SEX.PROS``, ``Y0T17``: capitals, digits, ``_ . ;``) or a plain number.
+    Anything else (a name, a date, free text) is described (:func:`hidden`:
+    ``<text of 6 characters>``); a value a library layer already described passes as it is.
+    This is the last line of the rule for values no layer below described (the command line
+    applies it to every problem it prints); :mod:`tipstat.ictip.redact` knows the code lists.
+    Limit: an all-capital word that happens to be a name (``LI``) is shaped like a code.
+
+    Examples
+    --------
+    >>> [safe_value(v) for v in ("Q", "SEX.PROS", 12, "1990-01-02", "Ritafi")]
+    ['Q', 'SEX.PROS', 12, '<a date>', '<text of 6 characters>']
+    """
+    if isinstance(value, Hidden):
+        return str(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(int(value)) if float(value).is_integer() else ""
+        return value if not _DATE_LIKE.search(text) else str(hidden(value))
+    text = str(value).strip()
+    if (_CODE.match(text) or _NUMBER.match(text)) and not _DATE_LIKE.search(text) \
+            and len(text) <= 24:
+        return text
+    return str(hidden(text))
