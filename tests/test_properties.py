@@ -134,3 +134,32 @@ def test_counts_times_a_billion_keep_their_status_and_estimate(scale):
         assert width == pytest.approx((small.ci[1] - small.ci[0]) / math.sqrt(scale), rel=0.01)
     one_list = CaptureHistories(np.array([0.0, 2.23 * scale, 0.0]), ["A", "B"])
     assert tipstat.fit_loglinear(one_list, "independence").status == "not_identifiable"
+
+
+@settings(max_examples=12, deadline=None)
+@given(tables(scales=(1, 1, 1000, 10**9)))
+def test_selection_bootstrap_and_stratified_fits_are_honest_on_any_table(table):
+    """The other count-table entry points: model selection (BIC search, stepwise), the
+    bootstrap and the stratified fit (two strata with the same table). Each returns an honest
+    Estimate, or raises an InputError or the EstimationError its docstring documents."""
+    counts, lists = table
+    k = len(lists)
+    rows = {name: [(c >> j) & 1 for c in range(1, 2**k)] for j, name in enumerate(lists)}
+    frame = pd.concat([pd.DataFrame({**rows, "count": counts, "sex": s}) for s in ("F", "M")])
+    h = _call(CaptureHistories.from_frame, frame, strata=["sex"])
+    if h is None:
+        return
+    calls = [lambda: tipstat.select_loglinear(h.pooled(), "bic"),
+             lambda: tipstat.select_loglinear(h.pooled(), "stepwise"),
+             lambda: tipstat.bootstrap(h.pooled(), "independence", n_boot=20, seed=1)]
+    for call in calls:
+        est = _call(call)
+        if est is not None:
+            _honest(est)
+    try:
+        est = _call(lambda: tipstat.fit_stratified(h, bootstrap=10, seed=1))
+    except tipstat.EstimationError as exc:
+        assert "main-effects model has no admissible fit" in str(exc)
+        return
+    if est is not None:
+        assert est.status in STATUSES

@@ -580,6 +580,15 @@ def fit_stratified(
         ``diagnostics["reselected"]`` the share of them whose model differs from the selected
         one.
 
+    Raises
+    ------
+    InputError
+        Bad histories or options (named).
+    EstimationError
+        Not even the main-effects model has an admissible fit (its MLE is on the boundary or
+        does not converge on the stratified table): the message says to merge sparse strata or
+        lists. No estimate is returned rather than one the data cannot carry.
+
     Examples
     --------
     >>> import warnings
