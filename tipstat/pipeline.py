@@ -194,14 +194,16 @@ class IndicatorRun:
                    write_sdmx_csv(self.sdg, out / "sdg_16_2_2_sdmx.csv")]
         meta_path = out / "sdg_16_2_2_metadata.json"
         meta = self.metadata()
-        meta["disclosure_audit"] = self.disclosure_audit().summary().split("\n")
+        audit = self.disclosure_audit()  # one attack serves the metadata and the report
+        meta["disclosure_audit"] = audit.summary().split("\n")
         _write_json(meta_path, meta)
         written.append(meta_path)
         if excel and _has("openpyxl"):
             written.append(self.sdg.to_excel(out / "sdg_16_2_2.xlsx"))
         if report and report_available():
             path = out / "report.html" if report is True else Path(report)
-            written.append(self.write_report(path, title=title, source=source))
+            written.append(self.write_report(path, title=title, source=source,
+                                             disclosure_audit=audit))
         return written
 
     def disclosure_audit(self) -> Any:
@@ -229,7 +231,8 @@ class IndicatorRun:
                             + (f" {self.time_period}" if self.time_period else "")),
             source=source)
         options["headline"] = self.headline.to_dict()
-        options["disclosure_audit"] = self.disclosure_audit()
+        options["disclosure_audit"] = (kwargs.pop("disclosure_audit", None)
+                                       or self.disclosure_audit())
         options["warnings"] = [w.message for w in self.warnings]
         frame = getattr(self.records, "frame", None)
         if frame is not None and {"entity_id", "list_id"} <= set(frame.columns):
