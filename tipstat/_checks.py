@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["is_level"]
+__all__ = ["DEFAULT_SEED", "is_level"]
+
+#: The seed of every random step when the caller gives none: the same call gives the same numbers.
+DEFAULT_SEED = 2024
 
 
 def is_level(level: object) -> bool:

@@ -36,15 +36,12 @@ from typing import Any
 
 import pandas as pd
 
-from ._checks import is_level
+from ._checks import DEFAULT_SEED, is_level  # DEFAULT_SEED: the seed when none is given
 from .errors import InputError, TipstatWarning
 from .redact import safe_value
 
 __all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning", "detect_format",
            "link_records", "read_exports", "read_table", "run_indicator"]
-
-#: The seed of every random step when none is given (bootstrap replicates, model re-selection).
-DEFAULT_SEED = 2024
 
 #: ``--by`` names -> stratum columns of :func:`tipstat.ictip.capture_histories`.
 BY_ALIASES = {"age": "age_group", "form": "exploitation", "age_l2": "age_group_l2"}
