@@ -31,7 +31,7 @@ import pandas as pd
 
 from tipstat import simulate
 from tipstat.errors import InputError
-from tipstat.linkage.keys import (
+from tipstat.ictip.keys import (
     PUBLISHED_SECRETS,
     Secret,
     generate_secret,

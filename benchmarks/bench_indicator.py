@@ -32,6 +32,7 @@ import numpy as np
 from tipstat import TipstatWarning, simulate
 from tipstat.ictip import capture_histories, read_records
 from tipstat.indicator import sdg_16_2_2
+from tipstat.linkage import persons
 from tipstat.models.poisson import poisson_newton
 from tipstat.models.stratified import _Layout, fit_stratified
 
@@ -56,7 +57,7 @@ def main() -> list[dict]:
         recs = read_records(c.records, c.list_definition, entities=c.entities, period=c.year,
                             ref_area=c.ref_area, today="2025-12-31")
         t_read = time.perf_counter() - t0
-        h = capture_histories(recs, by=["sex", "age_group", "exploitation"])
+        h = capture_histories(persons(recs), by=["sex", "age_group", "exploitation"])
         t_link = time.perf_counter() - t0 - t_read
         est = fit_stratified(h, bootstrap=B, seed=1, missing="em")
         t_fit = time.perf_counter() - t0 - t_read - t_link

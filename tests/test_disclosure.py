@@ -17,6 +17,7 @@ from tipstat import InputError, TipstatWarning, disclosure, simulate
 from tipstat.disclosure import audit, protect, suppress
 from tipstat.ictip import capture_histories
 from tipstat.indicator import _hierarchies, protect_together, sdg_16_2_2
+from tipstat.linkage import persons
 from tipstat.models.stratified import fit_stratified
 
 FOUR = {k: v for k, v in simulate.DEFAULT_LISTS.items() if k in "PKIO"}
@@ -240,8 +241,8 @@ def _country(seed: int, n: int = 3000, mixes: tuple[str, ...] = ()):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         recs = c.read(period=c.year)
-        h1 = capture_histories(recs, by=["sex", "age_group", "exploitation"])
-        h2 = capture_histories(recs, by=["sex", "age_group_l2", "exploitation"])
+        h1 = capture_histories(persons(recs), by=["sex", "age_group", "exploitation"])
+        h2 = capture_histories(persons(recs), by=["sex", "age_group_l2", "exploitation"])
         e1 = fit_stratified(h1, bootstrap=0)
         e2 = fit_stratified(h2, bootstrap=0)
         t1 = sdg_16_2_2(e1, c.population, suppress=False)

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from tipstat import InputError, TipstatWarning, simulate
 from tipstat.ictip import capture_histories, codelists, read_records
-from tipstat.linkage.keys import generate_secret
+from tipstat.ictip.keys import generate_secret
+from tipstat.linkage import persons
 
 TODAY = "2025-06-30"
 
@@ -177,9 +178,9 @@ def test_unknown_covariates_form_an_explicit_stratum_and_are_never_dropped():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         recs = c.read(period=c.year)
-        h = capture_histories(recs, by=["age_group"])
+        h = capture_histories(persons(recs), by=["age_group"])
         with pytest.raises(InputError, match="unknown age_group"):
-            capture_histories(recs, by=["age_group"], unknown="error")
+            capture_histories(persons(recs), by=["age_group"], unknown="error")
     assert "_U" in set(h.strata_index["age_group"])
     assert h.n_observed == c.n_detected
     assert np.isclose(h.stratum_counts.sum(), c.n_detected)
@@ -414,8 +415,8 @@ def test_mixed_htcds_and_ictip_agencies_lose_no_record(tmp_path):
     assert acc.loc["used", "POL_NORTH.csv"] == pol_used
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
-        assert capture_histories(mixed, by=["sex"]).n_observed == \
-            capture_histories(ref, by=["sex"]).n_observed
+        assert capture_histories(persons(mixed), by=["sex"]).n_observed == \
+            capture_histories(persons(ref), by=["sex"]).n_observed
     assert by_name.accounting().equals(mixed.accounting())
     # a mapping per source; forcing IC-TIP on the HTCDS file says what to do
     g = clear[clear.entity_id == "POL_NORTH"]

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from tipstat import InputError, TipstatWarning
 from tipstat.ictip import capture_histories, read_records, validate_capture_table
 from tipstat.ictip.codelists import _checked
+from tipstat.ictip.keys import generate_secret
 from tipstat.ictip.records import problems_of
 from tipstat.indicator import sdg_16_2_2
-from tipstat.linkage.keys import generate_secret
+from tipstat.linkage import persons
 from tipstat.models.stratified import fit_stratified
 
 KEY = "0123456789abcdef" * 4
@@ -295,17 +296,17 @@ def test_w1_w2_w4_from_capture_histories():
     df["sex"] = ["F", "F", "M", "F", "M", "M"]  # person 1: F (POL) vs F (NGO); person 2: F vs M
     recs = read(df)
     with pytest.warns(TipstatWarning) as rec:
-        capture_histories(recs, by=["sex"])
+        capture_histories(persons(recs), by=["sex"])
     got = _rules(rec)
     assert {"W1", "W4"} <= got
     two = read(base(), mapping={"POL": "P", "NGO": "N", "LAB": "N"})
     with pytest.warns(TipstatWarning, match="only 2 lists"):
-        capture_histories(two, by=[])
+        capture_histories(persons(two), by=[])
     # list L shares nobody with another list in this table: W2
     df = base()
     df.loc[4:5, "person_key"] = [f"{i:064x}" for i in (7, 8)]
     with pytest.warns(TipstatWarning, match="W2"):
-        capture_histories(read(df), by=[])
+        capture_histories(persons(read(df)), by=[])
 
 
 def test_w3_duplicate_patterns_aggregated():
@@ -351,7 +352,7 @@ def test_w8_ctdc_input_is_descriptive_only():
     assert f["citizenship"].tolist() == ["UKR", "_U", "PHL"]
     assert f["exploitation_stratum"].tolist() == ["SEX", "LAB", "MIX"]
     with pytest.raises(InputError, match="W8"):
-        capture_histories(recs, by=["sex"])
+        capture_histories(persons(recs), by=["sex"])
     with pytest.raises(InputError) as exc:
         read_ctdc(kanon.assign(gender=["Female", "Alien", "Male"]))
     # "Alien" is no CTDC spelling and has no code's shape: described, not shown

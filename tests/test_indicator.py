@@ -12,6 +12,7 @@ import tipstat
 from tipstat import InputError, TipstatWarning, simulate
 from tipstat.ictip import capture_histories
 from tipstat.indicator import COLUMNS, sdg_16_2_2
+from tipstat.linkage import persons
 from tipstat.models.stratified import fit_stratified
 
 FOUR = {k: v for k, v in simulate.DEFAULT_LISTS.items() if k in "PKIO"}
@@ -24,7 +25,7 @@ def pipeline():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         recs = c.read(period=c.year)
-        h = capture_histories(recs, by=["sex", "age_group", "exploitation"])
+        h = capture_histories(persons(recs), by=["sex", "age_group", "exploitation"])
         est = fit_stratified(h, bootstrap=150, seed=1, missing="em")
     return c, recs, h, est
 
@@ -137,7 +138,7 @@ def test_unknown_groups_have_no_group_rate():
     c = simulate.country(1500, seed=8, lists=FOUR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
-        h = capture_histories(c.read(period=c.year), by=["age_group"])
+        h = capture_histories(persons(c.read(period=c.year)), by=["age_group"])
         est = fit_stratified(h, bootstrap=0)
     t = _table(est, c, suppress=False).table.set_index("age")
     assert "_U" in t.index and np.isnan(t.loc["_U", "rate_per_100k"])
@@ -160,7 +161,7 @@ def test_finer_age_bands_need_their_own_denominators():
     c = simulate.country(1500, seed=9, lists=FOUR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
-        h = capture_histories(c.read(period=c.year), by=["age_group_l2"])
+        h = capture_histories(persons(c.read(period=c.year)), by=["age_group_l2"])
         est = fit_stratified(h, bootstrap=0)
         with pytest.raises(InputError, match="rule 9"):
             sdg_16_2_2(est, c.population)  # level-1 population only

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tipstat import InputError, TipstatWarning, simulate
-from tipstat.linkage.keys import (
+from tipstat.ictip.keys import (
     MIN_SECRET_BITS,
     PUBLISHED_SECRETS,
     Secret,
@@ -225,5 +225,5 @@ def test_only_the_simulator_derives_a_key_from_a_seed():
                                                       *ROOT.glob("examples/*.py"),
                                                       *ROOT.glob("benchmarks/*.py")]
                    if "_unchecked(" in p.read_text(encoding="utf-8"))
-    assert users == [os.path.join("tipstat", "linkage", "keys.py"),
+    assert users == [os.path.join("tipstat", "ictip", "keys.py"),
                      os.path.join("tipstat", "simulate.py")]

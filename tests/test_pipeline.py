@@ -14,8 +14,8 @@ import pytest
 
 from tipstat import simulate
 from tipstat.errors import InputError, TipstatWarning
+from tipstat.ictip.keys import generate_secret
 from tipstat.indicator import normalise_population
-from tipstat.linkage.keys import generate_secret
 from tipstat.pipeline import DEFAULT_SEED, detect_format, run_indicator
 from tipstat.sdmx import DIMENSIONS, HEADER
 

@@ -10,6 +10,7 @@ import pytest
 
 from tipstat import InputError, TipstatWarning, simulate
 from tipstat.ictip import capture_histories
+from tipstat.linkage import persons
 
 
 def test_seeded_and_reproducible():
@@ -63,7 +64,7 @@ def test_duplicates_missing_and_out_of_scope_records():
     assert (c.records["identification_status"] == "NOT_VICTIM").sum() == 60
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
-        h = capture_histories(c.read(period=c.year), by=[])
+        h = capture_histories(persons(c.read(period=c.year)), by=[])
     assert h.n_observed == c.n_detected  # detected count exact after linkage and scoping
 
 

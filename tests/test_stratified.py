@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import tipstat
 from tipstat import CaptureHistories, InputError, TipstatWarning, simulate
 from tipstat.ictip import capture_histories
+from tipstat.linkage import persons
 from tipstat.models import stratified as strat
 from tipstat.models.stratified import fit_stratified, margins
 
@@ -24,7 +25,7 @@ def _sim_h(seed: int, n: int = 3000, by=("sex", "age_group", "exploitation"), **
     c = simulate.country(n, seed=seed, lists=FOUR, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
-        h = capture_histories(c.read(period=c.year), by=list(by))
+        h = capture_histories(persons(c.read(period=c.year)), by=list(by))
     return c, h
 
 

@@ -484,12 +484,13 @@ def sdg_16_2_2(
     >>> import warnings
     >>> from tipstat import simulate
     >>> from tipstat.ictip import capture_histories
+    >>> from tipstat.linkage import persons
     >>> from tipstat.models.stratified import fit_stratified
     >>> c = simulate.country(3000, seed=5, lists={k: v for k, v in
     ...     simulate.DEFAULT_LISTS.items() if k in "PKIO"})
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     h = capture_histories(c.read(period=c.year), by=["sex"])
+    ...     h = capture_histories(persons(c.read(period=c.year)), by=["sex"])
     ...     t = sdg_16_2_2(fit_stratified(h, bootstrap=50, seed=1), c.population)
     >>> t.table[["sex", "age", "detected"]].values.tolist()[-1] == ["_T", "_T", c.n_detected]
     True

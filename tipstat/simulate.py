@@ -33,7 +33,7 @@ import pandas as pd
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .linkage.keys import Secret
+    from .ictip.keys import Secret
 
 __all__ = ["DEFAULT_LISTS", "SyntheticCountry", "country", "records"]
 
@@ -367,7 +367,7 @@ def country(
     rec = pd.concat([rec, *extra], ignore_index=True)
     rec = rec.iloc[rng.permutation(len(rec))].reset_index(drop=True)
     rec["source_record_id"] = rec.groupby("entity_id").cumcount().add(1).map(lambda i: f"R{i:06d}")
-    from .linkage.keys import Secret, normalise_date, normalise_name
+    from .ictip.keys import Secret, normalise_date, normalise_name
 
     # A key derived from the seed, so that a synthetic country repeats bit for bit: allowed here
     # only (it is public, hence weak: Secret() would refuse it; nothing else uses _unchecked).

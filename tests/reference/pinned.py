@@ -75,9 +75,10 @@ def _cases() -> dict[str, Callable[[], dict[str, Any]]]:
     def stratified(method: str) -> dict[str, Any]:
         from tipstat import simulate
         from tipstat.ictip import capture_histories
+        from tipstat.linkage import persons
         four = {k: v for k, v in simulate.DEFAULT_LISTS.items() if k in "PKIO"}
         c = simulate.country(3000, seed=7, lists=four)
-        h = capture_histories(c.read(period=c.year), by=["sex", "age_group", "exploitation"])
+        h = capture_histories(persons(c.read(period=c.year)), by=["sex", "age_group", "exploitation"])
         e = tipstat.fit_stratified(h, method=method, bootstrap=20, seed=1)
         out = _est(e)
         cells = e.diagnostics["cells"]

@@ -1,4 +1,6 @@
-"""IC-TIP coded victim records: code lists, reading and validation, stratified capture histories.
+"""IC-TIP coded victim records: code lists, reading, validation and pseudonymous keys, and the
+stratified capture histories of linked persons (linked by :mod:`tipstat.linkage`, which reads
+these records; this package imports no linkage and no model).
 
 >>> from tipstat import ictip
 >>> ictip.codelists.load("sex").codes
@@ -7,8 +9,8 @@
 
 from . import codelists
 from .records import Records, read_ctdc, read_records
-from .strata import capture_histories, persons
+from .strata import capture_histories
 from .validation import ValidationReport, validate_capture_table
 
-__all__ = ["Records", "ValidationReport", "capture_histories", "codelists", "persons",
-           "read_ctdc", "read_records", "validate_capture_table"]
+__all__ = ["Records", "ValidationReport", "capture_histories", "codelists", "read_ctdc",
+           "read_records", "validate_capture_table"]

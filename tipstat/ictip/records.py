@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem
-from ..linkage import keys as _keys
 from . import codelists
+from . import keys as _keys
 from . import validation as V
 from .redact import is_blank
 from .sources import (  # noqa: F401  (HTCDS_COLUMNS, KNOWN_COLUMNS: part of this module's API)
@@ -319,7 +319,7 @@ def read_records(
     secret : str, bytes or Secret, optional
         When the records hold clear identifiers (``family_name``, ``given_name``,
         ``birth_date``), the key is HMAC-SHA-256 of their normalised values (see
-        :mod:`tipstat.linkage.keys`) and they are dropped; age is derived from the birth date.
+        :mod:`tipstat.ictip.keys`) and they are dropped; age is derived from the birth date.
         The secret is checked first: a secret that is refused stops the read before anything
         else is looked at.
     key_fields : sequence of str

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem
-from ..linkage import keys as _keys
+from . import keys as _keys
 from . import validation as V
 from .redact import describe, is_blank
 

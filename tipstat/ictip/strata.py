@@ -1,16 +1,18 @@
-"""Stratified capture histories from linked victim records.
+"""Stratified capture histories from linked persons.
 
 Pipeline (ICTIP.md §6.4 steps 2-9): scope (period) -> link persons on the pseudonymous key ->
-de-duplicate within lists -> resolve covariates -> pivot persons x lists -> aggregate by
-(strata, pattern). Persons with a missing covariate are never dropped: they form an explicit
-unknown stratum ``_U`` (which :func:`tipstat.models.stratified.fit_stratified` can share out
-with the EM algorithm, ``missing="em"``).
+de-duplicate within lists -> resolve covariates (:func:`tipstat.linkage.persons`) -> pivot
+persons x lists -> aggregate by (strata, pattern) (here). The linked persons are handed in:
+this module reads the person table and imports no linkage. Persons with a missing covariate
+are never dropped: they form an explicit unknown stratum ``_U`` (which
+:func:`tipstat.models.stratified.fit_stratified` can share out with the EM algorithm,
+``missing="em"``).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,10 +20,9 @@ import pandas as pd
 
 from ..errors import InputError, TipstatWarning
 from ..histories import CaptureHistories
-from ..linkage.exact import Persons, link_exact
 from .records import Records
 
-__all__ = ["BY_COLUMNS", "capture_histories", "persons"]
+__all__ = ["BY_COLUMNS", "capture_histories"]
 
 #: Stratifying variables: name in ``by`` -> column of the person table.
 BY_COLUMNS = {"sex": "sex", "age_group": "age_group_l1", "age_group_l2": "age_group",
@@ -33,48 +34,25 @@ HIGH_UNKNOWN = 0.2
 SMALL_LIST = 10
 
 
-def persons(records: Records, *, period: Any = None, person_map: pd.Series | Mapping | None = None,
-            rules: Mapping[str, str] | None = None, priority: Sequence[str] | None = None) -> Persons:
-    """Scope the records to ``period`` and link them into persons (:func:`link_exact`, which
-    warns about covariate conflicts, W4); the accounting starts with the records' own.
-    """
-    if not isinstance(records, Records):
-        raise InputError(f"expected tipstat.ictip.Records (from read_records), got {type(records).__name__}")
-    if records.meta.get("mse") is False:
-        raise InputError("[W8] these records have no person key or list (CTDC input): MSE is "
-                         "disabled; use them for descriptive tables only")
-    recs = records.restrict(period=period) if period is not None else records
-    p = link_exact(recs, person_map=person_map, rules=rules, priority=priority)
-    acc = pd.concat([recs.accounting().rename(columns={"records": "count"}), p.accounting],
-                    ignore_index=True)
-    p.accounting = acc
-    return p
-
-
 def capture_histories(
-    records: Records | Persons,
+    persons: Any,
     by: Sequence[str] = ("sex", "age_group", "exploitation"),
-    period: Any = None,
     *,
-    person_map: pd.Series | Mapping | None = None,
-    rules: Mapping[str, str] | None = None,
-    priority: Sequence[str] | None = None,
     unknown: str = "stratum",
 ) -> CaptureHistories:
-    """Stratified capture histories of the distinct persons in scope.
+    """Stratified capture histories of the distinct linked persons.
 
     Parameters
     ----------
-    records : Records or Persons
-        From :func:`tipstat.ictip.read_records` (then linked here) or already linked.
+    persons : tipstat.linkage.Persons
+        Linked persons (:func:`tipstat.linkage.persons` on the records of
+        :func:`tipstat.ictip.read_records`, or :func:`tipstat.linkage.link_exact`): any object
+        with a person table ``frame`` (one 0/1 column per list and the resolved covariates) and
+        its ``lists``.
     by : sequence of str
         Stratifying covariates: ``"sex"``, ``"age_group"`` (level 1: child / adult),
         ``"age_group_l2"``, ``"exploitation"`` (the single exploitation stratum),
         ``"citizenship_group"``, ``"year"`` (of the first identification). ``[]`` for none.
-    period : optional
-        Restrict to records identified in the period (see :meth:`Records.restrict`).
-    person_map, rules, priority
-        Passed to :func:`tipstat.linkage.exact.link_exact`.
     unknown : ``"stratum"`` or ``"error"``
         Persons with an unknown covariate form the explicit stratum ``_U`` (default), or are an
         error. They are never dropped.
@@ -89,29 +67,35 @@ def capture_histories(
     -----
     TipstatWarning
         W1 (only 2 lists; a list with fewer than 10 persons in a stratum), W2 (a list sharing no
-        person with the others), W4 (covariate conflicts; more than 20% ``_U`` in a covariate).
+        person with the others), W4 (more than 20% ``_U`` in a covariate).
 
     Examples
     --------
     >>> import warnings
     >>> from tipstat import simulate
+    >>> from tipstat.linkage import persons
     >>> c = simulate.country(n_victims=2000, seed=3)
-    >>> recs = c.read(period=c.year)
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     h = capture_histories(recs, by=["sex"])
+    ...     h = capture_histories(persons(c.read(period=c.year)), by=["sex"])
     >>> h.strata, h.n_observed == c.n_detected
     (('sex',), True)
     """
+    frame = getattr(persons, "frame", None)
+    lists_of = getattr(persons, "lists", None)
+    if (isinstance(persons, Records) or not isinstance(frame, pd.DataFrame) or lists_of is None
+            or not set(map(str, lists_of)) <= set(map(str, frame.columns))):
+        raise InputError(f"capture_histories: expected linked persons (tipstat.linkage.persons("
+                         f"records) or link_exact), got {type(persons).__name__}; link the "
+                         "records first")
+    if isinstance(by, str):
+        raise InputError(f"by={by!r}: expected a list of stratifying variables, e.g. ['sex']")
     bad = [b for b in by if b not in BY_COLUMNS]
     if bad:
         raise InputError(f"by: unknown stratifying variable(s) {bad}; choose from {sorted(BY_COLUMNS)}")
     if unknown not in ("stratum", "error"):
         raise InputError(f"unknown={unknown!r}; expected 'stratum' or 'error'")
-    p = records if isinstance(records, Persons) else persons(
-        records, period=period, person_map=person_map, rules=rules, priority=priority)
-    frame = p.frame
-    lists = list(p.lists)
+    lists = list(lists_of)
     if len(lists) < 2:
         raise InputError(f"MSE needs at least two lists; the list definition has {lists}")
     cols = [BY_COLUMNS[b] for b in by]

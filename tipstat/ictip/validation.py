@@ -311,7 +311,7 @@ def record_like_columns(columns: Sequence[object]) -> list[str]:
     >>> record_like_columns(["A", "B", "count", "prs_FirstName", "DOB"])
     ['prs_FirstName', 'DOB']
     """
-    from ..linkage.keys import IDENTIFIER_COLUMNS
+    from .keys import IDENTIFIER_COLUMNS
 
     return [str(c) for c in columns
             if _record_key(c) in IDENTIFIER_COLUMNS or _record_key(c) in RECORD_MARKERS
@@ -447,7 +447,7 @@ def check_dates(df: pd.DataFrame, errors: _Errors, today: date,
                 birth: pd.Series | None = None, birth_problem: pd.Series | None = None) -> None:
     """Rule 4 on the parsed columns of ``df`` (``identification_date`` as datetime; ages as
     numbers; ``age_group_given`` as codes). ``birth`` holds the birth dates parsed by
-    :func:`tipstat.linkage.keys.parse_dates` and ``birth_problem`` why a value could not be
+    :func:`tipstat.ictip.keys.parse_dates` and ``birth_problem`` why a value could not be
     read; birth dates are never shown. Ages derived from a birth date must lie in 0-110 like
     given ones (a birth date of 1890 or 0001-01-01 is an error, not an age of 134)."""
     idd = df["identification_date"]

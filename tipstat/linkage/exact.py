@@ -23,13 +23,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem, TipstatWarning
 
-__all__ = ["RESOLVED", "Persons", "link_exact"]
+__all__ = ["RESOLVED", "Persons", "link_exact", "persons"]
 
 RESOLVED = ("sex", "age_group_l1", "citizenship_group")
 
@@ -134,7 +135,7 @@ def link_exact(
         rec = records.used.copy()
         lists = tuple(records.lists)
     else:
-        from .keys import check_no_identifiers
+        from ..ictip.keys import check_no_identifiers
 
         check_no_identifiers(records, secure=secure, what="linkage input")
         rec = records.copy()
@@ -230,3 +231,53 @@ def link_exact(
         warnings.warn(f"[{rule}] {msg}", TipstatWarning, stacklevel=2)
     return Persons(out, lists, pd.Series(pid, index=rec.index, name="person_id"),
                    pd.DataFrame(acc, columns=["item", "count"]), issues)
+
+
+def persons(records: Any, *, period: Any = None, person_map: pd.Series | Mapping | None = None,
+            rules: Mapping[str, str] | None = None, priority: Sequence[str] | None = None
+            ) -> Persons:
+    """Scope IC-TIP records to ``period`` and link them into persons.
+
+    The records in scope are linked by :func:`link_exact` (which warns about covariate
+    conflicts, W4); the accounting of the result starts with the records' own (read, used,
+    excluded per reason) and goes on with the linkage's. The persons are what
+    :func:`tipstat.ictip.capture_histories` stratifies.
+
+    Parameters
+    ----------
+    records : tipstat.ictip.Records
+        From :func:`tipstat.ictip.read_records`.
+    period : optional
+        Restrict to records identified in the period (see ``Records.restrict``).
+    person_map, rules, priority
+        Passed to :func:`link_exact`.
+
+    Returns
+    -------
+    Persons
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from tipstat import simulate
+    >>> c = simulate.country(n_victims=500, seed=3)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     p = persons(c.read(), period=c.year)
+    >>> p.n_persons == c.n_detected
+    True
+    """
+    from ..ictip.records import Records
+
+    if not isinstance(records, Records):
+        raise InputError(f"expected tipstat.ictip.Records (from read_records), got "
+                         f"{type(records).__name__}")
+    if records.meta.get("mse") is False:
+        raise InputError("[W8] these records have no person key or list (CTDC input): MSE is "
+                         "disabled; use them for descriptive tables only")
+    recs = records.restrict(period=period) if period is not None else records
+    p = link_exact(recs, person_map=person_map, rules=rules, priority=priority)
+    acc = pd.concat([recs.accounting().rename(columns={"records": "count"}), p.accounting],
+                    ignore_index=True)
+    p.accounting = acc
+    return p

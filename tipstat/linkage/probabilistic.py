@@ -16,7 +16,7 @@ Records are persons when they are connected by pairs with ``p >= threshold`` (co
 components).
 
 What leaves this module is identifier-free: a ``record_id -> person_id`` map (for
-:func:`tipstat.ictip.capture_histories`, ``person_map=``), the pairs near the threshold for
+:func:`tipstat.linkage.persons`, ``person_map=``), the pairs near the threshold for
 clerical review as record ids, probabilities and agreement levels (the reviewer looks the records
 up in the secure system), and a sensitivity table of N-hat across thresholds (missed links
 inflate N-hat, false links deflate it).
@@ -28,7 +28,7 @@ same model on Spark for national-scale data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +160,7 @@ def link_probabilistic(
         raise InputError("record ids must be unique for linkage",
                          [])
     df = pd.DataFrame({"unique_id": ids.to_numpy()})
-    from .keys import normalise_date, normalise_name
+    from ..ictip.keys import normalise_date, normalise_name
 
     for f in fields:
         if "date" in f:
@@ -196,21 +196,46 @@ def link_probabilistic(
                                 tuple(review_band))
 
 
-def sensitivity(linkage: ProbabilisticLinkage, records, thresholds: Sequence[float] = (
-        0.5, 0.7, 0.8, 0.9, 0.95, 0.99), by: Sequence[str] = (), **fit_kwargs: Any) -> pd.DataFrame:
+def sensitivity(linkage: ProbabilisticLinkage, records: Any,
+                estimator: Callable[[Any], Any],
+                thresholds: Sequence[float] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99),
+                by: Sequence[str] = ()) -> pd.DataFrame:
     """N-hat across match thresholds: ``threshold, persons, n_hat, lower, upper, model``.
 
-    ``records`` are the pseudonymised :class:`~tipstat.ictip.Records` of the same record ids;
-    each threshold's person map goes through :func:`tipstat.ictip.capture_histories` and
-    :func:`tipstat.models.stratified.fit_stratified` (``bootstrap=0`` unless given).
+    Each threshold's person map links the records into persons
+    (:func:`tipstat.linkage.persons`, ``person_map=``), whose capture histories by ``by``
+    (:func:`tipstat.ictip.capture_histories`) go to ``estimator``. Linkage knows no model: the
+    caller hands the estimator in.
+
+    Parameters
+    ----------
+    linkage : ProbabilisticLinkage
+        From :func:`link_probabilistic`.
+    records : tipstat.ictip.Records
+        The pseudonymised records of the same record ids.
+    estimator : callable
+        ``estimator(histories) -> Estimate``, e.g.
+        ``lambda h: tipstat.fit_stratified(h, n_boot=0)``.
+    thresholds : sequence of float
+        Match probabilities at which records are linked.
+    by : sequence of str
+        Stratifying variables of the histories.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> def by_threshold(records, linkage):  # doctest: +SKIP
+    ...     return sensitivity(linkage, records, lambda h: tipstat.fit_stratified(h))
     """
     import warnings
 
     from ..errors import TipstatWarning
     from ..ictip.strata import capture_histories
-    from ..models.stratified import fit_stratified
+    from .exact import persons
 
-    fit_kwargs.setdefault("bootstrap", 0)
+    if not callable(estimator):
+        raise InputError(f"estimator must be a callable histories -> Estimate, e.g. "
+                         f"tipstat.fit_stratified; got {type(estimator).__name__}")
     rows = []
     rid = records.used["record_id"]
     for t in thresholds:
@@ -220,8 +245,8 @@ def sensitivity(linkage: ProbabilisticLinkage, records, thresholds: Sequence[flo
             raise InputError(f"{int(missing.sum())} used record(s) were not in the linkage input")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TipstatWarning)
-            h = capture_histories(records, by=list(by), person_map=pm)
-            est = fit_stratified(h, **fit_kwargs)
+            h = capture_histories(persons(records, person_map=pm), by=list(by))
+            est = estimator(h)
         rows.append({"threshold": t, "persons": int(h.n_observed), "n_hat": est.n_hat,
                      "lower": est.ci[0], "upper": est.ci[1], "model": est.model})
     return pd.DataFrame(rows)

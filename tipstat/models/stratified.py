@@ -594,11 +594,12 @@ def fit_stratified(
     >>> import warnings
     >>> from tipstat import simulate
     >>> from tipstat.ictip import capture_histories
+    >>> from tipstat.linkage import persons
     >>> c = simulate.country(3000, seed=4, lists={k: v for k, v in
     ...     simulate.DEFAULT_LISTS.items() if k in "PKIO"})
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     h = capture_histories(c.read(period=c.year), by=["sex"])
+    ...     h = capture_histories(persons(c.read(period=c.year)), by=["sex"])
     >>> est = fit_stratified(h, bootstrap=50, seed=1)
     >>> cells = est.diagnostics["cells"]
     >>> bool(abs(cells.n_hat.sum() - est.n_hat) < 1e-6)

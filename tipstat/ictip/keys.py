@@ -446,7 +446,7 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-_HOW_TO = ("Make a good one with `tipstat keygen` (or tipstat.linkage.keys.generate_secret(): "
+_HOW_TO = ("Make a good one with `tipstat keygen` (or tipstat.ictip.keys.generate_secret(): "
            "32 random bytes) and keep it in a file only you can read, or in the TIPSTAT_SECRET "
            "environment variable; see the privacy guide (docs/privacy.md).")
 
@@ -611,7 +611,7 @@ def check_no_identifiers(df: pd.DataFrame, *, secure: bool = False, what: str = 
     if cols:
         raise InputError(
             f"the {what} holds clear personal identifiers; pseudonymise them first "
-            "(tipstat.linkage.keys.pseudonymise) or pass secure=True inside a secure environment",
+            "(tipstat.ictip.keys.pseudonymise) or pass secure=True inside a secure environment",
             [Problem(c, None, None, "no clear identifier column outside secure mode") for c in cols],
         )
 
