@@ -263,7 +263,7 @@ def test_histories_take_linked_persons_not_records():
     recs = c.read(period=c.year)
     with pytest.raises(InputError, match="link the records first"):
         capture_histories(recs, by=["sex"])
-    with pytest.raises(InputError, match="expected tipstat.ictip.Records"):
+    with pytest.raises(InputError, match=r"expected tipstat\.ictip\.Records"):
         persons(recs.frame)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
