@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     reliability = None
     if h.k >= 3:
-        reliability = tipstat.internal_consistency(h)
+        reliability = tipstat.internal_consistency(h, tipstat.estimate_population)
         print(reliability.indicator["note"], "\n")
 
     from tipstat.report.html import write_report

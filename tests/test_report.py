@@ -314,7 +314,7 @@ def wide_report(tmp_path_factory):
            "PFNCA": "Police forces and National Crime Agency"}
     return write_report(tmp_path_factory.mktemp("wide") / "wide.html", h, comparison=table,
                         sdg_table=_wide_sdg(), list_key=key, seed=1,
-                        reliability=tipstat.internal_consistency(h),
+                        reliability=tipstat.internal_consistency(h, tipstat.estimate_population),
                         warnings=["[W1] " + "a long warning without spaces " * 8])
 
 
@@ -347,7 +347,7 @@ def test_browser_check_catches_broken_pages(uk5_report, chromium, tmp_path):
 def test_reliability_and_model_search_sections(tmp_path):
     h = tipstat.datasets.load("NewOrleans_5")
     table = tipstat.compare(h, ["independence", "stepwise"], reliability=True)
-    check = tipstat.internal_consistency(h)
+    check = tipstat.internal_consistency(h, tipstat.estimate_population)
     page = build_report(h, comparison=table, reliability=check, sensitivity_methods=None)
     note = re.search(r'<p id="reliability-note">(.*?)</p>', page).group(1)
     assert note == check.indicator["note"].replace("'", "&#39;")
@@ -429,7 +429,8 @@ def small_report():
     warns = ["[W4] 1 person(s) have conflicting age_group across their records",
              "[W1] 12 (stratum, list) pair(s) with fewer than 10 persons"]
     page = build_report(h, comparison=table, accounting=acc, warnings=warns, seed=3,
-                        list_key="UK_5", reliability=tipstat.internal_consistency(uk5))
+                        list_key="UK_5", reliability=tipstat.internal_consistency(
+                            uk5, tipstat.estimate_population))
     return h, page
 
 

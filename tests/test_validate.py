@@ -14,7 +14,6 @@ from tipstat.simulate_populations import LogitNormal, populations
 from tipstat.validate import (
     assumption_warnings,
     check_assumptions,
-    default_method,
     dependence_tests,
     internal_consistency,
     sub_histories,
@@ -68,13 +67,13 @@ def test_heterogeneity_shows_as_negative_bias_and_bad_rating():
     assert "underestimates" in ic.indicator["note"]
 
 
-def test_default_method_is_the_default_estimator():
+def test_a_tipstat_estimator_is_named_by_its_estimates():
     h = populations(n=2000, k=4, p=0.3, seed=3).histories
-    est = default_method(h)
-    assert est.n_hat == tipstat.estimate_population(h).n_hat
-    assert est.diagnostics["model_averaged"]
-    ic = internal_consistency(h)
+    ic = internal_consistency(h, tipstat.estimate_population)
     assert ic.method == "default (BIC model average)"
+    lam = internal_consistency(h, lambda x: tipstat.estimate_population(x, level=0.9))
+    assert lam.method == "default (BIC model average)" and lam.level == 0.9
+    assert internal_consistency(h, independence).method == "independence"  # its own name
     # each list's sub-table has 3 lists: the default averages over its 8 two-way models
     assert all(m.startswith("BIC average of") for m in ic.table.model if m)
 
@@ -100,11 +99,12 @@ def test_failures_are_counted_not_dropped():
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
-        ((), {"lists": ["Z"]}, "unknown list"),
+        ((independence,), {"lists": ["Z"]}, "unknown list"),
         ((42,), {}, "method must be a callable"),
-        ((), {"level": 1.5}, "level"),
-        ((), {"min_seen": -1}, "min_seen"),
-        ((), {"min_seen": 2.5}, "min_seen"),
+        ((None,), {}, "method must be a callable"),
+        ((independence,), {"level": 1.5}, "level"),
+        ((independence,), {"min_seen": -1}, "min_seen"),
+        ((independence,), {"min_seen": 2.5}, "min_seen"),
     ],
 )
 def test_internal_consistency_bad_input(args, kwargs, match):
@@ -178,7 +178,7 @@ def test_reproduces_binette_steorts_benchmark(method, mean, median, rmse):
 def test_two_lists_refused():
     h = populations(n=500, k=2, seed=1).histories
     with pytest.raises(tipstat.InputError, match="at least 3 lists"):
-        internal_consistency(h)
+        internal_consistency(h, tipstat.estimate_population)
 
 
 def test_dependence_tests_size_and_power():

@@ -146,7 +146,7 @@ def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | 
     if path.is_dir():
         raise InputError(f"{source}: is a folder; expected a table file (CSV, TSV, Excel)")
     df = _read_table(path)
-    from .linkage.keys import identifier_columns
+    from .ictip.keys import identifier_columns
     from .pipeline import HTCDS_PREFIXES
 
     record_cols = [str(c) for c in df.columns
@@ -437,9 +437,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _reliability(h: Any) -> Any:
     """The internal-consistency check of the default method (None below three lists)."""
-    from tipstat.validate import internal_consistency
+    from .models.default import estimate_population
+    from .validate import internal_consistency
 
-    return internal_consistency(h) if h.k >= 3 else None
+    return internal_consistency(h, estimate_population) if h.k >= 3 else None
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -535,7 +536,7 @@ def _read_secret(args: argparse.Namespace) -> Any:
     (never from a command-line value); None when neither is given."""
     import os
 
-    from .linkage import keys
+    from .ictip import keys
 
     path = getattr(args, "secret_file", None)
     reader = getattr(keys, "read_secret", None)
@@ -561,9 +562,9 @@ def _read_secret(args: argparse.Namespace) -> Any:
 
 
 def _generate_secret() -> str:
-    """A strong random key: ``tipstat.linkage.keys.generate_secret`` when present, else 32
+    """A strong random key: ``tipstat.ictip.keys.generate_secret`` when present, else 32
     random bytes from the operating system (``secrets.token_urlsafe(32)``, 256 bits)."""
-    from .linkage import keys
+    from .ictip import keys
 
     gen = getattr(keys, "generate_secret", None)
     if gen is not None:

@@ -215,6 +215,7 @@ class IndicatorRun:
     def write_report(self, path: str | Path, *, title: str | None = None, source: str = "",
                      **kwargs: Any) -> Path:
         """The HTML report of this run (needs the ``report`` extra)."""
+        from .models.default import estimate_population
         from .report.html import write_report
         from .validate import internal_consistency
 
@@ -222,7 +223,8 @@ class IndicatorRun:
         options: dict[str, Any] = dict(
             accounting=self.accounting, sdg_table=self.sdg.table, seed=self.seed,
             level=self.headline.level,
-            reliability=internal_consistency(pooled) if pooled.k >= 3 else None,
+            reliability=(internal_consistency(pooled, estimate_population) if pooled.k >= 3
+                         else None),
             title=title or ("SDG 16.2.2: victims of trafficking, detected and undetected"
                             + (f", {self.ref_area}" if self.ref_area else "")
                             + (f" {self.time_period}" if self.time_period else "")),

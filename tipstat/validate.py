@@ -3,7 +3,8 @@
 * :func:`internal_consistency` - the reliability check of Binette & Steorts (2022): each list in
   turn is a population of *known* size, estimated from the other lists' captures of its members.
   How far those estimates fall from the truth (log relative bias) and how often their intervals
-  cover it tell how much to trust the same method on the full table.
+  cover it tell how much to trust the same method on the full table. The method is handed in
+  (e.g. :func:`tipstat.estimate_population`): checks read results, they import no estimator.
 * :func:`dependence_tests` - a model-free test of list independence / homogeneity for every pair
   of lists, on the persons seen on some third list (for whom the 2 x 2 table is complete).
 * :func:`assumption_warnings` / :func:`check_assumptions` - the warnings that an estimate's
@@ -37,7 +38,6 @@ __all__ = [
     "InternalConsistency",
     "assumption_warnings",
     "check_assumptions",
-    "default_method",
     "dependence_tests",
     "internal_consistency",
     "sub_histories",
@@ -49,25 +49,6 @@ RATING_COVERAGE = 0.5
 #: Fewest members of a list seen on the other lists for the list to enter the check (Binette &
 #: Steorts 2022 keep reference lists whose conditioned table has at least 30 persons).
 MIN_SEEN = 30
-
-
-# ---------------------------------------------------------------------------- default method
-def default_method(h: CaptureHistories, level: float = 0.95) -> Estimate:
-    """tipstat's default estimator, as the reliability check calls it.
-
-    :func:`tipstat.estimate_population`: the BIC model average over hierarchical log-linear
-    models with two-way interactions (independence with two lists).
-
-    Examples
-    --------
-    >>> import tipstat
-    >>> from tipstat.validate import default_method
-    >>> default_method(tipstat.datasets.load("UK_5")).n_hat > 10_000
-    True
-    """
-    from .models.default import estimate_population
-
-    return estimate_population(h, level=level)
 
 
 def _as_estimate(result: Any) -> Estimate:
@@ -224,7 +205,7 @@ class InternalConsistency:
 
 def internal_consistency(
     h: CaptureHistories,
-    method: Callable[[CaptureHistories], Estimate] | None = None,
+    method: Callable[[CaptureHistories], Estimate],
     *,
     level: float = 0.95,
     lists: Sequence[str] | None = None,
@@ -257,11 +238,14 @@ def internal_consistency(
     ----------
     h : CaptureHistories
         At least 3 lists. A stratified table is pooled first (``pooled_strata`` says so).
-    method : callable, optional
-        ``method(histories) -> Estimate`` (a lambda around any tipstat estimator). Default
-        :func:`default_method` at ``level``.
+    method : callable
+        ``method(histories) -> Estimate``: a tipstat estimator (tipstat's default is
+        :func:`tipstat.estimate_population`) or a lambda around one. The check is named by
+        the ``method`` of its estimates when ``method`` is a tipstat function or a lambda, by
+        the function's own name otherwise.
     level : float
-        Interval level passed to the default method (custom methods choose their own).
+        Interval level recorded when no list could be estimated (the method chooses the level
+        of its intervals, and the check records it).
     lists : sequence of str, optional
         Check only these lists (default: every list).
     min_seen : int
@@ -295,8 +279,9 @@ def internal_consistency(
     if h.k < 3:
         raise InputError(f"the internal-consistency check needs at least 3 lists (each list is "
                          f"estimated from the others); got {h.k}")
-    if method is not None and not callable(method):
-        raise InputError(f"method must be a callable h -> Estimate; got {type(method).__name__}")
+    if not callable(method):
+        raise InputError(f"method must be a callable h -> Estimate (e.g. "
+                         f"tipstat.estimate_population); got {type(method).__name__}")
     if isinstance(min_seen, bool) or not isinstance(min_seen, int | np.integer) or min_seen < 0:
         raise InputError(f"min_seen={min_seen!r} must be a non-negative integer (default "
                          f"{MIN_SEEN})")
@@ -306,15 +291,9 @@ def internal_consistency(
     unknown = [x for x in targets if x not in hp.lists]
     if unknown:
         raise InputError(f"lists: unknown list(s) {unknown}; the lists are {list(hp.lists)}")
-    if method is None:
-        def run(x: CaptureHistories) -> Estimate:
-            return default_method(x, level=level)
-        name = "default"
-    else:
-        run = method
-        name = getattr(method, "__name__", type(method).__name__)
-        if name == "<lambda>":
-            name = "method"
+    name = getattr(method, "__name__", type(method).__name__)
+    if name == "<lambda>" or str(getattr(method, "__module__", "")).startswith("tipstat."):
+        name = "method"  # named by its estimates (a tipstat estimator names its method)
     rows = []
     est_level = level
     for target in targets:
@@ -335,7 +314,7 @@ def internal_consistency(
             rows.append(row)
             continue
         try:
-            est = _as_estimate(run(sub))
+            est = _as_estimate(method(sub))
         except (EstimationError, InputError) as err:
             row.update(status="error", note=str(err).splitlines()[0])
             rows.append(row)
@@ -348,9 +327,8 @@ def internal_consistency(
             lo, hi = est.ci
             if math.isfinite(lo) and not math.isnan(hi):
                 row["covered"] = bool(lo <= n_true <= hi)
-        if name in ("default", "method") and est.method:
-            own = method is not None or est.method.startswith("default")
-            name = est.method if own else f"default ({est.method})"
+        if name == "method" and est.method:
+            name = est.method
         rows.append(row)
     table = pd.DataFrame(rows)
     table["covered"] = table["covered"].astype(object)

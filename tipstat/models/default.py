@@ -2,8 +2,9 @@
 
 One function, :func:`estimate_population`, so that "the default method" means one thing
 everywhere: ``tipstat estimate FILE`` without ``--model``, the reliability check
-(:func:`tipstat.validate.internal_consistency` without ``method``, and so the reliability
-shown in reports), and the ``default`` row of the validation study (``docs/validation.md``).
+(:func:`tipstat.validate.internal_consistency` with this function as its ``method``, and so the
+reliability shown in reports), and the ``default`` row of the validation study
+(``docs/validation.md``).
 
 Why BIC model averaging, and not the single model BIC selects: both were run in the same
 coverage study and on the same internal-consistency benchmark (``docs/validation_notes.md``).
@@ -22,6 +23,7 @@ from .._checks import is_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
+from ..validate import check_assumptions
 
 __all__ = ["DEFAULT_RULE", "estimate_population"]
 
@@ -120,7 +122,5 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95,
     est = replace(est, method=name, warnings=tuple(warnings),
                   diagnostics={**est.diagnostics, "default_rule": rule})
     if check:
-        from ..validate import check_assumptions
-
         est = check_assumptions(est, h)
     return est
