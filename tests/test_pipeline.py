@@ -14,9 +14,10 @@ import pytest
 
 from tipstat import simulate
 from tipstat.errors import InputError, TipstatWarning
+from tipstat.ictip import detect_format
 from tipstat.ictip.keys import generate_secret
 from tipstat.indicator import normalise_population
-from tipstat.pipeline import DEFAULT_SEED, detect_format, run_indicator
+from tipstat.pipeline import DEFAULT_SEED, run_indicator
 from tipstat.sdmx import DIMENSIONS, HEADER
 
 FOUR = {k: v for k, v in simulate.DEFAULT_LISTS.items() if k in "PKOR"}

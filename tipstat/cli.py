@@ -22,7 +22,6 @@ import re
 import sys
 import time
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -80,17 +79,9 @@ def _print_json(obj: dict[str, Any]) -> None:
 
 
 def _fmt(x: Any, digits: int = 0) -> str:
-    if x is None:
-        return "-"
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(f):
-        return "-"
-    if math.isinf(f):
-        return "inf"
-    return f"{f:,.{digits}f}"
+    from ._format import number
+
+    return number(x, digits)
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -100,30 +91,19 @@ def _progress(args: argparse.Namespace) -> bool:
 
 # ---------------------------------------------------------------------------- input
 def _read_table(path: Path) -> Any:
-    import pandas as pd
-
+    """A count table or person rows (numbers read as numbers), rows labelled by file line."""
     from .pipeline import check_file
+    from .tables import read_cells
 
-    suffix = path.suffix.lower()
-    ods = suffix == ".ods" and find_spec("odf") is not None  # odfpy reads ODS tables
+    ods = path.suffix.lower() == ".ods" and find_spec("odf") is not None  # odfpy reads ODS
     if not ods:
         check_file(path, "table")
     elif path.stat().st_size == 0:
         raise InputError(f"{path}: the table is empty (expected a header line and rows)")
     try:
-        if ods:
-            return pd.read_excel(path, engine="odf")
-        if suffix in (".xlsx", ".xlsm"):
-            return pd.read_excel(path)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        sep = "\t" if suffix in (".tsv", ".tab") else None
-        return pd.read_csv(path, sep=sep, engine="python")
-    except (ValueError, ImportError, UnicodeDecodeError, pd.errors.ParserError, OSError,
-            KeyError, zipfile.BadZipFile) as exc:
-        # the type only: a parser's message can quote a cell
-        raise InputError(f"{path}: cannot read the file as a table ({type(exc).__name__}; "
-                         "expected CSV in UTF-8, TSV or Excel .xlsx)") from None
+        return read_cells(path, raw=False)[0]
+    except InputError as exc:
+        raise InputError(f"{path}: cannot read the file as a table: {exc}") from None
 
 
 def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | None = None,
@@ -147,17 +127,16 @@ def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | 
         raise InputError(f"{source}: is a folder; expected a table file (CSV, TSV, Excel)")
     df = _read_table(path)
     from .ictip.keys import identifier_columns
-    from .pipeline import HTCDS_PREFIXES
+    from .ictip.sources import htcds_columns
 
     record_cols = [str(c) for c in df.columns
-                   if c in ("person_key", "entity_id", "record_id", "source_record_id")
-                   or str(c).startswith(HTCDS_PREFIXES)] + list(map(str, identifier_columns(df)))
+                   if c in ("person_key", "entity_id", "record_id", "source_record_id")] + \
+        htcds_columns(df.columns) + list(map(str, identifier_columns(df)))
     if record_cols:  # refused by column name: its cells are never read or shown
         raise InputError(f"{source}: this looks like a file of victim records (columns "
                          f"{sorted(set(record_cols))[:6]}), not a count table; make the count "
                          "table with: tipstat histories RECORDS... --entity-map MAP --out "
                          "counts.csv")
-    df.index = df.index + 2  # rows in messages are file lines (line 1 is the header)
     if count in df.columns:
         if strata is None and lists is None:  # the table of `tipstat histories`: known strata
             strata = [c for c in df.columns if c in STRATUM_COLUMNS]
@@ -305,21 +284,17 @@ def _print_table(table: Any) -> None:
 
 def _looks_like_records(path: Path) -> bool:
     """An IC-TIP records file (entity/record/key columns) or an HTCDS export."""
-    import pandas as pd
-
-    from .pipeline import EXCEL_SUFFIXES, check_file, detect_format
+    from .ictip.sources import htcds_columns
+    from .pipeline import check_file
+    from .tables import CASE_SHEET, read_header
 
     check_file(path, "file")
-    if detect_format(path) == "htcds":
-        return True
     try:
-        if path.suffix.lower() in EXCEL_SUFFIXES:
-            cols = pd.read_excel(path, nrows=0).columns
-        else:
-            cols = pd.read_csv(path, nrows=0, sep=None, engine="python").columns
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
-        return False
-    return any(c in cols for c in ("person_key", "entity_id", "record_id", "source_record_id"))
+        cols, _ = read_header(path, prefer_sheet=CASE_SHEET)
+    except InputError:
+        return False  # read as a table, which says what is wrong with the file
+    return bool(htcds_columns(cols)) or any(
+        c in cols for c in ("person_key", "entity_id", "record_id", "source_record_id"))
 
 
 def _validate_records(paths: list[str], args: argparse.Namespace) -> dict[str, Any] | None:

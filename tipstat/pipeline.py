@@ -40,16 +40,13 @@ from ._checks import DEFAULT_SEED, is_level  # DEFAULT_SEED: the seed when none 
 from .errors import InputError, TipstatWarning
 from .redact import safe_value
 
-__all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning", "detect_format",
-           "link_records", "read_exports", "read_table", "run_indicator"]
+__all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning", "link_records",
+           "read_exports", "read_table", "run_indicator"]
 
 #: ``--by`` names -> stratum columns of :func:`tipstat.ictip.capture_histories`.
 BY_ALIASES = {"age": "age_group", "form": "exploitation", "age_l2": "age_group_l2"}
 _BY_LABEL = {"sex": "sex", "age_group": "age", "age_group_l2": "age", "exploitation": "form"}
-#: Column-name prefixes of the IOM HTCDS v2.0 system names (person, victim, case).
-HTCDS_PREFIXES = ("prs_", "vic_", "cas_")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
-FORMATS = ("auto", "ictip", "htcds")
 
 
 # ---------------------------------------------------------------------------- results
@@ -296,50 +293,20 @@ def check_file(path: str | Path, what: str = "file") -> Path:
 def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
     """A small CSV/TSV/Excel table (entity map, population) with clear errors.
 
+    Read by :func:`tipstat.tables.read_cells` (cells as written) after :func:`check_file`.
     Rows are indexed by their line in the file (line 1 is the header), as in error messages.
     """
+    from .tables import read_cells
+
     path = check_file(path, what)
-    suffix = path.suffix.lower()
     try:
-        if suffix in EXCEL_SUFFIXES:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                df = pd.read_excel(path, dtype=object)
-        else:
-            sep = "\t" if suffix in (".tsv", ".tab") else None
-            df = pd.read_csv(path, sep=sep, engine="python", dtype=object,
-                             keep_default_na=False, na_values=[""])
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
-            OSError) as exc:
-        # the message of a parser error names a line and counts, never a cell's value
-        raise InputError(f"{path}: cannot read the {what} ({type(exc).__name__}; expected CSV "
-                         "in UTF-8 or Excel .xlsx)") from None
+        df, _ = read_cells(path)
+    except InputError as exc:
+        raise InputError(f"{path}: cannot read the {what}: {exc}") from None
     if df.empty:
         raise InputError(f"{path}: the {what} has a header but no rows")
     df.columns = [str(c).strip() for c in df.columns]
-    df.index = df.index + 2
     return df
-
-
-def detect_format(path: str | Path) -> str:
-    """``"htcds"`` when the file has IOM HTCDS v2.0 system names (``prs_``, ``vic_``, ``cas_``
-    columns, or an Excel "Case Sheet"), else ``"ictip"``."""
-    path = check_file(path, "records file")
-    try:
-        if path.suffix.lower() in EXCEL_SUFFIXES:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                with pd.ExcelFile(path) as book:
-                    if "Case Sheet" in book.sheet_names:
-                        return "htcds"
-                    header = pd.read_excel(book, sheet_name=0, nrows=0).columns
-        else:
-            header = pd.read_csv(path, nrows=0, dtype=object).columns
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
-            OSError) as exc:
-        raise InputError(f"{path}: cannot read the records file ({type(exc).__name__}; expected "
-                         "CSV in UTF-8 or Excel .xlsx)") from None
-    return "htcds" if any(str(c).startswith(HTCDS_PREFIXES) for c in header) else "ictip"
 
 
 # ---------------------------------------------------------------------------- the pipeline
@@ -391,6 +358,8 @@ def _entity_table(entity_map: Any) -> pd.DataFrame:
 def _sources(records: Any, fmt: str | Mapping[str, str], emap: pd.DataFrame
              ) -> tuple[dict[str, list[Any]], dict[str, str]]:
     """Group the inputs by format: ``{format: [source, ...]}`` and ``{name: format}``."""
+    from .ictip.sources import FORMATS, detect_format
+
     if fmt not in FORMATS and not isinstance(fmt, Mapping):
         raise InputError(f"format={fmt!r}; expected one of {list(FORMATS)}")
     if isinstance(records, pd.DataFrame | str | Path):
@@ -403,8 +372,7 @@ def _sources(records: Any, fmt: str | Mapping[str, str], emap: pd.DataFrame
             name = f"table {i + 1}"
             f = fmt.get(name, "auto") if isinstance(fmt, Mapping) else fmt
             if f == "auto":
-                f = "htcds" if any(str(c).startswith(HTCDS_PREFIXES) for c in src.columns) \
-                    else "ictip"
+                f = detect_format(src)
             # a DataFrame in the HTCDS layout names its entity in an entity_id column
             groups.setdefault(f if f == "ictip" else "htcds:frames", []).append(src)
             formats[name] = f
@@ -436,14 +404,11 @@ def _sources(records: Any, fmt: str | Mapping[str, str], emap: pd.DataFrame
 def _check_entities(path: Path, entities: set[str]) -> None:
     """Every entity of an IC-TIP file is in the entity map: one message per file, not one per
     record."""
+    from .tables import read_cells
+
     try:
-        if path.suffix.lower() in EXCEL_SUFFIXES:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                df = pd.read_excel(path, dtype=object)
-        else:
-            df = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
+        df, _ = read_cells(path)
+    except InputError:
         return  # read_records says what is wrong with the file
     if "entity_id" not in df.columns:
         return
@@ -576,7 +541,7 @@ def read_exports(records: Any, entity_map: Any, *, format: str | Mapping[str, st
     """Read and validate agency exports of any format into one :class:`Records`.
 
     Each file is read in its format (``format="auto"``: detected by its column names, see
-    :func:`detect_format`); rows are labelled ``file:line``. Returns the records and
+    :func:`tipstat.ictip.detect_format`); rows are labelled ``file:line``. Returns the records and
     ``{file name: format}``. Parameters as in :func:`run_indicator`.
     """
     warns = [] if warnings_ is None else warnings_

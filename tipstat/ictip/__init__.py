@@ -9,8 +9,9 @@ these records; this package imports no linkage and no model).
 
 from . import codelists
 from .records import Records, read_ctdc, read_records
+from .sources import detect_format
 from .strata import capture_histories
 from .validation import ValidationReport, validate_capture_table
 
-__all__ = ["Records", "ValidationReport", "capture_histories", "codelists", "read_ctdc",
-           "read_records", "validate_capture_table"]
+__all__ = ["Records", "ValidationReport", "capture_histories", "codelists", "detect_format",
+           "read_ctdc", "read_records", "validate_capture_table"]

@@ -8,12 +8,9 @@ values of its first record). :func:`tipstat.ictip.read_records` validates the ce
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import os
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem
+from ..tables import CASE_SHEET, read_cells, read_header
 from . import keys as _keys
 from . import validation as V
 from .redact import describe, is_blank
 
 __all__ = ["FORMATS", "HTCDS_COLUMNS", "HTCDS_TEMPLATE_COLUMNS", "KEY_FIELDS", "KNOWN_COLUMNS",
-           "SYNONYMS"]
+           "SYNONYMS", "detect_format", "htcds_columns"]
 
 Source = pd.DataFrame | str | os.PathLike
 
@@ -82,13 +80,6 @@ SYNONYMS = {
     "agegroup": "age_group",
 }
 
-_EXCEL_ENGINES = {".xlsx": "openpyxl", ".xlsm": "openpyxl", ".xls": "xlrd", ".ods": "odf"}
-_INSTALL = {
-    "openpyxl": "pip install 'tipstat[ictip]' (or: pip install openpyxl)",
-    "odf": "pip install 'tipstat[ictip]' (or: pip install odfpy)",
-    "xlrd": "pip install xlrd, or save the file as .xlsx",
-}
-_MANGLED = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
 
 
 def _blank_to_nan(s: pd.Series) -> pd.Series:
@@ -107,7 +98,8 @@ def _text(values: pd.Series) -> pd.Series:
 
 def _read_table(src: Source, sheet: str | int | None, fmt: str) -> tuple[pd.DataFrame, str, list[str]]:
     """Cells of one source as objects, index = row labels (file line numbers), its label and
-    its header as written (for duplicate names). Unreadable files are an :class:`InputError`."""
+    its header as written (for duplicate names). Files are read by :func:`tipstat.tables.read_cells`
+    (an HTCDS workbook's "Case Sheet" is preferred unless the format is IC-TIP)."""
     if isinstance(src, pd.DataFrame):
         df = src.copy()
         idx = df.index
@@ -118,102 +110,12 @@ def _read_table(src: Source, sheet: str | int | None, fmt: str) -> tuple[pd.Data
         raise InputError(f"a source must be a file path or a pandas DataFrame, not "
                          f"{type(src).__name__}")
     path = Path(src)
-    name = path.name
     if not path.exists():
         raise InputError(f"file not found: {path}")
     if path.is_dir():
-        raise InputError(f"{name} is a folder; give the record files inside it")
-    suffix = path.suffix.lower()
-    if suffix in _EXCEL_ENGINES:
-        df, header = _read_workbook(path, _EXCEL_ENGINES[suffix], sheet, fmt)
-    else:
-        df, header = _read_csv(path)
-    if len(header) == len(df.columns):  # undo pandas' renaming of a repeated 'sex' to 'sex.1'
-        df.columns = [h if h else str(c) for h, c in zip(header, df.columns, strict=True)]
-    df.index = pd.RangeIndex(2, len(df) + 2)  # line numbers (line 1 is the header)
-    return df, name, header
-
-
-def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    name = path.name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{name} cannot be opened ({type(exc).__name__})") from None
-    if not data.strip():
-        raise InputError(f"{name} is empty (no header line): an agency with no records sends "
-                         "the header line alone")
-    if data[:4] == b"PK\x03\x04":
-        raise InputError(f"{name} is a spreadsheet workbook (xlsx/ods), not CSV text: give it its "
-                         "own extension (.xlsx or .ods)")
-    if data[:4] == b"\xd0\xcf\x11\xe0":
-        raise InputError(f"{name} is an old Excel workbook (.xls), not CSV text: save it as .xlsx "
-                         "or CSV UTF-8")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise InputError(f"{name} is UTF-16 text; save it as 'CSV UTF-8'")
-    if b"\x00" in data[:65536]:
-        raise InputError(f"{name} is not a text file (it holds binary data); give a CSV "
-                         "(UTF-8), an Excel (.xlsx) or an ODS file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name} is not UTF-8 text (byte {exc.start} cannot be decoded); "
-                         "save it as 'CSV UTF-8' (it may be in a Windows code page)") from None
-    first = text.splitlines()[0] if text.splitlines() else ""
-    counts = {sep: first.count(sep) for sep in (",", ";", "\t", "|")}
-    sep = max(counts, key=lambda k: counts[k]) if max(counts.values()) > 0 else ","
-    try:
-        header = next(csv.reader([first], delimiter=sep))
-    except csv.Error:
-        header = first.split(sep)
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=object, keep_default_na=False,
-                         na_values=[""], skip_blank_lines=True)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{name} is empty (no header line)") from None
-    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        where = f" at line {m.group(1)}" if m else ""
-        raise InputError(f"{name} cannot be read as CSV{where}: a row has more fields than the "
-                         f"header (a separator {sep!r} inside an unquoted value?)") from None
-    return df, [h.strip().lstrip("\ufeff") for h in header]
-
-
-def _read_workbook(path: Path, engine: str, sheet: str | int | None,
-                   fmt: str) -> tuple[pd.DataFrame, list[str]]:
-    name = path.name
-    try:
-        with warnings.catch_warnings():  # openpyxl: "Data Validation extension is not supported"
-            warnings.simplefilter("ignore", UserWarning)
-            xf = pd.ExcelFile(path, engine=engine)
-    except ImportError:
-        raise InputError(f"reading {name} needs the {engine} package: {_INSTALL[engine]}") from None
-    except Exception as exc:  # zip, XML and format errors of the readers
-        raise InputError(f"{name} cannot be read as a {path.suffix} workbook "
-                         f"({type(exc).__name__}); is it damaged or of another type?") from None
-    with xf:
-        names = [str(n) for n in xf.sheet_names]
-        if sheet is None:
-            chosen: str | int = "Case Sheet" if fmt != "ictip" and "Case Sheet" in names else 0
-        else:
-            chosen = sheet
-        if isinstance(chosen, str) and chosen not in names:
-            raise InputError(f"{name} has no sheet {chosen!r}; its sheets are {names}")
-        if isinstance(chosen, int) and not 0 <= chosen < len(names):
-            raise InputError(f"{name} has {len(names)} sheet(s); sheet={chosen} does not exist")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                df = pd.read_excel(xf, sheet_name=chosen, dtype=object)
-        except Exception as exc:
-            raise InputError(f"{name}: sheet {chosen!r} cannot be read "
-                             f"({type(exc).__name__})") from None
-    header = [str(c).strip() for c in df.columns]
-    mangled = []
-    for c in header:  # pandas renames a repeated header 'sex' to 'sex.1'
-        m = _MANGLED.match(c)
-        mangled.append(m["base"] if m and m["base"] in header else c)
-    return df, mangled
+        raise InputError(f"{path.name} is a folder; give the record files inside it")
+    df, header = read_cells(path, sheet=sheet, prefer_sheet=None if fmt == "ictip" else CASE_SHEET)
+    return df, path.name, header
 
 
 def _norm(col: str) -> str:
@@ -232,8 +134,54 @@ def _suggest(col: str, candidates: Sequence[str]) -> str | None:
     return lower[hit[0]] if hit else None
 
 
+def htcds_columns(columns: Sequence[object]) -> list[str]:
+    """The column names that are IOM HTCDS v2.0 system names: a name of the template's Case
+    Sheet (:data:`HTCDS_TEMPLATE_COLUMNS`) or a ``prs_``/``vic_``/``cas_``/``con_`` name.
+
+    Examples
+    --------
+    >>> htcds_columns(["prs_Gender", "entity_id", "cas_IncomingReferralDate"])
+    ['prs_Gender', 'cas_IncomingReferralDate']
+    """
+    return [str(c) for c in columns
+            if str(c) in HTCDS_TEMPLATE_COLUMNS or _HTCDS_PREFIX.match(str(c))]
+
+
 def _is_htcds(columns: Sequence[str]) -> bool:
-    return any(c in HTCDS_TEMPLATE_COLUMNS or _HTCDS_PREFIX.match(c) for c in columns)
+    return bool(htcds_columns(columns))
+
+
+def detect_format(source: Source, *, sheet: str | int | None = None) -> str:
+    """The layout of a source of records: ``"htcds"`` when its column names are HTCDS v2.0
+    system names (:func:`htcds_columns`; in a workbook, those of its "Case Sheet" when it has
+    one), else ``"ictip"``.
+
+    The rule of ``read_records(format="auto")``, applied to the header alone: the pipeline
+    tells each file's format before reading, because an HTCDS export has no entity column and
+    is attributed to the entity named by its file name.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> detect_format(pd.DataFrame(columns=["prs_Gender", "vic_TypeOfExploitation"]))
+    'htcds'
+    >>> detect_format(pd.DataFrame(columns=["entity_id", "source_record_id", "sex"]))
+    'ictip'
+    """
+    if isinstance(source, pd.DataFrame):
+        columns = [str(c) for c in source.columns]
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"file not found: {path}")
+        if sheet is not None:
+            columns = read_cells(path, sheet=sheet, header_only=True)[1]
+        else:
+            columns = read_header(path, prefer_sheet=CASE_SHEET)[0]
+    else:
+        raise InputError(f"a source must be a file path or a pandas DataFrame, not "
+                         f"{type(source).__name__}")
+    return "htcds" if _is_htcds(columns) else "ictip"
 
 
 def _label_row(df: pd.DataFrame) -> bool:
