@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._format import number
+
 __all__ = ["STATUSES", "Estimate"]
 
 #: Possible values of :attr:`Estimate.status`.
@@ -30,11 +32,7 @@ STATUSES = {
 
 
 def _fmt(x: float, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if isinstance(x, float) and math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:,.{digits}f}"
+    return number(x, digits)  # tipstat._format: the one number formatter
 
 
 @dataclass(eq=False)

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._format import count as published_count
+from .._format import number as format_number
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -168,16 +170,9 @@ def _pattern_pool(h: CaptureHistories, threshold: int) -> tuple[np.ndarray, np.n
 
 
 def _count(value: Any, threshold: int) -> str:
-    """A count of persons as published: 1 to ``threshold - 1`` is ``"<5"``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(v):
-        return "–"
-    if 0 < v < threshold:
-        return f"<{threshold}"
-    return _fmt(v)
+    """A count of persons as published: 1 to ``threshold - 1`` is ``"<5"``
+    (:func:`tipstat._format.count`)."""
+    return published_count(value, threshold, html=True)
 
 
 _SMALL_IN_TEXT = r"(?<![\w.,])(\d+)(?![\w.,])(?=\s+(?:persons?|records?|victims?|cases?)\b)"
@@ -272,19 +267,8 @@ def _png(ax: Any) -> str:
 
 
 def _fmt(x: Any, digits: int = 0) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, bool | np.bool_):
-        return "yes" if x else "no"
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(f):
-        return "–"
-    if math.isinf(f):
-        return "∞" if f > 0 else "−∞"
-    return f"{f:,.{digits}f}"
+    """A number in the report (:func:`tipstat._format.number`, typographic signs)."""
+    return format_number(x, digits, html=True)
 
 
 def _scalar_diagnostics(est: Estimate) -> list[tuple[str, str]]:
