@@ -412,10 +412,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _reliability(h: Any) -> Any:
     """The internal-consistency check of the default method (None below three lists)."""
-    from .models.default import estimate_population
-    from .validate import internal_consistency
+    import tipstat
 
-    return internal_consistency(h, estimate_population) if h.k >= 3 else None
+    return tipstat.internal_consistency(h, tipstat.estimate_population) if h.k >= 3 else None
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
