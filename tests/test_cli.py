@@ -559,3 +559,32 @@ def test_report_of_a_bundled_table_keys_its_lists(capsys, tmp_path):
     # every list of UK_5 is keyed to the agencies behind it (the catalogue's words)
     for words in tipstat.datasets.info("UK_5")["lists"].values():
         assert words in page
+
+
+def test_every_kind_of_table_file_gives_the_same_estimate(capsys, pattern_csv, tmp_path):
+    """One reader for every table file: the same counts as CSV (comma or semicolon), TSV,
+    Excel, ODS and Parquet give the same estimate, to the last digit."""
+    path, df = pattern_csv
+    expected = tipstat.estimate_population(tipstat.CaptureHistories.from_frame(df))
+    files = [path, tmp_path / "semicolon.csv", tmp_path / "t.tsv", tmp_path / "t.xlsx",
+             tmp_path / "t.ods", tmp_path / "t.parquet"]
+    df.to_csv(files[1], sep=";", index=False)
+    df.to_csv(files[2], sep="\t", index=False)
+    df.to_excel(files[3], index=False)
+    df.to_excel(files[4], index=False, engine="odf")
+    df.to_parquet(files[5], index=False)
+    for f in files:
+        code, data = run_json(capsys, "estimate", str(f))
+        assert code == 0, (f.name, data["error"])
+        assert data["input"]["n_observed"] == 107.0 and data["input"]["lists"] == ["A", "B", "C"]
+        assert data["results"][0]["n_hat"] == expected.n_hat, f.name
+
+
+def test_an_unreadable_table_is_refused_as_records_are(capsys, tmp_path):
+    # the count-table path and the records path share one reader, so one message
+    bad = tmp_path / "utf16.csv"
+    bad.write_bytes("A,B,count\n1,0,4\n".encode("utf-16"))
+    code, out, err = run(capsys, "estimate", str(bad))
+    assert code == 2 and "UTF-16" in err and "save it as 'CSV UTF-8'" in err
+    with pytest.raises(tipstat.InputError, match="UTF-16"):
+        tipstat.read_records([bad], {"POL": "P"})
