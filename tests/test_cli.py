@@ -584,7 +584,7 @@ def test_an_unreadable_table_is_refused_as_records_are(capsys, tmp_path):
     # the count-table path and the records path share one reader, so one message
     bad = tmp_path / "utf16.csv"
     bad.write_bytes("A,B,count\n1,0,4\n".encode("utf-16"))
-    code, out, err = run(capsys, "estimate", str(bad))
+    code, _out, err = run(capsys, "estimate", str(bad))
     assert code == 2 and "UTF-16" in err and "save it as 'CSV UTF-8'" in err
     with pytest.raises(tipstat.InputError, match="UTF-16"):
         tipstat.read_records([bad], {"POL": "P"})
