@@ -786,17 +786,15 @@ def cmd_indicator(args: argparse.Namespace) -> int:
 def cmd_histories(args: argparse.Namespace) -> int:
     """``tipstat histories``: agency exports -> linked persons -> the count table that
     ``estimate``, ``compare`` and ``report`` read."""
-    from .ictip import capture_histories
-    from .pipeline import BY_ALIASES, _collect, link_records
+    from .pipeline import histories_from_exports
 
     try:
-        linked = link_records(list(args.records), args.entity_map, format=args.format,
-                              secret=_read_secret(args), country=args.country, year=args.year)
+        linked, h = histories_from_exports(list(args.records), args.entity_map, by=args.by,
+                                           format=args.format, secret=_read_secret(args),
+                                           country=args.country, year=args.year)
     except InputError as exc:
         raise _records_error(exc) from None
     warns, formats, acc = linked.warnings, linked.formats, linked.accounting
-    by = [BY_ALIASES.get(b, b) for b in args.by]
-    h = _collect("histories", warns, lambda: capture_histories(linked.persons, by=by))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame = h.to_frame(include_zeros=False)

@@ -40,8 +40,9 @@ from ._checks import DEFAULT_SEED, is_level  # DEFAULT_SEED: the seed when none 
 from .errors import InputError, TipstatWarning
 from .redact import safe_value
 
-__all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning", "link_records",
-           "read_exports", "read_table", "run_indicator"]
+__all__ = ["DEFAULT_SEED", "Headline", "IndicatorRun", "Linked", "RunWarning",
+           "histories_from_exports", "link_records", "read_exports", "read_table",
+           "run_indicator"]
 
 #: ``--by`` names -> stratum columns of :func:`tipstat.ictip.capture_histories`.
 BY_ALIASES = {"age": "age_group", "form": "exploitation", "age_l2": "age_group_l2"}
@@ -585,6 +586,43 @@ def link_records(records: Any, entity_map: Any, *, format: str | Mapping[str, st
     return Linked(recs, persons, warns, formats, accounting, silent)
 
 
+def histories_from_exports(records: Any, entity_map: Any, *,
+                           by: Sequence[str] = ("sex", "age", "exploitation"),
+                           format: str | Mapping[str, str] = "auto", secret: Any = None,
+                           country: str | None = None, year: int | None = None,
+                           entities: pd.DataFrame | None = None, today: Any = None
+                           ) -> tuple[Linked, Any]:
+    """Agency exports -> linked persons -> stratified capture histories: the first half of
+    :func:`run_indicator`, and what ``tipstat histories`` writes.
+
+    The exports are read and linked by :func:`link_records`; the linked persons are handed to
+    :func:`tipstat.ictip.capture_histories` with the strata ``by`` (``--by`` names: ``age`` is
+    ``age_group``, ``form`` is ``exploitation``). Its warnings join the linkage's.
+
+    Returns
+    -------
+    (Linked, CaptureHistories)
+
+    Examples
+    --------
+    >>> from tipstat import simulate
+    >>> c = simulate.country(400, seed=2, lists={k: v for k, v in simulate.DEFAULT_LISTS.items()
+    ...                                          if k in "PKO"})
+    >>> linked, h = histories_from_exports(c.records, c.list_definition, by=["sex"],
+    ...                                    country=c.ref_area, year=c.year, today="2025-12-31")
+    >>> h.strata, h.n_observed == linked.persons.n_persons == c.n_detected
+    (('sex',), True)
+    """
+    from .ictip import capture_histories
+
+    strata = [BY_ALIASES.get(b, b) for b in by]
+    linked = link_records(records, entity_map, format=format, secret=secret, country=country,
+                          year=year, entities=entities, today=today)
+    h = _collect("histories", linked.warnings,
+                 lambda: capture_histories(linked.persons, by=strata))
+    return linked, h
+
+
 def run_indicator(
     records: Any,
     entity_map: Any,
@@ -651,7 +689,6 @@ def run_indicator(
     >>> run.headline.detected == c.n_detected, run.seed
     (True, 2024)
     """
-    from .ictip import capture_histories
     from .indicator import normalise_population, sdg_16_2_2
     from .models.stratified import fit_stratified
 
@@ -668,11 +705,11 @@ def run_indicator(
     if isinstance(population, str | Path):
         population = read_table(population, "population file")
     pop = normalise_population(population, ref_area=country, time_period=year)
-    linked = link_records(records, entity_map, format=format, secret=secret, country=country,
-                          year=year, entities=entities, today=today)
+    linked, h = histories_from_exports(records, entity_map, by=strata, format=format,
+                                       secret=secret, country=country, year=year,
+                                       entities=entities, today=today)
     recs, persons, warns = linked.records, linked.persons, linked.warnings
     formats, accounting = linked.formats, linked.accounting
-    h = _collect("histories", warns, lambda: capture_histories(persons, by=strata))
     fit = _collect("fit", warns, lambda: fit_stratified(h, bootstrap=int(bootstrap), seed=seed,
                                                         level=level))
     sdg = _collect("sdg", warns, lambda: sdg_16_2_2(fit, pop, ref_area=country,
