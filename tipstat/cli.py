@@ -126,12 +126,9 @@ def load_histories(source: str, *, count: str = "count", lists: Sequence[str] | 
     if path.is_dir():
         raise InputError(f"{source}: is a folder; expected a table file (CSV, TSV, Excel)")
     df = _read_table(path)
-    from .ictip.keys import identifier_columns
-    from .ictip.sources import htcds_columns
+    from .ictip.validation import record_like_columns
 
-    record_cols = [str(c) for c in df.columns
-                   if c in ("person_key", "entity_id", "record_id", "source_record_id")] + \
-        htcds_columns(df.columns) + list(map(str, identifier_columns(df)))
+    record_cols = record_like_columns(df.columns)
     if record_cols:  # refused by column name: its cells are never read or shown
         raise InputError(f"{source}: this looks like a file of victim records (columns "
                          f"{sorted(set(record_cols))[:6]}), not a count table; make the count "
