@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..errors import InputError, Problem, TipstatWarning
 from . import codelists, redact
+from .keys import IDENTIFIER_COLUMNS
 
 __all__ = ["WARNING_RULES", "Issue", "ValidationReport", "derive_age_group", "exploitation_stratum",
            "record_like_columns", "validate_capture_table"]
@@ -311,8 +312,6 @@ def record_like_columns(columns: Sequence[object]) -> list[str]:
     >>> record_like_columns(["A", "B", "count", "prs_FirstName", "DOB"])
     ['prs_FirstName', 'DOB']
     """
-    from .keys import IDENTIFIER_COLUMNS
-
     return [str(c) for c in columns
             if _record_key(c) in IDENTIFIER_COLUMNS or _record_key(c) in RECORD_MARKERS
             or _HTCDS_FIELD.match(str(c))]

@@ -29,6 +29,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem, TipstatWarning
+from ..ictip import codelists
+from ..ictip.keys import check_no_identifiers
+from ..ictip.records import Records
+from ..ictip.validation import exploitation_stratum
 
 __all__ = ["RESOLVED", "Persons", "link_exact", "persons"]
 
@@ -128,15 +132,10 @@ def link_exact(
     >>> p.frame[["P", "N", "n_records", "sex", "conflict_sex", "exploitation_stratum"]].values.tolist()
     [[1, 1, 3, 'F', True, 'MIX'], [0, 1, 1, '_U', False, '_U']]
     """
-    from ..ictip import codelists
-    from ..ictip.validation import exploitation_stratum
-
     if hasattr(records, "used"):
         rec = records.used.copy()
         lists = tuple(records.lists)
     else:
-        from ..ictip.keys import check_no_identifiers
-
         check_no_identifiers(records, secure=secure, what="linkage input")
         rec = records.copy()
         lists = tuple(dict.fromkeys(rec["list_id"].astype(str)))
@@ -267,8 +266,6 @@ def persons(records: Any, *, period: Any = None, person_map: pd.Series | Mapping
     >>> p.n_persons == c.n_detected
     True
     """
-    from ..ictip.records import Records
-
     if not isinstance(records, Records):
         raise InputError(f"expected tipstat.ictip.Records (from read_records), got "
                          f"{type(records).__name__}")
