@@ -52,10 +52,11 @@ def _check_histories(h: Any, where: str) -> CaptureHistories:
 
 
 def _count_text(value: float, suppress_below: int | None) -> str:
-    """A count as published: ``"<5"`` for 1 to ``suppress_below - 1``."""
-    if suppress_below is not None and 0 < value < suppress_below:
-        return f"<{suppress_below}"
-    return f"{value:,.0f}"
+    """A count as published: ``"<5"`` for 1 to ``suppress_below - 1``
+    (:func:`tipstat._format.count`, the report's own rule)."""
+    from .._format import count, number
+
+    return number(value) if suppress_below is None else count(value, suppress_below)
 
 
 # ---------------------------------------------------------------------------- overlaps
