@@ -12,6 +12,7 @@ compared at 1e-4 too. Profile limits are compared at 1e-6 with Rcapture's own St
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -197,3 +198,85 @@ def test_lognormal_interval_covers_where_the_conditional_wald_interval_does_not(
             covered[ci] += lo <= 2000 <= hi
     assert covered["lognormal"] >= 88 and covered["profile"] >= 88
     assert covered["wald"] < covered["lognormal"]
+
+
+# ------------------------------------------------------------------ counts up to 1e12
+def _scaled(h, factor: float):
+    df = h.to_frame()
+    df["count"] = df["count"] * factor
+    return tipstat.CaptureHistories.from_frame(df)
+
+
+@pytest.mark.parametrize("dataset", ["UK_5", "Korea_3"])
+@pytest.mark.parametrize("terms", ["independence", "all2"])
+def test_profile_interval_scales_with_the_counts_up_to_1e12(dataset, terms, load_table):
+    """A table times c: the MLE is equivariant, N-hat(c y) = c N-hat(y) exactly, and the profile
+    interval tends to N-hat +/- z SE(N-hat), SE growing as sqrt(c) (the Poisson SE formula scales
+    exactly), so the relative half-width shrinks as 1/sqrt(c).
+
+    Tolerances: N-hat to 1e-10 relative (the fits agree to ~2e-15). Each half-width times
+    sqrt(c) / N-hat equals z SE / N-hat of the unscaled fit up to the skewness of the profile,
+    which falls as 1/sqrt(c): its size is the asymmetry A = |upper - lower width| / (sum of
+    widths) of the unscaled interval divided by sqrt(c) (allowed twice), plus 1e-5 for the
+    rounding of a statistic evaluated on tables of ~1e16 people (measured <= 2e-6; before the
+    centred profile likelihood, the 1e12 limits were off by 5-12% or on the wrong side).
+    Korea_3 all2 has no MLE at scale 1 and must say so at every scale."""
+    h1 = load_table(dataset).pooled()
+    e1 = tipstat.fit_loglinear(h1, terms)
+    z = stats.norm.ppf(0.975)
+    for c in (1e9, 1e12):
+        e = tipstat.fit_loglinear(_scaled(h1, c), terms)
+        assert e.status == e1.status
+        if e1.status == "does_not_exist":
+            assert e.n_hat == math.inf
+            continue
+        assert e.status in ("ok", "extended")
+        assert e.n_hat == pytest.approx(c * e1.n_hat, rel=1e-10)
+        lo, hi = e.ci
+        assert lo < e.n_hat < hi
+        asym = abs((e1.ci[1] - e1.n_hat) - (e1.n_hat - e1.ci[0])) / (e1.ci[1] - e1.ci[0])
+        tol = 2 * asym / math.sqrt(c) + 1e-5
+        target = z * e1.se / e1.n_hat
+        for width in (e.n_hat - lo, hi - e.n_hat):
+            assert width / e.n_hat * math.sqrt(c) == pytest.approx(target, rel=tol)
+
+
+def _independence_profile_loglik(sizes: list[int], n: Decimal, N: Decimal) -> Decimal:
+    """Multinomial profile log-likelihood of N under independence, in closed form (50 digits):
+    on the complete 2^K table the fitted cells are N prod_j p_j^x_j (1 - p_j)^(1 - x_j) with
+    p_j = n_j / N, so ell(N) = log N! - log (N - n)! + sum_j [n_j log(n_j / N)
+    + (N - n_j) log(1 - n_j / N)]. log x! by Stirling's series (x >= 1e6 here: exact to 1e-40).
+    """
+    def log_factorial(x: Decimal) -> Decimal:
+        pi = Decimal("3.14159265358979323846264338327950288419716939937510")
+        return (x * x.ln() - x + (2 * pi * x).ln() / 2 + 1 / (12 * x) - 1 / (360 * x**3)
+                + 1 / (1260 * x**5))
+
+    out = log_factorial(N) - log_factorial(N - n)
+    for nj in sizes:
+        out += Decimal(nj) * (Decimal(nj) / N).ln() + (N - nj) * ((N - nj) / N).ln()
+    return out
+
+
+@pytest.mark.parametrize("dataset", ["UK_5", "Korea_3"])
+def test_profile_limits_at_1e12_against_50_digit_arithmetic(dataset, load_table):
+    """Independence has a closed-form profile likelihood: evaluated with 50 significant digits,
+    2 (ell(N-hat) - ell(limit)) must be the chi2_1 quantile at both limits of the 1e9 and 1e12
+    tables. Tolerance 1e-4 on a statistic of 3.84: brentq stops within 1e-12 relative of the
+    root, which moves the statistic by ~ 2 z / (half-width / N) * 1e-12 < 1e-4 at 1e12, while the
+    float64 evaluation it replaced was off by whole units there."""
+    from decimal import localcontext
+
+    h1 = load_table(dataset).pooled()
+    crit = stats.chi2.ppf(0.95, 1)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        for c in (1e9, 1e12):
+            h = _scaled(h1, c)
+            e = tipstat.fit_loglinear(h, "independence")
+            sizes = [int(v) for v in h.list_sizes()]
+            n = Decimal(int(h.n_observed))
+            top = _independence_profile_loglik(sizes, n, Decimal(e.diagnostics["n_hat_multinomial"]))
+            for limit in e.ci:
+                stat = 2 * (top - _independence_profile_loglik(sizes, n, Decimal(limit)))
+                assert float(stat) == pytest.approx(crit, abs=1e-4)

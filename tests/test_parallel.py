@@ -71,3 +71,35 @@ def test_progress_bar_does_not_change_results():
     items = list(range(9))
     assert parallel.map(_draw, items, seed=3, backend="serial", progress=True) == \
         parallel.map(_draw, items, seed=3, backend="serial")
+
+
+def test_seed_sequence_is_the_one_seeding_scheme():
+    """numpy's default_rng(seed) is default_rng(SeedSequence(seed)): moving a random step onto
+    seed_sequence keeps its numbers; a key names a derived stream, None the default seed."""
+    from tipstat.models import DEFAULT_SEED
+
+    assert parallel.generator(7).normal(size=3).tolist() == \
+        np.random.default_rng(7).normal(size=3).tolist()
+    assert parallel.generator(7, 3).integers(10**9) == np.random.default_rng([7, 3]).integers(10**9)
+    assert parallel.seed_sequence(None).entropy == DEFAULT_SEED
+    ss = np.random.SeedSequence(5)
+    assert parallel.seed_sequence(ss) is ss
+    assert parallel.seed_sequence(ss, 2).entropy == [5, 2]
+    for bad in (True, -1, 1.5, "1", [1]):
+        with pytest.raises(tipstat.InputError, match="non-negative integer"):
+            parallel.seed_sequence(bad)
+    with pytest.raises(tipstat.InputError, match="key"):
+        parallel.seed_sequence(1, -2)
+
+
+def test_one_blas_thread_limits_blas_inside_only():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpoolctl.threadpool_info()
+                if p["user_api"] == "blas"}
+
+    before = blas_threads()
+    with parallel.one_blas_thread():
+        assert blas_threads() <= {1}
+    assert blas_threads() == before

@@ -54,6 +54,7 @@ import pandas as pd
 from . import disclosure
 from .errors import InputError, Problem, TipstatWarning
 from .estimate import Estimate
+from .models.intervals import equal_tailed
 
 __all__ = ["SDGTable", "normalise_population", "protect_together", "sdg_16_2_2",
            "secondary_suppression"]
@@ -506,7 +507,6 @@ def sdg_16_2_2(
     pops = _check_population(population, ref_area, time_period)
     diag = result.diagnostics
     level = result.level
-    a = (1 - level) / 2
     if "cells" in diag:
         cells = diag["cells"].copy()
         draws = diag.get("cell_draws")
@@ -560,8 +560,7 @@ def sdg_16_2_2(
                     else:
                         d = None
                     if d is not None and len(d):
-                        lo = max(float(np.quantile(d, a)), det)
-                        hi = max(float(np.quantile(d, 1 - a)), det)
+                        lo, hi = equal_tailed(d, level, floor=det)
                     elif len(idx) == 1 and "lower" in cells.columns:
                         lo, hi = float(cells["lower"].iloc[idx[0]]), float(cells["upper"].iloc[idx[0]])
                     else:

@@ -23,17 +23,21 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from ._checks import DEFAULT_SEED
 from .errors import InputError
 
-__all__ = ["BACKENDS", "default_n_jobs", "map", "spawn_seeds"]
+__all__ = ["BACKENDS", "default_n_jobs", "generator", "map", "one_blas_thread", "seed_sequence",
+           "spawn_seeds"]
 
 BACKENDS = ("auto", "serial", "loky", "dask")
 
@@ -54,10 +58,99 @@ def _has_joblib() -> bool:
     return True
 
 
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """Context manager limiting BLAS to one thread while it is open (the one limiter of the
+    package; threadpoolctl comes with PyMC, and without it this does nothing).
+
+    The estimators' matrix products are small (a model's cells times its columns, a stack of
+    such fits, a model's importance draws): BLAS threads only add hand-offs, which on a busy
+    2-core machine made them 2-10x slower (UK_6's 32,768-model search: 2.2 s of CPU with one
+    thread, 4.9 s with two). Worker processes of :func:`map` already run one thread each.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tipstat.parallel import one_blas_thread
+    >>> with one_blas_thread():
+    ...     float(np.ones((3, 3)) @ np.ones(3) @ np.ones(3))
+    9.0
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with PyMC
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def seed_sequence(seed: int | np.random.SeedSequence | None = DEFAULT_SEED,
+                  *key: int) -> np.random.SeedSequence:
+    """The one seeding scheme of the package: ``numpy.random.SeedSequence(seed)``, or
+    ``SeedSequence([seed, *key])`` for a stream derived from the seed and an integer key.
+
+    Every random step builds its generator from this (independent streams are its children,
+    ``seed_sequence(seed).spawn(n)``), so a seed names the same numbers on every machine and
+    backend. ``numpy.random.default_rng(seed)`` is ``default_rng(seed_sequence(seed))``: code
+    moved onto it draws the same numbers as before. ``None`` means
+    :data:`tipstat.models.DEFAULT_SEED` (2024): no estimate is random unless a seed says so.
+
+    Parameters
+    ----------
+    seed : int or numpy.random.SeedSequence or None
+        A non-negative integer (or a SeedSequence, returned as it is when no ``key`` is given).
+    *key : int
+        Non-negative integers naming a derived stream.
+
+    Raises
+    ------
+    InputError
+        If ``seed`` or a key is not a non-negative integer (booleans and floats included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tipstat.parallel import seed_sequence
+    >>> a = np.random.default_rng(seed_sequence(7)).integers(100, size=3)
+    >>> bool((a == np.random.default_rng(7).integers(100, size=3)).all())
+    True
+    >>> seed_sequence(7, 1).entropy
+    [7, 1]
+    """
+    if seed is None:
+        seed = DEFAULT_SEED
+    given = ([("key", k) for k in key] if isinstance(seed, np.random.SeedSequence)
+             else [("seed", seed)] + [("key", k) for k in key])
+    for name, value in given:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise InputError(f"{name}={value!r} must be a non-negative integer (e.g. the default "
+                             f"seed {DEFAULT_SEED})")
+    if isinstance(seed, np.random.SeedSequence):
+        if not key:
+            return seed
+        entropy = seed.entropy
+        head = list(entropy) if isinstance(entropy, list | tuple) else [int(entropy)]
+    elif not key:
+        return np.random.SeedSequence(int(seed))
+    else:
+        head = [int(seed)]
+    return np.random.SeedSequence(head + [int(k) for k in key])
+
+
+def generator(seed: int | np.random.SeedSequence | None = DEFAULT_SEED,
+              *key: int) -> np.random.Generator:
+    """``numpy.random.default_rng(seed_sequence(seed, *key))``: the generator of a random step.
+
+    Examples
+    --------
+    >>> from tipstat.parallel import generator
+    >>> int(generator(1).integers(10**6)) == int(generator(1).integers(10**6))
+    True
+    """
+    return np.random.default_rng(seed_sequence(seed, *key))
+
+
 def spawn_seeds(seed: int | np.random.SeedSequence | None, n: int) -> list[np.random.SeedSequence]:
-    """``n`` independent child seeds of ``seed`` (``SeedSequence(seed).spawn(n)``)."""
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return ss.spawn(n)
+    """``n`` independent child seeds of ``seed`` (``seed_sequence(seed).spawn(n)``)."""
+    return seed_sequence(seed).spawn(n)
 
 
 def _run_chunk(func: Callable, items: Sequence, seeds: Sequence | None) -> list:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .parallel import generator
 
 if TYPE_CHECKING:
     from .ictip.keys import Secret
@@ -213,7 +214,7 @@ def country(
     """
     if n_victims < 1:
         raise InputError(f"n_victims={n_victims}; expected a positive number")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     lists = dict(lists or DEFAULT_LISTS)
     names = list(lists)
     k = len(names)

@@ -32,21 +32,19 @@ posterior draw of ``beta_0``, ``n_0 ~ Poisson(exp(beta_0))``.
 from __future__ import annotations
 
 import math
-import threading
-import time
-import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .._checks import is_level
-from ..errors import InputError, Problem, TipstatWarning
+from .._checks import DEFAULT_SEED, is_level
+from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
+from . import sampling
 from .design import Design, loglinear_design
+from .intervals import equal_tailed
+from .sampling import clear_compiled_cache
 
 __all__ = ["bayes_loglinear_model", "clear_compiled_cache", "fit_bayes_loglinear"]
 
@@ -164,29 +162,6 @@ def bayes_loglinear_model(
     return model
 
 
-def _auto_sampler() -> str:
-    """``"nutpie"`` when it imports, else ``"pymc"``; a nutpie that is installed but cannot be
-    imported (a version clash of the ``bayes`` extra) is said with a TipstatWarning, never
-    hidden behind the slower sampler."""
-    try:
-        import nutpie  # noqa: F401
-    except ImportError as exc:
-        from importlib import metadata
-
-        try:
-            metadata.distribution("nutpie")  # installed (its files are there)
-            installed = True
-        except metadata.PackageNotFoundError:
-            installed = False
-        if installed:
-            warnings.warn(f"nutpie is installed but cannot be imported ({type(exc).__name__}); "
-                          "sampling with PyMC's own NUTS instead, which is slower and may mix "
-                          "worse: check the versions of the `bayes` extra", TipstatWarning,
-                          stacklevel=3)
-        return "pymc"
-    return "nutpie"
-
-
 def fit_bayes_loglinear(
     h: CaptureHistories,
     terms: str | Sequence[str] | Design = "all2",
@@ -198,14 +173,14 @@ def fit_bayes_loglinear(
     cores: int | None = None,
     target_accept: float = 0.99,
     seed: int | None = None,
-    nuts_sampler: str = "auto",
+    sampler: str = "auto",
     expected_terms: float | None = None,
     slab_scale: float = 2.0,
     slab_df: float = 4.0,
     main_sd: float = 5.0,
     intercept_sd: float = 10.0,
     interaction_sd: float = 2.0,
-    progressbar: bool = False,
+    progress: bool = False,
     **sample_kwargs: Any,
 ) -> Estimate:
     """Population size from a Bayesian Poisson log-linear model with shrinkage on interactions.
@@ -224,23 +199,29 @@ def fit_bayes_loglinear(
         Prior on the interactions: regularised horseshoe, or ``Normal(0, interaction_sd)``.
     level : float
         Level of the equal-tailed posterior interval.
-    draws, tune, chains, cores, target_accept, progressbar, **sample_kwargs
-        Passed to :func:`pymc.sample`.
-    nuts_sampler : {"auto", "nutpie", "pymc", "numpyro", "blackjax"}
-        Passed to :func:`pymc.sample`; ``"auto"`` uses nutpie when it is installed (its Rust NUTS
-        on a numba-compiled density is 4-5x faster here than PyMC's own sampler, whose deep
-        horseshoe trajectories are slow in Python) and PyMC's sampler otherwise. The sampler
+    draws, tune, chains, cores, target_accept
+        As in :func:`pymc.sample`. ``target_accept`` defaults to 0.99 because the horseshoe's
+        funnel gives divergences at 0.95.
+    progress : bool
+        Show the sampler's progress bar.
+    sampler : {"auto", "nutpie", "pymc"}
+        ``"auto"`` uses nutpie when it imports (its Rust NUTS on a numba-compiled density is
+        4-5x faster here than PyMC's own sampler, whose deep horseshoe trajectories are slow in
+        Python) and PyMC's sampler otherwise (see :mod:`tipstat.models.sampling`). The sampler
         used is recorded in ``diagnostics["sampler"]``. With nutpie the mass matrix is adapted
         with a low-rank correction (``nuts_sampler_kwargs={"low_rank_modified_mass_matrix":
-        True}`` unless given): N and the main effects are strongly correlated (a larger N means
-        smaller capture probabilities), which a diagonal mass matrix samples 3-5x less
-        efficiently. ``target_accept`` defaults to 0.99 because the horseshoe's funnel gives
-        divergences at 0.95. The nutpie-compiled model is kept per lists, terms and prior
-        constants and re-used for the next table with the same ones (compiling costs 5-11 s,
-        sampling 1-3 s); the draws are those of a fresh compilation.
-        :func:`clear_compiled_cache` frees it.
-    seed : int, optional
-        Seeds the sampler and the draws of ``n_0``.
+        True}`` unless given; its ``backend`` / ``gradient_backend`` are compile options): N and
+        the main effects are strongly correlated (a larger N means smaller capture
+        probabilities), which a diagonal mass matrix samples 3-5x less efficiently. The
+        nutpie-compiled model is kept per lists, terms, prior constants and compile options and
+        re-used for the next table with the same ones (compiling costs 5-11 s, sampling 1-3 s);
+        the draws are those of a fresh compilation. :func:`clear_compiled_cache` frees it.
+    **sample_kwargs
+        Further options of ``nutpie.sample`` (``nuts_sampler_kwargs`` merged in) or
+        :func:`pymc.sample`, for the sampler used.
+    seed : int
+        Seeds the sampler and the draws of ``n_0`` (:func:`tipstat.models.sampling.seeds`;
+        ``None``: :data:`tipstat.models.DEFAULT_SEED`).
     expected_terms : float, optional
         Horseshoe ``p_0``, the prior guess of the number of non-zero interactions
         (default ``max(1, D/4)``).
@@ -267,9 +248,6 @@ def fit_bayes_loglinear(
     >>> 650 < est.n_hat < 800 and est.diagnostics["rhat"] < 1.05
     True
     """
-    import arviz as az
-    import pymc as pm
-
     problems = []
     if not is_level(level):
         problems.append(Problem("level", None, level, "a number between 0 and 1"))
@@ -280,28 +258,28 @@ def fit_bayes_loglinear(
         problems.append(Problem("target_accept", None, target_accept, "a number between 0 and 1"))
     if problems:
         raise InputError("invalid input to fit_bayes_loglinear", problems)
+    sampler = sampling.resolve_sampler(sampler)
     model = bayes_loglinear_model(h, terms, prior, expected_terms, slab_scale, slab_df, main_sd,
                                   intercept_sd, interaction_sd)
     design = _design(h, terms)
-    rng = np.random.default_rng(seed)
-    sample_seed = int(rng.integers(2**31 - 1))
-    if nuts_sampler == "auto":
-        nuts_sampler = _auto_sampler()
-    if nuts_sampler == "nutpie":
-        sample_kwargs.setdefault("nuts_sampler_kwargs", {"low_rank_modified_mass_matrix": True})
-    key = (tuple(h.lists), tuple(design.columns), design.matrix.tobytes(),
-           prior, slab_scale, slab_df, main_sd, intercept_sd, interaction_sd)
-    idata = None
-    if nuts_sampler == "nutpie" and set(sample_kwargs) <= {"nuts_sampler_kwargs"}:
-        idata = _sample_nutpie_cached(key, model, draws, tune, chains, cores, target_accept,
-                                      sample_seed, progressbar,
-                                      dict(sample_kwargs["nuts_sampler_kwargs"] or {}))
-    if idata is None:
-        with model:
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              target_accept=target_accept, random_seed=sample_seed,
-                              progressbar=progressbar, nuts_sampler=nuts_sampler,
-                              **sample_kwargs)
+    seed = DEFAULT_SEED if seed is None else seed
+    sampler_stream, draw_stream = sampling.seeds(seed)
+    rng = np.random.default_rng(draw_stream)
+    compile_options: dict[str, Any] = {}
+    nutpie_kwargs: dict[str, Any] = {}
+    if sampler == "nutpie":
+        given = sample_kwargs.pop("nuts_sampler_kwargs", None)
+        nutpie_kwargs = dict({"low_rank_modified_mass_matrix": True} if given is None else given)
+        compile_options = {k: nutpie_kwargs.pop(k) for k in ("backend", "gradient_backend")
+                           if k in nutpie_kwargs}
+        nutpie_kwargs.update(sample_kwargs)
+    key = ("bayes_loglinear", tuple(h.lists), tuple(design.columns), design.matrix.tobytes(),
+           prior, slab_scale, slab_df, main_sd, intercept_sd, interaction_sd,
+           tuple(sorted(compile_options.items())))
+    idata = sampling.sample(model, sampler=sampler, run=sampler_stream.spawn(1)[0], draws=draws,
+                            tune=tune, chains=chains, cores=cores, target_accept=target_accept,
+                            progress=progress, cache_key=key, compile_options=compile_options,
+                            nutpie_kwargs=nutpie_kwargs, pymc_kwargs=sample_kwargs)
     n_obs = float(np.sum(h.counts))
     mu0 = idata.posterior["mu0"].values
     warns: list[str] = []
@@ -311,24 +289,17 @@ def fit_bayes_loglinear(
     n0 = rng.poisson(np.minimum(mu0, 1e15))
     N = n_obs + n0
     idata.posterior["N"] = (("chain", "draw"), N.astype(float))
-    alpha = (1 - level) / 2
     flat = N.ravel().astype(float)
-    lo, med, hi = np.quantile(flat, [alpha, 0.5, 1 - alpha])
+    lo, hi = equal_tailed(flat, level, floor=n_obs)
+    med = np.median(flat)
     var_names = ["N", "intercept", "main"] + (["interaction"] if "interaction" in idata.posterior else [])
-    summ = az.summary(idata, var_names=var_names, round_to="none")
-    diverg = int(idata.sample_stats["diverging"].values.sum())
     diagnostics: dict[str, Any] = {
-        "rhat": float(summ.loc["N", "r_hat"]) if chains > 1 else math.nan,
-        "ess_bulk": float(summ.loc["N", "ess_bulk"]),
-        "ess_tail": float(summ.loc["N", "ess_tail"]),
-        "max_rhat": float(summ["r_hat"].max()) if chains > 1 else math.nan,
-        "min_ess_bulk": float(summ["ess_bulk"].min()),
-        "divergences": diverg,
-        "summary": summ,
+        **sampling.convergence(idata, "N", var_names),
         "prior": prior,
         "design": design.name,
-        "sampler": nuts_sampler,
+        "sampler": sampler,
     }
+    diverg = diagnostics["divergences"]
     status = "ok"
     if chains > 1 and diagnostics["max_rhat"] > 1.01:
         warns.append(f"R-hat up to {diagnostics['max_rhat']:.3f} > 1.01: chains disagree; "
@@ -347,83 +318,3 @@ def fit_bayes_loglinear(
         n_params=design.n_params, diagnostics=diagnostics, draws=flat, idata=idata, seed=seed,
         warnings=tuple(warns),
     )
-
-
-# --------------------------------------------------------------------------- compiled-model cache
-#: Compiling a model for nutpie (pytensor -> numba) takes 5-11 s; sampling it takes 1-3 s. Two
-#: tables with the same lists, terms and prior constants have the same graph: only the ``pm.Data``
-#: (counts, intercept centre, horseshoe scale) differ. The compiled model is kept here, keyed by
-#: lists, design and prior constants, and re-used with the new data (``CompiledPyMCModel
-#: .with_data``; the PyMC model's own data are set too, because nutpie draws the starting point
-#: from it). The draws are identical to those of a fresh compilation (tests/test_bayes_loglinear).
-@dataclass
-class _Compiled:
-    model: Any
-    compiled: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_CACHE_SIZE = 8
-_COMPILED: OrderedDict[tuple, _Compiled] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-
-
-def clear_compiled_cache() -> None:
-    """Forget the compiled models kept by :func:`fit_bayes_loglinear` (frees their memory)."""
-    with _CACHE_LOCK:
-        _COMPILED.clear()
-
-
-def _sample_nutpie_cached(key: tuple, model: Any, draws: int, tune: int, chains: int,
-                          cores: int | None, target_accept: float, seed: int, progressbar: bool,
-                          nuts_kwargs: dict[str, Any]) -> Any:
-    """Sample ``model`` with nutpie through the compiled-model cache; ``None`` if the sampler
-    options need :func:`pymc.sample` (a custom compile backend)."""
-    import nutpie
-    import pymc as pm
-    from arviz import dict_to_dataset
-    from arviz.data.base import make_attrs
-    from pymc.backends import arviz as pm_arviz
-
-    if {"backend", "gradient_backend"} & set(nuts_kwargs):
-        return None
-    with _CACHE_LOCK:
-        entry = _COMPILED.get(key)
-        if entry is not None:
-            _COMPILED.move_to_end(key)
-    if entry is None:
-        entry = _Compiled(model, nutpie.compile_pymc_model(model))
-        with _CACHE_LOCK:
-            _COMPILED[key] = entry
-            while len(_COMPILED) > _CACHE_SIZE:
-                _COMPILED.popitem(last=False)
-    # one fit at a time per compiled model (its PyMC model's data are set for the fit); a
-    # concurrent fit of the same graph compiles its own copy rather than wait
-    if not entry.lock.acquire(blocking=False):
-        entry = _Compiled(model, nutpie.compile_pymc_model(model))
-        entry.lock.acquire()
-    try:
-        values = {v.name: v.get_value() for v in model.data_vars}
-        if entry.model is not model:
-            pm.set_data(values, model=entry.model)
-        compiled = entry.compiled.with_data(**values)
-        if cores is not None:
-            nuts_kwargs.setdefault("cores", cores)
-        t0 = time.time()
-        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
-                              target_accept=target_accept, seed=seed, progress_bar=progressbar,
-                              **nuts_kwargs)
-        t_sample = time.time() - t0
-        # the groups pymc.sample adds to nutpie's trace
-        coords, dims = pm_arviz.coords_and_dims_for_inferencedata(entry.model)
-        groups = {name: dict_to_dataset(found(entry.model), library=pm, coords=coords, dims=dims,
-                                        default_dims=[])
-                  for name, found in (("constant_data", pm_arviz.find_constants),
-                                      ("observed_data", pm_arviz.find_observations))}
-    finally:
-        entry.lock.release()
-    for k, v in make_attrs({"sampling_time": t_sample, "tuning_steps": tune},
-                           library=nutpie).items():
-        idata.posterior.attrs[k] = v
-    idata.add_groups(groups, coords=coords, dims=dims)
-    return idata

@@ -58,7 +58,9 @@ from .._checks import is_level
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
-from .poisson import single_blas_thread
+from ..parallel import generator, one_blas_thread
+from .intervals import hpd_interval as _hpd
+from .intervals import weighted_quantiles as _wquantile
 
 __all__ = ["bma_model_space", "fit_loglinear_bma"]
 
@@ -752,41 +754,9 @@ def _stable_order(values: np.ndarray) -> np.ndarray:
     return np.argsort(values, kind="stable")
 
 
-def _hpd(values: np.ndarray, weights: np.ndarray, level: float,
-         order: np.ndarray | None = None) -> tuple[float, float]:
-    """Shortest interval holding ``level`` of a weighted sample (as coda's HPDinterval).
-
-    ``order`` is the stable sorting permutation of ``values`` when already known.
-    """
-    if order is None:
-        order = np.argsort(values, kind="stable")
-    v, c = values[order], np.cumsum(weights[order])
-    c /= c[-1]
-    lo_c = np.concatenate([[0.0], c[:-1]])          # mass strictly below v[i]
-    j = np.searchsorted(c, lo_c + level - 1e-12)    # first j with mass in [v_i, v_j] >= level
-    ok = j < len(v)
-    i = np.nonzero(ok)[0]
-    width = v[j[ok]] - v[i]
-    best = int(np.argmin(width))
-    return float(v[i[best]]), float(v[j[ok][best]])
-
-
-def _wquantile(values: np.ndarray, weights: np.ndarray, qs: Sequence[float],
-               order: np.ndarray | None = None) -> np.ndarray:
-    """Weighted quantiles: the first sorted value whose cumulative weight reaches each ``q``.
-
-    ``order`` is the stable sorting permutation of ``values`` when already known.
-    """
-    if order is None:
-        order = np.argsort(values, kind="stable")
-    v, c = values[order], np.cumsum(weights[order])
-    c /= c[-1]
-    return np.array([v[min(np.searchsorted(c, q), len(v) - 1)] for q in qs])
-
-
 # ------------------------------------------------------------------------------ public
 def _one_blas_thread(func):
-    """Run ``func`` with BLAS limited to one thread (:func:`.poisson.single_blas_thread`).
+    """Run ``func`` with BLAS limited to one thread (:func:`tipstat.parallel.one_blas_thread`).
 
     The fit's products are small (a model's importance draws times its columns); BLAS threads
     only add hand-offs, which on a busy 2-core machine made the per-model log posteriors 2-10x
@@ -796,7 +766,7 @@ def _one_blas_thread(func):
     """
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with single_blas_thread():
+        with one_blas_thread():
             return func(*args, **kwargs)
     return wrapper
 
@@ -897,7 +867,7 @@ def fit_loglinear_bma(
         raise InputError("model averaging needs at least 2 lists",
                          [Problem("lists", None, h.k, "2 or more lists")])
     space = bma_model_space(h, max_model, covariates)
-    base_seed = int(np.random.default_rng(seed).integers(2**62)) if seed is not None else None
+    base_seed = int(generator(seed).integers(2**62))
 
     # a common starting point: the mode of the maximal model under the UIP (concave problem)
     full_cols = np.arange(space.X.shape[1])
@@ -935,7 +905,7 @@ def fit_loglinear_bma(
     else:
         search = "walk"
         n_space = math.nan
-        walk_rng = np.random.default_rng(None if base_seed is None else base_seed + 1)
+        walk_rng = generator(base_seed + 1)
         current = max((frozenset(), frozenset(space.optional)),
                       key=lambda m: laplace(m).log_laplace if _hier_ok(space, m) else -math.inf)
         visits = {}
@@ -990,11 +960,8 @@ def fit_loglinear_bma(
         else:
             # with a walk, rarely visited models get fewer draws (at least 500)
             n_draws = max(500, round(int(draws) * visits[m] / top_visits))
-        if base_seed is None:
-            rng = np.random.default_rng()
-        else:
-            key = sum(1 << i for i, t in enumerate(space.optional) if t in m)
-            rng = np.random.default_rng([base_seed, key])
+        key = sum(1 << i for i, t in enumerate(space.optional) if t in m)
+        rng = generator(base_seed, key)
         stacks.setdefault((len(cache[m].mode), n_draws), []).append((m, rng))
     for (_, n_draws), stack in stacks.items():
         chunk = max(1, 16384 // n_draws)    # a stack's (models x draws x cells) block: <= 8 MB
@@ -1007,7 +974,7 @@ def fit_loglinear_bma(
     probs = np.exp(log_ev - log_ev.max())
     probs /= probs.sum()
     n_obs = space.n_observed
-    pois_rng = np.random.default_rng(None if base_seed is None else [base_seed, 2**40])
+    pois_rng = generator(base_seed, 2**40)
     # one Poisson call over every model's draws takes the same stream as one call per model
     n0_all = pois_rng.poisson(np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15))
     ends = np.cumsum([len(cache[m].mu0) for m in kept])
@@ -1043,7 +1010,7 @@ def fit_loglinear_bma(
             for t in space.optional}
     min_ess = float(min(cache[m].ess for m, p in zip(kept, probs, strict=True) if p > 0.01))
 
-    rs_rng = np.random.default_rng(None if base_seed is None else [base_seed, 2**41])
+    rs_rng = generator(base_seed, 2**41)
     resample = rs_rng.choice(vals, size=4000, p=wts)
     idata = _idata(resample)
     warns: list[str] = []

@@ -30,14 +30,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from .._checks import is_level
+from .._checks import DEFAULT_SEED, is_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
+from .intervals import bca_interval, percentile_interval
 from .loglinear import _check_histories
-from .poisson import single_blas_thread
 from .selection import CRITERIA, _space, run_selection, select_loglinear
 
 __all__ = ["bca_interval", "bootstrap", "percentile_interval"]
@@ -112,67 +111,6 @@ class _Jackknife:
         return self.statistic(yj)[0]
 
 
-def _quantiles(draws: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Linear-interpolation quantiles that keep ``inf`` draws (as ``inf``) in the ordering."""
-    x = np.sort(draws)
-    finite = np.isfinite(x)
-    big = np.where(finite, x, np.nan)
-    top = np.nanmax(big) if finite.any() else 0.0
-    filled = np.where(finite, x, top * 10 + 1e300)
-    q = np.quantile(filled, np.clip(probs, 0, 1))
-    return np.where(q > top * 10, np.inf, q)
-
-
-def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """``(alpha/2, 1 - alpha/2)`` quantiles of the replicates (``nan`` ones dropped)."""
-    d = np.asarray(draws, dtype=np.float64)
-    d = d[~np.isnan(d)]
-    if len(d) == 0:
-        return (math.nan, math.nan)
-    a = (1 - level) / 2
-    lo, hi = _quantiles(d, np.array([a, 1 - a]))
-    return float(lo), float(hi)
-
-
-def bca_interval(draws: np.ndarray, theta: float, jack: np.ndarray, weights: np.ndarray,
-                 level: float = 0.95) -> tuple[tuple[float, float], float, float]:
-    """BCa interval from replicates, the estimate and grouped jackknife values.
-
-    Returns ``((lower, upper), z0, a)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> (lo, hi), z0, a = bca_interval(rng.normal(10, 1, 4000), 10.0, np.array([9.9, 10.1]),
-    ...                                np.array([1.0, 1.0]))
-    >>> round(lo, 1), round(hi, 1), abs(a) < 1e-12
-    (8.1, 12.0, True)
-    """
-    d = np.asarray(draws, dtype=np.float64)
-    d = d[~np.isnan(d)]
-    if len(d) == 0 or not math.isfinite(theta):
-        return (math.nan, math.nan), math.nan, math.nan
-    prop = (np.sum(d < theta) + 0.5 * np.sum(d == theta)) / len(d)
-    prop = min(max(prop, 0.5 / len(d)), 1 - 0.5 / len(d))
-    z0 = float(stats.norm.ppf(prop))
-    jack = np.asarray(jack, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    ok = np.isfinite(jack)
-    a = 0.0
-    if ok.sum() >= 2:
-        w, jack = w[ok], jack[ok]
-        mean = np.sum(w * jack) / w.sum()
-        dd = mean - jack
-        den = np.sum(w * dd**2) ** 1.5
-        a = float(np.sum(w * dd**3) / (6 * den)) if den > 0 else 0.0
-    alpha = 1 - level
-    zq = stats.norm.ppf([alpha / 2, 1 - alpha / 2])
-    adj = stats.norm.cdf(z0 + (z0 + zq) / (1 - a * (z0 + zq)))
-    lo, hi = _quantiles(d, adj)
-    return (float(lo), float(hi)), z0, a
-
-
 def bootstrap(
     h: CaptureHistories,
     method: str | Callable[..., Estimate] = "stepwise",
@@ -206,9 +144,9 @@ def bootstrap(
         Resample individuals, or draw Poisson counts from the selected model's fitted cells.
     ci : {"bca", "percentile"}
     level : float
-    seed : int, optional
-        Root seed; the same seed gives the same interval whatever ``n_jobs``/``backend``. If
-        omitted a fresh one is drawn and stored in ``Estimate.seed``.
+    seed : int
+        Root seed (``None``: :data:`tipstat.models.DEFAULT_SEED`); the same seed gives the same
+        interval whatever ``n_jobs``/``backend``. Stored in ``Estimate.seed``.
     n_jobs, backend, client, progress
         Passed to :func:`tipstat.parallel.map` (default: every local core; a Dask ``client``
         sends the replicates to a cluster).
@@ -247,8 +185,8 @@ def bootstrap(
     if kind == "nonparametric" and np.any(y != np.round(y)):
         raise InputError("nonparametric resampling needs whole-number counts; use "
                          "kind='parametric' for expected counts")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
+    seed = DEFAULT_SEED if seed is None else seed
+    parallel.seed_sequence(seed)  # (an InputError for anything but a non-negative integer)
     lists = tuple(h.lists)
     if isinstance(method, str):
         if method not in CRITERIA:
@@ -272,7 +210,7 @@ def bootstrap(
         mu = np.asarray(fitted, dtype=np.float64)
     rep = _Replicate(statistic, kind, y, mu)
     common = {"backend": backend, "n_jobs": n_jobs, "client": client}
-    with single_blas_thread():  # (loky workers already run one BLAS thread each)
+    with parallel.one_blas_thread():  # (loky workers already run one BLAS thread each)
         out = parallel.map(rep, range(n_boot), seed=seed, progress=progress,
                            description="bootstrap", **common)
     draws = np.array([o[0] for o in out], dtype=np.float64)
@@ -285,7 +223,7 @@ def bootstrap(
     if ci == "bca":
         cells = np.flatnonzero(y > 0)
         # grouped jackknife (one individual deleted from each non-empty cell), for both kinds
-        with single_blas_thread():
+        with parallel.one_blas_thread():
             jack = np.array(parallel.map(_Jackknife(statistic, y), list(cells), **common))
         interval, z0, a = bca_interval(draws, theta, jack, y[cells], level)
         diag.update({"z0": z0, "acceleration": a, "jackknife": jack})

@@ -49,7 +49,10 @@ from .._checks import is_level
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
+from ..parallel import generator
 from .graphs import Decomposition, adjacency, decompose, edge_pairs, enumerate_decomposable, graph_label
+from .intervals import grid_quantile
+from .sampling import convergence
 
 __all__ = ["ENUMERATE_UP_TO", "fit_graphical", "log_prior_n"]
 
@@ -281,11 +284,6 @@ def _mix_graphs(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray
     return acc / acc.sum(axis=1, keepdims=True), log_z, quant
 
 
-def _quantile(n: np.ndarray, cdf: np.ndarray, q: float) -> float:
-    """Smallest grid N whose posterior CDF exceeds ``q`` (dga's ``posteriorQuantiles``)."""
-    return float(n[min(int(np.searchsorted(cdf, q, side="right")), n.size - 1)])
-
-
 # --------------------------------------------------------------------------- enumeration
 #: With enumeration on long grids, graphs whose posterior probability on a coarse pass is below
 #: this are left out of the fine pass (their total weight is below ``n_graphs * PRUNE``).
@@ -508,8 +506,9 @@ def fit_graphical(
         conditional quantiles are given for the 1,000 most visited graphs);
         ``diagnostics["posterior"]``: the grid posterior of N; ``tail_mass_top1pct`` (mass in the
         top 1% of the grid range, as in dga's checks) and ``tail_mass_beyond_grid`` (power-law
-        extrapolation; a warning above 1e-3); for MCMC also ``rhat``, ``ess_bulk``,
-        ``acceptance``, ``chain_medians``, ``graphs_visited``, ``edge_probs``.
+        extrapolation; a warning above 1e-3); for MCMC also ``rhat``, ``ess_bulk``, ``ess_tail``
+        (of N, :func:`tipstat.models.sampling.convergence`), ``acceptance``, ``chain_medians``,
+        ``graphs_visited``, ``edge_probs``.
         ``idata`` has ``N`` and ``graph`` (row of ``diagnostics["models"]``) as variables.
 
     Examples
@@ -539,7 +538,7 @@ def fit_graphical(
         raise InputError("too many lists to enumerate every decomposable graph",
                          [Problem("method", None, method, f"'mcmc' for K > {ENUMERATE_UP_TO + 1}")])
 
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     alpha = (1 - level) / 2
     qs = np.array([alpha, 0.5, 1 - alpha])
     tables = _Tables(y, k, d, grid, prior_n, _graph_prior(graph_prior, h.lists))
@@ -613,11 +612,11 @@ def fit_graphical(
             edge_probs=pd.Series(edge_p, index=[f"{h.lists[i]}:{h.lists[j]}" for i, j in pairs],
                                  name="posterior inclusion probability"),
         )
-        diagnostics["chain_medians"] = [_quantile(n, np.cumsum(p), 0.5) for p in res["chain_pmfs"]]
+        diagnostics["chain_medians"] = [grid_quantile(n, np.cumsum(p), 0.5) for p in res["chain_pmfs"]]
 
     cdf = np.cumsum(pmf)
-    n_hat = _quantile(n, cdf, 0.5)
-    lo, hi = _quantile(n, cdf, alpha), _quantile(n, cdf, 1 - alpha)
+    n_hat = grid_quantile(n, cdf, 0.5)
+    lo, hi = grid_quantile(n, cdf, alpha), grid_quantile(n, cdf, 1 - alpha)
     mean = float(pmf @ n)
     sd = float(math.sqrt(max(pmf @ (n - mean) ** 2, 0.0)))
     top = n >= n[0] + 0.99 * (n[-1] - n[0])
@@ -634,9 +633,8 @@ def fit_graphical(
     idata = az.from_dict(posterior={"N": N_draws, "graph": graph_idx},
                          attrs={"method": "graphical", "model": model, "seed": str(seed)})
     if method == "mcmc":
-        summ = az.summary(idata, var_names=["N"], kind="diagnostics")
-        diagnostics["rhat"] = float(summ["r_hat"].iloc[0])
-        diagnostics["ess_bulk"] = float(summ["ess_bulk"].iloc[0])
+        conv = convergence(idata, "N")  # (a Metropolis walk: no divergences to count)
+        diagnostics.update(rhat=conv["rhat"], ess_bulk=conv["ess_bulk"], ess_tail=conv["ess_tail"])
         if chains > 1 and diagnostics["rhat"] > 1.01:
             warns.append(f"R-hat of N is {diagnostics['rhat']:.3f} > 1.01: run longer chains (steps)")
         spread = (max(diagnostics["chain_medians"]) - min(diagnostics["chain_medians"])) / n_hat

@@ -43,7 +43,6 @@ disagreeing are reported (R-hat of N, a warning, ``status="not_converged"``).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import time
@@ -53,15 +52,17 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import is_level
+from .._checks import DEFAULT_SEED, is_level
 from ..errors import InputError, TipstatWarning
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
+from . import sampling
+from .intervals import equal_tailed
 from .loglinear import _check_histories
 
 __all__ = ["fit_latent_class"]
 
-SAMPLERS = ("nutpie", "pymc")
+SAMPLERS = sampling.SAMPLERS
 #: R-hat of N above which the chains are reported as disagreeing (warning) ...
 RHAT_WARN = 1.01
 #: ... and above which the fit's status is ``not_converged``.
@@ -113,15 +114,6 @@ def _model(n_lists: int, max_classes: int) -> Any:
 def _initial_point(max_classes: int) -> dict[str, Any]:
     alpha0 = 0.3 / max_classes  # LCMCR starts alpha there too: few classes, largest first
     return {"alpha": alpha0, "e": _initial_sticks(max_classes, alpha0)}
-
-
-@lru_cache(maxsize=16)
-def _nutpie_model(n_lists: int, max_classes: int) -> Any:
-    """nutpie's compiled sampler of :func:`_model`, compiled once per shape per process."""
-    import nutpie
-
-    return nutpie.compile_pymc_model(_model(n_lists, max_classes),
-                                     initial_points=_initial_point(max_classes))
 
 
 # ---------------------------------------------------------------------------- post-processing
@@ -196,7 +188,7 @@ def _check_inputs(h: Any, max_classes: Any, draws: Any, tune: Any, chains: Any, 
     for name, value in (("a_alpha", a_alpha), ("b_alpha", b_alpha)):
         if not (isinstance(value, float | int) and math.isfinite(value) and value > 0):
             raise InputError(f"{name}={value!r} must be a positive number (LCMCR's default 0.25)")
-    if sampler is not None and sampler not in SAMPLERS:
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise InputError(f"sampler={sampler!r} is not one of {SAMPLERS}")
     counts = np.asarray(h.counts, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(counts) | (counts < 0) | (counts != np.round(counts)))
@@ -212,23 +204,20 @@ def _check_inputs(h: Any, max_classes: Any, draws: Any, tune: Any, chains: Any, 
 
 # ---------------------------------------------------------------------------- sampling
 def _run_sampler(h: CaptureHistories, data: dict[str, Any], max_classes: int, sampler: str,
-                 draws: int, tune: int, chains: int, cores: int, seed: int,
+                 draws: int, tune: int, chains: int, cores: int, run: np.random.SeedSequence,
                  target_accept: float, progress: bool, sample_kwargs: dict[str, Any]) -> Any:
-    if sampler == "nutpie":
-        import nutpie
-
-        compiled = _nutpie_model(h.k, max_classes).with_data(**data)
-        return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
-                             seed=seed, target_accept=target_accept, progress_bar=progress,
-                             **sample_kwargs)
+    """One run of the sampling layer (:func:`tipstat.models.sampling.sample`) on the model of
+    this shape, its data set to this table; nutpie's compiled model is cached per shape."""
     import pymc as pm
 
-    with _model(h.k, max_classes):
-        pm.set_data(data)
-        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-                         target_accept=target_accept, progressbar=progress,
-                         initvals=_initial_point(max_classes), compute_convergence_checks=False,
-                         **sample_kwargs)
+    model = _model(h.k, max_classes)
+    pm.set_data(data, model=model)
+    return sampling.sample(
+        model, sampler=sampler, run=run, draws=draws, tune=tune, chains=chains, cores=cores,
+        target_accept=target_accept, progress=progress,
+        cache_key=("latent_class", h.k, max_classes),
+        initial_points=_initial_point(max_classes), nutpie_kwargs=sample_kwargs,
+        pymc_kwargs={"compute_convergence_checks": False, **sample_kwargs})
 
 
 #: A chain whose mean log posterior density is this far below the best chain's is re-run.
@@ -274,17 +263,17 @@ def _sample(h: CaptureHistories, counts: np.ndarray, max_classes: int, a_alpha: 
     """
     data = {"counts": counts.astype(np.float64), "a_alpha": float(a_alpha),
             "b_alpha": float(b_alpha)}
-    run_seeds = iter(seeds.generate_state(1 + chains * restarts))
+    run_seeds = iter(seeds.spawn(1 + chains * restarts))
     run = {"h": h, "data": data, "max_classes": max_classes, "sampler": sampler, "draws": draws,
            "tune": tune, "target_accept": target_accept, "progress": progress,
            "sample_kwargs": sample_kwargs}
-    idata = _run_sampler(chains=chains, cores=cores, seed=int(next(run_seeds)), **run)
+    idata = _run_sampler(chains=chains, cores=cores, run=next(run_seeds), **run)
     logp = _chain_logp(idata)
     n_reruns = 0
     if chains > 1:
         for chain in np.flatnonzero(logp < logp.max() - LOGP_GAP):
             for _ in range(restarts):
-                new = _run_sampler(chains=1, cores=1, seed=int(next(run_seeds)), **run)
+                new = _run_sampler(chains=1, cores=1, run=next(run_seeds), **run)
                 n_reruns += 1
                 new_logp = _chain_logp(new)[0]
                 if new_logp >= logp.max() - LOGP_GAP:
@@ -296,28 +285,20 @@ def _sample(h: CaptureHistories, counts: np.ndarray, max_classes: int, a_alpha: 
 
 
 def _diagnostics(idata: Any, level: float) -> tuple[dict[str, Any], list[str], str]:
-    import arviz as az
-
     post = idata.posterior
     n = post["N"]
-    rhat = float(az.rhat(idata, var_names=["N"])["N"])
-    ess_bulk = float(az.ess(idata, var_names=["N"], method="bulk")["N"])
-    ess_tail = float(az.ess(idata, var_names=["N"], method="tail")["N"])
-    stats = idata.sample_stats
-    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    conv = sampling.convergence(idata, "N")
+    rhat, ess_bulk, divergences = conv["rhat"], conv["ess_bulk"], conv["divergences"]
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     chain_medians = np.median(n.values, axis=1)
     occupied = post["n_classes"].values.ravel()
     max_classes = post.sizes["class"]
     truncation_mass = float(post["pi"].isel({"class": -1}).mean())
     diag: dict[str, Any] = {
-        "rhat_N": rhat,
-        "ess_bulk_N": ess_bulk,
-        "ess_tail_N": ess_tail,
-        "divergences": divergences,
+        **conv,
         "chains": n_chains,
         "draws_per_chain": n_draws,
-        "chain_medians_N": chain_medians.tolist(),
+        "chain_medians": chain_medians.tolist(),
         "n_classes_median": float(np.median(occupied)),
         "n_classes_mean": float(occupied.mean()),
         "n_classes_max": int(occupied.max()),
@@ -362,7 +343,7 @@ def fit_latent_class(
     level: float = 0.95,
     a_alpha: float = 0.25,
     b_alpha: float = 0.25,
-    sampler: str | None = None,
+    sampler: str = "auto",
     target_accept: float = 0.9,
     restarts: int = 3,
     progress: bool = False,
@@ -394,16 +375,17 @@ def fit_latent_class(
         Posterior draws per chain, warm-up draws per chain, number of chains.
     cores : int, optional
         Chains run in parallel on this many cores (default ``min(chains, cpu count)``).
-    seed : int, optional
-        Seed of the sampler and of the draws of ``N``; drawn at random (and returned in
-        ``Estimate.seed``) when omitted.
+    seed : int
+        Seed of the sampler and of the draws of ``N`` (:func:`tipstat.models.sampling.seeds`;
+        ``None``: :data:`tipstat.models.DEFAULT_SEED`), returned in ``Estimate.seed``.
     level : float
         Probability of the equal-tailed posterior interval.
     a_alpha, b_alpha : float
         Shape and rate of the Gamma prior of the concentration ``alpha`` (LCMCR's defaults).
-    sampler : {"nutpie", "pymc"}, optional
-        nutpie (compiled once per shape and process; 2-4x faster; the default when installed,
-        ``pip install tipstat[bayes]``) or PyMC's own NUTS.
+    sampler : {"auto", "nutpie", "pymc"}
+        nutpie (compiled once per shape and process; 2-4x faster; ``"auto"`` takes it when it
+        imports, ``pip install tipstat[bayes]``) or PyMC's own NUTS
+        (:func:`tipstat.models.sampling.resolve_sampler`).
     target_accept : float
         NUTS target acceptance.
     restarts : int
@@ -422,8 +404,8 @@ def fit_latent_class(
         ``n_hat`` = posterior median of N, ``ci`` = equal-tailed interval, ``se`` = posterior
         SD, ``draws`` = the draws of N (chains concatenated), ``idata`` = ArviZ InferenceData
         whose posterior has ``N``, ``p0``, ``alpha``, ``pi``, ``lam`` and ``n_classes``;
-        ``diagnostics`` has ``rhat_N``, ``ess_bulk_N``, ``ess_tail_N``, ``divergences``,
-        ``chain_medians_N`` and the occupied classes (``n_classes_median`` ...). Disagreeing
+        ``diagnostics`` has ``rhat``, ``ess_bulk``, ``ess_tail`` (of N), ``divergences``,
+        ``chain_medians`` (of N) and the occupied classes (``n_classes_median`` ...). Disagreeing
         chains, few effective draws, divergences or a too small ``max_classes`` give warnings
         (a :class:`~tipstat.TipstatWarning` and ``Estimate.warnings``); R-hat of N above 1.05
         sets ``status="not_converged"``.
@@ -433,7 +415,7 @@ def fit_latent_class(
     >>> import tipstat
     >>> h = tipstat.datasets.load("MY_5")
     >>> est = tipstat.fit_latent_class(h, draws=500, chains=2, seed=1)  # compiles once (~30 s)
-    >>> 580 < est.n_hat < 700, est.diagnostics["rhat_N"] < 1.05
+    >>> 580 < est.n_hat < 700, est.diagnostics["rhat"] < 1.05
     (True, True)
     >>> import arviz as az
     >>> float(az.summary(est.idata, var_names=["N"])["mean"].iloc[0]) > est.n_observed
@@ -441,11 +423,9 @@ def fit_latent_class(
     """
     counts = _check_inputs(h, max_classes, draws, tune, chains, restarts, level, a_alpha, b_alpha,
                            sampler)
-    if sampler is None:
-        sampler = "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
-    if seed is None:
-        seed = int(np.random.default_rng().integers(2**31 - 1))
-    sampler_seeds, post_seeds = np.random.SeedSequence(seed).spawn(2)
+    sampler = sampling.resolve_sampler(sampler)
+    seed = DEFAULT_SEED if seed is None else seed
+    sampler_seeds, post_seeds = sampling.seeds(seed)
     if cores is None:
         cores = max(1, min(chains, os.cpu_count() or 1))
 
@@ -472,8 +452,7 @@ def fit_latent_class(
         warnings.warn(w, TipstatWarning, stacklevel=2)
 
     n_draws = idata.posterior["N"].values.reshape(-1)
-    tail = (1.0 - level) / 2.0
-    lower, upper = np.quantile(n_draws, [tail, 1.0 - tail])
+    lower, upper = equal_tailed(n_draws, level, floor=float(counts.sum()))
     return Estimate(
         n_hat=float(np.median(n_draws)),
         ci=(float(lower), float(upper)),

@@ -21,14 +21,14 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.special import gammaln, ndtri
+from scipy.special import gammaln
 
 from .._checks import is_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .design import Design, loglinear_design
+from .intervals import lognormal_interval, profile_interval, wald_interval
 from .poisson import Existence, check_existence, poisson_newton, reduced_full_rank
 
 __all__ = ["Fit", "fit_design", "fit_loglinear", "lognormal_interval", "profile_interval",
@@ -194,112 +194,6 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
                       "(their parameters are infinite: no one is on those combinations of "
                       "lists); the extended MLE of N is finite and unique")
     return Fit(design, y, exist, beta, mu, cov, True, int(res.iterations))
-
-
-def wald_interval(fit: Fit, level: float = 0.95) -> tuple[float, float]:
-    """Log-normal (Wald on the log of the undetected count) interval, as ``glm`` users and
-    Rcapture's ``closedp`` compute it: ``n_obs + exp(b0 -/+ z * se(b0))``."""
-    if not fit.existence.finite or not math.isfinite(fit.var_b0):
-        return (math.nan, math.nan)
-    z = float(ndtri(0.5 + level / 2))
-    sd = math.sqrt(fit.var_b0)
-    b0 = math.log(fit.mu0)
-    return (fit.n_obs + math.exp(b0 - z * sd), fit.n_obs + math.exp(b0 + z * sd))
-
-
-def lognormal_interval(fit: Fit, level: float = 0.95) -> tuple[float, float]:
-    r"""Chao's (1987) log-normal interval, with the full standard error of N-hat:
-
-    .. math::
-
-        C = \exp\Big(z \sqrt{\log\big(1 + SE(\hat N)^2 / \hat\mu_0^2\big)}\Big),
-        \qquad [\,n + \hat\mu_0 / C,\; n + \hat\mu_0 C\,].
-
-    Unlike :func:`wald_interval` (which holds the observed count fixed and uses only
-    ``Var(b0)``), the variance includes the Poisson term ``mu0`` of ``Var(N-hat)``, so it does not
-    shrink towards zero width when most of the population is observed.
-    """
-    if not fit.existence.finite or not math.isfinite(fit.var_b0) or fit.mu0 <= 0:
-        return (math.nan, math.nan)
-    z = float(ndtri(0.5 + level / 2))
-    c = math.exp(z * math.sqrt(math.log1p(fit.se**2 / fit.mu0**2)))
-    return (fit.n_obs + fit.mu0 / c, fit.n_obs + fit.mu0 * c)
-
-
-def profile_interval(fit: Fit, level: float = 0.95, *,
-                     stirling: bool = False) -> tuple[tuple[float, float], float]:
-    """Multinomial profile-likelihood interval for N, as Rcapture's ``closedpCI.t``.
-
-    For each candidate ``N`` the unobserved cell is given count ``N - n`` and the model is
-    fitted to all ``2**K`` cells; the profile log-likelihood is
-
-    .. math::
-
-        \\ell(N) = \\log\\Gamma(N+1) - \\log\\Gamma(N-n+1)
-                   + \\sum_{c} y_c \\log(\\hat\\mu_c(N) / N),
-
-    and the interval is ``{N : 2 (max ell - ell(N)) <= chi2_1(level)}``. The upper limit is
-    searched without bound (Rcapture stops at ``3 N-hat`` and reports ``> 3 N-hat``).
-
-    Parameters
-    ----------
-    stirling : bool
-        Use Rcapture's correction term (Cormack 1992): for ``N > 100`` the log-factorials are
-        replaced by Stirling's approximation without its ``1/(12 N)`` terms. This reproduces
-        Rcapture's limits to ~1e-6; the default exact ``lgamma`` differs from them by up to
-        ~3e-4 relative on small tables (e.g. Korea_3, N ~ 150), where the exact one is right.
-
-    Returns
-    -------
-    (lower, upper), n_hat_multinomial
-    """
-    if not fit.existence.finite:
-        return (math.nan, math.nan), math.nan
-    n = fit.n_obs
-    ex = fit.existence
-    rows = np.concatenate([[True], ex.facial])
-    X = fit.design.matrix[np.ix_(rows, ex.columns)]
-    y_obs = fit.y[ex.facial]
-    state = {"beta": fit.beta[ex.columns].copy()}
-
-    def loglik(N: float) -> float:
-        y0 = N - n
-        y = np.concatenate([[y0], y_obs])
-        res = poisson_newton(X, y, state["beta"])
-        state["beta"] = res.beta
-        pos = y > 0
-        if stirling and N > 100:
-            # Rcapture: -deviance/2 + ct with ct = n0 - N - log(n0/N)/2 (Stirling), written
-            # here as the same function of N up to a constant
-            ct = (y0 - N - 0.5 * math.log(y0 / N)) if y0 > 1 else (
-                -N + 0.5 * math.log(2 * math.pi * N))
-            ct += N * math.log(N) - (y0 * math.log(y0) if y0 > 0 else 0.0)
-            return float(ct + np.sum(y[pos] * np.log(res.mu[pos] / N)))
-        return float(gammaln(N + 1) - gammaln(y0 + 1) + np.sum(y[pos] * np.log(res.mu[pos] / N)))
-
-    # maximise over t = log(N - n)
-    t_hat = math.log(max(fit.mu0, 1e-8))
-    opt = optimize.minimize_scalar(lambda t: -loglik(n + math.exp(t)),
-                                   bracket=(t_hat - 0.5, t_hat), tol=1e-10)
-    n_mult = n + math.exp(opt.x)
-    l_max = -opt.fun
-    crit = stats.chi2.ppf(level, 1) / 2.0
-
-    def g(N: float) -> float:
-        return l_max - loglik(N) - crit
-
-    lower = n
-    if g(n) > 0:
-        lower = optimize.brentq(g, n, n_mult, xtol=1e-10, rtol=1e-12)
-    upper = math.inf
-    state["beta"] = fit.beta[ex.columns].copy()
-    hi = n + 2.0 * (n_mult - n) + 1.0
-    for _ in range(60):
-        if g(hi) > 0:
-            upper = optimize.brentq(g, n_mult, hi, xtol=1e-10, rtol=1e-12)
-            break
-        hi = n + 2.0 * (hi - n)
-    return (lower, upper), n_mult
 
 
 def fit_design(

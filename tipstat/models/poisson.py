@@ -16,7 +16,6 @@ infinity ("does not exist") or is undetermined ("not identifiable").
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -361,17 +360,6 @@ def _check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None
         reason = (f"N is not identifiable: the empty cells {outside} leave the model with more "
                   "free parameters than the remaining cells determine; any N fits equally well")
     return Existence("not_identifiable", facial, cols, reason)
-
-
-def single_blas_thread() -> contextlib.AbstractContextManager:
-    """Context manager limiting BLAS to one thread: the many tiny matrix products of batched
-    fits run 2x faster without thread hand-offs (UK_6's 32,768-model search: 2.2 s of CPU with
-    one thread, 4.9 s with two). threadpoolctl comes with PyMC."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 @dataclass

@@ -48,9 +48,10 @@ from scipy.special import gammaln
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
+from ..parallel import one_blas_thread
 from .design import loglinear_design, term_label
 from .loglinear import _check_histories, _fit, estimate_from_fit
-from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank, single_blas_thread
+from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank
 
 __all__ = ["CRITERIA", "select_loglinear"]
 
@@ -611,7 +612,7 @@ def select_loglinear(
         raise InputError("the capture histories have no observed person")
     order = 2 if criterion in ("stepwise", "bhs") else max_order
     space = _space(tuple(h.lists), int(order))
-    with single_blas_thread():
+    with one_blas_thread():
         sel = run_selection(space, y, criterion, pthresh=pthresh, alpha=alpha, search=search,
                             max_models=max_models)
     method = f"select_loglinear ({criterion}{', averaged' if average else ''})"

@@ -81,6 +81,8 @@ from .._checks import is_level
 from ..errors import EstimationError, InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
+from ..parallel import generator, one_blas_thread
+from .intervals import equal_tailed
 
 __all__ = ["StratifiedModel", "fit_stratified", "margins"]
 
@@ -623,32 +625,14 @@ def fit_stratified(
     reselect = modes[reselect]
     if method == "separate" and (missing == "em" or terms is not None):
         raise InputError("missing='em' and terms= apply to method='joint' only")
-    with _one_blas_thread():
+    with one_blas_thread():
         return _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed,
                                reselect, max_terms)
 
 
-class _one_blas_thread:
-    """Small matrices: BLAS threads only add overhead (and contend on shared machines)."""
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - optional
-            self._ctx = None
-            return self
-        self._ctx = threadpool_limits(limits=1, user_api="blas")
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)
-        return False
-
-
 def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed, reselect,
                     max_terms) -> Estimate:
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     covs = tuple(h.strata)
     lists = h.lists
     if method == "separate":
@@ -755,16 +739,13 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
             label = m.label()
             replicate_models[label] = replicate_models.get(label, 0) + 1
         reselected = (sum(m != fit.model for m in kept) / len(kept)) if kept else math.nan
-    a = (1 - level) / 2
     cells = complete.reset_index(drop=True).copy() if covs else pd.DataFrame(index=range(1))
     cells["observed"] = observed
     cells["n_hat"] = n_hat_cells
     cells["undetected"] = mu[:, 0]
     if cell_draws is not None and len(cell_draws):
-        cells["lower"] = np.maximum(np.quantile(cell_draws, a, axis=0), observed)
-        cells["upper"] = np.maximum(np.quantile(cell_draws, 1 - a, axis=0), observed)
-        ci = (max(float(np.quantile(draws, a)), float(observed.sum())),
-              max(float(np.quantile(draws, 1 - a)), float(observed.sum())))
+        cells["lower"], cells["upper"] = equal_tailed(cell_draws, level, floor=observed, axis=0)
+        ci = equal_tailed(draws, level, floor=float(observed.sum()))
         se = float(np.std(draws, ddof=1)) if len(draws) > 1 else math.nan
     else:
         cells["lower"] = cells["upper"] = np.nan
@@ -816,7 +797,6 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
     covs = tuple(h.strata)
     rows = []
     draws_all = []
-    a = (1 - level) / 2
     for _s, (values, hs) in enumerate(h.by_stratum()):
         layout = _Layout(pd.DataFrame(index=range(1)), h.k)
         y = np.asarray(hs.counts, dtype=float)
@@ -851,8 +831,8 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
                 d[b] = row["n_hat"] + ys[0] - fb.mu[0, 0]
         draws_all.append(d)
         ok = np.isfinite(d)
-        row["lower"] = max(float(np.quantile(d[ok], a)), row["observed"]) if ok.any() else math.nan
-        row["upper"] = max(float(np.quantile(d[ok], 1 - a)), row["observed"]) if ok.any() else math.nan
+        row["lower"], row["upper"] = (equal_tailed(d[ok], level, floor=row["observed"])
+                                      if ok.any() else (math.nan, math.nan))
         rows.append(row)
     cells = pd.DataFrame(rows)
     cell_draws = np.column_stack(draws_all) if bootstrap else None
@@ -863,7 +843,7 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
         cell_draws = cell_draws[good] if status == "ok" else cell_draws
         draws = cell_draws.sum(axis=1)
         nobs = float(h.n_observed)
-        ci = ((max(float(np.quantile(draws, a)), nobs), max(float(np.quantile(draws, 1 - a)), nobs))
+        ci = (equal_tailed(draws, level, floor=nobs)
               if status == "ok" and len(draws) else (math.nan, math.nan))
     else:
         draws, ci = None, (math.nan, math.nan)
@@ -902,7 +882,6 @@ def margins(est: Estimate, by: Sequence[str] = (), level: float | None = None) -
     if bad:
         raise InputError(f"margins: {bad} are not strata of the estimate {est.diagnostics['strata']}")
     level = est.level if level is None else level
-    a = (1 - level) / 2
     cd = est.diagnostics.get("cell_draws")
     groups = cells.groupby(by, sort=True).indices if by else {(): np.arange(len(cells))}
     rows = []
@@ -914,8 +893,7 @@ def margins(est: Estimate, by: Sequence[str] = (), level: float | None = None) -
         row["undetected"] = row["n_hat"] - row["observed"]
         if cd is not None and len(cd):
             d = cd[:, idx].sum(axis=1)
-            row["lower"] = max(float(np.quantile(d, a)), row["observed"])
-            row["upper"] = max(float(np.quantile(d, 1 - a)), row["observed"])
+            row["lower"], row["upper"] = equal_tailed(d, level, floor=row["observed"])
         else:
             row["lower"] = row["upper"] = math.nan
         rows.append(row)
