@@ -92,14 +92,28 @@ def _resolve(module: str, path: Path, node: ast.ImportFrom | ast.Import,
     return [m for m in dict.fromkeys(out) if m in known]
 
 
+def _typing_only(tree: ast.AST) -> set[int]:
+    """Imports under ``if TYPE_CHECKING:``: read by type checkers only, never run, so not a
+    dependency (a type annotation naming a higher layer's class is not a call into it)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and (
+                (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+                or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")):
+            for stmt in node.body:
+                out.update(id(n) for n in ast.walk(stmt))
+    return out
+
+
 def import_graph() -> dict[str, set[str]]:
     """``{module: {modules it imports}}`` over every module of the package."""
     known = _modules()
     graph: dict[str, set[str]] = {m: set() for m in known}
     for module, path in known.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        typing_only = _typing_only(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import | ast.ImportFrom):
+            if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in typing_only:
                 graph[module].update(m for m in _resolve(module, path, node, known)
                                      if m != module)
     return graph
