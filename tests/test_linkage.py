@@ -181,7 +181,7 @@ def test_no_clear_identifier_in_any_output_log_or_error(tmp_path, caplog):
         recs = c.read(clear=True, period=c.year)
         p = persons(recs)
         h = capture_histories(recs, by=["sex", "age_group"])
-        est = fit_stratified(h, bootstrap=20, seed=1)
+        est = fit_stratified(h, n_boot=20, seed=1)
         table = sdg_16_2_2(est, c.population, ref_area=c.ref_area, time_period=c.year)
     texts += [str(x.message) for x in w]
     buf = io.StringIO()

@@ -706,7 +706,7 @@ def run_indicator(
     recs, persons, warns = linked.records, linked.persons, linked.warnings
     formats, accounting = linked.formats, linked.accounting
     h = _collect("histories", warns, lambda: capture_histories(persons, by=strata))
-    fit = _collect("fit", warns, lambda: fit_stratified(h, bootstrap=int(bootstrap), seed=seed,
+    fit = _collect("fit", warns, lambda: fit_stratified(h, n_boot=int(bootstrap), seed=seed,
                                                         level=level))
     sdg = _collect("sdg", warns, lambda: sdg_16_2_2(fit, pop, ref_area=country,
                                                     time_period=year))

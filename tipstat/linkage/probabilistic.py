@@ -202,7 +202,7 @@ def sensitivity(linkage: ProbabilisticLinkage, records, thresholds: Sequence[flo
 
     ``records`` are the pseudonymised :class:`~tipstat.ictip.Records` of the same record ids;
     each threshold's person map goes through :func:`tipstat.ictip.capture_histories` and
-    :func:`tipstat.models.stratified.fit_stratified` (``bootstrap=0`` unless given).
+    :func:`tipstat.models.stratified.fit_stratified` (``n_boot=0`` unless given).
     """
     import warnings
 
@@ -210,7 +210,7 @@ def sensitivity(linkage: ProbabilisticLinkage, records, thresholds: Sequence[flo
     from ..ictip.strata import capture_histories
     from ..models.stratified import fit_stratified
 
-    fit_kwargs.setdefault("bootstrap", 0)
+    fit_kwargs.setdefault("n_boot", 0)
     rows = []
     rid = records.used["record_id"]
     for t in thresholds:
