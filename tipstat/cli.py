@@ -70,7 +70,7 @@ def _envelope(command: str, *, seed: int | None = DEFAULT_SEED, input: dict | No
            "warnings": list(warns), "error": error}
     if extra:
         out.update(extra)
-    from .comparison import jsonable
+    from ._json import jsonable
 
     return jsonable(out)
 
@@ -220,9 +220,9 @@ def _estimate_rows(h: Any, args: argparse.Namespace) -> list[Any]:
                          f"{', '.join(METHODS)}")
     m = METHODS[method]
     if not m.available():
-        raise InputError(f"--method {method!r} needs tipstat.{m.requires}, which this version of "
-                         "tipstat does not have")
-    return m.run(h, {"level": args.level, "seed": args.seed, "progress": _progress(args)})
+        raise InputError(f"--method {method!r} needs tipstat.{m.estimator}, which does not import "
+                         "in this installation")
+    return m.run(h, level=args.level, seed=args.seed, progress=_progress(args))
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -267,7 +267,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         table.drop(columns=["warnings"]).to_csv(out, index=False)
     if args.json:
-        _print_json(_envelope("compare", seed=args.seed, input=info, results=table.to_records(),
+        from .report.tables import comparison_records
+
+        _print_json(_envelope("compare", seed=args.seed, input=info,
+                              results=comparison_records(table),
                               warns=warns, extra={"skipped": table.attrs.get("skipped", [])}))
         return 0
     print(f"{info['source']}: {h.k} lists, {_fmt(h.n_observed)} persons observed; "
@@ -415,6 +418,7 @@ def _problem_text(p: dict[str, Any]) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .comparison import compare, leave_one_list_out
     from .report.html import write_report
 
     h, info = load_histories(args.file, count=args.count, lists=args.lists, strata=args.strata)
@@ -428,9 +432,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                                if issubclass(w.category, TipstatWarning)))
     # a bundled table keys its lists to their agencies from its catalogue entry
     list_key = args.file if info.get("kind") == "bundled dataset" else None
-    write_report(out, h, methods=methods, seed=args.seed, level=args.level, title=title,
-                 source=info.get("citation") or info["source"], reliability=reliability,
-                 list_key=list_key, warnings=warns)
+    pooled = h.pooled() if h.n_strata > 1 else h
+    table = compare(pooled, methods, level=args.level, seed=args.seed)
+    sensitivity = (leave_one_list_out(pooled, ["independence"], level=args.level, seed=args.seed)
+                   if pooled.k >= 3 else None)
+    write_report(out, h, comparison=table, sensitivity=sensitivity, seed=args.seed,
+                 level=args.level, title=title, source=info.get("citation") or info["source"],
+                 reliability=reliability, list_key=list_key, warnings=warns)
     print(f"report written: {out}")
     return 0
 
@@ -518,7 +526,7 @@ def _accounting(*tables: Any) -> dict[str, Any]:
 
 
 def _run_steps(steps: Sequence[tuple[str, Callable[[], None]]], args: argparse.Namespace) -> None:
-    from .comparison import progress_bar
+    from ._progress import progress_bar
 
     with progress_bar(len(steps), "demo", enabled=_progress(args)) as advance:
         for label, fn in steps:
@@ -732,10 +740,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     st = _demo_state(args, out)
     src, table, sdg, acc, run = st["src"], st["table"], st["sdg"], st["accounting"], st["run"]
     if args.json:
+        from .report.tables import comparison_records
+
         _print_json(_envelope(
             "demo", seed=args.seed, input={"source": src["source"], "accounting": acc,
                                            "formats": run.formats},
-            results=table.to_records(), warns=st["warnings"],
+            results=comparison_records(table), warns=st["warnings"],
             extra={**_run_extra(run, st["files"]),
                    "truth": {"victims": src["victims"], "detected": src["detected"]},
                    "sdg_16_2_2": sdg.to_dict("records")}))

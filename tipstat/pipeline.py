@@ -215,10 +215,18 @@ class IndicatorRun:
     def write_report(self, path: str | Path, *, title: str | None = None, source: str = "",
                      **kwargs: Any) -> Path:
         """The HTML report of this run (needs the ``report`` extra)."""
+        from .comparison import compare, leave_one_list_out
         from .report.html import write_report
         from .validate import internal_consistency
 
         pooled = self.histories.pooled()
+        level = self.headline.level
+        # the report renders; the computations it shows are run here
+        if "comparison" not in kwargs:
+            kwargs["comparison"] = compare(pooled, "default", level=level, seed=self.seed)
+        if "sensitivity" not in kwargs and pooled.k >= 3:
+            kwargs["sensitivity"] = leave_one_list_out(pooled, ["independence"], level=level,
+                                                       seed=self.seed)
         options: dict[str, Any] = dict(
             accounting=self.accounting, sdg_table=self.sdg.table, seed=self.seed,
             level=self.headline.level,
@@ -254,7 +262,7 @@ def report_available() -> bool:
 def _write_json(path: Path, obj: Any) -> None:
     import json
 
-    from .comparison import jsonable
+    from ._json import jsonable
 
     path.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n",
                     encoding="utf-8")
