@@ -222,3 +222,19 @@ def test_bad_input_is_an_input_error(name):
         args = () if spec is None else (spec(strat),)
         with pytest.raises(tipstat.InputError, match="strat"):
             entry.function(strat, *args, **options)
+
+
+@pytest.mark.parametrize("name", [p for p in FITS
+                                  if ESTIMATORS[getattr(p, "values", [p])[0]].strata])
+def test_estimators_registered_for_strata_take_them(name):
+    # the registry's `strata` flag is true: these accept stratified histories (pooling them or
+    # modelling the strata), the others refuse them (test_bad_input_is_an_input_error)
+    entry = ESTIMATORS[name]
+    _, spec, options = CASES[name]
+    h = _histories(True)
+    args = () if spec is None else (spec(h),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tipstat.TipstatWarning)
+        est = entry.function(h, *args, **options)
+    assert isinstance(est, tipstat.Estimate)
+    assert est.n_observed == pytest.approx(float(h.n_observed), rel=1e-12)
