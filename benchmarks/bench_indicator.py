@@ -59,7 +59,7 @@ def main() -> list[dict]:
         t_read = time.perf_counter() - t0
         h = capture_histories(persons(recs), by=["sex", "age_group", "exploitation"])
         t_link = time.perf_counter() - t0 - t_read
-        est = fit_stratified(h, bootstrap=B, seed=1, missing="em")
+        est = fit_stratified(h, n_boot=B, seed=1, missing="em")
         t_fit = time.perf_counter() - t0 - t_read - t_link
         table = sdg_16_2_2(est, c.population, ref_area=c.ref_area, time_period=c.year)
         t_ours = time.perf_counter() - t0

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     run = run_indicator(files, entity_map, pop, secret=secret, country=country, year=year,
                         entities=entities, today=today, seed=args.seed,
-                        bootstrap=args.bootstrap)
+                        n_boot=args.bootstrap)
     print(run.records.accounting().to_string(index=False), "\n")
     print(run.persons.accounting.to_string(index=False), "\n")
     for w in run.warnings:

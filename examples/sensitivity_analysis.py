@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(comparison[["method", "model", "status", "n_hat", "lower", "upper", "ci_method", "aic"]]
           .to_string(index=False), "\n")
     comparison.drop(columns=["warnings"]).to_csv(out / "compare.csv", index=False)
-    ax = comparison.plot()
+    from tipstat.report.plots import plot_forest
+
+    ax = plot_forest(comparison)
     ax.figure.savefig(out / "forest.png", dpi=120, bbox_inches="tight")
 
     loo_methods = ["bic_average", "independence", "bic"]
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     from tipstat.report.html import write_report
 
-    report = write_report(out / "report.html", h, comparison=comparison, seed=args.seed,
-                          reliability=reliability, title=f"Sensitivity analysis: {args.table}")
+    report = write_report(out / "report.html", h, comparison=comparison, sensitivity=loo,
+                          seed=args.seed, reliability=reliability,
+                          title=f"Sensitivity analysis: {args.table}")
     print(f"written: {out / 'compare.csv'}, {out / 'leave_one_out.csv'}, {out / 'forest.png'}, "
           f"{report}")
     return {"comparison": comparison, "leave_one_out": loo, "merged": merged,

@@ -70,7 +70,7 @@ def test_spina_posterior_mean_and_equal_tailed(r_reference):
     # the posterior mean is also reported by conting; Spina's is well determined (0.5%)
     _, _, _, mean = _conting(r_reference, "Spina_3 (+eth)", "prior=SBH")
     est = fit_loglinear_bma(tipstat.datasets.load("Spina_3"), covariates=["eth"], seed=1,
-                            interval="equal")
+                            ci="equal_tailed")
     assert est.diagnostics["mean"] == pytest.approx(mean, rel=0.01)
     assert est.ci == est.diagnostics["equal_tailed"]
     assert est.ci_method == "posterior equal-tailed"
@@ -211,8 +211,8 @@ def test_bad_input():
     h = tipstat.datasets.load("Spina_3")
     with pytest.raises(tipstat.InputError, match="prior"):
         fit_loglinear_bma(h, prior="flat")
-    with pytest.raises(tipstat.InputError, match="interval"):
-        fit_loglinear_bma(h, interval="central")
+    with pytest.raises(tipstat.InputError, match="ci"):
+        fit_loglinear_bma(h, ci="central")
     with pytest.raises(tipstat.InputError, match="max_model"):
         fit_loglinear_bma(h, max_model=["S1:S9"])
     with pytest.raises(tipstat.InputError, match="covariates"):

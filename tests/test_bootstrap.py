@@ -153,7 +153,7 @@ def test_bad_arguments(load_table):
         tipstat.bootstrap(h, "bic", kind="jackknife")
     with pytest.raises(tipstat.InputError, match="n_boot"):
         tipstat.bootstrap(h, "bic", n_boot=1)
-    with pytest.raises(tipstat.InputError, match="method"):
+    with pytest.raises(tipstat.InputError, match="estimator"):
         tipstat.bootstrap(h, "lasso")
     with pytest.raises(tipstat.InputError, match="ci"):
         tipstat.bootstrap(h, "bic", ci="studentized")

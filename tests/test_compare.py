@@ -9,6 +9,8 @@ import pytest
 
 import tipstat
 from tipstat.comparison import COLUMNS, METHODS, ComparisonTable, Method, available_methods
+from tipstat.models.registry import ESTIMATORS, Entry
+from tipstat.report.tables import comparison_html, comparison_records
 
 
 def _rc(r_reference, dataset, model):
@@ -64,19 +66,19 @@ def test_nonexistent_estimate_is_a_row_with_status_and_json_null():
     assert row.status == "does_not_exist"
     assert math.isinf(row.n_hat)
     assert "does not exist" in row.diagnostics
-    rec = table.to_records()[1]
+    rec = comparison_records(table)[1]
     assert rec["n_hat"] is None and rec["status"] == "does_not_exist"
     assert set(rec) == set(COLUMNS)
     assert isinstance(rec["warnings"], list) and rec["warnings"]
 
 
 def test_html_repr_shows_numbers_and_escapes(uk5_table):
-    page = uk5_table._repr_html_()
+    page = comparison_html(uk5_table)
     assert "13,444" in page and "[11,985, 15,166]" in page
     assert "2,744 persons observed" in page
     weird = uk5_table.copy()
     weird.loc[0, "model"] = "<b>x</b>"
-    assert "&lt;b&gt;x&lt;/b&gt;" in weird._repr_html_()
+    assert "&lt;b&gt;x&lt;/b&gt;" in comparison_html(weird)
 
 
 def test_subset_keeps_type_and_estimates(uk5_table):
@@ -138,10 +140,14 @@ def test_options_reach_methods(monkeypatch):
 
 
 def test_graphical_row_has_posterior():
-    table = tipstat.compare(tipstat.datasets.load("Korea_3"), ["graphical"], seed=3)
+    h = tipstat.datasets.load("Korea_3")
+    table = tipstat.compare(h, ["graphical"], seed=3)
     assert len(table) == 1 and table.iloc[0].status in ("ok", "extended")
     est = table.estimates[0]
     assert est.n_hat == table.iloc[0].n_hat
+    # the seed reaches the estimator: the row is the direct call's result, draw for draw
+    direct = tipstat.fit_graphical(h, seed=3)
+    assert est.seed == 3 and (est.n_hat, est.ci) == (direct.n_hat, direct.ci)
     assert table.iloc[0].lower <= est.n_hat <= table.iloc[0].upper
     assert table.iloc[0].family == "Bayesian"
 
@@ -157,15 +163,51 @@ def test_reliability_column_is_the_internal_consistency_rating():
     assert tipstat.compare(h, ["independence"]).iloc[0].reliability is None
 
 
-def test_options_are_passed_by_name_only():
-    from tipstat.comparison import _call
+def _fake(h, spec="default", *, level=0.95, ci="a", **options):
+    return {"spec": spec, "level": level, "ci": ci, **options}
 
-    def f(h, level=0.95, progressbar=True, **sample_kwargs):
-        return level, progressbar, sample_kwargs
 
-    # seed is not a parameter of f: it must not leak into **sample_kwargs (e.g. to pm.sample)
-    assert _call(f, None, level=0.9, seed=3, progress=False) == (0.9, False, {})
-    assert _call(lambda h, seed=None: seed, None, seed=None) is None
+def test_registry_passes_each_keyword_only_where_it_applies():
+    # no signature is inspected: the registry entry says what the estimator takes
+    plain = Entry("_fake", __name__, "spec", ("a",), random=False, progress=False, strata=False,
+                  slow=False, bayesian=False, description="")
+    assert plain.call(None, "x", level=0.9, seed=3, progress=True) == {
+        "spec": "x", "level": 0.9, "ci": "a"}
+    random = Entry("_fake", __name__, "spec", ("a",), random=True, progress=True, strata=False,
+                   slow=False, bayesian=False, description="")
+    assert random.call(None, seed=3, progress=True, ci="b") == {
+        "spec": "default", "level": 0.95, "ci": "b", "seed": 3, "progress": True}
+    assert "progress" not in random.call(None, progress=False)      # only asked-for bars
+    assert random.call(None)["seed"] == tipstat.models.DEFAULT_SEED
+    with pytest.raises(tipstat.InputError, match="one model specification"):
+        random.call(None, "x", "y")
+
+
+def test_every_method_names_a_registered_estimator():
+    for m in METHODS.values():
+        assert m.estimator in ESTIMATORS, m.name
+        if m.specs:
+            assert ESTIMATORS[m.estimator].spec is not None, m.name
+
+
+def test_seed_defaults_to_the_package_seed_and_none_is_refused():
+    h = tipstat.datasets.load("UK_5")
+    assert tipstat.compare(h, ["independence"]).attrs["seed"] == tipstat.models.DEFAULT_SEED
+    with pytest.raises(tipstat.InputError, match="seed"):
+        tipstat.compare(h, ["independence"], seed=None)
+
+
+def test_comparison_draws_nothing():
+    # a library layer does not draw: compare() runs without importing the report or matplotlib
+    import subprocess
+    import sys
+
+    code = ("import sys, tipstat; tipstat.compare(tipstat.datasets.load('Korea_3'), "
+            "['independence']); print(sorted(m for m in sys.modules "
+            "if m.startswith(('tipstat.report', 'matplotlib'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert ComparisonTable.plot is pd.DataFrame.plot      # no forest plot method of its own
 
 
 def test_default_set_leaves_slow_searches_to_small_tables():

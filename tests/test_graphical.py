@@ -221,7 +221,7 @@ def no5_enum():
 
 def test_mcmc_matches_enumeration(no5_enum):
     # NewOrleans_5 has a flat posterior over graphs (top graph 5%): a hard case for the sampler
-    est = fit_graphical(tipstat.datasets.load("NewOrleans_5"), method="mcmc", seed=1)
+    est = fit_graphical(tipstat.datasets.load("NewOrleans_5"), search="mcmc", seed=1)
     assert est.n_hat == pytest.approx(no5_enum.n_hat, rel=0.02)
     assert est.ci[0] == pytest.approx(no5_enum.ci[0], rel=0.03)
     assert est.ci[1] == pytest.approx(no5_enum.ci[1], rel=0.03)
@@ -250,10 +250,10 @@ def test_enumeration_and_mcmc_refuse_bad_options():
         fit_graphical(h, n_missing=[0, 1.5, 3])
     with pytest.raises(tipstat.InputError, match="prior_n"):
         fit_graphical(h, prior_n="jeffreys")
-    with pytest.raises(tipstat.InputError, match="method"):
-        fit_graphical(h, method="gibbs")
+    with pytest.raises(tipstat.InputError, match="search"):
+        fit_graphical(h, search="gibbs")
     with pytest.raises(tipstat.InputError, match="steps"):
-        fit_graphical(h, method="mcmc", steps=10, draws=100)
+        fit_graphical(h, search="mcmc", steps=10, draws=100)
     with pytest.raises(tipstat.InputError, match="CaptureHistories"):
         fit_graphical(h.counts)
 
@@ -278,10 +278,10 @@ def test_new_orleans_8_lists_mcmc():
 def test_six_lists_mcmc_matches_enumeration():
     # 18,154 graphs: the exact average is cheap enough to check the sampler against
     h = tipstat.datasets.load("UK_6")
-    exact = fit_graphical(h, method="enumerate", draws=100)
+    exact = fit_graphical(h, search="enumerate", draws=100)
     # 200,000 steps per chain (see the module docstring: the default 20,000 mixes too little
     # on UK_6's 18,154 graphs for a 3% tolerance to hold for every seed); ~3 s
-    est = fit_graphical(h, method="mcmc", seed=2, steps=200_000)
+    est = fit_graphical(h, search="mcmc", seed=2, steps=200_000)
     assert est.n_hat == pytest.approx(exact.n_hat, rel=0.02)
     assert est.ci[0] == pytest.approx(exact.ci[0], rel=0.03)
     assert est.ci[1] == pytest.approx(exact.ci[1], rel=0.03)

@@ -253,7 +253,7 @@ def test_rule9_population():
                        "C": [1, 1, 0] * 2, "count": [60, 50, 20, 40, 30, 10]})
     from tipstat import CaptureHistories
 
-    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), bootstrap=0)
+    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), n_boot=0)
     pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": ["_T"] * 3,
                         "population": [100, 0, 200]})
     with pytest.raises(InputError, match="rule 9") as exc:
@@ -325,7 +325,7 @@ def test_w7_small_cells_suppressed():
 
     df = pd.DataFrame({"sex": ["F"] * 3 + ["M"] * 3, "A": [1, 0, 1] * 2, "B": [0, 1, 1] * 2,
                        "C": [1, 1, 0] * 2, "count": [60, 50, 20, 1, 1, 1]})
-    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), bootstrap=0)
+    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), n_boot=0)
     pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": ["_T"] * 3,
                         "population": [100_000, 100_000, 200_000]})
     with pytest.warns(TipstatWarning, match="W7"):

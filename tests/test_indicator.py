@@ -26,7 +26,7 @@ def pipeline():
         warnings.simplefilter("ignore", TipstatWarning)
         recs = c.read(period=c.year)
         h = capture_histories(persons(recs), by=["sex", "age_group", "exploitation"])
-        est = fit_stratified(h, bootstrap=150, seed=1, missing="em")
+        est = fit_stratified(h, n_boot=150, seed=1, missing="em")
     return c, recs, h, est
 
 
@@ -139,7 +139,7 @@ def test_unknown_groups_have_no_group_rate():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         h = capture_histories(persons(c.read(period=c.year)), by=["age_group"])
-        est = fit_stratified(h, bootstrap=0)
+        est = fit_stratified(h, n_boot=0)
     t = _table(est, c, suppress=False).table.set_index("age")
     assert "_U" in t.index and np.isnan(t.loc["_U", "rate_per_100k"])
     assert "no population" in t.loc["_U", "notes"]
@@ -162,7 +162,7 @@ def test_finer_age_bands_need_their_own_denominators():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)
         h = capture_histories(persons(c.read(period=c.year)), by=["age_group_l2"])
-        est = fit_stratified(h, bootstrap=0)
+        est = fit_stratified(h, n_boot=0)
         with pytest.raises(InputError, match="rule 9"):
             sdg_16_2_2(est, c.population)  # level-1 population only
         bands = sorted(set(h.strata_index["age_group_l2"]) - {"_U"})
@@ -352,7 +352,7 @@ def test_a_stratum_without_estimate_blanks_every_margin_containing_it(tmp_path):
                        "B": [0, 1, 1, 0, 0, 1, 1] * 2, "C": [0, 0, 0, 1, 1, 1, 1] * 2,
                        "count": [30, 25, 0, 20, 0, 0, 0, 80, 60, 20, 50, 15, 12, 4]})
     h = tipstat.CaptureHistories.from_frame(df, strata="sex")
-    est = fit_stratified(h, method="separate", bootstrap=20, seed=1)
+    est = fit_stratified(h, pooling="separate", n_boot=20, seed=1)
     pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": "_T", "population": [5e6, 5e6, 1e7]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)

@@ -181,7 +181,7 @@ def test_no_clear_identifier_in_any_output_log_or_error(tmp_path, caplog):
         recs = c.read(clear=True, period=c.year)
         p = persons(recs)
         h = capture_histories(p, by=["sex", "age_group"])
-        est = fit_stratified(h, bootstrap=20, seed=1)
+        est = fit_stratified(h, n_boot=20, seed=1)
         table = sdg_16_2_2(est, c.population, ref_area=c.ref_area, time_period=c.year)
     texts += [str(x.message) for x in w]
     buf = io.StringIO()
@@ -246,7 +246,7 @@ def test_probabilistic_linkage_repairs_typos_and_leaks_nothing():
     # re-links them: within 0.5% of the true detected count (false links are rare at p >= 0.9)
     assert exact.n_observed > c.n_detected
     assert abs(prob.n_observed - c.n_detected) <= 0.005 * c.n_detected
-    table = sensitivity(plink, recs, lambda h: fit_stratified(h, bootstrap=0),
+    table = sensitivity(plink, recs, lambda h: fit_stratified(h, n_boot=0),
                         thresholds=(0.5, 0.9, 0.999))
     assert table.persons.is_monotonic_increasing  # stricter threshold: fewer links, more persons
     blob = plink.pairs.to_csv() + plink.review.to_csv() + table.to_csv()

@@ -113,7 +113,7 @@ def mixed(tmp_path_factory, data_dir):
 def mixed_run(mixed):
     c = mixed["country"]
     return run_indicator(mixed["files"], mixed["entity_map"], mixed["population"],
-                         secret=c.secret, country=c.ref_area, year=c.year, bootstrap=30,
+                         secret=c.secret, country=c.ref_area, year=c.year, n_boot=30,
                          today=f"{c.year + 1}-12-31")
 
 
@@ -155,7 +155,7 @@ def test_headline_is_the_sdg_total_row(mixed_run):
 def test_outputs_are_the_same_bits_twice_and_hold_no_identifier(mixed, mixed_run, tmp_path):
     c = mixed["country"]
     again = run_indicator(mixed["files"], mixed["entity_map"], mixed["population"],
-                          secret=c.secret, country=c.ref_area, year=c.year, bootstrap=30,
+                          secret=c.secret, country=c.ref_area, year=c.year, n_boot=30,
                           today=f"{c.year + 1}-12-31", pooled=False)
     a = mixed_run.write(tmp_path / "a", report=False)
     b = again.write(tmp_path / "b", report=False)
@@ -202,7 +202,7 @@ def test_entities_without_records_are_counted_and_unmapped_ones_refused(mixed, t
     emap = pd.concat([c.list_definition, pd.DataFrame({"entity_id": ["LABOUR_INSP"],
                                                        "list_id": ["P"]})])
     run = run_indicator(files, emap, mixed["population"], secret=c.secret, country=c.ref_area,
-                        year=c.year, bootstrap=5, by=["sex"], today="2025-12-31", pooled=False)
+                        year=c.year, n_boot=5, by=["sex"], today="2025-12-31", pooled=False)
     assert run.accounting["entities without records"] == 3  # the two NGOs and LABOUR_INSP
     assert any("sent no record: LABOUR_INSP, NGO_OUTREACH, NGO_SHELTER" in w.message
                for w in run.warnings)
@@ -211,7 +211,7 @@ def test_entities_without_records_are_counted_and_unmapped_ones_refused(mixed, t
     with pytest.raises(InputError, match="entity_id"):
         run_indicator(files, c.list_definition[c.list_definition.entity_id != "BORDER"],
                       mixed["population"], secret=c.secret, country=c.ref_area, year=c.year,
-                      bootstrap=5, today="2025-12-31")
+                      n_boot=5, today="2025-12-31")
 
 
 def test_population_aliases_and_derived_totals():
@@ -253,7 +253,7 @@ def test_missing_population_row_is_named(mixed):
                        & (c.population.sex != "_T") & (c.population.age_group != "_T")]
     with pytest.raises(InputError, match="no row for sex=F x age_group=Y0T17"):
         run_indicator(c.records, c.list_definition, pop, country=c.ref_area, year=c.year,
-                      by=["sex", "age"], bootstrap=5, today="2025-12-31", pooled=False)
+                      by=["sex", "age"], n_boot=5, today="2025-12-31", pooled=False)
 
 
 def test_published_table_survives_the_attackers_audit(mixed_run, tmp_path):

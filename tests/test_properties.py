@@ -157,7 +157,7 @@ def test_selection_bootstrap_and_stratified_fits_are_honest_on_any_table(table):
         if est is not None:
             _honest(est)
     try:
-        est = _call(lambda: tipstat.fit_stratified(h, bootstrap=10, seed=1))
+        est = _call(lambda: tipstat.fit_stratified(h, n_boot=10, seed=1))
     except tipstat.EstimationError as exc:
         assert "main-effects model has no admissible fit" in str(exc)
         return

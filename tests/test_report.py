@@ -23,6 +23,7 @@ import tipstat
 
 pytest.importorskip("jinja2")
 pytest.importorskip("matplotlib")
+from tipstat.comparison import leave_one_list_out
 from tipstat.report.html import build_report, suppress_small_cells, write_report
 
 SDG = pd.DataFrame({
@@ -35,11 +36,17 @@ SDG = pd.DataFrame({
 })
 
 
+def _independence(h):
+    """The comparison a report is given: independence on the table pooled over strata."""
+    return tipstat.compare(h.pooled(), ["independence"])
+
+
 @pytest.fixture(scope="module")
 def uk5_report(tmp_path_factory):
     h = tipstat.datasets.load("UK_5")
     table = tipstat.compare(h, ["independence", "all2"], seed=11)
     path = write_report(tmp_path_factory.mktemp("report") / "uk5.html", h, comparison=table,
+                        sensitivity=leave_one_list_out(h, ["independence"], seed=11),
                         sdg_table=SDG, accounting={"records read": 3010, "records used": 2744,
                                                    "excluded: duplicate": 266},
                         seed=11, published=11313.0, title="UK <2013> test")
@@ -134,6 +141,8 @@ def test_suppress_small_cells_rules():
 def test_bad_input():
     with pytest.raises(tipstat.InputError, match="CaptureHistories"):
         build_report(SDG)
+    with pytest.raises(tipstat.InputError, match=r"tipstat\.compare"):   # it computes nothing
+        build_report(tipstat.datasets.load("Korea_3"))
 
 
 # ---------------------------------------------------------------------------- real browser
@@ -313,6 +322,7 @@ def wide_report(tmp_path_factory):
                   "Local authority adult social care"], "NG": "Non-governmental organisations",
            "PFNCA": "Police forces and National Crime Agency"}
     return write_report(tmp_path_factory.mktemp("wide") / "wide.html", h, comparison=table,
+                        sensitivity=leave_one_list_out(h, ["independence"], seed=1),
                         sdg_table=_wide_sdg(), list_key=key, seed=1,
                         reliability=tipstat.internal_consistency(h, tipstat.estimate_population),
                         warnings=["[W1] " + "a long warning without spaces " * 8])
@@ -348,7 +358,7 @@ def test_reliability_and_model_search_sections(tmp_path):
     h = tipstat.datasets.load("NewOrleans_5")
     table = tipstat.compare(h, ["independence", "stepwise"], reliability=True)
     check = tipstat.internal_consistency(h, tipstat.estimate_population)
-    page = build_report(h, comparison=table, reliability=check, sensitivity_methods=None)
+    page = build_report(h, comparison=table, reliability=check)
     note = re.search(r'<p id="reliability-note">(.*?)</p>', page).group(1)
     assert note == check.indicator["note"].replace("'", "&#39;")
     assert "sensitivity-table" not in page
@@ -363,7 +373,7 @@ def test_rows_suppressed_by_the_indicator_stay_suppressed():
     h = tipstat.datasets.load("Korea_3")
     sdg = SDG.assign(obs_status=["estimated", "suppressed", "estimated"])
     sdg.loc[1, ["detected", "total_est", "rate_per_100k"]] = float("nan")
-    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=sdg)
+    page = build_report(h, comparison=_independence(h), sdg_table=sdg)
     male = _row(_table_rows(page, "sdg-table"), "Male")
     assert male[3] == "x" and "0.38" not in "".join(male) and "19" not in "".join(male)
 
@@ -372,7 +382,7 @@ def test_secondary_suppression_in_the_report():
     # an unsuppressed table: M (3 detected) would be total - F, so F is suppressed too, and the
     # grand total stays published
     h = tipstat.datasets.load("Korea_3")
-    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=SDG)
+    page = build_report(h, comparison=_independence(h), sdg_table=SDG)
     rows = _table_rows(page, "sdg-table")
     female = _row(rows, "Female")
     assert "withheld" in female and "120" not in female and "40" not in female
@@ -380,7 +390,7 @@ def test_secondary_suppression_in_the_report():
     assert "2 row(s) in all" in page
     # rows the indicator marks as secondary stay suppressed, with no count shown
     sdg = SDG.assign(obs_status=["suppressed (secondary)", "suppressed", "estimated"])
-    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=sdg)
+    page = build_report(h, comparison=_independence(h), sdg_table=sdg)
     female = _row(_table_rows(page, "sdg-table"), "Female")
     assert "40" not in female and "120" not in female
 
@@ -429,6 +439,7 @@ def small_report():
     warns = ["[W4] 1 person(s) have conflicting age_group across their records",
              "[W1] 12 (stratum, list) pair(s) with fewer than 10 persons"]
     page = build_report(h, comparison=table, accounting=acc, warnings=warns, seed=3,
+                        sensitivity=leave_one_list_out(h.pooled(), ["independence"], seed=3),
                         list_key="UK_5", reliability=tipstat.internal_consistency(
                             uk5, tipstat.estimate_population))
     return h, page
@@ -506,14 +517,14 @@ def test_headline_is_the_sdg_total(uk5_report):
 def test_headline_without_sdg_table_and_given():
     h = tipstat.datasets.load("Korea_3")
     table = tipstat.compare(h, ["independence", "all2"])
-    page = build_report(h, comparison=table, sensitivity_methods=None)
+    page = build_report(h, comparison=table)
     first = table.estimates[0]
     assert f'data-value="{first.n_hat}">{first.n_hat:,.0f}<' in page
     assert "headline-note" not in page                     # one figure, nothing to reconcile
     assert 'class="headline-row"' in page
     given = {"n_hat": 1509.4, "lower": 1305.6, "upper": 1731.1, "level": 0.9,
              "method": "stratified log-linear MSE by sex, 90% bootstrap interval"}
-    page = build_report(h, comparison=table, sensitivity_methods=None, headline=given)
+    page = build_report(h, comparison=table, headline=given)
     assert re.search(r'id="headline-figure" data-value="1509.4">1,509<', page)
     assert "90% interval" in page and given["method"] in page
     assert f"{first.n_hat:,.0f}" in page.split('id="headline-note">')[1]
@@ -525,7 +536,7 @@ def test_no_number_where_there_is_none():
     h = tipstat.datasets.load("Korea_3")
     sdg = SDG.copy()
     sdg.loc[2, ["total_est", "total_lcl", "total_ucl"]] = float("nan")
-    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=sdg)
+    page = build_report(h, comparison=_independence(h), sdg_table=sdg)
     assert 'id="headline-figure">not estimable<' in page
     assert _results_json(page)["headline"]["n_hat"] is None
     assert _row(_table_rows(page, "sdg-table"), "All")[8] == "not estimable"
@@ -534,7 +545,7 @@ def test_no_number_where_there_is_none():
 def test_list_key_in_every_form():
     h = tipstat.datasets.load("UK_5")
     table = tipstat.compare(h, ["independence"])
-    kw = {"comparison": table, "sensitivity_methods": None}
+    kw = {"comparison": table}
     rows = _table_rows(build_report(h, list_key="UK_5", **kw), "list-sizes")
     assert rows[0] == ["LA", "local authorities", f"{h.list_sizes()['LA']:,.0f}"]
     assert [r[1] for r in rows] == list(tipstat.datasets.info("UK_5")["lists"].values())
@@ -561,14 +572,14 @@ def test_readable_and_reproducible(uk5_report):
     h = tipstat.datasets.load("UK_5")
     table = tipstat.compare(h, ["independence", "all2"], seed=11)
     again = build_report(h, comparison=table, sdg_table=SDG,
+                         sensitivity=leave_one_list_out(h, ["independence"], seed=11),
                          accounting={"records read": 3010, "records used": 2744,
                                      "excluded: duplicate": 266},
                          seed=11, published=11313.0, title="UK <2013> test")
     assert again == page                                  # same inputs, same bytes
     assert not re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d", page)   # no clock in the page
     assert 'id="seed">seed 11<' in page
-    assert "created 2026-01-02" in build_report(h, comparison=table, created="created 2026-01-02",
-                                                sensitivity_methods=None)
+    assert "created 2026-01-02" in build_report(h, comparison=table, created="created 2026-01-02")
     headers = re.findall(r"<th[^>]*>(.*?)</th>", page.split('<section id="diagnostics">')[0])
     for raw in ("undetected_est", "total_est", "n_hat", "rate_per_100k", "ci_method", "True"):
         assert raw not in headers and f">{raw}<" not in page
@@ -577,7 +588,7 @@ def test_readable_and_reproducible(uk5_report):
 def test_suppressed_total_publishes_no_figure():
     h = tipstat.datasets.load("Korea_3")
     sdg = SDG.assign(detected=[2, 1, 3], obs_status=["suppressed", "suppressed", "suppressed"])
-    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=sdg)
+    page = build_report(h, comparison=_independence(h), sdg_table=sdg)
     head = page.split('<section id="headline">')[1].split("</section>")[0]
     assert 'id="headline-figure">suppressed<' in head
     assert not re.search(r">\s*[1-4]\s*<", head) and "130" not in head
@@ -597,6 +608,6 @@ def test_counts_in_warning_text():
 def test_headline_of_an_unstratified_sdg_table():
     h = tipstat.datasets.load("Korea_3")
     total = SDG.iloc[[2]].assign(method="MSE_LOGLINEAR")
-    page = build_report(h, methods=["independence"], sensitivity_methods=None, sdg_table=total)
+    page = build_report(h, comparison=_independence(h), sdg_table=total)
     method = re.search(r'id="headline-method">(.*?)</p>', page).group(1)
     assert method == "Method: log-linear MSE, 95% interval."

@@ -35,7 +35,7 @@ def test_unstratified_fixed_models_equal_the_engine():
     h = tipstat.datasets.load("UK_5")
     for terms in ([], ["LA:NG"], ["LA:NG", "PFNCA:GO"]):
         ref = tipstat.fit_loglinear(h, terms or "independence", ci="none")
-        est = fit_stratified(h, terms=terms, bootstrap=0)
+        est = fit_stratified(h, terms=terms, n_boot=0)
         assert est.n_hat == pytest.approx(ref.n_hat, rel=1e-8)
         assert est.loglik == pytest.approx(ref.loglik, rel=1e-8)
 
@@ -46,12 +46,12 @@ def test_saturated_list_by_stratum_equals_separate_fits():
                        "B": [0, 1, 1, 0, 0, 1, 1] * 2, "C": [0, 0, 0, 1, 1, 1, 1] * 2,
                        "count": [80, 60, 20, 50, 15, 12, 4, 30, 45, 9, 40, 8, 10, 2]})
     h = CaptureHistories.from_frame(df, strata="sex")
-    joint = fit_stratified(h, terms=["A:sex", "B:sex", "C:sex"], bootstrap=0)
+    joint = fit_stratified(h, terms=["A:sex", "B:sex", "C:sex"], n_boot=0)
     cells = joint.diagnostics["cells"].set_index("sex")
     for sex in ("F", "M"):
         ref = tipstat.fit_loglinear(h.select(sex=sex).pooled(), "independence", ci="none")
         assert cells.loc[sex, "n_hat"] == pytest.approx(ref.n_hat, rel=1e-8)
-    sep = fit_stratified(h, method="separate", bootstrap=0, criterion="bic")
+    sep = fit_stratified(h, pooling="separate", n_boot=0, criterion="bic")
     assert sep.n_hat == pytest.approx(cells["n_hat"].sum(), rel=0.2)
 
 
@@ -61,7 +61,7 @@ def test_cells_margins_total_add_up(counts, seed):
     df = pd.DataFrame({"sex": ["F"] * 7 + ["M"] * 7, "A": [1, 0, 1, 0, 1, 0, 1] * 2,
                        "B": [0, 1, 1, 0, 0, 1, 1] * 2, "C": [0, 0, 0, 1, 1, 1, 1] * 2,
                        "count": counts})
-    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), bootstrap=30, seed=seed)
+    est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), n_boot=30, seed=seed)
     cells = est.diagnostics["cells"]
     m = margins(est, ["sex"])
     assert m.n_hat.sum() == pytest.approx(est.n_hat, rel=1e-12)
@@ -75,7 +75,7 @@ def test_selection_finds_the_true_dependence():
     """P and K are dependent in the simulation (gamma = 0.8): AIC and BIC both select P:K."""
     _, h = _sim_h(1, n=20000, by=["sex"], missing={})
     for crit in ("aic", "bic"):
-        est = fit_stratified(h, criterion=crit, bootstrap=0)
+        est = fit_stratified(h, criterion=crit, n_boot=0)
         assert "P:K" in est.model, est.model
         assert est.diagnostics["path"][0][0] == "strata + lists"
 
@@ -83,8 +83,8 @@ def test_selection_finds_the_true_dependence():
 def test_em_without_unknowns_equals_the_plain_fit():
     _, h = _sim_h(2, missing={})
     assert "_U" not in set(h.strata_index.to_numpy().ravel())
-    a = fit_stratified(h, bootstrap=0, missing="stratum")
-    b = fit_stratified(h, bootstrap=0, missing="em")
+    a = fit_stratified(h, n_boot=0, missing="stratum")
+    b = fit_stratified(h, n_boot=0, missing="em")
     assert a.n_hat == pytest.approx(b.n_hat, rel=1e-9)
 
 
@@ -94,7 +94,7 @@ def test_em_shares_out_unknowns_close_to_the_truth():
     allocation of ~10% unknowns)."""
     c, h = _sim_h(3, n=8000)
     assert (h.strata_index == "_U").any().any()
-    est = fit_stratified(h, bootstrap=0, missing="em")
+    est = fit_stratified(h, n_boot=0, missing="em")
     cells = est.diagnostics["cells"]
     assert "_U" not in set(cells[["sex", "age_group", "exploitation"]].to_numpy().ravel())
     assert cells.observed.sum() == pytest.approx(h.n_observed)
@@ -105,26 +105,26 @@ def test_em_shares_out_unknowns_close_to_the_truth():
 
 def test_bootstrap_is_seeded():
     _, h = _sim_h(4, n=1500, by=["sex"])
-    a = fit_stratified(h, bootstrap=40, seed=7)
-    b = fit_stratified(h, bootstrap=40, seed=7)
+    a = fit_stratified(h, n_boot=40, seed=7)
+    b = fit_stratified(h, n_boot=40, seed=7)
     assert a.ci == b.ci and np.array_equal(a.draws, b.draws)
 
 
 def test_bad_arguments():
     _, h = _sim_h(5, n=800, by=["sex"])
-    for kw in ({"method": "x"}, {"criterion": "x"}, {"missing": "x"}, {"level": 1.5},
-               {"bootstrap": -1}, {"terms": ["P:nope"]}, {"method": "separate", "missing": "em"}):
+    for kw in ({"pooling": "x"}, {"criterion": "x"}, {"missing": "x"}, {"level": 1.5},
+               {"n_boot": -1}, {"terms": ["P:nope"]}, {"pooling": "separate", "missing": "em"}):
         with pytest.raises(InputError):
             fit_stratified(h, **kw)
     with pytest.raises(InputError):
-        margins(fit_stratified(h, bootstrap=0), ["age_group"])
+        margins(fit_stratified(h, n_boot=0), ["age_group"])
 
 
 def _coverage(seeds, n=3000, bootstrap=200, reselect="local"):
     covered_total, covered_sex = [], []
     for seed in seeds:
         c, h = _sim_h(seed, n=n)
-        est = fit_stratified(h, bootstrap=bootstrap, seed=seed, missing="em", reselect=reselect)
+        est = fit_stratified(h, n_boot=bootstrap, seed=seed, missing="em", reselect=reselect)
         covered_total.append(est.ci[0] <= n <= est.ci[1])
         m = margins(est, ["sex"]).set_index("sex")
         truth = c.truth(["sex"]).set_index("sex")["N"]
@@ -154,8 +154,8 @@ def test_intervals_cover_the_truth_across_many_seeds():
 
 def _fixed_and_local(seed=300, bootstrap=100):
     _, h = _sim_h(seed)
-    fixed = fit_stratified(h, bootstrap=bootstrap, seed=3, missing="em", reselect="none")
-    local = fit_stratified(h, bootstrap=bootstrap, seed=3, missing="em")
+    fixed = fit_stratified(h, n_boot=bootstrap, seed=3, missing="em", reselect="none")
+    local = fit_stratified(h, n_boot=bootstrap, seed=3, missing="em")
     return h, fixed, local
 
 
@@ -183,29 +183,29 @@ def test_default_reselection_carries_selection_uncertainty():
 
 def test_reselection_modes_are_seeded_and_the_old_ones_reachable():
     _, h = _sim_h(4, n=1500, by=["sex", "exploitation"])
-    a = fit_stratified(h, bootstrap=40, seed=7)
-    b = fit_stratified(h, bootstrap=40, seed=7)
-    c = fit_stratified(h, bootstrap=40, seed=8)
+    a = fit_stratified(h, n_boot=40, seed=7)
+    b = fit_stratified(h, n_boot=40, seed=7)
+    c = fit_stratified(h, n_boot=40, seed=8)
     assert a.ci == b.ci and np.array_equal(a.draws, b.draws)
     assert a.diagnostics["replicate_models"] == b.diagnostics["replicate_models"]
     assert not np.array_equal(a.draws, c.draws)
-    old = fit_stratified(h, bootstrap=40, seed=7, reselect=False)
-    none = fit_stratified(h, bootstrap=40, seed=7, reselect="none")
+    old = fit_stratified(h, n_boot=40, seed=7, reselect=False)
+    none = fit_stratified(h, n_boot=40, seed=7, reselect="none")
     assert np.array_equal(old.draws, none.draws) and old.diagnostics["reselected"] == 0
-    full = fit_stratified(h, bootstrap=10, seed=7, reselect=True)
-    full2 = fit_stratified(h, bootstrap=10, seed=7, reselect="full")
+    full = fit_stratified(h, n_boot=10, seed=7, reselect=True)
+    full2 = fit_stratified(h, n_boot=10, seed=7, reselect="full")
     assert full.diagnostics["reselect"] == "full" and np.array_equal(full.draws, full2.draws)
     # a fixed model (terms=) is never re-selected
-    fixed = fit_stratified(h, terms=["P:K"], bootstrap=20, seed=7)
+    fixed = fit_stratified(h, terms=["P:K"], n_boot=20, seed=7)
     assert fixed.diagnostics["reselected"] == 0
     _, hs = _sim_h(4, n=3000, by=["sex"])
-    sep = [fit_stratified(hs, method="separate", bootstrap=30, seed=7, reselect=r)
+    sep = [fit_stratified(hs, pooling="separate", n_boot=30, seed=7, reselect=r)
            for r in ("local", "none")]
     assert sep[0].diagnostics["reselect"] == "local" and np.isfinite(sep[0].ci).all()
     assert not np.array_equal(sep[0].draws, sep[1].draws)
     for bad in ("sometimes", 1, None):
         with pytest.raises(InputError):
-            fit_stratified(h, bootstrap=5, reselect=bad)
+            fit_stratified(h, n_boot=5, reselect=bad)
 
 
 def test_score_and_wald_screens_match_exact_refits():

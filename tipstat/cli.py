@@ -69,7 +69,7 @@ def _envelope(command: str, *, seed: int | None = DEFAULT_SEED, input: dict | No
            "warnings": list(warns), "error": error}
     if extra:
         out.update(extra)
-    from .comparison import jsonable
+    from ._json import jsonable
 
     return jsonable(out)
 
@@ -196,9 +196,9 @@ def _estimate_rows(h: Any, args: argparse.Namespace) -> list[Any]:
                          f"{', '.join(METHODS)}")
     m = METHODS[method]
     if not m.available():
-        raise InputError(f"--method {method!r} needs tipstat.{m.requires}, which this version of "
-                         "tipstat does not have")
-    return m.run(h, {"level": args.level, "seed": args.seed, "progress": _progress(args)})
+        raise InputError(f"--method {method!r} needs tipstat.{m.estimator}, which does not import "
+                         "in this installation")
+    return m.run(h, level=args.level, seed=args.seed, progress=_progress(args))
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -243,7 +243,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         table.drop(columns=["warnings"]).to_csv(out, index=False)
     if args.json:
-        _print_json(_envelope("compare", seed=args.seed, input=info, results=table.to_records(),
+        from .report.tables import comparison_records
+
+        _print_json(_envelope("compare", seed=args.seed, input=info,
+                              results=comparison_records(table),
                               warns=warns, extra={"skipped": table.attrs.get("skipped", [])}))
         return 0
     print(f"{info['source']}: {h.k} lists, {_fmt(h.n_observed)} persons observed; "
@@ -387,6 +390,7 @@ def _problem_text(p: dict[str, Any]) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .comparison import compare, leave_one_list_out
     from .report.html import write_report
 
     h, info = load_histories(args.file, count=args.count, lists=args.lists, strata=args.strata)
@@ -400,9 +404,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                                if issubclass(w.category, TipstatWarning)))
     # a bundled table keys its lists to their agencies from its catalogue entry
     list_key = args.file if info.get("kind") == "bundled dataset" else None
-    write_report(out, h, methods=methods, seed=args.seed, level=args.level, title=title,
-                 source=info.get("citation") or info["source"], reliability=reliability,
-                 list_key=list_key, warnings=warns)
+    pooled = h.pooled() if h.n_strata > 1 else h
+    table = compare(pooled, methods, level=args.level, seed=args.seed)
+    sensitivity = (leave_one_list_out(pooled, ["independence"], level=args.level, seed=args.seed)
+                   if pooled.k >= 3 else None)
+    write_report(out, h, comparison=table, sensitivity=sensitivity, seed=args.seed,
+                 level=args.level, title=title, source=info.get("citation") or info["source"],
+                 reliability=reliability, list_key=list_key, warnings=warns)
     print(f"report written: {out}")
     return 0
 
@@ -490,7 +498,7 @@ def _accounting(*tables: Any) -> dict[str, Any]:
 
 
 def _run_steps(steps: Sequence[tuple[str, Callable[[], None]]], args: argparse.Namespace) -> None:
-    from .comparison import progress_bar
+    from ._progress import progress_bar
 
     with progress_bar(len(steps), "demo", enabled=_progress(args)) as advance:
         for label, fn in steps:
@@ -653,7 +661,7 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         st["run"] = _run(args, [str(p) for p in st["exports"]], src["list_definition"],
                          src["population"], entities=src["entities"], country=src["ref_area"],
                          year=src["year"], today=f"{src['year'] + 1}-12-31", seed=seed,
-                         bootstrap=args.bootstrap, pooled=False)
+                         n_boot=args.bootstrap, pooled=False)
         st["h"] = st["run"].histories
         st["accounting"] = st["run"].accounting
         st["warnings"] = [w.message for w in st["run"].warnings]
@@ -704,10 +712,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     st = _demo_state(args, out)
     src, table, sdg, acc, run = st["src"], st["table"], st["sdg"], st["accounting"], st["run"]
     if args.json:
+        from .report.tables import comparison_records
+
         _print_json(_envelope(
             "demo", seed=args.seed, input={"source": src["source"], "accounting": acc,
                                            "formats": run.formats},
-            results=table.to_records(), warns=st["warnings"],
+            results=comparison_records(table), warns=st["warnings"],
             extra={**_run_extra(run, st["files"]),
                    "truth": {"victims": src["victims"], "detected": src["detected"]},
                    "sdg_16_2_2": sdg.to_dict("records")}))
@@ -746,7 +756,7 @@ def cmd_indicator(args: argparse.Namespace) -> int:
                          "Excel forms and the report are written into it)")
     run = _run(args, list(args.records), args.entity_map, args.population, format=args.format,
                secret=_read_secret(args), country=args.country, year=args.year, by=args.by,
-               seed=args.seed, bootstrap=args.bootstrap, level=args.level)
+               seed=args.seed, n_boot=args.bootstrap, level=args.level)
     files = run.write(out, report=args.report or not args.no_report,
                       source=", ".join(Path(r).name for r in args.records))
     table = run.sdg.table

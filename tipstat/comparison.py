@@ -1,37 +1,42 @@
 """Every method side by side: the sensitivity table every MSE report needs.
 
-:func:`compare` runs a set of estimators on the same :class:`~tipstat.CaptureHistories` and
-returns a :class:`ComparisonTable` (a pandas DataFrame) with one row per method and model, in the
-columns users of Rcapture and SparseMSE already read: N-hat, interval and its kind, status,
-deviance, df, AIC and BIC where they are defined, and a short diagnostics note.
+:func:`compare` runs a set of methods on the same :class:`~tipstat.CaptureHistories` and returns
+a :class:`ComparisonTable` (a pandas DataFrame) with one row per method and model, in the columns
+users of Rcapture and SparseMSE already read: N-hat, interval and its kind, status, deviance, df,
+AIC and BIC where they are defined, and a short diagnostics note. :func:`leave_one_list_out`
+refits with each list left out.
 
-Methods live in a registry (:data:`METHODS`). Each entry names the public ``tipstat`` function it
-needs; entries whose function is not in this version of tipstat are skipped by the ``"default"``
-and ``"all"`` sets (the table says which, in ``table.attrs["skipped"]``) and refused with a clear
-message when asked for by name. Users can add their own with :func:`register_method`.
+A *method* (:data:`METHODS`) is a registered estimator (:mod:`tipstat.models.registry`) with a
+model specification and options fixed: ``"independence"`` is ``fit_loglinear`` with terms
+``"independence"``. Methods whose estimator does not import in this installation are skipped by
+the ``"default"`` and ``"all"`` sets (the table says which, in ``table.attrs["skipped"]``) and
+refused with a clear message when asked for by name. Users can add their own with
+:func:`register_method`.
+
+This module computes; it draws nothing. The table's HTML and JSON forms and its forest plot are
+in :mod:`tipstat.report.tables` and :func:`tipstat.report.plots.plot_forest`.
 """
 
 from __future__ import annotations
 
-import html
-import inspect
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from ._checks import is_level
+from ._checks import DEFAULT_SEED, check_level, check_seed
+from ._progress import progress_bar
 from .errors import InputError
 from .estimate import STATUSES, Estimate
 from .histories import CaptureHistories
+from .models.registry import ESTIMATORS
 
 __all__ = ["COLUMNS", "METHODS", "ComparisonTable", "Method", "available_methods", "compare",
-           "jsonable", "leave_one_list_out", "register_method"]
+           "diagnostic_note", "leave_one_list_out", "register_method"]
 
 #: Columns of a comparison table, in order (stable: the CLI's ``--json`` and the report use them).
 COLUMNS = (
@@ -40,24 +45,34 @@ COLUMNS = (
     "reliability",
 )
 
+#: ``run(h, options) -> list of Estimate``: a method's own way to run (``options`` holds
+#: ``level``, ``seed`` and ``progress``).
+Runner = Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]
+
 
 @dataclass(frozen=True)
 class Method:
-    """One entry of the method registry.
+    """One entry of the method list: a registered estimator with its model specification(s)
+    and options fixed.
 
     Attributes
     ----------
     name : str
-        Registry key, used in ``compare(h, methods=[...])`` and ``tipstat estimate --method``.
+        Key, used in ``compare(h, methods=[...])`` and ``tipstat estimate --method``.
     label : str
         Human-readable name shown in tables.
     family : str
         ``"log-linear"``, ``"model selection"``, ``"heterogeneity"`` or ``"Bayesian"``.
-    requires : str
-        The public ``tipstat`` attribute the method calls (``"fit_loglinear"``...).
-    run : callable
-        ``run(h, options) -> list of Estimate``; ``options`` holds ``level``, ``seed`` and
-        ``progress``.
+    estimator : str
+        The registered estimator it runs (:data:`tipstat.models.registry.ESTIMATORS`).
+    runner : callable, optional
+        ``runner(h, options) -> list of Estimate`` instead of calling ``estimator`` (for
+        user-defined methods); ``options`` holds ``level``, ``seed`` and ``progress``.
+    specs : tuple
+        Model specifications passed positionally, one row each (empty: the estimator's
+        default).
+    options : mapping
+        Further keyword options of the estimator.
     default : bool
         Part of ``methods="default"`` (fast enough to run on every table).
     default_max_lists : int, optional
@@ -68,146 +83,48 @@ class Method:
     name: str
     label: str
     family: str
-    requires: str
-    run: Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]
+    estimator: str
+    runner: Runner | None = None
+    specs: tuple[Any, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
     default: bool = True
     default_max_lists: int | None = None
 
     def available(self) -> bool:
-        """True when the public function this method needs exists in this tipstat."""
-        import tipstat
+        """True when the registered estimator this method needs imports here."""
+        entry = ESTIMATORS.get(self.estimator)
+        return entry is not None and entry.available()
 
-        try:
-            return hasattr(tipstat, self.requires)
-        except Exception:  # an export whose module fails to import is not available
-            return False
-
-
-def _call(func: Callable[..., Any], *args: Any, **options: Any) -> Any:
-    """Call ``func`` passing only the keyword options its signature names (``progress`` also
-    as ``progressbar``); options that are ``None`` are left to the function's defaults."""
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return func(*args)
-    if "progress" in options and "progress" not in params and "progressbar" in params:
-        options = {**options, "progressbar": options["progress"]}
-    named = {k for k, p in params.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
-    return func(*args, **{k: v for k, v in options.items() if k in named and v is not None})
+    def run(self, h: CaptureHistories, *, level: float = 0.95, seed: int = DEFAULT_SEED,
+            progress: bool = False) -> list[Estimate]:
+        """The method's estimates on ``h`` (one per model specification)."""
+        if self.runner is not None:
+            return list(self.runner(h, {"level": level, "seed": seed, "progress": progress}))
+        entry = ESTIMATORS[self.estimator]
+        specs = [(s,) for s in self.specs] or [()]
+        return [entry.call(h, *s, level=level, seed=seed, progress=progress, **self.options)
+                for s in specs]
 
 
-def _public(name: str) -> Callable[..., Any]:
-    import tipstat
-
-    return getattr(tipstat, name)
-
-
-def _as_estimates(result: Any, n_observed: float = math.nan,
-                  method: str = "") -> list[Estimate]:
-    if isinstance(result, Estimate):
-        return [result]
-    if isinstance(result, pd.DataFrame):
-        return [_row_to_estimate(row, n_observed, method) for _, row in result.iterrows()]
-    if isinstance(result, Iterable):
-        out: list[Estimate] = []
-        for item in result:
-            out.extend(_as_estimates(item, n_observed, method))
-        return out
-    raise TypeError(f"an estimator returned {type(result).__name__}, not an Estimate")
-
-
-def _row_to_estimate(row: pd.Series, n_observed: float = math.nan, method: str = "") -> Estimate:
-    """An Rcapture-style table row (abundance, stderr, deviance, df, AIC, BIC) as an Estimate."""
-    if isinstance(row.get("estimate"), Estimate):
-        return row["estimate"]
-
-    def get(*names: str, default: float = math.nan) -> Any:
-        for n in names:
-            if n in row.index and not (isinstance(row[n], float) and math.isnan(row[n])):
-                return row[n]
-        return default
-
-    model = str(get("model", default=row.name))
-    status = str(get("status", default="ok"))
-    reason = get("reason", default="")
-    reason = reason if isinstance(reason, str) else ""
-    return Estimate(
-        n_hat=float(get("n_hat", "abundance")),
-        ci=(float(get("lower", "infCL")), float(get("upper", "supCL"))),
-        level=float(get("level", default=0.95)),
-        n_observed=float(get("n_observed", default=n_observed)),
-        method=str(get("method", default=method or "heterogeneity")),
-        model=model,
-        status=status,
-        ci_method=str(get("ci_method", default="")),
-        se=float(get("se", "stderr")),
-        deviance=float(get("deviance")),
-        df=float(get("df")),
-        aic=float(get("aic", "AIC")),
-        bic=float(get("bic", "BIC")),
-        diagnostics={"reason": reason} if reason else {},
-        warnings=(reason,) if reason and status != "ok" else (),
-    )
-
-
-# ---------------------------------------------------------------------------- the registry
-def _run_loglinear(terms: str) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
-    def run(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
-        return [_public("fit_loglinear")(h, terms, level=options["level"])]
-
-    return run
-
-
-def _run_select(criterion: str) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
-    def run(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
-        return _as_estimates(_call(_public("select_loglinear"), h, criterion=criterion, **options))
-
-    return run
-
-
-def _run_public(name: str, *args: Any,
-                **fixed: Any) -> Callable[[CaptureHistories, dict[str, Any]], list[Estimate]]:
-    def run(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
-        return _as_estimates(_call(_public(name), h, *args, **{**options, **fixed}),
-                             float(h.n_observed), name)
-
-    return run
-
-
-def _run_closedp(h: CaptureHistories, options: dict[str, Any]) -> list[Estimate]:
-    """Rcapture's closed-population models one by one, each with its interval (the ``closedp``
-    table has none). The behavioural models Mb and Mbh are left out: they assume the lists were
-    made one after another in the order given, which agencies' lists are not (``tipstat.closedp``
-    still lists them)."""
-    from .models.heterogeneity import CLOSEDP_MODELS
-
-    fit = _public("fit_closedp_model")
-    return [_call(fit, h, model, **options) for model in CLOSEDP_MODELS
-            if model not in ("Mb", "Mbh")]
-
-
-#: The method registry, in display order. See :func:`register_method`.
+#: The method list, in display order. See :func:`register_method`.
 METHODS: dict[str, Method] = {}
 
 
 def register_method(method: Method, *, replace: bool = False) -> None:
-    """Add a method to the registry used by :func:`compare` and the command line.
+    """Add a method to the list used by :func:`compare` and the command line.
 
     Parameters
     ----------
     method : Method
-        The entry; ``method.run(h, options)`` must return a list of :class:`~tipstat.Estimate`.
+        The entry.
     replace : bool
         Allow replacing an entry of the same name.
 
     Examples
     --------
-    >>> import tipstat
     >>> from tipstat.comparison import Method, register_method, METHODS
-    >>> m = Method("mine", "log-linear [A:B]", "log-linear", "fit_loglinear",
-    ...            lambda h, o: [tipstat.fit_loglinear(h, "A:B", level=o["level"])], default=False)
-    >>> register_method(m)
+    >>> register_method(Method("mine", "log-linear [A:B]", "log-linear", "fit_loglinear",
+    ...                        specs=("A:B",), default=False))
     >>> "mine" in METHODS
     True
     >>> del METHODS["mine"]
@@ -218,40 +135,46 @@ def register_method(method: Method, *, replace: bool = False) -> None:
     METHODS[method.name] = method
 
 
+#: Rcapture's closed-population models in the comparison. The behavioural models Mb and Mbh are
+#: left out: they assume the lists were made one after another in the order given, which
+#: agencies' lists are not (``tipstat.closedp`` still lists them).
+_CLOSEDP = ("M0", "Mt", "Mh Chao (LB)", "Mh Poisson2", "Mh Darroch", "Mh Gamma3.5",
+            "Mth Chao (LB)", "Mth Poisson2", "Mth Darroch", "Mth Gamma3.5")
+
 for _m in (
     Method("bic_average", "tipstat's default: BIC model average over two-way log-linear models",
-           "model selection", "estimate_population", _run_public("estimate_population")),
+           "model selection", "estimate_population"),
     Method("independence", "log-linear, independence (Mt)", "log-linear", "fit_loglinear",
-           _run_loglinear("independence")),
+           specs=("independence",)),
     Method("all2", "log-linear, all two-way interactions", "log-linear", "fit_loglinear",
-           _run_loglinear("all2")),
+           specs=("all2",)),
     Method("stepwise", "stepwise selection (Chan, Silverman & Vincent 2021)", "model selection",
-           "select_loglinear", _run_select("stepwise")),
+           "select_loglinear", specs=("stepwise",)),
     Method("bhs", "AIC stepwise keeping Wald p < 0.05 terms (Bales, Hesketh & Silverman 2015)",
-           "model selection", "select_loglinear", _run_select("bhs")),
+           "model selection", "select_loglinear", specs=("bhs",)),
     # exhaustive over all 2**(K(K-1)/2) two-way models: 1,024 at 5 lists, 32,768 at 6
-    Method("aic", "AIC model selection", "model selection", "select_loglinear", _run_select("aic"),
+    Method("aic", "AIC model selection", "model selection", "select_loglinear", specs=("aic",),
            default_max_lists=5),
-    Method("bic", "BIC model selection", "model selection", "select_loglinear", _run_select("bic"),
+    Method("bic", "BIC model selection", "model selection", "select_loglinear", specs=("bic",),
            default_max_lists=5),
     Method("closedp", "heterogeneity models (Rcapture closedp), with profile intervals",
-           "heterogeneity", "fit_closedp_model", _run_closedp),
+           "heterogeneity", "fit_closedp_model", specs=_CLOSEDP),
     Method("graphical", "Bayesian decomposable graphical model averaging", "Bayesian",
-           "fit_graphical", _run_public("fit_graphical"), default_max_lists=5),
+           "fit_graphical", default_max_lists=5),
     Method("bootstrap", "stepwise selection, BCa bootstrap with re-selection", "model selection",
-           "bootstrap", _run_public("bootstrap", "stepwise"), default=False),
+           "bootstrap", specs=("stepwise",), default=False),
     Method("latent_class", "Bayesian latent-class model (LCMCR)", "Bayesian", "fit_latent_class",
-           _run_public("fit_latent_class"), default=False),
+           default=False),
     Method("bayes_loglinear", "Bayesian log-linear, shrinkage priors", "Bayesian",
-           "fit_bayes_loglinear", _run_public("fit_bayes_loglinear"), default=False),
+           "fit_bayes_loglinear", default=False),
     Method("loglinear_bma", "Bayesian averaging over log-linear models (conting)", "Bayesian",
-           "fit_loglinear_bma", _run_public("fit_loglinear_bma"), default=False),
+           "fit_loglinear_bma", default=False),
 ):
     register_method(_m)
 
 
 def available_methods() -> list[str]:
-    """Names of the registered methods whose estimator is present in this version of tipstat.
+    """Names of the methods whose estimator imports in this installation.
 
     Examples
     --------
@@ -278,38 +201,14 @@ def _resolve(methods: str | Sequence[str], k: int) -> tuple[list[Method], list[s
                              "(or 'default', 'all')")
         m = METHODS[name]
         if not m.available():
-            raise InputError(f"methods: {name!r} needs tipstat.{m.requires}, which this version of "
-                             f"tipstat does not have; available: {', '.join(available_methods())}")
+            raise InputError(f"methods: {name!r} needs tipstat.{m.estimator}, which does not "
+                             "import in this installation; available: "
+                             f"{', '.join(available_methods())}")
         out.append(m)
     return out, []
 
 
 # ---------------------------------------------------------------------------- the table
-def jsonable(value: Any) -> Any:
-    """Plain JSON values: non-finite floats -> ``None``, numpy scalars and arrays -> Python,
-    tuples -> lists, recursively through dicts and lists.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> jsonable({"n": np.float64("inf"), "k": np.int64(3), "ci": (1.5, np.nan)})
-    {'n': None, 'k': 3, 'ci': [1.5, None]}
-    """
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 def _first(d: dict[str, Any], *keys: str) -> Any:
     for k in keys:
         if k in d and d[k] is not None:
@@ -367,7 +266,10 @@ class ComparisonTable(pd.DataFrame):
     Columns are :data:`COLUMNS`. The :class:`~tipstat.Estimate` of each row is kept in
     ``table.estimates`` (same order as the rows), so draws, posterior and coefficients stay
     reachable. ``table.attrs`` holds ``n_observed``, ``lists``, ``level``, ``seed`` and
-    ``skipped`` (methods of the requested set that this version of tipstat lacks).
+    ``skipped`` (methods of the requested set whose estimator does not import here). Its HTML
+    and JSON forms are :func:`tipstat.report.tables.comparison_html` and
+    :func:`~tipstat.report.tables.comparison_records`; its forest plot
+    :func:`tipstat.report.plots.plot_forest`.
     """
 
     _metadata: ClassVar[list[str]] = ["estimates"]
@@ -375,13 +277,6 @@ class ComparisonTable(pd.DataFrame):
     @property
     def _constructor(self) -> type[ComparisonTable]:
         return ComparisonTable
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """Rows as plain Python values for JSON: non-finite numbers become ``None``.
-
-        The keys are :data:`COLUMNS` (``warnings`` is a list of strings).
-        """
-        return [jsonable({col: row[col] for col in COLUMNS}) for _, row in self.iterrows()]
 
     def best(self, criterion: str = "aic") -> pd.Series:
         """The row with the smallest ``criterion`` (``"aic"`` or ``"bic"``) among existing
@@ -397,74 +292,6 @@ class ComparisonTable(pd.DataFrame):
             raise InputError(f"no row of this comparison has a finite {criterion.upper()}")
         return ok.loc[ok[criterion].idxmin()]
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Forest plot of the rows (see :func:`tipstat.report.plots.plot_forest`)."""
-        from .report.plots import plot_forest
-
-        return plot_forest(self, ax=ax, **kwargs)
-
-    def _repr_html_(self) -> str:
-        level = self.attrs.get("level", 0.95)
-        head = ("<tr><th>method</th><th>model</th><th>status</th><th>N-hat</th>"
-                f"<th>{100 * level:g}% interval</th><th>kind</th><th>AIC</th><th>BIC</th>"
-                "<th>diagnostics</th></tr>")
-
-        def num(x: Any, digits: int = 0) -> str:
-            if x is None or (isinstance(x, float) and math.isnan(x)):
-                return "&ndash;"
-            if isinstance(x, float) and math.isinf(x):
-                return "&infin;"
-            return f"{x:,.{digits}f}"
-
-        rows = []
-        for _, r in self.iterrows():
-            style = "" if r["status"] in ("ok", "extended") else " style='color:#a00'"
-            rows.append(
-                f"<tr{style}><td>{html.escape(str(r['method']))}</td>"
-                f"<td>{html.escape(str(r['model']))}</td><td>{html.escape(str(r['status']))}</td>"
-                f"<td style='text-align:right'>{num(r['n_hat'])}</td>"
-                f"<td style='text-align:right'>[{num(r['lower'])}, {num(r['upper'])}]</td>"
-                f"<td>{html.escape(str(r['ci_method']))}</td>"
-                f"<td style='text-align:right'>{num(r['aic'], 2)}</td>"
-                f"<td style='text-align:right'>{num(r['bic'], 2)}</td>"
-                f"<td>{html.escape(str(r['diagnostics']))}</td></tr>"
-            )
-        n_obs = self.attrs.get("n_observed")
-        caption = (f"<caption>tipstat comparison: {len(self)} rows"
-                   + (f"; {num(float(n_obs))} persons observed" if n_obs is not None else "")
-                   + "</caption>")
-        skipped = self.attrs.get("skipped") or []
-        note = (f"<p style='color:#666'>not in this version of tipstat: "
-                f"{html.escape(', '.join(skipped))}</p>" if skipped else "")
-        return (f"<div class='tipstat-comparison'><table>{caption}<thead>{head}</thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>{note}</div>")
-
-
-@contextmanager
-def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
-    """A progress bar on standard error (``rich``, a PyMC dependency); yields ``advance(label)``.
-
-    Disabled (a no-op) when ``enabled`` is false or rich is missing, so callers need no check.
-    """
-    if not enabled:
-        yield lambda label="": None
-        return
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    except ImportError:  # pragma: no cover - rich comes with PyMC
-        yield lambda label="": None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[label]}"))
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total, label="")
-
-        def advance(label: str = "") -> None:
-            bar.update(task, advance=1, label=label)
-
-        yield advance
-
 
 def _row(est: Estimate, family: str, seconds: float) -> dict[str, Any]:
     core = est.to_dict()
@@ -474,7 +301,7 @@ def _row(est: Estimate, family: str, seconds: float) -> dict[str, Any]:
     return {c: extra[c] if c in extra else core[c] for c in COLUMNS}
 
 
-def _reliability(h: CaptureHistories, method: Method, options: dict[str, Any]) -> str:
+def _reliability(h: CaptureHistories, method: Method, level: float, seed: int) -> str:
     """Binette & Steorts' internal-consistency rating of a method on ``h``
     (:func:`tipstat.validate.internal_consistency`): ``"consistent"``, ``"questionable"``,
     ``"inconsistent"`` or ``"not_assessed"``, with the mean log relative bias."""
@@ -484,9 +311,9 @@ def _reliability(h: CaptureHistories, method: Method, options: dict[str, Any]) -
         return "not_assessed (fewer than 3 lists)"
 
     def one(sub: CaptureHistories) -> Estimate:
-        return method.run(sub, {**options, "progress": False})[0]
+        return method.run(sub, level=level, seed=seed)[0]
 
-    ind = internal_consistency(h, one, level=options["level"]).indicator
+    ind = internal_consistency(h, one, level=level).indicator
     bias = ind.get("mean_log_rel_bias")
     if bias is None or not math.isfinite(bias):
         return str(ind["rating"])
@@ -498,7 +325,7 @@ def compare(
     methods: str | Sequence[str] = "default",
     *,
     level: float = 0.95,
-    seed: int | None = None,
+    seed: int = DEFAULT_SEED,
     progress: bool = False,
     reliability: bool = False,
 ) -> ComparisonTable:
@@ -513,19 +340,19 @@ def compare(
     h : CaptureHistories
         Unstratified capture histories (use ``h.pooled()`` or one stratum of ``h.by_stratum()``).
     methods : "default", "all" or list of str
-        Registry names (:data:`METHODS`): ``"bic_average"`` (tipstat's default estimator,
+        Method names (:data:`METHODS`): ``"bic_average"`` (tipstat's default estimator,
         :func:`tipstat.estimate_population`; the first row), ``"independence"``, ``"all2"``,
         ``"stepwise"``, ``"bhs"``, ``"aic"``, ``"bic"``, ``"closedp"``, ``"graphical"``,
         ``"bootstrap"``, ``"latent_class"``, ``"bayes_loglinear"``, ``"loglinear_bma"``.
-        ``"default"`` is every fast method present in this version (AIC/BIC selection and
+        ``"default"`` is every fast method available here (AIC/BIC selection and
         graphical model averaging up to 5 lists, where they take about a second; name them to
         run them on more lists); ``"all"`` adds the bootstrap and MCMC ones and the searches at
         any number of lists.
     level : float
         Interval coverage passed to every method.
-    seed : int, optional
+    seed : int
         Passed to every method that has a random step (bootstrap, MCMC), so the table is
-        reproducible.
+        reproducible (default :data:`tipstat.models.DEFAULT_SEED`).
     progress : bool
         Show a progress bar over methods (and let methods that support it show theirs).
     reliability : bool
@@ -557,17 +384,16 @@ def compare(
         raise InputError(f"compare: these capture histories have {h.n_strata} strata "
                          f"({', '.join(h.strata)}); compare the pooled table (h.pooled()) or one "
                          "stratum at a time (h.by_stratum())")
-    if not is_level(level):
-        raise InputError(f"compare: level={level!r} must be between 0 and 1 (e.g. 0.95)")
+    check_level(level, "compare")
+    seed = check_seed(seed, "compare")
     chosen, skipped = _resolve(methods, h.k)
-    options = {"level": level, "seed": seed, "progress": progress}
     rows: list[dict[str, Any]] = []
     estimates: list[Estimate] = []
     with progress_bar(len(chosen), "methods", enabled=progress) as advance:
         for m in chosen:
             t0 = time.perf_counter()
             try:
-                results = m.run(h, options)
+                results = m.run(h, level=level, seed=seed, progress=progress)
             except InputError:
                 raise
             except Exception as exc:  # one failing method must not hide the others
@@ -581,7 +407,7 @@ def compare(
             rating = None
             if reliability and len(results) == 1 and results[0].status != "failed":
                 try:
-                    rating = _reliability(h, m, options)
+                    rating = _reliability(h, m, level, seed)
                 except InputError as exc:
                     rating = f"not_assessed ({exc})"
             for est in results:
@@ -600,7 +426,7 @@ def leave_one_list_out(
     methods: str | Sequence[str] = ("independence",),
     *,
     level: float = 0.95,
-    seed: int | None = None,
+    seed: int = DEFAULT_SEED,
 ) -> pd.DataFrame:
     """Refit with each list left out in turn: does one list drive the estimate?
 
@@ -619,7 +445,7 @@ def leave_one_list_out(
     pandas.DataFrame
         One row per list left out and method/model: ``left_out``, ``observed``, ``lost``, then
         the columns of :func:`compare` (``method``, ``model``, ``status``, ``n_hat``, ``lower``,
-        ``upper``, ...).
+        ``upper``, ...). ``attrs["methods"]`` names the methods refitted.
 
     Examples
     --------
@@ -648,4 +474,6 @@ def leave_one_list_out(
         table.insert(0, "observed", float(sub.n_observed))
         table.insert(0, "left_out", name)
         parts.append(table)
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["methods"] = [methods] if isinstance(methods, str) else list(methods)
+    return out

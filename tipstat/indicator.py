@@ -492,7 +492,7 @@ def sdg_16_2_2(
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
     ...     h = capture_histories(persons(c.read(period=c.year)), by=["sex"])
-    ...     t = sdg_16_2_2(fit_stratified(h, bootstrap=50, seed=1), c.population)
+    ...     t = sdg_16_2_2(fit_stratified(h, n_boot=50, seed=1), c.population)
     >>> t.table[["sex", "age", "detected"]].values.tolist()[-1] == ["_T", "_T", c.n_detected]
     True
     """

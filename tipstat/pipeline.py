@@ -213,11 +213,19 @@ class IndicatorRun:
     def write_report(self, path: str | Path, *, title: str | None = None, source: str = "",
                      **kwargs: Any) -> Path:
         """The HTML report of this run (needs the ``report`` extra)."""
+        from .comparison import compare, leave_one_list_out
         from .models.default import estimate_population
         from .report.html import write_report
         from .validate import internal_consistency
 
         pooled = self.histories.pooled()
+        level = self.headline.level
+        # the report renders; the computations it shows are run here
+        if "comparison" not in kwargs:
+            kwargs["comparison"] = compare(pooled, "default", level=level, seed=self.seed)
+        if "sensitivity" not in kwargs and pooled.k >= 3:
+            kwargs["sensitivity"] = leave_one_list_out(pooled, ["independence"], level=level,
+                                                       seed=self.seed)
         options: dict[str, Any] = dict(
             accounting=self.accounting, sdg_table=self.sdg.table, seed=self.seed,
             level=self.headline.level,
@@ -254,7 +262,7 @@ def report_available() -> bool:
 def _write_json(path: Path, obj: Any) -> None:
     import json
 
-    from .comparison import jsonable
+    from ._json import jsonable
 
     path.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n",
                     encoding="utf-8")
@@ -636,7 +644,7 @@ def run_indicator(
     entities: pd.DataFrame | None = None,
     today: Any = None,
     seed: int | None = DEFAULT_SEED,
-    bootstrap: int = 200,
+    n_boot: int = 200,
     level: float = 0.95,
     pooled: bool = True,
 ) -> IndicatorRun:
@@ -667,7 +675,7 @@ def run_indicator(
         Disaggregation among ``sex``, ``age`` (``age_group``), ``exploitation``.
     seed : int
         Seed of the bootstrap (default :data:`DEFAULT_SEED`; ``None`` is replaced by it).
-    bootstrap : int
+    n_boot : int
         Bootstrap replicates of the stratified fit.
     level : float
         Interval coverage.
@@ -685,7 +693,7 @@ def run_indicator(
     >>> c = simulate.country(600, seed=3, lists={k: v for k, v in simulate.DEFAULT_LISTS.items()
     ...                                          if k in "PKO"})
     >>> run = run_indicator(c.records, c.list_definition, c.population, country=c.ref_area,
-    ...                     year=c.year, by=["sex"], bootstrap=20, today="2025-12-31")
+    ...                     year=c.year, by=["sex"], n_boot=20, today="2025-12-31")
     >>> run.headline.detected == c.n_detected, run.seed
     (True, 2024)
     """
@@ -695,8 +703,8 @@ def run_indicator(
     seed = DEFAULT_SEED if seed is None else int(seed)
     if not is_level(level):
         raise InputError(f"level={level!r}; expected a coverage between 0 and 1, e.g. 0.95")
-    if int(bootstrap) < 1:
-        raise InputError(f"bootstrap={bootstrap!r}; expected a positive number of replicates")
+    if int(n_boot) < 1:
+        raise InputError(f"n_boot={n_boot!r}; expected a positive number of replicates")
     strata = [BY_ALIASES.get(b, b) for b in by]
     bad = [b for b in strata if b not in ("sex", "age_group", "age_group_l2", "exploitation")]
     if bad:
@@ -710,7 +718,7 @@ def run_indicator(
                                        entities=entities, today=today)
     recs, persons, warns = linked.records, linked.persons, linked.warnings
     formats, accounting = linked.formats, linked.accounting
-    fit = _collect("fit", warns, lambda: fit_stratified(h, bootstrap=int(bootstrap), seed=seed,
+    fit = _collect("fit", warns, lambda: fit_stratified(h, n_boot=int(n_boot), seed=seed,
                                                         level=level))
     sdg = _collect("sdg", warns, lambda: sdg_16_2_2(fit, pop, ref_area=country,
                                                     time_period=year))
@@ -725,7 +733,7 @@ def run_indicator(
     from . import __version__
 
     sdg.seed = seed
-    sdg.meta = {"seed": seed, "bootstrap": int(bootstrap), "level": level,
+    sdg.meta = {"seed": seed, "bootstrap": int(n_boot), "level": level,
                 "method": method, "model": fit.model, "headline": headline.to_dict(),
                 "published_total": "the total row (sex, age, exploitation all _T)",
                 "ref_area": country, "time_period": year, "formats": formats,

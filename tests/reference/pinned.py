@@ -72,14 +72,14 @@ def _cases() -> dict[str, Callable[[], dict[str, Any]]]:
     cases["UK_4/bootstrap_stepwise"] = lambda: _est(
         tipstat.bootstrap(load("UK_4"), "stepwise", n_boot=40, seed=1))
 
-    def stratified(method: str) -> dict[str, Any]:
+    def stratified(pooling: str) -> dict[str, Any]:
         from tipstat import simulate
         from tipstat.ictip import capture_histories
         from tipstat.linkage import persons
         four = {k: v for k, v in simulate.DEFAULT_LISTS.items() if k in "PKIO"}
         c = simulate.country(3000, seed=7, lists=four)
         h = capture_histories(persons(c.read(period=c.year)), by=["sex", "age_group", "exploitation"])
-        e = tipstat.fit_stratified(h, method=method, bootstrap=20, seed=1)
+        e = tipstat.fit_stratified(h, pooling=pooling, n_boot=20, seed=1)
         out = _est(e)
         cells = e.diagnostics["cells"]
         out["cells_n_hat"] = [_num(v) for v in np.asarray(cells["n_hat"], dtype=float)]

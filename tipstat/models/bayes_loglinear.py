@@ -165,14 +165,16 @@ def bayes_loglinear_model(
 def fit_bayes_loglinear(
     h: CaptureHistories,
     terms: str | Sequence[str] | Design = "all2",
-    prior: str = "horseshoe",
+    *,
     level: float = 0.95,
+    ci: str = "equal_tailed",
+    seed: int = DEFAULT_SEED,
+    prior: str = "horseshoe",
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
     cores: int | None = None,
     target_accept: float = 0.99,
-    seed: int | None = None,
     sampler: str = "auto",
     expected_terms: float | None = None,
     slab_scale: float = 2.0,
@@ -195,10 +197,15 @@ def fit_bayes_loglinear(
     terms : str, list of str or Design
         Largest model, as for :func:`tipstat.fit_loglinear` (default ``"all2"``: every two-list
         interaction). The K-way interaction is not allowed (N would not be identifiable).
+    level : float
+        Level of the posterior interval.
+    ci : {"equal_tailed"}
+        Interval method: the equal-tailed posterior interval.
+    seed : int
+        Seeds the sampler and the draws of ``n_0`` (default
+        :data:`tipstat.models.DEFAULT_SEED`).
     prior : {"horseshoe", "normal"}
         Prior on the interactions: regularised horseshoe, or ``Normal(0, interaction_sd)``.
-    level : float
-        Level of the equal-tailed posterior interval.
     draws, tune, chains, cores, target_accept
         As in :func:`pymc.sample`. ``target_accept`` defaults to 0.99 because the horseshoe's
         funnel gives divergences at 0.95.
@@ -219,9 +226,6 @@ def fit_bayes_loglinear(
     **sample_kwargs
         Further options of ``nutpie.sample`` (``nuts_sampler_kwargs`` merged in) or
         :func:`pymc.sample`, for the sampler used.
-    seed : int
-        Seeds the sampler and the draws of ``n_0`` (:func:`tipstat.models.sampling.seeds`;
-        ``None``: :data:`tipstat.models.DEFAULT_SEED`).
     expected_terms : float, optional
         Horseshoe ``p_0``, the prior guess of the number of non-zero interactions
         (default ``max(1, D/4)``).
@@ -248,9 +252,16 @@ def fit_bayes_loglinear(
     >>> 650 < est.n_hat < 800 and est.diagnostics["rhat"] < 1.05
     True
     """
+    if not isinstance(h, CaptureHistories):
+        raise InputError(f"fit_bayes_loglinear: expected tipstat.CaptureHistories, got "
+                         f"{type(h).__name__}")
     problems = []
     if not is_level(level):
         problems.append(Problem("level", None, level, "a number between 0 and 1"))
+    if ci != "equal_tailed":
+        problems.append(Problem("ci", None, ci, "'equal_tailed'"))
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        problems.append(Problem("seed", None, seed, "a non-negative integer"))
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(v, int | np.integer) or v < (0 if name == "tune" else 1):
             problems.append(Problem(name, None, v, "a positive integer"))

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .._checks import is_level
+from .._checks import DEFAULT_SEED, is_level
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -65,6 +65,8 @@ from .intervals import weighted_quantiles as _wquantile
 __all__ = ["bma_model_space", "fit_loglinear_bma"]
 
 PRIORS = ("UIP", "SBH")
+#: Interval methods of :func:`fit_loglinear_bma` (its ``ci``).
+CI_METHODS = ("hpd", "equal_tailed")
 
 
 # ------------------------------------------------------------------------------- model space
@@ -775,12 +777,13 @@ def _one_blas_thread(func):
 def fit_loglinear_bma(
     h: CaptureHistories,
     max_model: str | Sequence[str] = "all2",
+    *,
+    level: float = 0.95,
+    ci: str = "hpd",
+    seed: int = DEFAULT_SEED,
     prior: str = "SBH",
     covariates: bool | Sequence[str] = False,
-    level: float = 0.95,
-    interval: str = "hpd",
     draws: int = 4000,
-    seed: int | None = None,
     max_models: int = 40_000,
     prune: float = 1e-4,
     walk_steps: int = 5_000,
@@ -810,16 +813,18 @@ def fit_loglinear_bma(
         in every model and their interactions with lists follow ``max_model``.
     level : float
         Interval level.
-    interval : {"hpd", "equal"}
-        Highest-posterior-density interval (as conting's ``total_pop``) or equal-tailed.
+    ci : {"hpd", "equal_tailed"}
+        Interval method: highest posterior density (as conting's ``total_pop``) or
+        equal-tailed.
+    seed : int
+        Seeds the importance draws (each model's stream is derived from the seed and the model,
+        so results do not depend on the order of evaluation) and the draws of the unseen count;
+        default :data:`tipstat.models.DEFAULT_SEED`.
     draws : int
         Importance draws per model. An enumerated model whose Laplace posterior probability
         ``p`` is below 1e-3 gets ``max(200, draws * p / 1e-3)`` (the Monte Carlo variance of the
         average grows by a few percent at most, see ``_allocate``); with a walk, a model visited
         ``v`` times gets ``max(500, draws * v / most visits)``.
-    seed : int, optional
-        Seeds the importance draws (each model's stream is derived from the seed and the model,
-        so results do not depend on the order of evaluation) and the draws of the unseen count.
     max_models : int
         Largest model space that is enumerated; beyond it a Metropolis walk over models is used.
     prune : float
@@ -850,15 +855,20 @@ def fit_loglinear_bma(
     >>> 700 < est.n_hat < 750
     True
     """
+    if not isinstance(h, CaptureHistories):
+        raise InputError(f"fit_loglinear_bma: expected tipstat.CaptureHistories, got "
+                         f"{type(h).__name__}")
     problems = []
     if prior not in PRIORS:
         problems.append(Problem("prior", None, prior, "one of " + ", ".join(PRIORS)))
-    if interval not in ("hpd", "equal"):
-        problems.append(Problem("interval", None, interval, "'hpd' or 'equal'"))
+    if ci not in CI_METHODS:
+        problems.append(Problem("ci", None, ci, "'hpd' or 'equal_tailed'"))
     if not is_level(level):
         problems.append(Problem("level", None, level, "a number between 0 and 1"))
     if not isinstance(draws, int | np.integer) or draws < 100:
         problems.append(Problem("draws", None, draws, "an integer >= 100"))
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        problems.append(Problem("seed", None, seed, "a non-negative integer"))
     if not (a > 0 and b > 0):
         problems.append(Problem("a, b", None, (a, b), "positive numbers"))
     if problems:
@@ -1022,7 +1032,7 @@ def fit_loglinear_bma(
                      f"{len(models)} models visited by a {walk_steps}-step walk")
     if np.max(vals) >= 1e14:
         warns.append("some posterior draws of N are huge: N is barely identified by the data")
-    ci = hpd if interval == "hpd" else (float(q_lo), float(q_hi))
+    bounds = hpd if ci == "hpd" else (float(q_lo), float(q_hi))
     diagnostics: dict[str, Any] = {
         "models": table, "mean": mean, "equal_tailed": (float(q_lo), float(q_hi)), "hpd": hpd,
         "n_models": n_space, "n_evaluated": len(cache), "n_pruned": n_pruned, "ess": ess,
@@ -1033,9 +1043,9 @@ def fit_loglinear_bma(
     prior_label = ("unit-information prior" if prior == "UIP"
                    else f"Sabanés Bové–Held prior (a={a:g}, b={b:g})")
     return Estimate(
-        n_hat=float(med), ci=ci, level=level, n_observed=n_obs, method="loglinear_bma",
+        n_hat=float(med), ci=bounds, level=level, n_observed=n_obs, method="loglinear_bma",
         model=f"average over {len(kept)} models within {diagnostics['max_model']}, {prior_label}",
-        status="ok", ci_method="posterior HPD" if interval == "hpd" else "posterior equal-tailed",
+        status="ok", ci_method="posterior HPD" if ci == "hpd" else "posterior equal-tailed",
         se=sd, diagnostics=diagnostics, draws=resample, idata=idata, seed=seed,
         warnings=tuple(warns),
     )

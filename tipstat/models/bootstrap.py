@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import DEFAULT_SEED, is_level
+from .._checks import DEFAULT_SEED, check_ci, check_level, check_seed
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -113,13 +113,13 @@ class _Jackknife:
 
 def bootstrap(
     h: CaptureHistories,
-    method: str | Callable[..., Estimate] = "stepwise",
+    estimator: str | Callable[..., Estimate] = "stepwise",
     *,
+    level: float = 0.95,
+    ci: str = "bca",
+    seed: int = DEFAULT_SEED,
     n_boot: int = 1000,
     kind: str = "nonparametric",
-    ci: str = "bca",
-    level: float = 0.95,
-    seed: int | None = None,
     n_jobs: int | None = None,
     backend: str = "auto",
     client: Any = None,
@@ -133,20 +133,23 @@ def bootstrap(
     ----------
     h : CaptureHistories
         Unstratified capture histories.
-    method : str or callable
-        A rule of :func:`tipstat.select_loglinear` (``"stepwise"``, ``"bhs"``, ``"aic"``,
-        ``"bic"``; its keyword options such as ``pthresh``, ``max_order``, ``average`` go in
-        ``**options``), or any estimator ``f(h, **options) -> Estimate`` (module-level, so that
-        worker processes can import it).
+    estimator : str or callable
+        The estimator re-run on every replicate (the model specification): a rule of
+        :func:`tipstat.select_loglinear` (``"stepwise"``, ``"bhs"``, ``"aic"``, ``"bic"``; its
+        keyword options such as ``pthresh``, ``max_order``, ``average`` go in ``**options``),
+        or any estimator ``f(h, **options) -> Estimate`` (module-level, so that worker
+        processes can import it).
+    level : float
+        Interval coverage.
+    ci : {"bca", "percentile"}
+        Interval method: bias-corrected and accelerated, or percentile.
+    seed : int
+        Root seed (default :data:`tipstat.models.DEFAULT_SEED`); the same seed gives the same
+        interval whatever ``n_jobs``/``backend``. Stored in ``Estimate.seed``.
     n_boot : int
         Replicates (1,000 or more for 95% BCa limits).
     kind : {"nonparametric", "parametric"}
         Resample individuals, or draw Poisson counts from the selected model's fitted cells.
-    ci : {"bca", "percentile"}
-    level : float
-    seed : int
-        Root seed (``None``: :data:`tipstat.models.DEFAULT_SEED`); the same seed gives the same
-        interval whatever ``n_jobs``/``backend``. Stored in ``Estimate.seed``.
     n_jobs, backend, client, progress
         Passed to :func:`tipstat.parallel.map` (default: every local core; a Dask ``client``
         sends the replicates to a cluster).
@@ -172,34 +175,33 @@ def bootstrap(
     _check_histories(h)
     if kind not in KINDS:
         raise InputError(f"kind={kind!r} is not one of {KINDS}")
-    if ci not in CI_KINDS:
-        raise InputError(f"ci={ci!r} is not one of {CI_KINDS}")
+    check_ci(ci, CI_KINDS, "bootstrap")
+    seed = check_seed(seed, "bootstrap")
     if not isinstance(n_boot, int | np.integer) or n_boot < 2:
         raise InputError(f"n_boot={n_boot!r} must be an integer of at least 2 (1,000 or more "
                          "for 95% limits)")
-    if not is_level(level):
-        raise InputError(f"level={level!r} must be between 0 and 1 (e.g. 0.95)")
+    check_level(level, "bootstrap")
     y = np.asarray(h.counts, dtype=np.float64)
     if y.sum() <= 0:
         raise InputError("the capture histories have no observed person")
     if kind == "nonparametric" and np.any(y != np.round(y)):
         raise InputError("nonparametric resampling needs whole-number counts; use "
                          "kind='parametric' for expected counts")
-    seed = DEFAULT_SEED if seed is None else seed
-    parallel.seed_sequence(seed)  # (an InputError for anything but a non-negative integer)
     lists = tuple(h.lists)
-    if isinstance(method, str):
-        if method not in CRITERIA:
-            raise InputError(f"method={method!r} is not one of {CRITERIA} or a callable")
-        point_est = select_loglinear(h, method, ci="none", **options)
-        statistic: Callable = SelectionStatistic(lists, method, options)
-        label = f"bootstrap ({kind}, {ci}) of select_loglinear ({method})"
-    elif callable(method):
-        point_est = method(h, **options)
-        statistic = EstimatorStatistic(lists, method, options)
-        label = f"bootstrap ({kind}, {ci}) of {getattr(method, '__name__', 'estimator')}"
+    if isinstance(estimator, str):
+        if estimator not in CRITERIA:
+            raise InputError(f"bootstrap: estimator={estimator!r} is not one of {CRITERIA} or a "
+                             "callable")
+        point_est = select_loglinear(h, estimator, ci="none", **options)
+        statistic: Callable = SelectionStatistic(lists, estimator, options)
+        label = f"bootstrap ({kind}, {ci}) of select_loglinear ({estimator})"
+    elif callable(estimator):
+        point_est = estimator(h, **options)
+        statistic = EstimatorStatistic(lists, estimator, options)
+        label = f"bootstrap ({kind}, {ci}) of {getattr(estimator, '__name__', 'estimator')}"
     else:
-        raise InputError(f"method must be a selection rule name or a callable, got {method!r}")
+        raise InputError(f"bootstrap: estimator must be a selection rule name or a callable, got "
+                         f"{type(estimator).__name__}")
     theta = float(point_est.n_hat)
     mu = None
     if kind == "parametric":

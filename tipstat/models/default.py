@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .._checks import is_level
+from .._checks import check_ci, check_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -32,7 +32,7 @@ DEFAULT_RULE = ("BIC model average over hierarchical log-linear models with two-
                 "interactions (Buckland et al. 1997 log-normal interval)")
 
 
-def estimate_population(h: CaptureHistories, *, level: float = 0.95,
+def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "auto",
                         check: bool = True) -> Estimate:
     """Estimate the population size with tipstat's default method.
 
@@ -69,6 +69,10 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95,
         :func:`tipstat.fit_stratified`, which models the strata jointly).
     level : float
         Interval coverage.
+    ci : {"auto"}
+        The rule fixes its interval (log-normal with Buckland's SE; the profile-likelihood
+        interval with two lists); ``ci`` is there so that every estimator takes the same
+        keywords, and anything else is refused.
     check : bool
         Add the warnings of :func:`tipstat.validate.assumption_warnings` (lack of fit of the
         best model, a sparse table; with two lists, pairwise dependence cannot be tested) to
@@ -100,9 +104,8 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95,
                          f"({', '.join(h.strata)}); estimate the pooled table (h.pooled()), one "
                          "stratum at a time (h.by_stratum()), or model the strata jointly with "
                          "tipstat.fit_stratified")
-    if not is_level(level):
-        raise InputError(f"estimate_population: level={level!r} must be between 0 and 1 "
-                         "(e.g. 0.95)")
+    check_level(level, "estimate_population")
+    check_ci(ci, ("auto",), "estimate_population")
     if h.k == 2:
         from .loglinear import fit_loglinear
 

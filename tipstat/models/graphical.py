@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import gammaln
 
-from .._checks import is_level
+from .._checks import DEFAULT_SEED, check_ci, check_seed, is_level
 from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -56,7 +56,7 @@ from .sampling import convergence
 
 __all__ = ["ENUMERATE_UP_TO", "fit_graphical", "log_prior_n"]
 
-#: Largest number of lists for which ``method="auto"`` enumerates every decomposable graph.
+#: Largest number of lists for which ``search="auto"`` enumerates every decomposable graph.
 ENUMERATE_UP_TO = 6
 
 PRIORS_N = ("1/N", "rissanen", "uniform")
@@ -409,7 +409,7 @@ def _mcmc(tables: _Tables, k: int, qs: np.ndarray, chains: int, steps: int, burn
 
 # --------------------------------------------------------------------------- public API
 def _check_input(h: CaptureHistories, delta: float | None, level: float,
-                 method: str) -> tuple[np.ndarray, float]:
+                 search: str) -> tuple[np.ndarray, float]:
     if not isinstance(h, CaptureHistories):
         raise InputError("fit_graphical takes CaptureHistories",
                          [Problem("h", None, type(h).__name__, "tipstat.CaptureHistories")])
@@ -426,8 +426,8 @@ def _check_input(h: CaptureHistories, delta: float | None, level: float,
         problems.append(Problem("delta", None, delta, "a positive number (dga suggests 2**-K)"))
     if not is_level(level):
         problems.append(Problem("level", None, level, "a number between 0 and 1"))
-    if method not in ("auto", "enumerate", "mcmc"):
-        problems.append(Problem("method", None, method, "'auto', 'enumerate' or 'mcmc'"))
+    if search not in ("auto", "enumerate", "mcmc"):
+        problems.append(Problem("search", None, search, "'auto', 'enumerate' or 'mcmc'"))
     if problems:
         raise InputError("invalid input to fit_graphical", problems)
     return y, float(d)
@@ -435,16 +435,18 @@ def _check_input(h: CaptureHistories, delta: float | None, level: float,
 
 def fit_graphical(
     h: CaptureHistories,
+    *,
+    level: float = 0.95,
+    ci: str = "equal_tailed",
+    seed: int = DEFAULT_SEED,
+    search: str = "auto",
     delta: float | None = None,
     prior_n: str | Callable[[np.ndarray], np.ndarray] = "1/N",
     n_missing: Sequence[float] | np.ndarray | None = None,
-    level: float = 0.95,
-    method: str = "auto",
     draws: int = 1000,
     chains: int = 4,
     steps: int | None = None,
     burn: int | None = None,
-    seed: int | None = None,
     graph_prior: float | Callable[[tuple[tuple[str, str], ...]], float] | None = None,
 ) -> Estimate:
     """Population size by Bayesian averaging over decomposable graphical models.
@@ -476,18 +478,20 @@ def fit_graphical(
         integer to 2,000, then 0.2% steps up to 100,000 ``n_obs``. A coarse regular grid
         over-weights the spike of the posterior at ``n_0 = 0`` that sparse tables have.
     level : float
-        Level of the equal-tailed posterior interval.
-    method : {"auto", "enumerate", "mcmc"}
-        ``"auto"`` enumerates all decomposable graphs when K <= :data:`ENUMERATE_UP_TO` and
-        samples them by MCMC otherwise.
+        Level of the posterior interval.
+    ci : {"equal_tailed"}
+        Interval method: the equal-tailed posterior interval.
+    seed : int
+        Seed of the draws and of the MCMC (default :data:`tipstat.models.DEFAULT_SEED`).
+    search : {"auto", "enumerate", "mcmc"}
+        How the graphs are explored: ``"auto"`` enumerates all decomposable graphs when
+        K <= :data:`ENUMERATE_UP_TO` and samples them by MCMC otherwise.
     draws, chains : int
         Posterior draws per chain stored in ``idata`` / ``draws``. With enumeration they are
         sampled exactly from the grid posterior; with MCMC they are the thinned chains.
     steps, burn : int, optional
         MCMC iterations per chain after burn-in (default ``max(20 * draws, 500 * K(K-1)/2)``)
         and burn-in (default ``steps // 5``).
-    seed : int, optional
-        Seed of the draws and of the MCMC.
     graph_prior : float or callable, optional
         Prior over the decomposable graphs (dga's ``log.prior.model.weights``). ``None``
         (default): uniform. A number ``q`` in (0, 1): each list pair is an edge with
@@ -520,7 +524,9 @@ def fit_graphical(
     >>> bool(est.diagnostics["models"].prob.iloc[0] > 0.5)
     True
     """
-    y, d = _check_input(h, delta, level, method)
+    y, d = _check_input(h, delta, level, search)
+    check_ci(ci, ("equal_tailed",), "fit_graphical")
+    seed = check_seed(seed, "fit_graphical")
     k = h.k
     grid = default_grid(float(y.sum())) if n_missing is None else _check_grid(n_missing)
     if callable(prior_n):
@@ -532,11 +538,11 @@ def fit_graphical(
         low = 0 if name == "burn" else 1
         if value is not None and (not isinstance(value, int | np.integer) or value < low):
             raise InputError("invalid sampling option", [Problem(name, None, value, "a positive integer")])
-    if method == "auto":
-        method = "enumerate" if k <= ENUMERATE_UP_TO else "mcmc"
-    if method == "enumerate" and k > ENUMERATE_UP_TO + 1:
+    if search == "auto":
+        search = "enumerate" if k <= ENUMERATE_UP_TO else "mcmc"
+    if search == "enumerate" and k > ENUMERATE_UP_TO + 1:
         raise InputError("too many lists to enumerate every decomposable graph",
-                         [Problem("method", None, method, f"'mcmc' for K > {ENUMERATE_UP_TO + 1}")])
+                         [Problem("search", None, search, f"'mcmc' for K > {ENUMERATE_UP_TO + 1}")])
 
     rng = generator(seed)
     alpha = (1 - level) / 2
@@ -544,13 +550,13 @@ def fit_graphical(
     tables = _Tables(y, k, d, grid, prior_n, _graph_prior(graph_prior, h.lists))
     n = tables.n
     diagnostics: dict = {"delta": d, "prior_n": prior_label, "grid_size": int(grid.size),
-                         "grid_max": float(grid[-1]), "method": method}
+                         "grid_max": float(grid[-1]), "search": search}
     warns: list[str] = []
 
     if graph_prior is not None:
         diagnostics["graph_prior"] = graph_prior if isinstance(graph_prior, int | float) \
             else getattr(graph_prior, "__name__", "custom")
-    if method == "enumerate":
+    if search == "enumerate":
         graphs = enumerate_decomposable(k)
         if tables.log_prior_graph is not None:
             keep = np.isfinite(tables.graph_prior(graphs))
@@ -632,7 +638,7 @@ def fit_graphical(
 
     idata = az.from_dict(posterior={"N": N_draws, "graph": graph_idx},
                          attrs={"method": "graphical", "model": model, "seed": str(seed)})
-    if method == "mcmc":
+    if search == "mcmc":
         conv = convergence(idata, "N")  # (a Metropolis walk: no divergences to count)
         diagnostics.update(rhat=conv["rhat"], ess_bulk=conv["ess_bulk"], ess_tail=conv["ess_tail"])
         if chains > 1 and diagnostics["rhat"] > 1.01:

@@ -39,11 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._checks import check_ci, check_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
 from .design import Design, loglinear_design, parse_terms, term_label
-from .loglinear import Fit, _check_histories, _fit, estimate_from_fit
+from .loglinear import CI_METHODS, Fit, _check_histories, _fit, estimate_from_fit
 
 __all__ = ["CLOSEDP_MODELS", "HETEROGENEITY", "closedp", "closedp_design", "fit_closedp_model",
            "heterogeneity_design"]
@@ -254,10 +255,24 @@ def _behavioural(fit: Fit, k: int, kind: str, n_obs: float, status: str, reason:
 
 
 def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
-                      terms: str | Sequence = (), ci: str = "profile",
-                      level: float = 0.95) -> Estimate:
+                      level: float = 0.95, ci: str = "profile",
+                      terms: str | Sequence = ()) -> Estimate:
     """Fit one closed-population model (a row of :func:`closedp`, optionally with interaction
     ``terms`` added to an Mth model, as Rcapture's ``closedpCI.t(mX=, h=)``).
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        Unstratified capture histories.
+    model : str
+        The model specification: a row name of :func:`closedp` (``"M0"``, ``"Mt"``,
+        ``"Mh Chao (LB)"``, ``"Mth Darroch"``, ``"Mb"``, ...).
+    level : float
+        Interval coverage.
+    ci : {"profile", "profile_rcapture", "wald", "lognormal", "none"}
+        Interval method, as in :func:`tipstat.fit_loglinear` (none for Mb and Mbh).
+    terms : str or list of str
+        Interaction terms added to an Mth model.
 
     Examples
     --------
@@ -269,6 +284,8 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     14962.75
     """
     _check_histories(h)
+    check_level(level, "fit_closedp_model")
+    check_ci(ci, CI_METHODS, "fit_closedp_model")
     y = np.asarray(h.counts, dtype=np.float64)
     k = h.k
     if terms:

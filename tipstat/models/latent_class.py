@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import DEFAULT_SEED, is_level
+from .._checks import DEFAULT_SEED, check_ci, check_seed, is_level
 from ..errors import InputError, TipstatWarning
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
@@ -335,12 +335,13 @@ def fit_latent_class(
     h: CaptureHistories,
     max_classes: int = 10,
     *,
+    level: float = 0.95,
+    ci: str = "equal_tailed",
+    seed: int = DEFAULT_SEED,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
     cores: int | None = None,
-    seed: int | None = None,
-    level: float = 0.95,
     a_alpha: float = 0.25,
     b_alpha: float = 0.25,
     sampler: str = "auto",
@@ -371,15 +372,17 @@ def fit_latent_class(
     max_classes : int
         Truncation ``K`` of the stick-breaking prior (LCMCR's ``K``). Raise it when the
         diagnostics say all classes are occupied.
+    level : float
+        Probability of the posterior interval.
+    ci : {"equal_tailed"}
+        Interval method: the equal-tailed posterior interval.
+    seed : int
+        Seed of the sampler and of the draws of ``N`` (default
+        :data:`tipstat.models.DEFAULT_SEED`); returned in ``Estimate.seed``.
     draws, tune, chains : int
         Posterior draws per chain, warm-up draws per chain, number of chains.
     cores : int, optional
         Chains run in parallel on this many cores (default ``min(chains, cpu count)``).
-    seed : int
-        Seed of the sampler and of the draws of ``N`` (:func:`tipstat.models.sampling.seeds`;
-        ``None``: :data:`tipstat.models.DEFAULT_SEED`), returned in ``Estimate.seed``.
-    level : float
-        Probability of the equal-tailed posterior interval.
     a_alpha, b_alpha : float
         Shape and rate of the Gamma prior of the concentration ``alpha`` (LCMCR's defaults).
     sampler : {"auto", "nutpie", "pymc"}
@@ -424,7 +427,8 @@ def fit_latent_class(
     counts = _check_inputs(h, max_classes, draws, tune, chains, restarts, level, a_alpha, b_alpha,
                            sampler)
     sampler = sampling.resolve_sampler(sampler)
-    seed = DEFAULT_SEED if seed is None else seed
+    check_ci(ci, ("equal_tailed",), "fit_latent_class")
+    seed = check_seed(seed, "fit_latent_class")
     sampler_seeds, post_seeds = sampling.seeds(seed)
     if cores is None:
         cores = max(1, min(chains, os.cpu_count() or 1))

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import gammaln
 
-from .._checks import is_level
+from .._checks import check_ci, check_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
@@ -200,17 +200,37 @@ def fit_design(
     h: CaptureHistories,
     design: Design,
     *,
-    ci: str = "profile",
     level: float = 0.95,
-    method: str = "loglinear",
+    ci: str = "profile",
+    label: str = "loglinear",
 ) -> Estimate:
     """Fit any log-linear :class:`~tipstat.models.design.Design` and return an
-    :class:`~tipstat.Estimate`. ``fit_loglinear`` and the heterogeneity models use this."""
+    :class:`~tipstat.Estimate`. ``fit_loglinear`` and the heterogeneity models use this.
+
+    Parameters
+    ----------
+    h : CaptureHistories
+        Unstratified capture histories.
+    design : Design
+        The model (the model specification): one row per pattern, ``2**K`` rows.
+    level : float
+        Interval coverage.
+    ci : {"profile", "profile_rcapture", "wald", "lognormal", "none"}
+        Interval method, as in :func:`fit_loglinear`.
+    label : str
+        Written to ``Estimate.method`` (the name of the method in tables).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> h = tipstat.datasets.load("UK_5")
+    >>> d = tipstat.loglinear_design(h.lists, "independence")
+    >>> round(tipstat.fit_design(h, d, label="mine").n_hat, 2)
+    13444.13
+    """
     _check_histories(h)
-    if ci not in CI_METHODS:
-        raise InputError(f"ci={ci!r} is not one of {CI_METHODS}")
-    if not is_level(level):
-        raise InputError(f"level={level!r} must be between 0 and 1 (e.g. 0.95)")
+    check_ci(ci, CI_METHODS, "fit_design")
+    check_level(level, "fit_design")
     if design.matrix.shape[0] != 2**h.k:
         raise InputError(f"the design has {design.matrix.shape[0]} rows; {2**h.k} expected "
                          f"for {h.k} lists")
@@ -218,7 +238,7 @@ def fit_design(
     if y.sum() <= 0:
         raise InputError("the capture histories have no observed person")
     fit = _fit(design, y, h.lists)
-    return estimate_from_fit(fit, ci=ci, level=level, method=method)
+    return estimate_from_fit(fit, ci=ci, level=level, method=label)
 
 
 def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
@@ -294,8 +314,8 @@ def fit_loglinear(
     h: CaptureHistories,
     terms: str | Sequence[str] | Sequence[Sequence[str]] = "independence",
     *,
-    ci: str = "profile",
     level: float = 0.95,
+    ci: str = "profile",
 ) -> Estimate:
     """Fit a Poisson log-linear MSE model and estimate the population size.
 
@@ -342,4 +362,4 @@ def fit_loglinear(
     """
     _check_histories(h)
     design = loglinear_design(h.lists, terms)
-    return fit_design(h, design, ci=ci, level=level, method="loglinear")
+    return fit_design(h, design, level=level, ci=ci, label="loglinear")

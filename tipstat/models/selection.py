@@ -45,12 +45,13 @@ import pandas as pd
 from scipy import special, stats
 from scipy.special import gammaln
 
+from .._checks import check_ci, check_level
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import one_blas_thread
 from .design import loglinear_design, term_label
-from .loglinear import _check_histories, _fit, estimate_from_fit
+from .loglinear import CI_METHODS, _check_histories, _fit, estimate_from_fit
 from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank
 
 __all__ = ["CRITERIA", "select_loglinear"]
@@ -534,8 +535,8 @@ def select_loglinear(
     pthresh: float = 0.02,
     alpha: float = 0.05,
     average: bool = False,
-    ci: str | None = None,
     level: float = 0.95,
+    ci: str = "auto",
     max_models: int = 40_000,
 ) -> Estimate:
     """Choose a log-linear MSE model by an information criterion or a stepwise rule.
@@ -565,13 +566,14 @@ def select_loglinear(
         deviance, df, AIC, BIC and status reported are the best model's (status
         ``"extended"`` when its MLE is extended); ``diagnostics["extended_weight"]`` is the
         share of the weight held by models with extended MLEs.
-    ci : {"profile", "profile_rcapture", "wald", "lognormal", "none"}, optional
-        Interval of the selected model, conditional on the selection (for intervals that carry
-        the selection step use :func:`tipstat.bootstrap`). Default: ``"wald"`` (log-normal,
-        ``n + exp(b0 -/+ z se)``, as SparseMSE) for the stepwise rules, ``"profile"`` for
-        AIC/BIC.
     level : float
         Interval coverage.
+    ci : {"auto", "profile", "profile_rcapture", "wald", "lognormal", "none"}
+        Interval of the selected model, conditional on the selection (for intervals that carry
+        the selection step use :func:`tipstat.bootstrap`). ``"auto"`` (default): ``"wald"``
+        (log-normal, ``n + exp(b0 -/+ z se)``, as SparseMSE) for the stepwise rules,
+        ``"profile"`` for AIC/BIC. With ``average=True`` the interval is the log-normal one of
+        the average (Buckland SE) whatever ``ci``.
     max_models : int
         Largest catalogue searched exhaustively.
 
@@ -595,6 +597,8 @@ def select_loglinear(
     (11313, [9884, 13027])
     """
     _check_histories(h)
+    check_level(level, "select_loglinear")
+    check_ci(ci, ("auto", *CI_METHODS), "select_loglinear")
     if criterion not in CRITERIA:
         raise InputError(f"criterion={criterion!r} is not one of {CRITERIA}")
     if search not in ("auto", "exhaustive", "greedy"):
@@ -605,7 +609,7 @@ def select_loglinear(
         raise InputError(f"alpha={alpha!r} must be a probability between 0 and 1")
     if average and criterion not in ("aic", "bic"):
         raise InputError(f"average=True needs criterion 'aic' or 'bic', not {criterion!r}")
-    if ci is None:
+    if ci == "auto":
         ci = "wald" if criterion in ("stepwise", "bhs") else "profile"
     y = np.asarray(h.counts, dtype=np.float64)
     if y.sum() <= 0:

@@ -23,7 +23,7 @@ Terms are chosen by forward selection on AIC or BIC (``log n`` per parameter) fr
 main-effects model; fits whose MLE is on the boundary (a zero cell fitted at ~0) are not
 admissible.
 
-Separate fits (``method="separate"``): the same search with no covariate terms, in each stratum
+Separate fits (``pooling="separate"``): the same search with no covariate terms, in each stratum
 on its own (fails in sparse strata; the joint model borrows strength).
 
 Intervals: parametric bootstrap (after Buckland & Garthwaite 1991): ``B`` tables are drawn from
@@ -77,7 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._checks import is_level
+from .._checks import DEFAULT_SEED, check_ci, check_level, check_seed
 from ..errors import EstimationError, InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
@@ -527,13 +527,14 @@ def _em(layout: _Layout, y_known: np.ndarray, z: np.ndarray, A: np.ndarray,
 def fit_stratified(
     h: CaptureHistories,
     *,
-    method: str = "joint",
+    level: float = 0.95,
+    ci: str = "percentile",
+    seed: int = DEFAULT_SEED,
+    n_boot: int = 200,
+    pooling: str = "joint",
     criterion: str = "aic",
     terms: Sequence[str] | None = None,
     missing: str = "stratum",
-    bootstrap: int = 200,
-    level: float = 0.95,
-    seed: int | None = None,
     reselect: str | bool = "local",
     max_terms: int = 30,
 ) -> Estimate:
@@ -543,7 +544,15 @@ def fit_stratified(
     ----------
     h : CaptureHistories
         With strata (e.g. from :func:`tipstat.ictip.capture_histories`).
-    method : ``"joint"`` or ``"separate"``
+    level : float
+        Interval level.
+    ci : ``"percentile"``
+        Interval method: percentiles of the parametric bootstrap (none with ``n_boot=0``).
+    seed : int
+        Seed of the bootstrap (default :data:`tipstat.models.DEFAULT_SEED`).
+    n_boot : int
+        Parametric bootstrap replicates (0: no intervals).
+    pooling : ``"joint"`` or ``"separate"``
         One log-linear model over all strata with list x covariate interactions (default), or a
         separate model per stratum.
     criterion : ``"aic"`` or ``"bic"``
@@ -553,12 +562,6 @@ def fit_stratified(
     missing : ``"stratum"`` or ``"em"``
         Unknown covariate values (``_U``): an explicit stratum level (default), or shared out
         over the known levels by the EM algorithm (van der Heijden et al. 2012; joint only).
-    bootstrap : int
-        Parametric bootstrap replicates (0: no intervals).
-    level : float
-        Interval level.
-    seed : int, optional
-        Seed of the bootstrap.
     reselect : ``"local"``, ``"full"`` or ``"none"``
         Model selection in the bootstrap replicates, so that intervals carry model-selection
         uncertainty. ``"local"`` (default): a stepwise search started at the selected model
@@ -602,31 +605,32 @@ def fit_stratified(
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
     ...     h = capture_histories(persons(c.read(period=c.year)), by=["sex"])
-    >>> est = fit_stratified(h, bootstrap=50, seed=1)
+    >>> est = fit_stratified(h, n_boot=50, seed=1)
     >>> cells = est.diagnostics["cells"]
     >>> bool(abs(cells.n_hat.sum() - est.n_hat) < 1e-6)
     True
     """
     if not isinstance(h, CaptureHistories):
         raise InputError(f"expected CaptureHistories, got {type(h).__name__}")
-    if method not in ("joint", "separate"):
-        raise InputError(f"method={method!r}; expected 'joint' or 'separate'")
+    if pooling not in ("joint", "separate"):
+        raise InputError(f"pooling={pooling!r}; expected 'joint' or 'separate'")
     if criterion not in ("aic", "bic"):
         raise InputError(f"criterion={criterion!r}; expected 'aic' or 'bic'")
     if missing not in ("stratum", "em"):
         raise InputError(f"missing={missing!r}; expected 'stratum' or 'em'")
-    if not is_level(level):
-        raise InputError(f"level={level}; expected a number between 0 and 1")
-    if bootstrap < 0:
-        raise InputError(f"bootstrap={bootstrap}; expected a number >= 0")
+    check_level(level, "fit_stratified")
+    check_ci(ci, ("percentile",), "fit_stratified")
+    seed = check_seed(seed, "fit_stratified")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
+        raise InputError(f"fit_stratified: n_boot={n_boot!r}; expected an integer >= 0")
     modes = {True: "full", False: "none", "full": "full", "none": "none", "local": "local"}
     if not isinstance(reselect, (bool, str)) or reselect not in modes:
         raise InputError(f"reselect={reselect!r}; expected 'local', 'full' or 'none'")
     reselect = modes[reselect]
-    if method == "separate" and (missing == "em" or terms is not None):
-        raise InputError("missing='em' and terms= apply to method='joint' only")
+    if pooling == "separate" and (missing == "em" or terms is not None):
+        raise InputError("missing='em' and terms= apply to pooling='joint' only")
     with one_blas_thread():
-        return _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed,
+        return _fit_stratified(h, pooling, criterion, terms, missing, int(n_boot), level, seed,
                                reselect, max_terms)
 
 
@@ -869,7 +873,7 @@ def margins(est: Estimate, by: Sequence[str] = (), level: float | None = None) -
     >>> from tipstat import CaptureHistories
     >>> df = pd.DataFrame({"sex": ["F"] * 3 + ["M"] * 3, "A": [1, 0, 1] * 2,
     ...                    "B": [0, 1, 1] * 2, "count": [60, 50, 20, 40, 30, 10]})
-    >>> est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), bootstrap=0)
+    >>> est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), n_boot=0)
     >>> m = margins(est, ["sex"])
     >>> bool(abs(m.n_hat.sum() - est.n_hat) < 1e-9)
     True

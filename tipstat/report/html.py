@@ -616,12 +616,11 @@ def build_report(
     h: CaptureHistories,
     *,
     comparison: pd.DataFrame | None = None,
-    methods: str | Sequence[str] = "default",
     estimates: Sequence[Estimate] = (),
     accounting: Any = None,
     sdg_table: pd.DataFrame | None = None,
     published: float | None = None,
-    sensitivity_methods: Sequence[str] | None = ("independence",),
+    sensitivity: pd.DataFrame | None = None,
     reliability: Any = None,
     title: str = "Multiple Systems Estimation report",
     source: str = "",
@@ -637,9 +636,9 @@ def build_report(
 ) -> str:
     """Build the HTML report of an MSE analysis as one self-contained string.
 
-    The report renders results it is given; it computes nothing but their presentation (it
-    runs :func:`tipstat.compare` and the leave-one-list-out refits only when no comparison is
-    given or ``sensitivity_methods`` asks for them). It opens with one headline figure and its
+    The report renders results it is given; it computes nothing but their presentation (the
+    caller runs :func:`tipstat.compare` and :func:`tipstat.comparison.leave_one_list_out`).
+    It opens with one headline figure and its
     interval, keys every list to its agencies, shows every warning of the run, and shows no
     count of 1 to ``suppress_below - 1`` persons anywhere: the SDG table and the persons by
     stratum are suppressed with complementary cells (:func:`_suppression_masks`, the one place
@@ -650,10 +649,8 @@ def build_report(
     ----------
     h : CaptureHistories
         The capture histories analysed (pooled over strata for the estimates).
-    comparison : ComparisonTable, optional
-        A result of :func:`tipstat.compare`; computed with ``methods`` when not given.
-    methods : "default", "all" or list of str
-        Methods for :func:`tipstat.compare` when ``comparison`` is not given.
+    comparison : ComparisonTable
+        A result of :func:`tipstat.compare` on the table pooled over strata (required).
     estimates : sequence of Estimate
         Further estimates to show in the diagnostics section (e.g. a Bayesian fit).
     accounting : mapping, DataFrame or object with ``to_frame()``, optional
@@ -664,8 +661,9 @@ def build_report(
         headline figure.
     published : float, optional
         A published figure to mark on the forest plot.
-    sensitivity_methods : list of str or None
-        Methods refitted with each list left out; ``None`` skips that section.
+    sensitivity : DataFrame, optional
+        A result of :func:`tipstat.comparison.leave_one_list_out` (each list left out in
+        turn); ``None`` (default) leaves that section out.
     reliability : DataFrame, optional
         A reliability check table (e.g. ``tipstat.validate.internal_consistency``) to show.
     title, source : str
@@ -706,12 +704,14 @@ def build_report(
     --------
     >>> import tipstat
     >>> from tipstat.report.html import build_report
-    >>> page = build_report(tipstat.datasets.load("Korea_3"), methods=["independence"],
+    >>> h = tipstat.datasets.load("Korea_3")
+    >>> page = build_report(h, comparison=tipstat.compare(h, ["independence"]),
     ...                     list_key="Korea_3", seed=1)
     >>> page.startswith("<!DOCTYPE html>"), 'id="n-observed">123<' in page
     (True, True)
     """
     from .plots import plot_forest, plot_overlap_heatmap, plot_overlaps
+    from .tables import comparison_records
 
     if not isinstance(h, CaptureHistories):
         raise InputError(f"build_report: expected tipstat.CaptureHistories, got {type(h).__name__}")
@@ -721,8 +721,10 @@ def build_report(
 
     t = suppress_below
     pooled = h.pooled() if h.n_strata > 1 else h
-    if comparison is None:
-        comparison = tipstat.compare(pooled, methods, level=level, seed=seed)
+    if not isinstance(comparison, pd.DataFrame):
+        raise InputError("build_report: comparison= expects the result of tipstat.compare (the "
+                         f"report renders results, it does not compute them), got "
+                         f"{type(comparison).__name__}")
     table_estimates = list(getattr(comparison, "estimates", []) or [])
     all_estimates = table_estimates + list(estimates)
     pct = f"{100 * level:g}%"
@@ -773,23 +775,17 @@ def build_report(
         rows.append(row)
 
     sens_rows, sens_notes = [], []
-    if sensitivity_methods:
-        if pooled.k >= 3:
-            from ..comparison import leave_one_list_out
-
-            sens = leave_one_list_out(pooled, list(sensitivity_methods), level=level, seed=seed)
-            for r in sens.to_dict("records"):
-                hide = str(r["left_out"]) in singleton_hidden
-                sens_rows.append(r | {
-                    "observed_text": "suppressed" if hide else _count(r["observed"], t),
-                    "status_text": _STATUS.get(str(r["status"]), str(r["status"]))})
-            for r in sens.drop_duplicates("left_out").itertuples():
-                lost = ("some" if str(r.left_out) in singleton_hidden
-                        else _count(r.lost, t))
-                sens_notes.append(f"{lost} person(s) seen only on {r.left_out} are not "
-                                  "observed without it")
-        else:
-            sens_notes = ["leaving one list out needs at least three lists"]
+    if sensitivity is not None and len(sensitivity):
+        for r in sensitivity.to_dict("records"):
+            hide = str(r["left_out"]) in singleton_hidden
+            sens_rows.append(r | {
+                "observed_text": "suppressed" if hide else _count(r["observed"], t),
+                "status_text": _STATUS.get(str(r["status"]), str(r["status"]))})
+        for r in sensitivity.drop_duplicates("left_out").itertuples():
+            lost = ("some" if str(r.left_out) in singleton_hidden
+                    else _count(r.lost, t))
+            sens_notes.append(f"{lost} person(s) seen only on {r.left_out} are not "
+                              "observed without it")
 
     run_warnings = [_mask_small_numbers(str(w), t) for w in warnings]
     est_warnings = [_mask_small_numbers(f"{est.method} ({est.model}): {w}", t)
@@ -880,8 +876,7 @@ def build_report(
             "level": head["level"], "method": head["method"]},
         # run times are not results: without them the page is the same byte for byte
         "estimates": [{k: v for k, v in r.items() if k != "seconds"}
-                      for r in (comparison.to_records() if hasattr(comparison, "to_records")
-                                else [])],
+                      for r in comparison_records(comparison)],
     }
     env = _environment()
     return env.get_template("report.html").render(
@@ -891,7 +886,10 @@ def build_report(
         overlaps_png=overlaps_png, heatmap_png=heatmap_png, forest_png=forest_png, rows=rows,
         skipped=comparison.attrs.get("skipped", []), published=published,
         sensitivity=sens_rows, sensitivity_notes=sens_notes,
-        sensitivity_methods=list(sensitivity_methods or []), warnings=warn_list,
+        sensitivity_methods=([] if sensitivity is None else
+                             sensitivity.attrs.get("methods") or
+                             sorted(set(sensitivity["method"].astype(str)))),
+        warnings=warn_list,
         n_run_warnings=len(run_warnings), diagnostics=diag,
         show_reliability=any(r.get("reliability") for r in rows),
         sdg=sdg, audit_lines=([] if disclosure_audit is None else
@@ -911,8 +909,9 @@ def write_report(path: str | Path, h: CaptureHistories, **kwargs: Any) -> Path:
     --------
     >>> import tempfile, pathlib, tipstat
     >>> from tipstat.report.html import write_report
-    >>> out = write_report(pathlib.Path(tempfile.mkdtemp()) / "korea.html",
-    ...                    tipstat.datasets.load("Korea_3"), methods=["independence"])
+    >>> h = tipstat.datasets.load("Korea_3")
+    >>> out = write_report(pathlib.Path(tempfile.mkdtemp()) / "korea.html", h,
+    ...                    comparison=tipstat.compare(h, ["independence"]))
     >>> out.stat().st_size > 10_000
     True
     """

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._checks import DEFAULT_SEED
 from ..errors import InputError
 
 __all__ = ["published_table", "reproduce", "studies"]
@@ -83,7 +84,7 @@ def _rel(a: float, b: float) -> float:
     return (a - b) / b if math.isfinite(a) and b else math.nan
 
 
-def reproduce(study: str, *, selection: bool = True, seed: int | None = None) -> pd.DataFrame:
+def reproduce(study: str, *, selection: bool = True, seed: int = DEFAULT_SEED) -> pd.DataFrame:
     """Published estimates of a study beside tipstat's numbers and methods.
 
     Parameters
@@ -94,8 +95,9 @@ def reproduce(study: str, *, selection: bool = True, seed: int | None = None) ->
         (``"UK 2013"``) or a bundled dataset name (``"UK_5"``).
     selection : bool
         Also rerun the published selection rule with ``tipstat.select_loglinear``.
-    seed : int, optional
-        Seed for any bootstrap step of the selection rule.
+    seed : int
+        Seed for any random step of the selection rule (default
+        :data:`tipstat.models.DEFAULT_SEED`).
 
     Returns
     -------
@@ -137,14 +139,12 @@ def reproduce(study: str, *, selection: bool = True, seed: int | None = None) ->
             done = True
         rule = p["tipstat_selection"] if isinstance(p["tipstat_selection"], str) else ""
         if selection and base["dataset"] and rule:
-            from ..comparison import _call
+            from ..models.registry import get
 
             criterion, _, order = rule.partition(":")
             h = tipstat.datasets.load(base["dataset"])
-            kwargs: dict[str, Any] = {"criterion": criterion, "seed": seed}
-            if order:
-                kwargs["max_order"] = int(order)
-            est = _call(tipstat.select_loglinear, h, **kwargs)
+            kwargs: dict[str, Any] = {"max_order": int(order)} if order else {}
+            est = get("select_loglinear").call(h, criterion, seed=seed, **kwargs)
             rows.append({**base, "approach": "selection rule", "tipstat_method": est.method,
                          "tipstat_model": est.model, "status": est.status, "n_hat": est.n_hat,
                          "lower": est.ci[0], "upper": est.ci[1], "ci_method": est.ci_method,
