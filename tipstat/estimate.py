@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["STATUSES", "Estimate"]
+__all__ = ["STATUSES", "Diagnostics", "Estimate"]
 
 #: Possible values of :attr:`Estimate.status`.
 STATUSES = {
@@ -29,6 +30,55 @@ STATUSES = {
 }
 
 
+def _read_only(value: Any) -> Any:
+    """A read-only view of a numpy array (no copy; the caller's array is left writeable)."""
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
+
+
+class Diagnostics(Mapping[str, Any]):
+    """A read-only mapping of diagnostics (:data:`DIAGNOSTICS` documents the keys).
+
+    Behaves as a ``dict`` for reading (``d[key]``, ``d.get``, ``in``, ``dict(d)``, ``{**d}``);
+    item assignment raises ``TypeError``. Numpy arrays stored in it are read-only views. To
+    change a result build a new one: ``dataclasses.replace(est, diagnostics={**est.diagnostics,
+    "key": value})``.
+
+    Examples
+    --------
+    >>> d = Diagnostics({"converged": True})
+    >>> d["converged"], dict(d)
+    (True, {'converged': True})
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data = {str(k): _read_only(v) for k, v in (data or {}).items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Diagnostics({self._data!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Diagnostics, (dict(self._data),))
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self._data) == dict(other) if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def _fmt(x: float, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -37,9 +87,13 @@ def _fmt(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, frozen=True)
 class Estimate:
     """Estimated population size with its interval, diagnostics and provenance.
+
+    Immutable: a result is never changed after it is built (fields cannot be assigned,
+    ``diagnostics`` is a read-only :class:`Diagnostics` mapping, ``draws`` a read-only array).
+    Derive a changed copy with ``dataclasses.replace(est, field=value)``.
 
     Attributes
     ----------
@@ -66,10 +120,11 @@ class Estimate:
         Goodness of fit in Rcapture's conventions (Poisson over the observable cells).
     n_params : int
         Number of model parameters (design columns).
-    diagnostics : dict
+    diagnostics : Diagnostics
         Method-specific: convergence, existence details, R-hat/ESS, candidate-model tables...
+        (read-only; every key is documented in :data:`DIAGNOSTICS`).
     draws : numpy.ndarray or None
-        Bootstrap replicates or posterior draws of N.
+        Bootstrap replicates or posterior draws of N (read-only).
     idata : arviz.InferenceData or None
         Posterior of Bayesian estimators, with N as a variable.
     seed : int or None
@@ -98,11 +153,20 @@ class Estimate:
     bic: float = math.nan
     loglik: float = math.nan
     n_params: int | None = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
+    diagnostics: Mapping[str, Any] = field(default_factory=dict)
     draws: np.ndarray | None = None
     idata: Any = None
     seed: int | None = None
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        diagnostics = self.diagnostics
+        if not isinstance(diagnostics, Diagnostics):
+            object.__setattr__(self, "diagnostics", Diagnostics(diagnostics))
+        if self.draws is not None:
+            object.__setattr__(self, "draws", _read_only(np.asarray(self.draws)))
+        object.__setattr__(self, "ci", tuple(self.ci))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
 
     # ------------------------------------------------------------------ derived
     @property

@@ -32,6 +32,7 @@ Heterogeneity can be combined with chosen interactions (Rcapture's ``closedpCI.t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -291,17 +292,14 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     res = _fit_model(design, y, h.lists, k, nca, kind)
     est = estimate_from_fit(res.fit, ci=ci if not kind else "none", level=level,
                             method="closedp")
-    est.model = model if not terms else design.name
-    est.n_hat = res.n_hat
-    est.se = res.se
-    est.status = res.status
-    est.diagnostics["reason"] = res.reason
-    est.diagnostics["eta_set_to_zero"] = res.dropped
-    if res.status != "ok" and res.reason not in est.warnings:
-        est.warnings = (*est.warnings, res.reason)
-    if kind and res.status != "ok":
-        est.ci = (math.nan, math.nan)
-    return est
+    warns = est.warnings
+    if res.status != "ok" and res.reason not in warns:
+        warns = (*warns, res.reason)
+    return dataclasses.replace(
+        est, model=model if not terms else design.name, n_hat=res.n_hat, se=res.se,
+        status=res.status, warnings=warns,
+        ci=(math.nan, math.nan) if kind and res.status != "ok" else est.ci,
+        diagnostics={**est.diagnostics, "reason": res.reason, "eta_set_to_zero": res.dropped})
 
 
 def closedp(h: CaptureHistories) -> pd.DataFrame:

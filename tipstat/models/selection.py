@@ -34,6 +34,7 @@ over admissible models give ``N_avg = sum w_m N_m`` with Buckland's unconditiona
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -650,7 +651,8 @@ def select_loglinear(
                                      dtype=object).value_counts().to_dict()
     w = weights(sel.table, criterion) if average and sel.table is not None else None
     if w is not None and not (w > 0).any():
-        est.warnings = (*est.warnings, "no model has a finite estimate: nothing to average")
+        est = dataclasses.replace(est, warnings=(*est.warnings, "no model has a finite "
+                                                 "estimate: nothing to average"))
     elif w is not None:
         tab = sel.table
         ok = w > 0
@@ -676,5 +678,4 @@ def select_loglinear(
                         deviance=est.deviance, df=est.df, aic=est.aic, bic=est.bic,
                         loglik=est.loglik, n_params=est.n_params,
                         diagnostics=diag, warnings=est.warnings)
-    est.diagnostics = diag
-    return est
+    return dataclasses.replace(est, diagnostics=diag)
