@@ -63,3 +63,57 @@ def test_estimators_return_immutable_results():
         with pytest.raises(TypeError):
             est.diagnostics["reason"] = ""  # type: ignore[index]
         assert math.isfinite(est.n_observed)
+
+
+def _stratified(n_boot: int = 30) -> Estimate:
+    import pandas as pd
+
+    from tipstat import CaptureHistories
+
+    df = pd.DataFrame({"sex": ["F"] * 3 + ["M"] * 3, "A": [1, 0, 1] * 2,
+                       "B": [0, 1, 1] * 2, "count": [60, 50, 20, 40, 30, 10]})
+    return tipstat.fit_stratified(CaptureHistories.from_frame(df, strata="sex"),
+                                  terms=["A:sex", "B:sex"], bootstrap=n_boot, seed=3)
+
+
+def test_stratified_cells_are_typed_and_labelled():
+    """Two lists, list effects free per sex (independence within each stratum): N_s =
+    n_A n_B / n_AB exactly (Lincoln-Petersen), F: 80 * 70 / 20 = 280, M: 50 * 40 / 10 = 200;
+    the cells add up to the total."""
+    from tipstat.models.stratified import margins
+
+    est = _stratified()
+    cells = est.cells
+    assert cells.strata == ("sex",) and cells.lists == ("A", "B") and cells.missing == "stratum"
+    tab = cells.table.set_index("sex")
+    assert tab.loc["F", "n_hat"] == pytest.approx(280.0, rel=1e-9)
+    assert tab.loc["M", "n_hat"] == pytest.approx(200.0, rel=1e-9)
+    assert tab["n_hat"].sum() == pytest.approx(est.n_hat, rel=1e-12)
+    assert cells.labels == ("sex=F", "sex=M")
+    da = cells.draws
+    assert da.dims == ("draw", "stratum") and da.shape == cells.replicates.shape
+    assert da.shape[0] <= 30 and list(da["sex"].values) == ["F", "M"]
+    # margins from the labelled replicates are the bootstrap totals
+    np.testing.assert_allclose(da.sum("stratum").values, est.draws, rtol=1e-12)
+    by_sex = da.groupby("sex").sum("stratum")
+    np.testing.assert_allclose(by_sex.sel(sex="F").values, cells.replicates[:, 0], rtol=1e-12)
+    m = margins(est, ["sex"])
+    assert m.n_hat.tolist() == pytest.approx(tab["n_hat"].tolist(), rel=1e-12)
+    # no duplicate hand-off through the untyped diagnostics
+    assert not {"cells", "cell_draws", "strata", "lists", "missing"} & set(est.diagnostics)
+    # the result cannot be changed through its cells
+    tab_copy = cells.table
+    tab_copy.loc[0, "n_hat"] = -1.0
+    assert cells.table.loc[0, "n_hat"] > 0
+    with pytest.raises(ValueError):
+        cells.replicates[0, 0] = 0.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cells.strata = ()  # type: ignore[misc]
+    back = pickle.loads(pickle.dumps(est))
+    assert back.cells.table.equals(cells.table) and back.cells.strata == ("sex",)
+
+
+def test_unstratified_estimators_have_no_cells():
+    est = tipstat.fit_loglinear(tipstat.datasets.load("UK_5"), "independence")
+    assert est.cells is None
+    assert _stratified(0).cells.draws is None

@@ -46,7 +46,7 @@ def test_saturated_list_by_stratum_equals_separate_fits():
                        "count": [80, 60, 20, 50, 15, 12, 4, 30, 45, 9, 40, 8, 10, 2]})
     h = CaptureHistories.from_frame(df, strata="sex")
     joint = fit_stratified(h, terms=["A:sex", "B:sex", "C:sex"], bootstrap=0)
-    cells = joint.diagnostics["cells"].set_index("sex")
+    cells = joint.cells.table.set_index("sex")
     for sex in ("F", "M"):
         ref = tipstat.fit_loglinear(h.select(sex=sex).pooled(), "independence", ci="none")
         assert cells.loc[sex, "n_hat"] == pytest.approx(ref.n_hat, rel=1e-8)
@@ -61,7 +61,7 @@ def test_cells_margins_total_add_up(counts, seed):
                        "B": [0, 1, 1, 0, 0, 1, 1] * 2, "C": [0, 0, 0, 1, 1, 1, 1] * 2,
                        "count": counts})
     est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), bootstrap=30, seed=seed)
-    cells = est.diagnostics["cells"]
+    cells = est.cells.table
     m = margins(est, ["sex"])
     assert m.n_hat.sum() == pytest.approx(est.n_hat, rel=1e-12)
     assert cells.observed.sum() == sum(counts) == est.n_observed
@@ -94,7 +94,7 @@ def test_em_shares_out_unknowns_close_to_the_truth():
     c, h = _sim_h(3, n=8000)
     assert (h.strata_index == "_U").any().any()
     est = fit_stratified(h, bootstrap=0, missing="em")
-    cells = est.diagnostics["cells"]
+    cells = est.cells.table
     assert "_U" not in set(cells[["sex", "age_group", "exploitation"]].to_numpy().ravel())
     assert cells.observed.sum() == pytest.approx(h.n_observed)
     got = cells.groupby("exploitation")["observed"].sum()

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["STATUSES", "Diagnostics", "Estimate"]
+__all__ = ["STATUSES", "Diagnostics", "Estimate", "StratumCells"]
 
 #: Possible values of :attr:`Estimate.status`.
 STATUSES = {
@@ -79,6 +79,132 @@ class Diagnostics(Mapping[str, Any]):
     __hash__ = None  # type: ignore[assignment]
 
 
+#: Columns of :attr:`StratumCells.table` after the strata columns (``model`` only for
+#: ``pooling="separate"``: each stratum's own model).
+CELL_COLUMNS = ("observed", "n_hat", "undetected", "lower", "upper", "status")
+
+
+@dataclass(frozen=True, eq=False, init=False, repr=False)
+class StratumCells:
+    """Per-stratum estimates of a stratified fit and their bootstrap replicates (immutable).
+
+    The stratified estimator (:func:`tipstat.fit_stratified`) estimates each stratum ``s``
+    (a combination of covariate levels) as ``N_s = n_s + mu_s0`` (observed plus fitted
+    undetected), and the total as ``sum_s N_s``; margins over some strata are sums of cells,
+    and their intervals are percentiles of the replicates summed the same way.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per stratum (a copy on every access): the strata columns (:attr:`strata`), then
+        ``observed``, ``n_hat``, ``undetected``, ``lower``, ``upper``, ``status`` (and
+        ``model`` when each stratum has its own; ``observed``, ``n_hat`` and ``status`` are
+        required).
+    replicates : numpy.ndarray or None
+        Bootstrap replicates of every stratum's N, shape ``(n_draws, n_strata)``, columns in the
+        row order of :attr:`table` (read-only; ``None`` without bootstrap).
+    strata : tuple of str
+        Names of the stratifying covariates (the first columns of :attr:`table`).
+    lists : tuple of str
+        The lists (sources) of the capture histories.
+    missing : str
+        How unknown covariate values were handled: ``"stratum"`` (a level of its own) or
+        ``"em"`` (shared out over the known levels; ``observed`` then includes the shares).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> c = StratumCells(pd.DataFrame({"sex": ["F", "M"], "observed": [10.0, 5.0],
+    ...     "n_hat": [14.0, 9.0], "undetected": [4.0, 4.0], "lower": [11.0, 6.0],
+    ...     "upper": [20.0, 15.0], "status": ["ok", "ok"]}),
+    ...     np.array([[13.0, 8.0], [15.0, 10.0]]), strata=["sex"], lists=["A", "B"])
+    >>> c.n_strata, c.labels
+    (2, ('sex=F', 'sex=M'))
+    >>> c.draws.sum("stratum").values.tolist()   # xarray DataArray, dims (draw, stratum)
+    [21.0, 25.0]
+    """
+
+    _table: pd.DataFrame
+    replicates: np.ndarray | None
+    strata: tuple[str, ...]
+    lists: tuple[str, ...]
+    missing: str
+
+    def __init__(self, table: pd.DataFrame, replicates: np.ndarray | None = None, *,
+                 strata: Sequence[str] = (), lists: Sequence[str] = (),
+                 missing: str = "stratum") -> None:
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"StratumCells needs a DataFrame, got {type(table).__name__}")
+        table = table.reset_index(drop=True).copy()
+        missing_cols = [c for c in (*strata, "observed", "n_hat", "status")
+                        if c not in table.columns]
+        if missing_cols:
+            raise ValueError(f"StratumCells: table has no column(s) {missing_cols}")
+        if replicates is not None:
+            replicates = np.asarray(replicates, dtype=float)
+            if replicates.ndim != 2 or replicates.shape[1] != len(table):
+                raise ValueError(f"replicates of shape {replicates.shape}: expected (n_draws, "
+                                 f"{len(table)}) for {len(table)} strata")
+            replicates = _read_only(replicates)
+        for name, value in (("_table", table), ("replicates", replicates),
+                            ("strata", tuple(str(v) for v in strata)),
+                            ("lists", tuple(str(v) for v in lists)), ("missing", str(missing))):
+            object.__setattr__(self, name, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_cells_from, (self._table, self.replicates, self.strata, self.lists,
+                              self.missing))
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The per-stratum table (a copy: the result itself never changes)."""
+        return self._table.copy()
+
+    @property
+    def n_strata(self) -> int:
+        """Number of strata (rows of :attr:`table`)."""
+        return len(self._table)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One label per stratum, ``"sex=F, age_group=Y0T17"`` (``"total"`` when unstratified)."""
+        if not self.strata:
+            return ("total",) * self.n_strata
+        cols = [self._table[s].astype(str).tolist() for s in self.strata]
+        return tuple(", ".join(f"{s}={v}" for s, v in zip(self.strata, vals, strict=True))
+                     for vals in zip(*cols, strict=True))
+
+    @property
+    def draws(self) -> Any:
+        """The replicates as a labelled array: an ``xarray.DataArray`` with dims
+        ``(draw, stratum)``, coordinate ``stratum`` (:attr:`labels`) and one coordinate per
+        stratifying covariate along ``stratum`` (so ``draws.groupby("sex").sum()`` gives
+        margins). Without xarray installed: the read-only numpy array :attr:`replicates`.
+        ``None`` without bootstrap."""
+        if self.replicates is None:
+            return None
+        try:
+            import xarray as xr
+        except ImportError:  # pragma: no cover - xarray comes with ArviZ
+            return self.replicates
+        coords: dict[str, Any] = {"draw": np.arange(self.replicates.shape[0]),
+                                  "stratum": list(self.labels)}
+        for s in self.strata:
+            coords[s] = ("stratum", self._table[s].to_numpy())
+        return xr.DataArray(self.replicates, dims=("draw", "stratum"), coords=coords,
+                            name="N")
+
+    def __repr__(self) -> str:
+        reps = "no" if self.replicates is None else str(self.replicates.shape[0])
+        return (f"StratumCells({self.n_strata} strata by {list(self.strata)}, {reps} replicates, "
+                f"missing={self.missing!r})")
+
+
+def _cells_from(table: pd.DataFrame, replicates: np.ndarray | None, strata: tuple[str, ...],
+                lists: tuple[str, ...], missing: str) -> StratumCells:
+    return StratumCells(table, replicates, strata=strata, lists=lists, missing=missing)
+
+
 def _fmt(x: float, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -129,6 +255,11 @@ class Estimate:
         Posterior of Bayesian estimators, with N as a variable.
     seed : int or None
         The seed of every random step that produced this result.
+    warnings : tuple of str
+        Warnings raised while estimating (also issued as ``TipstatWarning``).
+    cells : StratumCells or None
+        Per-stratum estimates and their replicates for stratified estimators
+        (:func:`tipstat.fit_stratified`); ``None`` otherwise.
 
     Examples
     --------
@@ -158,6 +289,7 @@ class Estimate:
     idata: Any = None
     seed: int | None = None
     warnings: tuple[str, ...] = ()
+    cells: StratumCells | None = None
 
     def __post_init__(self) -> None:
         diagnostics = self.diagnostics

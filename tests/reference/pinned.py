@@ -80,7 +80,7 @@ def _cases() -> dict[str, Callable[[], dict[str, Any]]]:
         h = capture_histories(c.read(period=c.year), by=["sex", "age_group", "exploitation"])
         e = tipstat.fit_stratified(h, method=method, bootstrap=20, seed=1)
         out = _est(e)
-        cells = e.diagnostics["cells"]
+        cells = e.cells.table
         out["cells_n_hat"] = [_num(v) for v in np.asarray(cells["n_hat"], dtype=float)]
         return out
 
