@@ -117,3 +117,102 @@ def test_unstratified_estimators_have_no_cells():
     est = tipstat.fit_loglinear(tipstat.datasets.load("UK_5"), "independence")
     assert est.cells is None
     assert _stratified(0).cells.draws is None
+
+
+# ----------------------------------------------------------------- documented diagnostics
+def _cheap_estimates() -> dict[str, Estimate]:
+    import warnings
+
+    from tipstat import simulate
+    from tipstat.ictip import capture_histories
+
+    h = tipstat.datasets.load("UK_5")
+    h4 = tipstat.datasets.load("UK_4")
+    four = {k: v for k, v in simulate.DEFAULT_LISTS.items() if k in "PKIO"}
+    c = simulate.country(2000, seed=7, lists=four)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hs = capture_histories(c.read(period=c.year), by=["sex"])
+        return {
+            "fit_loglinear": tipstat.fit_loglinear(h, "independence"),
+            "fit_loglinear boundary": tipstat.fit_loglinear(tipstat.datasets.load("Korea_3"),
+                                                            "all2"),
+            "select_loglinear aic": tipstat.select_loglinear(h, "aic"),
+            "select_loglinear stepwise": tipstat.select_loglinear(
+                tipstat.datasets.load("Korea_3"), "stepwise"),
+            "select_loglinear bhs": tipstat.select_loglinear(h, "bhs"),
+            "select_loglinear greedy": tipstat.select_loglinear(h, "bic", search="greedy"),
+            "estimate_population": tipstat.estimate_population(h),
+            "fit_closedp_model": tipstat.fit_closedp_model(h, "Mb"),
+            "fit_closedp_model Chao": tipstat.fit_closedp_model(h),
+            "bootstrap": tipstat.bootstrap(h4, "stepwise", n_boot=20, seed=1),
+            "fit_loglinear_bma": tipstat.fit_loglinear_bma(h4, draws=300, seed=1),
+            "fit_graphical": tipstat.fit_graphical(h4, seed=1),
+            "fit_stratified": tipstat.fit_stratified(hs, bootstrap=5, seed=1),
+            "fit_stratified separate": tipstat.fit_stratified(hs, method="separate",
+                                                              bootstrap=5, seed=1),
+        }
+
+
+@pytest.fixture(scope="module")
+def cheap_estimates() -> dict[str, Estimate]:
+    return _cheap_estimates()
+
+
+def test_every_diagnostics_key_is_documented_with_its_type(cheap_estimates):
+    from tipstat.estimate import DIAGNOSTICS, diagnostic_type_ok
+
+    seen: set[str] = set()
+    for name, est in cheap_estimates.items():
+        for key, value in est.diagnostics.items():
+            assert key in DIAGNOSTICS, f"{name}: diagnostics[{key!r}] is not documented"
+            assert diagnostic_type_ok(key, value), (
+                f"{name}: diagnostics[{key!r}] is {type(value).__name__}, documented as "
+                f"{DIAGNOSTICS[key].type}")
+            seen.add(key)
+    # one name per concept: the old spellings are gone
+    assert not seen & {"rhat_N", "max_rhat", "ess_bulk_N", "candidates", "existence_code",
+                       "mean", "edge_probs", "replicate_models", "bootstrap", "method"}
+    assert {"path", "models", "existence", "converged", "iterations"} <= seen
+
+
+def test_path_is_always_a_table(cheap_estimates):
+    import pandas as pd
+
+    for name in ("select_loglinear aic", "select_loglinear stepwise", "fit_stratified"):
+        path = cheap_estimates[name].diagnostics["path"]
+        assert isinstance(path, pd.DataFrame) and "step" in path and "model" in path, name
+        assert path["step"].iloc[0] == 0
+
+
+def test_excluded_models_come_from_typed_statuses(cheap_estimates):
+    """Korea_3 stepwise (SparseMSE): the [b:c] step's MLE does not exist, as test_selection
+    asserts against R; the count comes from the path's status column, not its text."""
+    est = cheap_estimates["select_loglinear stepwise"]
+    path = est.diagnostics["path"]
+    skipped = path[path["action"] == "skip"]
+    assert est.diagnostics["n_excluded"] == len(skipped)
+    assert est.diagnostics["excluded"] == skipped["status"].value_counts().to_dict()
+    assert set(path["status"]) <= set(tipstat.estimate.STATUSES)
+
+
+def test_docs_list_every_documented_key():
+    from pathlib import Path
+
+    from tipstat.estimate import DIAGNOSTICS
+
+    api = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    for key, doc in DIAGNOSTICS.items():
+        assert f"| `{key}` | {doc.type} |" in api, key
+
+
+def test_best_skips_model_averages_by_their_typed_flag():
+    """compare().best() leaves model averages out by diagnostics['model_averaged'], also on a
+    filtered table (the row index points into table.estimates)."""
+    h = tipstat.datasets.load("UK_5")
+    t = tipstat.compare(h, ["bic_average", "independence"])
+    assert [bool(e.diagnostics.get("model_averaged")) for e in t.estimates] == [True, False]
+    assert t.best("aic").model == "independence"
+    only_avg = t[t.index == 0]
+    with pytest.raises(tipstat.InputError, match="no row"):
+        only_avg.best("aic")

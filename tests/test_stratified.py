@@ -76,7 +76,7 @@ def test_selection_finds_the_true_dependence():
     for crit in ("aic", "bic"):
         est = fit_stratified(h, criterion=crit, bootstrap=0)
         assert "P:K" in est.model, est.model
-        assert est.diagnostics["path"][0][0] == "strata + lists"
+        assert est.diagnostics["path"]["model"].iloc[0] == "strata + lists"
 
 
 def test_em_without_unknowns_equals_the_plain_fit():
@@ -168,10 +168,10 @@ def test_default_reselection_carries_selection_uncertainty():
     _, fixed, local = _fixed_and_local()
     assert local.diagnostics["reselect"] == "local" and fixed.diagnostics["reselect"] == "none"
     assert fixed.diagnostics["reselected"] == 0
-    assert list(fixed.diagnostics["replicate_models"]) == [fixed.model]
+    assert list(fixed.diagnostics["model_frequencies"]) == [fixed.model]
     assert local.diagnostics["reselected"] > 0.3
-    assert len(local.diagnostics["replicate_models"]) > 10
-    assert sum(local.diagnostics["replicate_models"].values()) == len(local.draws)
+    assert len(local.diagnostics["model_frequencies"]) > 10
+    assert sum(local.diagnostics["model_frequencies"].values()) == len(local.draws)
     assert local.n_hat == fixed.n_hat and local.model == fixed.model
     assert local.ci[1] - local.ci[0] > 1.15 * (fixed.ci[1] - fixed.ci[0])
     # the sex margins widen too
@@ -186,7 +186,7 @@ def test_reselection_modes_are_seeded_and_the_old_ones_reachable():
     b = fit_stratified(h, bootstrap=40, seed=7)
     c = fit_stratified(h, bootstrap=40, seed=8)
     assert a.ci == b.ci and np.array_equal(a.draws, b.draws)
-    assert a.diagnostics["replicate_models"] == b.diagnostics["replicate_models"]
+    assert a.diagnostics["model_frequencies"] == b.diagnostics["model_frequencies"]
     assert not np.array_equal(a.draws, c.draws)
     old = fit_stratified(h, bootstrap=40, seed=7, reselect=False)
     none = fit_stratified(h, bootstrap=40, seed=7, reselect="none")

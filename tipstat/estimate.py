@@ -12,12 +12,13 @@ import html
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["STATUSES", "Diagnostics", "Estimate", "StratumCells"]
+__all__ = ["DIAGNOSTICS", "STATUSES", "DiagnosticKey", "Diagnostics", "Estimate", "EstimateTable",
+           "StratumCells", "diagnostic_type_ok"]
 
 #: Possible values of :attr:`Estimate.status`.
 STATUSES = {
@@ -28,6 +29,169 @@ STATUSES = {
     "not_converged": "the fit did not converge",
     "failed": "the method raised an error (the message is in diagnostics)",
 }
+
+
+class DiagnosticKey(NamedTuple):
+    """Documentation of one :attr:`Estimate.diagnostics` key: its type and its meaning."""
+
+    type: str
+    meaning: str
+
+
+#: Every key an estimator may put in :attr:`Estimate.diagnostics`, with its type (``float``
+#: includes ``nan``; ``A | B``: either) and its meaning. One name per concept across estimators:
+#: ``rhat`` is always the split R-hat of N, ``models`` always a DataFrame of candidate models,
+#: ``path`` always a DataFrame of search steps. ``tests/test_estimate.py`` checks that every
+#: key an estimator writes is here, with this type.
+DIAGNOSTICS: dict[str, DiagnosticKey] = {
+    # maximum likelihood (log-linear, heterogeneity, selection, default)
+    "reason": DiagnosticKey("str", "why the status is what it is (e.g. which empty cells put "
+                            "the MLE on the boundary)"),
+    "converged": DiagnosticKey("bool", "the Newton fit met its convergence test"),
+    "iterations": DiagnosticKey("int", "Newton iterations of the fit"),
+    "existence": DiagnosticKey("int", "existence of the MLE as SparseMSE codes it: 0 exists, 1 "
+                               "N-hat infinite, 2 not identifiable"),
+    "zero_fitted_cells": DiagnosticKey("int", "observable cells whose fitted value is zero "
+                                       "(extended MLE)"),
+    "estimable_params": DiagnosticKey("int", "parameters estimable on the facial set"),
+    "coefficients": DiagnosticKey("tuple", "(names, estimates, standard errors) of the "
+                                  "log-linear parameters; see Estimate.coefficients"),
+    "fitted": DiagnosticKey("ndarray", "fitted counts of the observable cells"),
+    "mu0": DiagnosticKey("float", "fitted count of the unobserved cell (N-hat - observed)"),
+    "terms": DiagnosticKey("tuple", "interaction terms of the model (bit masks over the lists)"),
+    "n_hat_multinomial": DiagnosticKey("float", "conditional (multinomial) MLE of N, beside the "
+                                       "Poisson N-hat (profile intervals)"),
+    "eta_set_to_zero": DiagnosticKey("tuple", "heterogeneity parameters fixed at zero because "
+                                     "their estimate was on the boundary (closedp)"),
+    "assumption_warnings": DiagnosticKey("list", "warnings of tipstat.validate.check_assumptions"),
+    # model search
+    "criterion": DiagnosticKey("str", "criterion of the model search (aic, bic, stepwise, bhs)"),
+    "search": DiagnosticKey("str", "how the model space was explored (exhaustive, greedy, "
+                            "stepwise, bhs, enumeration, walk, enumerate, mcmc)"),
+    "path": DiagnosticKey("DataFrame", "the search steps in order (column step, model, and the "
+                          "criterion; for select_loglinear also action, term, n_hat, status)"),
+    "models": DiagnosticKey("DataFrame", "the candidate models, one row each (model label, "
+                            "N-hat or N's posterior, criterion or posterior probability)"),
+    "n_models": DiagnosticKey("int", "candidate models in the model space"),
+    "n_excluded": DiagnosticKey("int", "candidate models left out: MLE does not exist or N not "
+                                "identifiable"),
+    "excluded": DiagnosticKey("dict", "status -> number of candidate models left out"),
+    "n_exact_checks": DiagnosticKey("int", "candidates whose existence needed the exact "
+                                    "linear-programming check"),
+    "model_averaged": DiagnosticKey("bool", "N-hat is an AIC/BIC model average, not one model's "
+                                    "estimate"),
+    "extended_weight": DiagnosticKey("float", "share of the averaging weight on models with "
+                                     "extended MLEs"),
+    "default_rule": DiagnosticKey("str", "the rule estimate_population applied"),
+    "model_obj": DiagnosticKey("object", "the selected stratified model (internal object)"),
+    "completed_counts": DiagnosticKey("ndarray", "observed counts, strata x patterns (EM-"
+                                      "completed when missing='em')"),
+    # resampling
+    "kind": DiagnosticKey("str", "bootstrap kind: nonparametric or parametric"),
+    "n_boot": DiagnosticKey("int", "bootstrap replicates requested"),
+    "n_failed": DiagnosticKey("int", "replicates whose estimator failed (N-hat nan)"),
+    "n_infinite": DiagnosticKey("int", "replicates with an infinite N-hat"),
+    "point": DiagnosticKey("Estimate", "the estimator's result on the data"),
+    "model_frequencies": DiagnosticKey("dict", "model label -> number of replicates that chose "
+                                       "it"),
+    "z0": DiagnosticKey("float", "BCa bias correction"),
+    "acceleration": DiagnosticKey("float", "BCa acceleration"),
+    "jackknife": DiagnosticKey("ndarray", "grouped-jackknife N-hats of the BCa acceleration"),
+    "reselect": DiagnosticKey("str", "model re-selection in the replicates: local, full, none"),
+    "reselected": DiagnosticKey("float", "share of replicates whose model differs from the "
+                                "selected one"),
+    # Bayesian
+    "rhat": DiagnosticKey("float", "split R-hat of N (nan with one chain)"),
+    "rhat_max": DiagnosticKey("float", "largest split R-hat over the model's parameters"),
+    "ess_bulk": DiagnosticKey("float", "bulk effective sample size of N"),
+    "ess_bulk_min": DiagnosticKey("float", "smallest bulk ESS over the model's parameters"),
+    "ess_tail": DiagnosticKey("float", "tail effective sample size of N"),
+    "ess": DiagnosticKey("float", "effective sample size of the importance-sampled draws of N"),
+    "min_model_ess": DiagnosticKey("float", "smallest importance-sampling ESS of a model with "
+                                   "posterior probability > 1%"),
+    "divergences": DiagnosticKey("int", "divergent NUTS transitions"),
+    "chains": DiagnosticKey("int", "MCMC chains"),
+    "draws_per_chain": DiagnosticKey("int", "kept draws per chain"),
+    "chain_medians": DiagnosticKey("list", "posterior median of N in each chain"),
+    "summary": DiagnosticKey("DataFrame", "ArviZ summary of the sampled parameters"),
+    "sampler": DiagnosticKey("str", "NUTS implementation used (pymc or nutpie)"),
+    "seconds": DiagnosticKey("float", "sampling time"),
+    "tune": DiagnosticKey("int", "tuning steps per chain"),
+    "target_accept": DiagnosticKey("float", "NUTS target acceptance rate"),
+    "rerun_chains": DiagnosticKey("int", "chains re-run because they settled in a minor mode"),
+    "chains_in_minor_mode": DiagnosticKey("list", "chains still in a minor mode after re-runs"),
+    "prior": DiagnosticKey("str", "prior of the model parameters"),
+    "design": DiagnosticKey("str", "log-linear model of the Bayesian fit"),
+    "posterior_mean": DiagnosticKey("float", "posterior mean of N"),
+    "posterior": DiagnosticKey("DataFrame", "grid posterior of N (columns N, prob)"),
+    "equal_tailed": DiagnosticKey("tuple", "equal-tailed posterior interval of N"),
+    "hpd": DiagnosticKey("tuple", "highest-posterior-density interval of N"),
+    "term_probabilities": DiagnosticKey("dict", "interaction term -> posterior inclusion "
+                                        "probability"),
+    "n_evaluated": DiagnosticKey("int", "models whose posterior was computed"),
+    "n_pruned": DiagnosticKey("int", "models left out of the average (posterior probability "
+                              "below prune)"),
+    "max_model": DiagnosticKey("str", "largest model of the averaged space"),
+    "variables": DiagnosticKey("tuple", "variables of the model space (lists, covariates)"),
+    "delta": DiagnosticKey("float", "hyper-Dirichlet prior parameter (graphical)"),
+    "prior_n": DiagnosticKey("str", "prior of N (graphical)"),
+    "grid_size": DiagnosticKey("int", "points of the grid of N"),
+    "grid_max": DiagnosticKey("float", "largest N on the grid"),
+    "graph_prior": DiagnosticKey("float | str", "prior over graphs: edge probability or the "
+                                 "callable's name"),
+    "graphs_excluded_by_prior": DiagnosticKey("int", "graphs with prior probability zero"),
+    "tail_mass_top1pct": DiagnosticKey("float", "posterior mass in the top 1% of the grid range"),
+    "tail_mass_beyond_grid": DiagnosticKey("float", "extrapolated posterior mass beyond the grid"),
+    "acceptance": DiagnosticKey("float", "acceptance rate of the graph MCMC"),
+    "graphs_visited": DiagnosticKey("int", "graphs the MCMC visited"),
+    "graphs_evaluated": DiagnosticKey("int", "graph likelihoods the MCMC computed"),
+    "steps": DiagnosticKey("int", "MCMC steps per chain"),
+    "burn": DiagnosticKey("int", "MCMC steps discarded per chain"),
+    "max_classes": DiagnosticKey("int", "truncation of the latent-class model"),
+    "a_alpha": DiagnosticKey("float", "Gamma prior shape of the stick-breaking alpha"),
+    "b_alpha": DiagnosticKey("float", "Gamma prior rate of the stick-breaking alpha"),
+    "n_classes_median": DiagnosticKey("float", "posterior median of the occupied classes"),
+    "n_classes_mean": DiagnosticKey("float", "posterior mean of the occupied classes"),
+    "n_classes_max": DiagnosticKey("int", "most occupied classes in a draw"),
+    "prob_all_classes_occupied": DiagnosticKey("float", "share of draws with every class "
+                                               "occupied (raise max_classes if large)"),
+    "truncation_class_mass": DiagnosticKey("float", "posterior mean weight of the last class"),
+    "alpha_median": DiagnosticKey("float", "posterior median of alpha"),
+    "p0_median": DiagnosticKey("float", "posterior median of the probability of being unseen"),
+}
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "float": (float, np.floating, int, np.integer), "int": (int, np.integer),
+    "bool": (bool, np.bool_), "str": (str,), "tuple": (tuple,), "list": (list,),
+    "dict": (dict,), "ndarray": (np.ndarray,), "DataFrame": (pd.DataFrame,),
+    "object": (object,),
+}
+
+
+def diagnostic_type_ok(key: str, value: Any) -> bool:
+    """Whether ``value`` has the type :data:`DIAGNOSTICS` documents for ``key`` (False for an
+    undocumented key).
+
+    Examples
+    --------
+    >>> diagnostic_type_ok("rhat", 1.002), diagnostic_type_ok("path", [("a", 1.0)])
+    (True, False)
+    """
+    doc = DIAGNOSTICS.get(key)
+    if doc is None:
+        return False
+    for name in doc.type.split("|"):
+        name = name.strip()
+        if name == "Estimate":
+            if isinstance(value, Estimate):
+                return True
+            continue
+        kinds = _TYPES[name]
+        if name in ("int", "float") and isinstance(value, bool | np.bool_):
+            continue
+        if isinstance(value, kinds):
+            return True
+    return False
 
 
 def _read_only(value: Any) -> Any:
@@ -427,3 +591,61 @@ class Estimate:
         ax.set_title(f"{self.method}: {self.model}")
         ax.legend(loc="best", fontsize="small")
         return ax
+
+
+class EstimateTable(Mapping[str, Estimate]):
+    """Several :class:`Estimate` s of one table, keyed by model name, in order (immutable).
+
+    A read-only mapping ``name -> Estimate`` (``table["Mt"]``, ``table.items()``, ``len``);
+    :meth:`to_frame` gives Rcapture's layout, one row per model.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> tab = tipstat.closedp(tipstat.datasets.load("UK_5"))
+    >>> round(tab["Mt"].n_hat, 4), tab["Mb"].status
+    (13444.1312, 'does_not_exist')
+    >>> list(tab.to_frame().columns)
+    ['abundance', 'stderr', 'deviance', 'df', 'AIC', 'BIC', 'status', 'reason']
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, estimates: Mapping[str, Estimate] | Sequence[tuple[str, Estimate]]) -> None:
+        items = dict(estimates.items() if isinstance(estimates, Mapping) else estimates)
+        for name, est in items.items():
+            if not isinstance(est, Estimate):
+                raise TypeError(f"EstimateTable[{name!r}] is a {type(est).__name__}, "
+                                "not an Estimate")
+        self._items = items
+
+    def __getitem__(self, name: str) -> Estimate:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (EstimateTable, (dict(self._items),))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Rcapture's ``closedp`` layout: index ``model``; columns ``abundance`` (N-hat),
+        ``stderr``, ``deviance``, ``df``, ``AIC``, ``BIC``, ``status`` and ``reason`` (why there
+        is no valid estimate; empty when the status is ``ok``)."""
+        rows = [{"model": name, "abundance": est.n_hat, "stderr": est.se,
+                 "deviance": est.deviance, "df": est.df, "AIC": est.aic, "BIC": est.bic,
+                 "status": est.status,
+                 "reason": str(est.diagnostics.get("reason", "")) if est.status != "ok" else ""}
+                for name, est in self._items.items()]
+        cols = ["model", "abundance", "stderr", "deviance", "df", "AIC", "BIC", "status",
+                "reason"]
+        return pd.DataFrame(rows, columns=cols).set_index("model")
+
+    def __repr__(self) -> str:
+        return f"EstimateTable of {len(self)} estimates\n{self.to_frame()!r}"
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()

@@ -57,7 +57,7 @@ def _cases() -> dict[str, Callable[[], dict[str, Any]]]:
             tipstat.estimate_population(load(n), check=False))
         cases[f"{name}/closedp"] = lambda n=name: {
             str(m): [_num(v) for v in row] for m, row in
-            tipstat.closedp(load(n))[["abundance", "stderr"]].iterrows()}
+            tipstat.closedp(load(n)).to_frame()[["abundance", "stderr"]].iterrows()}
 
     def scaled(name: str, factor: float, terms: str) -> dict[str, Any]:
         h = load(name)

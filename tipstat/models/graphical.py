@@ -509,7 +509,7 @@ def fit_graphical(
         ``diagnostics["posterior"]``: the grid posterior of N; ``tail_mass_top1pct`` (mass in the
         top 1% of the grid range, as in dga's checks) and ``tail_mass_beyond_grid`` (power-law
         extrapolation; a warning above 1e-3); for MCMC also ``rhat``, ``ess_bulk``,
-        ``acceptance``, ``chain_medians``, ``graphs_visited``, ``edge_probs``.
+        ``acceptance``, ``chain_medians``, ``graphs_visited``, ``term_probabilities``.
         ``idata`` has ``N`` and ``graph`` (row of ``diagnostics["models"]``) as variables.
 
     Examples
@@ -545,7 +545,7 @@ def fit_graphical(
     tables = _Tables(y, k, d, grid, prior_n, _graph_prior(graph_prior, h.lists))
     n = tables.n
     diagnostics: dict = {"delta": d, "prior_n": prior_label, "grid_size": int(grid.size),
-                         "grid_max": float(grid[-1]), "method": method}
+                         "grid_max": float(grid[-1]), "search": method}
     warns: list[str] = []
 
     if graph_prior is not None:
@@ -610,8 +610,8 @@ def fit_graphical(
             graphs_visited=len(table_graphs),
             graphs_evaluated=res["n_evaluated"],
             steps=steps, burn=burn,
-            edge_probs=pd.Series(edge_p, index=[f"{h.lists[i]}:{h.lists[j]}" for i, j in pairs],
-                                 name="posterior inclusion probability"),
+            term_probabilities={f"{h.lists[i]}:{h.lists[j]}": float(p)
+                                for (i, j), p in zip(pairs, edge_p, strict=True)},
         )
         diagnostics["chain_medians"] = [_quantile(n, np.cumsum(p), 0.5) for p in res["chain_pmfs"]]
 

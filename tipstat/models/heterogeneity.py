@@ -38,10 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InputError
-from ..estimate import Estimate
+from ..estimate import Estimate, EstimateTable
 from ..histories import CaptureHistories, pattern_matrix
 from .design import Design, loglinear_design, parse_terms, term_label
 from .loglinear import Fit, _check_histories, _fit, estimate_from_fit
@@ -302,32 +301,32 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
         diagnostics={**est.diagnostics, "reason": res.reason, "eta_set_to_zero": res.dropped})
 
 
-def closedp(h: CaptureHistories) -> pd.DataFrame:
+def closedp(h: CaptureHistories) -> EstimateTable:
     """Rcapture's ``closedp.t`` table: the twelve classical closed-population models.
+
+    Each model is fitted by :func:`fit_closedp_model` without an interval (as ``closedp.t``).
 
     Returns
     -------
-    pandas.DataFrame
-        One row per model (index as Rcapture's row names), columns ``abundance``, ``stderr``,
-        ``deviance``, ``df``, ``AIC``, ``BIC`` (Rcapture's conventions: Poisson likelihood over
-        the observable cells, BIC penalty ``log(n)`` per parameter), ``status`` (``ok``,
-        ``extended``, ``does_not_exist``, ``not_identifiable``, ``not_converged``) and
-        ``reason``. Where the model has no valid estimate the abundance is ``inf`` / ``nan``
-        instead of Rcapture's number (e.g. Mb's ``-3,763`` on UK_5).
+    EstimateTable
+        One :class:`~tipstat.Estimate` per model, keyed by Rcapture's row names, in its order
+        (``tab["Mt"]``). ``tab.to_frame()`` is Rcapture's table: index ``model``, columns
+        ``abundance``, ``stderr``, ``deviance``, ``df``, ``AIC``, ``BIC`` (Rcapture's
+        conventions: Poisson likelihood over the observable cells, BIC penalty ``log(n)`` per
+        parameter), ``status`` (``ok``, ``extended``, ``does_not_exist``,
+        ``not_identifiable``, ``not_converged``) and ``reason``. Where the model has no valid
+        estimate the abundance is ``inf`` / ``nan`` instead of Rcapture's number (e.g. Mb's
+        ``-3,763`` on UK_5).
 
     Examples
     --------
     >>> import tipstat
     >>> tab = tipstat.closedp(tipstat.datasets.load("UK_5"))
-    >>> round(float(tab.loc["Mt", "abundance"]), 4), tab.loc["Mb", "status"]
+    >>> round(tab["Mt"].n_hat, 4), tab["Mb"].status
     (13444.1312, 'does_not_exist')
+    >>> round(float(tab.to_frame().loc["Mt", "abundance"]), 4)
+    13444.1312
     """
     _check_histories(h)
-    rows = []
-    for model in CLOSEDP_MODELS:
-        est = fit_closedp_model(h, model, ci="none")
-        rows.append({"model": model, "abundance": est.n_hat, "stderr": est.se,
-                     "deviance": est.deviance, "df": est.df, "AIC": est.aic, "BIC": est.bic,
-                     "status": est.status,
-                     "reason": est.diagnostics.get("reason", "") if est.status != "ok" else ""})
-    return pd.DataFrame(rows).set_index("model")
+    return EstimateTable([(model, fit_closedp_model(h, model, ci="none"))
+                          for model in CLOSEDP_MODELS])

@@ -311,13 +311,13 @@ def _diagnostics(idata: Any, level: float) -> tuple[dict[str, Any], list[str], s
     max_classes = post.sizes["class"]
     truncation_mass = float(post["pi"].isel({"class": -1}).mean())
     diag: dict[str, Any] = {
-        "rhat_N": rhat,
-        "ess_bulk_N": ess_bulk,
-        "ess_tail_N": ess_tail,
+        "rhat": rhat,
+        "ess_bulk": ess_bulk,
+        "ess_tail": ess_tail,
         "divergences": divergences,
         "chains": n_chains,
         "draws_per_chain": n_draws,
-        "chain_medians_N": chain_medians.tolist(),
+        "chain_medians": chain_medians.tolist(),
         "n_classes_median": float(np.median(occupied)),
         "n_classes_mean": float(occupied.mean()),
         "n_classes_max": int(occupied.max()),
@@ -433,7 +433,7 @@ def fit_latent_class(
     >>> import tipstat
     >>> h = tipstat.datasets.load("MY_5")
     >>> est = tipstat.fit_latent_class(h, draws=500, chains=2, seed=1)  # compiles once (~30 s)
-    >>> 580 < est.n_hat < 700, est.diagnostics["rhat_N"] < 1.05
+    >>> 580 < est.n_hat < 700, est.diagnostics["rhat"] < 1.05
     (True, True)
     >>> import arviz as az
     >>> float(az.summary(est.idata, var_names=["N"])["mean"].iloc[0]) > est.n_observed

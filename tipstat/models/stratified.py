@@ -574,9 +574,9 @@ def fit_stratified(
         ``cells`` (:class:`tipstat.estimate.StratumCells`): ``cells.table`` one row per stratum
         (covariates, ``observed``, ``n_hat``, ``undetected``, ``lower``, ``upper``,
         ``status``), ``cells.replicates`` the ``B x n_strata`` replicates (for :func:`margins`;
-        ``cells.draws`` labelled); ``diagnostics["path"]`` the selection path;
+        ``cells.draws`` labelled); ``diagnostics["path"]`` the selection path (step, model, criterion);
         ``diagnostics["completed_counts"]`` the
-        (EM-completed) observed counts, strata x patterns; ``diagnostics["replicate_models"]``
+        (EM-completed) observed counts, strata x patterns; ``diagnostics["model_frequencies"]``
         how many kept replicates chose each model (label -> count) and
         ``diagnostics["reselected"]`` the share of them whose model differs from the selected
         one.
@@ -784,11 +784,12 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         aic=-2 * fit.loglik + 2 * fit.n_params,
         bic=-2 * fit.loglik + math.log(max(n_obs_total, 2)) * fit.n_params,
         n_params=fit.n_params,
-        diagnostics={"path": path,
+        diagnostics={"path": pd.DataFrame([(i, m, c) for i, (m, c) in enumerate(path)],
+                                          columns=["step", "model", criterion]),
                      "model_obj": fit.model, "completed_counts": y_full,
                      "criterion": criterion,
-                     "bootstrap": bootstrap, "reselect": reselect,
-                     "replicate_models": replicate_models, "reselected": reselected},
+                     "n_boot": bootstrap, "reselect": reselect,
+                     "model_frequencies": replicate_models, "reselected": reselected},
         draws=draws, seed=seed, warnings=tuple(warn),
         cells=StratumCells(cells, cell_draws, strata=covs, lists=lists, missing=missing),
     )
@@ -871,7 +872,7 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
     return Estimate(n_hat=n_hat, ci=ci, level=level, n_observed=float(h.n_observed),
                     method="stratified_separate", model=f"separate per stratum ({criterion})",
                     status=status, ci_method="percentile" if bootstrap else "none",
-                    diagnostics={"criterion": criterion, "bootstrap": bootstrap,
+                    diagnostics={"criterion": criterion, "n_boot": bootstrap,
                                  "reselect": reselect},
                     draws=draws, seed=seed,
                     cells=StratumCells(cells, cell_draws, strata=covs, lists=h.lists))
