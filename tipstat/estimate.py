@@ -39,7 +39,7 @@ class DiagnosticKey(NamedTuple):
 
 
 #: Every key an estimator may put in :attr:`Estimate.diagnostics`, with its type (``float``
-#: includes ``nan``; ``A | B``: either) and its meaning. One name per concept across estimators:
+#: includes ``nan``; ``A or B``: either) and its meaning. One name per concept across estimators:
 #: ``rhat`` is always the split R-hat of N, ``models`` always a DataFrame of candidate models,
 #: ``path`` always a DataFrame of search steps. ``tests/test_estimate.py`` checks that every
 #: key an estimator writes is here, with this type.
@@ -72,7 +72,8 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
                           "criterion; for select_loglinear also action, term, n_hat, status)"),
     "models": DiagnosticKey("DataFrame", "the candidate models, one row each (model label, "
                             "N-hat or N's posterior, criterion or posterior probability)"),
-    "n_models": DiagnosticKey("int", "candidate models in the model space"),
+    "n_models": DiagnosticKey("int or float", "candidate models in the model space (nan when the "
+                              "space is too large to count: fit_loglinear_bma's walk)"),
     "n_excluded": DiagnosticKey("int", "candidate models left out: MLE does not exist or N not "
                                 "identifiable"),
     "excluded": DiagnosticKey("dict", "status -> number of candidate models left out"),
@@ -137,12 +138,12 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "prior_n": DiagnosticKey("str", "prior of N (graphical)"),
     "grid_size": DiagnosticKey("int", "points of the grid of N"),
     "grid_max": DiagnosticKey("float", "largest N on the grid"),
-    "graph_prior": DiagnosticKey("float | str", "prior over graphs: edge probability or the "
+    "graph_prior": DiagnosticKey("float or str", "prior over graphs: edge probability or the "
                                  "callable's name"),
     "graphs_excluded_by_prior": DiagnosticKey("int", "graphs with prior probability zero"),
     "tail_mass_top1pct": DiagnosticKey("float", "posterior mass in the top 1% of the grid range"),
     "tail_mass_beyond_grid": DiagnosticKey("float", "extrapolated posterior mass beyond the grid"),
-    "acceptance": DiagnosticKey("float", "acceptance rate of the graph MCMC"),
+    "acceptance": DiagnosticKey("list", "acceptance rate of the graph MCMC, per chain"),
     "graphs_visited": DiagnosticKey("int", "graphs the MCMC visited"),
     "graphs_evaluated": DiagnosticKey("int", "graph likelihoods the MCMC computed"),
     "steps": DiagnosticKey("int", "MCMC steps per chain"),
@@ -180,8 +181,7 @@ def diagnostic_type_ok(key: str, value: Any) -> bool:
     doc = DIAGNOSTICS.get(key)
     if doc is None:
         return False
-    for name in doc.type.split("|"):
-        name = name.strip()
+    for name in doc.type.split(" or "):
         if name == "Estimate":
             if isinstance(value, Estimate):
                 return True

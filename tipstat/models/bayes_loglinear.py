@@ -256,8 +256,8 @@ def fit_bayes_loglinear(
     Estimate
         ``n_hat`` = posterior median of N, ``ci`` = equal-tailed interval, ``se`` = posterior SD,
         ``draws`` = posterior draws of N, ``idata`` with ``N`` in its posterior;
-        ``diagnostics``: ``rhat`` / ``ess_bulk`` / ``ess_tail`` of N, ``max_rhat`` and
-        ``min_ess_bulk`` over all parameters, ``divergences``, ``summary`` (``az.summary``).
+        ``diagnostics``: ``rhat`` / ``ess_bulk`` / ``ess_tail`` of N, ``rhat_max`` and
+        ``ess_bulk_min`` over all parameters, ``divergences``, ``summary`` (``az.summary``).
 
     Examples
     --------

@@ -422,8 +422,8 @@ def fit_latent_class(
         ``n_hat`` = posterior median of N, ``ci`` = equal-tailed interval, ``se`` = posterior
         SD, ``draws`` = the draws of N (chains concatenated), ``idata`` = ArviZ InferenceData
         whose posterior has ``N``, ``p0``, ``alpha``, ``pi``, ``lam`` and ``n_classes``;
-        ``diagnostics`` has ``rhat_N``, ``ess_bulk_N``, ``ess_tail_N``, ``divergences``,
-        ``chain_medians_N`` and the occupied classes (``n_classes_median`` ...). Disagreeing
+        ``diagnostics`` has ``rhat``, ``ess_bulk``, ``ess_tail`` (of N), ``divergences``,
+        ``chain_medians`` and the occupied classes (``n_classes_median`` ...). Disagreeing
         chains, few effective draws, divergences or a too small ``max_classes`` give warnings
         (a :class:`~tipstat.TipstatWarning` and ``Estimate.warnings``); R-hat of N above 1.05
         sets ``status="not_converged"``.
