@@ -17,7 +17,7 @@ import html
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -297,7 +297,7 @@ def jsonable(value: Any) -> Any:
     >>> jsonable({"n": np.float64("inf"), "k": np.int64(3), "ci": (1.5, np.nan)})
     {'n': None, 'k': 3, 'ci': [1.5, None]}
     """
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # dicts and Estimate.diagnostics
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]

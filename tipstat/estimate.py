@@ -4,6 +4,11 @@ Maximum-likelihood, bootstrap and Bayesian estimators all fill the same core fie
 ``ci``, ``level``, ``n_observed``, ``method``, ``model``, ``status``, ``diagnostics``); fields
 that do not apply to a method are ``nan`` / ``None``. ``draws`` holds bootstrap replicates or
 posterior draws of N; ``idata`` an ArviZ ``InferenceData`` for Bayesian fits.
+
+Results are immutable (derive changed copies with ``dataclasses.replace``). Stratified fits
+carry their per-stratum estimates as :class:`StratumCells` in ``Estimate.cells``; estimators
+that fit several models at once (:func:`tipstat.closedp`) return an :class:`EstimateTable`.
+Every ``diagnostics`` key is documented, with its type, in :data:`DIAGNOSTICS`.
 """
 
 from __future__ import annotations
