@@ -76,7 +76,7 @@ def test_estimate_contract(spina):
     summ = az.summary(est.idata, var_names=["N"])
     assert summ.loc["N", "mean"] == pytest.approx(est.draws.mean())
     d = est.diagnostics
-    assert d["rhat"] <= RHAT_MAX and d["rhat_max"] <= RHAT_MAX, d["summary"]
+    assert d["rhat"] <= RHAT_MAX and d["max_rhat"] <= RHAT_MAX, d["summary"]
     # bulk ESS of N over 9 seeds: 876-1,546 of 4,000 draws (the ESS estimate itself varies by
     # ~20%); 400 is Vehtari et al.'s minimum for reliable R-hat and quantiles
     assert d["ess_bulk"] >= 400, d["ess_bulk"]
@@ -171,7 +171,7 @@ def test_close_to_conting_slow(r_reference, name):
     # interactions; the horseshoe shrinks them), so only overlap is asserted for the intervals
     median, lo, hi = _conting(r_reference, name)
     est = fit_bayes_loglinear(tipstat.datasets.load(name), "all2", seed=1, chains=4, cores=1)
-    assert est.diagnostics["rhat_max"] <= RHAT_MAX  # see RHAT_MAX (4 chains here too)
+    assert est.diagnostics["max_rhat"] <= RHAT_MAX  # see RHAT_MAX (4 chains here too)
     assert est.diagnostics["ess_bulk"] >= 400
     assert est.n_hat == pytest.approx(median, rel=0.10)
     assert est.ci[0] < median < est.ci[1]

@@ -171,7 +171,7 @@ def test_every_diagnostics_key_is_documented_with_its_type(cheap_estimates):
                 f"{DIAGNOSTICS[key].type}")
             seen.add(key)
     # one name per concept: the old spellings are gone
-    assert not seen & {"rhat_N", "max_rhat", "ess_bulk_N", "candidates", "existence_code",
+    assert not seen & {"rhat_N", "ess_bulk_N", "candidates", "existence_code",
                        "mean", "edge_probs", "replicate_models", "bootstrap", "method"}
     assert {"path", "models", "existence", "converged", "iterations"} <= seen
 

@@ -108,9 +108,9 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
                                 "selected one"),
     # Bayesian
     "rhat": DiagnosticKey("float", "split R-hat of N (nan with one chain)"),
-    "rhat_max": DiagnosticKey("float", "largest split R-hat over the model's parameters"),
+    "max_rhat": DiagnosticKey("float", "largest split R-hat over the model's parameters"),
     "ess_bulk": DiagnosticKey("float", "bulk effective sample size of N"),
-    "ess_bulk_min": DiagnosticKey("float", "smallest bulk ESS over the model's parameters"),
+    "min_ess_bulk": DiagnosticKey("float", "smallest bulk ESS over the model's parameters"),
     "ess_tail": DiagnosticKey("float", "tail effective sample size of N"),
     "ess": DiagnosticKey("float", "effective sample size of the importance-sampled draws of N"),
     "min_model_ess": DiagnosticKey("float", "smallest importance-sampling ESS of a model with "

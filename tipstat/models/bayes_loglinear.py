@@ -256,8 +256,8 @@ def fit_bayes_loglinear(
     Estimate
         ``n_hat`` = posterior median of N, ``ci`` = equal-tailed interval, ``se`` = posterior SD,
         ``draws`` = posterior draws of N, ``idata`` with ``N`` in its posterior;
-        ``diagnostics``: ``rhat`` / ``ess_bulk`` / ``ess_tail`` of N, ``rhat_max`` and
-        ``ess_bulk_min`` over all parameters, ``divergences``, ``summary`` (``az.summary``).
+        ``diagnostics``: ``rhat`` / ``ess_bulk`` / ``ess_tail`` of N, ``max_rhat`` and
+        ``min_ess_bulk`` over all parameters, ``divergences``, ``summary`` (``az.summary``).
 
     Examples
     --------
@@ -321,8 +321,8 @@ def fit_bayes_loglinear(
         "rhat": float(summ.loc["N", "r_hat"]) if chains > 1 else math.nan,
         "ess_bulk": float(summ.loc["N", "ess_bulk"]),
         "ess_tail": float(summ.loc["N", "ess_tail"]),
-        "rhat_max": float(summ["r_hat"].max()) if chains > 1 else math.nan,
-        "ess_bulk_min": float(summ["ess_bulk"].min()),
+        "max_rhat": float(summ["r_hat"].max()) if chains > 1 else math.nan,
+        "min_ess_bulk": float(summ["ess_bulk"].min()),
         "divergences": diverg,
         "summary": summ,
         "prior": prior,
@@ -330,10 +330,10 @@ def fit_bayes_loglinear(
         "sampler": nuts_sampler,
     }
     status = "ok"
-    if chains > 1 and diagnostics["rhat_max"] > 1.01:
-        warns.append(f"R-hat up to {diagnostics['rhat_max']:.3f} > 1.01: chains disagree; "
+    if chains > 1 and diagnostics["max_rhat"] > 1.01:
+        warns.append(f"R-hat up to {diagnostics['max_rhat']:.3f} > 1.01: chains disagree; "
                      "run longer or check for multimodality")
-        if diagnostics["rhat_max"] > 1.1:
+        if diagnostics["max_rhat"] > 1.1:
             status = "not_converged"
     if diverg:
         warns.append(f"{diverg} divergent transitions: raise target_accept")
