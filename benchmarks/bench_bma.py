@@ -145,9 +145,9 @@ def _agreement(old: tipstat.Estimate, new: tipstat.Estimate) -> tuple[bool, floa
     mn = dn["models"].set_index("model").sort_index()[cols]
     if not mo.index.equals(mn.index):
         return False, float("inf")
-    a = np.concatenate([[old.n_hat, *old.ci, *do["equal_tailed"], do["mean"], old.se, do["ess"]],
+    a = np.concatenate([[old.n_hat, *old.ci, *do["equal_tailed"], do["posterior_mean"], old.se, do["ess"]],
                         old.draws, mo.to_numpy().ravel()])
-    b = np.concatenate([[new.n_hat, *new.ci, *dn["equal_tailed"], dn["mean"], new.se, dn["ess"]],
+    b = np.concatenate([[new.n_hat, *new.ci, *dn["equal_tailed"], dn["posterior_mean"], new.se, dn["ess"]],
                         new.draws, mn.to_numpy().ravel()])
     finite = np.isfinite(a) & np.isfinite(b)
     rel = np.abs(a[finite] - b[finite]) / np.maximum(np.abs(a[finite]), 1e-300)
@@ -178,7 +178,8 @@ def speed(rev: str, cells: tuple[str, ...] = SPEED_CELLS, seed: int = 1) -> list
             "cell": cell, "search": new.diagnostics["search"], "kept": len(mn),
             "same_kept": set(mo.model) == set(mn.model), "old_s": t_old, "new_s": t_new,
             "ratio": t_old / t_new, "n_hat": (old.n_hat, new.n_hat), "ci_old": old.ci,
-            "ci_new": new.ci, "mean_rel_diff": new.diagnostics["mean"] / old.diagnostics["mean"] - 1,
+            "ci_new": new.ci,
+            "mean_rel_diff": new.diagnostics["posterior_mean"] / old.diagnostics["posterior_mean"] - 1,
             "ess": (old.diagnostics["ess"], new.diagnostics["ess"]),
             "identical": identical, "max_rel_diff": max_rel,
         })

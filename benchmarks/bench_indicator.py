@@ -68,7 +68,7 @@ def main() -> list[dict]:
     # ---------------------------------------------------------------- baseline
     # the same fit and bootstrap with the generic full-design Poisson Newton (explicit stratum
     # dummies, as a design stacked for ``fit_design`` would be), on the same completed table
-    layout = _Layout(est.diagnostics["cells"][list(h.strata)], h.k)
+    layout = _Layout(est.cells.table[list(h.strata)], h.k)
     model = est.diagnostics["model_obj"]
     y = est.diagnostics["completed_counts"]
     S, C1 = layout.S, layout.C - 1
@@ -107,8 +107,8 @@ def _model_of(est, layout):
     """Rebuild the selected StratifiedModel from its label (for the baseline design)."""
     from tipstat.models.stratified import StratifiedModel, _parse_terms
 
-    lists = tuple(est.diagnostics["lists"])
-    start = StratifiedModel(lists, tuple(est.diagnostics["strata"]))
+    lists = est.cells.lists
+    start = StratifiedModel(lists, est.cells.strata)
     terms = [t.strip() for t in est.model.split("+")[2:]]
     return _parse_terms(terms, start, layout)
 

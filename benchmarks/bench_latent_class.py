@@ -65,7 +65,7 @@ def main() -> list[dict]:
             "ratio_vs_lcmcr_long": float(lcmcr.loc[(name, "lcmCR (long run)"), "seconds"]) / sec,
             "n_hat": est.n_hat, "ci": est.ci,
             "n_hat_lcmcr_long": float(lcmcr.loc[(name, "lcmCR (long run)"), "estimate"]),
-            "rhat_N": d["rhat"], "ess_bulk_N": d["ess_bulk"], "ess_tail_N": d["ess_tail"],
+            "rhat": d["rhat"], "ess_bulk": d["ess_bulk"], "ess_tail": d["ess_tail"],
             "divergences": d["divergences"], "rerun_chains": d["rerun_chains"],
             "n_hat_pymc": base.n_hat, "rhat_N_pymc": base.diagnostics["rhat"],
             "ess_bulk_N_pymc": base.diagnostics["ess_bulk"],
@@ -77,8 +77,8 @@ if __name__ == "__main__":
     for row in main():
         print(f"\n{row['benchmark']}  [target: {row['target']}: {'met' if row['met'] else 'NOT met'}]")
         print(f"  tipstat (nutpie)   {row['tipstat_ms'] / 1e3:7.1f} s   N-hat {row['n_hat']:,.0f} "
-              f"[{row['ci'][0]:,.0f}, {row['ci'][1]:,.0f}]  R-hat {row['rhat_N']:.4f}  "
-              f"ESS bulk {row['ess_bulk_N']:,.0f} tail {row['ess_tail_N']:,.0f}  "
+              f"[{row['ci'][0]:,.0f}, {row['ci'][1]:,.0f}]  R-hat {row['rhat']:.4f}  "
+              f"ESS bulk {row['ess_bulk']:,.0f} tail {row['ess_tail']:,.0f}  "
               f"divergences {row['divergences']}  re-run chains {row['rerun_chains']}")
         print(f"  baseline (PyMC)    {row['baseline_ms'] / 1e3:7.1f} s   N-hat {row['n_hat_pymc']:,.0f}  "
               f"R-hat {row['rhat_N_pymc']:.4f}  ESS bulk {row['ess_bulk_N_pymc']:,.0f}   "

@@ -245,8 +245,8 @@ def run_replicate(item, seed_seq):
                            warned=any(not w.startswith("sparse table") for w in found),
                            sparse=any(w.startswith("sparse table") for w in found))
                 d = est.diagnostics or {}
-                row.update(rhat=float(d.get("rhat_N", d.get("rhat", math.nan))),
-                           ess=float(d.get("ess_bulk_N", d.get("ess_bulk", math.nan))),
+                row.update(rhat=float(d.get("rhat", math.nan)),
+                           ess=float(d.get("ess_bulk", math.nan)),
                            divergences=float(d.get("divergences", math.nan)))
         except Exception as err:  # a failure is a result: counted, never dropped
             row.update(status=f"error: {type(err).__name__}")

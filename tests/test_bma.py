@@ -71,7 +71,7 @@ def test_spina_posterior_mean_and_equal_tailed(r_reference):
     _, _, _, mean = _conting(r_reference, "Spina_3 (+eth)", "prior=SBH")
     est = fit_loglinear_bma(tipstat.datasets.load("Spina_3"), covariates=["eth"], seed=1,
                             ci="equal_tailed")
-    assert est.diagnostics["mean"] == pytest.approx(mean, rel=0.01)
+    assert est.diagnostics["posterior_mean"] == pytest.approx(mean, rel=0.01)
     assert est.ci == est.diagnostics["equal_tailed"]
     assert est.ci_method == "posterior equal-tailed"
     lo, hi = est.diagnostics["hpd"]
@@ -358,7 +358,7 @@ def test_fit_equals_previous_implementation():
     d = est.diagnostics
     quantiles = (est.n_hat, *est.ci, *d["equal_tailed"])
     np.testing.assert_allclose(quantiles, (13046, 9719, 27312, 10212, 28835), rtol=1e-3)
-    assert d["mean"] == pytest.approx(16262.93071533165, rel=1e-6)
+    assert d["posterior_mean"] == pytest.approx(16262.93071533165, rel=1e-6)
     assert est.se == pytest.approx(5845.74231109894, rel=1e-6)
     assert d["ess"] == pytest.approx(19722.44545631966, rel=1e-6)
     assert d["models"].log_evidence.iloc[0] == pytest.approx(-103.37157273214724, rel=1e-6)

@@ -21,7 +21,7 @@ def test_is_the_bic_model_average_with_buckland_interval(load_table):
     assert est.method.startswith("default (") and "BIC model average" in est.diagnostics[
         "default_rule"]
     # the formula of the docstring, from the candidate table (exact: same arithmetic)
-    cand = est.diagnostics["candidates"]
+    cand = est.diagnostics["models"]
     used = cand[cand.weight > 0]
     assert len(used) == 1024 - est.diagnostics["n_excluded"]
     d = used.bic - used.bic.min()
@@ -47,7 +47,7 @@ def test_status_is_the_best_models_and_extended_weight_is_reported(load_table, n
     # so instead of "ok"; the share of weight on extended fits comes from the candidate table
     h = load_table(name)
     est = tipstat.estimate_population(h)
-    cand = est.diagnostics["candidates"]
+    cand = est.diagnostics["models"]
     assert est.status == status == cand.status.iloc[0]
     share = float(cand.weight[cand.status == "extended"].sum())
     assert est.diagnostics["extended_weight"] == pytest.approx(share, abs=1e-12)

@@ -36,7 +36,7 @@ def test_checkident_and_check_extended_mle_codes(r_reference, load_table):
         h = load_table(r.dataset).pooled()
         terms = "all2" if r.model.startswith("all two-way") else "independence"
         est = tipstat.fit_loglinear(h, terms, ci="none")
-        assert est.diagnostics["existence_code"] == int(r.estimate), (r.dataset, r.model)
+        assert est.diagnostics["existence"] == int(r.estimate), (r.dataset, r.model)
         if r.estimate == 0:
             assert math.isfinite(est.n_hat)
         elif r.estimate == 1:

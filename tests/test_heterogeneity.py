@@ -46,7 +46,8 @@ def closedp_rows(r_reference):
 
 @pytest.fixture(scope="module")
 def tables(closedp_rows, load_table):
-    return {ds: closedp(_histories(load_table, ds)) for ds in closedp_rows.dataset.unique()}
+    return {ds: closedp(_histories(load_table, ds)).to_frame()
+            for ds in closedp_rows.dataset.unique()}
 
 
 def test_reference_covers_every_model(closedp_rows):
@@ -169,7 +170,27 @@ def test_behavioural_models_at_the_edge_say_no_estimate():
     h = CaptureHistories(np.array([0, 1, 0, 0, 0, 1, 0], dtype=float), ["A", "B", "C"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = closedp(h)
+        table = closedp(h).to_frame()
     for model in ("Mb", "Mbh"):
         assert table.loc[model, "status"] == "does_not_exist"
         assert math.isinf(table.loc[model, "abundance"])
+
+
+def test_closedp_is_a_table_of_estimates():
+    """closedp returns one Estimate per Rcapture model, the same as fit_closedp_model without an
+    interval; to_frame() is the Rcapture-style table built from those Estimates."""
+    from tipstat import Estimate
+    from tipstat.estimate import EstimateTable
+
+    h = tipstat.datasets.load("UK_5")
+    tab = closedp(h)
+    assert isinstance(tab, EstimateTable) and list(tab) == list(CLOSEDP_MODELS)
+    assert all(isinstance(e, Estimate) for e in tab.values())
+    mt = fit_closedp_model(h, "Mt", ci="none")
+    assert tab["Mt"].n_hat == mt.n_hat and tab["Mt"].se == mt.se and tab["Mt"].model == "Mt"
+    frame = tab.to_frame()
+    assert list(frame.columns) == ["abundance", "stderr", "deviance", "df", "AIC", "BIC",
+                                   "status", "reason"]
+    assert frame.index.name == "model" and list(frame.index) == list(CLOSEDP_MODELS)
+    assert frame.loc["Mb", "status"] == "does_not_exist" and frame.loc["Mb", "reason"]
+    assert frame.loc["Mt", "reason"] == "" and frame.loc["Mt", "AIC"] == tab["Mt"].aic

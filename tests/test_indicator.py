@@ -10,6 +10,7 @@ import pytest
 
 import tipstat
 from tipstat import InputError, TipstatWarning, simulate
+from tipstat.estimate import StratumCells
 from tipstat.ictip import capture_histories
 from tipstat.indicator import COLUMNS, sdg_16_2_2
 from tipstat.linkage import persons
@@ -373,7 +374,7 @@ def test_a_hand_made_stratified_result_with_a_not_identifiable_cell():
                           "status": ["ok", "not_identifiable", "ok", "ok"]})
     est = tipstat.Estimate(n_hat=np.nan, ci=(np.nan, np.nan), level=0.95, n_observed=180.0,
                            method="stratified_separate", model="m", status="not_identifiable",
-                           diagnostics={"cells": cells, "strata": ["sex", "exploitation"]})
+                           cells=StratumCells(cells, strata=["sex", "exploitation"]))
     pop = pd.DataFrame({"sex": ["F", "M", "_T"], "age_group": "_T", "population": [5e6, 5e6, 1e7]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TipstatWarning)

@@ -186,7 +186,7 @@ def test_no_clear_identifier_in_any_output_log_or_error(tmp_path, caplog):
     texts += [str(x.message) for x in w]
     buf = io.StringIO()
     for frame in (recs.frame, recs.accounting(), p.frame, p.accounting, h.to_frame(),
-                  est.diagnostics["cells"], table.table, table.to_glotip()):
+                  est.cells.table, table.table, table.to_glotip()):
         frame.to_csv(buf)
     texts += [buf.getvalue(), repr(recs), repr(p), est.summary(), repr(est), h.summary()]
     table.to_excel(tmp_path / "t.xlsx")

@@ -109,7 +109,7 @@ def test_rcapture_closedpci_profile_intervals(r_reference, load_table):
         assert est.bic == pytest.approx(r.bic, rel=1e-6), (dataset, r.model)
         if _huge(r):
             assert est.status in ("does_not_exist", "not_identifiable"), (dataset, r.model)
-            assert est.diagnostics["existence_code"] in (1, 2)
+            assert est.diagnostics["existence"] in (1, 2)
             continue
         assert est.n_hat == pytest.approx(r.estimate, rel=1e-6), (dataset, r.model)
         assert est.se == pytest.approx(r.se, rel=1e-4), (dataset, r.model)
@@ -169,7 +169,7 @@ def test_newOrleans8_all_two_way_extended_mle_matches_glm_value(r_reference, loa
     MLE: 18 of 28 list pairs never overlap, those interactions are -infinite, N-hat is finite."""
     est = tipstat.fit_loglinear(load_table("NewOrleans_8"), "all2", ci="none")
     assert est.status == "extended"
-    assert est.diagnostics["existence_code"] == 0
+    assert est.diagnostics["existence"] == 0
     assert est.n_hat == pytest.approx(2393.20279975476, rel=1e-6)
     coef = est.coefficients
     assert coef["estimate"].isna().sum() > 0  # the infinite interactions are not given numbers

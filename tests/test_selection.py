@@ -119,7 +119,7 @@ def test_bic_matches_rcapture_closedpms(r_reference, load_table):
     for ds, grp in rows.groupby("dataset"):
         h = _h(load_table, ds)
         est = select_loglinear(h, "bic", max_order=2, ci="none")
-        cand = est.diagnostics["candidates"]
+        cand = est.diagnostics["models"]
         ok = cand[cand.status.isin(["ok", "extended"])].reset_index(drop=True)
         # Rcapture ranks models whose MLE does not exist (infoFit=1, N ~ 1e11-1e13); tipstat
         # excludes them, so compare with Rcapture's admissible rows in order
@@ -192,7 +192,7 @@ def test_every_max_order_three_best_model(r_reference, load_table):
         h = _h(load_table, ds)
         order = 3 if h.k >= 4 else 2
         est = select_loglinear(h, "bic", max_order=order, ci="none")
-        cand = est.diagnostics["candidates"]
+        cand = est.diagnostics["models"]
         ok = cand[cand.status.isin(["ok", "extended"])].reset_index(drop=True)
         for i, (_, r) in enumerate(grp.sort_values("bic").iterrows()):
             assert _close(ok.bic.iloc[i], r.bic) and _close(ok.n_hat.iloc[i], r.estimate), (ds, i)
@@ -212,7 +212,7 @@ def test_model_averaging(load_table):
     h = _h(load_table, "UK_4")
     best = select_loglinear(h, "aic", ci="none")
     avg = select_loglinear(h, "aic", average=True)
-    cand = best.diagnostics["candidates"]
+    cand = best.diagnostics["models"]
     w = cand.weight.to_numpy()
     assert math.isclose(w.sum(), 1.0, rel_tol=1e-12)
     # Akaike weights: exp(-Delta/2) normalised

@@ -47,7 +47,7 @@ def test_saturated_list_by_stratum_equals_separate_fits():
                        "count": [80, 60, 20, 50, 15, 12, 4, 30, 45, 9, 40, 8, 10, 2]})
     h = CaptureHistories.from_frame(df, strata="sex")
     joint = fit_stratified(h, terms=["A:sex", "B:sex", "C:sex"], n_boot=0)
-    cells = joint.diagnostics["cells"].set_index("sex")
+    cells = joint.cells.table.set_index("sex")
     for sex in ("F", "M"):
         ref = tipstat.fit_loglinear(h.select(sex=sex).pooled(), "independence", ci="none")
         assert cells.loc[sex, "n_hat"] == pytest.approx(ref.n_hat, rel=1e-8)
@@ -62,7 +62,7 @@ def test_cells_margins_total_add_up(counts, seed):
                        "B": [0, 1, 1, 0, 0, 1, 1] * 2, "C": [0, 0, 0, 1, 1, 1, 1] * 2,
                        "count": counts})
     est = fit_stratified(CaptureHistories.from_frame(df, strata="sex"), n_boot=30, seed=seed)
-    cells = est.diagnostics["cells"]
+    cells = est.cells.table
     m = margins(est, ["sex"])
     assert m.n_hat.sum() == pytest.approx(est.n_hat, rel=1e-12)
     assert cells.observed.sum() == sum(counts) == est.n_observed
@@ -77,7 +77,7 @@ def test_selection_finds_the_true_dependence():
     for crit in ("aic", "bic"):
         est = fit_stratified(h, criterion=crit, n_boot=0)
         assert "P:K" in est.model, est.model
-        assert est.diagnostics["path"][0][0] == "strata + lists"
+        assert est.diagnostics["path"]["model"].iloc[0] == "strata + lists"
 
 
 def test_em_without_unknowns_equals_the_plain_fit():
@@ -95,7 +95,7 @@ def test_em_shares_out_unknowns_close_to_the_truth():
     c, h = _sim_h(3, n=8000)
     assert (h.strata_index == "_U").any().any()
     est = fit_stratified(h, n_boot=0, missing="em")
-    cells = est.diagnostics["cells"]
+    cells = est.cells.table
     assert "_U" not in set(cells[["sex", "age_group", "exploitation"]].to_numpy().ravel())
     assert cells.observed.sum() == pytest.approx(h.n_observed)
     got = cells.groupby("exploitation")["observed"].sum()
@@ -169,10 +169,10 @@ def test_default_reselection_carries_selection_uncertainty():
     _, fixed, local = _fixed_and_local()
     assert local.diagnostics["reselect"] == "local" and fixed.diagnostics["reselect"] == "none"
     assert fixed.diagnostics["reselected"] == 0
-    assert list(fixed.diagnostics["replicate_models"]) == [fixed.model]
+    assert list(fixed.diagnostics["model_frequencies"]) == [fixed.model]
     assert local.diagnostics["reselected"] > 0.3
-    assert len(local.diagnostics["replicate_models"]) > 10
-    assert sum(local.diagnostics["replicate_models"].values()) == len(local.draws)
+    assert len(local.diagnostics["model_frequencies"]) > 10
+    assert sum(local.diagnostics["model_frequencies"].values()) == len(local.draws)
     assert local.n_hat == fixed.n_hat and local.model == fixed.model
     assert local.ci[1] - local.ci[0] > 1.15 * (fixed.ci[1] - fixed.ci[0])
     # the sex margins widen too
@@ -187,7 +187,7 @@ def test_reselection_modes_are_seeded_and_the_old_ones_reachable():
     b = fit_stratified(h, n_boot=40, seed=7)
     c = fit_stratified(h, n_boot=40, seed=8)
     assert a.ci == b.ci and np.array_equal(a.draws, b.draws)
-    assert a.diagnostics["replicate_models"] == b.diagnostics["replicate_models"]
+    assert a.diagnostics["model_frequencies"] == b.diagnostics["model_frequencies"]
     assert not np.array_equal(a.draws, c.draws)
     old = fit_stratified(h, n_boot=40, seed=7, reselect=False)
     none = fit_stratified(h, n_boot=40, seed=7, reselect="none")

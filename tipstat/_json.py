@@ -4,6 +4,7 @@ writes)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ def jsonable(value: Any) -> Any:
     >>> jsonable({"n": np.float64("inf"), "k": np.int64(3), "ci": (1.5, np.nan)})
     {'n': None, 'k': 3, 'ci': [1.5, None]}
     """
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # dicts and Estimate.diagnostics
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]

@@ -31,7 +31,7 @@ import pandas as pd
 from ._checks import DEFAULT_SEED, check_level, check_seed
 from ._progress import progress_bar
 from .errors import InputError
-from .estimate import STATUSES, Estimate
+from .estimate import STATUSES, Estimate, EstimateTable
 from .histories import CaptureHistories
 from .models.registry import ESTIMATORS
 
@@ -235,19 +235,19 @@ def diagnostic_note(est: Estimate) -> str:
     zero = d.get("zero_fitted_cells")
     if isinstance(zero, int | np.integer) and zero > 0 and est.status == "ok":
         parts.append(f"{int(zero)} zero fitted cell(s)")
-    rhat = _first(d, "rhat", "r_hat", "rhat_N", "rhat_n")
+    rhat = d.get("rhat")
     if rhat is not None:
         try:
             parts.append(f"R-hat {float(rhat):.3f}")
         except (TypeError, ValueError):
             pass
-    ess = _first(d, "ess_bulk", "ess", "ess_N", "ess_n")
+    ess = _first(d, "ess_bulk", "ess")
     if ess is not None:
         try:
             parts.append(f"ESS {float(ess):,.0f}")
         except (TypeError, ValueError):
             pass
-    n_models = _first(d, "n_models", "n_candidates")
+    n_models = d.get("n_models")
     if n_models is not None:
         parts.append(f"{n_models} candidate models")
     if est.draws is not None and len(est.draws) and "ESS" not in " ".join(parts):
@@ -284,8 +284,12 @@ class ComparisonTable(pd.DataFrame):
         not that model, so it is not a candidate)."""
         if criterion not in ("aic", "bic"):
             raise InputError(f"criterion={criterion!r}: expected 'aic' or 'bic'")
-        # model averages are labelled "BIC average of N models (best ...)" by select_loglinear
-        averaged = self["model"].astype(str).str.match(r"(AIC|BIC) average of ")
+        # a model average says so in its diagnostics (``model_averaged``); rows keep the index
+        # of their Estimate in ``self.estimates`` when the table is filtered
+        ests = getattr(self, "estimates", None) or []
+        averaged = pd.Series([isinstance(i, int | np.integer) and 0 <= i < len(ests)
+                              and bool(ests[i].diagnostics.get("model_averaged", False))
+                              for i in self.index], index=self.index, dtype=bool)
         ok = self[self["status"].isin(["ok", "extended"]) & np.isfinite(self[criterion])
                   & ~averaged]
         if ok.empty:

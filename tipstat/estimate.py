@@ -4,21 +4,28 @@ Maximum-likelihood, bootstrap and Bayesian estimators all fill the same core fie
 ``ci``, ``level``, ``n_observed``, ``method``, ``model``, ``status``, ``diagnostics``); fields
 that do not apply to a method are ``nan`` / ``None``. ``draws`` holds bootstrap replicates or
 posterior draws of N; ``idata`` an ArviZ ``InferenceData`` for Bayesian fits.
+
+Results are immutable (derive changed copies with ``dataclasses.replace``). Stratified fits
+carry their per-stratum estimates as :class:`StratumCells` in ``Estimate.cells``; estimators
+that fit several models at once (:func:`tipstat.closedp`) return an :class:`EstimateTable`.
+Every ``diagnostics`` key is documented, with its type, in :data:`DIAGNOSTICS`.
 """
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ._format import number
 
-__all__ = ["STATUSES", "Estimate"]
+__all__ = ["DIAGNOSTICS", "STATUSES", "DiagnosticKey", "Diagnostics", "Estimate", "EstimateTable",
+           "StratumCells", "diagnostic_type_ok"]
 
 #: Possible values of :attr:`Estimate.status`.
 STATUSES = {
@@ -31,13 +38,355 @@ STATUSES = {
 }
 
 
+class DiagnosticKey(NamedTuple):
+    """Documentation of one :attr:`Estimate.diagnostics` key: its type and its meaning."""
+
+    type: str
+    meaning: str
+
+
+#: Every key an estimator may put in :attr:`Estimate.diagnostics`, with its type (``float``
+#: includes ``nan``; ``A or B``: either) and its meaning. One name per concept across estimators:
+#: ``rhat`` is always the split R-hat of N, ``models`` always a DataFrame of candidate models,
+#: ``path`` always a DataFrame of search steps. ``tests/test_estimate.py`` checks that every
+#: key an estimator writes is here, with this type.
+DIAGNOSTICS: dict[str, DiagnosticKey] = {
+    # maximum likelihood (log-linear, heterogeneity, selection, default)
+    "reason": DiagnosticKey("str", "why the status is what it is (e.g. which empty cells put "
+                            "the MLE on the boundary)"),
+    "converged": DiagnosticKey("bool", "the Newton fit met its convergence test"),
+    "iterations": DiagnosticKey("int", "Newton iterations of the fit"),
+    "existence": DiagnosticKey("int", "existence of the MLE as SparseMSE codes it: 0 exists, 1 "
+                               "N-hat infinite, 2 not identifiable"),
+    "zero_fitted_cells": DiagnosticKey("int", "observable cells whose fitted value is zero "
+                                       "(extended MLE)"),
+    "estimable_params": DiagnosticKey("int", "parameters estimable on the facial set"),
+    "coefficients": DiagnosticKey("tuple", "(names, estimates, standard errors) of the "
+                                  "log-linear parameters; see Estimate.coefficients"),
+    "fitted": DiagnosticKey("ndarray", "fitted counts of the observable cells"),
+    "mu0": DiagnosticKey("float", "fitted count of the unobserved cell (N-hat - observed)"),
+    "terms": DiagnosticKey("tuple", "interaction terms of the model (bit masks over the lists)"),
+    "n_hat_multinomial": DiagnosticKey("float", "conditional (multinomial) MLE of N, beside the "
+                                       "Poisson N-hat (profile intervals)"),
+    "eta_set_to_zero": DiagnosticKey("tuple", "heterogeneity parameters fixed at zero because "
+                                     "their estimate was on the boundary (closedp)"),
+    "assumption_warnings": DiagnosticKey("list", "warnings of tipstat.validate.check_assumptions"),
+    # model search
+    "criterion": DiagnosticKey("str", "criterion of the model search (aic, bic, stepwise, bhs)"),
+    "search": DiagnosticKey("str", "how the model space was explored (exhaustive, greedy, "
+                            "stepwise, bhs, enumeration, walk, enumerate, mcmc)"),
+    "path": DiagnosticKey("DataFrame", "the search steps in order (column step, model, and the "
+                          "criterion; for select_loglinear also action, term, n_hat, status)"),
+    "models": DiagnosticKey("DataFrame", "the candidate models, one row each (model label, "
+                            "N-hat or N's posterior, criterion or posterior probability)"),
+    "n_models": DiagnosticKey("int or float", "candidate models in the model space (nan when the "
+                              "space is too large to count: fit_loglinear_bma's walk)"),
+    "n_excluded": DiagnosticKey("int", "candidate models left out: MLE does not exist or N not "
+                                "identifiable"),
+    "excluded": DiagnosticKey("dict", "status -> number of candidate models left out"),
+    "n_exact_checks": DiagnosticKey("int", "candidates whose existence needed the exact "
+                                    "linear-programming check"),
+    "model_averaged": DiagnosticKey("bool", "N-hat is an AIC/BIC model average, not one model's "
+                                    "estimate"),
+    "extended_weight": DiagnosticKey("float", "share of the averaging weight on models with "
+                                     "extended MLEs"),
+    "default_rule": DiagnosticKey("str", "the rule estimate_population applied"),
+    "model_obj": DiagnosticKey("object", "the selected stratified model (internal object)"),
+    "completed_counts": DiagnosticKey("ndarray", "observed counts, strata x patterns (EM-"
+                                      "completed when missing='em')"),
+    # resampling
+    "kind": DiagnosticKey("str", "bootstrap kind: nonparametric or parametric"),
+    "n_boot": DiagnosticKey("int", "bootstrap replicates requested"),
+    "n_failed": DiagnosticKey("int", "replicates whose estimator failed (N-hat nan)"),
+    "n_infinite": DiagnosticKey("int", "replicates with an infinite N-hat"),
+    "point": DiagnosticKey("Estimate", "the estimator's result on the data"),
+    "model_frequencies": DiagnosticKey("dict", "model label -> number of replicates that chose "
+                                       "it"),
+    "z0": DiagnosticKey("float", "BCa bias correction"),
+    "acceleration": DiagnosticKey("float", "BCa acceleration"),
+    "jackknife": DiagnosticKey("ndarray", "grouped-jackknife N-hats of the BCa acceleration"),
+    "reselect": DiagnosticKey("str", "model re-selection in the replicates: local, full, none"),
+    "reselected": DiagnosticKey("float", "share of replicates whose model differs from the "
+                                "selected one"),
+    # Bayesian
+    "rhat": DiagnosticKey("float", "split R-hat of N (nan with one chain)"),
+    "max_rhat": DiagnosticKey("float", "largest split R-hat over the model's parameters"),
+    "ess_bulk": DiagnosticKey("float", "bulk effective sample size of N"),
+    "min_ess_bulk": DiagnosticKey("float", "smallest bulk ESS over the model's parameters"),
+    "ess_tail": DiagnosticKey("float", "tail effective sample size of N"),
+    "ess": DiagnosticKey("float", "effective sample size of the importance-sampled draws of N"),
+    "min_model_ess": DiagnosticKey("float", "smallest importance-sampling ESS of a model with "
+                                   "posterior probability > 1%"),
+    "divergences": DiagnosticKey("int", "divergent NUTS transitions"),
+    "chains": DiagnosticKey("int", "MCMC chains"),
+    "draws_per_chain": DiagnosticKey("int", "kept draws per chain"),
+    "chain_medians": DiagnosticKey("list", "posterior median of N in each chain"),
+    "summary": DiagnosticKey("DataFrame", "ArviZ summary of the sampled parameters"),
+    "sampler": DiagnosticKey("str", "NUTS implementation used (pymc or nutpie)"),
+    "seconds": DiagnosticKey("float", "sampling time"),
+    "tune": DiagnosticKey("int", "tuning steps per chain"),
+    "target_accept": DiagnosticKey("float", "NUTS target acceptance rate"),
+    "rerun_chains": DiagnosticKey("int", "chains re-run because they settled in a minor mode"),
+    "chains_in_minor_mode": DiagnosticKey("list", "chains still in a minor mode after re-runs"),
+    "prior": DiagnosticKey("str", "prior of the model parameters"),
+    "design": DiagnosticKey("str", "log-linear model of the Bayesian fit"),
+    "posterior_mean": DiagnosticKey("float", "posterior mean of N"),
+    "posterior": DiagnosticKey("DataFrame", "grid posterior of N (columns N, prob)"),
+    "equal_tailed": DiagnosticKey("tuple", "equal-tailed posterior interval of N"),
+    "hpd": DiagnosticKey("tuple", "highest-posterior-density interval of N"),
+    "term_probabilities": DiagnosticKey("dict", "interaction term -> posterior inclusion "
+                                        "probability"),
+    "n_evaluated": DiagnosticKey("int", "models whose posterior was computed"),
+    "n_pruned": DiagnosticKey("int", "models left out of the average (posterior probability "
+                              "below prune)"),
+    "max_model": DiagnosticKey("str", "largest model of the averaged space"),
+    "variables": DiagnosticKey("tuple", "variables of the model space (lists, covariates)"),
+    "delta": DiagnosticKey("float", "hyper-Dirichlet prior parameter (graphical)"),
+    "prior_n": DiagnosticKey("str", "prior of N (graphical)"),
+    "grid_size": DiagnosticKey("int", "points of the grid of N"),
+    "grid_max": DiagnosticKey("float", "largest N on the grid"),
+    "graph_prior": DiagnosticKey("float or str", "prior over graphs: edge probability or the "
+                                 "callable's name"),
+    "graphs_excluded_by_prior": DiagnosticKey("int", "graphs with prior probability zero"),
+    "tail_mass_top1pct": DiagnosticKey("float", "posterior mass in the top 1% of the grid range"),
+    "tail_mass_beyond_grid": DiagnosticKey("float", "extrapolated posterior mass beyond the grid"),
+    "acceptance": DiagnosticKey("list", "acceptance rate of the graph MCMC, per chain"),
+    "graphs_visited": DiagnosticKey("int", "graphs the MCMC visited"),
+    "graphs_evaluated": DiagnosticKey("int", "graph likelihoods the MCMC computed"),
+    "steps": DiagnosticKey("int", "MCMC steps per chain"),
+    "burn": DiagnosticKey("int", "MCMC steps discarded per chain"),
+    "max_classes": DiagnosticKey("int", "truncation of the latent-class model"),
+    "a_alpha": DiagnosticKey("float", "Gamma prior shape of the stick-breaking alpha"),
+    "b_alpha": DiagnosticKey("float", "Gamma prior rate of the stick-breaking alpha"),
+    "n_classes_median": DiagnosticKey("float", "posterior median of the occupied classes"),
+    "n_classes_mean": DiagnosticKey("float", "posterior mean of the occupied classes"),
+    "n_classes_max": DiagnosticKey("int", "most occupied classes in a draw"),
+    "prob_all_classes_occupied": DiagnosticKey("float", "share of draws with every class "
+                                               "occupied (raise max_classes if large)"),
+    "truncation_class_mass": DiagnosticKey("float", "posterior mean weight of the last class"),
+    "alpha_median": DiagnosticKey("float", "posterior median of alpha"),
+    "p0_median": DiagnosticKey("float", "posterior median of the probability of being unseen"),
+}
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "float": (float, np.floating, int, np.integer), "int": (int, np.integer),
+    "bool": (bool, np.bool_), "str": (str,), "tuple": (tuple,), "list": (list,),
+    "dict": (dict,), "ndarray": (np.ndarray,), "DataFrame": (pd.DataFrame,),
+    "object": (object,),
+}
+
+
+def diagnostic_type_ok(key: str, value: Any) -> bool:
+    """Whether ``value`` has the type :data:`DIAGNOSTICS` documents for ``key`` (False for an
+    undocumented key).
+
+    Examples
+    --------
+    >>> diagnostic_type_ok("rhat", 1.002), diagnostic_type_ok("path", [("a", 1.0)])
+    (True, False)
+    """
+    doc = DIAGNOSTICS.get(key)
+    if doc is None:
+        return False
+    for name in doc.type.split(" or "):
+        if name == "Estimate":
+            if isinstance(value, Estimate):
+                return True
+            continue
+        kinds = _TYPES[name]
+        if name in ("int", "float") and isinstance(value, bool | np.bool_):
+            continue
+        if isinstance(value, kinds):
+            return True
+    return False
+
+
+def _read_only(value: Any) -> Any:
+    """A read-only view of a numpy array (no copy; the caller's array is left writeable)."""
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
+
+
+class Diagnostics(Mapping[str, Any]):
+    """A read-only mapping of diagnostics (:data:`DIAGNOSTICS` documents the keys).
+
+    Behaves as a ``dict`` for reading (``d[key]``, ``d.get``, ``in``, ``dict(d)``, ``{**d}``);
+    item assignment raises ``TypeError``. Numpy arrays stored in it are read-only views. To
+    change a result build a new one: ``dataclasses.replace(est, diagnostics={**est.diagnostics,
+    "key": value})``.
+
+    Examples
+    --------
+    >>> d = Diagnostics({"converged": True})
+    >>> d["converged"], dict(d)
+    (True, {'converged': True})
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data = {str(k): _read_only(v) for k, v in (data or {}).items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Diagnostics({self._data!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Diagnostics, (dict(self._data),))
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self._data) == dict(other) if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+#: Columns of :attr:`StratumCells.table` after the strata columns (``model`` only for
+#: ``pooling="separate"``: each stratum's own model).
+CELL_COLUMNS = ("observed", "n_hat", "undetected", "lower", "upper", "status")
+
+
+@dataclass(frozen=True, eq=False, init=False, repr=False)
+class StratumCells:
+    """Per-stratum estimates of a stratified fit and their bootstrap replicates (immutable).
+
+    The stratified estimator (:func:`tipstat.fit_stratified`) estimates each stratum ``s``
+    (a combination of covariate levels) as ``N_s = n_s + mu_s0`` (observed plus fitted
+    undetected), and the total as ``sum_s N_s``; margins over some strata are sums of cells,
+    and their intervals are percentiles of the replicates summed the same way.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per stratum (a copy on every access): the strata columns (:attr:`strata`), then
+        ``observed``, ``n_hat``, ``undetected``, ``lower``, ``upper``, ``status`` (and
+        ``model`` when each stratum has its own; ``observed``, ``n_hat`` and ``status`` are
+        required).
+    replicates : numpy.ndarray or None
+        Bootstrap replicates of every stratum's N, shape ``(n_draws, n_strata)``, columns in the
+        row order of :attr:`table` (read-only; ``None`` without bootstrap).
+    strata : tuple of str
+        Names of the stratifying covariates (the first columns of :attr:`table`).
+    lists : tuple of str
+        The lists (sources) of the capture histories.
+    missing : str
+        How unknown covariate values were handled: ``"stratum"`` (a level of its own) or
+        ``"em"`` (shared out over the known levels; ``observed`` then includes the shares).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> c = StratumCells(pd.DataFrame({"sex": ["F", "M"], "observed": [10.0, 5.0],
+    ...     "n_hat": [14.0, 9.0], "undetected": [4.0, 4.0], "lower": [11.0, 6.0],
+    ...     "upper": [20.0, 15.0], "status": ["ok", "ok"]}),
+    ...     np.array([[13.0, 8.0], [15.0, 10.0]]), strata=["sex"], lists=["A", "B"])
+    >>> c.n_strata, c.labels
+    (2, ('sex=F', 'sex=M'))
+    >>> c.draws.sum("stratum").values.tolist()   # xarray DataArray, dims (draw, stratum)
+    [21.0, 25.0]
+    """
+
+    _table: pd.DataFrame
+    replicates: np.ndarray | None
+    strata: tuple[str, ...]
+    lists: tuple[str, ...]
+    missing: str
+
+    def __init__(self, table: pd.DataFrame, replicates: np.ndarray | None = None, *,
+                 strata: Sequence[str] = (), lists: Sequence[str] = (),
+                 missing: str = "stratum") -> None:
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"StratumCells needs a DataFrame, got {type(table).__name__}")
+        table = table.reset_index(drop=True).copy()
+        missing_cols = [c for c in (*strata, "observed", "n_hat", "status")
+                        if c not in table.columns]
+        if missing_cols:
+            raise ValueError(f"StratumCells: table has no column(s) {missing_cols}")
+        if replicates is not None:
+            replicates = np.asarray(replicates, dtype=float)
+            if replicates.ndim != 2 or replicates.shape[1] != len(table):
+                raise ValueError(f"replicates of shape {replicates.shape}: expected (n_draws, "
+                                 f"{len(table)}) for {len(table)} strata")
+            replicates = _read_only(replicates)
+        for name, value in (("_table", table), ("replicates", replicates),
+                            ("strata", tuple(str(v) for v in strata)),
+                            ("lists", tuple(str(v) for v in lists)), ("missing", str(missing))):
+            object.__setattr__(self, name, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_cells_from, (self._table, self.replicates, self.strata, self.lists,
+                              self.missing))
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The per-stratum table (a copy: the result itself never changes)."""
+        return self._table.copy()
+
+    @property
+    def n_strata(self) -> int:
+        """Number of strata (rows of :attr:`table`)."""
+        return len(self._table)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One label per stratum, ``"sex=F, age_group=Y0T17"`` (``"total"`` when unstratified)."""
+        if not self.strata:
+            return ("total",) * self.n_strata
+        cols = [self._table[s].astype(str).tolist() for s in self.strata]
+        return tuple(", ".join(f"{s}={v}" for s, v in zip(self.strata, vals, strict=True))
+                     for vals in zip(*cols, strict=True))
+
+    @property
+    def draws(self) -> Any:
+        """The replicates as a labelled array: an ``xarray.DataArray`` with dims
+        ``(draw, stratum)``, coordinate ``stratum`` (:attr:`labels`) and one coordinate per
+        stratifying covariate along ``stratum`` (so ``draws.groupby("sex").sum()`` gives
+        margins). Without xarray installed: the read-only numpy array :attr:`replicates`.
+        ``None`` without bootstrap."""
+        if self.replicates is None:
+            return None
+        try:
+            import xarray as xr
+        except ImportError:  # pragma: no cover - xarray comes with ArviZ
+            return self.replicates
+        coords: dict[str, Any] = {"draw": np.arange(self.replicates.shape[0]),
+                                  "stratum": list(self.labels)}
+        for s in self.strata:
+            coords[s] = ("stratum", self._table[s].to_numpy())
+        return xr.DataArray(self.replicates, dims=("draw", "stratum"), coords=coords,
+                            name="N")
+
+    def __repr__(self) -> str:
+        reps = "no" if self.replicates is None else str(self.replicates.shape[0])
+        return (f"StratumCells({self.n_strata} strata by {list(self.strata)}, {reps} replicates, "
+                f"missing={self.missing!r})")
+
+
+def _cells_from(table: pd.DataFrame, replicates: np.ndarray | None, strata: tuple[str, ...],
+                lists: tuple[str, ...], missing: str) -> StratumCells:
+    return StratumCells(table, replicates, strata=strata, lists=lists, missing=missing)
+
+
 def _fmt(x: float, digits: int = 1) -> str:
     return number(x, digits)  # tipstat._format: the one number formatter
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, frozen=True)
 class Estimate:
     """Estimated population size with its interval, diagnostics and provenance.
+
+    Immutable: a result is never changed after it is built (fields cannot be assigned,
+    ``diagnostics`` is a read-only :class:`Diagnostics` mapping, ``draws`` a read-only array).
+    Derive a changed copy with ``dataclasses.replace(est, field=value)``.
 
     Attributes
     ----------
@@ -64,14 +413,20 @@ class Estimate:
         Goodness of fit in Rcapture's conventions (Poisson over the observable cells).
     n_params : int
         Number of model parameters (design columns).
-    diagnostics : dict
+    diagnostics : Diagnostics
         Method-specific: convergence, existence details, R-hat/ESS, candidate-model tables...
+        (read-only; every key is documented in :data:`DIAGNOSTICS`).
     draws : numpy.ndarray or None
-        Bootstrap replicates or posterior draws of N.
+        Bootstrap replicates or posterior draws of N (read-only).
     idata : arviz.InferenceData or None
         Posterior of Bayesian estimators, with N as a variable.
     seed : int or None
         The seed of every random step that produced this result.
+    warnings : tuple of str
+        Warnings raised while estimating (also issued as ``TipstatWarning``).
+    cells : StratumCells or None
+        Per-stratum estimates and their replicates for stratified estimators
+        (:func:`tipstat.fit_stratified`); ``None`` otherwise.
 
     Examples
     --------
@@ -96,11 +451,21 @@ class Estimate:
     bic: float = math.nan
     loglik: float = math.nan
     n_params: int | None = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
+    diagnostics: Mapping[str, Any] = field(default_factory=dict)
     draws: np.ndarray | None = None
     idata: Any = None
     seed: int | None = None
     warnings: tuple[str, ...] = ()
+    cells: StratumCells | None = None
+
+    def __post_init__(self) -> None:
+        diagnostics = self.diagnostics
+        if not isinstance(diagnostics, Diagnostics):
+            object.__setattr__(self, "diagnostics", Diagnostics(diagnostics))
+        if self.draws is not None:
+            object.__setattr__(self, "draws", _read_only(np.asarray(self.draws)))
+        object.__setattr__(self, "ci", tuple(self.ci))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
 
     # ------------------------------------------------------------------ derived
     @property
@@ -229,3 +594,61 @@ class Estimate:
         ax.set_title(f"{self.method}: {self.model}")
         ax.legend(loc="best", fontsize="small")
         return ax
+
+
+class EstimateTable(Mapping[str, Estimate]):
+    """Several :class:`Estimate` s of one table, keyed by model name, in order (immutable).
+
+    A read-only mapping ``name -> Estimate`` (``table["Mt"]``, ``table.items()``, ``len``);
+    :meth:`to_frame` gives Rcapture's layout, one row per model.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> tab = tipstat.closedp(tipstat.datasets.load("UK_5"))
+    >>> round(tab["Mt"].n_hat, 4), tab["Mb"].status
+    (13444.1312, 'does_not_exist')
+    >>> list(tab.to_frame().columns)
+    ['abundance', 'stderr', 'deviance', 'df', 'AIC', 'BIC', 'status', 'reason']
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, estimates: Mapping[str, Estimate] | Sequence[tuple[str, Estimate]]) -> None:
+        items = dict(estimates.items() if isinstance(estimates, Mapping) else estimates)
+        for name, est in items.items():
+            if not isinstance(est, Estimate):
+                raise TypeError(f"EstimateTable[{name!r}] is a {type(est).__name__}, "
+                                "not an Estimate")
+        self._items = items
+
+    def __getitem__(self, name: str) -> Estimate:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (EstimateTable, (dict(self._items),))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Rcapture's ``closedp`` layout: index ``model``; columns ``abundance`` (N-hat),
+        ``stderr``, ``deviance``, ``df``, ``AIC``, ``BIC``, ``status`` and ``reason`` (why there
+        is no valid estimate; empty when the status is ``ok``)."""
+        rows = [{"model": name, "abundance": est.n_hat, "stderr": est.se,
+                 "deviance": est.deviance, "df": est.df, "AIC": est.aic, "BIC": est.bic,
+                 "status": est.status,
+                 "reason": str(est.diagnostics.get("reason", "")) if est.status != "ok" else ""}
+                for name, est in self._items.items()]
+        cols = ["model", "abundance", "stderr", "deviance", "df", "AIC", "BIC", "status",
+                "reason"]
+        return pd.DataFrame(rows, columns=cols).set_index("model")
+
+    def __repr__(self) -> str:
+        return f"EstimateTable of {len(self)} estimates\n{self.to_frame()!r}"
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()

@@ -505,17 +505,16 @@ def sdg_16_2_2(
     if not isinstance(result, Estimate):
         raise InputError(f"result must be a tipstat Estimate, got {type(result).__name__}")
     pops = _check_population(population, ref_area, time_period)
-    diag = result.diagnostics
     level = result.level
-    if "cells" in diag:
-        cells = diag["cells"].copy()
-        draws = diag.get("cell_draws")
-        strata = [s for s in diag.get("strata", []) if s in DIMS]
-        other = [s for s in diag.get("strata", []) if s not in DIMS]
+    if result.cells is not None:
+        cells = result.cells.table
+        draws = result.cells.replicates
+        strata = [s for s in result.cells.strata if s in DIMS]
+        other = [s for s in result.cells.strata if s not in DIMS]
         if other:
             raise InputError(f"strata {other} are not SDG 16.2.2 dimensions {list(DIMS)}; "
                              "estimate with by= among sex, age_group, exploitation")
-        if diag.get("missing") == "em":
+        if result.cells.missing == "em":
             em_note = "detected in cells includes persons with unknown covariates shared out by EM"
         else:
             em_note = ""
@@ -532,7 +531,7 @@ def sdg_16_2_2(
     cells = cells.assign(_why=_why_not_estimable(cells))
     cells0, draws0 = cells, draws
     cells_m, draws_m, notes_mix = _remap_mix(cells, draws, mix)
-    n_lists = len(diag.get("lists", [])) or None
+    n_lists = (len(result.cells.lists) or None) if result.cells is not None else None
     method = "MSE_LOGLINEAR" if result.method.startswith("stratified") or result.method == "loglinear" \
         else result.method.upper()
     rows = []

@@ -57,7 +57,7 @@ def _cases() -> dict[str, Callable[[], dict[str, Any]]]:
             tipstat.estimate_population(load(n), check=False))
         cases[f"{name}/closedp"] = lambda n=name: {
             str(m): [_num(v) for v in row] for m, row in
-            tipstat.closedp(load(n))[["abundance", "stderr"]].iterrows()}
+            tipstat.closedp(load(n)).to_frame()[["abundance", "stderr"]].iterrows()}
 
     def scaled(name: str, factor: float, terms: str) -> dict[str, Any]:
         h = load(name)
@@ -81,7 +81,7 @@ def _cases() -> dict[str, Callable[[], dict[str, Any]]]:
         h = capture_histories(persons(c.read(period=c.year)), by=["sex", "age_group", "exploitation"])
         e = tipstat.fit_stratified(h, pooling=pooling, n_boot=20, seed=1)
         out = _est(e)
-        cells = e.diagnostics["cells"]
+        cells = e.cells.table
         out["cells_n_hat"] = [_num(v) for v in np.asarray(cells["n_hat"], dtype=float)]
         return out
 

@@ -1034,7 +1034,8 @@ def fit_loglinear_bma(
         warns.append("some posterior draws of N are huge: N is barely identified by the data")
     bounds = hpd if ci == "hpd" else (float(q_lo), float(q_hi))
     diagnostics: dict[str, Any] = {
-        "models": table, "mean": mean, "equal_tailed": (float(q_lo), float(q_hi)), "hpd": hpd,
+        "models": table, "posterior_mean": mean, "equal_tailed": (float(q_lo), float(q_hi)),
+        "hpd": hpd,
         "n_models": n_space, "n_evaluated": len(cache), "n_pruned": n_pruned, "ess": ess,
         "min_model_ess": min_ess, "search": search, "term_probabilities": incl,
         "prior": prior, "max_model": space.model_label(frozenset(space.optional)),

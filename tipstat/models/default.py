@@ -85,7 +85,7 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     Estimate
         ``method`` is ``"default (BIC model average)"`` (``"default (two lists:
         independence)"``); ``diagnostics["default_rule"]`` names the rule and
-        ``diagnostics["candidates"]`` holds every model with its weight.
+        ``diagnostics["models"]`` holds every model with its weight.
 
     Examples
     --------

@@ -512,7 +512,7 @@ def fit_graphical(
         top 1% of the grid range, as in dga's checks) and ``tail_mass_beyond_grid`` (power-law
         extrapolation; a warning above 1e-3); for MCMC also ``rhat``, ``ess_bulk``, ``ess_tail``
         (of N, :func:`tipstat.models.sampling.convergence`), ``acceptance``, ``chain_medians``,
-        ``graphs_visited``, ``edge_probs``.
+        ``graphs_visited``, ``term_probabilities``.
         ``idata`` has ``N`` and ``graph`` (row of ``diagnostics["models"]``) as variables.
 
     Examples
@@ -615,8 +615,8 @@ def fit_graphical(
             graphs_visited=len(table_graphs),
             graphs_evaluated=res["n_evaluated"],
             steps=steps, burn=burn,
-            edge_probs=pd.Series(edge_p, index=[f"{h.lists[i]}:{h.lists[j]}" for i, j in pairs],
-                                 name="posterior inclusion probability"),
+            term_probabilities={f"{h.lists[i]}:{h.lists[j]}": float(p)
+                                for (i, j), p in zip(pairs, edge_p, strict=True)},
         )
         diagnostics["chain_medians"] = [grid_quantile(n, np.cumsum(p), 0.5) for p in res["chain_pmfs"]]
 

@@ -32,16 +32,16 @@ Heterogeneity can be combined with chosen interactions (Rcapture's ``closedpCI.t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .._checks import check_ci, check_level
 from ..errors import InputError
-from ..estimate import Estimate
+from ..estimate import Estimate, EstimateTable
 from ..histories import CaptureHistories, pattern_matrix
 from .design import Design, loglinear_design, parse_terms, term_label
 from .loglinear import CI_METHODS, Fit, _check_histories, _fit, estimate_from_fit
@@ -308,45 +308,42 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     res = _fit_model(design, y, h.lists, k, nca, kind)
     est = estimate_from_fit(res.fit, ci=ci if not kind else "none", level=level,
                             method="closedp")
-    est.model = model if not terms else design.name
-    est.n_hat = res.n_hat
-    est.se = res.se
-    est.status = res.status
-    est.diagnostics["reason"] = res.reason
-    est.diagnostics["eta_set_to_zero"] = res.dropped
-    if res.status != "ok" and res.reason not in est.warnings:
-        est.warnings = (*est.warnings, res.reason)
-    if kind and res.status != "ok":
-        est.ci = (math.nan, math.nan)
-    return est
+    warns = est.warnings
+    if res.status != "ok" and res.reason not in warns:
+        warns = (*warns, res.reason)
+    return dataclasses.replace(
+        est, model=model if not terms else design.name, n_hat=res.n_hat, se=res.se,
+        status=res.status, warnings=warns,
+        ci=(math.nan, math.nan) if kind and res.status != "ok" else est.ci,
+        diagnostics={**est.diagnostics, "reason": res.reason, "eta_set_to_zero": res.dropped})
 
 
-def closedp(h: CaptureHistories) -> pd.DataFrame:
+def closedp(h: CaptureHistories) -> EstimateTable:
     """Rcapture's ``closedp.t`` table: the twelve classical closed-population models.
+
+    Each model is fitted by :func:`fit_closedp_model` without an interval (as ``closedp.t``).
 
     Returns
     -------
-    pandas.DataFrame
-        One row per model (index as Rcapture's row names), columns ``abundance``, ``stderr``,
-        ``deviance``, ``df``, ``AIC``, ``BIC`` (Rcapture's conventions: Poisson likelihood over
-        the observable cells, BIC penalty ``log(n)`` per parameter), ``status`` (``ok``,
-        ``extended``, ``does_not_exist``, ``not_identifiable``, ``not_converged``) and
-        ``reason``. Where the model has no valid estimate the abundance is ``inf`` / ``nan``
-        instead of Rcapture's number (e.g. Mb's ``-3,763`` on UK_5).
+    EstimateTable
+        One :class:`~tipstat.Estimate` per model, keyed by Rcapture's row names, in its order
+        (``tab["Mt"]``). ``tab.to_frame()`` is Rcapture's table: index ``model``, columns
+        ``abundance``, ``stderr``, ``deviance``, ``df``, ``AIC``, ``BIC`` (Rcapture's
+        conventions: Poisson likelihood over the observable cells, BIC penalty ``log(n)`` per
+        parameter), ``status`` (``ok``, ``extended``, ``does_not_exist``,
+        ``not_identifiable``, ``not_converged``) and ``reason``. Where the model has no valid
+        estimate the abundance is ``inf`` / ``nan`` instead of Rcapture's number (e.g. Mb's
+        ``-3,763`` on UK_5).
 
     Examples
     --------
     >>> import tipstat
     >>> tab = tipstat.closedp(tipstat.datasets.load("UK_5"))
-    >>> round(float(tab.loc["Mt", "abundance"]), 4), tab.loc["Mb", "status"]
+    >>> round(tab["Mt"].n_hat, 4), tab["Mb"].status
     (13444.1312, 'does_not_exist')
+    >>> round(float(tab.to_frame().loc["Mt", "abundance"]), 4)
+    13444.1312
     """
     _check_histories(h)
-    rows = []
-    for model in CLOSEDP_MODELS:
-        est = fit_closedp_model(h, model, ci="none")
-        rows.append({"model": model, "abundance": est.n_hat, "stderr": est.se,
-                     "deviance": est.deviance, "df": est.df, "AIC": est.aic, "BIC": est.bic,
-                     "status": est.status,
-                     "reason": est.diagnostics.get("reason", "") if est.status != "ok" else ""})
-    return pd.DataFrame(rows).set_index("model")
+    return EstimateTable([(model, fit_closedp_model(h, model, ci="none"))
+                          for model in CLOSEDP_MODELS])

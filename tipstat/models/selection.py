@@ -34,6 +34,7 @@ over admissible models give ``N_avg = sum w_m N_m`` with Buckland's unconditiona
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -350,7 +351,7 @@ def _stepwise(space: Space, y: np.ndarray, pthresh: float) -> Selection:
     cur = evaluate(space, y, [model])
     path = [{"step": 0, "action": "start", "term": "", "p_value": math.nan,
              "model": space.label(model), "n_hat": float(cur.n_hat[0]),
-             "aic": float(cur.aic[0]), "bic": float(cur.bic[0])}]
+             "aic": float(cur.aic[0]), "bic": float(cur.bic[0]), "status": str(cur.status[0])}]
     if not cur.admissible[0]:
         return Selection(model, float(cur.n_hat[0]), path, search="stepwise")
     pair_cells = space.contains[:, [space.index[t] for t in pairs]].astype(np.float64)
@@ -375,13 +376,14 @@ def _stepwise(space: Space, y: np.ndarray, pthresh: float) -> Selection:
                 path.append({"step": step, "action": "add", "term": term_label(pairs[j], space.lists),
                              "p_value": float(pv[j]), "model": space.label(model),
                              "n_hat": float(ev.n_hat[0]), "aic": float(ev.aic[0]),
-                             "bic": float(ev.bic[0])})
+                             "bic": float(ev.bic[0]), "status": str(ev.status[0])})
                 accepted = True
                 break
-            path.append({"step": step, "action": f"skip ({ev.status[0]})",
+            path.append({"step": step, "action": "skip",
                          "term": term_label(pairs[j], space.lists), "p_value": float(pv[j]),
                          "model": space.label(cand), "n_hat": float(ev.n_hat[0]),
-                         "aic": float(ev.aic[0]), "bic": float(ev.bic[0])})
+                         "aic": float(ev.aic[0]), "bic": float(ev.bic[0]),
+                         "status": str(ev.status[0])})
             # SparseMSE sets its p-value to 1 for this step only; it is tried again later
         if not accepted:
             break
@@ -580,7 +582,7 @@ def select_loglinear(
     Returns
     -------
     Estimate
-        The selected model's fit. ``diagnostics["candidates"]``: DataFrame of every fitted
+        The selected model's fit. ``diagnostics["models"]``: DataFrame of every fitted
         candidate (model, n_hat, se, deviance, df, aic, bic, status, weight), sorted by the
         criterion; ``diagnostics["path"]``: the search steps; ``diagnostics["n_excluded"]`` and
         ``["excluded"]``: models left out because their MLE does not exist / N is not
@@ -640,22 +642,23 @@ def select_loglinear(
         })
         key = frame[criterion].where(tab.admissible, np.inf)
         frame = frame.assign(_k=key).sort_values(["_k"], kind="stable").drop(columns="_k")
-        diag["candidates"] = frame.reset_index(drop=True)
+        diag["models"] = frame.reset_index(drop=True)
         excl = frame[~frame.status.isin(ADMISSIBLE)]
         diag["n_models"] = len(frame)
         diag["n_excluded"] = len(excl)
         diag["excluded"] = excl.status.value_counts().to_dict()
         diag["n_exact_checks"] = tab.n_exact_checks
     else:
-        diag["n_models"] = sum(1 for r in sel.path if r["action"] in ("start", "add")) + sum(
-            1 for r in sel.path if r["action"].startswith("skip"))
-        skipped = [r for r in sel.path if r["action"].startswith("skip")]
+        skipped = [r for r in sel.path if r["action"] == "skip"]
+        diag["n_models"] = sum(1 for r in sel.path if r["action"] in ("start", "add")) + len(
+            skipped)
         diag["n_excluded"] = len(skipped)
-        diag["excluded"] = pd.Series([r["action"][6:-1] for r in skipped],
+        diag["excluded"] = pd.Series([r["status"] for r in skipped],
                                      dtype=object).value_counts().to_dict()
     w = weights(sel.table, criterion) if average and sel.table is not None else None
     if w is not None and not (w > 0).any():
-        est.warnings = (*est.warnings, "no model has a finite estimate: nothing to average")
+        est = dataclasses.replace(est, warnings=(*est.warnings, "no model has a finite "
+                                                 "estimate: nothing to average"))
     elif w is not None:
         tab = sel.table
         ok = w > 0
@@ -681,5 +684,4 @@ def select_loglinear(
                         deviance=est.deviance, df=est.df, aic=est.aic, bic=est.bic,
                         loglik=est.loglik, n_params=est.n_params,
                         diagnostics=diag, warnings=est.warnings)
-    est.diagnostics = diag
-    return est
+    return dataclasses.replace(est, diagnostics=diag)

@@ -79,7 +79,7 @@ import pandas as pd
 
 from .._checks import DEFAULT_SEED, check_ci, check_level, check_seed
 from ..errors import EstimationError, InputError
-from ..estimate import Estimate
+from ..estimate import Estimate, StratumCells
 from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import generator, one_blas_thread
 from .intervals import equal_tailed
@@ -576,11 +576,12 @@ def fit_stratified(
     -------
     Estimate
         Total ``n_hat`` with percentile ``ci``; ``draws`` the bootstrap totals;
-        ``diagnostics["cells"]`` a DataFrame with one row per stratum (covariates, ``observed``,
-        ``n_hat``, ``undetected``, ``lower``, ``upper``, ``status``);
-        ``diagnostics["cell_draws"]`` the ``B x n_strata`` replicates (for :func:`margins`);
-        ``diagnostics["path"]`` the selection path; ``diagnostics["completed_counts"]`` the
-        (EM-completed) observed counts, strata x patterns; ``diagnostics["replicate_models"]``
+        ``cells`` (:class:`tipstat.estimate.StratumCells`): ``cells.table`` one row per stratum
+        (covariates, ``observed``, ``n_hat``, ``undetected``, ``lower``, ``upper``,
+        ``status``), ``cells.replicates`` the ``B x n_strata`` replicates (for :func:`margins`;
+        ``cells.draws`` labelled); ``diagnostics["path"]`` the selection path (step, model, criterion);
+        ``diagnostics["completed_counts"]`` the
+        (EM-completed) observed counts, strata x patterns; ``diagnostics["model_frequencies"]``
         how many kept replicates chose each model (label -> count) and
         ``diagnostics["reselected"]`` the share of them whose model differs from the selected
         one.
@@ -606,7 +607,7 @@ def fit_stratified(
     ...     warnings.simplefilter("ignore")
     ...     h = capture_histories(persons(c.read(period=c.year)), by=["sex"])
     >>> est = fit_stratified(h, n_boot=50, seed=1)
-    >>> cells = est.diagnostics["cells"]
+    >>> cells = est.cells.table
     >>> bool(abs(cells.n_hat.sum() - est.n_hat) < 1e-6)
     True
     """
@@ -769,12 +770,14 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         aic=-2 * fit.loglik + 2 * fit.n_params,
         bic=-2 * fit.loglik + math.log(max(n_obs_total, 2)) * fit.n_params,
         n_params=fit.n_params,
-        diagnostics={"cells": cells, "cell_draws": cell_draws, "path": path,
+        diagnostics={"path": pd.DataFrame([(i, m, c) for i, (m, c) in enumerate(path)],
+                                          columns=["step", "model", criterion]),
                      "model_obj": fit.model, "completed_counts": y_full,
-                     "strata": list(covs), "lists": list(lists), "criterion": criterion,
-                     "missing": missing, "bootstrap": bootstrap, "reselect": reselect,
-                     "replicate_models": replicate_models, "reselected": reselected},
+                     "criterion": criterion,
+                     "n_boot": bootstrap, "reselect": reselect,
+                     "model_frequencies": replicate_models, "reselected": reselected},
         draws=draws, seed=seed, warnings=tuple(warn),
+        cells=StratumCells(cells, cell_draws, strata=covs, lists=lists, missing=missing),
     )
 
 
@@ -854,11 +857,10 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
     return Estimate(n_hat=n_hat, ci=ci, level=level, n_observed=float(h.n_observed),
                     method="stratified_separate", model=f"separate per stratum ({criterion})",
                     status=status, ci_method="percentile" if bootstrap else "none",
-                    diagnostics={"cells": cells, "cell_draws": cell_draws, "strata": list(covs),
-                                 "lists": list(h.lists), "criterion": criterion,
-                                 "missing": "stratum", "bootstrap": bootstrap,
+                    diagnostics={"criterion": criterion, "n_boot": bootstrap,
                                  "reselect": reselect},
-                    draws=draws, seed=seed)
+                    draws=draws, seed=seed,
+                    cells=StratumCells(cells, cell_draws, strata=covs, lists=h.lists))
 
 
 def margins(est: Estimate, by: Sequence[str] = (), level: float | None = None) -> pd.DataFrame:
@@ -878,15 +880,15 @@ def margins(est: Estimate, by: Sequence[str] = (), level: float | None = None) -
     >>> bool(abs(m.n_hat.sum() - est.n_hat) < 1e-9)
     True
     """
-    cells = est.diagnostics.get("cells")
-    if cells is None:
+    if est.cells is None:
         raise InputError("margins() needs a stratified Estimate (from fit_stratified)")
+    cells = est.cells.table
     by = list(by)
-    bad = [b for b in by if b not in est.diagnostics["strata"]]
+    bad = [b for b in by if b not in est.cells.strata]
     if bad:
-        raise InputError(f"margins: {bad} are not strata of the estimate {est.diagnostics['strata']}")
+        raise InputError(f"margins: {bad} are not strata of the estimate {list(est.cells.strata)}")
     level = est.level if level is None else level
-    cd = est.diagnostics.get("cell_draws")
+    cd = est.cells.replicates
     groups = cells.groupby(by, sort=True).indices if by else {(): np.arange(len(cells))}
     rows = []
     for key, idx in groups.items():

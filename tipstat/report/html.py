@@ -814,7 +814,7 @@ def build_report(
             except InputError:
                 pass
         d = est.diagnostics or {}
-        if any(isinstance(d.get(k), pd.DataFrame) for k in ("path", "search_path", "candidates")):
+        if isinstance(d.get("path"), pd.DataFrame):
             from .plots import plot_model_search
 
             try:

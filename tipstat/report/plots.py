@@ -447,14 +447,14 @@ def plot_bootstrap(est: Estimate, ax: Any = None, *, bins: int = 50) -> Any:
 def _search_table(search: Any) -> pd.DataFrame:
     if isinstance(search, Estimate):
         d = search.diagnostics or {}
-        for key in ("path", "search_path", "candidates", "models", "table"):
+        for key in ("path", "models", "table"):
             if isinstance(d.get(key), pd.DataFrame):
                 table = d[key].copy()
-                if key in ("path", "search_path") and "step" not in table:
+                if key == "path" and "step" not in table:
                     table["step"] = np.arange(len(table))
                 return table
         raise InputError(f"{search.method}: this estimate has no model-search table in its "
-                         "diagnostics (expected 'path' or 'candidates')")
+                         "diagnostics (expected 'path' or 'models')")
     if isinstance(search, pd.DataFrame):
         return search.copy()
     raise InputError(f"plot_model_search: expected a model-selection Estimate or a DataFrame, got "
@@ -472,7 +472,7 @@ def plot_model_search(search: Any, ax: Any = None, *, criterion: str | None = No
     Parameters
     ----------
     search : Estimate or DataFrame
-        A model-selection result (``diagnostics["path"]`` or ``["candidates"]``) or a table
+        A model-selection result (``diagnostics["path"]`` or ``["models"]``) or a table
         with columns ``n_hat`` and ``aic`` / ``bic`` (optionally ``model``, ``step``).
     criterion : {"aic", "bic"}, optional
         Default: the one the table has (``bic`` first).
