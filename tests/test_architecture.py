@@ -203,15 +203,8 @@ def test_no_import_cycle(graph):
         " <-> ".join(c) for c in cycles)
 
 
-#: Rules being mended on a branch of their own (the mark goes when that branch is merged).
-PENDING = {("Compare", "Face"): "comparison.py still imports report.plots (issue 15, item 5)"}
-
-
-@pytest.mark.parametrize(("source", "target", "why"), [
-    pytest.param(a, b, why, id=f"{a}->{b}",
-                 marks=[pytest.mark.xfail(reason=PENDING[a, b], strict=False)]
-                 if (a, b) in PENDING else [])
-    for a, b, why in NEVER])
+@pytest.mark.parametrize(("source", "target", "why"),
+                         [pytest.param(a, b, why, id=f"{a}->{b}") for a, b, why in NEVER])
 def test_no_import_against_the_flow(graph, source, target, why):
     parts = {m: part_of(m) for m in graph}
     broken = []
