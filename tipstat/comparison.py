@@ -31,7 +31,7 @@ import pandas as pd
 from ._checks import DEFAULT_SEED, check_level, check_seed
 from ._progress import progress_bar
 from .errors import InputError
-from .estimate import STATUSES, Estimate, EstimateTable
+from .estimate import STATUSES, Estimate
 from .histories import CaptureHistories
 from .models.registry import ESTIMATORS
 
