@@ -125,6 +125,7 @@ def _cheap_estimates() -> dict[str, Estimate]:
 
     from tipstat import simulate
     from tipstat.ictip import capture_histories
+    from tipstat.linkage import persons
 
     h = tipstat.datasets.load("UK_5")
     h4 = tipstat.datasets.load("UK_4")
@@ -132,7 +133,7 @@ def _cheap_estimates() -> dict[str, Estimate]:
     c = simulate.country(2000, seed=7, lists=four)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        hs = capture_histories(c.read(period=c.year), by=["sex"])
+        hs = capture_histories(persons(c.read(period=c.year)), by=["sex"])
         return {
             "fit_loglinear": tipstat.fit_loglinear(h, "independence"),
             "fit_loglinear boundary": tipstat.fit_loglinear(tipstat.datasets.load("Korea_3"),
