@@ -38,7 +38,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -47,10 +46,11 @@ from scipy.special import gammaln
 
 from ..errors import InputError
 from ..estimate import Estimate
-from ..histories import CaptureHistories, pattern_matrix
+from ..histories import CaptureHistories
 from .design import loglinear_design, term_label
 from .loglinear import _check_histories, _fit, estimate_from_fit
 from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank, single_blas_thread
+from .terms import TermSpace
 
 __all__ = ["CRITERIA", "select_loglinear"]
 
@@ -59,91 +59,14 @@ ADMISSIBLE = ("ok", "extended")
 
 
 # --------------------------------------------------------------------------- model space
-class Space:
-    """All candidate terms of order 2..max_order for K lists, and the full design over them.
-
-    Column ``j`` of :attr:`X` (observable cells x (1 + K + n_terms)) is the intercept, the K main
-    effects, then the terms in :attr:`terms` order (by order, then lexicographic in the lists, so
-    that pairs run (1,2), (1,3), ..., (2,3), ... as in SparseMSE).
-    """
-
-    def __init__(self, lists: Sequence[str], max_order: int = 2):
-        self.lists = tuple(lists)
-        k = self.k = len(self.lists)
-        if max_order < 1:
-            raise InputError(f"max_order={max_order!r} must be at least 1 (1 = main effects only)")
-        self.max_order = min(int(max_order), k)
-        terms = []
-        for r in range(2, self.max_order + 1):
-            for combo in combinations(range(k), r):
-                terms.append(sum(1 << j for j in combo))
-        self.terms = tuple(terms)
-        self.index = {t: i for i, t in enumerate(terms)}
-        pat = pattern_matrix(k).astype(np.float64)  # rows: cells 1..2^k-1
-        codes = np.arange(1, 2**k)
-        cols = [np.ones(len(codes)), *pat.T] + [((codes & t) == t).astype(float) for t in terms]
-        self.X = np.column_stack(cols)
-        self.base = 1 + k
-        self.p = self.X.shape[1]
-        # cells containing each term
-        self.contains = np.column_stack([(codes & t) == t for t in terms]) if terms else \
-            np.zeros((len(codes), 0), dtype=bool)
-        # direct sub-terms (order >= 2) of each term, for hierarchy checks
-        self.parents = {t: tuple(t & ~(1 << j) for j in range(k)
-                                 if t >> j & 1 and (t & ~(1 << j)).bit_count() >= 2)
-                        for t in terms}
-        self.children = {t: tuple(u for u in terms if u != t and (u & t) == t
-                                  and u.bit_count() == t.bit_count() + 1) for t in terms}
-
-    def label(self, model: Sequence[int]) -> str:
-        if not model:
-            return "independence"
-        return "[" + ", ".join(term_label(t, self.lists) for t in self.ordered(model)) + "]"
-
-    def ordered(self, model: Sequence[int]) -> tuple[int, ...]:
-        return tuple(sorted(model, key=lambda t: (t.bit_count(), self.index[t])))
-
-    def col_mask(self, models: Sequence[Sequence[int]]) -> np.ndarray:
-        m = np.zeros((len(models), self.p), dtype=bool)
-        m[:, : self.base] = True
-        for i, model in enumerate(models):
-            for t in model:
-                m[i, self.base + self.index[t]] = True
-        return m
-
-    def count_models(self, limit: int) -> int:
-        """Number of hierarchical models (stops counting above ``limit``)."""
-        if self.max_order <= 2:
-            return 2 ** len(self.terms)
-        n = 0
-        for _ in self.enumerate():
-            n += 1
-            if n > limit:
-                break
-        return n
-
-    def enumerate(self):
-        """Every hierarchical model (downward-closed term set), depth-first."""
-        terms = self.terms
-        chosen: set[int] = set()
-
-        def rec(i):
-            if i == len(terms):
-                yield tuple(sorted(chosen, key=lambda t: (t.bit_count(), self.index[t])))
-                return
-            t = terms[i]
-            yield from rec(i + 1)
-            if all(par in chosen for par in self.parents[t]):
-                chosen.add(t)
-                yield from rec(i + 1)
-                chosen.discard(t)
-
-        yield from rec(0)
+#: The model space of a search: candidate terms, hierarchy, labels, design (one type for the
+#: package, :class:`tipstat.models.terms.TermSpace`).
+Space = TermSpace
 
 
 @lru_cache(maxsize=64)
-def _space(lists: tuple[str, ...], max_order: int) -> Space:
-    return Space(lists, max_order)
+def _space(lists: tuple[str, ...], max_order: int) -> TermSpace:
+    return TermSpace(lists, max_order)
 
 
 # --------------------------------------------------------------------------- batch evaluation
@@ -286,13 +209,14 @@ def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cma
     M = len(models)
     # a model as an integer with bit j for term j; its parent drops the highest term (terms
     # are indexed by order, so the highest one has no higher-order term above it in the model)
-    codes = np.array([sum(1 << space.index[t] for t in m) for m in models], dtype=np.int64)
+    # (Python sets of term indices: a space of more than 63 terms does not fit a machine word)
+    keys = [frozenset(space.index[t] for t in m) for m in models]
+    where: dict[frozenset[int], int] = {}
+    for i, key in enumerate(keys):
+        where.setdefault(key, i)
     sizes = np.array([len(m) for m in models])
-    order = np.argsort(codes, kind="stable")
-    parent_code = np.array([c & ~(1 << (int(c).bit_length() - 1)) if c else -1 for c in codes],
-                           dtype=np.int64)
-    at = np.clip(np.searchsorted(codes[order], parent_code), 0, M - 1)
-    parent = np.where(codes[order][at] == parent_code, order[at], -1)
+    parent = np.array([where.get(key - {max(key)}, -1) if key else -1 for key in keys],
+                      dtype=np.int64)
     start = np.zeros((M, space.p))
     ind = newton_batch(space.X, y, space.col_mask([()]), None, None)
     start[:] = ind.beta[0]
@@ -422,18 +346,6 @@ def _bhs(space: Space, y: np.ndarray, alpha: float) -> Selection:
     return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="bhs")
 
 
-def _neighbours(space: Space, model: tuple[int, ...]) -> list[tuple[int, ...]]:
-    s = set(model)
-    out = []
-    for t in space.terms:
-        if t in s:
-            if not any(c in s for c in space.children[t]):
-                out.append(space.ordered(s - {t}))
-        elif all(par in s for par in space.parents[t]):
-            out.append(space.ordered(s | {t}))
-    return out
-
-
 def _criterion_values(ev: Evaluated, criterion: str) -> np.ndarray:
     vals = ev.aic if criterion == "aic" else ev.bic
     return np.where(ev.admissible, vals, np.inf)
@@ -449,7 +361,7 @@ def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True) ->
              "n_hat": float(first.n_hat[0]), criterion: best}]
     step = 0
     while True:
-        nb = [m for m in _neighbours(space, model) if m not in seen]
+        nb = [m for m in space.neighbours(model) if m not in seen]
         if not nb:
             break
         ev = evaluate(space, y, nb, detail=detail)
