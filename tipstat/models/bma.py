@@ -58,7 +58,7 @@ from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from .poisson import single_blas_thread
-from .terms import TermSpace, hierarchical, order, parse_terms, term_label
+from .terms import MAX_DESIGN_BYTES, TermSpace, hierarchical, order, parse_terms, term_label
 
 __all__ = ["bma_model_space", "fit_loglinear_bma"]
 
@@ -197,6 +197,14 @@ def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
                 Problem("covariates", None, c, f"one of {list(h.strata)}") for c in bad])
     lists = tuple(h.lists)
     k = h.k
+    optional = _parse_max_model(max_model, lists + covs, k)
+    n_cols = 1 + len(lists) + len(covs) + len(optional)   # at least (binary lists)
+    need = (1 << k) * n_cols * 8 * max(1, len(h.strata_index) if covs else 1)
+    if need > MAX_DESIGN_BYTES:
+        raise InputError("the model space is too large for model averaging", [Problem(
+            "lists", None, k, f"a design of at most {MAX_DESIGN_BYTES / 2**30:.1f} GiB; this "
+            f"one ({2**k:,} cells x {n_cols} columns) needs {need / 2**30:.1f} GiB: merge or "
+            "drop lists, or use tipstat.estimate_population")])
     if covs:
         index = h.strata_index
         # collapse strata not named in covs
@@ -230,7 +238,6 @@ def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
     # codings: a list value 0 is the first level (+1), 1 the last (-1), as contr.sum on a 0/1 factor
     codings = [_contr_sum(L) for L in n_levels]
     single = [codings[j][cells[:, j]] for j in range(len(variables))]
-    optional = _parse_max_model(max_model, variables, k)
     base = (0, *(1 << j for j in range(len(variables))))
     blocks: list[np.ndarray] = []
     columns: dict[int, np.ndarray] = {}
