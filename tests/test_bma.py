@@ -195,14 +195,16 @@ def test_contract_and_reproducibility():
 
 def test_higher_order_space_is_hierarchical():
     s = bma_model_space(tipstat.datasets.load("HIV_Rome_4"), max_model="all3")
-    models = bma._enumerate(s, 10**6)
+    from tipstat.models.terms import hierarchical
+
+    models = list(s.space.enumerate())
     # every three-way term needs its three two-way terms: 64 + hierarchical extensions
-    assert all(bma._hier_ok(s, m) for m in models)
-    assert len(models) == len(set(models))
+    assert all(hierarchical(m) for m in models)
+    assert len(models) == len(set(models)) == s.space.count_models()
     three = [t for t in s.optional if bin(t).count("1") == 3]
     assert len(three) == 4
     # count by brute force over all subsets of the 10 optional terms
-    brute = sum(bma._hier_ok(s, frozenset(t for i, t in enumerate(s.optional) if r >> i & 1))
+    brute = sum(hierarchical([t for i, t in enumerate(s.optional) if r >> i & 1])
                 for r in range(1 << len(s.optional)))
     assert len(models) == brute
 

@@ -16,7 +16,8 @@ import pytest
 
 import tipstat
 from tipstat.models.design import parse_terms, term_label
-from tipstat.models.selection import _space, select_loglinear
+from tipstat.models.selection import select_loglinear
+from tipstat.models.terms import TermSpace
 
 from .conftest import rcapture_terms
 
@@ -157,10 +158,10 @@ def test_excluded_models_match_sparsemse_checkallmodels(r_reference, load_table)
     n = 0
     for _, r in rows.iterrows():
         h = _h(load_table, r.dataset)
-        if len(_space(tuple(h.lists), 2).terms) > 10:  # 2^15 models: see the slow test
+        if len(TermSpace(h.lists, 2).terms) > 10:  # 2^15 models: see the slow test
             continue
         est = select_loglinear(h, "bic", ci="none")
-        assert est.diagnostics["n_models"] == 2 ** len(_space(tuple(h.lists), 2).terms)
+        assert est.diagnostics["n_models"] == 2 ** len(TermSpace(h.lists, 2).terms)
         # checkallmodels counts models whose MLE does not exist (identifiability is a separate
         # check: Artificial_3's all-two-way model is not identifiable, SparseMSE code 2)
         assert est.diagnostics["excluded"].get("does_not_exist", 0) == int(r.estimate), r.dataset
@@ -169,7 +170,7 @@ def test_excluded_models_match_sparsemse_checkallmodels(r_reference, load_table)
 
 
 def test_max_order_three_catalogue_and_best_model(r_reference, load_table):
-    assert _space(tuple("ABCD"), 3).count_models(10**6) == 113
+    assert TermSpace("ABCD", 3).count_models() == 113
     rows = r_reference[(r_reference.method == "estimate_population_bic")
                        & r_reference.notes.str.startswith("BIC rank 1")]
     n = 0
@@ -334,7 +335,7 @@ def test_exhaustive_statuses_equal_single_fits_on_sparse_tables(name, j):
     from tipstat.models import selection as S
 
     g = _list_members(name, j)
-    space = S._space(tuple(g.lists), 2)
+    space = TermSpace(g.lists, 2)
     models = list(space.enumerate())
     ev = S.evaluate(space, np.asarray(g.counts, float), models)
     for i, m in enumerate(models):
@@ -386,7 +387,7 @@ def test_factored_fits_equal_dense_fits(load_table):
 
     for name in ("NewOrleans_5", "UK_6", "Korea_3"):
         h = _h(load_table, name)
-        space = S._space(tuple(h.lists), 2)
+        space = TermSpace(h.lists, 2)
         y = np.asarray(h.counts, float)
         models = list(space.enumerate())[:: max(1, 2 ** len(space.terms) // 200)]
         dense, moments = S.evaluate(space, y, models), S._evaluate_factored(space, y, models)

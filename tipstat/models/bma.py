@@ -146,8 +146,6 @@ def _contr_sum(levels: int) -> np.ndarray:
 def _parse_max_model(spec: Any, variables: tuple[str, ...], k: int) -> tuple[int, ...]:
     """Interaction masks of the maximal model, closed downwards (hierarchy), by order then mask
     (:func:`tipstat.models.terms.parse_terms` over lists and covariates)."""
-    if isinstance(spec, str) and spec.strip() in ("", "main", "main effects", "mt"):
-        spec = "independence" if spec.strip() else spec
     try:
         masks = parse_terms(spec, variables)
     except InputError as err:

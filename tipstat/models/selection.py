@@ -50,6 +50,7 @@ from ..histories import CaptureHistories
 from .design import loglinear_design, term_label
 from .loglinear import _check_histories, _fit, estimate_from_fit
 from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank, single_blas_thread
+from .search import Decision, climb, exhaustive
 from .terms import TermSpace
 
 __all__ = ["CRITERIA", "select_loglinear"]
@@ -530,85 +531,96 @@ def _poisson_tail_p(n: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return np.minimum(lower, upper)
 
 
+def _row(step: int, action: str, term: str, p_value: float, model: str, ev: Evaluated,
+         j: int = 0) -> dict:
+    return {"step": step, "action": action, "term": term, "p_value": p_value, "model": model,
+            "n_hat": float(ev.n_hat[j]), "aic": float(ev.aic[j]), "bic": float(ev.bic[j])}
+
+
 def _stepwise(space: Space, y: np.ndarray, pthresh: float) -> Selection:
     pairs = [t for t in space.terms if t.bit_count() == 2]
     nstar = y @ space.contains[:, [space.index[t] for t in pairs]]
     model: tuple[int, ...] = ()
     cur = evaluate(space, y, [model], dense=True)
-    path = [{"step": 0, "action": "start", "term": "", "p_value": math.nan,
-             "model": space.label(model), "n_hat": float(cur.n_hat[0]),
-             "aic": float(cur.aic[0]), "bic": float(cur.bic[0])}]
+    path = [_row(0, "start", "", math.nan, space.label(model), cur)]
     if not cur.admissible[0]:
         return Selection(model, float(cur.n_hat[0]), path, search="stepwise")
     pair_cells = space.contains[:, [space.index[t] for t in pairs]].astype(np.float64)
     included = np.zeros(len(pairs), dtype=bool)
-    step = 0
-    while pthresh > 0 and not included.all():
-        lam = cur.mu[0] @ pair_cells
-        pv = _poisson_tail_p(nstar, lam)
+    tried: dict[tuple[int, ...], tuple[int, float]] = {}
+    steps = [0]
+
+    def propose(model: tuple[int, ...], cur: Evaluated) -> list[tuple[int, ...]]:
+        # candidates in order of Poisson-tail p-value, up to the first at or above pthresh
+        if not pthresh > 0 or included.all():
+            return []
+        pv = _poisson_tail_p(nstar, cur.mu[0] @ pair_cells)
         pv[included] = 1.0
-        order = np.argsort(pv, kind="stable")
-        accepted = False
-        for j in order:
+        out = []
+        tried.clear()
+        for j in np.argsort(pv, kind="stable"):
             if pv[j] >= pthresh:
                 break
             cand = (*model, pairs[j])
-            b0 = cur.beta.copy()
-            ev = evaluate(space, y, [cand], b0, dense=True)
-            if ev.admissible[0]:
-                step += 1
-                model, cur = cand, ev
-                included[j] = True
-                path.append({"step": step, "action": "add", "term": term_label(pairs[j], space.lists),
-                             "p_value": float(pv[j]), "model": space.label(model),
-                             "n_hat": float(ev.n_hat[0]), "aic": float(ev.aic[0]),
-                             "bic": float(ev.bic[0])})
-                accepted = True
-                break
-            path.append({"step": step, "action": f"skip ({ev.status[0]})",
-                         "term": term_label(pairs[j], space.lists), "p_value": float(pv[j]),
-                         "model": space.label(cand), "n_hat": float(ev.n_hat[0]),
-                         "aic": float(ev.aic[0]), "bic": float(ev.bic[0])})
-            # SparseMSE sets its p-value to 1 for this step only; it is tried again later
-        if not accepted:
-            break
-    return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="stepwise")
+            tried[cand] = (int(j), float(pv[j]))
+            out.append(cand)
+        return out
+
+    def fit(cands: Sequence[tuple[int, ...]], model: tuple[int, ...], cur: Evaluated) -> Evaluated:
+        return evaluate(space, y, list(cands), cur.beta.copy(), dense=True)
+
+    def choose(model: tuple[int, ...], cur: Evaluated, cands: Sequence[tuple[int, ...]],
+               ev: Evaluated) -> Decision:
+        j, pv = tried[cands[0]]
+        term = term_label(pairs[j], space.lists)
+        if ev.admissible[0]:
+            steps[0] += 1
+            included[j] = True
+            return Decision(cands[0], ev, [_row(steps[0], "add", term, pv,
+                                                space.label(cands[0]), ev)])
+        # SparseMSE sets its p-value to 1 for this step only; it is tried again later
+        return Decision.skip(_row(steps[0], f"skip ({ev.status[0]})", term, pv,
+                                  space.label(cands[0]), ev))
+
+    out = climb(model, cur, propose, fit, choose, sequential=True, path=path)
+    return Selection(space.ordered(out.model), float(out.fit.n_hat[0]), out.path,
+                     search="stepwise")
 
 
 def _bhs(space: Space, y: np.ndarray, alpha: float) -> Selection:
     pairs = [t for t in space.terms if t.bit_count() == 2]
     model: tuple[int, ...] = ()
     cur = evaluate(space, y, [model])
-    path = [{"step": 0, "action": "start", "term": "", "p_value": math.nan,
-             "model": space.label(model), "n_hat": float(cur.n_hat[0]),
-             "aic": float(cur.aic[0]), "bic": float(cur.bic[0])}]
-    step = 0
-    while True:
-        rest = [t for t in pairs if t not in model]
-        if not rest or not cur.admissible[0]:
-            break
-        cands = [(*model, t) for t in rest]
-        ev = evaluate(space, y, cands, np.repeat(cur.beta, len(cands), axis=0))
+    path = [_row(0, "start", "", math.nan, space.label(model), cur)]
+
+    def propose(model: tuple[int, ...], cur: Evaluated) -> list[tuple[int, ...]]:
+        if not cur.admissible[0]:
+            return []
+        return [(*model, t) for t in pairs if t not in model]
+
+    def fit(cands: Sequence[tuple[int, ...]], model: tuple[int, ...], cur: Evaluated) -> Evaluated:
+        return evaluate(space, y, list(cands), np.repeat(cur.beta, len(cands), axis=0))
+
+    def choose(model: tuple[int, ...], cur: Evaluated, cands: Sequence[tuple[int, ...]],
+               ev: Evaluated) -> Decision:
         aic = np.where(ev.admissible, ev.aic, np.inf)
         j = int(np.argmin(aic))
         if not np.isfinite(aic[j]) or aic[j] >= cur.aic[0]:
-            break
-        col = space.base + space.index[rest[j]]
+            return Decision.end()
+        term = cands[j][-1]
+        col = space.base + space.index[term]
         b, v = ev.beta[j, col], ev.cov[j, col, col]
         pval = float(2 * stats.norm.sf(abs(b) / math.sqrt(v))) if v > 0 else math.nan
+        label = term_label(term, space.lists)
         if not pval < alpha:
-            path.append({"step": step, "action": "stop (Wald p >= alpha)",
-                         "term": term_label(rest[j], space.lists), "p_value": pval,
-                         "model": space.label(cands[j]), "n_hat": float(ev.n_hat[j]),
-                         "aic": float(ev.aic[j]), "bic": float(ev.bic[j])})
-            break
-        step += 1
-        model = cands[j]
-        cur = evaluate(space, y, [model], ev.beta[j:j + 1])
-        path.append({"step": step, "action": "add", "term": term_label(rest[j], space.lists),
-                     "p_value": pval, "model": space.label(model), "n_hat": float(cur.n_hat[0]),
-                     "aic": float(cur.aic[0]), "bic": float(cur.bic[0])})
-    return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="bhs")
+            return Decision.end(_row(len(model), "stop (Wald p >= alpha)", label, pval,
+                                     space.label(cands[j]), ev, j))
+        new = evaluate(space, y, [cands[j]], ev.beta[j:j + 1])
+        return Decision(cands[j], new, [_row(len(model) + 1, "add", label, pval,
+                                             space.label(cands[j]), new)])
+
+    out = climb(model, cur, propose, fit, choose, path=path)
+    return Selection(space.ordered(out.model), float(out.fit.n_hat[0]), out.path, search="bhs")
 
 
 def _criterion_values(ev: Evaluated, criterion: str) -> np.ndarray:
@@ -620,34 +632,41 @@ def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True) ->
     model: tuple[int, ...] = ()
     first = evaluate(space, y, [model])
     best = float(_criterion_values(first, criterion)[0])
-    seen: dict[tuple[int, ...], tuple] = {}
+    seen: dict[tuple[int, ...], float] = {}
     rows = [first]
     path = [{"step": 0, "action": "start", "term": "", "model": space.label(model),
              "n_hat": float(first.n_hat[0]), criterion: best}]
-    step = 0
-    while True:
-        nb = [m for m in space.neighbours(model) if m not in seen]
-        if not nb:
-            break
-        ev = evaluate(space, y, nb, detail=detail)
+    moves = [0]
+
+    def propose(model: tuple[int, ...], best: float) -> list[tuple[int, ...]]:
+        return [m for m in space.neighbours(model) if m not in seen]
+
+    def fit(nb: Sequence[tuple[int, ...]], model: tuple[int, ...], best: float) -> np.ndarray:
+        ev = evaluate(space, y, list(nb), detail=detail)
         rows.append(ev)
         vals = _criterion_values(ev, criterion)
-        for m, v in zip(nb, vals, strict=True):
-            seen[m] = v
+        seen.update(zip(nb, vals, strict=True))
+        return vals
+
+    def choose(model: tuple[int, ...], best: float, nb: Sequence[tuple[int, ...]],
+               vals: np.ndarray) -> Decision:
         j = int(np.argmin(vals))
         if not vals[j] < best:
-            break
-        step += 1
+            return Decision.end()
         added = set(nb[j]) - set(model)
         removed = set(model) - set(nb[j])
         term = next(iter(added or removed))
-        model, best = nb[j], float(vals[j])
-        path.append({"step": step, "action": "add" if added else "drop",
-                     "term": term_label(term, space.lists), "model": space.label(model),
-                     "n_hat": float(ev.n_hat[j]), criterion: best})
+        moves[0] += 1
+        return Decision(nb[j], float(vals[j]), [{
+            "step": moves[0], "action": "add" if added else "drop",
+            "term": term_label(term, space.lists), "model": space.label(nb[j]),
+            "n_hat": float(rows[-1].n_hat[j]), criterion: float(vals[j])}])
+
+    out = climb(model, best, propose, fit, choose, path=path)
     table = _concat(rows)
-    i = table.models.index(model)
-    return Selection(model, float(table.n_hat[i]), path, table, len(table.models), "greedy")
+    i = table.models.index(out.model)
+    return Selection(out.model, float(table.n_hat[i]), out.path, table, len(table.models),
+                     "greedy")
 
 
 def _concat(parts: list[Evaluated]) -> Evaluated:
@@ -660,9 +679,8 @@ def _concat(parts: list[Evaluated]) -> Evaluated:
 
 def _exhaustive(space: Space, y: np.ndarray, criterion: str, detail: bool = True) -> Selection:
     models = list(space.enumerate())
-    ev = evaluate(space, y, models, detail=detail)
-    vals = _criterion_values(ev, criterion)
-    j = int(np.argmin(vals))
+    j, ev, vals = exhaustive(models, lambda ms: evaluate(space, y, ms, detail=detail),
+                             lambda ev: _criterion_values(ev, criterion))
     if not np.isfinite(vals[j]):
         return Selection((), math.nan, [], ev, len(models), "exhaustive")
     path = [{"step": 0, "action": f"best of {len(models)} by {criterion.upper()}", "term": "",
