@@ -131,3 +131,12 @@ def test_search_driver_with_rule_callbacks():
     assert seq.model == 4 and seq.steps == 2
     j, _, scores = exhaustive([3, 1, 2], lambda ms: ms, lambda f: np.asarray(f))
     assert j == 1 and list(scores) == [3, 1, 2]
+
+
+def test_design_too_large_for_memory_is_refused():
+    """All two-way terms of 20 lists: 2^20 patterns x 211 columns = 1.6 GiB, refused with an
+    InputError before the matrix is built; independence of 20 lists (21 columns) is built."""
+    lists = [f"L{j}" for j in range(20)]
+    with pytest.raises(InputError, match="GiB"):
+        loglinear_design(lists, "all2")
+    assert loglinear_design(lists, "independence").matrix.shape == (2**20, 21)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..histories import pattern_matrix
-from .terms import closure, parse_terms, term_label
+from .terms import MAX_DESIGN_BYTES, closure, parse_terms, term_label
 from .terms import order as _order
 
 __all__ = ["Design", "closure", "loglinear_design", "parse_terms", "term_label"]
@@ -99,6 +99,13 @@ def loglinear_design(lists: Sequence[str], terms: tuple[int, ...] | str | Sequen
     bad = [m for m in masks if _order(m) < 2 or m >> len(lists)]
     if bad:
         raise InputError(f"terms: {bad} are not interactions of the {len(lists)} lists")
+    need = (1 << len(lists)) * (1 + len(lists) + len(masks)) * 8
+    if need > MAX_DESIGN_BYTES:
+        raise InputError(f"terms: the design of this model over the {2 ** len(lists):,} "
+                         f"patterns of {len(lists)} lists needs {need / 2**30:.1f} GiB (limit "
+                         f"{MAX_DESIGN_BYTES / 2**30:.1f} GiB); use fewer interaction terms or "
+                         "lists, or tipstat.estimate_population / select_loglinear('bic'), "
+                         "which fit many lists without it")
     return _cached_design(lists, masks)
 
 
