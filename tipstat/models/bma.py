@@ -44,7 +44,6 @@ over the models it visits.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from ..histories import CaptureHistories
 from ..parallel import generator, one_blas_thread
 from .intervals import hpd_interval as _hpd
 from .intervals import weighted_quantiles as _wquantile
+from .terms import MAX_DESIGN_BYTES, TermSpace, hierarchical, order, parse_terms, term_label
 
 __all__ = ["bma_model_space", "fit_loglinear_bma"]
 
@@ -112,29 +112,31 @@ class ModelSpace:
     optional: tuple[int, ...]
     n_observed: float
 
+    @functools.cached_property
+    def space(self) -> TermSpace:
+        """The optional terms as a :class:`~tipstat.models.terms.TermSpace` (hierarchy,
+        enumeration), in the order of :attr:`optional`."""
+        return TermSpace(self.variables, terms=self.optional)
+
     def label(self, mask: int) -> str:
         """``'S1:eth'`` for a term mask."""
-        return ":".join(v for j, v in enumerate(self.variables) if mask >> j & 1)
+        return term_label(mask, self.variables)
 
     def model_label(self, model: frozenset[int]) -> str:
-        terms = sorted(model, key=lambda t: (bin(t).count("1"), t))
+        terms = sorted(model, key=lambda t: (order(t), t))
         return "[" + ", ".join(self.label(t) for t in terms) + "]" if terms else "[independence]"
 
     def cols(self, model: frozenset[int]) -> np.ndarray:
-        masks = list(self.base) + sorted(model, key=lambda t: (bin(t).count("1"), t))
+        masks = list(self.base) + sorted(model, key=lambda t: (order(t), t))
         return np.concatenate([self.columns[m] for m in masks])
 
     def parents_ok(self, model: frozenset[int], term: int) -> bool:
         """Whether every interaction one order below ``term`` is in ``model`` (hierarchy)."""
-        if bin(term).count("1") <= 2:
-            return True
-        bits = [1 << j for j in range(len(self.variables)) if term >> j & 1]
-        return all((term ^ b) in model for b in bits)
+        return self.space.can_add(model, term)
 
     def children_absent(self, model: frozenset[int], term: int) -> bool:
         """Whether no interaction of ``model`` one order above contains ``term``."""
-        return not any(t != term and t & term == term and bin(t).count("1") ==
-                       bin(term).count("1") + 1 for t in model)
+        return self.space.can_drop(model, term)
 
 
 def _contr_sum(levels: int) -> np.ndarray:
@@ -146,43 +148,21 @@ def _contr_sum(levels: int) -> np.ndarray:
 
 
 def _parse_max_model(spec: Any, variables: tuple[str, ...], k: int) -> tuple[int, ...]:
-    """Interaction masks of the maximal model, closed downwards (hierarchy)."""
-    nv = len(variables)
-    if isinstance(spec, str) and spec.startswith("all") and spec[3:].isdigit():
-        order = int(spec[3:])
-        masks = [m for m in range(1, 1 << nv) if 2 <= bin(m).count("1") <= order]
-    elif isinstance(spec, str) and spec == "independence":
-        masks = []
-    else:
-        items = [spec] if isinstance(spec, str) else list(spec)
-        index = {v: j for j, v in enumerate(variables)}
-        masks = []
-        for item in items:
-            for part in str(item).replace(" ", "").split("+"):
-                if not part:
-                    continue
-                names = part.replace("*", ":").split(":")
-                bad = [n for n in names if n not in index]
-                if bad:
-                    raise InputError("unknown variable in max_model", [Problem(
-                        "max_model", None, part, f"variables among {', '.join(variables)}")])
-                mask = sum(1 << index[n] for n in names)
-                if "*" in part:  # A*B: every sub-interaction
-                    masks += [s for s in range(1, mask + 1) if s & mask == s]
-                else:
-                    masks.append(mask)
-        closed: set[int] = set()
-        for m in masks:  # hierarchical closure
-            closed |= {s for s in range(1, m + 1) if s & m == s}
-        masks = sorted(closed)
-    masks = [m for m in masks if bin(m).count("1") >= 2]
+    """Interaction masks of the maximal model, closed downwards (hierarchy), by order then mask
+    (:func:`tipstat.models.terms.parse_terms` over lists and covariates)."""
+    try:
+        masks = parse_terms(spec, variables)
+    except InputError as err:
+        raise InputError("invalid max_model", [Problem(
+            "max_model", None, str(spec), f"terms over the variables {', '.join(variables)} "
+            f"({err})")]) from None
     lists_mask = (1 << k) - 1
     if k > 1 and any(m & lists_mask == lists_mask for m in masks):
         raise InputError(
             "the maximal model holds the interaction of all lists, which is confounded with the "
             "unobserved cell", [Problem("max_model", None, str(spec),
                                         "interactions of at most K - 1 lists, e.g. 'all2'")])
-    return tuple(sorted(set(masks), key=lambda t: (bin(t).count("1"), t)))
+    return tuple(sorted(set(masks), key=lambda t: (order(t), t)))
 
 
 def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
@@ -219,6 +199,14 @@ def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
                 Problem("covariates", None, c, f"one of {list(h.strata)}") for c in bad])
     lists = tuple(h.lists)
     k = h.k
+    optional = _parse_max_model(max_model, lists + covs, k)
+    n_cols = 1 + len(lists) + len(covs) + len(optional)   # at least (binary lists)
+    need = (1 << k) * n_cols * 8 * max(1, len(h.strata_index) if covs else 1)
+    if need > MAX_DESIGN_BYTES:
+        raise InputError("the model space is too large for model averaging", [Problem(
+            "lists", None, k, f"a design of at most {MAX_DESIGN_BYTES / 2**30:.1f} GiB; this "
+            f"one ({2**k:,} cells x {n_cols} columns) needs {need / 2**30:.1f} GiB: merge or "
+            "drop lists, or use tipstat.estimate_population")])
     if covs:
         index = h.strata_index
         # collapse strata not named in covs
@@ -252,7 +240,6 @@ def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
     # codings: a list value 0 is the first level (+1), 1 the last (-1), as contr.sum on a 0/1 factor
     codings = [_contr_sum(L) for L in n_levels]
     single = [codings[j][cells[:, j]] for j in range(len(variables))]
-    optional = _parse_max_model(max_model, variables, k)
     base = (0, *(1 << j for j in range(len(variables))))
     blocks: list[np.ndarray] = []
     columns: dict[int, np.ndarray] = {}
@@ -274,26 +261,19 @@ def bma_model_space(h: CaptureHistories, max_model: Any = "all2",
 
 
 def _enumerate(space: ModelSpace, limit: int) -> list[frozenset[int]] | None:
-    """Every hierarchical subset of the optional terms, or None when there are more than ``limit``."""
-    terms = space.optional
-    if all(bin(t).count("1") == 2 for t in terms):
-        if len(terms) > 62 or 2 ** len(terms) > limit:
+    """Every hierarchical subset of the optional terms, or None when there are more than
+    ``limit`` (two-way spaces by size, others depth-first: :meth:`TermSpace.enumerate`)."""
+    terms = space.space
+    if terms.max_order <= 2:
+        if terms.count_models() > limit:
             return None
-        return [frozenset(c) for r in range(len(terms) + 1)
-                for c in itertools.combinations(terms, r)]
+        return [frozenset(m) for m in terms.enumerate(by_size=True)]
     out: list[frozenset[int]] = []
-
-    def grow(i: int, current: frozenset[int]) -> bool:
-        if i == len(terms):
-            out.append(current)
-            return len(out) <= limit
-        if not grow(i + 1, current):
-            return False
-        if space.parents_ok(current, terms[i]):
-            return grow(i + 1, current | {terms[i]})
-        return True
-
-    return out if grow(0, frozenset()) else None
+    for m in terms.enumerate():
+        out.append(frozenset(m))
+        if len(out) > limit:
+            return None
+    return out
 
 
 # ---------------------------------------------------------------------------- one model
@@ -1064,19 +1044,12 @@ def _model_labels(space: ModelSpace, models: list[frozenset[int]]) -> list[str]:
 
 
 def _hier_ok(space: ModelSpace, model: frozenset[int]) -> bool:
-    return all(space.parents_ok(model, t) for t in model)
+    return hierarchical(tuple(model))
 
 
 def _moves(space: ModelSpace, model: frozenset[int]) -> list[frozenset[int]]:
     """Models one term away that stay hierarchical (conting's add/drop moves)."""
-    out = []
-    for t in space.optional:
-        if t in model:
-            if space.children_absent(model, t):
-                out.append(model - {t})
-        elif space.parents_ok(model, t):
-            out.append(model | {t})
-    return out
+    return [frozenset(m) for m in space.space.neighbours(tuple(model))]
 
 
 def _idata(draws: np.ndarray) -> Any:

@@ -56,6 +56,9 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     greedy search fits on its way (about 40-100), not over every model: it still carries the
     spread between the neighbours of the best model, but less of the model uncertainty than
     the exhaustive average does (in the validation study it covers 0.94-0.945 at eight lists).
+    Every number of lists up to 20 (:data:`tipstat.histories.MAX_LISTS`) works: from 13 lists
+    each candidate is fitted from its moments without the ``2**K`` design, and from 17 lists
+    the best model too (20 lists with 190 two-way terms: about 4 s).
 
     With two lists only the independence model is identifiable; it is fitted
     (Lincoln-Petersen) with a profile-likelihood interval, and the result says that

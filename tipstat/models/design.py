@@ -4,23 +4,25 @@ A model in tipstat is a :class:`Design` — a name plus a matrix with one row pe
 (row ``c`` is pattern code ``c``, row 0 the unobserved pattern) — and nothing more. Fitting,
 existence checks, intervals and summaries live once, in :mod:`tipstat.models.loglinear`.
 
-Log-linear terms are coded 0/1 (as R's ``glm`` on 0/1 list indicators and Rcapture do): the
-column of a term ``S`` (a set of lists) is 1 on the patterns that contain every list of ``S``.
+Terms are parsed once, in :mod:`tipstat.models.terms` (``parse_terms``, ``closure`` and
+``term_label`` are re-exported here). Log-linear terms are coded 0/1 (as R's ``glm`` on 0/1
+list indicators and Rcapture do): the column of a term ``S`` (a set of lists) is 1 on the
+patterns that contain every list of ``S``.
 The all-zero pattern therefore has only the intercept, and ``mu_0 = exp(intercept)``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 
 from ..errors import InputError
 from ..histories import pattern_matrix
+from .terms import MAX_DESIGN_BYTES, closure, parse_terms, term_label
+from .terms import order as _order
 
 __all__ = ["Design", "closure", "loglinear_design", "parse_terms", "term_label"]
 
@@ -63,98 +65,6 @@ class Design:
         return self.matrix[1:]
 
 
-def term_label(mask: int, lists: Sequence[str]) -> str:
-    """``'LA:NG'`` for the mask with the bits of LA and NG set."""
-    return ":".join(name for j, name in enumerate(lists) if mask >> j & 1)
-
-
-def _order(mask: int) -> int:
-    return int(mask).bit_count()
-
-
-def closure(masks: Sequence[int]) -> tuple[int, ...]:
-    """Hierarchical closure of interaction masks: every sub-interaction of order >= 2 is added.
-
-    Returned sorted by order, then by mask value.
-    """
-    out: set[int] = set()
-    for mask in masks:
-        bits = [1 << j for j in range(int(mask).bit_length()) if mask >> j & 1]
-        for r in range(2, len(bits) + 1):
-            for combo in combinations(bits, r):
-                out.add(sum(combo))
-    return tuple(sorted(out, key=lambda m: (_order(m), m)))
-
-
-_ALL_RE = re.compile(r"^all(\d+)$")
-
-
-def parse_terms(spec: str | Sequence[str] | Sequence[Sequence[str]] | None,
-                lists: Sequence[str]) -> tuple[int, ...]:
-    """Parse a model specification into its closed set of interaction masks.
-
-    Parameters
-    ----------
-    spec : str or list
-        ``"independence"`` (main effects only), ``"all2"`` (all two-way interactions; ``"allN"``
-        for all interactions up to order N), a formula ``"LA*NG + PF:GO"`` (``:`` is an
-        interaction, ``*`` an interaction with all its lower-order terms), or a list of terms
-        such as ``["LA:NG", "PF:GO"]`` or ``[("LA", "NG")]``. Main effects of every list are
-        always in the model; the hierarchical closure is made explicit.
-    lists : sequence of str
-        List names of the capture histories.
-
-    Examples
-    --------
-    >>> [term_label(m, "ABC") for m in parse_terms("A:B:C", "ABC")]
-    ['A:B', 'A:C', 'B:C', 'A:B:C']
-    """
-    lists = [str(x) for x in lists]
-    k = len(lists)
-    if spec is None:
-        return ()
-    if isinstance(spec, str):
-        text = spec.strip()
-        if text.lower() in ("independence", "main", "main effects", "mt", ""):
-            return ()
-        m = _ALL_RE.match(text.lower())
-        if m:
-            order = int(m.group(1))
-            if order < 1:
-                raise InputError(f"terms={spec!r}: the order must be at least 1")
-            order = min(order, k)
-            masks = [sum(1 << j for j in c) for r in range(2, order + 1)
-                     for c in combinations(range(k), r)]
-            return tuple(sorted(masks, key=lambda m: (_order(m), m)))
-        pieces = [p.strip() for p in text.split("+")]
-        term_lists: list[list[str]] = []
-        for piece in pieces:
-            if not piece:
-                raise InputError(f"terms={spec!r}: empty term between '+' signs")
-            if "*" in piece and ":" in piece:
-                raise InputError(f"terms={spec!r}: mix of '*' and ':' in {piece!r}; use one")
-            term_lists.append([x.strip() for x in re.split(r"[:*]", piece)])
-    else:
-        term_lists = []
-        for item in spec:
-            if isinstance(item, str):
-                term_lists.append([x.strip() for x in re.split(r"[:*]", item)])
-            else:
-                term_lists.append([str(x) for x in item])
-    masks = []
-    for names in term_lists:
-        unknown = [n for n in names if n not in lists]
-        if unknown:
-            raise InputError(
-                f"terms: unknown list name(s) {unknown} in {':'.join(names)!r}; "
-                f"the lists are {lists}"
-            )
-        if len(set(names)) != len(names):
-            raise InputError(f"terms: a list is repeated in {':'.join(names)!r}")
-        masks.append(sum(1 << lists.index(n) for n in names))
-    return closure(masks)
-
-
 @lru_cache(maxsize=4096)
 def _loglinear_matrix(k: int, masks: tuple[int, ...]) -> np.ndarray:
     pat = pattern_matrix(k, include_unobserved=True)
@@ -189,6 +99,13 @@ def loglinear_design(lists: Sequence[str], terms: tuple[int, ...] | str | Sequen
     bad = [m for m in masks if _order(m) < 2 or m >> len(lists)]
     if bad:
         raise InputError(f"terms: {bad} are not interactions of the {len(lists)} lists")
+    need = (1 << len(lists)) * (1 + len(lists) + len(masks)) * 8
+    if need > MAX_DESIGN_BYTES:
+        raise InputError(f"terms: the design of this model over the {2 ** len(lists):,} "
+                         f"patterns of {len(lists)} lists needs {need / 2**30:.1f} GiB (limit "
+                         f"{MAX_DESIGN_BYTES / 2**30:.1f} GiB); use fewer interaction terms or "
+                         "lists, or tipstat.estimate_population / select_loglinear('bic'), "
+                         "which fit many lists without it")
     return _cached_design(lists, masks)
 
 

@@ -39,7 +39,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -49,11 +48,13 @@ from scipy.special import gammaln
 from .._checks import check_ci, check_level
 from ..errors import InputError
 from ..estimate import Estimate
-from ..histories import CaptureHistories, pattern_matrix
+from ..histories import CaptureHistories
 from ..parallel import one_blas_thread
 from .design import loglinear_design, term_label
 from .loglinear import CI_METHODS, _check_histories, _fit, estimate_from_fit
 from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank
+from .search import Decision, climb, exhaustive
+from .terms import TermSpace
 
 __all__ = ["CRITERIA", "select_loglinear"]
 
@@ -62,91 +63,14 @@ ADMISSIBLE = ("ok", "extended")
 
 
 # --------------------------------------------------------------------------- model space
-class Space:
-    """All candidate terms of order 2..max_order for K lists, and the full design over them.
-
-    Column ``j`` of :attr:`X` (observable cells x (1 + K + n_terms)) is the intercept, the K main
-    effects, then the terms in :attr:`terms` order (by order, then lexicographic in the lists, so
-    that pairs run (1,2), (1,3), ..., (2,3), ... as in SparseMSE).
-    """
-
-    def __init__(self, lists: Sequence[str], max_order: int = 2):
-        self.lists = tuple(lists)
-        k = self.k = len(self.lists)
-        if max_order < 1:
-            raise InputError(f"max_order={max_order!r} must be at least 1 (1 = main effects only)")
-        self.max_order = min(int(max_order), k)
-        terms = []
-        for r in range(2, self.max_order + 1):
-            for combo in combinations(range(k), r):
-                terms.append(sum(1 << j for j in combo))
-        self.terms = tuple(terms)
-        self.index = {t: i for i, t in enumerate(terms)}
-        pat = pattern_matrix(k).astype(np.float64)  # rows: cells 1..2^k-1
-        codes = np.arange(1, 2**k)
-        cols = [np.ones(len(codes)), *pat.T] + [((codes & t) == t).astype(float) for t in terms]
-        self.X = np.column_stack(cols)
-        self.base = 1 + k
-        self.p = self.X.shape[1]
-        # cells containing each term
-        self.contains = np.column_stack([(codes & t) == t for t in terms]) if terms else \
-            np.zeros((len(codes), 0), dtype=bool)
-        # direct sub-terms (order >= 2) of each term, for hierarchy checks
-        self.parents = {t: tuple(t & ~(1 << j) for j in range(k)
-                                 if t >> j & 1 and (t & ~(1 << j)).bit_count() >= 2)
-                        for t in terms}
-        self.children = {t: tuple(u for u in terms if u != t and (u & t) == t
-                                  and u.bit_count() == t.bit_count() + 1) for t in terms}
-
-    def label(self, model: Sequence[int]) -> str:
-        if not model:
-            return "independence"
-        return "[" + ", ".join(term_label(t, self.lists) for t in self.ordered(model)) + "]"
-
-    def ordered(self, model: Sequence[int]) -> tuple[int, ...]:
-        return tuple(sorted(model, key=lambda t: (t.bit_count(), self.index[t])))
-
-    def col_mask(self, models: Sequence[Sequence[int]]) -> np.ndarray:
-        m = np.zeros((len(models), self.p), dtype=bool)
-        m[:, : self.base] = True
-        for i, model in enumerate(models):
-            for t in model:
-                m[i, self.base + self.index[t]] = True
-        return m
-
-    def count_models(self, limit: int) -> int:
-        """Number of hierarchical models (stops counting above ``limit``)."""
-        if self.max_order <= 2:
-            return 2 ** len(self.terms)
-        n = 0
-        for _ in self.enumerate():
-            n += 1
-            if n > limit:
-                break
-        return n
-
-    def enumerate(self):
-        """Every hierarchical model (downward-closed term set), depth-first."""
-        terms = self.terms
-        chosen: set[int] = set()
-
-        def rec(i):
-            if i == len(terms):
-                yield tuple(sorted(chosen, key=lambda t: (t.bit_count(), self.index[t])))
-                return
-            t = terms[i]
-            yield from rec(i + 1)
-            if all(par in chosen for par in self.parents[t]):
-                chosen.add(t)
-                yield from rec(i + 1)
-                chosen.discard(t)
-
-        yield from rec(0)
+#: The model space of a search: candidate terms, hierarchy, labels, design (one type for the
+#: package, :class:`tipstat.models.terms.TermSpace`).
+Space = TermSpace
 
 
 @lru_cache(maxsize=64)
-def _space(lists: tuple[str, ...], max_order: int) -> Space:
-    return Space(lists, max_order)
+def _space(lists: tuple[str, ...], max_order: int) -> TermSpace:
+    return TermSpace(lists, max_order)
 
 
 # --------------------------------------------------------------------------- batch evaluation
@@ -175,12 +99,23 @@ class Evaluated:
         return np.isin(self.status, ADMISSIBLE) & np.isfinite(self.n_hat)
 
 
+def factored(space: Space) -> bool:
+    """Whether searches of ``space`` fit models by moments (:func:`_factored_fit`): from 13
+    lists with two-way terms, where the level-wise batch's Hessian products would take more
+    than :data:`LEVELWISE_BYTES`. Up to 12 lists every number is the dense engine's."""
+    return len(space.codes) * space.p**2 * 8 > LEVELWISE_BYTES
+
+
 def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
-             beta0: np.ndarray | None = None, detail: bool = True) -> Evaluated:
+             beta0: np.ndarray | None = None, detail: bool = True,
+             dense: bool = False) -> Evaluated:
     """Fit every model in ``models`` to the observable counts ``y`` ((n,), or (M, n): one table
     per model, e.g. one bootstrap replicate each). With ``detail=False`` (bootstrap replicates)
     models whose MLE does not exist are only classified, not fitted on their facial set (their
-    deviance is then ``nan``)."""
+    deviance is then ``nan``). Spaces that are :func:`factored` are fitted by moments (no
+    fitted cells ``mu``) unless ``dense`` asks for the dense engine."""
+    if not dense and (not space.dense_ok or factored(space)) and np.ndim(y) == 1:
+        return _evaluate_factored(space, y, models, beta0)
     y = np.asarray(y, dtype=np.float64)
     M = len(models)
     many = y.ndim == 2
@@ -196,7 +131,7 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
     if zero.any():
         cells = (zero.astype(np.float64) @ space.X.T) == 0
         cmask &= ~zero
-    if beta0 is None and M > 16 and not many:
+    if beta0 is None and M > 16 and not many and not factored(space):
         fit = _levelwise(space, y, models, cmask, cells)
     else:
         # models with the same columns are fitted together on their own (compact) design
@@ -289,13 +224,14 @@ def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cma
     M = len(models)
     # a model as an integer with bit j for term j; its parent drops the highest term (terms
     # are indexed by order, so the highest one has no higher-order term above it in the model)
-    codes = np.array([sum(1 << space.index[t] for t in m) for m in models], dtype=np.int64)
+    # (Python sets of term indices: a space of more than 63 terms does not fit a machine word)
+    keys = [frozenset(space.index[t] for t in m) for m in models]
+    where: dict[frozenset[int], int] = {}
+    for i, key in enumerate(keys):
+        where.setdefault(key, i)
     sizes = np.array([len(m) for m in models])
-    order = np.argsort(codes, kind="stable")
-    parent_code = np.array([c & ~(1 << (int(c).bit_length() - 1)) if c else -1 for c in codes],
-                           dtype=np.int64)
-    at = np.clip(np.searchsorted(codes[order], parent_code), 0, M - 1)
-    parent = np.where(codes[order][at] == parent_code, order[at], -1)
+    parent = np.array([where.get(key - {max(key)}, -1) if key else -1 for key in keys],
+                      dtype=np.int64)
     start = np.zeros((M, space.p))
     ind = newton_batch(space.X, y, space.col_mask([()]), None, None)
     start[:] = ind.beta[0]
@@ -324,6 +260,260 @@ def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cma
     return out
 
 
+# --------------------------------------------------------------------------- many lists
+#: From this many observable cells x columns of a model stack, :func:`evaluate` fits each
+#: model on its own columns instead of the level-wise batch (whose Hessian products take
+#: cells x columns^2 memory), and beyond the dense design's memory limit by moments.
+LEVELWISE_BYTES = 256 * 2**20
+
+
+def _factored_fit(space: Space, t: np.ndarray, n_obs: float, model: Sequence[int],
+                  beta0: np.ndarray | None, dead: np.ndarray, maxiter: int = 100) -> tuple:
+    """Poisson MLE of one model without the ``2**K`` design, by its moments.
+
+    Let ``S`` be the lists the model's interactions touch and ``R`` the others. The expected
+    count of pattern ``x`` factorises, ``mu_x = exp(b_0) A(x_S) prod_{j in R} exp(a_j x_j)``,
+    so over all ``2**K`` patterns ``M = sum_x mu_x = exp(b_0) Z_S prod_R (1 + exp(a_j))``
+    with ``Z_S = sum A`` over the ``2**|S|`` patterns of ``S``. The log-likelihood of the
+    observable cells is ``l = t' beta - (M - exp(b_0))`` (``t = X'y`` the observed margins),
+    its gradient ``t - M E[phi] + exp(b_0) e_0`` and its information
+    ``M E[phi phi'] - exp(b_0) e_0 e_0'``, where under the normalised ``mu`` the lists of
+    ``R`` are independent Bernoulli(``p_j = 1 / (1 + exp(-a_j))``) and independent of
+    ``x_S``: every moment costs ``2**|S|`` operations, not ``2**K``. Damped Newton as in the
+    dense fit (step halving until ``l`` does not fall; stop after the step taken where the
+    decrement ``g' H^-1 g`` was below ``1e-8``). ``dead`` marks columns whose observed margin
+    is zero: their cells are fixed empty (the extended MLE), as in :func:`evaluate`.
+
+    Returns ``(beta (p,), cov (p, p), kernel, converged)`` in the space's columns.
+    """
+    k = space.k
+    cols = [c for c in space.columns(model) if not dead[c]]
+    terms = [space.terms[c - space.base] for c in cols if c >= space.base]
+    dead_terms = [space.terms[c - space.base] for c in space.columns(model)
+                  if c >= space.base and dead[c]]
+    s_bits = 0
+    for term in (*terms, *dead_terms):
+        s_bits |= term
+    S = [j for j in range(k) if s_bits >> j & 1]
+    R = [j for j in range(k) if not s_bits >> j & 1 and not dead[1 + j]]
+    # local parameter vector: intercept, main effects of S, terms, main effects of R
+    pos_S = [cols.index(1 + j) for j in S if not dead[1 + j]]
+    main_S = [j for j in S if not dead[1 + j]]
+    pos_T = [cols.index(space.base + space.index[u]) for u in terms]
+    pos_R = [cols.index(1 + j) for j in R]
+    q = len(cols)
+    u = np.arange(1 << len(S), dtype=np.int64)
+    bits = np.column_stack([(u >> i) & 1 for i in range(len(S))]).astype(np.float64) \
+        if S else np.zeros((1, 0))
+    local = {j: i for i, j in enumerate(S)}
+
+    def local_mask(term: int) -> int:
+        return sum(1 << local[j] for j in range(k) if term >> j & 1)
+
+    alive = np.ones(len(u), dtype=bool)
+    for j in S:
+        if dead[1 + j]:
+            alive &= bits[:, local[j]] == 0
+    for term in dead_terms:
+        lm = local_mask(term)
+        alive &= (u & lm) != lm
+    F = np.column_stack([np.ones(len(u)),
+                         *(bits[:, local[j]] for j in main_S),
+                         *(((u & local_mask(term)) == local_mask(term)).astype(np.float64)
+                           for term in terms)])
+    F = F[alive]
+    pos_F = [0, *pos_S, *pos_T]
+    tt = t[cols]
+
+    def moments(b: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, float]:
+        a_F = b[pos_F].copy()
+        a_F[0] = 0.0
+        la = F @ a_F
+        top = la.max()
+        A = np.exp(la - top)
+        Z = A.sum()
+        pi = A / Z
+        a_R = b[pos_R]
+        log_m = b[0] + top + math.log(Z) + float(np.sum(np.logaddexp(0.0, a_R)))
+        pr = special.expit(a_R)
+        mF = F.T @ pi
+        EF = (F * pi[:, None]).T @ F
+        E1 = np.zeros(q)
+        E2 = np.zeros((q, q))
+        E1[pos_F] = mF
+        E1[pos_R] = pr
+        E2[np.ix_(pos_F, pos_F)] = EF
+        E2[np.ix_(pos_F, pos_R)] = np.outer(mF, pr)
+        E2[np.ix_(pos_R, pos_F)] = np.outer(pr, mF)
+        E2[np.ix_(pos_R, pos_R)] = np.outer(pr, pr)
+        E2[pos_R, pos_R] = pr
+        mu0 = math.exp(b[0])
+        M = math.exp(log_m)
+        kern = float(tt @ b) - (M - mu0)
+        return kern, mu0, M * E1, M * E2, M
+
+    if beta0 is not None:
+        b = np.nan_to_num(np.asarray(beta0, dtype=np.float64)[cols])
+    else:
+        b = np.zeros(q)
+        b[0] = math.log(max(n_obs, 1.0))  # main effects: log odds of each list's share
+        for c_i, c in enumerate(cols):
+            if 1 <= c <= k:
+                share = min(max(t[c] / max(n_obs, 1.0), 1e-6), 1 - 1e-6)
+                b[c_i] = math.log(share / (1 - share))
+    kern, mu0, EM1, EM2, _ = moments(b)
+    converged = proven = False
+    H = None
+    for it in range(maxiter):
+        g = tt - EM1
+        g[0] += mu0
+        H = EM2.copy()
+        H[0, 0] -= mu0
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            break
+        dec = float(g @ step)
+        if not math.isfinite(dec):
+            break
+        # existence proof of the dense fit (tipstat.models.poisson.newton_batch): a decrement
+        # below 1e-4 x the smallest fitted value of a kept empty cell, with no cell's eta moved
+        # by more than 0.01, proves the MLE exists; here with the smallest fitted value of any
+        # kept cell (a lower bound, so the proof is conservative)
+        a_F = b[pos_F].copy()
+        a_F[0] = 0.0
+        log_min = b[0] + float((F @ a_F).min()) + float(np.minimum(b[pos_R], 0.0).sum())
+        s_F = step[pos_F].copy()
+        eta_step = abs(step[0]) + float(np.abs(F[:, 1:] @ s_F[1:]).max(initial=0.0)) \
+            + float(np.abs(step[pos_R]).sum())
+        proven = proven or (dec * 1e4 < math.exp(min(log_min, 700.0)) and eta_step <= 0.01)
+        if it >= 30 and not proven:
+            break
+        tstep = 1.0
+        for _ in range(40):
+            new = b + tstep * step
+            with np.errstate(over="ignore"):
+                try:
+                    out = moments(new)
+                except OverflowError:
+                    out = None
+            if out is not None and math.isfinite(out[0]) and out[0] >= kern - 1e-12 * (1 + abs(kern)):
+                break
+            tstep *= 0.5
+        else:
+            break
+        b = new
+        kern, mu0, EM1, EM2, _ = out
+        if dec < 1e-8 and proven:
+            converged = True
+            break
+    H = EM2.copy()
+    H[0, 0] -= mu0
+    try:
+        cov_l = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        cov_l = np.full((q, q), np.nan)
+        converged = False
+    beta = np.zeros(space.p)
+    beta[cols] = b
+    cov = np.zeros((space.p, space.p))
+    cov[np.ix_(cols, cols)] = cov_l
+    return beta, cov, kern, converged
+
+
+def _evaluate_factored(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
+                       beta0: np.ndarray | None = None) -> Evaluated:
+    """:func:`evaluate` for spaces whose dense design does not fit in memory (many lists).
+
+    Each model is fitted by :func:`_factored_fit` (no ``2**K`` array). A column whose observed
+    margin is zero fixes its cells empty (status ``"extended"``), as in :func:`evaluate`; a fit
+    that does not converge (the MLE does not exist on a pattern of empty cells other than a
+    zero margin, or N is not identified) gets status ``"not_converged"`` and is excluded from
+    every rule. ``mu`` is not kept (it would be models x ``2**K``).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1:
+        raise InputError(f"{space.k} lists: replicate tables are fitted with at most "
+                         "16 lists")
+    M = len(models)
+    t = space.statistics(y)
+    n_obs = float(t[0])
+    dead = np.zeros(space.p, dtype=bool)
+    dead[1:] = t[1:] == 0
+    beta = np.zeros((M, space.p))
+    cov = np.zeros((M, space.p, space.p))
+    kernel = np.full(M, -np.inf)
+    status = np.empty(M, dtype=object)
+    for i, model in enumerate(models):
+        cols = space.columns(model)
+        b, c, kern, ok = _factored_fit(space, t, n_obs, model,
+                                       None if beta0 is None else beta0[i], dead)
+        beta[i], cov[i], kernel[i] = b, c, kern
+        status[i] = ("extended" if dead[cols].any() else "ok") if ok else "not_converged"
+    pos = y > 0
+    lgy = float(gammaln(y[pos] + 1).sum())
+    sat = float(np.sum(y[pos] * np.log(y[pos]) - y[pos]))
+    n_params = np.array([space.base + len(m) for m in models], dtype=np.float64)
+    loglik = kernel - lgy
+    mu0 = np.exp(beta[:, 0])
+    var_b0 = cov[:, 0, 0]
+    n_hat = np.where(status != "not_converged", n_obs + mu0, math.nan)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(mu0 + mu0**2 * var_b0)
+    deviance = np.maximum(2.0 * (sat - (loglik + lgy)), 0.0)
+    aic = -2.0 * loglik + 2.0 * n_params
+    bic = -2.0 * loglik + math.log(n_obs) * n_params
+    return Evaluated(list(models), n_hat, se, var_b0, loglik, deviance, n_params, aic, bic,
+                     status.astype(str), beta, cov, np.zeros((M, 0)), 0, {})
+
+
+#: From this many lists the selected model is fitted by moments too (the dense fit of one
+#: model over 2^17 patterns and more takes longer than the whole search).
+DENSE_FINAL_K = 17
+
+
+def _factored_estimate(space: Space, y: np.ndarray, model: tuple[int, ...], *, ci: str,
+                       level: float, method: str) -> Estimate:
+    """The :class:`Estimate` of one model fitted by :func:`_factored_fit` (many lists): the
+    log-normal interval ``n + exp(b0 -/+ z se(b0))`` (``"wald"``) or Chao's (``"lognormal"``)."""
+    ev = _evaluate_factored(space, y, [model])
+    status = str(ev.status[0])
+    n_obs = float(y.sum())
+    mu0 = float(np.exp(ev.beta[0, 0]))
+    var_b0, se = float(ev.var_b0[0]), float(ev.se[0])
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    interval = (math.nan, math.nan)
+    if status in ADMISSIBLE and ci == "wald" and var_b0 > 0:
+        sd = math.sqrt(var_b0)
+        interval = (n_obs + mu0 * math.exp(-z * sd), n_obs + mu0 * math.exp(z * sd))
+    elif status in ADMISSIBLE and ci == "lognormal" and mu0 > 0:
+        c = math.exp(z * math.sqrt(math.log1p(se**2 / mu0**2)))
+        interval = (n_obs + mu0 / c, n_obs + mu0 * c)
+    cols = space.columns(model)
+    labels = ["(Intercept)", *space.lists, *(space.term_label(t) for t in space.ordered(model))]
+    cov = ev.cov[0][np.ix_(cols, cols)]
+    warns: list[str] = []
+    if status == "extended":
+        reason = "a margin of the model is zero: its cells are fitted as empty (extended MLE)"
+        warns.append(reason)
+    elif status != "ok":
+        reason = "the fit did not converge to a proven MLE"
+        warns.append(reason)
+    else:
+        reason = "the MLE exists and N is identified"
+    n_params = int(ev.n_params[0])
+    return Estimate(
+        n_hat=float(ev.n_hat[0]), ci=interval, level=level, n_observed=n_obs, method=method,
+        model=space.label(model), status=status, ci_method=ci if ci != "none" else "", se=se,
+        deviance=float(ev.deviance[0]), df=len(y) - n_params, aic=float(ev.aic[0]),
+        bic=float(ev.bic[0]), loglik=float(ev.loglik[0]), n_params=n_params,
+        diagnostics={"reason": reason, "converged": status in ADMISSIBLE,
+                     "coefficients": (labels, ev.beta[0, cols].copy(),
+                                      np.sqrt(np.maximum(np.diag(cov), 0.0))),
+                     "mu0": mu0, "terms": space.ordered(model)},
+        warnings=tuple(warns))
+
+
 # --------------------------------------------------------------------------- rules
 @dataclass
 class Selection:
@@ -344,98 +534,97 @@ def _poisson_tail_p(n: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return np.minimum(lower, upper)
 
 
+def _row(step: int, action: str, term: str, p_value: float, model: str, ev: Evaluated,
+         j: int = 0) -> dict:
+    return {"step": step, "action": action, "term": term, "p_value": p_value, "model": model,
+            "n_hat": float(ev.n_hat[j]), "aic": float(ev.aic[j]), "bic": float(ev.bic[j]),
+            "status": str(ev.status[j])}
+
+
 def _stepwise(space: Space, y: np.ndarray, pthresh: float) -> Selection:
     pairs = [t for t in space.terms if t.bit_count() == 2]
     nstar = y @ space.contains[:, [space.index[t] for t in pairs]]
     model: tuple[int, ...] = ()
-    cur = evaluate(space, y, [model])
-    path = [{"step": 0, "action": "start", "term": "", "p_value": math.nan,
-             "model": space.label(model), "n_hat": float(cur.n_hat[0]),
-             "aic": float(cur.aic[0]), "bic": float(cur.bic[0]), "status": str(cur.status[0])}]
+    cur = evaluate(space, y, [model], dense=True)
+    path = [_row(0, "start", "", math.nan, space.label(model), cur)]
     if not cur.admissible[0]:
         return Selection(model, float(cur.n_hat[0]), path, search="stepwise")
     pair_cells = space.contains[:, [space.index[t] for t in pairs]].astype(np.float64)
     included = np.zeros(len(pairs), dtype=bool)
-    step = 0
-    while pthresh > 0 and not included.all():
-        lam = cur.mu[0] @ pair_cells
-        pv = _poisson_tail_p(nstar, lam)
+    tried: dict[tuple[int, ...], tuple[int, float]] = {}
+    steps = [0]
+
+    def propose(model: tuple[int, ...], cur: Evaluated) -> list[tuple[int, ...]]:
+        # candidates in order of Poisson-tail p-value, up to the first at or above pthresh
+        if not pthresh > 0 or included.all():
+            return []
+        pv = _poisson_tail_p(nstar, cur.mu[0] @ pair_cells)
         pv[included] = 1.0
-        order = np.argsort(pv, kind="stable")
-        accepted = False
-        for j in order:
+        out = []
+        tried.clear()
+        for j in np.argsort(pv, kind="stable"):
             if pv[j] >= pthresh:
                 break
             cand = (*model, pairs[j])
-            b0 = cur.beta.copy()
-            ev = evaluate(space, y, [cand], b0)
-            if ev.admissible[0]:
-                step += 1
-                model, cur = cand, ev
-                included[j] = True
-                path.append({"step": step, "action": "add", "term": term_label(pairs[j], space.lists),
-                             "p_value": float(pv[j]), "model": space.label(model),
-                             "n_hat": float(ev.n_hat[0]), "aic": float(ev.aic[0]),
-                             "bic": float(ev.bic[0]), "status": str(ev.status[0])})
-                accepted = True
-                break
-            path.append({"step": step, "action": "skip",
-                         "term": term_label(pairs[j], space.lists), "p_value": float(pv[j]),
-                         "model": space.label(cand), "n_hat": float(ev.n_hat[0]),
-                         "aic": float(ev.aic[0]), "bic": float(ev.bic[0]),
-                         "status": str(ev.status[0])})
-            # SparseMSE sets its p-value to 1 for this step only; it is tried again later
-        if not accepted:
-            break
-    return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="stepwise")
+            tried[cand] = (int(j), float(pv[j]))
+            out.append(cand)
+        return out
+
+    def fit(cands: Sequence[tuple[int, ...]], model: tuple[int, ...], cur: Evaluated) -> Evaluated:
+        return evaluate(space, y, list(cands), cur.beta.copy(), dense=True)
+
+    def choose(model: tuple[int, ...], cur: Evaluated, cands: Sequence[tuple[int, ...]],
+               ev: Evaluated) -> Decision:
+        j, pv = tried[cands[0]]
+        term = term_label(pairs[j], space.lists)
+        if ev.admissible[0]:
+            steps[0] += 1
+            included[j] = True
+            return Decision(cands[0], ev, [_row(steps[0], "add", term, pv,
+                                                space.label(cands[0]), ev)])
+        # SparseMSE sets its p-value to 1 for this step only; it is tried again later
+        return Decision.skip(_row(steps[0], "skip", term, pv,
+                                  space.label(cands[0]), ev))
+
+    out = climb(model, cur, propose, fit, choose, sequential=True, path=path)
+    return Selection(space.ordered(out.model), float(out.fit.n_hat[0]), out.path,
+                     search="stepwise")
 
 
 def _bhs(space: Space, y: np.ndarray, alpha: float) -> Selection:
     pairs = [t for t in space.terms if t.bit_count() == 2]
     model: tuple[int, ...] = ()
     cur = evaluate(space, y, [model])
-    path = [{"step": 0, "action": "start", "term": "", "p_value": math.nan,
-             "model": space.label(model), "n_hat": float(cur.n_hat[0]),
-             "aic": float(cur.aic[0]), "bic": float(cur.bic[0])}]
-    step = 0
-    while True:
-        rest = [t for t in pairs if t not in model]
-        if not rest or not cur.admissible[0]:
-            break
-        cands = [(*model, t) for t in rest]
-        ev = evaluate(space, y, cands, np.repeat(cur.beta, len(cands), axis=0))
+    path = [_row(0, "start", "", math.nan, space.label(model), cur)]
+
+    def propose(model: tuple[int, ...], cur: Evaluated) -> list[tuple[int, ...]]:
+        if not cur.admissible[0]:
+            return []
+        return [(*model, t) for t in pairs if t not in model]
+
+    def fit(cands: Sequence[tuple[int, ...]], model: tuple[int, ...], cur: Evaluated) -> Evaluated:
+        return evaluate(space, y, list(cands), np.repeat(cur.beta, len(cands), axis=0))
+
+    def choose(model: tuple[int, ...], cur: Evaluated, cands: Sequence[tuple[int, ...]],
+               ev: Evaluated) -> Decision:
         aic = np.where(ev.admissible, ev.aic, np.inf)
         j = int(np.argmin(aic))
         if not np.isfinite(aic[j]) or aic[j] >= cur.aic[0]:
-            break
-        col = space.base + space.index[rest[j]]
+            return Decision.end()
+        term = cands[j][-1]
+        col = space.base + space.index[term]
         b, v = ev.beta[j, col], ev.cov[j, col, col]
         pval = float(2 * stats.norm.sf(abs(b) / math.sqrt(v))) if v > 0 else math.nan
+        label = term_label(term, space.lists)
         if not pval < alpha:
-            path.append({"step": step, "action": "stop (Wald p >= alpha)",
-                         "term": term_label(rest[j], space.lists), "p_value": pval,
-                         "model": space.label(cands[j]), "n_hat": float(ev.n_hat[j]),
-                         "aic": float(ev.aic[j]), "bic": float(ev.bic[j])})
-            break
-        step += 1
-        model = cands[j]
-        cur = evaluate(space, y, [model], ev.beta[j:j + 1])
-        path.append({"step": step, "action": "add", "term": term_label(rest[j], space.lists),
-                     "p_value": pval, "model": space.label(model), "n_hat": float(cur.n_hat[0]),
-                     "aic": float(cur.aic[0]), "bic": float(cur.bic[0])})
-    return Selection(space.ordered(model), float(cur.n_hat[0]), path, search="bhs")
+            return Decision.end(_row(len(model), "stop (Wald p >= alpha)", label, pval,
+                                     space.label(cands[j]), ev, j))
+        new = evaluate(space, y, [cands[j]], ev.beta[j:j + 1])
+        return Decision(cands[j], new, [_row(len(model) + 1, "add", label, pval,
+                                             space.label(cands[j]), new)])
 
-
-def _neighbours(space: Space, model: tuple[int, ...]) -> list[tuple[int, ...]]:
-    s = set(model)
-    out = []
-    for t in space.terms:
-        if t in s:
-            if not any(c in s for c in space.children[t]):
-                out.append(space.ordered(s - {t}))
-        elif all(par in s for par in space.parents[t]):
-            out.append(space.ordered(s | {t}))
-    return out
+    out = climb(model, cur, propose, fit, choose, path=path)
+    return Selection(space.ordered(out.model), float(out.fit.n_hat[0]), out.path, search="bhs")
 
 
 def _criterion_values(ev: Evaluated, criterion: str) -> np.ndarray:
@@ -447,34 +636,41 @@ def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True) ->
     model: tuple[int, ...] = ()
     first = evaluate(space, y, [model])
     best = float(_criterion_values(first, criterion)[0])
-    seen: dict[tuple[int, ...], tuple] = {}
+    seen: dict[tuple[int, ...], float] = {}
     rows = [first]
     path = [{"step": 0, "action": "start", "term": "", "model": space.label(model),
              "n_hat": float(first.n_hat[0]), criterion: best}]
-    step = 0
-    while True:
-        nb = [m for m in _neighbours(space, model) if m not in seen]
-        if not nb:
-            break
-        ev = evaluate(space, y, nb, detail=detail)
+    moves = [0]
+
+    def propose(model: tuple[int, ...], best: float) -> list[tuple[int, ...]]:
+        return [m for m in space.neighbours(model) if m not in seen]
+
+    def fit(nb: Sequence[tuple[int, ...]], model: tuple[int, ...], best: float) -> np.ndarray:
+        ev = evaluate(space, y, list(nb), detail=detail)
         rows.append(ev)
         vals = _criterion_values(ev, criterion)
-        for m, v in zip(nb, vals, strict=True):
-            seen[m] = v
+        seen.update(zip(nb, vals, strict=True))
+        return vals
+
+    def choose(model: tuple[int, ...], best: float, nb: Sequence[tuple[int, ...]],
+               vals: np.ndarray) -> Decision:
         j = int(np.argmin(vals))
         if not vals[j] < best:
-            break
-        step += 1
+            return Decision.end()
         added = set(nb[j]) - set(model)
         removed = set(model) - set(nb[j])
         term = next(iter(added or removed))
-        model, best = nb[j], float(vals[j])
-        path.append({"step": step, "action": "add" if added else "drop",
-                     "term": term_label(term, space.lists), "model": space.label(model),
-                     "n_hat": float(ev.n_hat[j]), criterion: best})
+        moves[0] += 1
+        return Decision(nb[j], float(vals[j]), [{
+            "step": moves[0], "action": "add" if added else "drop",
+            "term": term_label(term, space.lists), "model": space.label(nb[j]),
+            "n_hat": float(rows[-1].n_hat[j]), criterion: float(vals[j])}])
+
+    out = climb(model, best, propose, fit, choose, path=path)
     table = _concat(rows)
-    i = table.models.index(model)
-    return Selection(model, float(table.n_hat[i]), path, table, len(table.models), "greedy")
+    i = table.models.index(out.model)
+    return Selection(out.model, float(table.n_hat[i]), out.path, table, len(table.models),
+                     "greedy")
 
 
 def _concat(parts: list[Evaluated]) -> Evaluated:
@@ -487,9 +683,8 @@ def _concat(parts: list[Evaluated]) -> Evaluated:
 
 def _exhaustive(space: Space, y: np.ndarray, criterion: str, detail: bool = True) -> Selection:
     models = list(space.enumerate())
-    ev = evaluate(space, y, models, detail=detail)
-    vals = _criterion_values(ev, criterion)
-    j = int(np.argmin(vals))
+    j, ev, vals = exhaustive(models, lambda ms: evaluate(space, y, ms, detail=detail),
+                             lambda ev: _criterion_values(ev, criterion))
     if not np.isfinite(vals[j]):
         return Selection((), math.nan, [], ev, len(models), "exhaustive")
     path = [{"step": 0, "action": f"best of {len(models)} by {criterion.upper()}", "term": "",
@@ -612,7 +807,11 @@ def select_loglinear(
     if average and criterion not in ("aic", "bic"):
         raise InputError(f"average=True needs criterion 'aic' or 'bic', not {criterion!r}")
     if ci == "auto":
-        ci = "wald" if criterion in ("stepwise", "bhs") else "profile"
+        ci = "wald" if criterion in ("stepwise", "bhs") or h.k >= DENSE_FINAL_K else "profile"
+    if h.k >= DENSE_FINAL_K and ci not in ("wald", "lognormal", "none"):
+        raise InputError(f"ci={ci!r}: with {h.k} lists (from {DENSE_FINAL_K}) the selected "
+                         "model is fitted without the 2^K design and its interval is 'wald', "
+                         "'lognormal' or 'none'")
     y = np.asarray(h.counts, dtype=np.float64)
     if y.sum() <= 0:
         raise InputError("the capture histories have no observed person")
@@ -622,9 +821,13 @@ def select_loglinear(
         sel = run_selection(space, y, criterion, pthresh=pthresh, alpha=alpha, search=search,
                             max_models=max_models)
     method = f"select_loglinear ({criterion}{', averaged' if average else ''})"
-    design = loglinear_design(h.lists, sel.model)
-    fit = _fit(design, y, h.lists)
-    est = estimate_from_fit(fit, ci="none" if average else ci, level=level, method=method)
+    if h.k >= DENSE_FINAL_K:
+        est = _factored_estimate(space, y, sel.model, ci="none" if average else ci,
+                                 level=level, method=method)
+    else:
+        design = loglinear_design(h.lists, sel.model)
+        fit = _fit(design, y, h.lists)
+        est = estimate_from_fit(fit, ci="none" if average else ci, level=level, method=method)
     diag = dict(est.diagnostics)
     diag["criterion"] = criterion
     diag["search"] = sel.search
