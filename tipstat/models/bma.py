@@ -569,7 +569,7 @@ def _covariances(posts: list[_Posterior], modes: np.ndarray) -> np.ndarray:
     ``posts`` come from :meth:`_Posterior.many` and ``modes`` is (models x columns). Each
     product is the one :meth:`_Posterior.grad_hess` forms, with the operands laid out as there
     (numpy's stacked ``matmul`` calls the same BLAS routine per model), so the covariances equal
-    the one-model ones bit for bit (checked in tests/test_bma.py).
+    the one-model ones bit for bit (checked in tests/models/test_bma.py).
     """
     post = posts[0]
     Xo = np.stack([p.Xo for p in posts])
@@ -699,7 +699,7 @@ def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int,
     for the stack (numpy's stacked ``cholesky`` and ``matmul`` run the same LAPACK/BLAS routine
     per model on operands laid out as in the one-model code), and each model is finished by
     :func:`_weigh` (with its adaptation step, if any, drawn from its generator as before). The
-    results equal :func:`_importance`'s bit for bit (checked in tests/test_bma.py).
+    results equal :func:`_importance`'s bit for bit (checked in tests/models/test_bma.py).
     """
     g, p = len(fits), len(fits[0].mode)
     cov = np.stack([f.cov for f in fits]) * inflate

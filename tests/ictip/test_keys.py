@@ -26,7 +26,7 @@ from tipstat.ictip.keys import (
     secret_strength,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WEAK = [
     "0123456789abcdef",                      # accepted before: 16 bytes

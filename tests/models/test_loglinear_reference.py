@@ -87,7 +87,7 @@ def _closedpci_rows(ref):
     for r in _rows(ref, "Rcapture", "closedpCI"):
         dataset = r.dataset.replace(" (example)", "")
         if r.model.startswith(("M0", "Mh", "Mth")):
-            continue  # heterogeneity models: tests/test_heterogeneity.py
+            continue  # heterogeneity models: tests/models/test_heterogeneity.py
         out.append((dataset, r))
     return out
 
