@@ -19,7 +19,7 @@ from tipstat.models.design import parse_terms, term_label
 from tipstat.models.selection import select_loglinear
 from tipstat.models.terms import TermSpace
 
-from .conftest import rcapture_terms
+from tests.conftest import rcapture_terms
 
 REL = 1e-6
 
