@@ -19,10 +19,9 @@ import pytest
 from scipy import stats
 
 import tipstat
+from tests.conftest import rcapture_terms
 from tipstat.models.design import loglinear_design
 from tipstat.models.loglinear import _fit, profile_interval
-
-from tests.conftest import rcapture_terms
 
 GLM_DATASETS = ["UK_6", "UK_5", "UK_4", "Netherlands_6", "Netherlands_5", "NewOrleans_8",
                 "NewOrleans_5", "Korea_3", "Artificial_3", "HIV_Rome_4", "Spina_3", "MY_5"]

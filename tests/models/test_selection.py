@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 
 import tipstat
+from tests.conftest import rcapture_terms
 from tipstat.models.design import parse_terms, term_label
 from tipstat.models.selection import select_loglinear
 from tipstat.models.terms import TermSpace
-
-from tests.conftest import rcapture_terms
 
 REL = 1e-6
 
