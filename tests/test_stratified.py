@@ -340,3 +340,15 @@ def test_profiled_fit_equals_the_dense_stratum_dummy_fit():
     n_hat_dense = y.reshape(S, C1).sum(axis=1) + np.exp(res.beta[:S])
     cells = est.diagnostics["cells"]
     np.testing.assert_allclose(cells["n_hat"].to_numpy(), n_hat_dense, rtol=1e-8)
+
+
+def test_bootstrap_on_worker_processes_gives_the_same_draws(monkeypatch):
+    """Large runs fit the bootstrap replicates on every local core; the tables are drawn
+    first and each fit is deterministic, so the draws are identical to the serial run."""
+    _, h = _sim_h(4, n=1500, by=["sex", "exploitation"])
+    serial = fit_stratified(h, bootstrap=12, seed=7)
+    monkeypatch.setattr(strat, "_PARALLEL_ABOVE", 0)
+    monkeypatch.setattr(tipstat.parallel, "default_n_jobs", lambda: 2)
+    pooled = fit_stratified(h, bootstrap=12, seed=7)
+    assert np.array_equal(serial.draws, pooled.draws)
+    assert serial.diagnostics["replicate_models"] == pooled.diagnostics["replicate_models"]

@@ -216,6 +216,11 @@ class _Layout:
     def list_cols(self) -> np.ndarray:
         return np.tile(self.P[:, :self.k], (self.S, 1))
 
+    def __getstate__(self) -> dict:  # sent to worker processes without the caches
+        state = self.__dict__.copy()
+        state["_cache"], state["_exist"], state["_lgam"] = {}, {}, {}
+        return state
+
     def term_spec(self, term: tuple) -> tuple[np.ndarray, np.ndarray]:
         """Stratum and pattern feature indices of one term's columns."""
         if isinstance(term[1], str):
@@ -244,10 +249,6 @@ class _Layout:
     def spec_of(self, fi: np.ndarray, gi: np.ndarray, cols: np.ndarray | None = None) -> _Spec:
         p = len(fi)
         cols = np.arange(p) if cols is None else np.asarray(cols, dtype=np.int64)
-        groups = []
-        for a in np.unique(gi[cols]):
-            idx = cols[gi[cols] == a]
-            groups.append((int(a), idx, np.ascontiguousarray(self.F[:, fi[idx]])))
         E = np.zeros((len(cols), self.P.shape[1]))
         E[np.arange(len(cols)), gi[cols]] = 1.0
         # the features the columns use, and the products of those only
@@ -257,7 +258,7 @@ class _Layout:
         Pm = np.ascontiguousarray(self.P[:, ug])
         PPm = (Pm[:, :, None] * Pm[:, None, :]).reshape(len(Pm), -1)
         FFm = self.FF_T[(uf[:, None] * nf + uf[None, :]).ravel()]
-        return _Spec(fi, gi, cols, groups, p, np.ascontiguousarray(self.F[:, fi[cols]]),
+        return _Spec(fi, gi, cols, p, np.ascontiguousarray(self.F[:, fi[cols]]),
                      gi[cols], len(cols) == p, E, uf, ug, lf, lg, Pm, PPm, FFm,
                      np.ascontiguousarray(self.F[:, uf]))
 
@@ -276,8 +277,13 @@ class _Layout:
         K_s[a, b]`` by one sparse product (``F`` is 0/1), and ``H`` is read off ``G``.
         """
         if extra is not None:
-            sp = self.spec_of(np.concatenate([sp.fi, extra.fi]),
-                              np.concatenate([sp.gi, extra.gi]))
+            key = ("with", sp.fi.tobytes(), sp.gi.tobytes(), extra.fi.tobytes(),
+                   extra.gi.tobytes())
+            both = self._cache.get(key)
+            if both is None:
+                both = self._cache[key] = self.spec_of(np.concatenate([sp.fi, extra.fi]),
+                                                       np.concatenate([sp.gi, extra.gi]))
+            sp = both
         qm, nfm = len(sp.ug), len(sp.uf)
         n_s = mu.sum(axis=1)
         M = mu @ sp.Pm
@@ -316,12 +322,11 @@ class _Layout:
 @dataclass(frozen=True)
 class _Spec:
     """Columns ``f(s) g(x)`` of a design: ``fi``/``gi`` feature indices of all ``p`` columns,
-    ``cols`` the columns in use, grouped by pattern feature (``(g, column indices, F[:, f])``)."""
+    ``cols`` the columns in use."""
 
     fi: np.ndarray
     gi: np.ndarray
     cols: np.ndarray
-    groups: list
     p: int
     T: np.ndarray  # F[:, fi[cols]], strata x used columns
     gi_used: np.ndarray  # gi[cols]
@@ -436,7 +441,7 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
         e = np.exp(eta - mx)
         tot = e.sum(axis=1, keepdims=True)
         logp = eta - mx - np.log(tot)
-        ll = float(np.sum(Y * np.where(Y > 0, logp, 0.0)))
+        ll = float(np.sum(Y * (logp if keep is None else np.where(keep, logp, 0.0))))
         return logp, ll
 
     live = np.broadcast_to(pos[:, None], Y.shape)
@@ -915,7 +920,8 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
             moved = z[:, None, :] * alloc / tot  # I x T x (C-1)
             denom = np.where(y_full > 0, y_full, 1.0)
             share = moved / denom[None]
-        for b in range(bootstrap):
+        items, undetected = [], []
+        for _b in range(bootstrap):  # every table first: the draws never depend on the fits
             ystar = rng.poisson(mu)
             yo = ystar[:, 1:].astype(float)
             zb = np.zeros_like(z)
@@ -933,33 +939,27 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
                 yk = remaining.astype(float)
             else:
                 yk = yo
-            try:
-                if reselect == "full":
+            items.append((yk, zb))
+            undetected.append(ystar[:, 0])
+        if reselect == "full":
+            results = []
+            for yk, zb in items:
+                try:
                     fb, _, _ = select(yk, zb)
-                else:
-                    local = reselect == "local" and terms is None
-                    # (the fixed-model path keeps its EM start: results as before)
-                    fb, yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta,
-                                     boundary_ok=True, mu_start=fit.mu[:, 1:] if local else None)
-                    if local and fb.ok:
-                        # search on the table completed under the selected model, then EM
-                        # again for a new choice (as on the data: search, then EM)
-                        fl = _local_search(layout, yfb.ravel(), fb, criterion, bool(covs),
-                                           max_terms)
-                        if fl.model != fb.model:
-                            if len(zb):
-                                fl, _, _ = _em(layout, yk, zb, A, fl.model,
-                                               beta0=(fl.model, fl.beta), boundary_ok=True,
-                                               mu_start=fl.mu[:, 1:])
-                            fb = fl
-            except EstimationError:
+                except EstimationError:
+                    fb = None
+                results.append((fb.model, fb.mu[:, 0]) if fb is not None and fb.ok else None)
+        else:
+            rep = _Replicate(layout, A, fit, reselect == "local" and terms is None, criterion,
+                             bool(covs), max_terms)
+            results = _map_replicates(rep, items, S)
+        for b, res in enumerate(results):
+            if res is None:
                 continue
-            if not fb.ok:
-                continue
-            chosen[b] = fb.model
+            chosen[b] = res[0]
             # prediction error of the undetected count in the bootstrap world: the true
             # undetected m0* (drawn) minus its estimate mu0* (pivot interval, conditional on n)
-            cell_draws[b] = n_hat_cells + (ystar[:, 0] - fb.mu[:, 0])
+            cell_draws[b] = n_hat_cells + (undetected[b] - res[1])
         good = np.all(np.isfinite(cell_draws), axis=1)
         cell_draws = cell_draws[good]
         draws = cell_draws.sum(axis=1)
@@ -1004,6 +1004,58 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
                      "replicate_models": replicate_models, "reselected": reselected},
         draws=draws, seed=seed, warnings=tuple(warn),
     )
+
+
+class _Replicate:
+    """The fit of one bootstrap table of the chosen model (picklable, so replicates can run in
+    worker processes): EM from the chosen fit, then (``local``) the stepwise re-selection.
+    Returns ``(model, undetected mu0* per stratum)``, or None without an admissible fit."""
+
+    def __init__(self, layout: _Layout, A: np.ndarray, fit: _JointFit, local: bool,
+                 criterion: str, use_covs: bool, max_terms: int) -> None:
+        self.layout, self.A, self.local = layout, A, local
+        self.model, self.beta, self.mu_obs = fit.model, fit.beta, fit.mu[:, 1:]
+        self.criterion, self.use_covs, self.max_terms = criterion, use_covs, max_terms
+
+    def __call__(self, item: tuple[np.ndarray, np.ndarray]):
+        yk, zb = item
+        layout, A = self.layout, self.A
+        with _one_blas_thread():
+            try:
+                # (the fixed-model path keeps its EM start: results as before)
+                fb, yfb, _ = _em(layout, yk, zb, A, self.model, beta0=self.beta,
+                                 boundary_ok=True, mu_start=self.mu_obs if self.local else None)
+                if self.local and fb.ok:
+                    # search on the table completed under the selected model, then EM
+                    # again for a new choice (as on the data: search, then EM)
+                    fl = _local_search(layout, yfb.ravel(), fb, self.criterion, self.use_covs,
+                                       self.max_terms)
+                    if fl.model != fb.model:
+                        if len(zb):
+                            fl, _, _ = _em(layout, yk, zb, A, fl.model,
+                                           beta0=(fl.model, fl.beta), boundary_ok=True,
+                                           mu_start=fl.mu[:, 1:])
+                        fb = fl
+            except EstimationError:
+                return None
+        return (fb.model, fb.mu[:, 0]) if fb.ok else None
+
+
+#: replicates x strata above which the bootstrap runs on every local core (worker start-up,
+#: ~2 s, is then small against the fits; smaller runs stay in this process)
+_PARALLEL_ABOVE = 100_000
+
+
+def _map_replicates(rep: _Replicate, items: list, n_strata: int) -> list:
+    """``rep`` over the bootstrap tables, on the local cores for large runs. The tables are
+    drawn beforehand and each fit is deterministic, so the result does not depend on where
+    the fits run."""
+    from .. import parallel
+
+    jobs = parallel.default_n_jobs()
+    big = len(items) * n_strata >= _PARALLEL_ABOVE and jobs > 1
+    return parallel.map(rep, items, backend="auto" if big else "serial",
+                        n_jobs=jobs if big else None, chunks_per_worker=2)
 
 
 def _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists, criterion,
