@@ -150,6 +150,10 @@ class StratifiedModel:
         return keys
 
 
+#: layouts with at most this many observed rows (strata x patterns) use the dense design
+_DENSE_ROWS = 4096
+
+
 class _Layout:
     """Observed rows (stratum, pattern >= 1) of the joint design and its building blocks.
 
@@ -211,6 +215,7 @@ class _Layout:
         self._cache: dict = {}  # column structures of models (bounded)
         self._exist: dict = {}  # existence checks by model and zero pattern (bounded)
         self._lgam: dict = {}  # sum log y! of the last tables
+        self._rows = None  # F and P repeated over the observed rows (small layouts)
 
     @property
     def list_cols(self) -> np.ndarray:
@@ -218,7 +223,7 @@ class _Layout:
 
     def __getstate__(self) -> dict:  # sent to worker processes without the caches
         state = self.__dict__.copy()
-        state["_cache"], state["_exist"], state["_lgam"] = {}, {}, {}
+        state["_cache"], state["_exist"], state["_lgam"], state["_rows"] = {}, {}, {}, None
         return state
 
     def term_spec(self, term: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -241,7 +246,7 @@ class _Layout:
                 fi.append(f)
                 gi.append(g)
             sp = self.spec_of(np.concatenate(fi), np.concatenate(gi), cols)
-            if len(self._cache) > 64:
+            if len(self._cache) > (512 if self.S * (self.C - 1) <= _DENSE_ROWS else 64):
                 self._cache.clear()
             self._cache[key] = sp
         return sp
@@ -255,15 +260,23 @@ class _Layout:
         uf, lf = np.unique(fi, return_inverse=True)
         ug, lg = np.unique(gi, return_inverse=True)
         nf = self.F.shape[1]
-        Pm = np.ascontiguousarray(self.P[:, ug])
-        PPm = (Pm[:, :, None] * Pm[:, None, :]).reshape(len(Pm), -1)
-        FFm = self.FF_T[(uf[:, None] * nf + uf[None, :]).ravel()]
+        X = Pm = PPm = FFm = None
+        if self.S * (self.C - 1) <= _DENSE_ROWS:  # few rows: the dense design is cheaper
+            if self._rows is None:
+                self._rows = (self.F[self.s_of_row], np.tile(self.P, (self.S, 1)))
+            X = self._rows[0][:, fi] * self._rows[1][:, gi]
+        else:
+            Pm = np.ascontiguousarray(self.P[:, ug])
+            PPm = (Pm[:, :, None] * Pm[:, None, :]).reshape(len(Pm), -1)
+            FFm = self.FF_T[(uf[:, None] * nf + uf[None, :]).ravel()]
         return _Spec(fi, gi, cols, p, np.ascontiguousarray(self.F[:, fi[cols]]),
                      gi[cols], len(cols) == p, E, uf, ug, lf, lg, Pm, PPm, FFm,
-                     np.ascontiguousarray(self.F[:, uf]))
+                     np.ascontiguousarray(self.F[:, uf]), X)
 
     def eta(self, sp: _Spec, beta: np.ndarray) -> np.ndarray:
         """Linear predictors, strata x observable patterns."""
+        if sp.X is not None:
+            return (sp.X @ beta).reshape(self.S, self.C - 1)
         return (sp.T @ (beta[sp.cols][:, None] * sp.E)) @ self.P.T
 
     def score_info(self, sp: _Spec, Y: np.ndarray, mu: np.ndarray,
@@ -284,6 +297,16 @@ class _Layout:
                 both = self._cache[key] = self.spec_of(np.concatenate([sp.fi, extra.fi]),
                                                        np.concatenate([sp.gi, extra.gi]))
             sp = both
+        if sp.X is not None:  # few strata: g = X'(y - mu), H = X'WX - sum_s m_s m_s' / n_s
+            S, C1 = mu.shape
+            n_s = mu.sum(axis=1)
+            pos = n_s > 0
+            g = sp.X.T @ (Y - mu).ravel()
+            Xw = sp.X * mu.reshape(-1, 1)
+            H = sp.X.T @ Xw
+            M = Xw.reshape(S, C1, -1).sum(axis=1)[pos]
+            H -= (M.T / n_s[pos]) @ M
+            return g, H
         qm, nfm = len(sp.ug), len(sp.uf)
         n_s = mu.sum(axis=1)
         M = mu @ sp.Pm
@@ -336,10 +359,11 @@ class _Spec:
     ug: np.ndarray  # pattern features of the columns
     lf: np.ndarray  # each column's index into uf
     lg: np.ndarray  # each column's index into ug
-    Pm: np.ndarray  # P[:, ug]
-    PPm: np.ndarray  # products of the columns of Pm
+    Pm: np.ndarray | None  # P[:, ug] (large layouts)
+    PPm: np.ndarray | None  # products of the columns of Pm
     FFm: object  # FF_T rows of the pairs of uf (sparse)
     Fm: np.ndarray  # F[:, uf]
+    X: np.ndarray | None  # the dense design over observed rows, for small layouts only
 
 
 @dataclass
@@ -466,11 +490,10 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
         step = np.zeros(p)
         step[sp.cols] = step_u
         dec = float(g @ step_u)
-        if not proven and np.isfinite(dec):
+        if not proven and np.isfinite(dec) and dec * _EXIST_RATIO < (n_s[:, None] * Pm)[zero].min():
             d = layout.eta(sp, step)
             move = np.abs(d - np.sum(Pm * d, axis=1, keepdims=True))
-            mu_z = (n_s[:, None] * Pm)[zero]
-            proven = bool(dec * _EXIST_RATIO < mu_z.min() and move[live].max() <= 0.01)
+            proven = bool(move[live].max() <= 0.01)
         return step, dec, H, proven
 
     logp, ll = state(beta)
