@@ -138,3 +138,55 @@ def test_saturated_on_observables_plus_one_is_not_identifiable():
     est = tipstat.fit_loglinear(tipstat.CaptureHistories.from_frame(df), "A:B:C", ci="none")
     assert est.status == "not_identifiable"
     assert math.isnan(est.n_hat)
+
+
+# ------------------------------------------------------------- stratified designs
+_ORDER = ("does_not_exist", "not_identifiable", "extended", "ok")
+
+
+def _small_tables():
+    return [n for n in tipstat.datasets.names() if tipstat.datasets.load(n).k <= 5]
+
+
+@pytest.mark.parametrize("terms", ["independence", "all2"])
+def test_stratified_check_with_one_stratum_is_check_existence(terms):
+    """One stratum: the stratum effect is the intercept, so the stratified check is the
+    ordinary one (status, facial set and estimable columns), on every bundled table of <= 5
+    lists."""
+    from tipstat.models.poisson import check_existence_strata
+
+    seen = set()
+    for name in _small_tables():
+        h = tipstat.datasets.load(name)
+        X = loglinear_design(h.lists, terms).matrix[1:]
+        y = np.asarray(h.counts, dtype=float)
+        a = check_existence(X, y)
+        b = check_existence_strata(X[:, 1:], y, np.zeros(len(y), dtype=int))
+        assert b.status == a.status, name
+        assert np.array_equal(a.facial, b.facial), name
+        assert np.array_equal(a.columns[1:] - 1, b.columns), name
+        seen.add(a.status)
+    if terms == "all2":  # the tables reach every status
+        assert seen == set(_ORDER)
+
+
+def test_stratified_check_of_separate_strata_is_the_worst_stratum():
+    """Strata with their own parameters (a block-diagonal design) separate: the stratified
+    status is the worst of the strata's own statuses (does_not_exist > not_identifiable >
+    extended > ok), for every pair of bundled 3-list tables under all two-way terms."""
+    from tipstat.models.poisson import check_existence_strata
+
+    names = [n for n in tipstat.datasets.names() if tipstat.datasets.load(n).k == 3]
+    assert len(names) >= 3
+    for a, b in itertools.combinations(names, 2):
+        blocks, ys, want = [], [], []
+        for n in (a, b):
+            h = tipstat.datasets.load(n)
+            blocks.append(loglinear_design(h.lists, "all2").matrix[1:, 1:])
+            ys.append(np.asarray(h.counts, dtype=float))
+            want.append(check_existence(loglinear_design(h.lists, "all2").matrix[1:],
+                                        ys[-1]).status)
+        X = np.zeros((14, 12))
+        X[:7, :6], X[7:, 6:] = blocks
+        got = check_existence_strata(X, np.concatenate(ys), np.repeat([0, 1], 7)).status
+        assert got == min(want, key=_ORDER.index), (a, b, want)

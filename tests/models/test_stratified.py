@@ -257,3 +257,99 @@ def test_stratified_docstring_examples_run():
 
     result = doctest.testmod(strat, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------- one existence rule, profiled = dense fit
+def _two_strata(m_counts):
+    """Lists A, B, C in two strata: F well observed, M given (patterns A, B, AB, C, AC, BC,
+    ABC)."""
+    f_counts = [80, 60, 20, 50, 15, 12, 4]
+    df = pd.DataFrame({"sex": ["F"] * 7 + ["M"] * 7, "A": [1, 0, 1, 0, 1, 0, 1] * 2,
+                       "B": [0, 1, 1, 0, 0, 1, 1] * 2, "C": [0, 0, 0, 1, 1, 1, 1] * 2,
+                       "count": f_counts + list(m_counts)})
+    return CaptureHistories.from_frame(df, strata="sex")
+
+
+@pytest.mark.parametrize(("m_counts", "status"), [
+    ([10, 8, 0, 7, 0, 0, 0], "does_not_exist"),  # no one in M on two lists: N_M infinite
+    ([10, 8, 3, 0, 0, 0, 0], "extended"),  # list C caught no one in M
+    ([30, 45, 9, 40, 8, 10, 2], "ok"),
+])
+def test_existence_status_agrees_with_fit_loglinear(m_counts, status):
+    """Every list x sex term makes the joint model independence within each stratum, so its
+    status is the unstratified engine's on the worse stratum (F is ok), and an extended fit
+    has the engine's N-hat in that stratum (both exact MLEs: 1e-7)."""
+    h = _two_strata(m_counts)
+    ref = tipstat.fit_loglinear(h.select(sex="M").pooled(), "independence", ci="none")
+    assert ref.status == status
+    est = fit_stratified(h, terms=["A:sex", "B:sex", "C:sex"], bootstrap=0)
+    assert est.status == status
+    cells = est.diagnostics["cells"].set_index("sex")
+    if status == "does_not_exist":
+        assert est.n_hat == np.inf and np.isnan(est.ci).all() and est.warnings
+    else:
+        assert cells.loc["M", "n_hat"] == pytest.approx(ref.n_hat, rel=1e-7)
+    # shared list effects borrow the overlaps of F: the MLE exists
+    assert fit_stratified(h, terms=[], bootstrap=0).status == "ok"
+
+
+def test_fixed_model_statuses_equal_the_engine_on_bundled_tables():
+    """No strata, all two-way list interactions, every bundled table of 3-5 lists: the same
+    status as fit_loglinear (ok / extended / does_not_exist / not_identifiable, all reached)
+    and, where N is finite, the same N-hat (1e-7: both exact MLEs)."""
+    seen = set()
+    for name in tipstat.datasets.names():
+        h = tipstat.datasets.load(name).pooled()
+        if h.k > 5:
+            continue
+        pairs = [f"{a}:{b}" for i, a in enumerate(h.lists) for b in h.lists[i + 1:]]
+        ref = tipstat.fit_loglinear(h, "all2", ci="none")
+        est = fit_stratified(h, terms=pairs, bootstrap=0)
+        assert est.status == ref.status, name
+        seen.add(est.status)
+        if ref.status in ("ok", "extended"):
+            assert est.n_hat == pytest.approx(ref.n_hat, rel=1e-7), name
+    assert seen == {"ok", "extended", "does_not_exist", "not_identifiable"}
+
+
+def test_profiled_fit_equals_the_dense_stratum_dummy_fit():
+    """The fit never builds the design with one column per stratum (stratum effects profiled
+    out, information assembled per stratum); the generic Poisson Newton on that dense design
+    gives the same MLE: cells to 1e-8 relative (both converge to ~1e-12)."""
+    from tipstat.histories import pattern_matrix
+    from tipstat.models.poisson import poisson_newton
+
+    _, h = _sim_h(21, n=4000, by=["sex", "exploitation"], missing={})
+    terms = ["P:K", "I:sex", "P:exploitation", "O:exploitation"]
+    est = fit_stratified(h, terms=terms, bootstrap=0)
+    assert est.status == "ok"
+    idx = h.strata_index.reset_index(drop=True)
+    S, pat = len(idx), pattern_matrix(h.k).astype(float)
+    C1 = len(pat)
+    rows_s = np.repeat(np.arange(S), C1)
+    x = np.tile(pat, (S, 1))
+    on = {v: x[:, h.lists.index(v)] for v in "PKIO"}
+    cols = [np.eye(S)[rows_s], x, (on["P"] * on["K"])[:, None]]
+    for lst, cov in ((on["I"], "sex"), (on["P"], "exploitation"), (on["O"], "exploitation")):
+        levels = sorted(idx[cov].astype(str).unique())[1:]
+        cols.append(np.column_stack([lst * (idx[cov].astype(str).to_numpy()[rows_s] == lev)
+                                     for lev in levels]))
+    X = np.column_stack(cols)
+    y = np.asarray(h.stratum_counts, dtype=float).ravel()
+    res = poisson_newton(X, y)
+    assert res.converged
+    n_hat_dense = y.reshape(S, C1).sum(axis=1) + np.exp(res.beta[:S])
+    cells = est.diagnostics["cells"]
+    np.testing.assert_allclose(cells["n_hat"].to_numpy(), n_hat_dense, rtol=1e-8)
+
+
+def test_bootstrap_on_worker_processes_gives_the_same_draws(monkeypatch):
+    """Large runs fit the bootstrap replicates on every local core; the tables are drawn
+    first and each fit is deterministic, so the draws are identical to the serial run."""
+    _, h = _sim_h(4, n=1500, by=["sex", "exploitation"])
+    serial = fit_stratified(h, bootstrap=12, seed=7)
+    monkeypatch.setattr(strat, "_PARALLEL_ABOVE", 0)
+    monkeypatch.setattr(tipstat.parallel, "default_n_jobs", lambda: 2)
+    pooled = fit_stratified(h, bootstrap=12, seed=7)
+    assert np.array_equal(serial.draws, pooled.draws)
+    assert serial.diagnostics["replicate_models"] == pooled.diagnostics["replicate_models"]

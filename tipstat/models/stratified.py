@@ -20,8 +20,22 @@ interactions. The unobserved pattern of stratum ``s`` has ``mu_{s,0} = exp(alpha
 
 and any margin is the sum of its cells: cells, margins and total add up by construction.
 Terms are chosen by forward selection on AIC or BIC (``log n`` per parameter) from the
-main-effects model; fits whose MLE is on the boundary (a zero cell fitted at ~0) are not
-admissible.
+main-effects model.
+
+Existence of the MLE and identifiability of every ``N_s`` are decided by the same exact rule as
+every other estimator (Fienberg & Rinaldo 2012; :func:`~tipstat.models.poisson.
+check_existence_strata`, the linear programs of ``check_existence`` on the joint design with
+one free effect per stratum), with the same statuses: ``ok``, ``extended`` (empty cells outside
+the facial set fitted 0, N finite), ``does_not_exist``, ``not_identifiable``. A Newton
+certificate proves existence without linear programs in the usual case. A search move is
+admissible if its MLE exists or is extended and it puts no more observed cells outside the
+facial set than the starting model has (from an interior main-effects fit, the search stays
+in the interior); a fixed model (``terms=``) without a finite MLE gets the status and an
+infinite (does not exist) or undefined (not identifiable) ``n_hat``, as ``fit_loglinear``.
+
+The stratum effects are profiled out and the information is assembled from per-stratum sums
+(see ``_Layout``): no design with a column per stratum, or a row per (stratum, pattern), is
+built, so thousands of strata fit in seconds and little memory.
 
 Separate fits (``pooling="separate"``): the same search with no covariate terms, in each stratum
 on its own (fails in sparse strata; the joint model borrows strength).
@@ -83,11 +97,11 @@ from ..estimate import Estimate, StratumCells
 from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import generator, one_blas_thread
 from .intervals import equal_tailed
+from .poisson import _EXIST_RATIO, Existence, check_existence_strata
 
 __all__ = ["StratifiedModel", "fit_stratified", "margins"]
 
 UNKNOWN = "_U"
-_BOUNDARY = 1e-8
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,10 @@ class StratifiedModel:
         return keys
 
 
+#: layouts with at most this many observed rows (strata x patterns) use the dense design
+_DENSE_ROWS = 4096
+
+
 class _Layout:
     """Observed rows (stratum, pattern >= 1) of the joint design and its building blocks.
 
@@ -146,6 +164,16 @@ class _Layout:
     remaining parameters maximise the multinomial log-likelihood
     ``sum_s sum_x y_sx log p_sx`` with ``p_sx = exp(eta_sx) / sum_x' exp(eta_sx')``, and
     ``mu_s0 = exp(alpha_s) = n_s / sum_x exp(eta_sx)``.
+
+    Every design column is a product ``f(s) g(x)`` of a stratum feature ``f`` (1, or a dummy of
+    a covariate level) and a pattern feature ``g`` (a list ``x_j`` or a pair ``x_a x_b``), so
+    the design over ``S (2^K - 1)`` rows is never built: with ``q`` pattern features,
+    ``eta = B P'`` (``B`` the ``S x q`` per-stratum coefficients), the score is
+    ``sum_s f(s) [(y_s - mu_s)' P]_g`` and the profiled information
+    ``H_{(f,g),(f',g')} = sum_s f(s) f'(s) K_s[g, g']`` with the per-stratum
+    ``K_s = P' diag(mu_s) P - m_s m_s' / n_s`` (``m_s = P' mu_s``): ``O(S q^2)`` per fit
+    instead of ``O(S 2^K p^2)`` and no ``S 2^K x p`` matrix (5,000 strata, ~150 candidate
+    columns: 90 MB per design, many designs per search).
     """
 
     def __init__(self, strata: pd.DataFrame, k: int) -> None:
@@ -155,44 +183,189 @@ class _Layout:
         self.C = 2**k
         pat = pattern_matrix(k).astype(float)  # (C-1) x k, observable patterns
         self.s_of_row = np.repeat(np.arange(self.S), self.C - 1)
-        self.list_cols = np.tile(pat, (self.S, 1))
+        self.pairs = list(itertools.combinations(range(k), 2))
+        self.pair_index = {p: k + i for i, p in enumerate(self.pairs)}
+        self.P = np.column_stack([pat] + [pat[:, a] * pat[:, b] for a, b in self.pairs])
+        q = self.P.shape[1]
+        self.PP = (self.P[:, :, None] * self.P[:, None, :]).reshape(self.C - 1, q * q)
         self.dummies: dict[str, np.ndarray] = {}
+        feats = [np.ones((self.S, 1))]
+        self.f_off: dict[str, int] = {}
+        at = 1
         for v in self.strata.columns:
             levels = sorted(self.strata[v].astype(str).unique())
             ref = levels[0]
             cols = [(self.strata[v].astype(str) == lev).to_numpy(float) for lev in levels if lev != ref]
             self.dummies[v] = np.column_stack(cols) if cols else np.zeros((self.S, 0))
-        self._cache: dict[StratifiedModel, np.ndarray] = {}
-        self._term_cache: dict[tuple, np.ndarray] = {}
+            self.f_off[v] = at
+            at += self.dummies[v].shape[1]
+            feats.append(self.dummies[v])
+        self.F = np.column_stack(feats)
+        # products of stratum features, (f, f') x strata, sparse: sum_s F_f(s) F_f'(s) w_s
+        from scipy import sparse
 
-    def term_columns(self, term: tuple) -> np.ndarray:
-        """The design columns of one list x list or list x covariate term."""
-        cols = self._term_cache.get(term)
-        if cols is None:
-            if isinstance(term[1], str):
-                j, v = term
-                cols = self.dummies[v][self.s_of_row] * self.list_cols[:, [j]]
-            else:
-                a, b = term
-                cols = (self.list_cols[:, a] * self.list_cols[:, b])[:, None]
-            self._term_cache[term] = cols
-        return cols
+        nf = self.F.shape[1]
+        Fs = sparse.csr_matrix(self.F)
+        pr, pc = [], []
+        for s_ in range(self.S):
+            nz = Fs.indices[Fs.indptr[s_]:Fs.indptr[s_ + 1]]
+            pr.append((nz[:, None] * nf + nz[None, :]).ravel())
+            pc.append(np.full(len(nz) ** 2, s_))
+        pr_ = np.concatenate(pr) if pr else np.zeros(0, dtype=np.int64)
+        pc_ = np.concatenate(pc) if pc else np.zeros(0, dtype=np.int64)
+        self.FF_T = sparse.csr_matrix((np.ones(len(pr_)), (pr_, pc_)), shape=(nf * nf, self.S))
+        self._cache: dict = {}  # column structures of models (bounded)
+        self._exist: dict = {}  # existence checks by model and zero pattern (bounded)
+        self._lgam: dict = {}  # sum log y! of the last tables
+        self._rows = None  # F and P repeated over the observed rows (small layouts)
+
+    @property
+    def list_cols(self) -> np.ndarray:
+        return np.tile(self.P[:, :self.k], (self.S, 1))
+
+    def __getstate__(self) -> dict:  # sent to worker processes without the caches
+        state = self.__dict__.copy()
+        state["_cache"], state["_exist"], state["_lgam"], state["_rows"] = {}, {}, {}, None
+        return state
+
+    def term_spec(self, term: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Stratum and pattern feature indices of one term's columns."""
+        if isinstance(term[1], str):
+            j, v = term
+            w = self.dummies[v].shape[1]
+            return self.f_off[v] + np.arange(w), np.full(w, j)
+        return np.zeros(1, dtype=np.int64), np.array([self.pair_index[term]])
+
+    def spec(self, model: StratifiedModel, cols: np.ndarray | None = None) -> _Spec:
+        """Column structure of ``model`` (optionally only the columns ``cols``), cached."""
+        key = (model, None if cols is None else cols.tobytes())
+        sp = self._cache.get(key)
+        if sp is None:
+            fi = [np.zeros(self.k, dtype=np.int64)]
+            gi = [np.arange(self.k)]
+            for t in model.terms:
+                f, g = self.term_spec(t)
+                fi.append(f)
+                gi.append(g)
+            sp = self.spec_of(np.concatenate(fi), np.concatenate(gi), cols)
+            if len(self._cache) > (512 if self.S * (self.C - 1) <= _DENSE_ROWS else 64):
+                self._cache.clear()
+            self._cache[key] = sp
+        return sp
+
+    def spec_of(self, fi: np.ndarray, gi: np.ndarray, cols: np.ndarray | None = None) -> _Spec:
+        p = len(fi)
+        cols = np.arange(p) if cols is None else np.asarray(cols, dtype=np.int64)
+        E = np.zeros((len(cols), self.P.shape[1]))
+        E[np.arange(len(cols)), gi[cols]] = 1.0
+        # the features the columns use, and the products of those only
+        uf, lf = np.unique(fi, return_inverse=True)
+        ug, lg = np.unique(gi, return_inverse=True)
+        nf = self.F.shape[1]
+        X = Pm = PPm = FFm = None
+        if self.S * (self.C - 1) <= _DENSE_ROWS:  # few rows: the dense design is cheaper
+            if self._rows is None:
+                self._rows = (self.F[self.s_of_row], np.tile(self.P, (self.S, 1)))
+            X = self._rows[0][:, fi] * self._rows[1][:, gi]
+        else:
+            Pm = np.ascontiguousarray(self.P[:, ug])
+            PPm = (Pm[:, :, None] * Pm[:, None, :]).reshape(len(Pm), -1)
+            FFm = self.FF_T[(uf[:, None] * nf + uf[None, :]).ravel()]
+        return _Spec(fi, gi, cols, p, np.ascontiguousarray(self.F[:, fi[cols]]),
+                     gi[cols], len(cols) == p, E, uf, ug, lf, lg, Pm, PPm, FFm,
+                     np.ascontiguousarray(self.F[:, uf]), X)
+
+    def eta(self, sp: _Spec, beta: np.ndarray) -> np.ndarray:
+        """Linear predictors, strata x observable patterns."""
+        if sp.X is not None:
+            return (sp.X @ beta).reshape(self.S, self.C - 1)
+        return (sp.T @ (beta[sp.cols][:, None] * sp.E)) @ self.P.T
+
+    def score_info(self, sp: _Spec, Y: np.ndarray, mu: np.ndarray,
+                   extra: _Spec | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Score and profiled information over the columns of ``sp`` (then ``extra``).
+
+        ``g = X'(y - mu)``, ``H = X' diag(mu) X - sum_s m_s m_s' / n_s``, ``m_s`` the
+        ``mu``-weighted column sums of stratum ``s`` (the Schur complement of the stratum
+        block), without the design: every pair of the stratum features ``(f, f')`` and pattern
+        features ``(a, b)`` the columns use gets ``G[f, f', a, b] = sum_s F_f(s) F_f'(s)
+        K_s[a, b]`` by one sparse product (``F`` is 0/1), and ``H`` is read off ``G``.
+        """
+        if extra is not None:
+            key = ("with", sp.fi.tobytes(), sp.gi.tobytes(), extra.fi.tobytes(),
+                   extra.gi.tobytes())
+            both = self._cache.get(key)
+            if both is None:
+                both = self._cache[key] = self.spec_of(np.concatenate([sp.fi, extra.fi]),
+                                                       np.concatenate([sp.gi, extra.gi]))
+            sp = both
+        if sp.X is not None:  # few strata: g = X'(y - mu), H = X'WX - sum_s m_s m_s' / n_s
+            S, C1 = mu.shape
+            n_s = mu.sum(axis=1)
+            pos = n_s > 0
+            g = sp.X.T @ (Y - mu).ravel()
+            Xw = sp.X * mu.reshape(-1, 1)
+            H = sp.X.T @ Xw
+            M = Xw.reshape(S, C1, -1).sum(axis=1)[pos]
+            H -= (M.T / n_s[pos]) @ M
+            return g, H
+        qm, nfm = len(sp.ug), len(sp.uf)
+        n_s = mu.sum(axis=1)
+        M = mu @ sp.Pm
+        K = mu @ sp.PPm
+        with np.errstate(invalid="ignore", divide="ignore"):
+            K -= (M[:, :, None] * (M / np.where(n_s > 0, n_s, 1.0)[:, None])[:, None, :]
+                  ).reshape(len(M), qm * qm)
+        G = np.asarray(sp.FFm @ K).reshape(nfm, nfm, qm, qm)
+        gf = sp.Fm.T @ ((Y - mu) @ sp.Pm)
+        lf, lg = sp.lf, sp.lg
+        return gf[lf, lg], G[lf[:, None], lf[None, :], lg[:, None], lg[None, :]]
+
+    def loglik(self, Y: np.ndarray, mu: np.ndarray) -> float:
+        """:func:`_poisson_loglik` with ``sum log y!`` computed once per table."""
+        from scipy.special import gammaln, xlogy
+
+        key = ("lgam", hash(Y.tobytes()))
+        c = self._lgam.get(key)
+        if c is None:
+            if len(self._lgam) > 4:
+                self._lgam.clear()
+            c = self._lgam[key] = gammaln(Y + 1)
+        return float(np.sum(xlogy(Y, mu) - mu - c))
 
     def matrix(self, model: StratifiedModel) -> np.ndarray:
-        X = self._cache.get(model)
-        if X is not None:
-            return X
-        cols = [self.list_cols]
-        for a, b in model.pairs:
-            cols.append((self.list_cols[:, a] * self.list_cols[:, b])[:, None])
-        for j, v in model.covs:
-            d = self.dummies[v][self.s_of_row]
-            cols.append(d * self.list_cols[:, [j]])
-        X = np.column_stack(cols)
-        if len(self._cache) > 512:
-            self._cache.clear()
-        self._cache[model] = X
-        return X
+        """The dense design over observed rows (for baselines and checks; fits never build it)."""
+        sp = self.spec(model)
+        return self.F[self.s_of_row][:, sp.fi] * np.tile(self.P, (self.S, 1))[:, sp.gi]
+
+    def term_columns(self, term: tuple) -> np.ndarray:
+        """The dense design columns of one list x list or list x covariate term."""
+        f, g = self.term_spec(term)
+        return self.F[self.s_of_row][:, f] * np.tile(self.P, (self.S, 1))[:, g]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Columns ``f(s) g(x)`` of a design: ``fi``/``gi`` feature indices of all ``p`` columns,
+    ``cols`` the columns in use."""
+
+    fi: np.ndarray
+    gi: np.ndarray
+    cols: np.ndarray
+    p: int
+    T: np.ndarray  # F[:, fi[cols]], strata x used columns
+    gi_used: np.ndarray  # gi[cols]
+    full: bool  # every column used
+    E: np.ndarray  # used columns x pattern features, one-hot
+    uf: np.ndarray  # stratum features of the columns
+    ug: np.ndarray  # pattern features of the columns
+    lf: np.ndarray  # each column's index into uf
+    lg: np.ndarray  # each column's index into ug
+    Pm: np.ndarray | None  # P[:, ug] (large layouts)
+    PPm: np.ndarray | None  # products of the columns of Pm
+    FFm: object  # FF_T rows of the pairs of uf (sparse)
+    Fm: np.ndarray  # F[:, uf]
+    X: np.ndarray | None  # the dense design over observed rows, for small layouts only
 
 
 @dataclass
@@ -203,6 +376,9 @@ class _JointFit:
     loglik: float
     n_params: int
     ok: bool
+    status: str = "ok"
+    existence: Existence | None = None
+    n_boundary: int = 0  # observed cells of non-empty strata outside the facial set
 
 
 def _poisson_loglik(y: np.ndarray, mu: np.ndarray) -> float:
@@ -211,38 +387,64 @@ def _poisson_loglik(y: np.ndarray, mu: np.ndarray) -> float:
     return float(np.sum(xlogy(y, mu) - mu - gammaln(y + 1)))
 
 
-def _score_info(X: np.ndarray, Y: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Score and information of the profiled (multinomial per stratum) log-likelihood.
-
-    ``X`` is the design over observed rows, ``Y`` and ``mu`` the observed and fitted counts
-    (strata x patterns, ``mu`` summing to ``Y`` within each stratum):
-    ``g = X'(y - mu)``, ``H = X' diag(mu) X - sum_s m_s m_s' / n_s`` with ``m_s`` the
-    ``mu``-weighted column sums of stratum ``s``.
-    """
-    S, C1 = Y.shape
-    n_s = Y.sum(axis=1)
-    pos = n_s > 0
-    g = X.T @ (Y - mu).ravel()
-    Xw = X * mu.reshape(-1, 1)
-    H = X.T @ Xw
-    M = Xw.reshape(S, C1, -1).sum(axis=1)[pos]
-    H -= (M.T / n_s[pos]) @ M
-    return g, H
+def _existence(layout: _Layout, Y: np.ndarray, model: StratifiedModel) -> Existence:
+    """The exact check (:func:`~tipstat.models.poisson.check_existence_strata`) of ``model`` on
+    the table ``Y`` (strata x observable patterns), cached by model and zero pattern (it
+    depends on the counts only through which cells are empty)."""
+    key = ("exist", model, (Y > 0).tobytes())
+    ex = layout._exist.get(key)
+    if ex is None:
+        ex = check_existence_strata(layout.matrix(model), Y.ravel(), layout.s_of_row)
+        if len(layout._exist) > 4096:
+            layout._exist.clear()
+        layout._exist[key] = ex
+    return ex
 
 
 def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
                beta0: np.ndarray | tuple | None = None, maxiter: int = 100,
                boundary_ok: bool = False) -> _JointFit:
-    """Profiled Newton-Raphson for the joint model (stratum effects profiled out).
+    """Profiled Newton-Raphson for the joint model (stratum effects profiled out), with the
+    existence check every other estimator uses.
 
-    With ``boundary_ok`` (bootstrap replicates of a chosen model) an extended MLE is accepted:
-    parameters may run off towards -inf for zero cells while the fitted values converge (the
-    log-likelihood stops changing); the fit is refused only if the undetected count runs away
-    (``mu_s0 > 1000 (n_s + 1)``, N not identified in that replicate).
+    The MLE is proved to exist without linear programs when the Newton decrement at an iterate
+    is below ``1e-4`` times the smallest fitted value of an empty cell (the certificate of
+    :func:`~tipstat.models.poisson.newton_batch`, which holds for the profiled likelihood:
+    its decrement is the full likelihood's at the profiled stratum effects). Otherwise the exact
+    check decides: ``"extended"`` fits are refitted on the facial set with the estimable
+    columns (empty cells outside it fitted 0), ``"does_not_exist"`` and ``"not_identifiable"``
+    fits are not admissible (``ok`` is False). With ``boundary_ok`` (bootstrap replicates) the
+    Newton iteration also stops when the log-likelihood stalls.
     """
-    X = layout.matrix(model)
-    S, C1, p = layout.S, layout.C - 1, X.shape[1]
+    S, C1 = layout.S, layout.C - 1
     Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
+    fit = _newton_joint(layout, Y, model, beta0, maxiter, boundary_ok)
+    if fit.status == "ok":
+        return fit
+    ex = _existence(layout, Y, model)
+    if ex.status == "ok":
+        fit.status = "ok" if fit.ok else "not_converged"
+        return fit
+    if ex.status != "extended":
+        fit.ok, fit.status, fit.existence, fit.loglik = False, ex.status, ex, -np.inf
+        return fit
+    keep = ex.facial.reshape(S, C1) | (Y.sum(axis=1) == 0)[:, None]
+    fe = _newton_joint(layout, Y, model, fit.beta, maxiter, boundary_ok, keep=keep,
+                       cols=np.asarray(ex.columns))
+    fe.status = "extended" if fe.ok else "not_converged"
+    fe.existence = ex
+    fe.n_boundary = int((~keep).sum())
+    return fe
+
+
+def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
+                  beta0: np.ndarray | tuple | None, maxiter: int, boundary_ok: bool,
+                  keep: np.ndarray | None = None, cols: np.ndarray | None = None) -> _JointFit:
+    """Newton iterations of :func:`_fit_joint` on the cells ``keep`` (others fitted 0) and the
+    columns ``cols`` (others 0). ``status`` is ``"ok"`` when converged with the existence
+    certificate, ``"unproven"`` otherwise."""
+    sp = layout.spec(model, cols)
+    p = sp.p
     n_s = Y.sum(axis=1)
     pos = n_s > 0
     beta = np.zeros(p)
@@ -251,29 +453,58 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
         beta = np.array([old.get(k, 0.0) for k in model.column_keys(layout.dummies)])
     elif beta0 is not None and len(beta0) == p:
         beta = np.array(beta0, dtype=float)
+    used = np.zeros(p, dtype=bool)
+    used[sp.cols] = True
+    beta[~used] = 0.0
+    zero = (Y == 0) & pos[:, None] if keep is None else (Y == 0) & pos[:, None] & keep
+    any_zero = bool(zero.any())
 
     def state(b: np.ndarray):
-        eta = (X @ b).reshape(S, C1)
+        eta = layout.eta(sp, b)
+        if keep is not None:
+            eta = np.where(keep, eta, -np.inf)
         mx = eta.max(axis=1, keepdims=True)
         e = np.exp(eta - mx)
         tot = e.sum(axis=1, keepdims=True)
         logp = eta - mx - np.log(tot)
-        ll = float(np.sum(Y * logp))
+        ll = float(np.sum(Y * (logp if keep is None else np.where(keep, logp, 0.0))))
         return logp, ll
+
+    live = np.broadcast_to(pos[:, None], Y.shape)
+    if keep is not None:
+        live = live & keep
+
+    def newton_step(logp: np.ndarray, proven: bool):
+        """Newton step at ``logp``; whether the existence certificate holds there (see
+        newton_batch): the decrement bounds, from below, the fitted value of an empty cell
+        along any recession direction, so a decrement far below every empty cell's fitted
+        value (and a step that moves no cell's share by more than 1%) proves the MLE."""
+        Pm = np.exp(logp)
+        g, H = layout.score_info(sp, Y, n_s[:, None] * Pm)
+        if not sp.full:
+            g, H = g[sp.cols], H[np.ix_(sp.cols, sp.cols)]
+        try:
+            step_u = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            if not boundary_ok:
+                return None, math.nan, H, proven
+            step_u = np.linalg.lstsq(H, g, rcond=None)[0]
+        step = np.zeros(p)
+        step[sp.cols] = step_u
+        dec = float(g @ step_u)
+        if not proven and np.isfinite(dec) and dec * _EXIST_RATIO < (n_s[:, None] * Pm)[zero].min():
+            d = layout.eta(sp, step)
+            move = np.abs(d - np.sum(Pm * d, axis=1, keepdims=True))
+            proven = bool(move[live].max() <= 0.01)
+        return step, dec, H, proven
 
     logp, ll = state(beta)
     converged = False
+    proven = not any_zero
     H = None
     for _ in range(maxiter):
-        g, H = _score_info(X, Y, n_s[:, None] * np.exp(logp))
-        try:
-            step = np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
-            if not boundary_ok:
-                break
-            step = np.linalg.lstsq(H, g, rcond=None)[0]
-        dec = float(g @ step)
-        if not np.isfinite(dec):
+        step, dec, H, proven = newton_step(logp, proven)
+        if step is None or not np.isfinite(dec):
             break
         if dec < 1e-10:
             beta = beta + step
@@ -291,29 +522,28 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
         beta, logp, ll = nb, nlogp, nll
         if boundary_ok and stalled:
             converged = True
+            if not proven:  # the certificate at the point reached
+                proven = newton_step(logp, proven)[3]
             break
     P = np.exp(logp)
     mu_o = n_s[:, None] * P
-    eta = (X @ beta).reshape(S, C1)
+    eta = layout.eta(sp, beta)
+    if keep is not None:
+        eta = np.where(keep, eta, -np.inf)
     mx = eta.max(axis=1)
-    with np.errstate(over="ignore", divide="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         mu0 = np.where(pos, n_s / (np.exp(eta - mx[:, None]).sum(axis=1) * np.exp(mx)), 0.0)
     mu = np.column_stack([mu0, mu_o])
     ok = bool(converged and np.all(np.isfinite(mu)))
-    if boundary_ok:
-        ok = ok and bool(np.all(mu0 <= 1000.0 * (n_s + 1)))
-        return _JointFit(model, beta, mu, _poisson_loglik(Y, mu_o) if ok else -np.inf,
-                         p + int(pos.sum()), ok)
-    if ok:
+    if ok and H is not None:
         try:
             cond = np.linalg.cond(H)
         except np.linalg.LinAlgError:
             cond = np.inf
         ok = bool(cond < 1e12)
-    if ok and np.any((Y == 0) & (P < _BOUNDARY) & pos[:, None]):
-        ok = False  # boundary: the MLE does not exist in the interior
-    loglik = _poisson_loglik(Y, mu_o) if ok else -np.inf
-    return _JointFit(model, beta, mu, loglik, p + int(pos.sum()), ok)
+    loglik = layout.loglik(Y, mu_o) if ok else -np.inf
+    status = "ok" if ok and proven else "unproven"
+    return _JointFit(model, beta, mu, loglik, len(sp.cols) + int(pos.sum()), ok, status)
 
 
 def _criterion(fit: _JointFit, n: float, criterion: str) -> float:
@@ -332,19 +562,42 @@ def _candidates(model: StratifiedModel, layout: _Layout, use_covs: bool) -> list
 
 def _search(layout: _Layout, y_obs: np.ndarray, start: StratifiedModel, criterion: str,
             use_covs: bool, max_terms: int) -> tuple[_JointFit, list[tuple[str, float]]]:
+    """Forward search from ``start`` (the main-effects model): the best one-term addition while
+    it lowers the criterion (:func:`_climb` with every addition refitted exactly)."""
     fit = _fit_joint(layout, y_obs, start)
     if not fit.ok:
-        raise EstimationError("the main-effects model has no admissible fit (MLE on the boundary "
-                              "or not converged): merge sparse strata or lists")
-    n = float(y_obs.sum())
+        why = fit.existence.reason if fit.existence is not None else "the fit did not converge"
+        raise EstimationError(f"the main-effects model has no admissible fit ({why}): merge "
+                              "sparse strata or lists")
+
+    def moves(f: _JointFit) -> list[tuple[str, tuple]]:
+        return [("add", t) for t in _candidates(f.model, layout, use_covs)]
+
+    return _climb(layout, y_obs, fit, criterion, moves, max_terms=max_terms)
+
+
+def _climb(layout: _Layout, y_obs: np.ndarray, fit: _JointFit, criterion: str, moves,
+           max_terms: int, max_steps: int | None = None,
+           boundary_ok: bool = False) -> tuple[_JointFit, list[tuple[str, float]]]:
+    """The one search loop: from ``fit``, refit the moves ``moves(fit)`` proposes (``("add" |
+    "drop", term)``), take the one with the lowest criterion if it lowers the criterion, and
+    repeat (at most ``max_steps`` times). A move is admissible if its fit is (the MLE exists or
+    is extended) and it puts no more observed cells outside the facial set than the starting
+    fit has: a search from an interior MLE stays in the interior."""
+    n = float(np.sum(y_obs))
     best = _criterion(fit, n, criterion)
-    path = [(start.label(), best)]
-    while fit.model.n_terms < max_terms:
+    path = [(fit.model.label(), best)]
+    nb0 = fit.n_boundary
+    step = 0
+    while max_steps is None or step < max_steps:
+        step += 1
         trials = []
-        for term in _candidates(fit.model, layout, use_covs):
-            m = fit.model.add(term)
-            f = _fit_joint(layout, y_obs, m, (fit.model, fit.beta))
-            if f.ok:
+        for kind, term in moves(fit):
+            if kind == "add" and fit.model.n_terms >= max_terms:
+                continue
+            m = fit.model.add(term) if kind == "add" else fit.model.drop(term)
+            f = _fit_joint(layout, y_obs, m, (fit.model, fit.beta), boundary_ok=boundary_ok)
+            if f.ok and f.n_boundary <= nb0:
                 trials.append((_criterion(f, n, criterion), f))
         if not trials:
             break
@@ -354,13 +607,6 @@ def _search(layout: _Layout, y_obs: np.ndarray, start: StratifiedModel, criterio
         best, fit = crit, f
         path.append((f.model.label(), crit))
     return fit, path
-
-
-def _n_boundary(fit: _JointFit, Y: np.ndarray) -> int:
-    """Zero cells fitted at ~0 (cell probability below ``_BOUNDARY``): an extended MLE."""
-    n_s = Y.sum(axis=1)
-    P = fit.mu[:, 1:] / np.where(n_s > 0, n_s, 1.0)[:, None]
-    return int(np.sum((Y == 0) & (P < _BOUNDARY) & (n_s > 0)[:, None]))
 
 
 def _quadratic(v: np.ndarray, M: np.ndarray) -> float:
@@ -395,18 +641,20 @@ def _screen_moves(layout: _Layout, Y: np.ndarray, fit: _JointFit, use_covs: bool
     sorted by the approximate change.
     """
     model = fit.model
-    XM = layout.matrix(model)
-    pM = XM.shape[1]
+    spM = layout.spec(model)
+    pM = spM.p
     adds = _candidates(model, layout, use_covs) if model.n_terms < max_terms else []
-    blocks = [layout.term_columns(t) for t in adds]
-    Z = np.column_stack([XM, *blocks]) if blocks else XM
-    U, info = _score_info(Z, Y, fit.mu[:, 1:])
+    specs = [layout.term_spec(t) for t in adds]
+    blocks = [f for f, _ in specs]
+    extra = (layout.spec_of(np.concatenate([f for f, _ in specs]),
+                            np.concatenate([g for _, g in specs])) if specs else None)
+    U, info = layout.score_info(spM, Y, fit.mu[:, 1:], extra)
     cov = np.linalg.pinv(info[:pM, :pM], rcond=1e-10, hermitian=True)
     moves: list[tuple[float, str, tuple]] = []
     # deletions: Wald statistics from the columns of each term in the current design
     at = len(model.lists)
     for term in model.terms:
-        w = layout.term_columns(term).shape[1]
+        w = len(layout.term_spec(term)[0])
         idx = slice(at, at + w)
         at += w
         wald = _quadratic(fit.beta[idx], cov[idx, idx])
@@ -417,7 +665,7 @@ def _screen_moves(layout: _Layout, Y: np.ndarray, fit: _JointFit, use_covs: bool
         u = U[pM:] - ICM @ (cov @ U[:pM])
         at = 0
         for term, blk in zip(adds, blocks, strict=True):
-            w = blk.shape[1]
+            w = len(blk)
             idx = slice(at, at + w)
             at += w
             score = _quadratic(u[idx], K[idx, idx])
@@ -440,25 +688,15 @@ def _local_search(layout: _Layout, y_obs: np.ndarray, fit: _JointFit, criterion:
     """
     S, C1 = layout.S, layout.C - 1
     Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
-    n = float(Y.sum())
-    pen = 2.0 if criterion == "aic" else math.log(max(n, 2.0))
-    best = _criterion(fit, n, criterion)
-    nb0 = _n_boundary(fit, Y)
-    for _ in range(max_steps):
-        moves = [m for m in _screen_moves(layout, Y, fit, use_covs, max_terms, pen)
-                 if m[0] < slack][:n_confirm]
-        trials = []
-        for _approx, kind, term in moves:
-            m = fit.model.add(term) if kind == "add" else fit.model.drop(term)
-            f = _fit_joint(layout, y_obs, m, (fit.model, fit.beta), boundary_ok=True)
-            if f.ok and _n_boundary(f, Y) <= nb0:
-                trials.append((_criterion(f, n, criterion), f))
-        if not trials:
-            break
-        crit, f = min(trials, key=lambda t: t[0])
-        if crit >= best - 1e-9:
-            break
-        best, fit = crit, f
+    pen = 2.0 if criterion == "aic" else math.log(max(float(Y.sum()), 2.0))
+
+    def moves(f: _JointFit) -> list[tuple[str, tuple]]:
+        return [(kind, term) for approx, kind, term in
+                _screen_moves(layout, Y, f, use_covs, max_terms, pen)
+                if approx < slack][:n_confirm]
+
+    fit, _ = _climb(layout, y_obs, fit, criterion, moves, max_terms=max_terms,
+                    max_steps=max_steps, boundary_ok=True)
     return fit
 
 
@@ -659,8 +897,9 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         if terms is not None:
             model = _parse_terms(terms, start, layout)
             fit, y_full, _ = _em(layout, yk, zz, A, model)
-            if not fit.ok:
-                raise EstimationError(f"model {model.label()} has no admissible fit")
+            if not fit.ok and fit.existence is None:
+                raise EstimationError(f"model {model.label()} has no admissible fit (the "
+                                      "Newton fit did not converge)")
             return fit, y_full, [(model.label(), math.nan)]
         if len(zz):
             # search on the completed table under the main-effects model, then EM for the choice
@@ -672,6 +911,9 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         return fit, yk, path
 
     fit, y_full, path = select(y_known, z)
+    if not fit.ok:  # a fixed model whose MLE does not exist or whose N is not identified
+        return _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists,
+                            criterion, missing, bootstrap, reselect)
     S, C = layout.S, layout.C
     mu = fit.mu
     observed = y_full.sum(axis=1)
@@ -691,7 +933,8 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
             moved = z[:, None, :] * alloc / tot  # I x T x (C-1)
             denom = np.where(y_full > 0, y_full, 1.0)
             share = moved / denom[None]
-        for b in range(bootstrap):
+        items, undetected = [], []
+        for _b in range(bootstrap):  # every table first: the draws never depend on the fits
             ystar = rng.poisson(mu)
             yo = ystar[:, 1:].astype(float)
             zb = np.zeros_like(z)
@@ -709,33 +952,27 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
                 yk = remaining.astype(float)
             else:
                 yk = yo
-            try:
-                if reselect == "full":
+            items.append((yk, zb))
+            undetected.append(ystar[:, 0])
+        if reselect == "full":
+            results = []
+            for yk, zb in items:
+                try:
                     fb, _, _ = select(yk, zb)
-                else:
-                    local = reselect == "local" and terms is None
-                    # (the fixed-model path keeps its EM start: results as before)
-                    fb, yfb, _ = _em(layout, yk, zb, A, fit.model, beta0=fit.beta,
-                                     boundary_ok=True, mu_start=fit.mu[:, 1:] if local else None)
-                    if local and fb.ok:
-                        # search on the table completed under the selected model, then EM
-                        # again for a new choice (as on the data: search, then EM)
-                        fl = _local_search(layout, yfb.ravel(), fb, criterion, bool(covs),
-                                           max_terms)
-                        if fl.model != fb.model:
-                            if len(zb):
-                                fl, _, _ = _em(layout, yk, zb, A, fl.model,
-                                               beta0=(fl.model, fl.beta), boundary_ok=True,
-                                               mu_start=fl.mu[:, 1:])
-                            fb = fl
-            except EstimationError:
+                except EstimationError:
+                    fb = None
+                results.append((fb.model, fb.mu[:, 0]) if fb is not None and fb.ok else None)
+        else:
+            rep = _Replicate(layout, A, fit, reselect == "local" and terms is None, criterion,
+                             bool(covs), max_terms)
+            results = _map_replicates(rep, items, S)
+        for b, res in enumerate(results):
+            if res is None:
                 continue
-            if not fb.ok:
-                continue
-            chosen[b] = fb.model
+            chosen[b] = res[0]
             # prediction error of the undetected count in the bootstrap world: the true
             # undetected m0* (drawn) minus its estimate mu0* (pivot interval, conditional on n)
-            cell_draws[b] = n_hat_cells + (ystar[:, 0] - fb.mu[:, 0])
+            cell_draws[b] = n_hat_cells + (undetected[b] - res[1])
         good = np.all(np.isfinite(cell_draws), axis=1)
         cell_draws = cell_draws[good]
         draws = cell_draws.sum(axis=1)
@@ -755,9 +992,9 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
     else:
         cells["lower"] = cells["upper"] = np.nan
         ci, se = (math.nan, math.nan), math.nan
-    cells["status"] = "ok"
+    cells["status"] = fit.status
     n_obs_total = float(h.n_observed)
-    warn = []
+    warn = [fit.existence.reason] if fit.status == "extended" and fit.existence else []
     if cell_draws is not None and bootstrap and len(cell_draws) < bootstrap:
         warn.append(f"{bootstrap - len(cell_draws)} of {bootstrap} bootstrap replicates had no "
                     "admissible fit and were left out")
@@ -765,7 +1002,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
     return Estimate(
         n_hat=float(n_hat_cells.sum()), ci=ci, level=level, n_observed=n_obs_total,
         method="stratified_loglinear" + ("_em" if em else ""), model=fit.model.label(),
-        status="ok", ci_method="percentile" if bootstrap else "none", se=se,
+        status=fit.status, ci_method="percentile" if bootstrap else "none", se=se,
         deviance=math.nan, df=float(n_cells - fit.n_params), loglik=fit.loglik,
         aic=-2 * fit.loglik + 2 * fit.n_params,
         bic=-2 * fit.loglik + math.log(max(n_obs_total, 2)) * fit.n_params,
@@ -778,6 +1015,86 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
                      "model_frequencies": replicate_models, "reselected": reselected},
         draws=draws, seed=seed, warnings=tuple(warn),
         cells=StratumCells(cells, cell_draws, strata=covs, lists=lists, missing=missing),
+    )
+
+
+class _Replicate:
+    """The fit of one bootstrap table of the chosen model (picklable, so replicates can run in
+    worker processes): EM from the chosen fit, then (``local``) the stepwise re-selection.
+    Returns ``(model, undetected mu0* per stratum)``, or None without an admissible fit."""
+
+    def __init__(self, layout: _Layout, A: np.ndarray, fit: _JointFit, local: bool,
+                 criterion: str, use_covs: bool, max_terms: int) -> None:
+        self.layout, self.A, self.local = layout, A, local
+        self.model, self.beta, self.mu_obs = fit.model, fit.beta, fit.mu[:, 1:]
+        self.criterion, self.use_covs, self.max_terms = criterion, use_covs, max_terms
+
+    def __call__(self, item: tuple[np.ndarray, np.ndarray]):
+        yk, zb = item
+        layout, A = self.layout, self.A
+        with one_blas_thread():
+            try:
+                # (the fixed-model path keeps its EM start: results as before)
+                fb, yfb, _ = _em(layout, yk, zb, A, self.model, beta0=self.beta,
+                                 boundary_ok=True, mu_start=self.mu_obs if self.local else None)
+                if self.local and fb.ok:
+                    # search on the table completed under the selected model, then EM
+                    # again for a new choice (as on the data: search, then EM)
+                    fl = _local_search(layout, yfb.ravel(), fb, self.criterion, self.use_covs,
+                                       self.max_terms)
+                    if fl.model != fb.model:
+                        if len(zb):
+                            fl, _, _ = _em(layout, yk, zb, A, fl.model,
+                                           beta0=(fl.model, fl.beta), boundary_ok=True,
+                                           mu_start=fl.mu[:, 1:])
+                        fb = fl
+            except EstimationError:
+                return None
+        return (fb.model, fb.mu[:, 0]) if fb.ok else None
+
+
+#: replicates x strata above which the bootstrap runs on every local core (worker start-up,
+#: ~2 s, is then small against the fits; smaller runs stay in this process)
+_PARALLEL_ABOVE = 100_000
+
+
+def _map_replicates(rep: _Replicate, items: list, n_strata: int) -> list:
+    """``rep`` over the bootstrap tables, on the local cores for large runs. The tables are
+    drawn beforehand and each fit is deterministic, so the result does not depend on where
+    the fits run."""
+    from .. import parallel
+
+    jobs = parallel.default_n_jobs()
+    big = len(items) * n_strata >= _PARALLEL_ABOVE and jobs > 1
+    return parallel.map(rep, items, backend="auto" if big else "serial",
+                        n_jobs=jobs if big else None, chunks_per_worker=2)
+
+
+def _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists, criterion,
+                 missing, bootstrap, reselect) -> Estimate:
+    """The Estimate of a fixed model without a finite MLE of N (as fit_loglinear reports it:
+    ``n_hat`` infinite when the MLE does not exist, undefined when N is not identifiable)."""
+    value = math.inf if fit.status == "does_not_exist" else math.nan
+    observed = y_full.sum(axis=1)
+    cells = complete.reset_index(drop=True).copy() if covs else pd.DataFrame(index=range(1))
+    cells["observed"] = observed
+    cells["n_hat"] = value
+    cells["undetected"] = value
+    cells["lower"] = cells["upper"] = math.nan
+    cells["status"] = fit.status
+    return Estimate(
+        n_hat=value, ci=(math.nan, math.nan), level=level, n_observed=float(h.n_observed),
+        method="stratified_loglinear" + ("_em" if em else ""), model=fit.model.label(),
+        status=fit.status, ci_method="none", se=math.nan,
+        diagnostics={"path": pd.DataFrame([(i, m, c) for i, (m, c) in enumerate(path)],
+                                          columns=["step", "model", criterion]),
+                     "model_obj": fit.model, "completed_counts": y_full,
+                     "criterion": criterion, "n_boot": bootstrap, "reselect": reselect,
+                     "model_frequencies": {}, "reselected": math.nan,
+                     "existence": fit.existence.sparsemse_code,
+                     "reason": fit.existence.reason},
+        cells=StratumCells(cells, None, strata=covs, lists=lists, missing=missing),
+        draws=None, seed=seed, warnings=(fit.existence.reason,),
     )
 
 
@@ -813,13 +1130,15 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
         try:
             fit, _ = _search(layout, y, start, criterion, False, max_terms)
         except EstimationError:
-            row.update(n_hat=math.inf, undetected=math.inf, lower=math.nan, upper=math.nan,
-                       status="does_not_exist", model="")
+            f0 = _fit_joint(layout, y, start)
+            value = math.inf if f0.status == "does_not_exist" else math.nan
+            row.update(n_hat=value, undetected=value, lower=math.nan, upper=math.nan,
+                       status=f0.status if f0.status != "ok" else "not_converged", model="")
             rows.append(row)
             draws_all.append(np.full(bootstrap, math.inf))
             continue
         mu = fit.mu.ravel()
-        row.update(n_hat=float(y.sum() + mu[0]), undetected=float(mu[0]), status="ok",
+        row.update(n_hat=float(y.sum() + mu[0]), undetected=float(mu[0]), status=fit.status,
                    model=fit.model.label())
         d = np.full(bootstrap, np.nan)
         for b in range(bootstrap):
@@ -843,15 +1162,20 @@ def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: fl
         rows.append(row)
     cells = pd.DataFrame(rows)
     cell_draws = np.column_stack(draws_all) if bootstrap else None
-    n_hat = float(cells["n_hat"].sum())
-    status = "ok" if np.isfinite(n_hat) else "does_not_exist"
+    # the total is as good as its worst stratum
+    st = set(cells["status"])
+    status = next((x for x in ("does_not_exist", "not_identifiable", "not_converged",
+                               "extended") if x in st), "ok")
+    finite = status in ("ok", "extended")
+    n_hat = (float(cells["n_hat"].sum()) if finite
+             else math.inf if status == "does_not_exist" else math.nan)
     if cell_draws is not None:
         good = np.all(np.isfinite(cell_draws), axis=1)
-        cell_draws = cell_draws[good] if status == "ok" else cell_draws
+        cell_draws = cell_draws[good] if finite else cell_draws
         draws = cell_draws.sum(axis=1)
         nobs = float(h.n_observed)
         ci = (equal_tailed(draws, level, floor=nobs)
-              if status == "ok" and len(draws) else (math.nan, math.nan))
+              if finite and len(draws) else (math.nan, math.nan))
     else:
         draws, ci = None, (math.nan, math.nan)
     return Estimate(n_hat=n_hat, ci=ci, level=level, n_observed=float(h.n_observed),
