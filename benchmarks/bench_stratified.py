@@ -87,12 +87,12 @@ def one(n_strata: int, n_boot: int) -> dict:
 
     h, n_true = synthetic_country(n_strata)
     t0, c0 = time.perf_counter(), time.process_time()
-    est = fit_stratified(h, bootstrap=n_boot, seed=1)
+    est = fit_stratified(h, n_boot=n_boot, seed=1)
     t_ours, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t_base = float("nan")
     if n_strata <= 1000:  # the dense design of 5,000 strata alone is 3 GB
-        cells = est.diagnostics["cells"]
+        cells = est.cells.table
         layout = _Layout(cells[list(h.strata)], h.k)
         y = np.asarray(est.diagnostics["completed_counts"], dtype=float)
         S, C1 = layout.S, layout.C - 1

@@ -282,15 +282,15 @@ def test_existence_status_agrees_with_fit_loglinear(m_counts, status):
     h = _two_strata(m_counts)
     ref = tipstat.fit_loglinear(h.select(sex="M").pooled(), "independence", ci="none")
     assert ref.status == status
-    est = fit_stratified(h, terms=["A:sex", "B:sex", "C:sex"], bootstrap=0)
+    est = fit_stratified(h, terms=["A:sex", "B:sex", "C:sex"], n_boot=0)
     assert est.status == status
-    cells = est.diagnostics["cells"].set_index("sex")
+    cells = est.cells.table.set_index("sex")
     if status == "does_not_exist":
         assert est.n_hat == np.inf and np.isnan(est.ci).all() and est.warnings
     else:
         assert cells.loc["M", "n_hat"] == pytest.approx(ref.n_hat, rel=1e-7)
     # shared list effects borrow the overlaps of F: the MLE exists
-    assert fit_stratified(h, terms=[], bootstrap=0).status == "ok"
+    assert fit_stratified(h, terms=[], n_boot=0).status == "ok"
 
 
 def test_fixed_model_statuses_equal_the_engine_on_bundled_tables():
@@ -304,7 +304,7 @@ def test_fixed_model_statuses_equal_the_engine_on_bundled_tables():
             continue
         pairs = [f"{a}:{b}" for i, a in enumerate(h.lists) for b in h.lists[i + 1:]]
         ref = tipstat.fit_loglinear(h, "all2", ci="none")
-        est = fit_stratified(h, terms=pairs, bootstrap=0)
+        est = fit_stratified(h, terms=pairs, n_boot=0)
         assert est.status == ref.status, name
         seen.add(est.status)
         if ref.status in ("ok", "extended"):
@@ -321,7 +321,7 @@ def test_profiled_fit_equals_the_dense_stratum_dummy_fit():
 
     _, h = _sim_h(21, n=4000, by=["sex", "exploitation"], missing={})
     terms = ["P:K", "I:sex", "P:exploitation", "O:exploitation"]
-    est = fit_stratified(h, terms=terms, bootstrap=0)
+    est = fit_stratified(h, terms=terms, n_boot=0)
     assert est.status == "ok"
     idx = h.strata_index.reset_index(drop=True)
     S, pat = len(idx), pattern_matrix(h.k).astype(float)
@@ -339,7 +339,7 @@ def test_profiled_fit_equals_the_dense_stratum_dummy_fit():
     res = poisson_newton(X, y)
     assert res.converged
     n_hat_dense = y.reshape(S, C1).sum(axis=1) + np.exp(res.beta[:S])
-    cells = est.diagnostics["cells"]
+    cells = est.cells.table
     np.testing.assert_allclose(cells["n_hat"].to_numpy(), n_hat_dense, rtol=1e-8)
 
 
@@ -347,9 +347,9 @@ def test_bootstrap_on_worker_processes_gives_the_same_draws(monkeypatch):
     """Large runs fit the bootstrap replicates on every local core; the tables are drawn
     first and each fit is deterministic, so the draws are identical to the serial run."""
     _, h = _sim_h(4, n=1500, by=["sex", "exploitation"])
-    serial = fit_stratified(h, bootstrap=12, seed=7)
+    serial = fit_stratified(h, n_boot=12, seed=7)
     monkeypatch.setattr(strat, "_PARALLEL_ABOVE", 0)
     monkeypatch.setattr(tipstat.parallel, "default_n_jobs", lambda: 2)
-    pooled = fit_stratified(h, bootstrap=12, seed=7)
+    pooled = fit_stratified(h, n_boot=12, seed=7)
     assert np.array_equal(serial.draws, pooled.draws)
-    assert serial.diagnostics["replicate_models"] == pooled.diagnostics["replicate_models"]
+    assert serial.diagnostics["model_frequencies"] == pooled.diagnostics["model_frequencies"]
