@@ -84,6 +84,9 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "n_excluded": DiagnosticKey("int", "candidate models left out: MLE does not exist or N not "
                                 "identifiable"),
     "excluded": DiagnosticKey("dict", "status -> number of candidate models left out"),
+    "search_truncated": DiagnosticKey("bool", "the greedy search stopped at its work budget "
+                                      "before the criterion stopped improving (status "
+                                      "not_converged)"),
     "n_exact_checks": DiagnosticKey("int", "candidates whose existence needed the exact "
                                     "linear-programming check"),
     "model_averaged": DiagnosticKey("bool", "N-hat is an AIC/BIC model average, not one model's "

@@ -374,6 +374,7 @@ def test_many_lists_default_and_bic_cover_the_truth(k):
     assert abs(est.n_hat - truth) < 3 * est.se
     bic = select_loglinear(h, "bic")
     assert bic.model == "[L0:L1]" and bic.diagnostics["search"] == "greedy"
+    assert bic.diagnostics["search_truncated"] is False and bic.status == "ok"
     assert bic.ci[0] <= truth <= bic.ci[1], (k, bic.ci, truth)
 
 
@@ -406,3 +407,56 @@ def test_many_lists_refuse_what_does_not_fit():
         select_loglinear(h, "stepwise")
     with pytest.raises(tipstat.InputError, match="ci='profile'"):
         select_loglinear(h, "bic", ci="profile")
+
+
+# --------------------------------------------------------------------------- work budget
+def _scaled(k, scale):
+    """:func:`_many_lists` with every count multiplied by ``scale``: far from Poisson, so BIC
+    keeps adding interactions and the lists they touch grow towards all K."""
+    h, _ = _many_lists(k, seed=1)
+    return tipstat.CaptureHistories(np.asarray(h.counts, float) * scale, h.lists)
+
+
+def _check_truncated(est, budget):
+    from tipstat.models.selection import SEARCH_FLOOR
+
+    assert est.status == "not_converged" and not est.ok
+    assert est.diagnostics["search_truncated"] is True
+    assert "work budget" in est.diagnostics["reason"]
+    assert any("work budget" in w for w in est.warnings)
+    assert est.diagnostics["path"]["action"].iloc[-1] == "stop (work budget)"
+    # every candidate fit costs at least SEARCH_FLOOR units and the start one more
+    assert est.diagnostics["n_models"] <= budget // SEARCH_FLOOR
+    assert math.isfinite(est.n_hat) and est.ci[0] <= est.n_hat <= est.ci[1]
+
+
+def test_greedy_search_stops_at_its_work_budget(monkeypatch):
+    """With a budget of two steps (13 lists: 78 candidates of at least SEARCH_FLOOR units
+    each), BIC on counts x1000 stops after them: status not_converged, a TipstatWarning, the
+    documented flag, at most 2 x 78 + 1 fits; the default (BIC average) is flagged too."""
+    from tipstat.models import selection as S
+
+    budget = 2 * 78 * S.SEARCH_FLOOR + S.SEARCH_FLOOR
+    monkeypatch.setattr(S, "SEARCH_BUDGET", budget)
+    h = _scaled(13, 1e3)
+    with pytest.warns(tipstat.TipstatWarning, match="work budget"):
+        est = select_loglinear(h, "bic")
+    _check_truncated(est, budget)
+    assert est.diagnostics["n_models"] == 2 * 78 + 1
+    with pytest.warns(tipstat.TipstatWarning, match="work budget"):
+        avg = tipstat.estimate_population(h, check=False)
+    _check_truncated(avg, budget)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k, scale", [(13, 1e3), (15, 1e9)])
+def test_large_counts_many_lists_finish_within_the_budget(k, scale):
+    """Issue 15's range: 13 lists at counts x1e3 and 15 at x1e9 did not finish in minutes
+    (every BIC step improves, the fitted lists grow to all K); with the default budget the
+    search ends after at most SEARCH_BUDGET / SEARCH_FLOOR = 4,096 fits with an honest
+    result (not_converged, finite estimate inside its interval, warning, flag)."""
+    from tipstat.models import selection as S
+
+    with pytest.warns(tipstat.TipstatWarning, match="work budget"):
+        est = select_loglinear(_scaled(k, scale), "bic")
+    _check_truncated(est, S.SEARCH_BUDGET)
