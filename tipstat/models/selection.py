@@ -912,7 +912,8 @@ def select_loglinear(
     if w is not None and not (w > 0).any():
         est = dataclasses.replace(est, warnings=(*est.warnings, "no model has a finite "
                                                  "estimate: nothing to average"))
-    elif w is not None:
+        w = None
+    if w is not None:
         tab = sel.table
         ok = w > 0
         n_avg = float(np.sum(w[ok] * tab.n_hat[ok]))
