@@ -446,6 +446,10 @@ def test_greedy_search_stops_at_its_work_budget(monkeypatch):
     with pytest.warns(tipstat.TipstatWarning, match="work budget"):
         avg = tipstat.estimate_population(h, check=False)
     _check_truncated(avg, budget)
+    with pytest.warns(tipstat.TipstatWarning, match="work budget"):
+        bhs = select_loglinear(h, "bhs")
+    _check_truncated(bhs, budget)
+    assert bhs.diagnostics["path"]["action"].tolist().count("add") == 2
 
 
 @pytest.mark.slow

@@ -598,11 +598,13 @@ def _bhs(space: Space, y: np.ndarray, alpha: float) -> Selection:
     model: tuple[int, ...] = ()
     cur = evaluate(space, y, [model])
     path = [_row(0, "start", "", math.nan, space.label(model), cur)]
+    budget = _Budget(space, y)
 
     def propose(model: tuple[int, ...], cur: Evaluated) -> list[tuple[int, ...]]:
         if not cur.admissible[0]:
             return []
-        return [(*model, t) for t in pairs if t not in model]
+        cands = [(*model, t) for t in pairs if t not in model]
+        return cands if budget.allows(cands) else []
 
     def fit(cands: Sequence[tuple[int, ...]], model: tuple[int, ...], cur: Evaluated) -> Evaluated:
         return evaluate(space, y, list(cands), np.repeat(cur.beta, len(cands), axis=0))
@@ -626,7 +628,11 @@ def _bhs(space: Space, y: np.ndarray, alpha: float) -> Selection:
                                              space.label(cands[j]), new)])
 
     out = climb(model, cur, propose, fit, choose, path=path)
-    return Selection(space.ordered(out.model), float(out.fit.n_hat[0]), out.path, search="bhs")
+    if budget.truncated:
+        out.path.append(_row(len(out.model), "stop (work budget)", "", math.nan,
+                             space.label(out.model), out.fit))
+    return Selection(space.ordered(out.model), float(out.fit.n_hat[0]), out.path, search="bhs",
+                     truncated=budget.truncated)
 
 
 def _criterion_values(ev: Evaluated, criterion: str) -> np.ndarray:
@@ -655,8 +661,28 @@ def _support(model: Sequence[int]) -> int:
     return bits.bit_count()
 
 
-def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True,
-            budget: float | None = None) -> Selection:
+class _Budget:
+    """Work budget of one search (:data:`SEARCH_BUDGET`; ``None``: unlimited, up to 12
+    lists, where every number stays the dense engine's)."""
+
+    def __init__(self, space: Space, y: np.ndarray) -> None:
+        self.limit = SEARCH_BUDGET if factored(space) and np.ndim(y) == 1 else None
+        self.spent = float(SEARCH_FLOOR)  # the start model
+        self.truncated = False
+
+    def allows(self, cands: Sequence[Sequence[int]]) -> bool:
+        """Charge a step's candidates; ``False`` (and truncated) if they exceed the budget."""
+        if self.limit is None or not cands:
+            return True
+        cost = float(sum(max(2 ** _support(m), SEARCH_FLOOR) for m in cands))
+        if self.spent + cost > self.limit:
+            self.truncated = True
+            return False
+        self.spent += cost
+        return True
+
+
+def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True) -> Selection:
     model: tuple[int, ...] = ()
     first = evaluate(space, y, [model])
     best = float(_criterion_values(first, criterion)[0])
@@ -665,20 +691,11 @@ def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True,
     path = [{"step": 0, "action": "start", "term": "", "model": space.label(model),
              "n_hat": float(first.n_hat[0]), criterion: best}]
     moves = [0]
-    if budget is None and factored(space) and np.ndim(y) == 1:
-        budget = SEARCH_BUDGET
-    spent = [float(SEARCH_FLOOR)]
-    truncated = [False]
+    budget = _Budget(space, y)
 
     def propose(model: tuple[int, ...], best: float) -> list[tuple[int, ...]]:
         cands = [m for m in space.neighbours(model) if m not in seen]
-        if budget is not None and cands:
-            cost = float(sum(max(2 ** _support(m), SEARCH_FLOOR) for m in cands))
-            if spent[0] + cost > budget:
-                truncated[0] = True
-                return []
-            spent[0] += cost
-        return cands
+        return cands if budget.allows(cands) else []
 
     def fit(nb: Sequence[tuple[int, ...]], model: tuple[int, ...], best: float) -> np.ndarray:
         ev = evaluate(space, y, list(nb), detail=detail)
@@ -704,12 +721,12 @@ def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True,
     out = climb(model, best, propose, fit, choose, path=path)
     table = _concat(rows)
     i = table.models.index(out.model)
-    if truncated[0]:
+    if budget.truncated:
         out.path.append({"step": moves[0], "action": "stop (work budget)", "term": "",
                          "model": space.label(out.model), "n_hat": float(table.n_hat[i]),
                          criterion: float(out.fit)})
     return Selection(out.model, float(table.n_hat[i]), out.path, table, len(table.models),
-                     "greedy", truncated[0])
+                     "greedy", budget.truncated)
 
 
 def _concat(parts: list[Evaluated]) -> Evaluated:
@@ -952,10 +969,10 @@ def _mark_truncated(est: Estimate, sel: Selection, criterion: str) -> Estimate:
     diag = {**est.diagnostics, "search_truncated": bool(sel.truncated)}
     if not sel.truncated:
         return dataclasses.replace(est, diagnostics=diag)
-    msg = (f"the greedy {criterion.upper()} search stopped at its work budget after "
-           f"{sel.n_models} candidate fits (large counts and many lists: every step still "
-           "improved the criterion): the model reported is not the criterion's choice and its "
-           "interval is conditional on a model the search would have left")
+    msg = (f"the {sel.search} search ({criterion}) stopped at its work budget (at most "
+           f"{SEARCH_BUDGET // SEARCH_FLOOR:,} candidate fits; large counts and many lists: "
+           "every step still improved the criterion): the model reported is not the "
+           "criterion's choice and its interval is conditional on a model the search would have left")
     diag["reason"] = msg
     diag["converged"] = False
     warnings.warn(msg, TipstatWarning, stacklevel=3)
