@@ -46,6 +46,36 @@ class PoissonFit:
 #: (:func:`poisson_newton`); every published table lies below, and fits there are unchanged.
 _SCALE_ABOVE = 1e6
 _SCALE_TO = 1e4
+#: Stopping threshold of the Newton decrement for fits of a stack of models (counts rescaled by
+#: :func:`_count_scale`); quadratic convergence then leaves ~1e-16 of it.
+_DEC_STOP = 1e-8
+
+
+def _count_scale(y: np.ndarray) -> np.ndarray:
+    """The factor every Newton fit divides the counts by, per table (last axis).
+
+    ``s = max(y) / 1e4`` when ``max(y) > 1e6``, else ``s = 1``. The MLE for ``y / s`` is the MLE
+    for ``y`` with the intercept lowered by ``log s`` (``mu(c y) = c mu(y)``), so fitting ``y / s``
+    makes the decrement and step thresholds, set for counts up to thousands, mean the same at any
+    scale: for counts ``c y`` above ``1e6`` the fit, its iterates and its number of iterations do
+    not depend on ``c``; every published table has ``s = 1`` and is fitted unchanged.
+
+    >>> float(_count_scale(np.array([3.0, 2e9])))
+    200000.0
+    """
+    top = np.max(y, axis=-1, initial=0.0)
+    return np.where(top > _SCALE_ABOVE, top / _SCALE_TO, 1.0)
+
+
+def _newton_stops(decrement: np.ndarray | float, tol: float = _DEC_STOP) -> np.ndarray | bool:
+    """The one test on the Newton decrement ``g' H^-1 g`` (twice the remaining gain in
+    log-likelihood) used by every Newton loop: ``decrement < tol``, on counts rescaled by
+    :func:`_count_scale` so that it is invariant to the scale of the counts.
+
+    >>> bool(_newton_stops(5e-9)), bool(_newton_stops(5e-9, 1e-12))
+    (True, False)
+    """
+    return decrement < tol
 
 
 def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None, *,
@@ -64,7 +94,7 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    scale = float(y.max()) / _SCALE_TO if y.size and float(y.max()) > _SCALE_ABOVE else 1.0
+    scale = float(_count_scale(y))
     if scale > 1.0 and X.shape[1] and np.all(X[:, 0] == 1.0):
         # Counts far above those of any published table: fit y / c, whose MLE is the same with
         # the intercept lowered by log c (mu(c y) = c mu(y)), so that the convergence and
@@ -106,13 +136,13 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
         decrement = float(grad @ step)
         eta_step = X @ step
         move = float(np.abs(eta_step).max())
-        if decrement < 1e-12 and move < 1e-7:
+        if _newton_stops(decrement, 1e-12) and move < 1e-7:
             beta = beta + step
             eta = eta + eta_step
             mu = np.exp(eta)
             converged = True
             break
-        if detect_divergence and decrement < 1e-6 and move > 0.5:
+        if detect_divergence and _newton_stops(decrement, 1e-6) and move > 0.5:
             # almost no gain from steps of order one: the likelihood rises towards a limit at
             # infinity. Stopping here is always safe: a non-converged fit goes to the exact check.
             flat_steps += 1
@@ -525,7 +555,9 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     one matrix product of the fitted values with the precomputed products ``x_ci x_cj`` (upper
     triangle); masked parameters get an identity block so that one batched solve serves every
     model. Each model stops after the step taken where its Newton decrement ``g' H^-1 g`` was
-    below ``1e-8`` (quadratic convergence leaves ~1e-16) and its existence is proved.
+    below ``1e-8`` (:func:`_newton_stops`; quadratic convergence leaves ~1e-16) and its existence
+    is proved. Counts above ``1e6`` are fitted rescaled (:func:`_count_scale`), so convergence
+    does not depend on the scale of the counts.
 
     ``y`` is (n,) (one table) or (B, n) (one table per model, e.g. bootstrap replicates);
     ``beta0`` (B, p) are starting values (e.g. the fit of a neighbouring model). With
@@ -535,6 +567,28 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     X = np.ascontiguousarray(X, dtype=np.float64)
     col_mask = np.asarray(col_mask, dtype=bool)
     B, p = col_mask.shape
+    y = np.asarray(y, dtype=np.float64)
+    scale = _count_scale(y)
+    if np.any(scale > 1.0) and p and np.all(X[:, 0] == 1.0) and col_mask[:, 0].all():
+        # counts above the published range: fit y / s (see _count_scale, poisson_newton), so the
+        # stopping and existence rules below are invariant to the scale of the counts
+        shift = np.broadcast_to(np.log(scale), (B,))
+        Ys = y / (scale[:, None] if y.ndim == 2 else scale)
+        start = None
+        if beta0 is not None:
+            start = np.array(beta0, dtype=np.float64)
+            start[:, 0] -= shift
+        res = newton_batch(X, Ys, col_mask, cell_mask, start, maxiter=maxiter, chunk=chunk,
+                           full_cov=full_cov)
+        sc = np.broadcast_to(scale, (B,))
+        w = np.ones((B, X.shape[0])) if cell_mask is None else np.asarray(cell_mask, float)
+        ysum = np.sum(w * np.broadcast_to(Ys, w.shape), axis=1)
+        res.beta[:, 0] += shift
+        res.mu *= sc[:, None]
+        res.cov /= sc[:, None, None]
+        # kernel sum(w (y eta - mu)) at counts s y: s (kernel(y / s) + log(s) sum(w y / s))
+        res.kernel = sc * (res.kernel + shift * ysum)
+        return res
     if B == 1 and np.asarray(y).ndim == 1:
         return _newton_one(X, np.asarray(y, dtype=np.float64), col_mask[0],
                            None if cell_mask is None else np.asarray(cell_mask[0], dtype=bool),
@@ -640,7 +694,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
                 proven = (dec * _EXIST_RATIO < zmin) & (eta_step <= 0.01) & ~bad_model
                 proven_all[act[proven]] = True
                 # the step just taken from a point with decrement < 1e-8 leaves ~1e-16
-                conv = (dec < 1e-8) & ~bad_model & proven_all[act]
+                conv = _newton_stops(dec) & ~bad_model & proven_all[act]
                 fin = conv | bad_model | ((it >= 15) & ~proven_all[act])
                 beta_all[act] = new_b
                 mu_all[act] = new_mu
@@ -729,7 +783,7 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
                 if t < 1e-12:
                     break
             b, eta, mu, ll = nb_, ne, nm, nl
-            if dec < 1e-8 and proven:  # the step just taken leaves ~dec^2
+            if _newton_stops(dec) and proven:  # the step just taken leaves ~dec^2
                 exact = True
                 break
             if it >= 15 and not proven:
