@@ -46,6 +46,37 @@ class PoissonFit:
 #: (:func:`poisson_newton`); every published table lies below, and fits there are unchanged.
 _SCALE_ABOVE = 1e6
 _SCALE_TO = 1e4
+#: Stopping threshold of the Newton decrement for fits of a stack of models (counts rescaled by
+#: :func:`_count_scale`): the step taken from there leaves an error in beta of order
+#: ``1e-12 * SE``, the precision of :func:`poisson_newton` (1e-8 left 1e-10 relative in N-hat).
+_DEC_STOP = 1e-12
+
+
+def _count_scale(y: np.ndarray) -> np.ndarray:
+    """The factor every Newton fit divides the counts by, per table (last axis).
+
+    ``s = max(y) / 1e4`` when ``max(y) > 1e6``, else ``s = 1``. The MLE for ``y / s`` is the MLE
+    for ``y`` with the intercept lowered by ``log s`` (``mu(c y) = c mu(y)``), so fitting ``y / s``
+    makes the decrement and step thresholds, set for counts up to thousands, mean the same at any
+    scale: for counts ``c y`` above ``1e6`` the fit, its iterates and its number of iterations do
+    not depend on ``c``; every published table has ``s = 1`` and is fitted unchanged.
+
+    >>> float(_count_scale(np.array([3.0, 2e9])))
+    200000.0
+    """
+    top = np.max(y, axis=-1, initial=0.0)
+    return np.where(top > _SCALE_ABOVE, top / _SCALE_TO, 1.0)
+
+
+def _newton_stops(decrement: np.ndarray | float, tol: float = _DEC_STOP) -> np.ndarray | bool:
+    """The one test on the Newton decrement ``g' H^-1 g`` (twice the remaining gain in
+    log-likelihood) used by every Newton loop: ``decrement < tol``, on counts rescaled by
+    :func:`_count_scale` so that it is invariant to the scale of the counts.
+
+    >>> bool(_newton_stops(5e-9)), bool(_newton_stops(5e-9, 1e-12))
+    (True, False)
+    """
+    return decrement < tol
 
 
 def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None, *,
@@ -53,7 +84,11 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
                    detect_divergence: bool = True) -> PoissonFit:
     """Maximise ``sum(y * eta - exp(eta))``, ``eta = X @ beta + offset``, by Newton's method.
 
-    ``X`` must have full column rank. The fit has *converged* when the Newton decrement
+    ``X`` must have full column rank. Without ``offset`` this is :func:`newton_batch` on a stack
+    of one model (``converged`` is its ``exact``: the decrement fell below ``1e-12`` count scales
+    and the existence proof held; ``hessian_inv`` its ``cov``), so the single and batched fits are
+    one iteration with one stopping rule. With an ``offset`` (profile likelihoods) the loop below
+    runs: the fit has *converged* when the Newton decrement
     ``g' H^-1 g`` (twice the remaining gain in log-likelihood) is below ``1e-12`` **and** the
     last step moved no linear predictor by more than ``1e-7``. The second condition is what tells
     a maximum from a divergence: when the MLE does not exist, the decrement also vanishes (the
@@ -64,7 +99,16 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    scale = float(y.max()) / _SCALE_TO if y.size and float(y.max()) > _SCALE_ABOVE else 1.0
+    if offset is None and X.shape[1]:
+        # the one engine: a stack of one model (its existence proof replaces the divergence
+        # test below; pinned outputs moved by <= 2.5e-11 relative when this was switched on)
+        bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool),
+                          None if beta is None else np.asarray(beta, dtype=np.float64)[None],
+                          maxiter=maxiter)
+        ok = bool(bf.exact[0])
+        return PoissonFit(beta=bf.beta[0], mu=bf.mu[0], converged=ok,
+                          iterations=int(bf.iterations[0]), hessian_inv=bf.cov[0] if ok else None)
+    scale = float(_count_scale(y))
     if scale > 1.0 and X.shape[1] and np.all(X[:, 0] == 1.0):
         # Counts far above those of any published table: fit y / c, whose MLE is the same with
         # the intercept lowered by log c (mu(c y) = c mu(y)), so that the convergence and
@@ -106,13 +150,13 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
         decrement = float(grad @ step)
         eta_step = X @ step
         move = float(np.abs(eta_step).max())
-        if decrement < 1e-12 and move < 1e-7:
+        if _newton_stops(decrement, 1e-12) and move < 1e-7:
             beta = beta + step
             eta = eta + eta_step
             mu = np.exp(eta)
             converged = True
             break
-        if detect_divergence and decrement < 1e-6 and move > 0.5:
+        if detect_divergence and _newton_stops(decrement, 1e-6) and move > 0.5:
             # almost no gain from steps of order one: the likelihood rises towards a limit at
             # infinity. Stopping here is always safe: a non-converged fit goes to the exact check.
             flat_steps += 1
@@ -525,7 +569,9 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     one matrix product of the fitted values with the precomputed products ``x_ci x_cj`` (upper
     triangle); masked parameters get an identity block so that one batched solve serves every
     model. Each model stops after the step taken where its Newton decrement ``g' H^-1 g`` was
-    below ``1e-8`` (quadratic convergence leaves ~1e-16) and its existence is proved.
+    below ``1e-12`` (:func:`_newton_stops`, as :func:`poisson_newton`) and its existence
+    is proved. Counts above ``1e6`` are fitted rescaled (:func:`_count_scale`), so convergence
+    does not depend on the scale of the counts.
 
     ``y`` is (n,) (one table) or (B, n) (one table per model, e.g. bootstrap replicates);
     ``beta0`` (B, p) are starting values (e.g. the fit of a neighbouring model). With
@@ -535,6 +581,28 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     X = np.ascontiguousarray(X, dtype=np.float64)
     col_mask = np.asarray(col_mask, dtype=bool)
     B, p = col_mask.shape
+    y = np.asarray(y, dtype=np.float64)
+    scale = _count_scale(y)
+    if np.any(scale > 1.0) and p and np.all(X[:, 0] == 1.0) and col_mask[:, 0].all():
+        # counts above the published range: fit y / s (see _count_scale, poisson_newton), so the
+        # stopping and existence rules below are invariant to the scale of the counts
+        shift = np.broadcast_to(np.log(scale), (B,))
+        Ys = y / (scale[:, None] if y.ndim == 2 else scale)
+        start = None
+        if beta0 is not None:
+            start = np.array(beta0, dtype=np.float64)
+            start[:, 0] -= shift
+        res = newton_batch(X, Ys, col_mask, cell_mask, start, maxiter=maxiter, chunk=chunk,
+                           full_cov=full_cov)
+        sc = np.broadcast_to(scale, (B,))
+        w = np.ones((B, X.shape[0])) if cell_mask is None else np.asarray(cell_mask, float)
+        ysum = np.sum(w * np.broadcast_to(Ys, w.shape), axis=1)
+        res.beta[:, 0] += shift
+        res.mu *= sc[:, None]
+        res.cov /= sc[:, None, None]
+        # kernel sum(w (y eta - mu)) at counts s y: s (kernel(y / s) + log(s) sum(w y / s))
+        res.kernel = sc * (res.kernel + shift * ysum)
+        return res
     if B == 1 and np.asarray(y).ndim == 1:
         return _newton_one(X, np.asarray(y, dtype=np.float64), col_mask[0],
                            None if cell_mask is None else np.asarray(cell_mask[0], dtype=bool),
@@ -639,8 +707,8 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
                 eta_step = np.max(np.abs(step @ XT) * (w > 0), axis=1)
                 proven = (dec * _EXIST_RATIO < zmin) & (eta_step <= 0.01) & ~bad_model
                 proven_all[act[proven]] = True
-                # the step just taken from a point with decrement < 1e-8 leaves ~1e-16
-                conv = (dec < 1e-8) & ~bad_model & proven_all[act]
+                # the step just taken from a point with decrement < 1e-12 leaves ~1e-24
+                conv = _newton_stops(dec) & ~bad_model & proven_all[act]
                 fin = conv | bad_model | ((it >= 15) & ~proven_all[act])
                 beta_all[act] = new_b
                 mu_all[act] = new_mu
@@ -729,7 +797,7 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
                 if t < 1e-12:
                     break
             b, eta, mu, ll = nb_, ne, nm, nl
-            if dec < 1e-8 and proven:  # the step just taken leaves ~dec^2
+            if _newton_stops(dec) and proven:  # the step just taken leaves ~dec^2
                 exact = True
                 break
             if it >= 15 and not proven:
