@@ -73,7 +73,7 @@ def _newton_stops(decrement: np.ndarray | float, tol: float = _DEC_STOP) -> np.n
     log-likelihood) used by every Newton loop: ``decrement < tol``, on counts rescaled by
     :func:`_count_scale` so that it is invariant to the scale of the counts.
 
-    >>> bool(_newton_stops(5e-9)), bool(_newton_stops(5e-9, 1e-12))
+    >>> bool(_newton_stops(5e-13)), bool(_newton_stops(5e-9))
     (True, False)
     """
     return decrement < tol
@@ -94,8 +94,9 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     a maximum from a divergence: when the MLE does not exist, the decrement also vanishes (the
     gradient and curvature in the divergent direction both shrink with the fitted values) but the
     steps stay of order one, so such a fit returns ``converged=False`` after a few iterations and
-    the caller runs the exact linear-programming check. Pass ``detect_divergence=False`` where
-    the MLE is known to exist (a facial set), so that very small fitted values are pursued.
+    the caller runs the exact linear-programming check. With an ``offset``, pass
+    ``detect_divergence=False`` where the MLE is known to exist (a facial set), so that very small
+    fitted values are pursued; without one the existence proof of :func:`newton_batch` decides.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -229,18 +230,17 @@ def facial_set(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         nz = len(z_idx)
         # variables: m (n), lam (1), z (nz); max sum z s.t. X'm - lam t = 0, z <= m
         c = np.concatenate([np.zeros(n + 1), -np.ones(nz)])
+        # z_c <= m_c has two non-zeros a row: always sparse (a dense (nz, n + nz) block is
+        # what made the stratified existence check slow: HiGHS reads sparse matrices anyway)
+        rows = np.concatenate([np.arange(nz), np.arange(nz)])
+        cols = np.concatenate([z_idx, n + 1 + np.arange(nz)])
+        vals = np.concatenate([-np.ones(nz), np.ones(nz)])
+        A_ub = sparse.csr_matrix((vals, (rows, cols)), shape=(nz, n + 1 + nz))
         if is_sparse:  # many strata: the joint design is mostly zeros
             A_eq = sparse.hstack([A_m, sparse.csr_matrix(-t[:, None]),
                                   sparse.csr_matrix((X.shape[1], nz))], format="csr")
-            rows = np.concatenate([np.arange(nz), np.arange(nz)])
-            cols = np.concatenate([z_idx, n + 1 + np.arange(nz)])
-            vals = np.concatenate([-np.ones(nz), np.ones(nz)])
-            A_ub = sparse.csr_matrix((vals, (rows, cols)), shape=(nz, n + 1 + nz))
         else:
             A_eq = np.hstack([A_m, -t[:, None], np.zeros((X.shape[1], nz))])
-            A_ub = np.zeros((nz, n + 1 + nz))
-            A_ub[np.arange(nz), z_idx] = -1.0
-            A_ub[np.arange(nz), n + 1 + np.arange(nz)] = 1.0
         bounds = [(0, None)] * (n + 1) + [(0, 1)] * nz
         res = linprog(c, A_ub=A_ub, b_ub=np.zeros(nz), A_eq=A_eq, b_eq=np.zeros(len(t)),
                       bounds=bounds, method="highs")
@@ -482,7 +482,9 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     cols = independent_columns(Xc) if p else np.zeros(0, dtype=np.int64)
     # null space of the centred design: b with X_F b constant within every stratum
     if p:
-        _, sv, vt = np.linalg.svd(Xc, full_matrices=True)
+        # only V is needed: the thin SVD unless there are fewer rows than columns (then the
+        # full V spans the null space the thin one leaves out); a full U would be n x n
+        _, sv, vt = np.linalg.svd(Xc, full_matrices=Xc.shape[0] < Xc.shape[1])
         tol = max(Xc.shape) * np.finfo(float).eps * (sv[0] if len(sv) else 1.0)
         null = vt[int(np.sum(sv > tol)):].T  # p x r
     else:
