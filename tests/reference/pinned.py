@@ -6,7 +6,8 @@ and compares. Where the mathematics of a refactor does not change, these numbers
 either (relative tolerance 1e-9: far below any published rounding, above the last-bit noise that
 a different BLAS or summation order gives on another machine).
 
-Each case is a function of the bundled data only: no ``../shared``, fixed seeds.
+Each case is a function of the data bundled with the package only (nothing outside the
+repository), with fixed seeds.
 """
 
 from __future__ import annotations

@@ -273,7 +273,6 @@ def fit_bayes_loglinear(
     model = bayes_loglinear_model(h, terms, prior, expected_terms, slab_scale, slab_df, main_sd,
                                   intercept_sd, interaction_sd)
     design = _design(h, terms)
-    seed = DEFAULT_SEED if seed is None else seed
     sampler_stream, draw_stream = sampling.seeds(seed)
     rng = np.random.default_rng(draw_stream)
     compile_options: dict[str, Any] = {}

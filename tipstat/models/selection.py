@@ -53,7 +53,7 @@ from ..histories import CaptureHistories
 from ..parallel import one_blas_thread
 from .design import loglinear_design, term_label
 from .loglinear import CI_METHODS, _check_histories, _fit, estimate_from_fit
-from .poisson import BatchFit, check_existence, newton_batch, reduced_full_rank
+from .poisson import _EXIST_RATIO, BatchFit, _newton_stops, check_existence, newton_batch, reduced_full_rank
 from .search import Decision, climb, exhaustive
 from .terms import TermSpace
 
@@ -387,7 +387,8 @@ def _factored_fit(space: Space, t: np.ndarray, n_obs: float, model: Sequence[int
         s_F = step[pos_F].copy()
         eta_step = abs(step[0]) + float(np.abs(F[:, 1:] @ s_F[1:]).max(initial=0.0)) \
             + float(np.abs(step[pos_R]).sum())
-        proven = proven or (dec * 1e4 < math.exp(min(log_min, 700.0)) and eta_step <= 0.01)
+        proven = proven or (dec * _EXIST_RATIO < math.exp(min(log_min, 700.0))
+                             and eta_step <= 0.01)
         if it >= 30 and not proven:
             break
         tstep = 1.0
@@ -405,7 +406,7 @@ def _factored_fit(space: Space, t: np.ndarray, n_obs: float, model: Sequence[int
             break
         b = new
         kern, mu0, EM1, EM2, _ = out
-        if dec < 1e-8 and proven:
+        if _newton_stops(dec, 1e-8) and proven:  # (absolute: these counts are not rescaled)
             converged = True
             break
     H = EM2.copy()

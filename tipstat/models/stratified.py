@@ -1007,8 +1007,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         aic=-2 * fit.loglik + 2 * fit.n_params,
         bic=-2 * fit.loglik + math.log(max(n_obs_total, 2)) * fit.n_params,
         n_params=fit.n_params,
-        diagnostics={"path": pd.DataFrame([(i, m, c) for i, (m, c) in enumerate(path)],
-                                          columns=["step", "model", criterion]),
+        diagnostics={"path": _path_frame(path, criterion),
                      "model_obj": fit.model, "completed_counts": y_full,
                      "criterion": criterion,
                      "n_boot": bootstrap, "reselect": reselect,
@@ -1071,6 +1070,12 @@ def _map_replicates(rep: _Replicate, items: list, n_strata: int) -> list:
                         n_jobs=jobs if big else None, chunks_per_worker=2)
 
 
+def _path_frame(path: list, criterion: str) -> pd.DataFrame:
+    """The search path (model label, criterion value per step) as the documented table."""
+    return pd.DataFrame([(i, m, c) for i, (m, c) in enumerate(path)],
+                        columns=["step", "model", criterion])
+
+
 def _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists, criterion,
                  missing, bootstrap, reselect) -> Estimate:
     """The Estimate of a fixed model without a finite MLE of N (as fit_loglinear reports it:
@@ -1087,8 +1092,7 @@ def _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists, c
         n_hat=value, ci=(math.nan, math.nan), level=level, n_observed=float(h.n_observed),
         method="stratified_loglinear" + ("_em" if em else ""), model=fit.model.label(),
         status=fit.status, ci_method="none", se=math.nan,
-        diagnostics={"path": pd.DataFrame([(i, m, c) for i, (m, c) in enumerate(path)],
-                                          columns=["step", "model", criterion]),
+        diagnostics={"path": _path_frame(path, criterion),
                      "model_obj": fit.model, "completed_counts": y_full,
                      "criterion": criterion, "n_boot": bootstrap, "reselect": reselect,
                      "model_frequencies": {}, "reselected": math.nan,
