@@ -53,7 +53,7 @@ def test_estimate_pickles_and_outputs_unchanged():
     assert back.to_frame().equals(est.to_frame())
     assert dict(back.diagnostics).keys() == {"converged", "fitted"}
     assert est.to_dict()["undetected"] == 30.0 and est.summary().startswith("m: x")
-    assert est.to_frame().shape == (1, 16) and "<table>" in est._repr_html_()
+    assert est.to_frame().shape == (1, 17) and "<table>" in est._repr_html_()
 
 
 def test_estimators_return_immutable_results():
@@ -217,3 +217,25 @@ def test_best_skips_model_averages_by_their_typed_flag():
     only_avg = t[t.index == 0]
     with pytest.raises(tipstat.InputError, match="no row"):
         only_avg.best("aic")
+
+
+def test_caveats_are_structured_strings_that_survive_pickle_and_json():
+    import json
+    import pickle
+
+    from tipstat.estimate import CAVEATS, Caveat
+
+    c = Caveat("lack_of_fit", "lack of fit: deviance 24.0 on 3 df", {"deviance": 24.0, "df": 3})
+    est = Estimate(n_hat=10.0, ci=(9.0, 12.0), level=0.95, n_observed=8, method="m", model="x",
+                   warnings=(c, "a free-text warning"))
+    assert [w.code for w in est.warnings] == ["lack_of_fit", "note"]
+    assert est.warnings[0] == "lack of fit: deviance 24.0 on 3 df"   # it is its message
+    back = pickle.loads(pickle.dumps(est))
+    assert back.warnings[0].code == "lack_of_fit" and back.warnings[0].values["df"] == 3
+    out = json.loads(json.dumps(est.to_dict()))
+    assert out["warnings"][0] == {"code": "lack_of_fit", "message": str(c),
+                                  "values": {"deviance": 24.0, "df": 3.0}}
+    assert est.to_frame()["warnings"].iloc[0] == "lack_of_fit; note"
+    assert set(CAVEATS) >= {"note", "lack_of_fit"}
+    with pytest.raises(ValueError, match="unknown caveat code"):
+        Caveat("made_up", "text")

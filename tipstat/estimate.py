@@ -17,6 +17,7 @@ import html
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,8 +25,8 @@ import pandas as pd
 
 from ._format import number
 
-__all__ = ["DIAGNOSTICS", "STATUSES", "DiagnosticKey", "Diagnostics", "Estimate", "EstimateTable",
-           "StratumCells", "diagnostic_type_ok"]
+__all__ = ["CAVEATS", "DIAGNOSTICS", "STATUSES", "Caveat", "DiagnosticKey", "Diagnostics",
+           "Estimate", "EstimateTable", "StratumCells", "diagnostic_type_ok"]
 
 #: Possible values of :attr:`Estimate.status`.
 STATUSES = {
@@ -33,9 +34,82 @@ STATUSES = {
     "extended": "extended MLE (some fitted cells are zero); N-hat finite and unique",
     "does_not_exist": "the MLE does not exist (N-hat infinite)",
     "not_identifiable": "N is not identifiable under this model",
+    "lower_bound": "the data support only a lower bound on N (the interval's upper end is "
+                   "not supported; see the warnings)",
     "not_converged": "the fit did not converge",
     "failed": "the method raised an error (the message is in diagnostics)",
 }
+
+
+#: Codes of :class:`Caveat` (structured warnings on an :class:`Estimate`) and their meaning.
+#: Every caveat an estimator attaches uses one of these codes; ``"note"`` is a free-text
+#: warning that no check has classified yet.
+CAVEATS: dict[str, str] = {
+    "note": "a warning raised while estimating (free text)",
+    "lack_of_fit": "the chosen model fails its goodness-of-fit test (deviance against chi2(df))",
+    "dependence": "list pairs are associated among persons seen elsewhere, against the "
+                  "independence model",
+    "sparse_table": "many empty cells or small margins: intervals and fit tests are approximate",
+    "internal_inconsistency": "the method misses known list sizes on this table "
+                              "(internal-consistency check)",
+}
+
+
+class Caveat(str):
+    """One structured warning attached to an :class:`Estimate`: a code, a message, numbers.
+
+    A caveat *is* its message (a ``str``), so it prints, compares and serialises as the text a
+    user reads; ``code`` (one of :data:`CAVEATS`) and ``values`` (the numbers behind it) let
+    programs act on it without parsing the text.
+
+    Parameters
+    ----------
+    code : str
+        What was found, one of :data:`CAVEATS`.
+    message : str
+        The sentence a user reads. Never contains a value that could identify a person.
+    values : mapping of str to number, optional
+        The numbers behind the message (a deviance, a weight, a count...).
+
+    Examples
+    --------
+    >>> c = Caveat("lack_of_fit", "lack of fit: deviance 24.0 on 3 df", {"deviance": 24.0, "df": 3})
+    >>> c.code, c.values["df"], c.startswith("lack of fit")
+    ('lack_of_fit', 3, True)
+    """
+
+    code: str
+    values: Mapping[str, Any]
+
+    def __new__(cls, code: str, message: str, values: Mapping[str, Any] | None = None) -> Caveat:
+        if code not in CAVEATS:
+            raise ValueError(f"unknown caveat code {code!r}; known: {', '.join(CAVEATS)}")
+        obj = super().__new__(cls, message)
+        obj.code = code
+        obj.values = MappingProxyType(dict(values or {}))
+        return obj
+
+    @property
+    def message(self) -> str:
+        """The text of the caveat (a plain ``str``)."""
+        return str.__str__(self)
+
+    @classmethod
+    def of(cls, warning: str) -> Caveat:
+        """``warning`` itself if it is a :class:`Caveat`, else a ``"note"`` caveat of its text."""
+        return warning if isinstance(warning, Caveat) else cls("note", str(warning))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"code", "message", "values"}`` as plain Python values (for JSON)."""
+        return {"code": self.code, "message": self.message,
+                "values": {k: (float(v) if isinstance(v, (int, float, np.number)) else v)
+                           for k, v in self.values.items()}}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Caveat, (self.code, self.message, dict(self.values)))
+
+    def __repr__(self) -> str:
+        return f"Caveat({self.code!r}, {self.message!r})"
 
 
 class DiagnosticKey(NamedTuple):
@@ -425,8 +499,10 @@ class Estimate:
         Posterior of Bayesian estimators, with N as a variable.
     seed : int or None
         The seed of every random step that produced this result.
-    warnings : tuple of str
-        Warnings raised while estimating (also issued as ``TipstatWarning``).
+    warnings : tuple of Caveat
+        Structured warnings (:class:`Caveat`: a ``str`` with a ``code`` from :data:`CAVEATS`
+        and the ``values`` behind it): what the data cannot support, raised while estimating
+        or found by the checks (also issued as ``TipstatWarning``).
     cells : StratumCells or None
         Per-stratum estimates and their replicates for stratified estimators
         (:func:`tipstat.fit_stratified`); ``None`` otherwise.
@@ -468,7 +544,7 @@ class Estimate:
         if self.draws is not None:
             object.__setattr__(self, "draws", _read_only(np.asarray(self.draws)))
         object.__setattr__(self, "ci", tuple(self.ci))
-        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "warnings", tuple(Caveat.of(w) for w in self.warnings))
 
     # ------------------------------------------------------------------ derived
     @property
@@ -521,11 +597,14 @@ class Estimate:
             "aic": float(self.aic),
             "bic": float(self.bic),
             "seed": self.seed,
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
     def to_frame(self) -> pd.DataFrame:
         """One-row DataFrame of the core fields (rows of several estimates concatenate)."""
-        return pd.DataFrame([self.to_dict()])
+        row = self.to_dict()
+        row["warnings"] = "; ".join(w.code for w in self.warnings)
+        return pd.DataFrame([row])
 
     def summary(self) -> str:
         """A readable multi-line summary."""
