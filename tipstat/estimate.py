@@ -52,6 +52,22 @@ CAVEATS: dict[str, str] = {
     "sparse_table": "many empty cells or small margins: intervals and fit tests are approximate",
     "internal_inconsistency": "the method misses known list sizes on this table "
                               "(internal-consistency check)",
+    # ---- checks of the table (every estimate of it)
+    "two_lists": "only two lists: independence of the lists is assumed, it cannot be tested",
+    "heterogeneity": "signs of capture heterogeneity (some persons easier to find on every list)",
+    "unstable": "leaving one list out moves the estimate outside its own interval",
+    # ---- checks of what a model choice or an average rests on
+    "untestable_weight": "weight on models whose fit cannot be tested (no residual df)",
+    "boundary_weight": "weight on boundary fits (extended MLE: some fitted cells are zero)",
+    "dropped_models": "candidate models whose estimate does not exist were left out",
+    # ---- Bayesian fits
+    "not_identified_mass": "posterior mass on models or regions where N is not identified",
+    "prior_driven": "the posterior of N depends on the prior (little contraction, or it "
+                    "moves under a second prior)",
+    "convergence": "the sampler or the optimiser did not converge well (R-hat, ESS, "
+                   "divergences, iterations)",
+    # ---- what the answer is
+    "lower_bound_only": "the data support only a lower bound on N",
 }
 
 
