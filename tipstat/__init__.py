@@ -19,7 +19,7 @@ from importlib import import_module
 from typing import Any
 
 from .errors import EstimationError, InputError, TipstatError, TipstatWarning
-from .estimate import Estimate
+from .estimate import Caveat, Estimate, EstimateTable, StratumCells
 from .histories import CaptureHistories
 
 __version__ = "0.1.0"
@@ -59,9 +59,12 @@ _SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate",
 
 __all__ = [
     "CaptureHistories",
+    "Caveat",
     "Estimate",
+    "EstimateTable",
     "EstimationError",
     "InputError",
+    "StratumCells",
     "TipstatError",
     "TipstatWarning",
     "__version__",
