@@ -160,7 +160,11 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
                                        "Poisson N-hat (profile intervals)"),
     "eta_set_to_zero": DiagnosticKey("tuple", "heterogeneity parameters fixed at zero because "
                                      "their estimate was on the boundary (closedp)"),
-    "assumption_warnings": DiagnosticKey("list", "warnings of tipstat.validate.check_assumptions"),
+    "assumption_warnings": DiagnosticKey("list", "caveats found by tipstat.validate."
+                                         "check_assumptions (every estimator's check=True)"),
+    "assumes_independence": DiagnosticKey("bool", "the model is independence or a submodel of "
+                                          "it (M0): the dependence and heterogeneity checks "
+                                          "apply"),
     # model search
     "criterion": DiagnosticKey("str", "criterion of the model search (aic, bic, stepwise, bhs)"),
     "search": DiagnosticKey("str", "how the model space was explored (exhaustive, greedy, "
