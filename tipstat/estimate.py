@@ -644,7 +644,7 @@ class Estimate:
         reason = self.diagnostics.get("reason")
         if reason and self.status != "ok":
             lines.append(f"  note        {reason}")
-        lines += [f"  warning     {w}" for w in self.warnings]
+        lines += [f"  warning     [{w.code}] {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -672,7 +672,8 @@ class Estimate:
                 ("AIC / BIC", f"{_fmt(self.aic, 3)} / {_fmt(self.bic, 3)}"),
             ]
         )
-        warn = "".join(f"<p style='color:#a00'>{html.escape(w)}</p>" for w in self.warnings)
+        warn = "".join(f"<p style='color:#a00'><b>{html.escape(w.code)}</b>: {html.escape(w)}</p>"
+                       for w in self.warnings)
         return f"<div class='tipstat-estimate'><table>{rows}</table>{warn}</div>"
 
     def plot(self, ax: Any = None) -> Any:
