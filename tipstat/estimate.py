@@ -627,7 +627,8 @@ class Estimate:
         return pd.DataFrame([row])
 
     def summary(self) -> str:
-        """A readable multi-line summary."""
+        """A readable multi-line summary; each warning on its own line, its code in brackets
+        (``warning     [lack_of_fit] lack of fit: deviance ...``)."""
         pct = f"{100 * self.level:g}%"
         lines = [
             f"{self.method}: {self.model}",
