@@ -25,7 +25,7 @@ from scipy.special import gammaln
 
 from .._checks import check_ci, check_level
 from ..errors import InputError
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
 from .checks import attach_checks, independence_submodel
 from .design import Design, loglinear_design
@@ -301,7 +301,9 @@ def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
     if status == "extended":
         warns.append(ex.reason)
     elif status != "ok":
-        warns.append(ex.reason if status != "not_converged" else "the Newton fit did not converge")
+        warns.append(ex.reason if status != "not_converged" else Caveat(
+            "convergence", f"the Newton fit did not converge ({fit.iterations} iterations)",
+            {"iterations": fit.iterations}))
     return Estimate(
         n_hat=fit.n_hat if status != "not_converged" else math.nan,
         ci=interval,
