@@ -278,5 +278,6 @@ def bootstrap(
         seed=seed, warnings=tuple(warns),
     )
     independence = point_est.diagnostics.get("assumes_independence")
-    return attach_checks(est, h, check=check,
-                         independence=None if independence is None else bool(independence))
+    if independence is not None:       # (a model average is not its best model)
+        independence = bool(independence) and not point_est.diagnostics.get("model_averaged")
+    return attach_checks(est, h, check=check, independence=independence)
