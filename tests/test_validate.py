@@ -452,3 +452,18 @@ def test_bootstrap_replicates_do_not_pay_for_the_checks():
     assert _SEEN_CHECK and not any(_SEEN_CHECK)     # point fit and replicates: check=False
     assert "assumption_warnings" in est.diagnostics  # the result itself is checked
     assert "dependence" in {w.code for w in est.warnings}  # independence on Korea_3
+
+
+def test_bootstrap_without_an_upper_limit_is_a_lower_bound():
+    # three lists that barely overlap (one person on each pair): the stepwise rule picks, in
+    # 9 of 200 replicates, a model whose estimate is infinite - more than the 2.5% above the
+    # upper percentile - so the interval has no upper end and the status says so
+    h = tipstat.CaptureHistories(np.array([40, 40, 1, 40, 1, 1, 0]), ["A", "B", "C"])
+    est = tipstat.bootstrap(h, "stepwise", n_boot=200, n_jobs=1, ci="percentile", seed=3)
+    assert est.diagnostics["n_infinite"] == 9 and est.ci[1] == math.inf
+    assert est.status == "lower_bound" and not est.ok
+    bound = [w for w in est.warnings if w.code == "lower_bound_only"]
+    assert len(bound) == 1 and bound[0].values["lower"] == est.ci[0]
+    # with BIC the replicates' estimates stay finite: an ordinary interval, status ok
+    assert tipstat.bootstrap(h, "bic", n_boot=200, n_jobs=1, ci="percentile",
+                             seed=3).status == "ok"
