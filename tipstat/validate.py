@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -36,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from ._checks import is_level
-from .errors import EstimationError, InputError
+from .errors import EstimationError, InputError, TipstatWarning
 from .estimate import Caveat, Estimate
 from .histories import CaptureHistories
 
@@ -429,7 +430,8 @@ HETEROGENEITY_MAX_LISTS = 16
 
 def without_list(h: CaptureHistories, target: str) -> CaptureHistories:
     """The table over the other ``K - 1`` lists: list ``target`` removed, its members who are on
-    no other list now unobserved (the table a survey without that list would have produced).
+    no other list now unobserved (the table a survey without that list would have produced;
+    :meth:`CaptureHistories.drop_lists` without its warning, pooled over strata).
 
     Examples
     --------
@@ -444,12 +446,9 @@ def without_list(h: CaptureHistories, target: str) -> CaptureHistories:
     if h.k < 3:
         raise InputError(f"leaving a list out needs at least 3 lists; got {h.k}")
     hp = h.pooled() if h.n_strata > 1 else h
-    j = hp.lists.index(target)
-    codes = np.arange(1, 2**hp.k)
-    reduced = (codes & ((1 << j) - 1)) | ((codes >> (j + 1)) << j)      # drop bit j
-    new = np.zeros(2 ** (hp.k - 1), dtype=hp.counts.dtype)
-    np.add.at(new, reduced, hp.counts)
-    return CaptureHistories(new[1:], [x for x in hp.lists if x != target])
+    with warnings.catch_warnings():      # (drop_lists says who became unobserved: meant here)
+        warnings.simplefilter("ignore", TipstatWarning)
+        return hp.drop_lists([target])
 
 
 def _independence_fit(h: CaptureHistories) -> np.ndarray | None:

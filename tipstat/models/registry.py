@@ -104,16 +104,18 @@ class Entry:
         """Run the estimator with the contract's keywords, passing each only where it applies.
 
         ``ci=None`` keeps the estimator's default interval; ``seed`` goes to random estimators
-        only and ``progress`` only to those with a progress bar (and only when true); ``check``
-        (every estimator takes it: attach the checks of
-        :func:`tipstat.validate.assumption_warnings`) goes to all; other ``options`` are passed
-        as given.
+        only and ``progress`` only to those with a progress bar (and only when true);
+        ``check=False`` (every estimator takes it: no checks of
+        :func:`tipstat.validate.assumption_warnings`, for inner fits) is passed when given; other
+        ``options`` are passed as given.
         """
         if len(spec) > 1:
             raise InputError(f"{self.name}: one model specification at most, got {len(spec)}")
         if spec and self.spec is None:
             raise InputError(f"{self.name} takes no model specification")
-        kwargs: dict[str, Any] = {"level": level, "check": bool(check), **options}
+        kwargs: dict[str, Any] = {"level": level, **options}
+        if not check:
+            kwargs["check"] = False
         if ci is not None:
             kwargs["ci"] = ci
         if self.random:
