@@ -160,7 +160,11 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
                                        "Poisson N-hat (profile intervals)"),
     "eta_set_to_zero": DiagnosticKey("tuple", "heterogeneity parameters fixed at zero because "
                                      "their estimate was on the boundary (closedp)"),
-    "assumption_warnings": DiagnosticKey("list", "warnings of tipstat.validate.check_assumptions"),
+    "assumption_warnings": DiagnosticKey("list", "caveats found by tipstat.validate."
+                                         "check_assumptions (every estimator's check=True)"),
+    "assumes_independence": DiagnosticKey("bool", "the model is independence or a submodel of "
+                                          "it (M0): the dependence and heterogeneity checks "
+                                          "apply"),
     # model search
     "criterion": DiagnosticKey("str", "criterion of the model search (aic, bic, stepwise, bhs)"),
     "search": DiagnosticKey("str", "how the model space was explored (exhaustive, greedy, "
@@ -623,7 +627,8 @@ class Estimate:
         return pd.DataFrame([row])
 
     def summary(self) -> str:
-        """A readable multi-line summary."""
+        """A readable multi-line summary; each warning on its own line, its code in brackets
+        (``warning     [lack_of_fit] lack of fit: deviance ...``)."""
         pct = f"{100 * self.level:g}%"
         lines = [
             f"{self.method}: {self.model}",
@@ -640,7 +645,7 @@ class Estimate:
         reason = self.diagnostics.get("reason")
         if reason and self.status != "ok":
             lines.append(f"  note        {reason}")
-        lines += [f"  warning     {w}" for w in self.warnings]
+        lines += [f"  warning     [{w.code}] {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -668,7 +673,8 @@ class Estimate:
                 ("AIC / BIC", f"{_fmt(self.aic, 3)} / {_fmt(self.bic, 3)}"),
             ]
         )
-        warn = "".join(f"<p style='color:#a00'>{html.escape(w)}</p>" for w in self.warnings)
+        warn = "".join(f"<p style='color:#a00'><b>{html.escape(w.code)}</b>: {html.escape(w)}</p>"
+                       for w in self.warnings)
         return f"<div class='tipstat-estimate'><table>{rows}</table>{warn}</div>"
 
     def plot(self, ax: Any = None) -> Any:

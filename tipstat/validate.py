@@ -7,9 +7,14 @@
   (e.g. :func:`tipstat.estimate_population`): checks read results, they import no estimator.
 * :func:`dependence_tests` - a model-free test of list independence / homogeneity for every pair
   of lists, on the persons seen on some third list (for whom the 2 x 2 table is complete).
-* :func:`assumption_warnings` / :func:`check_assumptions` - the warnings that an estimate's
-  assumptions fail: lack of fit of the log-linear model, pairwise dependence that an independence
-  model ignores, sparse tables. ``check_assumptions`` adds them to ``Estimate.warnings``.
+* :func:`heterogeneity_test` - a score test of capture heterogeneity against independent,
+  homogeneous lists.
+* :func:`assumption_warnings` / :func:`check_assumptions` - the checks that an estimate's
+  assumptions fail, as structured warnings (:class:`~tipstat.estimate.Caveat`: code, message,
+  numbers): lack of fit, pairwise dependence or heterogeneity that an independence model
+  ignores, sparse tables (empty cells and small list overlaps counted), two lists,
+  leave-one-list-out instability. ``check_assumptions`` adds them to ``Estimate.warnings``;
+  every estimator calls it on its result (``check=True``).
 
 Reference: Binette, O. & Steorts, R. C. (2022). On the reliability of multiple systems
 estimation for the quantification of modern slavery. *Journal of the Royal Statistical Society
@@ -19,7 +24,9 @@ Series A*, 185(2), 640-676.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -30,8 +37,8 @@ import pandas as pd
 from scipy import stats
 
 from ._checks import is_level
-from .errors import EstimationError, InputError
-from .estimate import Estimate
+from .errors import EstimationError, InputError, TipstatWarning
+from .estimate import Caveat, Estimate
 from .histories import CaptureHistories
 
 __all__ = [
@@ -39,8 +46,10 @@ __all__ = [
     "assumption_warnings",
     "check_assumptions",
     "dependence_tests",
+    "heterogeneity_test",
     "internal_consistency",
     "sub_histories",
+    "without_list",
 ]
 
 #: Thresholds of the reliability rating (see :attr:`InternalConsistency.indicator`).
@@ -61,6 +70,14 @@ def _as_estimate(result: Any) -> Estimate:
     if isinstance(result, Sequence) and result and isinstance(result[0], Estimate):
         return result[0]
     raise EstimationError(f"the method returned {type(result).__name__}, not a tipstat.Estimate")
+
+
+def _takes_check(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` has a ``check`` keyword (every tipstat estimator: inner fits skip it)."""
+    try:
+        return "check" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------------------- internal consistency
@@ -240,7 +257,8 @@ def internal_consistency(
         At least 3 lists. A stratified table is pooled first (``pooled_strata`` says so).
     method : callable
         ``method(histories) -> Estimate``: a tipstat estimator (tipstat's default is
-        :func:`tipstat.estimate_population`) or a lambda around one. The check is named by
+        :func:`tipstat.estimate_population`; it is called with ``check=False``, the refits need
+        no assumption checks) or a lambda around one. The check is named by
         the ``method`` of its estimates when ``method`` is a tipstat function or a lambda, by
         the function's own name otherwise.
     level : float
@@ -291,6 +309,7 @@ def internal_consistency(
     unknown = [x for x in targets if x not in hp.lists]
     if unknown:
         raise InputError(f"lists: unknown list(s) {unknown}; the lists are {list(hp.lists)}")
+    quiet = _takes_check(method)  # tipstat's estimators: the refits skip their own checks
     name = getattr(method, "__name__", type(method).__name__)
     if name == "<lambda>" or str(getattr(method, "__module__", "")).startswith("tipstat."):
         name = "method"  # named by its estimates (a tipstat estimator names its method)
@@ -314,7 +333,7 @@ def internal_consistency(
             rows.append(row)
             continue
         try:
-            est = _as_estimate(method(sub))
+            est = _as_estimate(method(sub, check=False) if quiet else method(sub))
         except (EstimationError, InputError) as err:
             row.update(status="error", note=str(err).splitlines()[0])
             rows.append(row)
@@ -395,25 +414,231 @@ def dependence_tests(h: CaptureHistories, *, correction: float = 0.5) -> pd.Data
     return out
 
 
+# ---------------------------------------------------------------------------- assumption checks
+#: A table is sparse (code ``sparse_table``) when fewer than this many persons fall on an
+#: observable cell on average (where the chi-square approximations of the fit tests fail)...
+SPARSE_MEAN = 5.0
+#: ... or when at least this share of its observable cells is empty (a 4-list table with 5 of
+#: 15 cells empty: the MLE of many models sits on the boundary of the parameter space) ...
+SPARSE_EMPTY_SHARE = 0.2
+#: ... or when a list has fewer than this many members seen on some other list (its capture
+#: probability and every interaction with it rest on those few persons).
+SMALL_OVERLAP = 10
+#: The heterogeneity score test is run up to this many lists (2^K cells; beyond, it is skipped).
+HETEROGENEITY_MAX_LISTS = 16
+
+
+def without_list(h: CaptureHistories, target: str) -> CaptureHistories:
+    """The table over the other ``K - 1`` lists: list ``target`` removed, its members who are on
+    no other list now unobserved (the table a survey without that list would have produced;
+    :meth:`CaptureHistories.drop_lists` without its warning, pooled over strata).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> h = tipstat.datasets.load("Korea_3")
+    >>> sub = without_list(h, "d")
+    >>> sub.lists, sub.counts.tolist(), h.n_observed - sub.n_observed
+    (('b', 'c'), [11, 5, 66], 41)
+    """
+    if target not in h.lists:
+        raise InputError(f"unknown list {target!r}; the lists are {list(h.lists)}")
+    if h.k < 3:
+        raise InputError(f"leaving a list out needs at least 3 lists; got {h.k}")
+    hp = h.pooled() if h.n_strata > 1 else h
+    with warnings.catch_warnings():      # (drop_lists says who became unobserved: meant here)
+        warnings.simplefilter("ignore", TipstatWarning)
+        return hp.drop_lists([target])
+
+
+def _independence_fit(h: CaptureHistories) -> np.ndarray | None:
+    """Fitted observable cells of the independence model (Mt), or None when N-hat is infinite.
+
+    The Poisson MLE matches the list sizes ``n_j`` and the observed total ``n``: with
+    ``p_j = n_j / N``, ``N`` solves Darroch's (1958) equation ``1 - n/N = prod_j (1 - n_j/N)``
+    and ``mu_c = N prod_j p_j^{x_cj} (1 - p_j)^{1 - x_cj}``.
+    """
+    from scipy.optimize import brentq
+
+    y = np.asarray(h.counts, dtype=float)
+    pat = h.patterns.astype(bool)
+    n = float(y.sum())
+    nj = np.array([y[pat[:, j]].sum() for j in range(h.k)])
+    if n <= 0 or nj.sum() <= n * (1 + 1e-12):      # nobody on two lists: N-hat infinite
+        return None
+
+    def g(N: float) -> float:
+        return float(np.prod(1.0 - nj / N) - (1.0 - n / N))
+
+    hi = 2.0 * n
+    while g(hi) > 0:
+        hi *= 2.0
+        if hi > 1e15:
+            return None
+    N = n if g(n) <= 0 else brentq(g, n, hi, xtol=1e-10 * n, rtol=1e-13)
+    p = nj / N
+    return N * np.prod(np.where(pat, p, 1.0 - p), axis=1)
+
+
+def heterogeneity_test(h: CaptureHistories) -> dict[str, float]:
+    """Score test of capture heterogeneity against independent, homogeneous lists (Mt).
+
+    Darroch et al.'s (1993) heterogeneity model Mth adds ``tau f^2 / 2`` to the independence
+    model, ``f`` the number of lists a cell is on: with ``tau > 0`` persons are on many lists
+    and on one list more often than independent lists with the same sizes give. The score
+    statistic of ``tau = 0`` needs only the independence fit ``mu`` (over the observable cells,
+    design ``X`` = intercept and list effects, ``z = f^2/2``):
+
+    .. math::
+
+        U = z^\\top (y - \\hat\\mu), \\qquad
+        V = z^\\top W z - z^\\top W X (X^\\top W X)^{-1} X^\\top W z, \\quad W = \\mathrm{diag}(\\hat\\mu),
+        \\qquad Z = U / \\sqrt{V} \\sim N(0, 1).
+
+    ``p`` is one-sided (heterogeneity, or positive dependence between every pair of lists, gives
+    ``Z > 0``; the two cannot be told apart from one table). Needs 3 to
+    :data:`HETEROGENEITY_MAX_LISTS` lists and some person on two lists; else ``z`` and ``p``
+    are nan.
+
+    Returns
+    -------
+    dict
+        ``z``, ``p``, ``observed`` and ``expected`` (the sum of ``f^2/2`` over persons, seen and
+        under Mt).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> t = heterogeneity_test(tipstat.datasets.load("Kosovo_4"))
+    >>> t["z"] > 5, t["p"] < 1e-6
+    (True, True)
+    """
+    nan = {"z": math.nan, "p": math.nan, "observed": math.nan, "expected": math.nan}
+    hp = h.pooled() if h.n_strata > 1 else h
+    if not 3 <= hp.k <= HETEROGENEITY_MAX_LISTS:
+        return nan
+    mu = _independence_fit(hp)
+    if mu is None:
+        return nan
+    y = np.asarray(hp.counts, dtype=float)
+    pat = hp.patterns.astype(float)
+    X = np.column_stack([np.ones(len(y)), pat])
+    z = pat.sum(axis=1) ** 2 / 2.0
+    xw = X * mu[:, None]
+    info = xw.T @ X
+    b = xw.T @ z
+    try:
+        var = float(z @ (mu * z) - b @ np.linalg.solve(info, b))
+    except np.linalg.LinAlgError:
+        return nan
+    if not var > 1e-12 * float(z @ (mu * z)):
+        return nan
+    u = float(z @ (y - mu))
+    zs = u / math.sqrt(var)
+    return {"z": zs, "p": float(stats.norm.sf(zs)), "observed": float(z @ y),
+            "expected": float(z @ mu)}
+
+
+def _assumes_independence(estimate: Estimate | None) -> bool:
+    if estimate is None:
+        return True
+    d = estimate.diagnostics or {}
+    return bool(d.get("assumes_independence", False)) and not d.get("model_averaged", False)
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}"
+
+
+def _sparse(hp: CaptureHistories) -> Caveat | None:
+    cells = 2**hp.k - 1
+    y = np.asarray(hp.counts, dtype=float)
+    empty = int(np.sum(y == 0))
+    per_cell = float(y.sum()) / cells
+    pat = hp.patterns.astype(bool)
+    multi = pat.sum(axis=1) >= 2
+    overlap = np.array([y[pat[:, j] & multi].sum() for j in range(hp.k)])
+    small = int(np.sum(overlap < SMALL_OVERLAP))
+    if not (per_cell < SPARSE_MEAN or empty >= SPARSE_EMPTY_SHARE * cells or small):
+        return None
+    parts = [f"{empty} of {cells} observable cells empty",
+             f"{per_cell:.1f} persons per cell on average"]
+    if small:
+        parts.append(f"{small} list(s) with fewer than {SMALL_OVERLAP} members seen on another "
+                     f"list (fewest: {overlap.min():g})")
+    return Caveat("sparse_table", "sparse table: " + ", ".join(parts) + "; intervals and fit "
+                  "tests are approximate and models with interactions may sit on the boundary",
+                  {"empty_cells": empty, "cells": cells, "mean_per_cell": per_cell,
+                   "small_lists": small, "min_overlap": float(overlap.min())})
+
+
+def _unstable(hp: CaptureHistories, estimate: Estimate,
+              refit: Callable[[CaptureHistories], Estimate]) -> Caveat | None:
+    lo, hi = estimate.ci
+    if not (estimate.ok and math.isfinite(lo) and not math.isnan(hi)) or hp.k < 3:
+        return None
+    moved, failed, n_hats = [], 0, []
+    for name in hp.lists:
+        sub = without_list(hp, name)
+        if sub.n_observed <= 0:
+            failed += 1
+            continue
+        try:
+            other = _as_estimate(refit(sub))
+        except (EstimationError, InputError):
+            failed += 1
+            continue
+        if not other.ok:
+            failed += 1
+            continue
+        n_hats.append(other.n_hat)
+        olo, ohi = other.ci
+        if (math.isfinite(olo) and olo > hi) or (not math.isnan(ohi) and ohi < lo):
+            moved.append((name, other))
+    if not moved:
+        return None
+    shown = ", ".join(f"without {name}: {o.n_hat:,.0f} [{o.ci[0]:,.0f}, {o.ci[1]:,.0f}]"
+                      for name, o in moved[:3])
+    return Caveat("unstable", f"unstable: leaving one list out gives an interval that does not "
+                  f"overlap this one for {len(moved)} of {hp.k} lists ({shown}; this estimate "
+                  f"{estimate.n_hat:,.0f} [{lo:,.0f}, {hi:,.0f}]): the estimate rests on one "
+                  "list's overlap with the others",
+                  {"lists_moved": len(moved), "lists": hp.k, "refits_failed": failed,
+                   "min_n_hat": min(n_hats), "max_n_hat": max(n_hats)})
+
+
 def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *,
                         alpha: float = 0.05,
-                        consistency: InternalConsistency | None = None) -> list[str]:
-    """Warnings that the assumptions of an estimate fail on this table.
+                        consistency: InternalConsistency | None = None,
+                        refit: Callable[[CaptureHistories], Estimate] | None = None
+                        ) -> list[Caveat]:
+    """The checks of an estimate's assumptions on this table, as structured warnings.
 
-    Three checks, each at level ``alpha``, and optionally a fourth:
+    Each warning is a :class:`~tipstat.estimate.Caveat` (a ``str``: its message) with a code
+    and the numbers behind it. Tests are at level ``alpha``:
 
-    1. **Lack of fit** (log-linear estimates with ``df > 0``): the deviance ``G^2`` against
-       ``chi2(df)``. A model that does not fit the observed cells has no claim on the
-       unobserved one.
-    2. **Unmodelled dependence or heterogeneity** (independence-model estimates, or no
-       estimate): :func:`dependence_tests` with Holm's correction over pairs; a pair with an
-       odds ratio far from 1 among persons seen elsewhere breaks independence.
-    3. **Sparse table**: fewer than 5 persons on average per observable cell, where the
-       chi-square approximations and the MLE itself are unreliable.
-    4. **Internal inconsistency** (when ``consistency``, the result of
-       :func:`internal_consistency` for the same method, is given): its rating is
-       ``"questionable"`` or ``"inconsistent"`` (``|mean log relative bias| > 0.10`` or fewer than
-       half of the intervals cover the known list sizes).
+    * ``lack_of_fit`` (estimates with a deviance and ``df > 0``): the deviance ``G^2`` against
+      ``chi2(df)``; values ``deviance``, ``df``, ``p``. A model that does not fit the observed
+      cells has no claim on the unobserved one.
+    * ``dependence`` (models that assume independent lists, i.e. independence or a submodel of
+      it, as ``diagnostics["assumes_independence"]`` says; or no estimate):
+      :func:`dependence_tests` with Holm's correction over pairs.
+    * ``heterogeneity`` (the same models, 3 lists or more): :func:`heterogeneity_test`, one
+      sided; values ``z``, ``p``.
+    * ``sparse_table`` (every estimate): fewer than :data:`SPARSE_MEAN` persons per observable
+      cell on average, at least :data:`SPARSE_EMPTY_SHARE` of the cells empty, or a list with
+      fewer than :data:`SMALL_OVERLAP` members seen on another list; values ``empty_cells``,
+      ``cells``, ``mean_per_cell``, ``small_lists``, ``min_overlap``.
+    * ``two_lists`` (every estimate of a 2-list table): independence of the two lists is
+      assumed and cannot be tested.
+    * ``unstable`` (when ``refit`` is given, 3 lists or more): ``refit(table without list j)``
+      for each list; the warning fires when some leave-one-list-out interval does not overlap
+      the estimate's own interval. The estimators pass a cheap ``refit`` only where one exists
+      (:func:`tipstat.fit_loglinear`); give one to check any estimator, e.g.
+      ``refit=lambda t: tipstat.select_loglinear(t, "bic")``.
+    * ``internal_inconsistency`` (when ``consistency``, the result of
+      :func:`internal_consistency` for the same method, is given): its rating is
+      ``"questionable"`` or ``"inconsistent"``.
 
     The absence of warnings does not prove the assumptions: heterogeneity that affects every
     list alike is partly invisible in the observed cells.
@@ -422,69 +647,106 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
     --------
     >>> import tipstat
     >>> h = tipstat.datasets.load("Kosovo_4")
-    >>> for w in assumption_warnings(h, tipstat.fit_loglinear(h, "independence")):
-    ...     print(w.split(";")[0][:72])
+    >>> est = tipstat.fit_loglinear(h, "independence", check=False)
+    >>> [w.code for w in assumption_warnings(h, est)]
+    ['lack_of_fit', 'dependence', 'heterogeneity']
+    >>> w = assumption_warnings(h, est)[0]
+    >>> print(w.split(";")[0]); w.values["df"]
     lack of fit: deviance 245.9 on 10 df (p < 0.0001)
-    list dependence or capture heterogeneity: 5 of 6 list pairs are associat
+    10.0
     """
     if not isinstance(h, CaptureHistories):
         raise InputError(f"expected tipstat.CaptureHistories, got {type(h).__name__}")
     if not 0 < alpha < 1:
         raise InputError(f"alpha={alpha!r} must be between 0 and 1")
+    if consistency is not None and not isinstance(consistency, InternalConsistency):
+        raise InputError("consistency must be the result of tipstat.validate.internal_consistency, "
+                         f"got {type(consistency).__name__}")
+    if refit is not None and not callable(refit):
+        raise InputError(f"refit must be a callable table -> Estimate, got {type(refit).__name__}")
     hp = h.pooled() if h.n_strata > 1 else h
-    out: list[str] = []
+    out: list[Caveat] = []
     if estimate is not None and math.isfinite(estimate.deviance) and math.isfinite(estimate.df) \
             and estimate.df > 0:
         p = float(stats.chi2.sf(estimate.deviance, estimate.df))
         if p < alpha:
-            ptxt = "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}"
-            out.append(f"lack of fit: deviance {estimate.deviance:.1f} on {estimate.df:g} df "
-                       f"({ptxt}); the model's assumptions are rejected and N-hat may be biased")
-    independence = estimate is None or (
-        not (estimate.diagnostics or {}).get("terms", ())
-        and estimate.model in ("independence", "Mt", "M0"))
+            out.append(Caveat(
+                "lack_of_fit", f"lack of fit: deviance {estimate.deviance:.1f} on "
+                f"{estimate.df:g} df ({_p_text(p)}); the model's assumptions are rejected and "
+                "N-hat may be biased",
+                {"deviance": float(estimate.deviance), "df": float(estimate.df), "p": p}))
+    independence = _assumes_independence(estimate)
     if hp.k >= 3 and independence:
         t = dependence_tests(hp)
         bad = t[t["p_holm"] < alpha]
         if len(bad):
             shown = ", ".join(f"{r.pair} (odds ratio {math.exp(r.log_or):.2f})"
                               for r in bad.sort_values("p").head(3).itertuples())
-            out.append(f"list dependence or capture heterogeneity: {len(bad)} of {len(t)} list "
-                       f"pairs are associated among persons seen on other lists ({shown}); the "
-                       "independence model is likely biased (positive association: too low)")
+            out.append(Caveat(
+                "dependence", f"list dependence or capture heterogeneity: {len(bad)} of "
+                f"{len(t)} list pairs are associated among persons seen on other lists "
+                f"({shown}); the independence model is likely biased (positive association: "
+                "too low)",
+                {"pairs_associated": len(bad), "pairs": len(t),
+                 "min_p_holm": float(t["p_holm"].min()),
+                 "max_odds_ratio": float(np.exp(t["log_or"].max())),
+                 "min_odds_ratio": float(np.exp(t["log_or"].min()))}))
+        het = heterogeneity_test(hp)
+        if math.isfinite(het["p"]) and het["p"] < alpha:
+            out.append(Caveat(
+                "heterogeneity", "capture heterogeneity: persons are on one list and on many "
+                "lists more often than independent, homogeneous lists give (score test of "
+                f"Darroch's Mth against Mt: z = {het['z']:.2f}, {_p_text(het['p'])}); models "
+                "without heterogeneity or dependence terms tend to underestimate N",
+                {"z": het["z"], "p": het["p"]}))
+    if hp.k == 2:
+        out.append(Caveat("two_lists", "two lists: independence between them is assumed and "
+                          "cannot be checked; positive dependence or heterogeneity biases the "
+                          "estimate low", {"lists": 2}))
+    sparse = _sparse(hp)
+    if sparse is not None:
+        out.append(sparse)
+    if refit is not None and estimate is not None:
+        unstable = _unstable(hp, estimate, refit)
+        if unstable is not None:
+            out.append(unstable)
     if consistency is not None:
-        if not isinstance(consistency, InternalConsistency):
-            raise InputError("consistency must be the result of tipstat.validate.internal_consistency, "
-                             f"got {type(consistency).__name__}")
         ind = consistency.indicator
         if ind["rating"] in ("questionable", "inconsistent"):
-            out.append(f"{ind['rating']} on the internal-consistency check: {ind['note']}")
-    cells = 2**hp.k - 1
-    per_cell = float(hp.n_observed) / cells
-    zeros = int(hp.n_zero_cells)
-    if per_cell < 5:
-        out.append(f"sparse table: {per_cell:.1f} persons per observable cell on average, "
-                   f"{zeros} of {cells} cells empty; intervals and fit tests are approximate")
+            out.append(Caveat(
+                "internal_inconsistency", f"{ind['rating']} on the internal-consistency check: "
+                f"{ind['note']}",
+                {"mean_log_rel_bias": float(ind["mean_log_rel_bias"]),
+                 "coverage": float(ind["coverage"]), "evaluated": int(ind["evaluated"])}))
     return out
 
 
 def check_assumptions(estimate: Estimate, h: CaptureHistories, *, alpha: float = 0.05,
-                      consistency: InternalConsistency | None = None) -> Estimate:
-    """A copy of ``estimate`` with :func:`assumption_warnings` added to its ``warnings`` and the
-    list under ``diagnostics["assumption_warnings"]``.
+                      consistency: InternalConsistency | None = None,
+                      refit: Callable[[CaptureHistories], Estimate] | None = None) -> Estimate:
+    """A copy of ``estimate`` with the caveats of :func:`assumption_warnings` added to its
+    ``warnings`` and listed under ``diagnostics["assumption_warnings"]``.
+
+    A caveat is not added twice: one whose code the estimate already carries (an estimator that
+    found the same problem itself says it better) or whose text is already there is skipped.
+    Every estimator calls this on its result (its ``check=True``); call it yourself to add the
+    internal-consistency or leave-one-list-out checks (``consistency=``, ``refit=``).
 
     Examples
     --------
     >>> import tipstat
     >>> h = tipstat.datasets.load("Kosovo_4")
-    >>> est = check_assumptions(tipstat.fit_loglinear(h, "independence"), h)
-    >>> len(est.warnings)
-    2
+    >>> est = check_assumptions(tipstat.fit_loglinear(h, "independence", check=False), h)
+    >>> [w.code for w in est.warnings]
+    ['lack_of_fit', 'dependence', 'heterogeneity']
     """
     if not isinstance(estimate, Estimate):
         raise InputError(f"expected a tipstat.Estimate, got {type(estimate).__name__}")
-    found = assumption_warnings(h, estimate, alpha=alpha, consistency=consistency)
+    found = assumption_warnings(h, estimate, alpha=alpha, consistency=consistency, refit=refit)
     diagnostics = dict(estimate.diagnostics or {})
     diagnostics["assumption_warnings"] = list(found)
-    warns = tuple(estimate.warnings) + tuple(w for w in found if w not in estimate.warnings)
-    return dataclasses.replace(estimate, warnings=warns, diagnostics=diagnostics)
+    have = {w.code for w in estimate.warnings if w.code != "note"}
+    texts = {str(w) for w in estimate.warnings}
+    new = [w for w in found if w.code not in have and str(w) not in texts]
+    return dataclasses.replace(estimate, warnings=(*estimate.warnings, *new),
+                               diagnostics=diagnostics)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import tipstat
-from tipstat.estimate import STATUSES
+from tipstat.estimate import CAVEATS, STATUSES, Caveat
 from tipstat.models import DEFAULT_SEED
 from tipstat.models.registry import ESTIMATORS, Entry
 
@@ -103,6 +103,7 @@ def test_signature_is_the_contract(name):
     assert keyword["level"].default == 0.95
     assert keyword["ci"].default == entry.ci_methods[0]
     assert ("seed" in keyword) == entry.random
+    assert keyword["check"].default is True     # the checks of issue 16, on by default
     if entry.random:
         assert keyword["seed"].default == DEFAULT_SEED
     # renamed in issue 15 (ci, n_boot, estimator/pooling/search/label); no old name survives
@@ -238,3 +239,37 @@ def test_estimators_registered_for_strata_take_them(name):
         est = entry.function(h, *args, **options)
     assert isinstance(est, tipstat.Estimate)
     assert est.n_observed == pytest.approx(float(h.n_observed), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", FITS)
+def test_every_estimate_carries_the_checks(name, runs):
+    # issue 16: the checks of tipstat.validate.assumption_warnings are attached to every
+    # registered estimator's result, as Caveats with a code (Korea_3 / Spina_3: 3 lists)
+    est, _ = _first(runs, ESTIMATORS[name])
+    found = est.diagnostics.get("assumption_warnings")
+    assert isinstance(found, list)
+    assert all(isinstance(w, Caveat) and w.code in CAVEATS for w in est.warnings)
+    # what the checks found is on the estimate (skipped only where the estimator had already
+    # said the same thing under the same code)
+    assert {w.code for w in found} <= {w.code for w in est.warnings}
+    assert all(w.code != "two_lists" for w in est.warnings)      # three lists here
+
+
+@pytest.mark.parametrize("name", [n for n in ESTIMATORS if n not in SLOW])
+def test_check_false_changes_no_number(name, runs):
+    # check=False (inner fits) returns the same estimate without the checks
+    entry = ESTIMATORS[name]
+    first, _ = _first(runs, entry)
+    extra: dict[str, Any] = {"level": 0.9, "ci": entry.ci_methods[0], "check": False}
+    if entry.random:
+        extra["seed"] = 5
+    quiet, _ = _run(entry, **extra)
+    assert (quiet.n_hat, quiet.ci, quiet.status) == (first.n_hat, first.ci, first.status)
+    assert "assumption_warnings" not in quiet.diagnostics
+    # and the registry passes check through
+    _, spec, options = CASES[name]
+    h = _histories(CASES[name][0])
+    args = () if spec is None else (spec(h),)
+    via = entry.call(h, *args, level=0.9, ci=entry.ci_methods[0], seed=5, check=False,
+                     **options)
+    assert "assumption_warnings" not in via.diagnostics and via.n_hat == quiet.n_hat

@@ -42,6 +42,7 @@ from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from . import sampling
+from .checks import attach_checks
 from .design import Design, loglinear_design
 from .intervals import equal_tailed
 from .sampling import clear_compiled_cache
@@ -183,6 +184,7 @@ def fit_bayes_loglinear(
     intercept_sd: float = 10.0,
     interaction_sd: float = 2.0,
     progress: bool = False,
+    check: bool = True,
     **sample_kwargs: Any,
 ) -> Estimate:
     """Population size from a Bayesian Poisson log-linear model with shrinkage on interactions.
@@ -235,6 +237,10 @@ def fit_bayes_loglinear(
     main_sd, intercept_sd, interaction_sd : float
         Prior standard deviations of the main effects, of the intercept (of the centred
         covariates) and of the interactions under ``prior="normal"``.
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` to the result
+        (sparse table, two lists; dependence and heterogeneity for the independence model;
+        on the pooled table when stratified). False for inner fits.
 
     Returns
     -------
@@ -321,10 +327,11 @@ def fit_bayes_loglinear(
     if diagnostics["ess_bulk"] < 400:
         warns.append(f"bulk ESS of N is {diagnostics['ess_bulk']:.0f} < 400: draw more")
     prior_label = "regularised horseshoe" if prior == "horseshoe" else f"Normal(0, {interaction_sd:g})"
-    return Estimate(
+    est = Estimate(
         n_hat=float(med), ci=(float(lo), float(hi)), level=level, n_observed=n_obs,
         method="bayes_loglinear", model=f"{design.name}, interactions ~ {prior_label}",
         status=status, ci_method="posterior equal-tailed", se=float(flat.std(ddof=1)),
         n_params=design.n_params, diagnostics=diagnostics, draws=flat, idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+    return attach_checks(est, h, check=check, independence=not design.terms)

@@ -58,6 +58,7 @@ from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from ..parallel import generator, one_blas_thread
+from .checks import attach_checks
 from .intervals import hpd_interval as _hpd
 from .intervals import weighted_quantiles as _wquantile
 from .terms import MAX_DESIGN_BYTES, TermSpace, hierarchical, order, parse_terms, term_label
@@ -770,6 +771,7 @@ def fit_loglinear_bma(
     a: float = 0.001,
     b: float = 0.001,
     proposal_df: float = 4.0,
+    check: bool = True,
 ) -> Estimate:
     """Population size by Bayesian model averaging over hierarchical log-linear models.
 
@@ -816,6 +818,9 @@ def fit_loglinear_bma(
         Hyper-parameters of the SBH prior, ``sigma^2 ~ Inv-Gamma(a/2, b/2)``.
     proposal_df : float
         Degrees of freedom of the t importance proposal (heavier tails = safer weights).
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` to the result
+        (the table's: sparse table, two lists; on the pooled table when stratified). False for inner fits.
 
     Returns
     -------
@@ -1023,13 +1028,14 @@ def fit_loglinear_bma(
     }
     prior_label = ("unit-information prior" if prior == "UIP"
                    else f"Sabanés Bové–Held prior (a={a:g}, b={b:g})")
-    return Estimate(
+    est = Estimate(
         n_hat=float(med), ci=bounds, level=level, n_observed=n_obs, method="loglinear_bma",
         model=f"average over {len(kept)} models within {diagnostics['max_model']}, {prior_label}",
         status="ok", ci_method="posterior HPD" if ci == "hpd" else "posterior equal-tailed",
         se=sd, diagnostics=diagnostics, draws=resample, idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+    return attach_checks(est, h, check=check)
 
 
 def _model_labels(space: ModelSpace, models: list[frozenset[int]]) -> list[str]:

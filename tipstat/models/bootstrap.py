@@ -24,6 +24,7 @@ interval on one core, on all local cores, or on a Dask cluster (:mod:`tipstat.pa
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -33,8 +34,9 @@ import numpy as np
 
 from .._checks import DEFAULT_SEED, check_ci, check_level, check_seed
 from ..errors import InputError
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
+from .checks import attach_checks
 from .intervals import bca_interval, percentile_interval
 from .loglinear import _check_histories
 from .selection import CRITERIA, _space, run_selection, select_loglinear
@@ -64,13 +66,24 @@ class SelectionStatistic:
         return sel.n_hat, space.label(sel.model)
 
 
+def _takes_check(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` has a ``check`` keyword (tipstat's estimators: replicates skip it)."""
+    try:
+        return "check" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class EstimatorStatistic:
-    """``y -> (N-hat, model)`` of any estimator ``f(CaptureHistories) -> Estimate``."""
+    """``y -> (N-hat, model)`` of any estimator ``f(CaptureHistories) -> Estimate`` (without
+    its checks, where it takes ``check``: replicates do not pay for them)."""
 
     def __init__(self, lists: tuple[str, ...], func: Callable[..., Estimate], options: dict):
         self.lists = lists
         self.func = func
         self.options = dict(options)
+        if _takes_check(func):
+            self.options["check"] = False
 
     def __call__(self, y: np.ndarray) -> tuple[float, str]:
         if y.sum() <= 0:
@@ -124,6 +137,7 @@ def bootstrap(
     backend: str = "auto",
     client: Any = None,
     progress: bool = False,
+    check: bool = True,
     **options: Any,
 ) -> Estimate:
     """Bootstrap interval for N that re-runs the whole estimator (model selection included) on
@@ -153,14 +167,20 @@ def bootstrap(
     n_jobs, backend, client, progress
         Passed to :func:`tipstat.parallel.map` (default: every local core; a Dask ``client``
         sends the replicates to a cluster).
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` (of the model chosen
+        on the data) to the result. The replicates and the point estimate are computed without
+        them (``check=False`` where the estimator takes it).
 
     Returns
     -------
     Estimate
         ``n_hat`` from the data, ``ci`` from the replicates, ``draws`` the replicate N-hats,
-        ``seed``; ``diagnostics``: ``z0``, ``acceleration``, ``n_failed`` (replicates whose
-        estimate was not identifiable, dropped and counted), ``n_infinite``, ``model_frequencies``
-        (how often each model was selected), ``point`` (the estimate on the data).
+        ``seed``; ``status`` ``"lower_bound"`` when the interval's upper limit is infinite
+        (enough replicates have an infinite N-hat); ``diagnostics``: ``z0``,
+        ``acceleration``, ``n_failed`` (replicates whose estimate was not identifiable,
+        dropped and counted), ``n_infinite``, ``model_frequencies`` (how often each model was
+        selected), ``point`` (the estimate on the data).
 
     Examples
     --------
@@ -192,12 +212,12 @@ def bootstrap(
         if estimator not in CRITERIA:
             raise InputError(f"bootstrap: estimator={estimator!r} is not one of {CRITERIA} or a "
                              "callable")
-        point_est = select_loglinear(h, estimator, ci="none", **options)
+        point_est = select_loglinear(h, estimator, ci="none", check=False, **options)
         statistic: Callable = SelectionStatistic(lists, estimator, options)
         label = f"bootstrap ({kind}, {ci}) of select_loglinear ({estimator})"
     elif callable(estimator):
-        point_est = estimator(h, **options)
         statistic = EstimatorStatistic(lists, estimator, options)
+        point_est = estimator(h, **statistic.options)
         label = f"bootstrap ({kind}, {ci}) of {getattr(estimator, '__name__', 'estimator')}"
     else:
         raise InputError(f"bootstrap: estimator must be a selection rule name or a callable, got "
@@ -233,16 +253,31 @@ def bootstrap(
         interval = percentile_interval(draws, level)
     warns = list(point_est.warnings)
     if n_failed:
-        warns.append(f"{n_failed} of {n_boot} replicates gave no identifiable estimate; they "
-                     "are left out of the interval")
+        warns.append(Caveat("note", f"{n_failed} of {n_boot} replicates gave no identifiable "
+                            "estimate; they are left out of the interval",
+                            {"n_failed": n_failed, "n_boot": n_boot}))
     if n_inf:
-        warns.append(f"{n_inf} of {n_boot} replicates selected a model whose estimate is "
-                     "infinite; they are kept (at +inf) in the ordering")
-    return Estimate(
+        warns.append(Caveat("note", f"{n_inf} of {n_boot} replicates selected a model whose "
+                            "estimate is infinite; they are kept (at +inf) in the ordering",
+                            {"n_infinite": n_inf, "n_boot": n_boot}))
+    status = point_est.status
+    if status in ("ok", "extended") and interval[1] == math.inf:
+        # the replicates' upper limit is infinite: the data support only a lower bound
+        status = "lower_bound"
+        warns.append(Caveat("lower_bound_only", f"the bootstrap interval has no upper limit "
+                            f"({n_inf} of {n_boot} replicates infinite): the data support only "
+                            f"a lower bound on N, about {interval[0]:,.0f}",
+                            {"lower": float(interval[0]), "n_infinite": n_inf,
+                             "n_boot": n_boot}))
+    est = Estimate(
         n_hat=theta, ci=interval, level=level, n_observed=float(y.sum()), method=label,
-        model=point_est.model, status=point_est.status, ci_method=ci, se=float(np.nanstd(
+        model=point_est.model, status=status, ci_method=ci, se=float(np.nanstd(
             draws[np.isfinite(draws)], ddof=1)) if np.isfinite(draws).sum() > 1 else math.nan,
         deviance=point_est.deviance, df=point_est.df, aic=point_est.aic, bic=point_est.bic,
         loglik=point_est.loglik, n_params=point_est.n_params, diagnostics=diag, draws=draws,
         seed=seed, warnings=tuple(warns),
     )
+    independence = point_est.diagnostics.get("assumes_independence")
+    if independence is not None:       # (a model average is not its best model)
+        independence = bool(independence) and not point_est.diagnostics.get("model_averaged")
+    return attach_checks(est, h, check=check, independence=independence)

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from .._checks import check_ci, check_level
 from ..errors import InputError
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
 from ..validate import check_assumptions
 
@@ -112,16 +112,17 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     if h.k == 2:
         from .loglinear import fit_loglinear
 
-        est = fit_loglinear(h, "independence", level=level)
+        est = fit_loglinear(h, "independence", level=level, check=False)
         name = "default (two lists: independence)"
         rule = ("independence of the two lists (the only identifiable model with two lists; "
                 "assumed, not checked)")
-        warnings = (*est.warnings, "two lists: independence between them is assumed and cannot "
-                    "be checked; positive dependence biases the estimate low")
+        warnings = (*est.warnings, Caveat("two_lists", "two lists: independence between them is "
+                    "assumed and cannot be checked; positive dependence biases the estimate low",
+                                          {"lists": 2}))
     else:
         from .selection import select_loglinear
 
-        est = select_loglinear(h, "bic", average=True, level=level)
+        est = select_loglinear(h, "bic", average=True, level=level, check=False)
         name = "default (BIC model average)"
         rule = DEFAULT_RULE
         warnings = est.warnings

@@ -50,6 +50,7 @@ from ..errors import InputError, Problem
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from ..parallel import generator
+from .checks import attach_checks
 from .graphs import Decomposition, adjacency, decompose, edge_pairs, enumerate_decomposable, graph_label
 from .intervals import grid_quantile
 from .sampling import convergence
@@ -448,6 +449,7 @@ def fit_graphical(
     steps: int | None = None,
     burn: int | None = None,
     graph_prior: float | Callable[[tuple[tuple[str, str], ...]], float] | None = None,
+    check: bool = True,
 ) -> Estimate:
     """Population size by Bayesian averaging over decomposable graphical models.
 
@@ -499,6 +501,9 @@ def fit_graphical(
         q^|E| (1 - q)^(P - |E|)``; ``q < 0.5`` favours sparse graphs). A callable receives the
         graph's edges as pairs of list names and returns its log prior weight (up to a
         constant; ``-inf`` excludes the graph).
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` to the result
+        (the table's: sparse table, two lists; on the pooled table when stratified). False for inner fits.
 
     Returns
     -------
@@ -646,12 +651,13 @@ def fit_graphical(
         spread = (max(diagnostics["chain_medians"]) - min(diagnostics["chain_medians"])) / n_hat
         if spread > 0.02:
             warns.append(f"chain medians of N differ by {100 * spread:.1f}%: run longer chains")
-    return Estimate(
+    est = Estimate(
         n_hat=n_hat, ci=(lo, hi), level=level, n_observed=float(y.sum()), method="graphical",
         model=model, status="ok", ci_method="posterior equal-tailed", se=sd,
         diagnostics=diagnostics, draws=N_draws.ravel(), idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+    return attach_checks(est, h, check=check)
 
 
 def _graph_prior(spec: Any, lists: Sequence[str]) -> Callable[[int], float] | None:

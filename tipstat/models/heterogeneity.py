@@ -43,6 +43,7 @@ from .._checks import check_ci, check_level
 from ..errors import InputError
 from ..estimate import Estimate, EstimateTable
 from ..histories import CaptureHistories, pattern_matrix
+from .checks import attach_checks
 from .design import Design, loglinear_design, parse_terms, term_label
 from .loglinear import CI_METHODS, Fit, _check_histories, _fit, estimate_from_fit
 
@@ -256,7 +257,7 @@ def _behavioural(fit: Fit, k: int, kind: str, n_obs: float, status: str, reason:
 
 def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
                       level: float = 0.95, ci: str = "profile",
-                      terms: str | Sequence = ()) -> Estimate:
+                      terms: str | Sequence = (), check: bool = True) -> Estimate:
     """Fit one closed-population model (a row of :func:`closedp`, optionally with interaction
     ``terms`` added to an Mth model, as Rcapture's ``closedpCI.t(mX=, h=)``).
 
@@ -273,6 +274,10 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
         Interval method, as in :func:`tipstat.fit_loglinear` (none for Mb and Mbh).
     terms : str or list of str
         Interaction terms added to an Mth model.
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` (lack of fit, sparse
+        table, two lists; dependence and heterogeneity for M0 and Mt, whose designs assume
+        independent lists). False for inner fits.
 
     Examples
     --------
@@ -311,17 +316,20 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     warns = est.warnings
     if res.status != "ok" and res.reason not in warns:
         warns = (*warns, res.reason)
-    return dataclasses.replace(
+    est = dataclasses.replace(
         est, model=model if not terms else design.name, n_hat=res.n_hat, se=res.se,
         status=res.status, warnings=warns,
         ci=(math.nan, math.nan) if kind and res.status != "ok" else est.ci,
         diagnostics={**est.diagnostics, "reason": res.reason, "eta_set_to_zero": res.dropped})
+    return attach_checks(est, h, check=check)
 
 
-def closedp(h: CaptureHistories) -> EstimateTable:
+def closedp(h: CaptureHistories, *, check: bool = True) -> EstimateTable:
     """Rcapture's ``closedp.t`` table: the twelve classical closed-population models.
 
-    Each model is fitted by :func:`fit_closedp_model` without an interval (as ``closedp.t``).
+    Each model is fitted by :func:`fit_closedp_model` without an interval (as ``closedp.t``),
+    with its checks (``check=True``: every row carries the caveats of
+    :func:`tipstat.validate.assumption_warnings`).
 
     Returns
     -------
@@ -345,5 +353,5 @@ def closedp(h: CaptureHistories) -> EstimateTable:
     13444.1312
     """
     _check_histories(h)
-    return EstimateTable([(model, fit_closedp_model(h, model, ci="none"))
+    return EstimateTable([(model, fit_closedp_model(h, model, ci="none", check=check))
                           for model in CLOSEDP_MODELS])

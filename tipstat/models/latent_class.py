@@ -57,6 +57,7 @@ from ..errors import InputError, TipstatWarning
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
 from . import sampling
+from .checks import attach_checks
 from .intervals import equal_tailed
 from .loglinear import _check_histories
 
@@ -348,6 +349,7 @@ def fit_latent_class(
     target_accept: float = 0.9,
     restarts: int = 3,
     progress: bool = False,
+    check: bool = True,
     **sample_kwargs: Any,
 ) -> Estimate:
     """Bayesian non-parametric latent-class MSE (Manrique-Vallier 2016; R package LCMCR).
@@ -400,6 +402,9 @@ def fit_latent_class(
         Show the sampler's progress bar.
     **sample_kwargs
         Passed through to ``nutpie.sample`` or ``pymc.sample``.
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` to the result
+        (the table's: sparse table, two lists). False for inner fits.
 
     Returns
     -------
@@ -457,7 +462,7 @@ def fit_latent_class(
 
     n_draws = idata.posterior["N"].values.reshape(-1)
     lower, upper = equal_tailed(n_draws, level, floor=float(counts.sum()))
-    return Estimate(
+    est = Estimate(
         n_hat=float(np.median(n_draws)),
         ci=(float(lower), float(upper)),
         level=float(level),
@@ -473,3 +478,4 @@ def fit_latent_class(
         seed=seed,
         warnings=tuple(warns),
     )
+    return attach_checks(est, h, check=check)

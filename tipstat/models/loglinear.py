@@ -25,8 +25,9 @@ from scipy.special import gammaln
 
 from .._checks import check_ci, check_level
 from ..errors import InputError
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
+from .checks import attach_checks, independence_submodel
 from .design import Design, loglinear_design
 from .intervals import lognormal_interval, profile_interval, wald_interval
 from .poisson import Existence, check_existence, poisson_newton, reduced_full_rank
@@ -203,6 +204,7 @@ def fit_design(
     level: float = 0.95,
     ci: str = "profile",
     label: str = "loglinear",
+    check: bool = True,
 ) -> Estimate:
     """Fit any log-linear :class:`~tipstat.models.design.Design` and return an
     :class:`~tipstat.Estimate`. ``fit_loglinear`` and the heterogeneity models use this.
@@ -219,6 +221,10 @@ def fit_design(
         Interval method, as in :func:`fit_loglinear`.
     label : str
         Written to ``Estimate.method`` (the name of the method in tables).
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` to the result (lack
+        of fit, sparse table, two lists; dependence and heterogeneity when the design is
+        independence or a submodel of it). False for inner fits.
 
     Examples
     --------
@@ -228,9 +234,15 @@ def fit_design(
     >>> round(tipstat.fit_design(h, d, label="mine").n_hat, 2)
     13444.13
     """
+    est = _estimate_design(h, design, level, ci, "fit_design", label)
+    return attach_checks(est, h, check=check)
+
+
+def _estimate_design(h: CaptureHistories, design: Design, level: float, ci: str, caller: str,
+                     label: str) -> Estimate:
     _check_histories(h)
-    check_ci(ci, CI_METHODS, "fit_design")
-    check_level(level, "fit_design")
+    check_ci(ci, CI_METHODS, caller)
+    check_level(level, caller)
     if design.matrix.shape[0] != 2**h.k:
         raise InputError(f"the design has {design.matrix.shape[0]} rows; {2**h.k} expected "
                          f"for {h.k} lists")
@@ -239,6 +251,19 @@ def fit_design(
         raise InputError("the capture histories have no observed person")
     fit = _fit(design, y, h.lists)
     return estimate_from_fit(fit, ci=ci, level=level, method=label)
+
+
+class _WithoutList:
+    """``refit(table without one list)`` of the leave-one-list-out check: the same log-linear
+    model, its terms on the remaining lists (log-normal interval, no checks)."""
+
+    def __init__(self, lists: Sequence[str], terms: Sequence[int]):
+        self.terms = [tuple(x for j, x in enumerate(lists) if m >> j & 1) for m in terms
+                      if m.bit_count() >= 2]
+
+    def __call__(self, sub: CaptureHistories) -> Estimate:
+        keep = [":".join(t) for t in self.terms if set(t) <= set(sub.lists)]
+        return fit_loglinear(sub, keep or "independence", ci="lognormal", check=False)
 
 
 def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
@@ -268,6 +293,7 @@ def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
         "fitted": fit.mu.copy(),
         "mu0": fit.mu0,
         "terms": fit.design.terms,
+        "assumes_independence": independence_submodel(fit.design.matrix),
     }
     if ci.startswith("profile"):
         diagnostics["n_hat_multinomial"] = n_mult
@@ -275,7 +301,9 @@ def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
     if status == "extended":
         warns.append(ex.reason)
     elif status != "ok":
-        warns.append(ex.reason if status != "not_converged" else "the Newton fit did not converge")
+        warns.append(ex.reason if status != "not_converged" else Caveat(
+            "convergence", f"the Newton fit did not converge ({fit.iterations} iterations)",
+            {"iterations": fit.iterations}))
     return Estimate(
         n_hat=fit.n_hat if status != "not_converged" else math.nan,
         ci=interval,
@@ -316,6 +344,7 @@ def fit_loglinear(
     *,
     level: float = 0.95,
     ci: str = "profile",
+    check: bool = True,
 ) -> Estimate:
     """Fit a Poisson log-linear MSE model and estimate the population size.
 
@@ -341,6 +370,11 @@ def fit_loglinear(
         (1987) interval with the full SE of N-hat (:func:`lognormal_interval`).
     level : float
         Interval coverage.
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` (lack of fit, sparse
+        table, two lists; dependence and heterogeneity for the independence model) and, up to
+        :data:`tipstat.models.checks.LOO_MAX_LISTS` lists, the leave-one-list-out check
+        (``unstable``: the same terms refitted without each list). False for inner fits.
 
     Returns
     -------
@@ -362,4 +396,5 @@ def fit_loglinear(
     """
     _check_histories(h)
     design = loglinear_design(h.lists, terms)
-    return fit_design(h, design, level=level, ci=ci, label="loglinear")
+    est = _estimate_design(h, design, level, ci, "fit_loglinear", "loglinear")
+    return attach_checks(est, h, check=check, refit=_WithoutList(h.lists, design.terms))

@@ -2,13 +2,17 @@
 
 Every estimator follows one contract::
 
-    fit_x(h, <model spec>=default, *, level=0.95, ci=<interval method>, seed=DEFAULT_SEED, ...)
+    fit_x(h, <model spec>=default, *, level=0.95, ci=<interval method>, seed=DEFAULT_SEED,
+          check=True, ...)
 
 ``h`` (:class:`~tipstat.CaptureHistories`) and at most one model specification are positional;
-everything else is keyword-only. ``seed`` exists only where there is a random step. The registry
-writes down, once, what differs between estimators (the name of the model specification, the
-interval methods accepted, whether there is a seed or a progress bar, whether strata are
-accepted, whether it is slow), so that :func:`tipstat.compare`, the command line and the report
+everything else is keyword-only. ``check=True`` attaches the checks of
+:func:`tipstat.validate.assumption_warnings` to the result (structured warnings, each with a
+code); inner fits (model searches, bootstrap replicates, refits) pass ``check=False``.
+``seed`` exists only where there is a random step. The registry writes down, once, what
+differs between estimators (the name of the model specification, the interval methods
+accepted, whether there is a seed or a progress bar, whether strata are accepted, whether it
+is slow), so that :func:`tipstat.compare`, the command line and the report
 call estimators through :meth:`Entry.call` instead of guessing from their signatures. Entries
 name their module and import it only when called, so ``import tipstat`` stays fast.
 
@@ -95,11 +99,14 @@ class Entry:
         return True
 
     def call(self, h: Any, *spec: Any, level: float = 0.95, ci: str | None = None,
-             seed: int = DEFAULT_SEED, progress: bool = False, **options: Any) -> Any:
+             seed: int = DEFAULT_SEED, progress: bool = False, check: bool = True,
+             **options: Any) -> Any:
         """Run the estimator with the contract's keywords, passing each only where it applies.
 
         ``ci=None`` keeps the estimator's default interval; ``seed`` goes to random estimators
-        only and ``progress`` only to those with a progress bar (and only when true); other
+        only and ``progress`` only to those with a progress bar (and only when true);
+        ``check=False`` (every estimator takes it: no checks of
+        :func:`tipstat.validate.assumption_warnings`, for inner fits) is passed when given; other
         ``options`` are passed as given.
         """
         if len(spec) > 1:
@@ -107,6 +114,8 @@ class Entry:
         if spec and self.spec is None:
             raise InputError(f"{self.name} takes no model specification")
         kwargs: dict[str, Any] = {"level": level, **options}
+        if not check:
+            kwargs["check"] = False
         if ci is not None:
             kwargs["ci"] = ci
         if self.random:

@@ -51,6 +51,7 @@ from ..errors import InputError, TipstatWarning
 from ..estimate import Estimate
 from ..histories import CaptureHistories
 from ..parallel import one_blas_thread
+from .checks import attach_checks
 from .design import loglinear_design, term_label
 from .loglinear import CI_METHODS, _check_histories, _fit, estimate_from_fit
 from .poisson import _EXIST_RATIO, BatchFit, _newton_stops, check_existence, newton_batch, reduced_full_rank
@@ -792,6 +793,7 @@ def select_loglinear(
     level: float = 0.95,
     ci: str = "auto",
     max_models: int = 40_000,
+    check: bool = True,
 ) -> Estimate:
     """Choose a log-linear MSE model by an information criterion or a stepwise rule.
 
@@ -834,6 +836,10 @@ def select_loglinear(
         the average (Buckland SE) whatever ``ci``.
     max_models : int
         Largest catalogue searched exhaustively.
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` (lack of fit of the
+        model reported, sparse table, two lists; dependence and heterogeneity when the
+        selected model is independence). False for inner fits.
 
     Returns
     -------
@@ -958,7 +964,7 @@ def select_loglinear(
                         diagnostics=diag, warnings=est.warnings)
     else:
         out = dataclasses.replace(est, diagnostics=diag)
-    return _mark_truncated(out, sel, criterion)
+    return attach_checks(_mark_truncated(out, sel, criterion), h, check=check)
 
 
 def _mark_truncated(est: Estimate, sel: Selection, criterion: str) -> Estimate:

@@ -96,6 +96,7 @@ from ..errors import EstimationError, InputError
 from ..estimate import Estimate, StratumCells
 from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import generator, one_blas_thread
+from .checks import attach_checks
 from .intervals import equal_tailed
 from .poisson import _EXIST_RATIO, Existence, check_existence_strata
 
@@ -775,6 +776,7 @@ def fit_stratified(
     missing: str = "stratum",
     reselect: str | bool = "local",
     max_terms: int = 30,
+    check: bool = True,
 ) -> Estimate:
     """Stratified MSE: cell, margin and total estimates that add up, with bootstrap intervals.
 
@@ -809,6 +811,10 @@ def fit_stratified(
         times slower). ``"none"`` (or ``False``): refit the selected model (narrower intervals
         that ignore selection; the earlier default). With ``terms=`` the model is
         fixed and never re-selected.
+    check : bool
+        Attach the checks of :func:`tipstat.validate.assumption_warnings` to the result
+        (on the pooled table: lack of fit of the stratified model, sparse table, two lists).
+        False for inner fits.
 
     Returns
     -------
@@ -869,8 +875,9 @@ def fit_stratified(
     if pooling == "separate" and (missing == "em" or terms is not None):
         raise InputError("missing='em' and terms= apply to pooling='joint' only")
     with one_blas_thread():
-        return _fit_stratified(h, pooling, criterion, terms, missing, int(n_boot), level, seed,
-                               reselect, max_terms)
+        est = _fit_stratified(h, pooling, criterion, terms, missing, int(n_boot), level, seed,
+                              reselect, max_terms)
+    return attach_checks(est, h, check=check)
 
 
 def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed, reselect,

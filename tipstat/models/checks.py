@@ -1,0 +1,101 @@
+"""The checks every estimator attaches to its result (the estimator contract, issue 16).
+
+Each public estimator ends with one call, ``return attach_checks(est, h, check=check)``: the
+table-level checks of :func:`tipstat.validate.assumption_warnings` (lack of fit of the model
+reported, dependence and heterogeneity against models that assume independent lists, sparse
+tables, two lists, and, where a cheap refit exists, leave-one-list-out instability) are added to
+``Estimate.warnings`` as :class:`~tipstat.estimate.Caveat` s. ``check=False`` returns the result
+as it is: model searches, bootstrap replicates and internal-consistency refits call the
+estimators that way and do not pay for checks nobody reads.
+
+The checks themselves live in :mod:`tipstat.validate` (they read results and call no estimator
+back); this module only knows how a model tells whether it assumes independent lists
+(:func:`independence_submodel`), which :mod:`tipstat.validate` reads from
+``diagnostics["assumes_independence"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from ..estimate import Estimate
+from ..histories import CaptureHistories, pattern_matrix
+from ..validate import check_assumptions
+
+__all__ = ["LOO_MAX_LISTS", "attach_checks", "independence_submodel"]
+
+#: Leave-one-list-out refits (``unstable``) are run by default up to this many lists (K refits
+#: of a ``2^(K-1)``-cell table: milliseconds each up to here).
+LOO_MAX_LISTS = 8
+
+
+def independence_submodel(matrix: np.ndarray) -> bool:
+    """Whether a log-linear design (``2**K`` rows, pattern ``c`` in row ``c``) is the
+    independence model or a submodel of it (M0), i.e. every column is affine in the list
+    indicators: ``v_c = v_0 + sum_j x_cj (v_{e_j} - v_0)`` for every pattern ``c``.
+
+    Decided from the numbers of the design, not from its name: heterogeneity columns (``f^2/2``,
+    ``2^f - 1``...) and behavioural ones are not affine, so Mh, Mth, Mb and models with
+    interactions are not independence models.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> d = tipstat.loglinear_design(["A", "B", "C"], "independence")
+    >>> independence_submodel(d.matrix), independence_submodel(
+    ...     tipstat.loglinear_design(["A", "B", "C"], "A:B").matrix)
+    (True, False)
+    """
+    m = np.asarray(matrix, dtype=float)
+    rows = m.shape[0]
+    k = rows.bit_length() - 1
+    if rows != 2**k or k < 1:
+        return False
+    pat = pattern_matrix(k, include_unobserved=True).astype(float)
+    units = m[[1 << j for j in range(k)]] - m[0]
+    pred = m[0] + pat @ units
+    return bool(np.allclose(pred, m, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(m).max()))))
+
+
+def attach_checks(est: Estimate, h: CaptureHistories, *, check: bool = True,
+                  independence: bool | None = None,
+                  refit: Callable[[CaptureHistories], Estimate] | None = None) -> Estimate:
+    """``est`` with the table-level checks of :func:`tipstat.validate.check_assumptions` added
+    (``check=True``), on the pooled table when ``h`` is stratified.
+
+    Parameters
+    ----------
+    est : Estimate
+        The estimator's result.
+    h : CaptureHistories
+        The table it was estimated from.
+    check : bool
+        False: return ``est`` unchanged but for ``independence`` (inner fits).
+    independence : bool, optional
+        Whether the model assumes independent, homogeneous lists (written to
+        ``diagnostics["assumes_independence"]``, which turns on the dependence and
+        heterogeneity checks); None leaves what the estimate says.
+    refit : callable, optional
+        ``refit(table without one list) -> Estimate``, for the leave-one-list-out check; run
+        only up to :data:`LOO_MAX_LISTS` lists.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> h = tipstat.datasets.load("Kosovo_4")
+    >>> est = tipstat.fit_loglinear(h, "independence", check=False)
+    >>> [w.code for w in attach_checks(est, h).warnings]
+    ['lack_of_fit', 'dependence', 'heterogeneity']
+    """
+    if independence is not None and est.diagnostics.get("assumes_independence") != independence:
+        est = replace(est, diagnostics={**est.diagnostics,
+                                        "assumes_independence": bool(independence)})
+    if not check:
+        return est
+    hp = h.pooled() if h.n_strata > 1 else h
+    if refit is not None and hp.k > LOO_MAX_LISTS:
+        refit = None
+    return check_assumptions(est, hp, refit=refit)
