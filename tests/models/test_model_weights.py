@@ -1,0 +1,154 @@
+"""What a model choice, an average or a posterior rests on (issue 16): constructed tables with a
+known truth, each built so that one check must fire, and one where none may.
+
+Tables are the expected counts of a log-linear model, rounded: the truth is the sum of the
+expected counts over all ``2**K`` patterns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tipstat
+from tipstat import CaptureHistories
+from tipstat.histories import pattern_matrix
+from tipstat.models import selection
+
+
+def _table(k: int, n0: float, main: float, pairs: dict | None = None,
+           triples: dict | None = None) -> tuple[CaptureHistories, float]:
+    """Rounded expected counts of ``log mu = log n0 + main * sum x_j + pairs + triples``, and
+    the true N (the sum of the expected counts over every pattern)."""
+    X = pattern_matrix(k, include_unobserved=True).astype(float)
+    eta = math.log(n0) + main * X.sum(axis=1)
+    for (i, j), g in (pairs or {}).items():
+        eta += g * X[:, i] * X[:, j]
+    for (i, j, m), g in (triples or {}).items():
+        eta += g * X[:, i] * X[:, j] * X[:, m]
+    mu = np.exp(eta)
+    lists = [chr(ord("A") + j) for j in range(k)]
+    return CaptureHistories(np.round(mu[1:]), lists), float(mu.sum())
+
+
+def _codes(est) -> list[str]:
+    return [w.code for w in est.warnings]
+
+
+def _caveat(est, code):
+    found = [w for w in est.warnings if w.code == code]
+    assert len(found) == 1, (code, _codes(est))
+    return found[0]
+
+
+# ---------------------------------------------------------------- the saturated model dominates
+def saturated_table() -> tuple[CaptureHistories, float]:
+    """Three lists, every pair strongly associated (log odds ratio 1.2) and no three-way term:
+    BIC needs all three two-way terms, the model with no residual df."""
+    return _table(3, 2000, -1.5, {(0, 1): 1.2, (0, 2): 1.2, (1, 2): 1.2})
+
+
+def test_bic_average_on_the_saturated_model_says_so_and_is_a_lower_bound():
+    h, truth = saturated_table()
+    est = tipstat.select_loglinear(h, "bic", average=True)
+    models = est.diagnostics["models"]
+    # independent of the new code: the weight of the df = 0 rows of the models table
+    share = float(models.loc[models.df == 0, "weight"].sum())
+    assert share > 0.99  # the construction: the pairwise terms are far beyond BIC's penalty
+    assert est.diagnostics["untestable_weight"] == pytest.approx(share, abs=1e-12)
+    c = _caveat(est, "untestable_weight")
+    assert c.values["share"] == pytest.approx(share, abs=1e-12)
+    assert f"{100 * share:.0f}%" in c
+    assert est.status == "lower_bound"
+    assert "lower_bound_only" in _codes(est)
+    # the saturated model's fit equals the data, so its N is the truth up to rounding: the
+    # lower end of the interval is a valid lower bound here
+    assert est.ci[0] < truth
+
+
+def test_untestable_weight_is_quiet_below_its_threshold():
+    """Independent lists with large counts: BIC keeps the small models, no caveat of the
+    model-weight family fires and the status stays ok."""
+    h, truth = _table(3, 5000, -1.0)
+    est = tipstat.select_loglinear(h, "bic", average=True)
+    assert est.diagnostics["untestable_weight"] < 0.05
+    assert not set(_codes(est)) & {"untestable_weight", "boundary_weight", "dropped_models",
+                                   "lower_bound_only", "lack_of_fit"}
+    assert est.status == "ok"
+    assert est.ci[0] < truth < est.ci[1]
+
+
+def test_stepwise_choosing_the_saturated_model_is_a_lower_bound():
+    h, _ = saturated_table()
+    est = tipstat.select_loglinear(h, "stepwise")
+    assert est.df == 0
+    assert _caveat(est, "untestable_weight").values["df"] == 0
+    assert est.status == "lower_bound"
+
+
+# ---------------------------------------------------------------- models without an MLE
+def test_models_without_mle_are_counted_with_the_weight_they_would_carry():
+    """List C shares no one with A or B: every model without an A:C or B:C term puts N at
+    infinity (or leaves it unidentified). Their BIC is finite; the share they would carry is
+    recomputed here from fit_loglinear's BIC of each of the 8 models."""
+    h = CaptureHistories(np.array([50, 40, 10, 30, 0, 0, 0.]), ["A", "B", "C"])
+    est = tipstat.select_loglinear(h, "bic", average=True)
+    specs = [[], ["A:B"], ["A:C"], ["B:C"], ["A:B", "A:C"], ["A:B", "B:C"], ["A:C", "B:C"],
+             ["A:B", "A:C", "B:C"]]
+    fits = [tipstat.fit_loglinear(h, t, ci="none") for t in specs]
+    bic = np.array([f.bic for f in fits])
+    w = np.exp(-(bic - bic.min()) / 2)
+    w /= w.sum()
+    left_out = np.array([f.status not in ("ok", "extended") for f in fits])
+    assert left_out.sum() == 4
+    c = _caveat(est, "dropped_models")
+    assert c.values["n_dropped"] == 4
+    assert c.values["share"] == pytest.approx(float(w[left_out].sum()), rel=1e-9)
+    assert est.diagnostics["excluded_weight"] == pytest.approx(float(w[left_out].sum()),
+                                                               rel=1e-9)
+    # the best model by BIC has no MLE: rank 1
+    assert c.values["best_rank"] == 1
+    assert est.status == "lower_bound"
+
+
+def test_boundary_weight_is_the_weight_of_the_extended_rows():
+    h = CaptureHistories(np.array([50, 40, 10, 30, 0, 0, 0.]), ["A", "B", "C"])
+    est = tipstat.select_loglinear(h, "bic", average=True)
+    models = est.diagnostics["models"]
+    share = float(models.loc[models.status == "extended", "weight"].sum())
+    assert share > selection.BOUNDARY_WARN
+    assert _caveat(est, "boundary_weight").values["share"] == pytest.approx(share, abs=1e-12)
+
+
+# ---------------------------------------------------------------- stepwise rules and fit
+@pytest.mark.parametrize("criterion", ["stepwise", "bhs"])
+def test_stepwise_rules_accepting_a_poor_model_say_so(criterion):
+    """Four lists with a strong A:B:C interaction: no two-way model fits, and the rules (two-way
+    terms only) stop on one that fails its fit test."""
+    h, truth = _table(4, 3000, -1.2, triples={(0, 1, 2): 1.5})
+    est = tipstat.select_loglinear(h, criterion)
+    c = _caveat(est, "lack_of_fit")
+    assert c.values["deviance"] == pytest.approx(est.deviance)
+    assert c.values["df"] == est.df
+    from scipy import stats
+
+    assert c.values["p_value"] == pytest.approx(float(stats.chi2.sf(est.deviance, est.df)))
+    assert c.values["p_value"] < 1e-6  # deviance 126-157 on 4-7 df on this table
+    # and it matters: the interval misses the truth
+    assert not est.ci[0] <= truth <= est.ci[1]
+
+
+def test_stepwise_rule_on_a_fitting_model_is_quiet():
+    h, _ = _table(4, 3000, -1.2, pairs={(0, 1): 1.0})
+    est = tipstat.select_loglinear(h, "stepwise")
+    assert "lack_of_fit" not in _codes(est)
+
+
+def test_caveats_survive_the_default_and_json():
+    h, _ = saturated_table()
+    est = tipstat.estimate_population(h, check=False)
+    assert {"untestable_weight", "lower_bound_only"} <= set(_codes(est))
+    codes = [w["code"] for w in est.to_dict()["warnings"]]
+    assert "untestable_weight" in codes
