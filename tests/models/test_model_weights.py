@@ -15,7 +15,7 @@ import pytest
 import tipstat
 from tipstat import CaptureHistories
 from tipstat.histories import pattern_matrix
-from tipstat.models import selection
+from tipstat.models import graphical, selection
 
 
 def _table(k: int, n0: float, main: float, pairs: dict | None = None,
@@ -152,3 +152,49 @@ def test_caveats_survive_the_default_and_json():
     assert {"untestable_weight", "lower_bound_only"} <= set(_codes(est))
     codes = [w["code"] for w in est.to_dict()["warnings"]]
     assert "untestable_weight" in codes
+
+
+# ---------------------------------------------------------------- Bayesian: graphical models
+def test_graphical_on_a_table_favouring_the_complete_graph_says_n_is_not_identified():
+    """The saturated-model table: every pair associated, so no conditional independence holds
+    and the complete graph (N not identified) takes the posterior. Its median is then far from
+    the truth (the prior decides), and the result says so."""
+    h, truth = saturated_table()
+    est = tipstat.fit_graphical(h, draws=50, chains=1)
+    models = est.diagnostics["models"]
+    mass = float(models.loc[models.graph == "[A,B,C]", "prob"].sum())
+    assert mass > 0.9  # measured 1 - 5e-32
+    assert est.n_hat < 0.8 * truth  # measured 3,159 against 5,144: the prior decided
+    assert est.diagnostics["not_identified_mass"] == pytest.approx(mass, abs=1e-12)
+    c = _caveat(est, "not_identified_mass")
+    assert c.values["share"] == pytest.approx(mass, abs=1e-12)
+    assert est.status == "lower_bound"
+    assert "lower_bound_only" in _codes(est)
+    # on the default grid the upper end moves by far more than its threshold under a flat prior
+    assert _caveat(est, "prior_driven").values["shift"] > 10 * graphical.PRIOR_SHIFT_WARN
+    # the posterior mass at N = observed, read from the grid posterior
+    post = est.diagnostics["posterior"]
+    at_obs = float(post.prob[post.N == h.n_observed].sum())
+    assert est.diagnostics["nobody_missed_mass"] == pytest.approx(at_obs, abs=1e-12)
+
+
+def test_graphical_prior_shift_is_the_reweighted_posterior():
+    """The upper end under a flat prior is the quantile of the 1/N posterior times N (the prior
+    on N is a factor of N alone in the joint posterior); a refit with prior_n="uniform" gives
+    the same interval (grid quantiles: equal exactly up to summation order)."""
+    h, _ = saturated_table()
+    grid = np.arange(0, 6000)
+    est = tipstat.fit_graphical(h, n_missing=grid, draws=50, chains=1)
+    flat = tipstat.fit_graphical(h, n_missing=grid, draws=50, chains=1, prior_n="uniform")
+    want = (flat.ci[1] - est.ci[1]) / est.ci[1]
+    assert est.diagnostics["prior_shift"] == pytest.approx(want, rel=1e-9)
+
+
+def test_graphical_on_well_identified_data_is_quiet():
+    h, truth = _table(3, 5000, -1.0)
+    est = tipstat.fit_graphical(h, draws=50, chains=1)
+    assert est.diagnostics["not_identified_mass"] < 0.01
+    assert abs(est.diagnostics["prior_shift"]) < 0.05
+    assert not set(_codes(est)) & {"not_identified_mass", "prior_driven", "lower_bound_only"}
+    assert est.status == "ok"
+    assert est.ci[0] < truth < est.ci[1]
