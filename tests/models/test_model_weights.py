@@ -198,3 +198,45 @@ def test_graphical_on_well_identified_data_is_quiet():
     assert not set(_codes(est)) & {"not_identified_mass", "prior_driven", "lower_bound_only"}
     assert est.status == "ok"
     assert est.ci[0] < truth < est.ci[1]
+
+
+# ---------------------------------------------------------------- Bayesian model averaging
+def _terms(label: str) -> list[str]:
+    return [] if label == "[independence]" else label.strip("[]").split(", ")
+
+
+def test_bma_on_the_saturated_table_rests_on_an_untestable_model():
+    h, _ = saturated_table()
+    est = tipstat.fit_loglinear_bma(h, draws=500)
+    models = est.diagnostics["models"]
+    share = float(models.loc[models.n_terms == 3, "probability"].sum())  # 7 cells, 7 params
+    assert share > 0.9  # measured 1 - 1e-30: the pairwise terms are far beyond any prior
+    assert est.diagnostics["untestable_weight"] == pytest.approx(share, abs=1e-12)
+    assert _caveat(est, "untestable_weight").values["share"] == pytest.approx(share, abs=1e-12)
+    assert est.status == "lower_bound"
+
+
+def test_bma_mass_on_models_without_mle_is_the_probability_of_those_rows():
+    """The table where C meets nobody: the probability of the models whose fit_loglinear status
+    is does_not_exist / not_identifiable, read from the models table, is not_identified_mass."""
+    h = CaptureHistories(np.array([50, 40, 10, 30, 0, 0, 0.]), ["A", "B", "C"])
+    est = tipstat.fit_loglinear_bma(h, draws=500)
+    models = est.diagnostics["models"]
+    no_mle = [tipstat.fit_loglinear(h, _terms(m), ci="none").status
+              in ("does_not_exist", "not_identifiable") for m in models.model]
+    mass = float(models.probability[no_mle].sum())
+    assert est.diagnostics["not_identified_mass"] == pytest.approx(mass, abs=1e-12)
+    assert mass > 0.3  # measured 0.83 (importance-sampled evidences: far from the threshold)
+    assert _caveat(est, "not_identified_mass").values["share"] == pytest.approx(mass, abs=1e-12)
+    assert est.status == "lower_bound"
+
+
+def test_bma_on_well_identified_data_is_quiet():
+    h, truth = _table(3, 5000, -1.0)
+    est = tipstat.fit_loglinear_bma(h, draws=500)
+    assert est.diagnostics["not_identified_mass"] == 0
+    assert est.diagnostics["untestable_weight"] < 0.05
+    assert est.status == "ok"
+    assert not set(_codes(est)) & {"untestable_weight", "not_identified_mass",
+                                   "lower_bound_only"}
+    assert est.ci[0] < truth < est.ci[1]
