@@ -240,3 +240,48 @@ def test_bma_on_well_identified_data_is_quiet():
     assert not set(_codes(est)) & {"untestable_weight", "not_identified_mass",
                                    "lower_bound_only"}
     assert est.ci[0] < truth < est.ci[1]
+
+
+# ---------------------------------------------------------------- NUTS fits (compile: slow)
+@pytest.mark.slow
+def test_bayes_loglinear_says_when_the_mle_of_its_terms_does_not_exist():
+    """C meets nobody: the all-two-way MLE does not identify N, so the prior decides. The check
+    reads the table, not the draws (a short run suffices); the contraction is a number in
+    (-inf, 1]."""
+    h = CaptureHistories(np.array([50, 40, 10, 30, 0, 0, 0.]), ["A", "B", "C"])
+    est = tipstat.fit_bayes_loglinear(h, draws=100, tune=100, chains=1, cores=1)
+    c = _caveat(est, "not_identified_mass")
+    assert c.values["share"] == 1.0 and c.values["existence"] == 2.0
+    assert est.diagnostics["not_identified_mass"] == 1.0
+    assert est.diagnostics["prior_contraction"] <= 1.0
+
+
+@pytest.mark.slow
+def test_bayes_loglinear_on_an_identified_table_has_no_prior_caveat():
+    h, _ = _table(3, 5000, -1.0)
+    est = tipstat.fit_bayes_loglinear(h, draws=200, tune=200, chains=1, cores=1)
+    assert est.diagnostics["not_identified_mass"] == 0.0
+    # measured 0.99999: the prior sd of log mu0 is over 10, the posterior's about 0.01
+    assert est.diagnostics["prior_contraction"] > 0.9
+    assert not set(_codes(est)) & {"not_identified_mass", "prior_driven"}
+
+
+def test_contraction_is_one_minus_the_variance_ratio():
+    from tipstat.models.sampling import contraction
+
+    rng = np.random.default_rng(0)
+    prior, post = rng.normal(0, 4, 4000), rng.normal(0, 1, 4000)
+    want = 1 - np.var(post, ddof=1) / np.var(prior, ddof=1)
+    assert contraction(prior, post) == pytest.approx(want, rel=1e-12)
+    assert math.isnan(contraction([1.0], post))
+
+
+@pytest.mark.slow
+def test_latent_class_reports_the_contraction_of_the_unseen_share():
+    """Independent lists, large counts: the data pin down p0 (measured contraction 0.9996 on
+    logit p0, 600 draws); the threshold 0.9 is far from it and from the warning level 0.5."""
+    h, truth = _table(3, 5000, -1.0)
+    est = tipstat.fit_latent_class(h, draws=200, tune=200, chains=1, cores=1)
+    assert 0.9 < est.diagnostics["prior_contraction"] <= 1.0
+    assert "prior_driven" not in _codes(est)
+    assert est.ci[0] < truth < est.ci[1]

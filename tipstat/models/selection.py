@@ -830,7 +830,11 @@ def weight_shares(ev: Evaluated, criterion: str, n_cells: int) -> dict[str, floa
     adm = ev.admissible
     df = n_cells - ev.n_params
     vals = ev.aic if criterion == "aic" else ev.bic
-    fin = np.isfinite(vals) & np.isfinite(ev.loglik)
+    # a left-out model's criterion counts where its likelihood was maximised on its face (no
+    # MLE, or N not identified); a fit that did not converge (moment fits, from 13 lists) has
+    # no criterion to compare
+    fin = np.isfinite(vals) & np.isfinite(ev.loglik) & (
+        adm | np.isin(ev.status, ("does_not_exist", "not_identifiable")))
     v = np.zeros(len(vals))
     if fin.any():
         v[fin] = np.exp(-0.5 * (vals[fin] - vals[fin].min()))
