@@ -285,3 +285,11 @@ def test_latent_class_reports_the_contraction_of_the_unseen_share():
     assert 0.9 < est.diagnostics["prior_contraction"] <= 1.0
     assert "prior_driven" not in _codes(est)
     assert est.ci[0] < truth < est.ci[1]
+
+
+def test_bootstrap_of_a_stepwise_rule_keeps_its_caveats():
+    """The bootstrap's result is the rule's point estimate with resampled intervals: the
+    point's lack of fit is not lost (issue 16: "bootstrap ... carry none")."""
+    h, _ = _table(4, 3000, -1.2, triples={(0, 1, 2): 1.5})
+    est = tipstat.bootstrap(h, "stepwise", n_boot=20, seed=1)
+    assert _caveat(est, "lack_of_fit").values["df"] == est.df
