@@ -187,6 +187,12 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
                                     "estimate"),
     "extended_weight": DiagnosticKey("float", "share of the averaging weight on models with "
                                      "extended MLEs"),
+    "untestable_weight": DiagnosticKey("float", "share of the criterion weight (posterior "
+                                       "probability) on models with no residual df"),
+    "excluded_weight": DiagnosticKey("float", "share of the criterion weight the left-out "
+                                     "models (no MLE, N not identifiable) would carry"),
+    "unbounded_weight": DiagnosticKey("float", "share of the criterion weight on models that "
+                                      "cannot bound N from above (left out or untestable)"),
     "default_rule": DiagnosticKey("str", "the rule estimate_population applied"),
     "model_obj": DiagnosticKey("object", "the selected stratified model (internal object)"),
     "completed_counts": DiagnosticKey("ndarray", "observed counts, strata x patterns (EM-"
@@ -233,6 +239,14 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "hpd": DiagnosticKey("tuple", "highest-posterior-density interval of N"),
     "term_probabilities": DiagnosticKey("dict", "interaction term -> posterior inclusion "
                                         "probability"),
+    "not_identified_mass": DiagnosticKey("float", "posterior probability of models under which "
+                                         "N is not identified or its MLE does not exist"),
+    "nobody_missed_mass": DiagnosticKey("float", "posterior probability that N equals the "
+                                        "observed count (graphical)"),
+    "prior_contraction": DiagnosticKey("float", "1 - posterior var / prior var of log N (or of "
+                                       "log mu0): how much the data narrowed the prior"),
+    "prior_shift": DiagnosticKey("float", "relative change of the interval's upper end of N "
+                                 "under a second prior (graphical: prior on N)"),
     "n_evaluated": DiagnosticKey("int", "models whose posterior was computed"),
     "n_pruned": DiagnosticKey("int", "models left out of the average (posterior probability "
                               "below prune)"),

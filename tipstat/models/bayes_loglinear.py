@@ -31,6 +31,7 @@ posterior draw of ``beta_0``, ``n_0 ~ Poisson(exp(beta_0))``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +40,7 @@ import numpy as np
 
 from .._checks import DEFAULT_SEED, is_level
 from ..errors import InputError, Problem
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
 from . import sampling
 from .checks import attach_checks
@@ -163,6 +164,40 @@ def bayes_loglinear_model(
     return model
 
 
+def _rests_on(model: Any, design: Design, h: CaptureHistories,
+              sampler_stream: np.random.SeedSequence, idata: Any
+              ) -> tuple[list[Caveat], np.ndarray]:
+    """The ``not_identified_mass`` caveat when the maximum-likelihood estimate of N under the
+    same terms does not exist or N is not identified on this table (then the prior on the
+    interactions, not the data, bounds N: the whole posterior rests on it), and prior draws of
+    ``log mu0`` (2,000, from a stream of their own: the posterior draws are unchanged)."""
+    import pymc as pm
+
+    from .poisson import check_existence
+
+    y = np.asarray(h.counts, dtype=float)
+    ex = check_existence(design.observable, y, list(h.pattern_labels()))
+    found: list[Caveat] = []
+    if ex.status in ("does_not_exist", "not_identifiable"):
+        what = "does not exist (N-hat infinite)" if ex.status == "does_not_exist" else \
+            "does not identify N"
+        found.append(Caveat("not_identified_mass", (
+            f"the maximum-likelihood fit of {design.name} {what} on this table: the prior on "
+            "the interactions, not the data, decides how large N can be"),
+            {"share": 1.0, "existence": 1.0 if ex.status == "does_not_exist" else 2.0}))
+    seed = sampling.run_seed(sampler_stream.spawn(1)[0])
+    log = logging.getLogger("pymc")
+    level = log.level
+    log.setLevel(logging.WARNING)  # (prior draws are no news to the user)
+    try:
+        with model:
+            prior = pm.sample_prior_predictive(draws=2000, var_names=["intercept"],
+                                               random_seed=seed)
+    finally:
+        log.setLevel(level)
+    return found, np.asarray(prior.prior["intercept"].values, dtype=float).ravel()
+
+
 def fit_bayes_loglinear(
     h: CaptureHistories,
     terms: str | Sequence[str] | Design = "all2",
@@ -248,7 +283,13 @@ def fit_bayes_loglinear(
         ``n_hat`` = posterior median of N, ``ci`` = equal-tailed interval, ``se`` = posterior SD,
         ``draws`` = posterior draws of N, ``idata`` with ``N`` in its posterior;
         ``diagnostics``: ``rhat`` / ``ess_bulk`` / ``ess_tail`` of N, ``max_rhat`` and
-        ``min_ess_bulk`` over all parameters, ``divergences``, ``summary`` (``az.summary``).
+        ``min_ess_bulk`` over all parameters, ``divergences``, ``summary`` (``az.summary``),
+        ``not_identified_mass`` (1 when the MLE of N under the same terms does not exist or
+        does not identify N on this table: the prior then bounds N; caveat
+        ``not_identified_mass``) and ``prior_contraction`` (``1 - var / prior var`` of
+        ``log mu0``, the prior's variance from 2,000 prior draws; caveat ``prior_driven`` below
+        :data:`tipstat.models.sampling.CONTRACTION_WARN`). R-hat, divergences and a small ESS
+        are ``convergence`` caveats.
 
     Examples
     --------
@@ -298,10 +339,11 @@ def fit_bayes_loglinear(
                             nutpie_kwargs=nutpie_kwargs, pymc_kwargs=sample_kwargs)
     n_obs = float(np.sum(h.counts))
     mu0 = idata.posterior["mu0"].values
-    warns: list[str] = []
+    warns: list[str] = []  # of Caveat (a str)
     if np.any(mu0 > 1e15):
-        warns.append("some posterior draws of the unobserved cell exceed 1e15: N is barely "
-                     "identified by the data; the interval reflects the prior")
+        warns.append(Caveat("prior_driven", "some posterior draws of the unobserved cell exceed "
+                            "1e15: N is barely identified by the data; the interval reflects "
+                            "the prior", {"max_mu0": float(np.max(mu0))}))
     n0 = rng.poisson(np.minimum(mu0, 1e15))
     N = n_obs + n0
     idata.posterior["N"] = (("chain", "draw"), N.astype(float))
@@ -318,14 +360,30 @@ def fit_bayes_loglinear(
     diverg = diagnostics["divergences"]
     status = "ok"
     if chains > 1 and diagnostics["max_rhat"] > 1.01:
-        warns.append(f"R-hat up to {diagnostics['max_rhat']:.3f} > 1.01: chains disagree; "
-                     "run longer or check for multimodality")
+        warns.append(Caveat("convergence", f"R-hat up to {diagnostics['max_rhat']:.3f} > 1.01: "
+                            "chains disagree; run longer or check for multimodality",
+                            {"max_rhat": diagnostics["max_rhat"], "threshold": 1.01}))
         if diagnostics["max_rhat"] > 1.1:
             status = "not_converged"
     if diverg:
-        warns.append(f"{diverg} divergent transitions: raise target_accept")
+        warns.append(Caveat("convergence", f"{diverg} divergent transitions: raise "
+                            "target_accept", {"divergences": diverg}))
     if diagnostics["ess_bulk"] < 400:
-        warns.append(f"bulk ESS of N is {diagnostics['ess_bulk']:.0f} < 400: draw more")
+        warns.append(Caveat("convergence", f"bulk ESS of N is {diagnostics['ess_bulk']:.0f} < "
+                            "400: draw more", {"ess_bulk": diagnostics["ess_bulk"],
+                                               "threshold": 400.0}))
+    # what the posterior rests on: the MLE of the same terms, and the contraction of log mu0
+    found, prior_draws = _rests_on(model, design, h, sampler_stream, idata)
+    diagnostics["prior_contraction"] = sampling.contraction(
+        prior_draws, np.log(np.maximum(mu0.ravel(), 1e-300)))
+    diagnostics["not_identified_mass"] = 1.0 if found else 0.0
+    warns += found
+    pc = diagnostics["prior_contraction"]
+    if pc < sampling.CONTRACTION_WARN:
+        warns.append(Caveat("prior_driven", (
+            f"the data narrowed the prior of log mu0 (the log of the unseen count) by only "
+            f"{100 * max(pc, 0.0):.0f}% of its variance: the prior sets the interval"),
+            {"contraction": pc, "threshold": sampling.CONTRACTION_WARN}))
     prior_label = "regularised horseshoe" if prior == "horseshoe" else f"Normal(0, {interaction_sd:g})"
     est = Estimate(
         n_hat=float(med), ci=(float(lo), float(hi)), level=level, n_observed=n_obs,

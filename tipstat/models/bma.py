@@ -55,7 +55,7 @@ from scipy import special
 
 from .._checks import DEFAULT_SEED, is_level
 from ..errors import InputError, Problem
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
 from ..parallel import generator, one_blas_thread
 from .checks import attach_checks
@@ -831,7 +831,15 @@ def fit_loglinear_bma(
         posterior probability and the median of N under each), ``mean``, ``equal_tailed``,
         ``hpd``, ``n_models`` (space size), ``n_evaluated``, ``n_pruned``, ``ess`` (Kish
         effective sample size of the pooled weighted draws), ``min_model_ess``, ``search``
-        ("enumeration" or "walk"), ``term_probabilities`` (posterior inclusion of each term).
+        ("enumeration" or "walk"), ``term_probabilities`` (posterior inclusion of each term),
+        and what the average rests on (``_rests_on``): ``untestable_weight`` (posterior
+        probability of models with no residual df), ``not_identified_mass`` (of models whose
+        MLE of N does not exist or is not identified on this table: the prior bounds N there),
+        ``extended_weight`` (of boundary MLEs) and ``unbounded_weight`` (untestable or no MLE).
+        Caveats: ``untestable_weight`` above 50%, ``not_identified_mass`` above 5%,
+        ``boundary_weight`` above 25%, ``convergence`` (thin importance sampling); status
+        ``"lower_bound"`` (caveat ``lower_bound_only``) when ``unbounded_weight`` exceeds 50%,
+        the rule of :func:`tipstat.select_loglinear`.
 
     Examples
     --------
@@ -1008,15 +1016,21 @@ def fit_loglinear_bma(
     rs_rng = generator(base_seed, 2**41)
     resample = rs_rng.choice(vals, size=4000, p=wts)
     idata = _idata(resample)
-    warns: list[str] = []
+    warns: list[str] = []  # of Caveat (a str)
     if min_ess < 200:
-        warns.append(f"importance sampling is thin for a model with posterior probability "
-                     f"> 1% (ESS {min_ess:.0f}); raise draws or proposal_df")
+        warns.append(Caveat("convergence", f"importance sampling is thin for a model with "
+                            f"posterior probability > 1% (ESS {min_ess:.0f}); raise draws or "
+                            "proposal_df", {"min_model_ess": min_ess, "threshold": 200.0}))
     if search == "walk":
         warns.append(f"the model space is too large to enumerate; averaged over the "
                      f"{len(models)} models visited by a {walk_steps}-step walk")
     if np.max(vals) >= 1e14:
-        warns.append("some posterior draws of N are huge: N is barely identified by the data")
+        warns.append(Caveat("prior_driven", "some posterior draws of N are huge: N is barely "
+                            "identified by the data and the prior sets the tail",
+                            {"max_draw": float(np.max(vals))}))
+    shares = _rests_on(space, kept, probs)
+    found, lower = _shares_caveats(shares)
+    warns += found
     bounds = hpd if ci == "hpd" else (float(q_lo), float(q_hi))
     diagnostics: dict[str, Any] = {
         "models": table, "posterior_mean": mean, "equal_tailed": (float(q_lo), float(q_hi)),
@@ -1026,16 +1040,112 @@ def fit_loglinear_bma(
         "prior": prior, "max_model": space.model_label(frozenset(space.optional)),
         "variables": space.variables,
     }
+    diagnostics.update({k: v for k, v in shares.items() if k != "unchecked_mass"})
     prior_label = ("unit-information prior" if prior == "UIP"
                    else f"Sabanés Bové–Held prior (a={a:g}, b={b:g})")
     est = Estimate(
         n_hat=float(med), ci=bounds, level=level, n_observed=n_obs, method="loglinear_bma",
         model=f"average over {len(kept)} models within {diagnostics['max_model']}, {prior_label}",
-        status="ok", ci_method="posterior HPD" if ci == "hpd" else "posterior equal-tailed",
+        status="lower_bound" if lower else "ok",
+        ci_method="posterior HPD" if ci == "hpd" else "posterior equal-tailed",
         se=sd, diagnostics=diagnostics, draws=resample, idata=idata, seed=seed,
         warnings=tuple(warns),
     )
     return attach_checks(est, h, check=check)
+
+
+#: Posterior probability above which the weight on untestable models (no residual df) or on
+#: models whose MLE does not exist / whose N is not identified gives a caveat (as
+#: :data:`tipstat.models.selection.UNTESTABLE_WARN`: the majority of the average) ...
+UNTESTABLE_WARN = 0.5
+NOT_IDENTIFIED_WARN = 0.05
+BOUNDARY_WARN = 0.25
+#: ... and above which their sum makes the status ``"lower_bound"`` (the rule of
+#: :func:`tipstat.select_loglinear`).
+LOWER_BOUND_SHARE = 0.5
+#: Models checked for existence: the most probable ones, up to this many, until
+#: ``1 - EXISTENCE_MASS`` of the posterior is covered.
+EXISTENCE_MODELS = 500
+EXISTENCE_MASS = 1e-4
+
+
+def _rests_on(space: ModelSpace, models: list[frozenset[int]], probs: np.ndarray
+              ) -> dict[str, float]:
+    """Posterior probability of the averaged models that the data cannot check.
+
+    ``untestable_weight``: of models with no residual df (observable cells = parameters);
+    ``not_identified_mass``: of models whose MLE of N (the same terms, fitted by maximum
+    likelihood) does not exist or whose N is not identified: their posterior of N is set by
+    the prior on the interactions; ``extended_weight``: of models whose MLE is on the boundary;
+    ``unbounded_weight``: of models in either of the first two groups (they cannot bound N
+    from above).
+    Existence is checked (:func:`tipstat.models.poisson.check_existence`, cached by zero
+    pattern) for the most probable models, at most :data:`EXISTENCE_MODELS`, until all but
+    :data:`EXISTENCE_MASS` of the posterior is covered; the probability of models not checked
+    is ``unchecked_mass`` in the caveat values. With covariates the existence shares are
+    ``nan`` (the unobserved cells are one per stratum).
+    """
+    n_cells = int((~space.missing).sum())
+    n_par = np.array([len(space.cols(m)) for m in models])
+    untestable = n_par >= n_cells
+    out = {"untestable_weight": float(probs[untestable].sum()),
+           "not_identified_mass": math.nan, "extended_weight": math.nan,
+           "unbounded_weight": float(probs[untestable].sum())}
+    if len(space.variables) != space.k:
+        return out
+    from .design import loglinear_design
+    from .poisson import check_existence
+
+    y = space.y[~space.missing]
+    order_ = np.argsort(-probs, kind="stable")
+    bad = ext = covered = 0.0
+    for n_checked, i in enumerate(order_):
+        if n_checked >= EXISTENCE_MODELS or covered >= 1 - EXISTENCE_MASS:
+            break
+        design = loglinear_design(space.variables, tuple(sorted(models[i], key=lambda t: (order(t), t))))
+        st = check_existence(design.observable, y).status
+        no_mle = st in ("does_not_exist", "not_identifiable")
+        bad += probs[i] if no_mle else 0.0
+        ext += probs[i] if st == "extended" else 0.0
+        covered += probs[i]
+        untestable[i] |= no_mle
+    out.update(not_identified_mass=float(bad), extended_weight=float(ext),
+               unbounded_weight=float(probs[untestable].sum()),
+               unchecked_mass=float(max(0.0, 1.0 - covered)))
+    return out
+
+
+def _shares_caveats(shares: dict[str, float]) -> tuple[list[Caveat], bool]:
+    """Caveats of :func:`_rests_on`'s shares, and whether the answer is only a lower bound."""
+    out: list[Caveat] = []
+    untest, bad = shares["untestable_weight"], shares["not_identified_mass"]
+    ext = shares["extended_weight"]
+    if untest > UNTESTABLE_WARN:
+        out.append(Caveat("untestable_weight", (
+            f"{100 * untest:.0f}% of the posterior is on models whose fit cannot be tested (no "
+            "residual df): they fit the observed cells exactly, as would a model with the "
+            "interaction of all lists and any larger N"),
+            {"share": untest, "threshold": UNTESTABLE_WARN}))
+    if bad > NOT_IDENTIFIED_WARN:
+        out.append(Caveat("not_identified_mass", (
+            f"{100 * bad:.0f}% of the posterior is on models whose maximum-likelihood estimate "
+            "of N does not exist or is not identified on this table: there the prior on the "
+            "interactions, not the data, bounds N"),
+            {"share": bad, "unchecked": shares.get("unchecked_mass", 0.0),
+             "threshold": NOT_IDENTIFIED_WARN}))
+    if ext > BOUNDARY_WARN:
+        out.append(Caveat("boundary_weight", (
+            f"{100 * ext:.0f}% of the posterior is on models whose MLE is on the boundary "
+            "(some fitted cells zero): the prior shrinks their infinite interactions"),
+            {"share": ext, "threshold": BOUNDARY_WARN}))
+    unbounded = shares["unbounded_weight"]
+    lower = unbounded > LOWER_BOUND_SHARE
+    if lower:
+        out.append(Caveat("lower_bound_only", (
+            f"the data support only a lower bound on N: {100 * unbounded:.0f}% of the posterior "
+            "is on models that cannot bound N from above (untestable, or no MLE of N)"),
+            {"share": unbounded, "threshold": LOWER_BOUND_SHARE}))
+    return out, lower
 
 
 def _model_labels(space: ModelSpace, models: list[frozenset[int]]) -> list[str]:

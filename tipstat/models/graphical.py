@@ -47,7 +47,7 @@ from scipy.special import gammaln
 
 from .._checks import DEFAULT_SEED, check_ci, check_seed, is_level
 from ..errors import InputError, Problem
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
 from ..parallel import generator
 from .checks import attach_checks
@@ -64,6 +64,19 @@ PRIORS_N = ("1/N", "rissanen", "uniform")
 _CHUNK_CELLS = 262_144  # graphs x grid values evaluated at once: 2 MB of float64 stays in cache
 #: With MCMC, conditional quantiles of N are computed for this many most-visited graphs.
 MCMC_TABLE_QUANTILES = 1000
+#: Posterior probability of the complete graph (N not identified there: the posterior of N
+#: given it is the prior's, reshaped by the hyper-Dirichlet) above which the result carries a
+#: ``not_identified_mass`` caveat: 5% of the mass with a prior-shaped, heavy tail is enough to
+#: move the upper end of a 95% interval.
+NOT_IDENTIFIED_WARN = 0.05
+#: ... and above which the status is ``"lower_bound"`` (the majority of the posterior).
+LOWER_BOUND_MASS = 0.5
+#: Relative move of the interval's upper end under a second prior on N (one power of N more:
+#: ``1/N`` -> flat; flat -> ``1/N``) above which the result carries a ``prior_driven`` caveat.
+#: Where the data identify N, the move is about ``exp(sd(log N)^2) - 1``: below 25% while
+#: ``sd(log N) < 0.47`` (an interval spanning a factor of about 6); beyond it the prior, not
+#: the data, sets the upper end (Spina_3: 1%; UK_5: 4%; Netherlands_5: 30%; Australia_4: 400%).
+PRIOR_SHIFT_WARN = 0.25
 
 
 # --------------------------------------------------------------------------- priors and grid
@@ -556,7 +569,7 @@ def fit_graphical(
     n = tables.n
     diagnostics: dict = {"delta": d, "prior_n": prior_label, "grid_size": int(grid.size),
                          "grid_max": float(grid[-1]), "search": search}
-    warns: list[str] = []
+    warns: list[str] = []  # of Caveat (a str)
 
     if graph_prior is not None:
         diagnostics["graph_prior"] = graph_prior if isinstance(graph_prior, int | float) \
@@ -647,17 +660,76 @@ def fit_graphical(
         conv = convergence(idata, "N")  # (a Metropolis walk: no divergences to count)
         diagnostics.update(rhat=conv["rhat"], ess_bulk=conv["ess_bulk"], ess_tail=conv["ess_tail"])
         if chains > 1 and diagnostics["rhat"] > 1.01:
-            warns.append(f"R-hat of N is {diagnostics['rhat']:.3f} > 1.01: run longer chains (steps)")
+            warns.append(Caveat("convergence", f"R-hat of N is {diagnostics['rhat']:.3f} > 1.01: "
+                                "run longer chains (steps)",
+                                {"rhat": diagnostics["rhat"], "threshold": 1.01}))
         spread = (max(diagnostics["chain_medians"]) - min(diagnostics["chain_medians"])) / n_hat
         if spread > 0.02:
-            warns.append(f"chain medians of N differ by {100 * spread:.1f}%: run longer chains")
+            warns.append(Caveat("convergence", f"chain medians of N differ by {100 * spread:.1f}%: "
+                                "run longer chains", {"spread": spread, "threshold": 0.02}))
+    found, status = _rests_on(table, k, h.lists, float(y.sum()), n, pmf, (lo, hi), prior_n,
+                              level, diagnostics)
+    warns += found
     est = Estimate(
         n_hat=n_hat, ci=(lo, hi), level=level, n_observed=float(y.sum()), method="graphical",
-        model=model, status="ok", ci_method="posterior equal-tailed", se=sd,
+        model=model, status=status, ci_method="posterior equal-tailed", se=sd,
         diagnostics=diagnostics, draws=N_draws.ravel(), idata=idata, seed=seed,
         warnings=tuple(warns),
     )
     return attach_checks(est, h, check=check)
+
+
+def _rests_on(table: pd.DataFrame, k: int, lists: Sequence[str], n_obs: float, n: np.ndarray,
+              pmf: np.ndarray, ci: tuple[float, float], prior_n: Any, level: float,
+              diagnostics: dict) -> tuple[list[Caveat], str]:
+    """What the posterior rests on: its mass on the complete graph (N not identified there),
+    on N = observed, and how far the interval's upper end moves under a second prior on N.
+
+    The prior on N enters the joint posterior of (graph, N) as a factor of N alone, so the
+    posterior of N under a second prior ``p2`` is exactly ``p(N | y) p2(N) / p1(N)`` on the
+    grid: no refit. The second prior is the first times N (``1/N`` -> flat; a callable or
+    Rissanen's prior likewise), or ``1/N`` when the first is flat. Adds ``not_identified_mass``,
+    ``nobody_missed_mass`` and ``prior_shift`` to ``diagnostics``; returns the caveats and the
+    status (``"lower_bound"`` when more than :data:`LOWER_BOUND_MASS` of the posterior is on
+    the complete graph).
+    """
+    full = "[" + ",".join(lists) + "]"
+    prob = table["prob"].to_numpy()
+    mass = float(prob[(table["graph"] == full).to_numpy()].sum()) if k > 1 else 0.0
+    nobody = float(pmf[0]) if n[0] == n_obs else 0.0
+    second = n if prior_n != "uniform" else 1.0 / n
+    pmf2 = pmf * second
+    pmf2 /= pmf2.sum()
+    alpha = (1 - level) / 2
+    hi2 = grid_quantile(n, np.cumsum(pmf2), 1 - alpha)
+    shift = (hi2 - ci[1]) / ci[1] if ci[1] > 0 else math.nan
+    diagnostics.update(not_identified_mass=mass, nobody_missed_mass=nobody,
+                       prior_shift=float(shift))
+    out: list[Caveat] = []
+    if mass > NOT_IDENTIFIED_WARN:
+        msg = (f"{100 * mass:.0f}% of the posterior is on the complete graph, under which N is "
+               "not identified (its posterior there is the prior's)")
+        if nobody > 0.01:
+            msg += f"; {100 * nobody:.0f}% is on N = {n_obs:,.0f} (nobody missed)"
+        out.append(Caveat("not_identified_mass", msg,
+                          {"share": mass, "nobody_missed": nobody,
+                           "threshold": NOT_IDENTIFIED_WARN}))
+    if math.isfinite(shift) and abs(shift) > PRIOR_SHIFT_WARN:
+        other = "flat" if prior_n != "uniform" else "1/N"
+        out.append(Caveat("prior_driven", (
+            f"the prior on N sets the upper end: under a {other} prior instead it moves from "
+            f"{ci[1]:,.0f} to {hi2:,.0f} ("
+            + (f"{100 * shift:+.0f}%" if abs(shift) < 1 else f"x{1 + shift:.3g}") + ")"),
+            {"shift": float(shift), "upper": float(ci[1]), "upper_second_prior": float(hi2),
+             "threshold": PRIOR_SHIFT_WARN}))
+    status = "ok"
+    if mass > LOWER_BOUND_MASS:
+        status = "lower_bound"
+        out.append(Caveat("lower_bound_only", (
+            f"the data support only a lower bound on N: {100 * mass:.0f}% of the posterior is on "
+            "a graph under which N is not identified"),
+            {"share": mass, "threshold": LOWER_BOUND_MASS}))
+    return out, status
 
 
 def _graph_prior(spec: Any, lists: Sequence[str]) -> Callable[[int], float] | None:

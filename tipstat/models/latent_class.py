@@ -51,10 +51,11 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from .._checks import DEFAULT_SEED, check_ci, check_seed, is_level
 from ..errors import InputError, TipstatWarning
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories, pattern_matrix
 from . import sampling
 from .checks import attach_checks
@@ -164,6 +165,25 @@ def _augment(idata: Any, h: CaptureHistories, counts: np.ndarray, max_classes: i
     post["pi"] = (("chain", "draw", "class"), np.exp(log_pi).reshape(*shape, max_classes))
     post["n_classes"] = (("chain", "draw"), occupied.reshape(shape))
     post.coords["list"] = list(h.lists)
+
+
+def _prior_contraction(idata: Any, n_lists: int, max_classes: int, a_alpha: float,
+                       b_alpha: float, rng: np.random.Generator, n_prior: int = 20_000) -> float:
+    """Prior-to-posterior contraction (:func:`tipstat.models.sampling.contraction`) of
+    ``logit p0 = log(p0 / (1 - p0))``, the log of the unseen count over the observed one
+    (``E[n0 | n] = n p0 / (1 - p0)``), ``p0`` the probability of being on no list (the scale
+    of ``log mu0`` in :func:`tipstat.fit_bayes_loglinear`). Prior draws of ``p0`` come
+    straight from the model's priors (``lambda ~ Beta(1, 1)``, ``alpha ~ Gamma(a, b)``,
+    sticks ``e_k ~ Exp(1)``): no sampler run."""
+    lam = rng.random((n_prior, n_lists, max_classes))
+    alpha = rng.gamma(a_alpha, 1.0 / b_alpha, n_prior)
+    e = rng.exponential(1.0, (n_prior, max_classes - 1))
+    x0 = np.zeros((1, n_lists))
+    _, joint = _class_log_probs(lam, np.maximum(alpha, 1e-300), e, x0)
+    p0_prior = np.exp(np.logaddexp.reduce(joint[:, 0, :], axis=1))
+    p0_post = idata.posterior["p0"].values.ravel()
+    with np.errstate(divide="ignore"):
+        return sampling.contraction(special.logit(p0_prior), special.logit(p0_post))
 
 
 # ---------------------------------------------------------------------------- checks
@@ -308,23 +328,28 @@ def _diagnostics(idata: Any, level: float) -> tuple[dict[str, Any], list[str], s
         "alpha_median": float(post["alpha"].median()),
         "p0_median": float(post["p0"].median()),
     }
-    warns: list[str] = []
+    warns: list[str] = []  # of Caveat (a str)
     status = "ok"
     if n_chains > 1 and not rhat <= RHAT_WARN:
         medians = ", ".join(f"{m:,.0f}" for m in chain_medians)
-        warns.append(
+        warns.append(Caveat("convergence", (
             f"the {n_chains} chains disagree about N (R-hat {rhat:.3f} > {RHAT_WARN}; chain "
             f"medians {medians}): the latent-class posterior is multimodal on some tables (LCMCR "
             "gives seed-dependent answers there). Do not report n_hat before running more "
-            "draws/chains or comparing seeds; idata holds every chain.")
+            "draws/chains or comparing seeds; idata holds every chain."),
+            {"rhat": rhat, "threshold": RHAT_WARN}))
         if not rhat <= RHAT_FAIL:
             status = "not_converged"
     if ess_bulk < ESS_WARN:
-        warns.append(f"only {ess_bulk:.0f} effective draws of N (bulk ESS): the {100 * level:g}% "
-                     "interval is imprecise; increase draws")
+        warns.append(Caveat("convergence", (
+            f"only {ess_bulk:.0f} effective draws of N (bulk ESS): the {100 * level:g}% "
+            "interval is imprecise; increase draws"), {"ess_bulk": ess_bulk,
+                                                       "threshold": float(ESS_WARN)}))
     if divergences:
-        warns.append(f"{divergences} divergent transition(s) of {n_chains * n_draws}: the sampler "
-                     "may have missed part of the posterior; try target_accept=0.95")
+        warns.append(Caveat("convergence", (
+            f"{divergences} divergent transition(s) of {n_chains * n_draws}: the sampler "
+            "may have missed part of the posterior; try target_accept=0.95"),
+            {"divergences": divergences}))
     if diag["prob_all_classes_occupied"] > 0.25:
         warns.append(f"all {max_classes} latent classes are occupied in "
                      f"{100 * diag['prob_all_classes_occupied']:.0f}% of the draws: increase "
@@ -416,7 +441,11 @@ def fit_latent_class(
         ``chain_medians`` (of N) and the occupied classes (``n_classes_median`` ...). Disagreeing
         chains, few effective draws, divergences or a too small ``max_classes`` give warnings
         (a :class:`~tipstat.TipstatWarning` and ``Estimate.warnings``); R-hat of N above 1.05
-        sets ``status="not_converged"``.
+        sets ``status="not_converged"``. ``diagnostics["prior_contraction"]``: ``1 -
+        var / prior var`` of ``logit p0`` (``p0`` the probability of being on no list;
+        prior draws straight from the priors), with a ``prior_driven`` caveat below
+        :data:`tipstat.models.sampling.CONTRACTION_WARN`; sampler problems are
+        ``convergence`` caveats.
 
     Examples
     --------
@@ -450,6 +479,14 @@ def fit_latent_class(
                  "a_alpha": float(a_alpha), "b_alpha": float(b_alpha), "tune": tune,
                  "target_accept": target_accept, "rerun_chains": n_reruns,
                  "chains_in_minor_mode": stuck})
+    contraction = _prior_contraction(idata, h.k, max_classes, a_alpha, b_alpha,
+                                     np.random.default_rng(post_seeds.spawn(1)[0]))
+    diag["prior_contraction"] = contraction
+    if contraction < sampling.CONTRACTION_WARN:
+        warns.append(Caveat("prior_driven", (
+            f"the data narrowed the prior of the unseen share (logit p0, the log of unseen over "
+            f"observed) by only {100 * max(contraction, 0.0):.0f}% of its variance: the prior sets the "
+            "interval"), {"contraction": contraction, "threshold": sampling.CONTRACTION_WARN}))
     if n_reruns:
         warns.append(f"{n_reruns} chain run(s) that settled in a minor mode (mean log density more "
                      f"than {LOGP_GAP:g} below the best chain's) were replaced by re-runs with fresh "

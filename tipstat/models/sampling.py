@@ -48,8 +48,8 @@ from .._checks import DEFAULT_SEED
 from ..errors import InputError, TipstatWarning
 from ..parallel import seed_sequence
 
-__all__ = ["CACHE_SIZE", "SAMPLERS", "clear_compiled_cache", "convergence", "resolve_sampler",
-           "run_seed", "sample", "seeds"]
+__all__ = ["CACHE_SIZE", "SAMPLERS", "clear_compiled_cache", "contraction", "convergence",
+           "resolve_sampler", "run_seed", "sample", "seeds"]
 
 SAMPLERS = ("auto", "pymc", "nutpie")
 
@@ -288,3 +288,30 @@ def convergence(idata: Any, var: str = "N", var_names: list[str] | None = None) 
         out["min_ess_bulk"] = float(summ["ess_bulk"].min())
         out["summary"] = summ
     return out
+
+
+#: Prior-to-posterior contraction below which a Bayesian result carries a ``prior_driven``
+#: caveat: the data removed less than half of the prior's variance of the quantity that sets
+#: N (log of the unseen count, or of the unseen share).
+CONTRACTION_WARN = 0.5
+
+
+def contraction(prior: Any, posterior: Any) -> float:
+    """Prior-to-posterior contraction ``1 - var(posterior) / var(prior)`` of one quantity from
+    draws of each (``nan`` when either has fewer than two finite draws or the prior's variance
+    is zero). Near 1: the data decided; near 0 (or below): the posterior is the prior's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> round(contraction(rng.normal(0, 10, 100_000), rng.normal(0, 1, 100_000)), 2)
+    0.99
+    """
+    a = np.asarray(prior, dtype=float).ravel()
+    b = np.asarray(posterior, dtype=float).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return math.nan
+    va = float(np.var(a, ddof=1))
+    return 1.0 - float(np.var(b, ddof=1)) / va if va > 0 else math.nan

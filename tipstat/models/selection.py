@@ -48,7 +48,7 @@ from scipy.special import gammaln
 
 from .._checks import check_ci, check_level
 from ..errors import InputError, TipstatWarning
-from ..estimate import Estimate
+from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
 from ..parallel import one_blas_thread
 from .checks import attach_checks
@@ -780,6 +780,158 @@ def weights(ev: Evaluated, criterion: str) -> np.ndarray:
     return w / w.sum()
 
 
+# --------------------------------------------------------------------------- what a choice rests on
+#: Share of the criterion weight on untestable models (no residual df: the saturated model of
+#: three lists) above which a result carries an ``untestable_weight`` caveat. Above one half
+#: the answer is mostly that of models whose fit the data cannot check: they fit the observed
+#: cells exactly, and so would models with the K-way interaction and any larger N.
+UNTESTABLE_WARN = 0.5
+#: Share of the averaging weight on boundary fits (extended MLEs) above which a result
+#: carries a ``boundary_weight`` caveat: a quarter of the weight moves an average by a quarter
+#: of the distance between the boundary fits and the others, the size of a typical interval.
+BOUNDARY_WARN = 0.25
+#: Share of the criterion weight the left-out models (MLE does not exist / N not identifiable)
+#: would carry above which a result carries a ``dropped_models`` caveat. Their N-hat is
+#: infinite or undefined, so any weight on them would make the average unbounded; 5% is the
+#: share a test at the usual level would not ignore.
+DROPPED_WARN = 0.05
+#: Share of the criterion weight on models that cannot bound N from above (left-out models
+#: plus untestable ones) from which the status is ``"lower_bound"`` (the majority).
+LOWER_BOUND_SHARE = 0.5
+#: Level of the fit test of the model a stepwise rule accepts (deviance against chi2(df)).
+FIT_ALPHA = 0.05
+
+_RULES = {"aic": "AIC", "bic": "BIC", "stepwise": "the stepwise rule", "bhs": "the BHS rule"}
+
+
+def weight_shares(ev: Evaluated, criterion: str, n_cells: int) -> dict[str, float]:
+    """What the criterion weights of the models in ``ev`` rest on.
+
+    With ``w_m`` the weights of :func:`weights` (normalised over admissible models) and
+    ``v_m = exp(-Delta_m / 2) / sum`` the same weights over every model whose likelihood is
+    bounded, the models left out included (their AIC/BIC is finite: the supremum of the
+    likelihood is reached on a face, the extended fit):
+
+    * ``untestable_weight = sum w_m`` over admissible models with ``df = n_cells - p_m = 0``;
+    * ``extended_weight = sum w_m`` over admissible boundary fits (extended MLEs);
+    * ``excluded_weight = sum v_m`` over the left-out models: the weight they would carry;
+    * ``unbounded_weight = sum v_m`` over left-out and untestable models: the models that
+      cannot bound N from above;
+    * ``best_excluded_rank``: rank (1 = best) by the criterion of the best left-out model
+      among all of them (``nan`` if none).
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> est = tipstat.select_loglinear(tipstat.datasets.load("Korea_3"), "bic")
+    >>> round(est.diagnostics["excluded_weight"], 3)
+    0.208
+    """
+    w = weights(ev, criterion)
+    adm = ev.admissible
+    df = n_cells - ev.n_params
+    vals = ev.aic if criterion == "aic" else ev.bic
+    # a left-out model's criterion counts where its likelihood was maximised on its face (no
+    # MLE, or N not identified); a fit that did not converge (moment fits, from 13 lists) has
+    # no criterion to compare
+    fin = np.isfinite(vals) & np.isfinite(ev.loglik) & (
+        adm | np.isin(ev.status, ("does_not_exist", "not_identifiable")))
+    v = np.zeros(len(vals))
+    if fin.any():
+        v[fin] = np.exp(-0.5 * (vals[fin] - vals[fin].min()))
+        v /= v.sum()
+    untestable = adm & (df <= 0)
+    excluded = ~adm
+    rank = math.nan
+    if (excluded & fin).any():
+        best = float(vals[excluded & fin].min())
+        rank = float(1 + np.sum(vals[fin] < best))
+    return {"untestable_weight": float(w[untestable].sum()),
+            "extended_weight": float(w[adm & (ev.status == "extended")].sum()),
+            "excluded_weight": float(v[excluded].sum()),
+            "unbounded_weight": float(v[excluded | untestable].sum()),
+            "best_excluded_rank": rank}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%" if x >= 0.01 else f"{100 * x:.2g}%"
+
+
+def choice_caveats(shares: dict[str, float], *, criterion: str, average: bool,
+                   n_excluded: int, chosen_df: float, deviance: float,
+                   status: str) -> tuple[list[Caveat], bool]:
+    """The caveats of a model choice or average, and whether the answer is only a lower bound.
+
+    ``shares`` are those of :func:`weight_shares` (``nan`` entries for the stepwise rules,
+    which have no weights); ``chosen_df`` and ``deviance`` are the chosen (best) model's. The
+    rule, documented in :func:`select_loglinear`: the answer is a lower bound when more than
+    :data:`LOWER_BOUND_SHARE` of the criterion weight sits on models that cannot bound N from
+    above, or when the model a rule reports has no residual df.
+    """
+    rule = _RULES[criterion]
+    out: list[Caveat] = []
+    untest = shares.get("untestable_weight", math.nan)
+    if average and untest > UNTESTABLE_WARN:
+        out.append(Caveat("untestable_weight", (
+            f"{_pct(untest)} of the {rule} weight is on models whose fit cannot be tested (no "
+            "residual df, e.g. the saturated model): they fit the observed cells exactly, as "
+            "would a model with the interaction of all lists and any larger N"),
+            {"share": untest, "threshold": UNTESTABLE_WARN}))
+    elif not average and chosen_df == 0:
+        out.append(Caveat("untestable_weight", (
+            f"{rule} chose a model whose fit cannot be tested (0 residual df"
+            + (f"; {_pct(untest)} of the {rule} weight is on such models" if untest == untest
+               else "") + "): it fits the observed cells exactly, as would a model with the "
+            "interaction of all lists and any larger N"),
+            {"share": 1.0 if untest != untest else untest, "df": 0.0,
+             "threshold": UNTESTABLE_WARN}))
+    ext = shares.get("extended_weight", math.nan)
+    if average and ext > BOUNDARY_WARN:
+        out.append(Caveat("boundary_weight", (
+            f"{_pct(ext)} of the {rule} weight is on boundary fits (extended MLEs: some fitted "
+            "cells are zero, their interactions infinite); their intervals are approximate"),
+            {"share": ext, "threshold": BOUNDARY_WARN}))
+    elif not average and status == "extended":
+        out.append(Caveat("boundary_weight", (
+            f"{rule} chose a boundary fit (extended MLE: some fitted cells are zero)"
+            + (f"; {_pct(ext)} of the {rule} weight is on boundary fits" if ext == ext else "")),
+            {"share": 1.0 if ext != ext else ext, "threshold": BOUNDARY_WARN}))
+    excl = shares.get("excluded_weight", math.nan)
+    rank = shares.get("best_excluded_rank", math.nan)
+    if n_excluded and (excl > DROPPED_WARN or excl != excl):
+        what = (f"{n_excluded} candidate model{'s' if n_excluded > 1 else ''} whose MLE does not "
+                "exist or whose N is not identified (N-hat infinite or undefined) "
+                f"{'were' if n_excluded > 1 else 'was'} left out")
+        if excl == excl:
+            what += (f"; by {rule} they would carry {_pct(excl)} of the weight"
+                     + (f", the best of them ranked {rank:.0f}" if rank == rank else ""))
+        out.append(Caveat("dropped_models", what,
+                          {"n_dropped": float(n_excluded), "share": excl,
+                           "best_rank": rank, "threshold": DROPPED_WARN}))
+    if criterion in ("stepwise", "bhs") and chosen_df > 0 and math.isfinite(deviance):
+        p = float(stats.chi2.sf(deviance, chosen_df))
+        if p < FIT_ALPHA:
+            ptxt = "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}"
+            out.append(Caveat("lack_of_fit", (
+                f"{rule} accepted a model that fails its fit test: deviance {deviance:.1f} on "
+                f"{chosen_df:g} df ({ptxt}); the rule stops adding terms by its own test, not "
+                "because the model fits"),
+                {"deviance": float(deviance), "df": float(chosen_df), "p_value": p,
+                 "alpha": FIT_ALPHA}))
+    unbounded = shares.get("unbounded_weight", math.nan)
+    lower = (unbounded > LOWER_BOUND_SHARE) or (not average and chosen_df == 0)
+    if lower:
+        why = (f"{_pct(unbounded)} of the {rule} weight is on models that cannot bound N from "
+               "above (left out: N-hat infinite or undefined; or untestable)"
+               if unbounded > LOWER_BOUND_SHARE else
+               f"the model {rule} chose has no residual df")
+        out.append(Caveat("lower_bound_only", (
+            f"the data support only a lower bound on N: {why}; the interval's upper end rests "
+            "on an assumption the data cannot check"),
+            {"share": unbounded, "threshold": LOWER_BOUND_SHARE}))
+    return out, lower
+
+
 # --------------------------------------------------------------------------- public API
 def select_loglinear(
     h: CaptureHistories,
@@ -850,6 +1002,25 @@ def select_loglinear(
         ``["excluded"]``: models left out because their MLE does not exist / N is not
         identifiable, by status; ``diagnostics["search_truncated"]``: the greedy search
         stopped at its work budget.
+
+    Notes
+    -----
+    **What the answer rests on** (:func:`weight_shares`, :func:`choice_caveats`). For AIC/BIC
+    the diagnostics hold ``untestable_weight`` (weight on models with no residual df, e.g. the
+    saturated model of three lists), ``extended_weight`` (on boundary fits),
+    ``excluded_weight`` (the weight the left-out models would carry: their likelihood is
+    bounded, so their criterion is finite) and ``unbounded_weight`` (left-out plus untestable).
+    The result carries a :class:`~tipstat.estimate.Caveat` ``untestable_weight`` above
+    :data:`UNTESTABLE_WARN` (or when the model chosen has no residual df),
+    ``boundary_weight`` above :data:`BOUNDARY_WARN` (or when the chosen fit is extended),
+    ``dropped_models`` above :data:`DROPPED_WARN` (the stepwise rules: whenever they skipped a
+    model), and, for the stepwise rules, ``lack_of_fit`` when the accepted model's deviance is
+    significant against ``chi2(df)`` at :data:`FIT_ALPHA`. **Lower bound:** when more than
+    :data:`LOWER_BOUND_SHARE` of the weight is on models that cannot bound N from above (their
+    N-hat is infinite or undefined, or their fit is untestable: the model with the interaction
+    of all lists added fits as well at any larger N), or the model a rule reports has no
+    residual df, the status is ``"lower_bound"`` with a ``lower_bound_only`` caveat; N-hat and
+    the interval are kept (their lower end is what the data support).
 
     Examples
     --------
@@ -964,7 +1135,36 @@ def select_loglinear(
                         diagnostics=diag, warnings=est.warnings)
     else:
         out = dataclasses.replace(est, diagnostics=diag)
-    return attach_checks(_mark_truncated(out, sel, criterion), h, check=check)
+    return attach_checks(
+        _mark_truncated(_rests_on(out, sel, criterion, average, len(y)), sel, criterion),
+        h, check=check)
+
+
+def _rests_on(est: Estimate, sel: Selection, criterion: str, average: bool,
+              n_cells: int) -> Estimate:
+    """``est`` with what its model choice or average rests on: the shares of
+    :func:`weight_shares` in its diagnostics, the caveats of :func:`choice_caveats` in its
+    warnings, and status ``"lower_bound"`` where those say the data support only a lower
+    bound (an ``"ok"`` or ``"extended"`` status only: a failed or non-converged result keeps
+    its status)."""
+    diag = dict(est.diagnostics)
+    if sel.table is not None and criterion in ("aic", "bic"):
+        shares = weight_shares(sel.table, criterion, n_cells)
+    else:
+        shares = dict.fromkeys(("untestable_weight", "extended_weight", "excluded_weight",
+                                "unbounded_weight", "best_excluded_rank"), math.nan)
+    diag.update({k: shares[k] for k in ("untestable_weight", "extended_weight",
+                                          "excluded_weight", "unbounded_weight")})
+    caveats, lower = choice_caveats(shares, criterion=criterion, average=average,
+                                    n_excluded=int(diag.get("n_excluded", 0)),
+                                    chosen_df=float(est.df), deviance=float(est.deviance),
+                                    status=est.status)
+    status = est.status
+    if lower and status in ADMISSIBLE:
+        status = "lower_bound"
+        diag["reason"] = caveats[-1].message
+    return dataclasses.replace(est, status=status, diagnostics=diag,
+                               warnings=(*est.warnings, *caveats))
 
 
 def _mark_truncated(est: Estimate, sel: Selection, criterion: str) -> Estimate:
