@@ -230,8 +230,10 @@ def test_mcmc_matches_enumeration(no5_enum):
     # from 1 by ~(chi2_7 / 7 - 1) / (2 * ESS / 8) < 0.005 at 99.99%: 1.01 holds for any seed
     assert d["rhat"] <= 1.01 and d["ess_bulk"] > 1000
     # no warning about the grid or R-hat; the chain-median spread warning (> 2%) is a Monte
-    # Carlo event (it fired for 1 seed of 6 on this flat posterior) and is not asserted
-    assert not [w for w in est.warnings if "chain medians" not in w], est.warnings
+    # Carlo event (it fired for 1 seed of 6 on this flat posterior) and is not asserted; the
+    # checks of the table itself (sparse_table here) are not the sampler's business
+    assert not [w for w in est.warnings
+                if w.code in ("convergence", "note") and "chain medians" not in w], est.warnings
     exact = no5_enum.diagnostics["models"].set_index("graph").prob
     sampled = d["models"].set_index("graph").prob
     top = exact.index[:5]
