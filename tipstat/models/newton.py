@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEC_STOP", "NewtonRun", "newton"]
+__all__ = ["DEC_STOP", "NewtonRun", "count_scale", "newton"]
 
 #: Stop after the step taken where the Newton decrement was below this many count scales.
 DEC_STOP = 1e-12
@@ -45,6 +45,27 @@ GIVE_UP = 15
 _ACCEPT = 1e-12
 #: With ``stall=True``, a step changing the objective by less than this (relative) ends the fit.
 _STALL = 1e-10
+#: Counts above this are fitted as if their largest count were ``_SCALE_TO`` (every published
+#: table lies below, and its fits are unchanged).
+_SCALE_ABOVE = 1e6
+_SCALE_TO = 1e4
+
+
+def count_scale(y: np.ndarray) -> np.ndarray:
+    """The count scale of a table (last axis): the unit of the Newton decrement in :func:`newton`.
+
+    ``s = max(y) / 1e4`` when ``max(y) > 1e6``, else ``s = 1``. The MLE for ``y / s`` is the MLE
+    for ``y`` with the intercept lowered by ``log s`` (``mu(c y) = c mu(y)``), and the decrement
+    of a likelihood at counts ``c y`` is ``c`` times that at ``y``; so measuring the decrement
+    in count scales (or fitting ``y / s``) makes the stopping rule, set for counts up to
+    thousands, mean the same at any scale: for counts ``c y`` above ``1e6`` a fit, its iterates
+    and its number of iterations do not depend on ``c``; every published table has ``s = 1``.
+
+    >>> float(count_scale(np.array([3.0, 2e9])))
+    200000.0
+    """
+    top = np.max(y, axis=-1, initial=0.0)
+    return np.where(top > _SCALE_ABOVE, top / _SCALE_TO, 1.0)
 
 
 @dataclass
@@ -197,7 +218,10 @@ def newton(value: Value, direction: Direction, x0: np.ndarray, *,
                 cert_s = direction(cand[si], _take(auxc, si), act[si], cert_now[si])[2]
                 if cert_s is not None:
                     certified[act[si[np.asarray(cert_s, dtype=bool)]]] = True
-            keep = ~fin
-            act = act[keep]
-            x, f, aux = cand[keep], fc[keep], _take(auxc, keep)
+            if fin.any():  # compact (else the caller sees the same ``rows`` object again)
+                keep = ~fin
+                act = act[keep]
+                x, f, aux = cand[keep], fc[keep], _take(auxc, keep)
+            else:
+                x, f, aux = cand, fc, auxc
     return NewtonRun(x_all, f_all, aux_all, converged, certified, iterations, failed)
