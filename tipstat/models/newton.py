@@ -28,6 +28,7 @@ stack of one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -153,6 +154,9 @@ def newton(value: Value, direction: Direction, x0: np.ndarray, *,
     """
     x_all = np.array(x0, dtype=np.float64)
     B = len(x_all)
+    if B == 1:
+        return _newton_single(value, direction, x_all, float(np.ravel(scale)[0]), maxiter,
+                              certify, give_up, stall)
     scale_all = np.broadcast_to(np.asarray(scale, dtype=np.float64), (B,))
     rows_all = np.arange(B)
     f_all, aux_all = value(x_all, rows_all)
@@ -225,3 +229,52 @@ def newton(value: Value, direction: Direction, x0: np.ndarray, *,
             else:
                 x, f, aux = cand, fc, auxc
     return NewtonRun(x_all, f_all, aux_all, converged, certified, iterations, failed)
+
+
+def _newton_single(value: Value, direction: Direction, x: np.ndarray, scale: float,
+                   maxiter: int, certify: bool, give_up: int | None, stall: bool) -> NewtonRun:
+    """:func:`newton` for a stack of one, step for step the same rules with Python scalars
+    (a single small fit spends most of its time in the bookkeeping of the stack)."""
+    rows = np.zeros(1, dtype=np.int64)
+    f_arr, aux = value(x, rows)
+    f = float(f_arr[0])
+    certified = converged = failed = False
+    cert_in = np.zeros(1, dtype=bool)
+    it = 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for it in range(1, maxiter + 1):
+            cert_in[0] = certified
+            step, dec, cert = direction(x, aux, rows, cert_in)
+            d = float(dec[0])
+            if cert is not None and bool(cert[0]):
+                certified = True
+            if not math.isfinite(d):
+                failed = True
+                break
+            floor = f - _ACCEPT * (1.0 + abs(f))
+            t = 1.0
+            lost = True
+            for _ in range(HALVINGS + 1):
+                cand = x + t * step if t != 1.0 else x + step
+                fc_arr, auxc = value(cand, rows)
+                fc = float(fc_arr[0])
+                if math.isfinite(fc) and fc >= floor:
+                    lost = False
+                    break
+                t *= 0.5
+            if lost:  # no halving helped: stay where the fit is
+                cand, fc, auxc = x, f, aux
+            stalled = stall and not lost and abs(fc - f) < _STALL * (1.0 + abs(f))
+            conv = d < DEC_STOP * scale and (certified or not certify)
+            x, f, aux = cand, fc, auxc
+            converged = conv or stalled
+            failed = lost and not conv
+            if stalled and not certified:  # the certificate at the point reached
+                cert_in[0] = False
+                cert_s = direction(x, aux, rows, cert_in)[2]
+                certified = cert_s is not None and bool(cert_s[0])
+            if conv or lost or stalled or (give_up is not None and it >= give_up
+                                           and not certified):
+                break
+    return NewtonRun(x, np.array([f]), aux, np.array([converged]), np.array([certified]),
+                     np.array([it], dtype=np.int64), np.array([failed]))
