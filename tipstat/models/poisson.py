@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.lapack import dposv as _dposv
 from scipy.optimize import linprog
 
 from .newton import GIVE_UP, count_scale, newton
@@ -673,10 +674,12 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
         mu = aux[0][0]
         g = XrT @ (yr - mu)
         H = (XrT * mu) @ Xr
-        try:
-            step = np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
-            return np.zeros_like(bb), np.array([np.nan]), None
+        _, step, info = _dposv(H, g)  # Cholesky solve (LAPACK, little call overhead)
+        if info != 0:
+            try:
+                step = np.linalg.solve(H, g)
+            except np.linalg.LinAlgError:
+                return np.zeros_like(bb), np.array([np.nan]), None
         last["H"] = H
         dec = float(g @ step)
         proven = not any_zero
