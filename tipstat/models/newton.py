@@ -10,7 +10,7 @@ stop *after* the step taken where
 
     ``d < 1e-12 * scale``
 
-(``scale`` the count scale of the data, :func:`tipstat.models.poisson._count_scale`: 1 for
+(``scale`` the count scale of the data, :func:`count_scale`: 1 for
 every published table, ``max(y) / 1e4`` above counts of ``1e6``). ``f``, ``g`` and ``H`` of a
 likelihood grow in proportion to the counts while the step does not, so this test stops a fit of
 the counts ``c y`` at the same iterate, after the same number of iterations, whatever ``c``
@@ -22,8 +22,9 @@ The caller supplies only its linear algebra: ``value(x, rows)`` (the objective o
 and ``direction(x, aux, rows, certified)`` (the step, the decrement and optionally a
 *certificate*: a sticky per-problem flag, e.g. the proof that the MLE exists, without which a
 fit may not stop as converged). Problems are handled as a stack (rows of ``x``), compacted as
-they finish, so a fit of thousands of models is one vectorised iteration; a single fit is a
-stack of one.
+they finish, so a fit of thousands of models is one vectorised iteration (``rows`` is the same
+object until a problem finishes, so a caller may keep per-row slices taken for it); a single fit
+is a stack of one, run by the same rules with Python scalars.
 """
 
 from __future__ import annotations
