@@ -381,7 +381,7 @@ def test_many_lists_default_and_bic_cover_the_truth(k):
 def test_factored_fits_equal_dense_fits(load_table):
     """Searches from 13 lists fit models by their moments, without the 2^K design; on the
     bundled tables every admissible model's N, SE and BIC equal the dense engine's to 1e-8
-    relative (Newton stops at a decrement of 1e-8: ~1e-9 relative in N-hat), and both exclude
+    relative (both stop at a decrement of 1e-12 count scales), and both exclude
     the same models."""
     from tipstat.models import selection as S
 

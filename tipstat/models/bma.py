@@ -61,6 +61,7 @@ from ..parallel import generator, one_blas_thread
 from .checks import attach_checks
 from .intervals import hpd_interval as _hpd
 from .intervals import weighted_quantiles as _wquantile
+from .newton import count_scale, newton
 from .terms import MAX_DESIGN_BYTES, TermSpace, hierarchical, order, parse_terms, term_label
 
 __all__ = ["bma_model_space", "fit_loglinear_bma"]
@@ -370,32 +371,31 @@ class _Posterior:
         return g, H
 
     def mode(self, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        beta = start.copy()
-        f = float(self.logpost(beta[None])[0])
-        for _ in range(200):
+        """The posterior mode from ``start`` by the one Newton iteration
+        (:func:`tipstat.models.newton.newton`, decrement in count scales of the observed cells)
+        and the Hessian there."""
+
+        def value(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, tuple]:
+            return self.logpost(x), ()
+
+        def direction(x: np.ndarray, aux: tuple, rows: np.ndarray, certified: np.ndarray):
             # Newton with the exact Hessian where it is positive definite; otherwise drop the
             # rank-one non-concave part of the t prior (always positive definite)
-            g, H = self.grad_hess(beta, modified=False)
+            g, H = self.grad_hess(x[0], modified=False)
             try:
                 np.linalg.cholesky(H)
             except np.linalg.LinAlgError:
-                g, H = self.grad_hess(beta, modified=True)
+                g, H = self.grad_hess(x[0], modified=True)
             step = np.linalg.solve(H, g)
-            t = 1.0
-            while True:
-                new = beta + t * step
-                fn = float(self.logpost(new[None])[0])
-                if fn >= f - 1e-10 or t < 1e-8:
-                    break
-                t *= 0.5
-            beta, f_old, f = new, f, fn
-            if abs(f - f_old) < 1e-10 and np.max(np.abs(t * step)) < 1e-8:
-                break
-        g, H = self.grad_hess(beta, modified=False)
+            return step[None], np.array([g @ step]), None
+
+        beta = newton(value, direction, start[None], scale=count_scale(self.yo),
+                      maxiter=200).x[0]
+        _, H = self.grad_hess(beta, modified=False)
         try:
             np.linalg.cholesky(H)
         except np.linalg.LinAlgError:
-            g, H = self.grad_hess(beta, modified=True)
+            _, H = self.grad_hess(beta, modified=True)
         return beta, H
 
 
@@ -483,40 +483,21 @@ def _not_pd(H: np.ndarray) -> list[int]:
 def _laplace_many(batch: _Batch, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Modes and Laplace log evidences of the models of ``batch`` (as :func:`_laplace` each).
 
-    ``start`` is (models x columns of each model). Damped Newton with the
-    exact Hessian where it is positive definite (else the modified one), step halving until the
-    log posterior does not fall, stopping after the step where the log posterior changed by
-    less than 1e-10 and no parameter moved by 1e-8: the rules of :meth:`_Posterior.mode`.
+    ``start`` is (models x columns of each model). The one Newton iteration
+    (:func:`tipstat.models.newton.newton`) on the stack, with the exact Hessian where it is
+    positive definite (else the modified one), as :meth:`_Posterior.mode`.
     """
-    beta = start.copy()
-    m = len(beta)
-    rows = np.arange(m)
-    f = batch.logpost(beta, rows)
-    active = rows
-    for _ in range(200):
-        if not len(active):
-            break
-        b_a = beta[active]
-        g, H = batch.grad_hess(b_a, active)
+
+    def value(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, tuple]:
+        return batch.logpost(x, rows), ()
+
+    def direction(x: np.ndarray, aux: tuple, rows: np.ndarray, certified: np.ndarray):
+        g, H = batch.grad_hess(x, rows)
         step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
-        t = np.ones(len(active))
-        new = b_a.copy()
-        fn = np.empty(len(active))
-        pending = np.arange(len(active))
-        while len(pending):
-            cand = b_a[pending] + t[pending, None] * step[pending]
-            fc = batch.logpost(cand, active[pending])
-            done = (fc >= f[active[pending]] - 1e-10) | (t[pending] < 1e-8)
-            new[pending[done]] = cand[done]
-            fn[pending[done]] = fc[done]
-            pending = pending[~done]
-            t[pending] *= 0.5
-        f_old = f[active]
-        beta[active] = new
-        f[active] = fn
-        moved = np.max(np.abs(t[:, None] * step), axis=1)
-        conv = (np.abs(fn - f_old) < 1e-10) & (moved < 1e-8)
-        active = active[~conv]
+        return step, np.einsum("mi,mi->m", g, step), None
+
+    beta = newton(value, direction, start, scale=count_scale(batch.yo), maxiter=200).x
+    rows = np.arange(len(beta))
     _, H = batch.grad_hess(beta, rows)
     f = batch.logpost(beta, rows)
     log_lap = f + 0.5 * beta.shape[1] * math.log(2 * math.pi) - 0.5 * np.linalg.slogdet(H)[1]

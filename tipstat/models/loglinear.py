@@ -126,7 +126,7 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
     if exist.finite:
         cols = exist.columns
         F = exist.facial
-        res = poisson_newton(X[np.ix_(F, cols)], y[F], detect_divergence=False)
+        res = poisson_newton(X[np.ix_(F, cols)], y[F])
         beta[cols] = res.beta
         mu[F] = res.mu
         converged = res.converged
@@ -138,7 +138,7 @@ def _fit(design: Design, y: np.ndarray, lists: Sequence[str] | None = None) -> F
         # still report the fit on the facial set for goodness of fit, where it is defined
         F = exist.facial
         cols = exist.columns
-        res = poisson_newton(X[np.ix_(F, cols)], y[F], detect_divergence=False)
+        res = poisson_newton(X[np.ix_(F, cols)], y[F])
         mu[F] = res.mu
         converged = res.converged
         iterations = res.iterations

@@ -23,6 +23,8 @@ import numpy as np
 from scipy.linalg.lapack import dposv as _dposv
 from scipy.optimize import linprog
 
+from .newton import GIVE_UP, count_scale, newton
+
 __all__ = ["Existence", "PoissonFit", "check_existence", "check_existence_strata", "facial_set",
            "independent_columns", "poisson_newton"]
 
@@ -42,147 +44,33 @@ class PoissonFit:
     hessian_inv: np.ndarray | None
 
 
-#: Counts above this are fitted rescaled to a largest count of ``_SCALE_TO``
-#: (:func:`poisson_newton`); every published table lies below, and fits there are unchanged.
-_SCALE_ABOVE = 1e6
-_SCALE_TO = 1e4
-#: Stopping threshold of the Newton decrement for fits of a stack of models (counts rescaled by
-#: :func:`_count_scale`): the step taken from there leaves an error in beta of order
-#: ``1e-12 * SE``, the precision of :func:`poisson_newton` (1e-8 left 1e-10 relative in N-hat).
-_DEC_STOP = 1e-12
-
-
-def _count_scale(y: np.ndarray) -> np.ndarray:
-    """The factor every Newton fit divides the counts by, per table (last axis).
-
-    ``s = max(y) / 1e4`` when ``max(y) > 1e6``, else ``s = 1``. The MLE for ``y / s`` is the MLE
-    for ``y`` with the intercept lowered by ``log s`` (``mu(c y) = c mu(y)``), so fitting ``y / s``
-    makes the decrement and step thresholds, set for counts up to thousands, mean the same at any
-    scale: for counts ``c y`` above ``1e6`` the fit, its iterates and its number of iterations do
-    not depend on ``c``; every published table has ``s = 1`` and is fitted unchanged.
-
-    >>> float(_count_scale(np.array([3.0, 2e9])))
-    200000.0
-    """
-    top = np.max(y, axis=-1, initial=0.0)
-    return np.where(top > _SCALE_ABOVE, top / _SCALE_TO, 1.0)
-
-
-def _newton_stops(decrement: np.ndarray | float, tol: float = _DEC_STOP) -> np.ndarray | bool:
-    """The one test on the Newton decrement ``g' H^-1 g`` (twice the remaining gain in
-    log-likelihood) used by every Newton loop: ``decrement < tol``, on counts rescaled by
-    :func:`_count_scale` so that it is invariant to the scale of the counts.
-
-    >>> bool(_newton_stops(5e-13)), bool(_newton_stops(5e-9))
-    (True, False)
-    """
-    return decrement < tol
-
-
 def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None, *,
-                   offset: np.ndarray | None = None, maxiter: int = 100,
-                   detect_divergence: bool = True) -> PoissonFit:
+                   offset: np.ndarray | None = None, maxiter: int = 100) -> PoissonFit:
     """Maximise ``sum(y * eta - exp(eta))``, ``eta = X @ beta + offset``, by Newton's method.
 
-    ``X`` must have full column rank. Without ``offset`` this is :func:`newton_batch` on a stack
-    of one model (``converged`` is its ``exact``: the decrement fell below ``1e-12`` count scales
-    and the existence proof held; ``hessian_inv`` its ``cov``), so the single and batched fits are
-    one iteration with one stopping rule. With an ``offset`` (profile likelihoods) the loop below
-    runs: the fit has *converged* when the Newton decrement
-    ``g' H^-1 g`` (twice the remaining gain in log-likelihood) is below ``1e-12`` **and** the
-    last step moved no linear predictor by more than ``1e-7``. The second condition is what tells
-    a maximum from a divergence: when the MLE does not exist, the decrement also vanishes (the
-    gradient and curvature in the divergent direction both shrink with the fitted values) but the
-    steps stay of order one, so such a fit returns ``converged=False`` after a few iterations and
-    the caller runs the exact linear-programming check. With an ``offset``, pass
-    ``detect_divergence=False`` where the MLE is known to exist (a facial set), so that very small
-    fitted values are pursued; without one the existence proof of :func:`newton_batch` decides.
+    ``X`` must have full column rank. This is :func:`newton_batch` on a stack of one model:
+    ``converged`` is its ``exact`` (the decrement fell below ``1e-12`` count scales, see
+    :func:`~tipstat.models.newton.newton`, and the existence proof held: a fit whose MLE does
+    not exist gives up unconverged and the caller runs the exact linear-programming check),
+    ``hessian_inv`` its ``cov``. The ``offset`` (profile likelihoods) enters every linear
+    predictor; the count scaling and the proof are unchanged by it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> fit = poisson_newton(X, np.array([4.0, 6.0]))
+    >>> bool(fit.converged), np.round(np.exp(fit.beta), 12).tolist()
+    (True, [4.0, 1.5])
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if offset is None and X.shape[1]:
-        # the one engine: a stack of one model (its existence proof replaces the divergence
-        # test below; pinned outputs moved by <= 2.5e-11 relative when this was switched on)
-        bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool),
-                          None if beta is None else np.asarray(beta, dtype=np.float64)[None],
-                          maxiter=maxiter)
-        ok = bool(bf.exact[0])
-        return PoissonFit(beta=bf.beta[0], mu=bf.mu[0], converged=ok,
-                          iterations=int(bf.iterations[0]), hessian_inv=bf.cov[0] if ok else None)
-    scale = float(_count_scale(y))
-    if scale > 1.0 and X.shape[1] and np.all(X[:, 0] == 1.0):
-        # Counts far above those of any published table: fit y / c, whose MLE is the same with
-        # the intercept lowered by log c (mu(c y) = c mu(y)), so that the convergence and
-        # divergence thresholds below, set for counts up to thousands, mean the same thing at
-        # any scale. The Hessian scales with c, its inverse with 1 / c.
-        start = None if beta is None else np.array(beta, dtype=np.float64)
-        if start is not None:
-            start[0] -= math.log(scale)
-        res = poisson_newton(X, y / scale, start, offset=offset, maxiter=maxiter,
-                             detect_divergence=detect_divergence)
-        b = res.beta.copy()
-        b[0] += math.log(scale)
-        return PoissonFit(beta=b, mu=res.mu * scale, converged=res.converged,
-                          iterations=res.iterations,
-                          hessian_inv=None if res.hessian_inv is None else res.hessian_inv / scale)
-    XT = X.T
-    off = 0.0 if offset is None else offset
-    if beta is None:
-        # least-squares start on log(y + 1/2) by the normal equations (X has full column rank;
-        # a Cholesky solve costs a tenth of an SVD-based lstsq on these small designs)
-        eta0 = np.log(y + 0.5) - off
-        _, beta, info = _dposv(XT @ X, XT @ eta0)
-        if info != 0:
-            beta = np.linalg.lstsq(X, eta0, rcond=None)[0]
-    beta = np.array(beta, dtype=np.float64)
-    eta = X @ beta + off
-    mu = np.exp(np.minimum(eta, _ETA_MAX))
-    ll = float(y @ eta - mu.sum())
-    converged = False
-    flat_steps = 0
-    it = 0
-    H = None
-    for it in range(1, maxiter + 1):  # noqa: B007 - `it` is reported
-        grad = XT @ (y - mu)
-        H = (XT * mu) @ X
-        _, step, info = _dposv(H, grad)  # Cholesky solve (LAPACK, little call overhead)
-        if info != 0:
-            step = np.linalg.lstsq(H, grad, rcond=None)[0]
-        decrement = float(grad @ step)
-        eta_step = X @ step
-        move = float(np.abs(eta_step).max())
-        if _newton_stops(decrement, 1e-12) and move < 1e-7:
-            beta = beta + step
-            eta = eta + eta_step
-            mu = np.exp(eta)
-            converged = True
-            break
-        if detect_divergence and _newton_stops(decrement, 1e-6) and move > 0.5:
-            # almost no gain from steps of order one: the likelihood rises towards a limit at
-            # infinity. Stopping here is always safe: a non-converged fit goes to the exact check.
-            flat_steps += 1
-            if flat_steps >= 3:
-                break
-        else:
-            flat_steps = 0
-        t = 1.0
-        while True:
-            new_eta = eta + t * eta_step
-            new_mu = np.exp(np.minimum(new_eta, _ETA_MAX))
-            new_ll = float(y @ new_eta - new_mu.sum())
-            if new_ll >= ll - 1e-12 * (1.0 + abs(ll)) or t < 1e-10:
-                break
-            t *= 0.5
-        beta = beta + t * step
-        eta, mu, ll = new_eta, new_mu, new_ll
-    hinv = None
-    if converged:
-        H = (XT * mu) @ X
-        try:
-            hinv = np.linalg.inv(H)
-        except np.linalg.LinAlgError:
-            hinv = None
-    return PoissonFit(beta=beta, mu=mu, converged=converged, iterations=it, hessian_inv=hinv)
+    start = None if beta is None else np.asarray(beta, dtype=np.float64)[None]
+    bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool), beta0=start,
+                      maxiter=maxiter, offset=offset)
+    ok = bool(bf.exact[0])
+    return PoissonFit(beta=bf.beta[0], mu=bf.mu[0], converged=ok,
+                      iterations=int(bf.iterations[0]), hessian_inv=bf.cov[0] if ok else None)
 
 
 def independent_columns(X: np.ndarray, tol: float = 1e-9) -> np.ndarray:
@@ -562,7 +450,8 @@ class BatchFit:
 
 def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
                  cell_mask: np.ndarray | None = None, beta0: np.ndarray | None = None, *,
-                 maxiter: int = 60, chunk: int = 4096, full_cov: bool = True) -> BatchFit:
+                 maxiter: int = 60, chunk: int = 4096, full_cov: bool = True,
+                 offset: np.ndarray | None = None) -> BatchFit:
     """Fit many Poisson log-linear models at once by vectorised Newton-Raphson.
 
     Model ``b`` uses the columns ``col_mask[b]`` of the full design ``X`` (n, p) and the cells
@@ -570,10 +459,12 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     forces to be empty). Its Hessian ``sum_c w_bc mu_bc x_c x_c'`` is computed for all models by
     one matrix product of the fitted values with the precomputed products ``x_ci x_cj`` (upper
     triangle); masked parameters get an identity block so that one batched solve serves every
-    model. Each model stops after the step taken where its Newton decrement ``g' H^-1 g`` was
-    below ``1e-12`` (:func:`_newton_stops`, as :func:`poisson_newton`) and its existence
-    is proved. Counts above ``1e6`` are fitted rescaled (:func:`_count_scale`), so convergence
-    does not depend on the scale of the counts.
+    model. The iteration is :func:`~tipstat.models.newton.newton` on the stack: each model stops
+    after the step taken where its Newton decrement ``g' H^-1 g`` was below ``1e-12`` and its
+    existence is proved (its certificate; a model without the proof after 15 iterations gives up
+    unconverged). Counts above ``1e6`` are fitted rescaled
+    (:func:`~tipstat.models.newton.count_scale`), so convergence does not depend on the scale
+    of the counts. ``offset`` (n,) or (B, n) enters every linear predictor.
 
     ``y`` is (n,) (one table) or (B, n) (one table per model, e.g. bootstrap replicates);
     ``beta0`` (B, p) are starting values (e.g. the fit of a neighbouring model). With
@@ -584,10 +475,10 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     col_mask = np.asarray(col_mask, dtype=bool)
     B, p = col_mask.shape
     y = np.asarray(y, dtype=np.float64)
-    scale = _count_scale(y)
+    scale = count_scale(y)
     if np.any(scale > 1.0) and p and np.all(X[:, 0] == 1.0) and col_mask[:, 0].all():
-        # counts above the published range: fit y / s (see _count_scale, poisson_newton), so the
-        # stopping and existence rules below are invariant to the scale of the counts
+        # counts above the published range: fit y / s (see count_scale), so the stopping and
+        # existence rules below are invariant to the scale of the counts
         shift = np.broadcast_to(np.log(scale), (B,))
         Ys = y / (scale[:, None] if y.ndim == 2 else scale)
         start = None
@@ -595,7 +486,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
             start = np.array(beta0, dtype=np.float64)
             start[:, 0] -= shift
         res = newton_batch(X, Ys, col_mask, cell_mask, start, maxiter=maxiter, chunk=chunk,
-                           full_cov=full_cov)
+                           full_cov=full_cov, offset=offset)
         sc = np.broadcast_to(scale, (B,))
         w = np.ones((B, X.shape[0])) if cell_mask is None else np.asarray(cell_mask, float)
         ysum = np.sum(w * np.broadcast_to(Ys, w.shape), axis=1)
@@ -609,11 +500,13 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
         return _newton_one(X, np.asarray(y, dtype=np.float64), col_mask[0],
                            None if cell_mask is None else np.asarray(cell_mask[0], dtype=bool),
                            None if beta0 is None else np.asarray(beta0[0], dtype=np.float64),
-                           maxiter, full_cov)
+                           maxiter, full_cov,
+                           None if offset is None else np.asarray(offset, dtype=np.float64))
     n = X.shape[0]
     y = np.asarray(y, dtype=np.float64)
     Y = np.broadcast_to(y, (B, n)) if y.ndim == 1 else y
     W = None if cell_mask is None else np.asarray(cell_mask, dtype=np.float64)
+    Off = None if offset is None else np.broadcast_to(np.asarray(offset, dtype=np.float64), (B, n))
     outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
     XT = np.ascontiguousarray(X.T)
     out_beta = np.zeros((B, p))
@@ -649,48 +542,31 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
             cm_all = col_mask[lo:hi].astype(np.float64)
             w_all = np.ones((nb, n)) if W is None else W[lo:hi]
             y_all = np.ascontiguousarray(Y[lo:hi])
+            off_all = None if Off is None else Off[lo:hi]
             if beta0 is None:
-                z = np.log(y_all + 0.5) * w_all
+                z = np.log(y_all + 0.5) if off_all is None else np.log(y_all + 0.5) - off_all
+                z *= w_all
                 cm2 = cm_all[:, :, None] * cm_all[:, None, :]
                 beta_all = solve(hess(w_all, cm_all, cm2), (z @ X) * cm_all)
                 beta_all = np.nan_to_num(beta_all)
             else:
                 beta_all = np.array(beta0[lo:hi], dtype=np.float64) * cm_all
-            eta = beta_all @ XT
-            mu_all = np.exp(eta) * w_all
-            ll_all = np.sum(w_all * y_all * eta - mu_all, axis=1)
-            exact_all = np.zeros(nb, dtype=bool)
-            proven_all = np.zeros(nb, dtype=bool)
-            iter_all = np.zeros(nb, dtype=np.int64)
-            # active (compacted) working copies
-            act = np.arange(nb)
-            beta, mu, ll = beta_all, mu_all, ll_all
-            yy, w, cm = y_all, w_all, cm_all
-            cm2 = cm[:, :, None] * cm[:, None, :]
-            for it in range(1, maxiter + 1):
-                if len(act) == 0:
-                    break
+            rows_of = _RowCache(y_all, w_all, cm_all, off_all)
+
+            def value(b, rows, rows_of=rows_of):
+                yy, w, _, off = rows_of.get(rows)
+                eta = b @ XT
+                if off is not None:
+                    eta += off
+                mu = np.exp(eta) * w
+                return np.sum(w * yy * eta - mu, axis=1), (mu,)
+
+            def direction(b, aux, rows, certified, rows_of=rows_of):
+                yy, w, cm, _ = rows_of.get(rows)
+                mu = aux[0]
                 grad = ((yy - mu) @ X) * cm
-                step = solve(hess(mu, cm, cm2), grad)
+                step = solve(hess(mu, cm, rows_of.cm2(rows)), grad)
                 dec = np.sum(grad * step, axis=1)
-                bad_model = ~np.isfinite(dec)
-                step[bad_model] = 0.0
-                t = np.ones(len(act))
-                new_b = beta + step
-                new_eta = new_b @ XT
-                new_mu = np.exp(new_eta) * w
-                new_ll = np.sum(w * yy * new_eta - new_mu, axis=1)
-                for _ in range(40):
-                    worse = ~(np.isfinite(new_ll) & (new_ll >= ll - 1e-12 * (1 + np.abs(ll))))
-                    worse &= ~bad_model
-                    if not worse.any():
-                        break
-                    wi = np.flatnonzero(worse)
-                    t[wi] *= 0.5
-                    new_b[wi] = beta[wi] + t[wi, None] * step[wi]
-                    new_eta_w = new_b[wi] @ XT
-                    new_mu[wi] = np.exp(new_eta_w) * w[wi]
-                    new_ll[wi] = np.sum(w[wi] * yy[wi] * new_eta_w - new_mu[wi], axis=1)
                 # Existence proof. If the MLE did not exist there would be a direction d with
                 # X d = 0 on the cells the fit keeps positive and X d = -a_z < 0 on a set Z of
                 # empty cells; then at *every* beta, by Cauchy-Schwarz in the H metric, the
@@ -700,28 +576,20 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
                 # (a_max / a_min of a 0/1 design's extreme rays is a small integer) proves the
                 # MLE exists, however small the fitted values are (8 sparse lists have legitimate
                 # fitted values of 1e-12).
-                zk = (yy == 0) & (w > 0)
-                zmin = np.where(zk, mu, np.inf).min(axis=1)
+                zmin = np.where((yy == 0) & (w > 0), mu, np.inf).min(axis=1)
                 # consistency of the proof: dec = s'Hs >= mu_c (x_c's)^2 for every kept cell
                 # c, so at a proving iterate no kept cell's eta moves by more than
                 # sqrt(dec / mu_z) < 0.01; a larger move means the decrement was lost to
                 # rounding (fitted values of 1e-30 deep in a recession direction)
                 eta_step = np.max(np.abs(step @ XT) * (w > 0), axis=1)
-                proven = (dec * _EXIST_RATIO < zmin) & (eta_step <= 0.01) & ~bad_model
-                proven_all[act[proven]] = True
-                # the step just taken from a point with decrement < 1e-12 leaves ~1e-24
-                conv = _newton_stops(dec) & ~bad_model & proven_all[act]
-                fin = conv | bad_model | ((it >= 15) & ~proven_all[act])
-                beta_all[act] = new_b
-                mu_all[act] = new_mu
-                ll_all[act] = new_ll
-                iter_all[act] = it
-                exact_all[act[conv]] = True
-                keep = ~fin
-                act = act[keep]
-                beta, mu, ll = new_b[keep], new_mu[keep], new_ll[keep]
-                yy, w, cm, cm2 = yy[keep], w[keep], cm[keep], cm2[keep]
-            exact_all &= np.isfinite(ll_all) & proven_all
+                proven = (dec * _EXIST_RATIO < zmin) & (eta_step <= 0.01) & np.isfinite(dec)
+                return step, dec, proven
+
+            run = newton(value, direction, beta_all, maxiter=maxiter, certify=True,
+                         give_up=GIVE_UP)
+            beta_all, ll_all, mu_all = run.x, run.f, run.aux[0]
+            iter_all = run.iterations
+            exact_all = run.converged & np.isfinite(ll_all) & run.certified
             cm2 = cm_all[:, :, None] * cm_all[:, None, :]
             Hf = hess(mu_all, cm_all, cm2)
             if full_cov:
@@ -752,70 +620,88 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     return BatchFit(out_beta, out_mu, out_cov, out_kernel, out_exact, out_iter)
 
 
+class _RowCache:
+    """The per-model arrays of a chunk of :func:`newton_batch` at the models a Newton callback
+    is asked about, taken again only when :func:`~tipstat.models.newton.newton` passes another
+    ``rows`` object (it passes the same one until a model finishes)."""
+
+    def __init__(self, y: np.ndarray, w: np.ndarray, cm: np.ndarray, off: np.ndarray | None):
+        self._all = (y, w, cm, off)
+        self._rows: np.ndarray | None = None
+        self._cur: tuple = ()
+        self._rows2: np.ndarray | None = None
+        self._cm2 = np.zeros((0, 0, 0))
+
+    def get(self, rows: np.ndarray) -> tuple:
+        if rows is not self._rows:
+            self._rows = rows
+            self._cur = tuple(None if a is None else a[rows] for a in self._all)
+        return self._cur
+
+    def cm2(self, rows: np.ndarray) -> np.ndarray:
+        if rows is not self._rows2:
+            cm = self._all[2][rows]
+            self._rows2, self._cm2 = rows, cm[:, :, None] * cm[:, None, :]
+        return self._cm2
+
+
 def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarray | None,
-                beta0: np.ndarray | None, maxiter: int, full_cov: bool) -> BatchFit:
+                beta0: np.ndarray | None, maxiter: int, full_cov: bool,
+                offset: np.ndarray | None = None) -> BatchFit:
     """:func:`newton_batch` for one model (less overhead: the reduced design is fitted
-    directly, with the same stopping and existence-proof rules)."""
+    directly, by the same iteration with the same existence proof)."""
     n, p = X.shape
     keep = np.ones(n, dtype=bool) if cells is None else cells
     ci = np.flatnonzero(cols)
     Xr = np.ascontiguousarray(X[np.ix_(keep, ci)])
+    XrT = np.ascontiguousarray(Xr.T)
     yr = y[keep]
+    off = 0.0 if offset is None else offset[keep]
     zero = yr == 0
+    any_zero = bool(zero.any())
     if beta0 is None:
-        b = np.linalg.lstsq(Xr, np.log(yr + 0.5), rcond=None)[0]
+        b = np.linalg.lstsq(Xr, np.log(yr + 0.5) - off, rcond=None)[0]
     else:
         b = beta0[ci].copy()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        eta = Xr @ b
+    last: dict = {}
+
+    def value(bb, rows):
+        eta = bb @ XrT + off
         mu = np.exp(eta)
-        ll = float(yr @ eta - mu.sum())
-        proven = not zero.any()
-        exact = False
-        it = 0
-        H = None
-        for it in range(1, maxiter + 1):
-            g = Xr.T @ (yr - mu)
-            H = (Xr.T * mu) @ Xr
+        return eta @ yr - mu.sum(axis=1), (mu,)
+
+    def direction(bb, aux, rows, certified):
+        mu = aux[0][0]
+        g = XrT @ (yr - mu)
+        H = (XrT * mu) @ Xr
+        _, step, info = _dposv(H, g)  # Cholesky solve (LAPACK, little call overhead)
+        if info != 0:
             try:
                 step = np.linalg.solve(H, g)
             except np.linalg.LinAlgError:
-                break
-            dec = float(g @ step)
-            if not math.isfinite(dec):
-                break
-            if (not proven and dec * _EXIST_RATIO < float(mu[zero].min())
-                    and float(np.max(np.abs(Xr @ step))) <= 0.01):  # see newton_batch
-                proven = True
-            t = 1.0
-            while True:
-                nb_ = b + t * step
-                ne = Xr @ nb_
-                nm = np.exp(ne)
-                nl = float(yr @ ne - nm.sum())
-                if math.isfinite(nl) and nl >= ll - 1e-12 * (1 + abs(ll)):
-                    break
-                t *= 0.5
-                if t < 1e-12:
-                    break
-            b, eta, mu, ll = nb_, ne, nm, nl
-            if _newton_stops(dec) and proven:  # the step just taken leaves ~dec^2
-                exact = True
-                break
-            if it >= 15 and not proven:
-                break
-        beta = np.zeros(p)
-        beta[ci] = b
-        mu_full = np.zeros(n)
-        mu_full[keep] = mu
-        cov = np.zeros((p, p))
-        if H is not None:
-            H = (Xr.T * mu) @ Xr
-            try:
-                inv = np.linalg.inv(H)
-                cov[np.ix_(ci, ci)] = inv
-            except np.linalg.LinAlgError:
-                exact = False
-    exact = exact and math.isfinite(ll)
+                return np.zeros_like(bb), np.array([np.nan]), None
+        last["H"] = H
+        dec = float(g @ step)
+        proven = not any_zero
+        if not proven and not certified[0] and math.isfinite(dec):  # see newton_batch
+            proven = bool(dec * _EXIST_RATIO < float(mu[zero].min())
+                          and float(np.max(np.abs(Xr @ step))) <= 0.01)
+        return step[None], np.array([dec]), np.array([proven])
+
+    run = newton(value, direction, b[None], maxiter=maxiter, certify=True, give_up=GIVE_UP)
+    b, ll, mu = run.x[0], float(run.f[0]), run.aux[0][0]
+    exact = bool(run.converged[0] and run.certified[0]) and math.isfinite(ll)
+    beta = np.zeros(p)
+    beta[ci] = b
+    mu_full = np.zeros(n)
+    mu_full[keep] = mu
+    cov = np.zeros((p, p))
+    if "H" in last:
+        with np.errstate(over="ignore", invalid="ignore"):
+            H = (XrT * mu) @ Xr
+        try:
+            cov[np.ix_(ci, ci)] = np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            exact = False
     return BatchFit(beta[None], mu_full[None], cov[None], np.array([ll]), np.array([exact]),
-                    np.array([it]))
+                    np.array([int(run.iterations[0])]))

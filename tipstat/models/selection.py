@@ -54,7 +54,8 @@ from ..parallel import one_blas_thread
 from .checks import attach_checks
 from .design import loglinear_design, term_label
 from .loglinear import CI_METHODS, _check_histories, _fit, estimate_from_fit
-from .poisson import _EXIST_RATIO, BatchFit, _newton_stops, check_existence, newton_batch, reduced_full_rank
+from .newton import count_scale, newton
+from .poisson import _EXIST_RATIO, BatchFit, check_existence, newton_batch, reduced_full_rank
 from .search import Decision, climb, exhaustive
 from .terms import TermSpace
 
@@ -282,9 +283,11 @@ def _factored_fit(space: Space, t: np.ndarray, n_obs: float, model: Sequence[int
     ``M E[phi phi'] - exp(b_0) e_0 e_0'``, where under the normalised ``mu`` the lists of
     ``R`` are independent Bernoulli(``p_j = 1 / (1 + exp(-a_j))``) and independent of
     ``x_S``: every moment costs ``2**|S|`` operations, not ``2**K``. Damped Newton as in the
-    dense fit (step halving until ``l`` does not fall; stop after the step taken where the
-    decrement ``g' H^-1 g`` was below ``1e-8``). ``dead`` marks columns whose observed margin
-    is zero: their cells are fixed empty (the extended MLE), as in :func:`evaluate`.
+    dense fit, the one iteration :func:`~tipstat.models.newton.newton` (step halving until
+    ``l`` does not fall; stop after the step taken where the decrement ``g' H^-1 g`` was below
+    ``1e-12`` count scales of the margins, with the existence proof). ``dead`` marks columns
+    whose observed margin is zero: their cells are fixed empty (the extended MLE), as in
+    :func:`evaluate`.
 
     Returns ``(beta (p,), cov (p, p), kernel, converged)`` in the space's columns.
     """
@@ -363,10 +366,16 @@ def _factored_fit(space: Space, t: np.ndarray, n_obs: float, model: Sequence[int
             if 1 <= c <= k:
                 share = min(max(t[c] / max(n_obs, 1.0), 1e-6), 1 - 1e-6)
                 b[c_i] = math.log(share / (1 - share))
-    kern, mu0, EM1, EM2, _ = moments(b)
-    converged = proven = False
-    H = None
-    for it in range(maxiter):
+
+    def value(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, tuple]:
+        try:
+            kern, mu0, EM1, EM2, _ = moments(x[0])
+        except OverflowError:
+            return np.array([-np.inf]), (np.zeros((1, 1)), np.zeros((1, q)), np.zeros((1, q, q)))
+        return np.array([kern]), (np.array([[mu0]]), EM1[None], EM2[None])
+
+    def direction(x: np.ndarray, aux: tuple, rows: np.ndarray, certified: np.ndarray):
+        bb, mu0, EM1, EM2 = x[0], float(aux[0][0, 0]), aux[1][0], aux[2][0]
         g = tt - EM1
         g[0] += mu0
         H = EM2.copy()
@@ -374,42 +383,30 @@ def _factored_fit(space: Space, t: np.ndarray, n_obs: float, model: Sequence[int
         try:
             step = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
-            break
+            return np.zeros_like(x), np.array([np.nan]), None
         dec = float(g @ step)
-        if not math.isfinite(dec):
-            break
         # existence proof of the dense fit (tipstat.models.poisson.newton_batch): a decrement
         # below 1e-4 x the smallest fitted value of a kept empty cell, with no cell's eta moved
         # by more than 0.01, proves the MLE exists; here with the smallest fitted value of any
         # kept cell (a lower bound, so the proof is conservative)
-        a_F = b[pos_F].copy()
+        a_F = bb[pos_F].copy()
         a_F[0] = 0.0
-        log_min = b[0] + float((F @ a_F).min()) + float(np.minimum(b[pos_R], 0.0).sum())
+        log_min = bb[0] + float((F @ a_F).min()) + float(np.minimum(bb[pos_R], 0.0).sum())
         s_F = step[pos_F].copy()
         eta_step = abs(step[0]) + float(np.abs(F[:, 1:] @ s_F[1:]).max(initial=0.0)) \
             + float(np.abs(step[pos_R]).sum())
-        proven = proven or (dec * _EXIST_RATIO < math.exp(min(log_min, 700.0))
-                             and eta_step <= 0.01)
-        if it >= 30 and not proven:
-            break
-        tstep = 1.0
-        for _ in range(40):
-            new = b + tstep * step
-            with np.errstate(over="ignore"):
-                try:
-                    out = moments(new)
-                except OverflowError:
-                    out = None
-            if out is not None and math.isfinite(out[0]) and out[0] >= kern - 1e-12 * (1 + abs(kern)):
-                break
-            tstep *= 0.5
-        else:
-            break
-        b = new
-        kern, mu0, EM1, EM2, _ = out
-        if _newton_stops(dec, 1e-8) and proven:  # (absolute: these counts are not rescaled)
-            converged = True
-            break
+        proven = math.isfinite(dec) and dec * _EXIST_RATIO < math.exp(min(log_min, 700.0)) \
+            and eta_step <= 0.01
+        return step[None], np.array([dec]), np.array([proven])
+
+    # the one Newton iteration; the decrement in count scales of the margins (t[0] = n_obs),
+    # so the fit of c y stops where that of y does; models without the existence proof after
+    # 30 iterations give up (their moments can take longer to settle than a dense fit's)
+    run = newton(value, direction, b[None], scale=count_scale(t), maxiter=maxiter,
+                 certify=True, give_up=30)
+    b, kern = run.x[0], float(run.f[0])
+    mu0, EM2 = float(run.aux[0][0, 0]), run.aux[2][0]
+    converged = bool(run.converged[0])
     H = EM2.copy()
     H[0, 0] -= mu0
     try:

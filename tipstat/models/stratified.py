@@ -98,6 +98,7 @@ from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import generator, one_blas_thread
 from .checks import attach_checks
 from .intervals import equal_tailed
+from .newton import count_scale, newton
 from .poisson import _EXIST_RATIO, Existence, check_existence_strata
 
 __all__ = ["StratifiedModel", "fit_stratified", "margins"]
@@ -475,57 +476,47 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     if keep is not None:
         live = live & keep
 
-    def newton_step(logp: np.ndarray, proven: bool):
+    last: dict = {}
+
+    def value(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, tuple]:
+        logp, ll = state(x[0])
+        return np.array([ll]), (logp[None],)
+
+    def direction(x: np.ndarray, aux: tuple, rows: np.ndarray, certified: np.ndarray):
         """Newton step at ``logp``; whether the existence certificate holds there (see
         newton_batch): the decrement bounds, from below, the fitted value of an empty cell
         along any recession direction, so a decrement far below every empty cell's fitted
         value (and a step that moves no cell's share by more than 1%) proves the MLE."""
+        logp = aux[0][0]
         Pm = np.exp(logp)
         g, H = layout.score_info(sp, Y, n_s[:, None] * Pm)
         if not sp.full:
             g, H = g[sp.cols], H[np.ix_(sp.cols, sp.cols)]
+        last["H"] = H
         try:
             step_u = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
             if not boundary_ok:
-                return None, math.nan, H, proven
+                return np.zeros_like(x), np.array([np.nan]), None
             step_u = np.linalg.lstsq(H, g, rcond=None)[0]
         step = np.zeros(p)
         step[sp.cols] = step_u
         dec = float(g @ step_u)
+        proven = not any_zero or bool(certified[0])
         if not proven and np.isfinite(dec) and dec * _EXIST_RATIO < (n_s[:, None] * Pm)[zero].min():
             d = layout.eta(sp, step)
             move = np.abs(d - np.sum(Pm * d, axis=1, keepdims=True))
             proven = bool(move[live].max() <= 0.01)
-        return step, dec, H, proven
+        return step[None], np.array([dec]), np.array([proven])
 
-    logp, ll = state(beta)
-    converged = False
-    proven = not any_zero
-    H = None
-    for _ in range(maxiter):
-        step, dec, H, proven = newton_step(logp, proven)
-        if step is None or not np.isfinite(dec):
-            break
-        if dec < 1e-10:
-            beta = beta + step
-            logp, ll = state(beta)
-            converged = True
-            break
-        t = 1.0
-        while True:
-            nb = beta + t * step
-            nlogp, nll = state(nb)
-            if nll >= ll - 1e-12 * (1 + abs(ll)) or t < 1e-8:
-                break
-            t *= 0.5
-        stalled = abs(nll - ll) < 1e-10 * (1 + abs(ll))
-        beta, logp, ll = nb, nlogp, nll
-        if boundary_ok and stalled:
-            converged = True
-            if not proven:  # the certificate at the point reached
-                proven = newton_step(logp, proven)[3]
-            break
+    # the one Newton iteration (tipstat.models.newton): the profiled likelihood, its score and
+    # information grow with the counts and the step does not, so the decrement is measured in
+    # count scales; bootstrap replicates on the boundary also stop when the likelihood stalls
+    run = newton(value, direction, beta[None], scale=count_scale(Y.ravel()), maxiter=maxiter,
+                 stall=boundary_ok)
+    beta, logp = run.x[0], run.aux[0][0]
+    converged, proven = bool(run.converged[0]), bool(run.certified[0])
+    H = last.get("H")
     P = np.exp(logp)
     mu_o = n_s[:, None] * P
     eta = layout.eta(sp, beta)
