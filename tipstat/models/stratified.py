@@ -97,7 +97,7 @@ from ..estimate import Estimate, StratumCells
 from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import generator, one_blas_thread
 from .intervals import equal_tailed
-from .poisson import _EXIST_RATIO, Existence, check_existence_strata
+from .poisson import _EXIST_RATIO, Existence, check_existence_strata, forced_zero
 
 __all__ = ["StratifiedModel", "fit_stratified", "margins"]
 
@@ -395,10 +395,57 @@ def _existence(layout: _Layout, Y: np.ndarray, model: StratifiedModel) -> Existe
     ex = layout._exist.get(key)
     if ex is None:
         ex = check_existence_strata(layout.matrix(model), Y.ravel(), layout.s_of_row)
-        if len(layout._exist) > 4096:
-            layout._exist.clear()
-        layout._exist[key] = ex
+        _remember(layout, key, ex)
     return ex
+
+
+def _remember(layout: _Layout, key: tuple, ex: Existence) -> None:
+    if len(layout._exist) > 4096:
+        layout._exist.clear()
+    layout._exist[key] = ex
+
+
+def _fit_facial(layout: _Layout, Y: np.ndarray, model: StratifiedModel, ex: Existence,
+                beta0: np.ndarray, maxiter: int, boundary_ok: bool) -> _JointFit:
+    """The extended MLE: the fit on the facial set ``ex.facial`` (cells of empty strata kept,
+    others fitted 0) with the estimable columns ``ex.columns``."""
+    S, C1 = layout.S, layout.C - 1
+    keep = ex.facial.reshape(S, C1) | (Y.sum(axis=1) == 0)[:, None]
+    fe = _newton_joint(layout, Y, model, beta0, maxiter, boundary_ok, keep=keep,
+                       cols=np.asarray(ex.columns))
+    fe.existence = ex
+    fe.n_boundary = int((~keep).sum())
+    return fe
+
+
+def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel, fit: _JointFit,
+                     maxiter: int, boundary_ok: bool) -> _JointFit | None:
+    """The extended MLE without linear programs, when it can be proved; else None.
+
+    The cells :func:`~tipstat.models.poisson.forced_zero` finds (a zero margin of a 0/1
+    column) are outside the facial set ``F`` of every table with these margins, so ``F`` lies
+    within the other cells ``G``. If the fit restricted to ``G`` converges with Newton's
+    existence certificate, a positive table on ``G`` has the observed margins, so ``G`` lies
+    within ``F``: ``G = F``, and the fit is the one the linear programs would lead to (the same
+    facial set, columns and refit). Identifiability on ``G`` is linear algebra
+    (:func:`~tipstat.models.poisson.check_existence_strata` given ``facial``); only an extended
+    MLE is taken from here, any other case goes to the linear programs.
+    """
+    X = layout.matrix(model)
+    y = Y.ravel()
+    live = (Y.sum(axis=1) > 0)[layout.s_of_row]
+    guess = live & ~forced_zero(X, y)
+    if guess.sum() == live.sum():
+        return None
+    ex = check_existence_strata(X, y, layout.s_of_row, facial=guess)
+    if ex.status != "extended":
+        return None
+    fe = _fit_facial(layout, Y, model, ex, fit.beta, maxiter, boundary_ok)
+    if fe.status != "ok":  # converged without the certificate: not proved
+        return None
+    _remember(layout, ("exist", model, (Y > 0).tobytes()), ex)
+    fe.status = "extended"
+    return fe
 
 
 def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
@@ -410,17 +457,23 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
     The MLE is proved to exist without linear programs when the Newton decrement at an iterate
     is below ``1e-4`` times the smallest fitted value of an empty cell (the certificate of
     :func:`~tipstat.models.poisson.newton_batch`, which holds for the profiled likelihood:
-    its decrement is the full likelihood's at the profiled stratum effects). Otherwise the exact
-    check decides: ``"extended"`` fits are refitted on the facial set with the estimable
-    columns (empty cells outside it fitted 0), ``"does_not_exist"`` and ``"not_identifiable"``
-    fits are not admissible (``ok`` is False). With ``boundary_ok`` (bootstrap replicates) the
-    Newton iteration also stops when the log-likelihood stalls.
+    its decrement is the full likelihood's at the profiled stratum effects). An extended MLE
+    is proved without them too when the cells forced empty by zero margins are the whole
+    complement of the facial set (:func:`_proved_extended`, the usual case in sparse strata).
+    Otherwise the exact check decides: ``"extended"`` fits are refitted on the facial set with
+    the estimable columns (empty cells outside it fitted 0), ``"does_not_exist"`` and
+    ``"not_identifiable"`` fits are not admissible (``ok`` is False). With ``boundary_ok``
+    (bootstrap replicates) the Newton iteration also stops when the log-likelihood stalls.
     """
     S, C1 = layout.S, layout.C - 1
     Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
     fit = _newton_joint(layout, Y, model, beta0, maxiter, boundary_ok)
     if fit.status == "ok":
         return fit
+    if ("exist", model, (Y > 0).tobytes()) not in layout._exist:
+        fe = _proved_extended(layout, Y, model, fit, maxiter, boundary_ok)
+        if fe is not None:
+            return fe
     ex = _existence(layout, Y, model)
     if ex.status == "ok":
         fit.status = "ok" if fit.ok else "not_converged"
@@ -428,12 +481,8 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
     if ex.status != "extended":
         fit.ok, fit.status, fit.existence, fit.loglik = False, ex.status, ex, -np.inf
         return fit
-    keep = ex.facial.reshape(S, C1) | (Y.sum(axis=1) == 0)[:, None]
-    fe = _newton_joint(layout, Y, model, fit.beta, maxiter, boundary_ok, keep=keep,
-                       cols=np.asarray(ex.columns))
+    fe = _fit_facial(layout, Y, model, ex, fit.beta, maxiter, boundary_ok)
     fe.status = "extended" if fe.ok else "not_converged"
-    fe.existence = ex
-    fe.n_boundary = int((~keep).sum())
     return fe
 
 
