@@ -98,6 +98,7 @@ from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import generator, one_blas_thread
 from .intervals import equal_tailed
 from .poisson import _EXIST_RATIO, Existence, check_existence_strata, forced_zero
+from .terms import parse_terms, term_label
 
 __all__ = ["StratifiedModel", "fit_stratified", "margins"]
 
@@ -844,8 +845,10 @@ def fit_stratified(
         separate model per stratum.
     criterion : ``"aic"`` or ``"bic"``
         Forward selection of list x list and list x covariate terms.
-    terms : list of str, optional
-        A fixed model instead of the search, e.g. ``["P:K", "I:exploitation"]`` (joint only).
+    terms : str or list of str, optional
+        A fixed model instead of the search, e.g. ``["P:K", "I:exploitation"]`` or
+        ``"P:K + I:exploitation"`` (joint only; the formulas of :func:`tipstat.fit_loglinear`
+        over the lists and the covariates, two-way terms only).
     missing : ``"stratum"`` or ``"em"``
         Unknown covariate values (``_U``): an explicit stratum level (default), or shared out
         over the known levels by the EM algorithm (van der Heijden et al. 2012; joint only).
@@ -944,7 +947,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
 
     def select(yk: np.ndarray, zz: np.ndarray) -> tuple[_JointFit, np.ndarray, list]:
         if terms is not None:
-            model = _parse_terms(terms, start, layout)
+            model = _parse_terms(terms, start)
             fit, y_full, _ = _em(layout, yk, zz, A, model)
             if not fit.ok and fit.existence is None:
                 raise EstimationError(f"model {model.label()} has no admissible fit (the "
@@ -1152,21 +1155,26 @@ def _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists, c
     )
 
 
-def _parse_terms(terms: Sequence[str], start: StratifiedModel, layout: _Layout) -> StratifiedModel:
-    m = start
-    for t in terms:
-        a, _, b = str(t).partition(":")
-        if a in start.lists and b in start.lists:
-            i, j = sorted((start.lists.index(a), start.lists.index(b)))
-            m = m.add((i, j))
-        elif a in start.lists and b in start.covariates:
-            m = m.add((start.lists.index(a), b))
-        elif b in start.lists and a in start.covariates:
-            m = m.add((start.lists.index(b), a))
-        else:
-            raise InputError(f"terms: {t!r} is not 'list:list' or 'list:covariate' with lists "
-                             f"{list(start.lists)} and covariates {list(start.covariates)}")
-    return m
+def _parse_terms(terms: str | Sequence[str], start: StratifiedModel) -> StratifiedModel:
+    """The model of a ``terms=`` specification, read by :func:`~tipstat.models.terms.
+    parse_terms` over the lists followed by the covariates: two-way terms of two lists are list
+    x list interactions, of a list and a covariate list x covariate interactions; terms of
+    covariates only are already in the free stratum effects (ignored); three-way and higher
+    terms are not part of the joint model (an :class:`~tipstat.errors.InputError`)."""
+    names = (*start.lists, *start.covariates)
+    k = len(start.lists)
+    model = start
+    for mask in parse_terms(terms, names):
+        bits = [i for i in range(len(names)) if mask >> i & 1]
+        if len(bits) > 2:
+            raise InputError(f"terms: {term_label(mask, names)!r} has order {len(bits)}; the "
+                             "stratified model takes 'list:list' and 'list:covariate' terms")
+        a, b = bits
+        if b < k:
+            model = model.add((a, b))
+        elif a < k:
+            model = model.add((a, names[b]))
+    return model
 
 
 def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: float,
