@@ -98,6 +98,7 @@ from ..histories import CaptureHistories, pattern_matrix
 from ..parallel import generator, one_blas_thread
 from .intervals import equal_tailed
 from .poisson import _EXIST_RATIO, Existence, check_existence_strata, forced_zero
+from .search import Decision, climb
 from .terms import parse_terms, term_label
 
 __all__ = ["StratifiedModel", "fit_stratified", "margins"]
@@ -629,34 +630,48 @@ def _search(layout: _Layout, y_obs: np.ndarray, start: StratifiedModel, criterio
 def _climb(layout: _Layout, y_obs: np.ndarray, fit: _JointFit, criterion: str, moves,
            max_terms: int, max_steps: int | None = None,
            boundary_ok: bool = False) -> tuple[_JointFit, list[tuple[str, float]]]:
-    """The one search loop: from ``fit``, refit the moves ``moves(fit)`` proposes (``("add" |
-    "drop", term)``), take the one with the lowest criterion if it lowers the criterion, and
-    repeat (at most ``max_steps`` times). A move is admissible if its fit is (the MLE exists or
-    is extended) and it puts no more observed cells outside the facial set than the starting
-    fit has: a search from an interior MLE stays in the interior."""
+    """The greedy rule of the stratified searches on the one search driver
+    (:func:`tipstat.models.search.climb`): from ``fit``, refit the moves ``moves(fit)``
+    proposes (``("add" | "drop", term)``; additions only below ``max_terms`` terms), take the
+    one with the lowest criterion if it lowers the criterion, and repeat (at most
+    ``max_steps`` times). A move is admissible if its fit is (the MLE exists or is extended)
+    and it puts no more observed cells outside the facial set than the starting fit has: a
+    search from an interior MLE stays in the interior. Returns the final fit and the path
+    ``(model label, criterion)`` from the start."""
     n = float(np.sum(y_obs))
-    best = _criterion(fit, n, criterion)
-    path = [(fit.model.label(), best)]
     nb0 = fit.n_boundary
-    step = 0
-    while max_steps is None or step < max_steps:
-        step += 1
-        trials = []
-        for kind, term in moves(fit):
-            if kind == "add" and fit.model.n_terms >= max_terms:
-                continue
-            m = fit.model.add(term) if kind == "add" else fit.model.drop(term)
-            f = _fit_joint(layout, y_obs, m, (fit.model, fit.beta), boundary_ok=boundary_ok)
-            if f.ok and f.n_boundary <= nb0:
-                trials.append((_criterion(f, n, criterion), f))
+    proposals = 0
+
+    def propose(model: StratifiedModel, f: _JointFit) -> list[tuple[str, tuple]]:
+        nonlocal proposals
+        proposals += 1
+        if max_steps is not None and proposals > max_steps:
+            return []
+        return [(kind, term) for kind, term in moves(f)
+                if kind != "add" or model.n_terms < max_terms]
+
+    def refit(cands: Sequence[tuple[str, tuple]], model: StratifiedModel,
+              f: _JointFit) -> list[_JointFit | None]:
+        out: list[_JointFit | None] = []
+        for kind, term in cands:
+            m = model.add(term) if kind == "add" else model.drop(term)
+            g = _fit_joint(layout, y_obs, m, (model, f.beta), boundary_ok=boundary_ok)
+            out.append(g if g.ok and g.n_boundary <= nb0 else None)
+        return out
+
+    def choose(model: StratifiedModel, f: _JointFit, cands: Sequence,
+               fitted: list[_JointFit | None]) -> Decision:
+        trials = [(_criterion(g, n, criterion), g) for g in fitted if g is not None]
         if not trials:
-            break
-        crit, f = min(trials, key=lambda t: t[0])
-        if crit >= best - 1e-9:
-            break
-        best, fit = crit, f
-        path.append((f.model.label(), crit))
-    return fit, path
+            return Decision.end()
+        crit, g = min(trials, key=lambda t: t[0])
+        if crit >= _criterion(f, n, criterion) - 1e-9:
+            return Decision.end()
+        return Decision(g.model, g, rows=[(g.model.label(), crit)])
+
+    start = [(fit.model.label(), _criterion(fit, n, criterion))]
+    out = climb(fit.model, fit, propose, refit, choose, path=start)
+    return out.fit, out.path
 
 
 def _quadratic(v: np.ndarray, M: np.ndarray) -> float:
