@@ -453,9 +453,9 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     XF, gF = Xl[f_live], gl[f_live]
     # within-stratum centring over the facial cells removes the stratum effects
     cnt = np.bincount(gF, minlength=gl.max() + 1 if len(gl) else 0).astype(float)
-    means = np.zeros((len(cnt), p))
-    np.add.at(means, gF, XF)
-    means /= np.maximum(cnt, 1.0)[:, None]
+    ind = sparse.csr_matrix((np.ones(len(gF)), (gF, np.arange(len(gF)))),
+                            shape=(len(cnt), len(gF)))
+    means = np.asarray(ind @ XF) / np.maximum(cnt, 1.0)[:, None]
     Xc = XF - means[gF]
     cols = independent_columns(Xc) if p else np.zeros(0, dtype=np.int64)
     # null space of the centred design: b with X_F b constant within every stratum
@@ -473,9 +473,9 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     rep = XF[first]  # one facial row per stratum
     a_null = rep @ null if null.size else np.zeros((len(cnt), 0))
     unident = np.flatnonzero(np.abs(a_null).max(axis=1, initial=0.0) > 1e-9)
-    labels = cell_labels or [str(i + 1) for i in range(n)]
     zero_cells = np.flatnonzero(live & ~facial)
-    outside = ", ".join(labels[i] for i in zero_cells[:12]) + (
+    outside = ", ".join(cell_labels[i] if cell_labels else str(i + 1)
+                        for i in zero_cells[:12]) + (
         ", ..." if len(zero_cells) > 12 else "")
     if len(unident) == 0:
         if len(zero_cells) == 0:
