@@ -20,14 +20,15 @@ interactions. The unobserved pattern of stratum ``s`` has ``mu_{s,0} = exp(alpha
 
 and any margin is the sum of its cells: cells, margins and total add up by construction.
 Terms are chosen by forward selection on AIC or BIC (``log n`` per parameter) from the
-main-effects model.
+main-effects model, on the one search driver (:func:`tipstat.models.search.climb`).
 
 Existence of the MLE and identifiability of every ``N_s`` are decided by the same exact rule as
 every other estimator (Fienberg & Rinaldo 2012; :func:`~tipstat.models.poisson.
-check_existence_strata`, the linear programs of ``check_existence`` on the joint design with
-one free effect per stratum), with the same statuses: ``ok``, ``extended`` (empty cells outside
+check_existence_strata`, the check of every estimator, on the joint design with one free
+effect per stratum), with the same statuses: ``ok``, ``extended`` (empty cells outside
 the facial set fitted 0, N finite), ``does_not_exist``, ``not_identifiable``. A Newton
-certificate proves existence without linear programs in the usual case. A search move is
+certificate proves existence without linear programs in the usual case, and zero margins with
+a certificate on the remaining cells prove most extended MLEs (``_fit_joint``). A search move is
 admissible if its MLE exists or is extended and it puts no more observed cells outside the
 facial set than the starting model has (from an interior main-effects fit, the search stays
 in the interior); a fixed model (``terms=``) without a finite MLE gets the status and an
