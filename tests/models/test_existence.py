@@ -215,3 +215,14 @@ def test_check_existence_needs_the_intercept_first():
     X = np.array([[1, 0], [0, 1], [1, 1]], dtype=float)
     with pytest.raises(ValueError, match="intercept"):
         check_existence(X, np.array([3.0, 2, 1]))
+
+
+def test_one_existence_check_in_the_package():
+    """No engine piece twice: among the estimators, linear programs (the exact existence
+    check) are solved in one module only (the disclosure bounds of published tables are
+    another question)."""
+    from pathlib import Path
+
+    root = Path(tipstat.__file__).parent / "models"
+    users = sorted(p.name for p in root.rglob("*.py") if "linprog" in p.read_text(encoding="utf-8"))
+    assert users == ["poisson.py"]

@@ -963,7 +963,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
 
     def select(yk: np.ndarray, zz: np.ndarray) -> tuple[_JointFit, np.ndarray, list]:
         if terms is not None:
-            model = _parse_terms(terms, start)
+            model = _model_of_terms(terms, start)
             fit, y_full, _ = _em(layout, yk, zz, A, model)
             if not fit.ok and fit.existence is None:
                 raise EstimationError(f"model {model.label()} has no admissible fit (the "
@@ -1171,7 +1171,7 @@ def _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists, c
     )
 
 
-def _parse_terms(terms: str | Sequence[str], start: StratifiedModel) -> StratifiedModel:
+def _model_of_terms(terms: str | Sequence[str], start: StratifiedModel) -> StratifiedModel:
     """The model of a ``terms=`` specification, read by :func:`~tipstat.models.terms.
     parse_terms` over the lists followed by the covariates: two-way terms of two lists are list
     x list interactions, of a list and a covariate list x covariate interactions; terms of
