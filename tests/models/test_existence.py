@@ -190,3 +190,39 @@ def test_stratified_check_of_separate_strata_is_the_worst_stratum():
         X[:7, :6], X[7:, 6:] = blocks
         got = check_existence_strata(X, np.concatenate(ys), np.repeat([0, 1], 7)).status
         assert got == min(want, key=_ORDER.index), (a, b, want)
+
+
+def test_forced_zero_cells_are_outside_the_facial_set():
+    """Cells forced empty by a zero margin of a non-negative column are never in the facial
+    set (the proof the stratified fit uses before any linear program), and on the bundled
+    tables under all two-way terms they are often all of its complement (exact sets)."""
+    from tipstat.models.poisson import forced_zero
+
+    equal = 0
+    for name in _small_tables():
+        h = tipstat.datasets.load(name)
+        X = loglinear_design(h.lists, "all2").matrix[1:]
+        y = np.asarray(h.counts, dtype=float)
+        forced = forced_zero(X, y)
+        facial = check_existence(X, y).facial
+        assert not np.any(forced & facial), name
+        assert np.all(forced[y > 0] == 0), name
+        equal += bool(np.array_equal(~forced, facial))
+    assert equal >= 1
+
+
+def test_check_existence_needs_the_intercept_first():
+    X = np.array([[1, 0], [0, 1], [1, 1]], dtype=float)
+    with pytest.raises(ValueError, match="intercept"):
+        check_existence(X, np.array([3.0, 2, 1]))
+
+
+def test_one_existence_check_in_the_package():
+    """No engine piece twice: among the estimators, linear programs (the exact existence
+    check) are solved in one module only (the disclosure bounds of published tables are
+    another question)."""
+    from pathlib import Path
+
+    root = Path(tipstat.__file__).parent / "models"
+    users = sorted(p.name for p in root.rglob("*.py") if "linprog" in p.read_text(encoding="utf-8"))
+    assert users == ["poisson.py"]

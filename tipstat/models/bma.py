@@ -889,19 +889,7 @@ def fit_loglinear_bma(
     else:
         search = "walk"
         n_space = math.nan
-        walk_rng = generator(base_seed + 1)
-        current = max((frozenset(), frozenset(space.optional)),
-                      key=lambda m: laplace(m).log_laplace if _hier_ok(space, m) else -math.inf)
-        visits = {}
-        for _ in range(walk_steps):
-            moves = _moves(space, current)
-            prop = moves[int(walk_rng.integers(len(moves)))]
-            back = len(_moves(space, prop))
-            log_r = (laplace(prop, current).log_laplace - laplace(current).log_laplace
-                     + math.log(len(moves)) - math.log(back))
-            if math.log(walk_rng.random()) < log_r:
-                current = prop
-            visits[current] = visits.get(current, 0) + 1
+        visits = _metropolis_walk(space, laplace, walk_steps, generator(base_seed + 1))
         models = list(visits)
 
     # drop the least probable models (by Laplace evidence) while their total mass is < prune
@@ -1138,6 +1126,48 @@ def _model_labels(space: ModelSpace, models: list[frozenset[int]]) -> list[str]:
     rank = {t: i for i, t in enumerate(space.optional)}
     return ["[" + ", ".join(label[t] for t in sorted(m, key=rank.__getitem__)) + "]" if m
             else "[independence]" for m in models]
+
+
+def _metropolis_walk(space: ModelSpace, laplace: Any, steps: int,
+                     rng: np.random.Generator) -> dict[frozenset[int], int]:
+    """Visits of a Metropolis walk over the hierarchical models (Madigan & York's MC3).
+
+    Not a search, so not on :func:`tipstat.models.search.climb`: a step proposes one model
+    uniformly among the current model's add/drop neighbours (conting's moves) and accepts it
+    with probability
+
+    .. math::
+
+        \\min\\Big(1, \\frac{p(y \\mid m')\\, |\\mathcal N(m)|}
+                            {p(y \\mid m)\\, |\\mathcal N(m')|}\\Big)
+
+    (Laplace evidences, equal prior model probabilities), also when ``m'`` is worse; the
+    chain's visits sample the posterior over models instead of climbing to one best model.
+    It starts at the better of the independence and the maximal model; ``laplace(model,
+    near)`` is the caller's cached Laplace fit warm-started from a neighbour.
+
+    Examples
+    --------
+    >>> import numpy as np, tipstat
+    >>> space = bma_model_space(tipstat.datasets.load("UK_5"), "all2")
+    >>> visits = _metropolis_walk(space, lambda m, near=None: type("F", (), {
+    ...     "log_laplace": -len(m)})(), 50, np.random.default_rng(1))
+    >>> sum(visits.values())
+    50
+    """
+    current = max((frozenset(), frozenset(space.optional)),
+                  key=lambda m: laplace(m).log_laplace if _hier_ok(space, m) else -math.inf)
+    visits: dict[frozenset[int], int] = {}
+    for _ in range(steps):
+        moves = _moves(space, current)
+        prop = moves[int(rng.integers(len(moves)))]
+        back = len(_moves(space, prop))
+        log_r = (laplace(prop, current).log_laplace - laplace(current).log_laplace
+                 + math.log(len(moves)) - math.log(back))
+        if math.log(rng.random()) < log_r:
+            current = prop
+        visits[current] = visits.get(current, 0) + 1
+    return visits
 
 
 def _hier_ok(space: ModelSpace, model: frozenset[int]) -> bool:

@@ -177,31 +177,6 @@ class Existence:
         return {"ok": 0, "extended": 0, "does_not_exist": 1, "not_identifiable": 2}[self.status]
 
 
-def _recession_d0_range(X_f: np.ndarray, X_z: np.ndarray) -> tuple[bool, bool]:
-    """Can the intercept component of a recession direction be <= 0 / >= 0?
-
-    Recession directions: ``X_f d = 0`` (fitted values on the facial set unchanged) and
-    ``X_z d <= -1`` (cells outside it driven to zero); box ``|d| <= 1e6`` keeps the LP bounded.
-    """
-    p = X_f.shape[1]
-    results = []
-    for sign in (1.0, -1.0):
-        c = np.zeros(p)
-        c[0] = sign  # minimise d0 (sign=1) or maximise it (sign=-1)
-        res = linprog(c, A_ub=X_z if len(X_z) else None,
-                      b_ub=-np.ones(len(X_z)) if len(X_z) else None,
-                      A_eq=X_f, b_eq=np.zeros(X_f.shape[0]),
-                      bounds=[(-1e6, 1e6)] * p, method="highs")
-        results.append(res)
-    lo, hi = results
-    feasible = lo.status == 0
-    if not feasible:  # pragma: no cover - the facial set guarantees a recession direction
-        return False, False
-    d0_min = lo.fun
-    d0_max = -hi.fun
-    return d0_min <= 1e-9, d0_max >= -1e-9
-
-
 _REDUCED_RANK: dict[bytes, bool] = {}
 
 
@@ -233,13 +208,25 @@ def check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None 
     """Existence of the MLE and identifiability of N for the observable design ``X`` (rows:
     observable cells, first column the intercept) and counts ``y``.
 
-    Both depend on the counts only through which cells are empty (the facial set is the smallest
-    face of the marginal cone holding the rows of the non-empty cells), so results are cached by
-    design and zero pattern: bootstrap replicates and model searches that meet the same
-    pattern again skip the linear programs.
+    The one existence check of the package: :func:`check_existence_strata` with a single
+    stratum, whose free effect is the intercept (``columns`` index ``X`` itself, so 0 is the
+    intercept). Both answers depend on the counts only through which cells are empty (the
+    facial set is the smallest face of the marginal cone holding the rows of the non-empty
+    cells), so results are cached by design and zero pattern: bootstrap replicates and model
+    searches that meet the same pattern again skip the linear programs. ``facial``: a facial
+    set already known (no linear program for it, no caching).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1, 1, 0], [1, 0, 1], [1, 1, 1]], dtype=float)  # intercept, A, B
+    >>> check_existence(X, np.array([30.0, 20, 10])).status
+    'ok'
     """
     y = np.asarray(y, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] == 0 or not np.all(X[:, 0] == 1.0):
+        raise ValueError("check_existence: the first column of X must be the intercept (1)")
     key = None
     if facial is None:
         key = (X.shape, hash(X.tobytes()), (y > 0).tobytes(),
@@ -247,7 +234,10 @@ def check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None 
         hit = _EXISTENCE_CACHE.get(key)
         if hit is not None:
             return hit
-    out = _check_existence(X, y, cell_labels, facial)
+    one = check_existence_strata(X[:, 1:], y, np.zeros(len(y), dtype=np.int64), cell_labels,
+                                 facial=facial)
+    cols = np.concatenate([[0], one.columns + 1]).astype(np.int64)
+    out = Existence(one.status, one.facial, cols, one.reason)
     if key is not None:
         if len(_EXISTENCE_CACHE) >= _EXISTENCE_CACHE_SIZE:
             _EXISTENCE_CACHE.clear()
@@ -261,52 +251,31 @@ _EXISTENCE_CACHE: dict = {}
 _EXISTENCE_CACHE_SIZE = 50_000
 
 
-def _check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None,
-                     facial: np.ndarray | None) -> Existence:
-    if facial is None:
-        facial = facial_set(X, y) if np.any(y == 0) else np.ones(len(y), dtype=bool)
-    X_f = X[facial]
-    cols = independent_columns(X_f)
-    a0 = np.zeros(X.shape[1])
-    a0[0] = 1.0
-    # a0 in the row space of X_f  <=>  rank([X_f; a0]) == rank(X_f)
-    in_rowspace = np.linalg.matrix_rank(np.vstack([X_f, a0])) == np.linalg.matrix_rank(X_f)
-    zero_cells = np.flatnonzero(~facial)
-    labels = cell_labels or [str(i + 1) for i in range(len(y))]
-    outside = ", ".join(labels[i] for i in zero_cells[:12]) + (
-        ", ..." if len(zero_cells) > 12 else "")
-    if in_rowspace:
-        if facial.all():
-            return Existence("ok", facial, cols, "the MLE exists and N is identified")
-        return Existence(
-            "extended", facial, cols,
-            f"the MLE is on the boundary: empty cells {outside} have fitted value 0 (their "
-            "interaction parameters are infinite); the extended MLE of N is finite and unique",
-        )
-    can_le0, can_ge0 = _recession_d0_range(X_f, X[~facial])
-    if not facial.all() and not can_le0:
-        return Existence(
-            "does_not_exist", facial, cols,
-            f"the MLE does not exist: fitting the empty cells {outside} to zero drives the "
-            "unobserved cell to infinity, so N-hat is infinite under this model",
-        )
-    if not facial.all() and not can_ge0:
-        return Existence(
-            "does_not_exist", facial, cols,
-            f"the MLE does not exist: fitting the empty cells {outside} to zero drives the "
-            "unobserved cell to zero (N-hat would equal the observed count)",
-        )
-    if facial.all():
-        reason = ("N is not identifiable: the model has more free parameters than the "
-                  "observable cells determine (design rank deficient)")
-    else:
-        reason = (f"N is not identifiable: the empty cells {outside} leave the model with more "
-                  "free parameters than the remaining cells determine; any N fits equally well")
-    return Existence("not_identifiable", facial, cols, reason)
+def forced_zero(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cells every non-negative table with the margins ``X'y`` leaves empty, found without a
+    linear program: a column ``k`` with non-negative entries and margin ``sum_c x_ck y_c = 0``
+    forces ``m_c = 0`` wherever ``x_ck > 0`` (a sum of non-negative terms is 0 only if each
+    is). The facial set lies within the other cells; in the usual sparse table of 0/1 designs
+    (a list never meeting a covariate level, a pair of lists never both catching a person in
+    some strata) it is exactly the other cells, which a Newton fit on them can prove (a
+    converged fit with its existence certificate is a positive table with the same margins).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 1]], dtype=float)  # A, B, A:B
+    >>> forced_zero(X, np.array([5.0, 4, 0])).tolist()
+    [False, False, True]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    t = X.T @ np.asarray(y, dtype=np.float64)
+    nonneg = (X >= 0).all(axis=0)
+    return (X[:, nonneg & (t == 0)] > 0).any(axis=1)
 
 
 def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
-                           cell_labels: list[str] | None = None) -> Existence:
+                           cell_labels: list[str] | None = None, *,
+                           facial: np.ndarray | None = None) -> Existence:
     """:func:`check_existence` for a stratified design: one free intercept per stratum.
 
     Row ``c`` of ``X`` (observable cells of every stratum, no intercept or stratum columns) is
@@ -322,7 +291,9 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     may do either (``"not_identifiable"``); eliminating ``a`` leaves linear programs in ``b``
     only. Strata with no observed person carry no information and are left out of the question
     (their cells are outside ``F``; their estimate is 0). ``columns`` indexes the columns of
-    ``X`` estimable given the stratum effects.
+    ``X`` estimable given the stratum effects. ``facial``: the facial set when already known
+    (e.g. proved by :func:`forced_zero` and a Newton certificate): no linear program for it.
+    With one stratum this is :func:`check_existence` (the stratum effect is the intercept).
 
     Examples
     --------
@@ -347,8 +318,14 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     rows = np.flatnonzero(live)
     gl = np.unique(group[rows], return_inverse=True)[1]
     Xl, yl = X[rows], y[rows]
-    facial = np.zeros(n, dtype=bool)
-    if np.any(yl == 0):
+    if len(rows) == 0:
+        return Existence("not_identifiable", np.zeros(n, dtype=bool), np.zeros(0, dtype=np.int64),
+                         "N is not identifiable: no person is observed")
+    if facial is not None:
+        f_live = np.asarray(facial, dtype=bool)[rows]
+        facial = np.zeros(n, dtype=bool)
+    elif np.any(yl == 0):
+        facial = np.zeros(n, dtype=bool)
         n_live = int(gl.max()) + 1
         if len(rows) * (n_live + p) <= 500_000:  # small: dense LP matrices (less overhead)
             D = np.zeros((len(rows), n_live))
@@ -358,14 +335,15 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
             D = sparse.csr_matrix((np.ones(len(rows)), (np.arange(len(rows)), gl)))
             f_live = facial_set(sparse.hstack([D, sparse.csr_matrix(Xl)], format="csr"), yl)
     else:
+        facial = np.zeros(n, dtype=bool)
         f_live = np.ones(len(rows), dtype=bool)
     facial[rows] = f_live
     XF, gF = Xl[f_live], gl[f_live]
     # within-stratum centring over the facial cells removes the stratum effects
     cnt = np.bincount(gF, minlength=gl.max() + 1 if len(gl) else 0).astype(float)
-    means = np.zeros((len(cnt), p))
-    np.add.at(means, gF, XF)
-    means /= np.maximum(cnt, 1.0)[:, None]
+    ind = sparse.csr_matrix((np.ones(len(gF)), (gF, np.arange(len(gF)))),
+                            shape=(len(cnt), len(gF)))
+    means = np.asarray(ind @ XF) / np.maximum(cnt, 1.0)[:, None]
     Xc = XF - means[gF]
     cols = independent_columns(Xc) if p else np.zeros(0, dtype=np.int64)
     # null space of the centred design: b with X_F b constant within every stratum
@@ -383,9 +361,9 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     rep = XF[first]  # one facial row per stratum
     a_null = rep @ null if null.size else np.zeros((len(cnt), 0))
     unident = np.flatnonzero(np.abs(a_null).max(axis=1, initial=0.0) > 1e-9)
-    labels = cell_labels or [str(i + 1) for i in range(n)]
     zero_cells = np.flatnonzero(live & ~facial)
-    outside = ", ".join(labels[i] for i in zero_cells[:12]) + (
+    outside = ", ".join(cell_labels[i] if cell_labels else str(i + 1)
+                        for i in zero_cells[:12]) + (
         ", ..." if len(zero_cells) > 12 else "")
     if len(unident) == 0:
         if len(zero_cells) == 0:
@@ -395,6 +373,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
             f"the MLE is on the boundary: empty cells {outside} have fitted value 0 (their "
             "interaction parameters are infinite); the extended MLE of N is finite and unique")
     if len(zero_cells):
+        of_stratum = " of a stratum" if n_groups > 1 else ""
         Xl_z = Xl[~f_live]
         gz = gl[~f_live]
         A_eq = XF - rep[gF]
@@ -413,13 +392,13 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
                 return Existence(
                     "does_not_exist", facial, cols,
                     f"the MLE does not exist: fitting the empty cells {outside} to zero drives "
-                    "the unobserved cell of a stratum to infinity, so N-hat is infinite under "
+                    f"the unobserved cell{of_stratum} to infinity, so N-hat is infinite under "
                     "this model")
             if -hi.fun < -1e-9:
                 return Existence(
                     "does_not_exist", facial, cols,
                     f"the MLE does not exist: fitting the empty cells {outside} to zero drives "
-                    "the unobserved cell of a stratum to zero (N-hat would equal the observed "
+                    f"the unobserved cell{of_stratum} to zero (N-hat would equal the observed "
                     "count)")
         reason = (f"N is not identifiable: the empty cells {outside} leave the model with more "
                   "free parameters than the remaining cells determine; any N fits equally well")

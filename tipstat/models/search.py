@@ -20,8 +20,11 @@ until no candidate is proposed or the rule stops. The rules of
 while the criterion falls), Chan, Silverman & Vincent's stepwise rule (candidates in order of
 Poisson-tail p-value below a threshold, the first whose MLE exists is taken) and Bales,
 Hesketh & Silverman's rule (the best AIC step, kept only if its Wald p-value is below alpha).
-The driver knows nothing of log-linear models: ``model`` and ``fit`` are whatever the rule
-uses (tuples of term masks and batched fits there).
+The stratified searches of :mod:`tipstat.models.stratified` (the forward search on the data and
+the screened stepwise search of the bootstrap replicates) are the greedy rule again, with the
+joint model's terms and fits. The driver knows nothing of log-linear models: ``model``,
+``fit`` and the path rows are whatever the rule uses (tuples of term masks, batched fits and
+dicts in selection; stratified models, their fits and ``(label, criterion)`` pairs there).
 
 Examples
 --------
@@ -53,12 +56,13 @@ class Decision:
     """What a rule does after a step's candidates are fitted.
 
     ``model``/``fit``: the model moved to and its fit (``None``: no move); ``rows``: lines
-    for the search path; ``stop``: end the search (with or without a move).
+    for the search path (any objects the rule writes); ``stop``: end the search (with or
+    without a move).
     """
 
     model: Any = None
     fit: Any = None
-    rows: list[dict] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)
     stop: bool = False
 
     @property
@@ -66,12 +70,12 @@ class Decision:
         return self.model is not None
 
     @classmethod
-    def skip(cls, *rows: dict) -> Decision:
+    def skip(cls, *rows: Any) -> Decision:
         """No move; a sequential step goes on to its next candidate."""
         return cls(rows=list(rows))
 
     @classmethod
-    def end(cls, *rows: dict) -> Decision:
+    def end(cls, *rows: Any) -> Decision:
         """No move, and the search ends."""
         return cls(rows=list(rows), stop=True)
 
@@ -82,7 +86,7 @@ class Climb:
 
     model: Any
     fit: Any
-    path: list[dict]
+    path: list[Any]
     steps: int
 
 
@@ -90,7 +94,7 @@ def climb(model: Any, fit: Any,
           propose: Callable[[Any, Any], Sequence[Any]],
           fit_models: Callable[[Sequence[Any], Any, Any], Any],
           choose: Callable[[Any, Any, Sequence[Any], Any], Decision], *,
-          sequential: bool = False, path: list[dict] | None = None) -> Climb:
+          sequential: bool = False, path: list[Any] | None = None) -> Climb:
     """Step-by-step search from ``model`` (fitted as ``fit``) driven by a rule's callbacks.
 
     Parameters
@@ -108,7 +112,7 @@ def climb(model: Any, fit: Any,
         Fit and judge the candidates one at a time in the proposed order, stopping at the
         first move (``Decision.skip`` goes on to the next candidate; when every candidate is
         skipped the search ends).
-    path : list of dict, optional
+    path : list, optional
         Rows already on the path (e.g. the start).
 
     Returns

@@ -20,14 +20,15 @@ interactions. The unobserved pattern of stratum ``s`` has ``mu_{s,0} = exp(alpha
 
 and any margin is the sum of its cells: cells, margins and total add up by construction.
 Terms are chosen by forward selection on AIC or BIC (``log n`` per parameter) from the
-main-effects model.
+main-effects model, on the one search driver (:func:`tipstat.models.search.climb`).
 
 Existence of the MLE and identifiability of every ``N_s`` are decided by the same exact rule as
 every other estimator (Fienberg & Rinaldo 2012; :func:`~tipstat.models.poisson.
-check_existence_strata`, the linear programs of ``check_existence`` on the joint design with
-one free effect per stratum), with the same statuses: ``ok``, ``extended`` (empty cells outside
+check_existence_strata`, the check of every estimator, on the joint design with one free
+effect per stratum), with the same statuses: ``ok``, ``extended`` (empty cells outside
 the facial set fitted 0, N finite), ``does_not_exist``, ``not_identifiable``. A Newton
-certificate proves existence without linear programs in the usual case. A search move is
+certificate proves existence without linear programs in the usual case, and zero margins with
+a certificate on the remaining cells prove most extended MLEs (``_fit_joint``). A search move is
 admissible if its MLE exists or is extended and it puts no more observed cells outside the
 facial set than the starting model has (from an interior main-effects fit, the search stays
 in the interior); a fixed model (``terms=``) without a finite MLE gets the status and an
@@ -99,7 +100,9 @@ from ..parallel import generator, one_blas_thread
 from .checks import attach_checks
 from .intervals import equal_tailed
 from .newton import count_scale, newton
-from .poisson import _EXIST_RATIO, Existence, check_existence_strata
+from .poisson import _EXIST_RATIO, Existence, check_existence_strata, forced_zero
+from .search import Decision, climb
+from .terms import parse_terms, term_label
 
 __all__ = ["StratifiedModel", "fit_stratified", "margins"]
 
@@ -397,10 +400,57 @@ def _existence(layout: _Layout, Y: np.ndarray, model: StratifiedModel) -> Existe
     ex = layout._exist.get(key)
     if ex is None:
         ex = check_existence_strata(layout.matrix(model), Y.ravel(), layout.s_of_row)
-        if len(layout._exist) > 4096:
-            layout._exist.clear()
-        layout._exist[key] = ex
+        _remember(layout, key, ex)
     return ex
+
+
+def _remember(layout: _Layout, key: tuple, ex: Existence) -> None:
+    if len(layout._exist) > 4096:
+        layout._exist.clear()
+    layout._exist[key] = ex
+
+
+def _fit_facial(layout: _Layout, Y: np.ndarray, model: StratifiedModel, ex: Existence,
+                beta0: np.ndarray, maxiter: int, boundary_ok: bool) -> _JointFit:
+    """The extended MLE: the fit on the facial set ``ex.facial`` (cells of empty strata kept,
+    others fitted 0) with the estimable columns ``ex.columns``."""
+    S, C1 = layout.S, layout.C - 1
+    keep = ex.facial.reshape(S, C1) | (Y.sum(axis=1) == 0)[:, None]
+    fe = _newton_joint(layout, Y, model, beta0, maxiter, boundary_ok, keep=keep,
+                       cols=np.asarray(ex.columns))
+    fe.existence = ex
+    fe.n_boundary = int((~keep).sum())
+    return fe
+
+
+def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel, fit: _JointFit,
+                     maxiter: int, boundary_ok: bool) -> _JointFit | None:
+    """The extended MLE without linear programs, when it can be proved; else None.
+
+    The cells :func:`~tipstat.models.poisson.forced_zero` finds (a zero margin of a 0/1
+    column) are outside the facial set ``F`` of every table with these margins, so ``F`` lies
+    within the other cells ``G``. If the fit restricted to ``G`` converges with Newton's
+    existence certificate, a positive table on ``G`` has the observed margins, so ``G`` lies
+    within ``F``: ``G = F``, and the fit is the one the linear programs would lead to (the same
+    facial set, columns and refit). Identifiability on ``G`` is linear algebra
+    (:func:`~tipstat.models.poisson.check_existence_strata` given ``facial``); only an extended
+    MLE is taken from here, any other case goes to the linear programs.
+    """
+    X = layout.matrix(model)
+    y = Y.ravel()
+    live = (Y.sum(axis=1) > 0)[layout.s_of_row]
+    guess = live & ~forced_zero(X, y)
+    if guess.sum() == live.sum():
+        return None
+    ex = check_existence_strata(X, y, layout.s_of_row, facial=guess)
+    if ex.status != "extended":
+        return None
+    fe = _fit_facial(layout, Y, model, ex, fit.beta, maxiter, boundary_ok)
+    if fe.status != "ok":  # converged without the certificate: not proved
+        return None
+    _remember(layout, ("exist", model, (Y > 0).tobytes()), ex)
+    fe.status = "extended"
+    return fe
 
 
 def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
@@ -412,17 +462,23 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
     The MLE is proved to exist without linear programs when the Newton decrement at an iterate
     is below ``1e-4`` times the smallest fitted value of an empty cell (the certificate of
     :func:`~tipstat.models.poisson.newton_batch`, which holds for the profiled likelihood:
-    its decrement is the full likelihood's at the profiled stratum effects). Otherwise the exact
-    check decides: ``"extended"`` fits are refitted on the facial set with the estimable
-    columns (empty cells outside it fitted 0), ``"does_not_exist"`` and ``"not_identifiable"``
-    fits are not admissible (``ok`` is False). With ``boundary_ok`` (bootstrap replicates) the
-    Newton iteration also stops when the log-likelihood stalls.
+    its decrement is the full likelihood's at the profiled stratum effects). An extended MLE
+    is proved without them too when the cells forced empty by zero margins are the whole
+    complement of the facial set (:func:`_proved_extended`, the usual case in sparse strata).
+    Otherwise the exact check decides: ``"extended"`` fits are refitted on the facial set with
+    the estimable columns (empty cells outside it fitted 0), ``"does_not_exist"`` and
+    ``"not_identifiable"`` fits are not admissible (``ok`` is False). With ``boundary_ok``
+    (bootstrap replicates) the Newton iteration also stops when the log-likelihood stalls.
     """
     S, C1 = layout.S, layout.C - 1
     Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
     fit = _newton_joint(layout, Y, model, beta0, maxiter, boundary_ok)
     if fit.status == "ok":
         return fit
+    if ("exist", model, (Y > 0).tobytes()) not in layout._exist:
+        fe = _proved_extended(layout, Y, model, fit, maxiter, boundary_ok)
+        if fe is not None:
+            return fe
     ex = _existence(layout, Y, model)
     if ex.status == "ok":
         fit.status = "ok" if fit.ok else "not_converged"
@@ -430,12 +486,8 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
     if ex.status != "extended":
         fit.ok, fit.status, fit.existence, fit.loglik = False, ex.status, ex, -np.inf
         return fit
-    keep = ex.facial.reshape(S, C1) | (Y.sum(axis=1) == 0)[:, None]
-    fe = _newton_joint(layout, Y, model, fit.beta, maxiter, boundary_ok, keep=keep,
-                       cols=np.asarray(ex.columns))
+    fe = _fit_facial(layout, Y, model, ex, fit.beta, maxiter, boundary_ok)
     fe.status = "extended" if fe.ok else "not_converged"
-    fe.existence = ex
-    fe.n_boundary = int((~keep).sum())
     return fe
 
 
@@ -571,34 +623,48 @@ def _search(layout: _Layout, y_obs: np.ndarray, start: StratifiedModel, criterio
 def _climb(layout: _Layout, y_obs: np.ndarray, fit: _JointFit, criterion: str, moves,
            max_terms: int, max_steps: int | None = None,
            boundary_ok: bool = False) -> tuple[_JointFit, list[tuple[str, float]]]:
-    """The one search loop: from ``fit``, refit the moves ``moves(fit)`` proposes (``("add" |
-    "drop", term)``), take the one with the lowest criterion if it lowers the criterion, and
-    repeat (at most ``max_steps`` times). A move is admissible if its fit is (the MLE exists or
-    is extended) and it puts no more observed cells outside the facial set than the starting
-    fit has: a search from an interior MLE stays in the interior."""
+    """The greedy rule of the stratified searches on the one search driver
+    (:func:`tipstat.models.search.climb`): from ``fit``, refit the moves ``moves(fit)``
+    proposes (``("add" | "drop", term)``; additions only below ``max_terms`` terms), take the
+    one with the lowest criterion if it lowers the criterion, and repeat (at most
+    ``max_steps`` times). A move is admissible if its fit is (the MLE exists or is extended)
+    and it puts no more observed cells outside the facial set than the starting fit has: a
+    search from an interior MLE stays in the interior. Returns the final fit and the path
+    ``(model label, criterion)`` from the start."""
     n = float(np.sum(y_obs))
-    best = _criterion(fit, n, criterion)
-    path = [(fit.model.label(), best)]
     nb0 = fit.n_boundary
-    step = 0
-    while max_steps is None or step < max_steps:
-        step += 1
-        trials = []
-        for kind, term in moves(fit):
-            if kind == "add" and fit.model.n_terms >= max_terms:
-                continue
-            m = fit.model.add(term) if kind == "add" else fit.model.drop(term)
-            f = _fit_joint(layout, y_obs, m, (fit.model, fit.beta), boundary_ok=boundary_ok)
-            if f.ok and f.n_boundary <= nb0:
-                trials.append((_criterion(f, n, criterion), f))
+    proposals = 0
+
+    def propose(model: StratifiedModel, f: _JointFit) -> list[tuple[str, tuple]]:
+        nonlocal proposals
+        proposals += 1
+        if max_steps is not None and proposals > max_steps:
+            return []
+        return [(kind, term) for kind, term in moves(f)
+                if kind != "add" or model.n_terms < max_terms]
+
+    def refit(cands: Sequence[tuple[str, tuple]], model: StratifiedModel,
+              f: _JointFit) -> list[_JointFit | None]:
+        out: list[_JointFit | None] = []
+        for kind, term in cands:
+            m = model.add(term) if kind == "add" else model.drop(term)
+            g = _fit_joint(layout, y_obs, m, (model, f.beta), boundary_ok=boundary_ok)
+            out.append(g if g.ok and g.n_boundary <= nb0 else None)
+        return out
+
+    def choose(model: StratifiedModel, f: _JointFit, cands: Sequence,
+               fitted: list[_JointFit | None]) -> Decision:
+        trials = [(_criterion(g, n, criterion), g) for g in fitted if g is not None]
         if not trials:
-            break
-        crit, f = min(trials, key=lambda t: t[0])
-        if crit >= best - 1e-9:
-            break
-        best, fit = crit, f
-        path.append((f.model.label(), crit))
-    return fit, path
+            return Decision.end()
+        crit, g = min(trials, key=lambda t: t[0])
+        if crit >= _criterion(f, n, criterion) - 1e-9:
+            return Decision.end()
+        return Decision(g.model, g, rows=[(g.model.label(), crit)])
+
+    start = [(fit.model.label(), _criterion(fit, n, criterion))]
+    out = climb(fit.model, fit, propose, refit, choose, path=start)
+    return out.fit, out.path
 
 
 def _quadratic(v: np.ndarray, M: np.ndarray) -> float:
@@ -788,8 +854,10 @@ def fit_stratified(
         separate model per stratum.
     criterion : ``"aic"`` or ``"bic"``
         Forward selection of list x list and list x covariate terms.
-    terms : list of str, optional
-        A fixed model instead of the search, e.g. ``["P:K", "I:exploitation"]`` (joint only).
+    terms : str or list of str, optional
+        A fixed model instead of the search, e.g. ``["P:K", "I:exploitation"]`` or
+        ``"P:K + I:exploitation"`` (joint only; the formulas of :func:`tipstat.fit_loglinear`
+        over the lists and the covariates, two-way terms only).
     missing : ``"stratum"`` or ``"em"``
         Unknown covariate values (``_U``): an explicit stratum level (default), or shared out
         over the known levels by the EM algorithm (van der Heijden et al. 2012; joint only).
@@ -893,7 +961,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
 
     def select(yk: np.ndarray, zz: np.ndarray) -> tuple[_JointFit, np.ndarray, list]:
         if terms is not None:
-            model = _parse_terms(terms, start, layout)
+            model = _model_of_terms(terms, start)
             fit, y_full, _ = _em(layout, yk, zz, A, model)
             if not fit.ok and fit.existence is None:
                 raise EstimationError(f"model {model.label()} has no admissible fit (the "
@@ -1101,21 +1169,26 @@ def _no_estimate(h, fit, complete, y_full, path, level, seed, em, covs, lists, c
     )
 
 
-def _parse_terms(terms: Sequence[str], start: StratifiedModel, layout: _Layout) -> StratifiedModel:
-    m = start
-    for t in terms:
-        a, _, b = str(t).partition(":")
-        if a in start.lists and b in start.lists:
-            i, j = sorted((start.lists.index(a), start.lists.index(b)))
-            m = m.add((i, j))
-        elif a in start.lists and b in start.covariates:
-            m = m.add((start.lists.index(a), b))
-        elif b in start.lists and a in start.covariates:
-            m = m.add((start.lists.index(b), a))
-        else:
-            raise InputError(f"terms: {t!r} is not 'list:list' or 'list:covariate' with lists "
-                             f"{list(start.lists)} and covariates {list(start.covariates)}")
-    return m
+def _model_of_terms(terms: str | Sequence[str], start: StratifiedModel) -> StratifiedModel:
+    """The model of a ``terms=`` specification, read by :func:`~tipstat.models.terms.
+    parse_terms` over the lists followed by the covariates: two-way terms of two lists are list
+    x list interactions, of a list and a covariate list x covariate interactions; terms of
+    covariates only are already in the free stratum effects (ignored); three-way and higher
+    terms are not part of the joint model (an :class:`~tipstat.errors.InputError`)."""
+    names = (*start.lists, *start.covariates)
+    k = len(start.lists)
+    model = start
+    for mask in parse_terms(terms, names):
+        bits = [i for i in range(len(names)) if mask >> i & 1]
+        if len(bits) > 2:
+            raise InputError(f"terms: {term_label(mask, names)!r} has order {len(bits)}; the "
+                             "stratified model takes 'list:list' and 'list:covariate' terms")
+        a, b = bits
+        if b < k:
+            model = model.add((a, b))
+        elif a < k:
+            model = model.add((a, names[b]))
+    return model
 
 
 def _fit_separate(h: CaptureHistories, criterion: str, bootstrap: int, level: float,
