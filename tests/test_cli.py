@@ -234,6 +234,8 @@ def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     total = sdg[(sdg.sex == "_T") & (sdg.age == "_T") & (sdg.exploitation == "_T")]
     assert int(total.detected.iloc[0]) == src["detected"]
     assert "SDG 16.2.2: " in out and '<section id="sdg">' in page
+    # every report: what the data cannot support, and the reliability check of the default
+    assert '<section id="cannot-support">' in page and 'id="reliability-rating"' in page
     # one headline, first: the SDG table's total row, its method; the pooled one as a check
     total_line = (f"Estimated victims, detected and undetected: {total.total_est.iloc[0]:,.0f} "
                   f"[{total.total_lcl.iloc[0]:,.0f}; {total.total_ucl.iloc[0]:,.0f}], 95% "
@@ -411,6 +413,7 @@ def test_indicator_report_holds_no_identifier(capsys, mixed, tmp_path):
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     assert '<section id="sdg">' in page and "Estimated victims" in out
     assert f"{len(mixed['country'].clear_records):,}" in page  # records read
+    assert '<section id="cannot-support">' in page and 'id="reliability-rating"' in page
     assert_no_identifier(mixed, out, err, page)
 
 
@@ -559,6 +562,21 @@ def test_report_of_a_bundled_table_keys_its_lists(capsys, tmp_path):
     # every list of UK_5 is keyed to the agencies behind it (the catalogue's words)
     for words in tipstat.datasets.info("UK_5")["lists"].values():
         assert words in page
+    # the reliability check of the default method is in the report, with its rating
+    check = tipstat.internal_consistency(tipstat.datasets.load("UK_5"),
+                                         tipstat.estimate_population)
+    assert f'id="reliability-rating">Rating: <strong>{check.indicator["rating"]}<' in page
+    assert '<section id="cannot-support">' in page
+
+
+def test_report_without_reliability_says_so(capsys, tmp_path):
+    out = tmp_path / "korea.html"
+    code, _out, err = run(capsys, "report", "Korea_3", "--out", str(out), "--methods",
+                          "independence", "--no-reliability")
+    assert code == 0, err
+    page = out.read_text(encoding="utf-8")
+    assert "Reliability check: switched off (--no-reliability)." in page
+    assert 'id="reliability-table"' not in page
 
 
 def test_every_kind_of_table_file_gives_the_same_estimate(capsys, pattern_csv, tmp_path):

@@ -449,7 +449,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     title = args.title or f"Multiple Systems Estimation: {Path(info['source']).stem}"
     with warnings.catch_warnings(record=True) as caught:  # the run's own warnings go in the report
         warnings.simplefilter("always", TipstatWarning)
-        reliability, _, _ = _reliability_check(h, args)
+        check, _, why_not = _reliability_check(h, args)
+    reliability = check if check is not None else why_not   # the report says why it is absent
     warns = list(dict.fromkeys(str(w.message) for w in caught
                                if issubclass(w.category, TipstatWarning)))
     # a bundled table keys its lists to their agencies from its catalogue entry
@@ -754,7 +755,7 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             out / "report.html", comparison=st["table"], list_key=src["list_definition"],
             entities=src["entities"],
             title=f"Synthetic country {src['ref_area']} {src['year']}: victims of trafficking, "
-                  "detected and undetected",
+                  "detected and undetected", reliability=not args.no_reliability,
             source=f"{src['source']} with known truth (no real person)")
         st["files"].append(str(path))
 
@@ -823,7 +824,8 @@ def cmd_indicator(args: argparse.Namespace) -> int:
                secret=_read_secret(args), country=args.country, year=args.year, by=args.by,
                seed=args.seed, n_boot=args.bootstrap, level=args.level)
     files = run.write(out, report=args.report or not args.no_report,
-                      source=", ".join(Path(r).name for r in args.records))
+                      source=", ".join(Path(r).name for r in args.records),
+                      reliability=not args.no_reliability)
     table = run.sdg.table
     if args.json:
         _print_json(_envelope("indicator", seed=run.seed,
@@ -944,6 +946,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="tipstat-output", help="output folder (default tipstat-output)")
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap replicates of the stratified fit (default 200)")
+    p.add_argument("--no-reliability", action="store_true",
+                   help="leave the reliability check out of the report")
     common(p)
 
     p = add("estimate", cmd_estimate, "estimate the number of victims from a capture-history table",
@@ -1030,6 +1034,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None,
                    help="write the HTML report here instead of OUT/report.html")
     p.add_argument("--no-report", action="store_true", help="no HTML report")
+    p.add_argument("--no-reliability", action="store_true",
+                   help="leave the reliability check (the default method refitted once per "
+                        "list) out of the report")
     common(p, level=True)
 
     p = add("histories", cmd_histories,
