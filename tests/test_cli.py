@@ -741,7 +741,8 @@ def test_indicator_lines_show_the_caveats_of_the_fit_and_the_pooled_check():
                       method="default", model="[x]", status="lower_bound",
                       warnings=(Caveat("lower_bound_only", "only a bound"),))
     fit = SimpleNamespace(warnings=(Caveat("sparse_table", "9 of 15 cells empty",
-                                           {"empty": 9}),))
+                                           {"empty": 9}),
+                                    Caveat("sparse_table", "2 persons in stratum F")))
     run_ = SimpleNamespace(headline=SimpleNamespace(text=lambda: "headline", to_dict=dict),
                            pooled=pooled, fit=fit, pooled_note="note", warnings=[])
     text = "\n".join(_headline_lines(run_))
@@ -749,7 +750,11 @@ def test_indicator_lines_show_the_caveats_of_the_fit_and_the_pooled_check():
     assert "pooled default estimate at least 321 [321; no upper bound]" in text
     assert "caveat of the published fit: [sparse_table] 9 of 15 cells empty" in text
     assert "caveat of the pooled check: [lower_bound_only] only a bound" in text
+    # a published run's caveats follow the small-count rule: "2 persons" reads "<5 persons"
+    assert "[sparse_table] <5 persons in stratum F" in text and "2 persons" not in text
     extra = _run_extra(run_, [])
     assert extra["fit_warnings"] == [{"code": "sparse_table", "message": "9 of 15 cells empty",
-                                      "values": {"empty": 9.0}}]
+                                      "values": {"empty": 9.0}},
+                                     {"code": "sparse_table", "message": "<5 persons in "
+                                      "stratum F", "values": {}}]
     assert extra["pooled_check"]["shown"] == "at least 321"

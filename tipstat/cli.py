@@ -503,11 +503,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"             method: {r['published_method']}")
         print(f"             source: {r['source']}")
         if r["approach"] != "published only":
+            from .report.display import figure, is_estimate
+
             rel = r["relative_difference"]
             print(f"  tipstat    {_fmt(r['n_hat']):>9}  [{_fmt(r['lower'])}, {_fmt(r['upper'])}] "
                   f"({r['ci_method']}; {r['status']}); difference {100 * rel:+.2f}%"
-                  if math.isfinite(rel) else
-                  f"  tipstat    {_fmt(r['n_hat']):>9}  ({r['status']})")
+                  if math.isfinite(rel) and is_estimate(r["status"], r["n_hat"]) else
+                  f"  tipstat    {figure(r['status'], r['n_hat'], r['lower']):>9}  "
+                  f"({r['status']})")
             print(f"             {r['approach']}: {r['tipstat_method']} {r['tipstat_model']}")
         if r["note"]:
             print(f"  note       {r['note']}")
@@ -650,12 +653,22 @@ def _run(args: argparse.Namespace, records: Sequence[Any], entity_map: Any, popu
         raise _records_error(exc) from None
 
 
+def _published_caveats(warnings_: Any) -> list[dict[str, Any]]:
+    """Caveats of a published run as ``{"code", "message", "values"}``, counts of 1 to 4
+    persons in their messages shown as ``<5`` (the report's rule for published text)."""
+    from .report.display import caveat_dicts
+    from .report.html import SUPPRESS_BELOW, _mask_small_numbers
+
+    return [c | {"message": _mask_small_numbers(c["message"], SUPPRESS_BELOW)}
+            for c in caveat_dicts(warnings_ or ())]
+
+
 def _headline_lines(run: Any) -> list[str]:
     from .report.display import caveat_line, figure, interval
 
     lines = [run.headline.text()]
     fit = getattr(run, "fit", None)
-    for w in getattr(fit, "warnings", ()) or ():
+    for w in _published_caveats(getattr(fit, "warnings", ())):
         lines.append(f"  caveat of the published fit: {caveat_line(w)}")
     p = run.pooled
     if p is not None:
@@ -664,12 +677,13 @@ def _headline_lines(run: Any) -> list[str]:
         lines.append(f"  check (not published): pooled default estimate "
                      f"{figure(p.status, p.n_hat, p.ci[0], p.ci[1])}{ci}"
                      f" ({p.method}, {p.status}). {run.pooled_note}")
-        lines += [f"  caveat of the pooled check: {caveat_line(w)}" for w in p.warnings]
+        lines += [f"  caveat of the pooled check: {caveat_line(w)}"
+                  for w in _published_caveats(p.warnings)]
     return lines
 
 
 def _pooled_json(run: Any) -> dict[str, Any] | None:
-    from .report.display import caveat_dicts, figure
+    from .report.display import figure
 
     p = run.pooled
     if p is None:
@@ -677,16 +691,14 @@ def _pooled_json(run: Any) -> dict[str, Any] | None:
     return {"n_hat": p.n_hat, "lower": p.ci[0], "upper": p.ci[1], "level": p.level,
             "method": p.method, "model": p.model, "status": p.status,
             "shown": figure(p.status, p.n_hat, p.ci[0], p.ci[1]),
-            "warnings": caveat_dicts(p.warnings),
+            "warnings": _published_caveats(p.warnings),
             "role": "sensitivity check (not published)", "note": run.pooled_note}
 
 
 def _run_extra(run: Any, files: Sequence[Any]) -> dict[str, Any]:
-    from .report.display import caveat_dicts
-
     fit = getattr(run, "fit", None)
     return {"headline": run.headline.to_dict(), "pooled_check": _pooled_json(run),
-            "fit_warnings": caveat_dicts(getattr(fit, "warnings", ()) or ()),
+            "fit_warnings": _published_caveats(getattr(fit, "warnings", ())),
             "run_warnings": [w.to_dict() for w in run.warnings],
             "output": {"files": [str(f) for f in files]}}
 
