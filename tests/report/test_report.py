@@ -691,6 +691,10 @@ def test_caveats_are_shown_and_non_estimates_carry_no_number():
     assert '<a href="#caveats-0">lower_bound_only, untestable_weight</a>' in body
     # a report without the reliability check says why
     assert "Reliability check: switched off (--no-reliability)." in visible
+    # with an SDG headline, a pooled default that is only a bound is not quoted as a figure
+    with_sdg = _visible(build_report(h, comparison=table, sdg_table=SDG))
+    assert 'id="headline-figure" data-value="130.0">130<' in with_sdg
+    assert 'id="headline-note"' not in with_sdg and "987" not in with_sdg
 
 
 def test_comparison_html_shows_codes_and_no_number_for_non_estimates():

@@ -349,7 +349,7 @@ def _headline(given: Mapping[str, Any] | None, sdg_table: pd.DataFrame | None,
                         and status != "lower_bound")
     out["pct"] = f"{100 * out['level']:g}%"
     if (out["source"] != "comparison" and pooled is not None
-            and math.isfinite(float(pooled["n_hat"])) and out["estimable"]
+            and is_estimate(pooled.get("status", "ok"), pooled["n_hat"]) and out["estimable"]
             and round(float(pooled["n_hat"])) != round(out["n_hat"])):
         out["pooled"] = {"n_hat": float(pooled["n_hat"]), "lower": float(pooled["lower"]),
                          "upper": float(pooled["upper"]),
