@@ -3,16 +3,16 @@
 One place decides what every surface (``tipstat compare``'s HTML, the command line, the HTML
 report) prints for an estimate, so that no surface shows a bare number the data do not carry:
 
-============================  ==================================================================
-status                        shown as
-============================  ==================================================================
-``ok``, ``extended``          the number and its interval
-``lower_bound``               ``"at least L"``, ``L`` the lower end of the interval (the point
-                              estimate when the interval has no finite lower end); no upper end
-``does_not_exist``            ``"does not exist"`` (no number, whatever ``n_hat`` holds)
-``not_identifiable``          ``"not identifiable"``
+=============================  =================================================================
+status                         shown as
+=============================  =================================================================
+``ok``, ``extended``           the number and its interval
+``lower_bound``                ``"at least L"``, ``L`` the lower end of the interval (the point
+                               estimate when the interval has no finite lower end); no upper end
+``does_not_exist``             ``"does not exist"`` (no number, whatever ``n_hat`` holds)
+``not_identifiable``           ``"not identifiable"``
 ``not_converged``, ``failed``  ``"not converged"``, ``"failed"``
-============================  ==================================================================
+=============================  =================================================================
 
 The numbers themselves stay in the results (``Estimate.to_dict()``, the JSON of the CLI and of
 the report), next to their ``status``; only what is printed for a reader changes.
@@ -37,8 +37,9 @@ from typing import Any
 from .._format import number
 from ..estimate import Caveat
 
-__all__ = ["ESTIMATED", "NO_ESTIMATE", "caveat_dicts", "caveat_line", "codes", "figure",
-           "interval", "is_estimate"]
+__all__ = ["ESTIMATED", "NO_ESTIMATE", "RATINGS", "bound", "caveat_dicts", "caveat_line", "codes",
+           "estimate_lines", "figure", "interval", "is_estimate", "reliability_lines",
+           "reliability_record"]
 
 #: Statuses whose ``n_hat`` is an estimate (printed as a number).
 ESTIMATED = ("ok", "extended")
