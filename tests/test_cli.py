@@ -21,7 +21,7 @@ ENVELOPE = {"schema", "command", "tipstat_version", "ok", "seed", "input", "resu
             "error"}
 ESTIMATE_KEYS = {"method", "model", "status", "n_observed", "n_hat", "undetected", "lower",
                  "upper", "level", "ci_method", "se", "deviance", "df", "aic", "bic", "seed",
-                 "warnings"}
+                 "warnings", "shown"}
 
 
 def run(capsys, *argv):
@@ -234,6 +234,8 @@ def test_demo_writes_report_and_table(capsys, tmp_path, monkeypatch):
     total = sdg[(sdg.sex == "_T") & (sdg.age == "_T") & (sdg.exploitation == "_T")]
     assert int(total.detected.iloc[0]) == src["detected"]
     assert "SDG 16.2.2: " in out and '<section id="sdg">' in page
+    # every report: what the data cannot support, and the reliability check of the default
+    assert '<section id="cannot-support">' in page and 'id="reliability-rating"' in page
     # one headline, first: the SDG table's total row, its method; the pooled one as a check
     total_line = (f"Estimated victims, detected and undetected: {total.total_est.iloc[0]:,.0f} "
                   f"[{total.total_lcl.iloc[0]:,.0f}; {total.total_ucl.iloc[0]:,.0f}], 95% "
@@ -411,6 +413,7 @@ def test_indicator_report_holds_no_identifier(capsys, mixed, tmp_path):
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     assert '<section id="sdg">' in page and "Estimated victims" in out
     assert f"{len(mixed['country'].clear_records):,}" in page  # records read
+    assert '<section id="cannot-support">' in page and 'id="reliability-rating"' in page
     assert_no_identifier(mixed, out, err, page)
 
 
@@ -559,6 +562,21 @@ def test_report_of_a_bundled_table_keys_its_lists(capsys, tmp_path):
     # every list of UK_5 is keyed to the agencies behind it (the catalogue's words)
     for words in tipstat.datasets.info("UK_5")["lists"].values():
         assert words in page
+    # the reliability check of the default method is in the report, with its rating
+    check = tipstat.internal_consistency(tipstat.datasets.load("UK_5"),
+                                         tipstat.estimate_population)
+    assert f'id="reliability-rating">Rating: <strong>{check.indicator["rating"]}<' in page
+    assert '<section id="cannot-support">' in page
+
+
+def test_report_without_reliability_says_so(capsys, tmp_path):
+    out = tmp_path / "korea.html"
+    code, _out, err = run(capsys, "report", "Korea_3", "--out", str(out), "--methods",
+                          "independence", "--no-reliability")
+    assert code == 0, err
+    page = out.read_text(encoding="utf-8")
+    assert "Reliability check: switched off (--no-reliability)." in page
+    assert 'id="reliability-table"' not in page
 
 
 def test_every_kind_of_table_file_gives_the_same_estimate(capsys, pattern_csv, tmp_path):
@@ -588,3 +606,155 @@ def test_an_unreadable_table_is_refused_as_records_are(capsys, tmp_path):
     assert code == 2 and "UTF-16" in err and "save it as 'CSV UTF-8'" in err
     with pytest.raises(tipstat.InputError, match="UTF-16"):
         tipstat.read_records([bad], {"POL": "P"})
+
+
+# ---------------------------------------------------------------------------- caveats (issue 16)
+@pytest.fixture
+def caveat_method():
+    """A registered method whose estimates carry Caveats and statuses that are not estimates
+    (made here: the CLI shows whatever the estimators attach). Their odd numbers (987 as the
+    lower bound's point, 5,555 and 7,777) must never be printed as estimates."""
+    from tipstat.comparison import METHODS, Method, register_method
+    from tipstat.estimate import Caveat, Estimate
+
+    def runner(h, options):
+        common = {"level": 0.95, "n_observed": float(h.n_observed), "ci_method": "profile"}
+        return [
+            Estimate(n_hat=987.0, ci=(321.0, math.inf), method="bound", model="[bound]",
+                     status="lower_bound", **common,
+                     warnings=(Caveat("lower_bound_only", "only a lower bound on N is "
+                                      "supported", {"bound": 321.0}),
+                               Caveat("untestable_weight", "94% of the weight on models with "
+                                      "no residual df", {"weight": 0.94}))),
+            Estimate(n_hat=5555.0, ci=(4444.0, 6666.0), method="nid", model="[nid]",
+                     status="not_identifiable", **common,
+                     warnings=(Caveat("prior_driven", "the prior decides", {"shift": 0.5}),)),
+            Estimate(n_hat=7777.0, ci=(7000.0, 8000.0), method="dne", model="[dne]",
+                     status="does_not_exist", **common, warnings=("a plain-text warning",)),
+        ]
+
+    register_method(Method("caveat_test", "caveat test", "log-linear", "fit_loglinear",
+                           runner=runner, default=False))
+    yield "caveat_test"
+    del METHODS["caveat_test"]
+
+
+def _no_bare_numbers(text):
+    for number in ("987", "5,555", "5555", "4,444", "6,666", "7,777", "7777"):
+        assert number not in text, number
+
+
+def test_estimate_shows_every_caveat_and_no_number_for_a_non_estimate(capsys, caveat_method):
+    code, out, err = run(capsys, "estimate", "Korea_3", "--method", caveat_method,
+                         "--no-reliability")
+    assert code == 0, err
+    _no_bare_numbers(out)
+    assert "N           at least 321" in out and "not identifiable (no estimate)" in out
+    assert "does not exist (no estimate)" in out
+    for line in ("[lower_bound_only] only a lower bound on N is supported",
+                 "[untestable_weight] 94% of the weight on models with no residual df",
+                 "[prior_driven] the prior decides", "[note] a plain-text warning"):
+        assert line in out
+    assert "reliability check: switched off (--no-reliability)" in out
+    code, data = run_json(capsys, "estimate", "Korea_3", "--method", caveat_method,
+                          "--no-reliability")
+    assert code == 0
+    bound, nid, dne = data["results"]
+    assert bound["status"] == "lower_bound" and bound["shown"] == "at least 321"
+    assert bound["warnings"] == [
+        {"code": "lower_bound_only", "message": "only a lower bound on N is supported",
+         "values": {"bound": 321.0}},
+        {"code": "untestable_weight", "message": "94% of the weight on models with no "
+         "residual df", "values": {"weight": 0.94}}]
+    assert nid["shown"] == "not identifiable" and dne["shown"] == "does not exist"
+    assert dne["warnings"] == [{"code": "note", "message": "a plain-text warning", "values": {}}]
+    assert data["reliability"] == {"rating": "not_assessed",
+                                   "note": "switched off (--no-reliability)"}
+
+
+def test_estimate_shows_the_reliability_check_of_the_default(capsys):
+    """UK_5: the default method refitted with each list as a known population. GP has 20
+    members on the other lists (< 30): excluded as too_few_seen and counted. The CLI's
+    numbers are the library's (same deterministic fits: equal to 1e-12)."""
+    h = tipstat.datasets.load("UK_5")
+    check = tipstat.internal_consistency(h, tipstat.estimate_population)
+    code, data = run_json(capsys, "estimate", "UK_5")
+    assert code == 0
+    rel = data["reliability"]
+    assert rel["rating"] == check.indicator["rating"]
+    assert rel["mean_log_rel_bias"] == pytest.approx(check.summary["mean_log_rel_bias"],
+                                                     rel=1e-12)
+    assert rel["coverage"] == pytest.approx(check.summary["coverage"], rel=1e-12)
+    assert (rel["lists"], rel["evaluated"], rel["excluded"]) == (5, 4, 1)
+    per_list = {r["list"]: r for r in rel["per_list"]}
+    assert per_list["GP"]["status"] == "too_few_seen" and per_list["GP"]["n_hat"] is None
+    for _, r in check.table.iterrows():
+        if math.isfinite(r["log_rel_bias"]):
+            assert per_list[r["list"]]["log_rel_bias"] == pytest.approx(r["log_rel_bias"],
+                                                                       rel=1e-12)
+    assert rel["seconds"] >= 0
+    code, out, _err = run(capsys, "estimate", "UK_5")
+    assert code == 0
+    assert "reliability check: how default" in out
+    assert f"rating: {check.indicator['rating']} (mean log relative bias" in out
+    assert "1 list(s) excluded as too_few_seen (fewer than 30 members" in out
+    assert re.search(r"\n  GP +336 +20 +- +- +- +- +too_few_seen", out)
+
+
+def test_estimate_reliability_needs_three_lists(capsys, tmp_path):
+    path = tmp_path / "two.csv"
+    pd.DataFrame({"A": [1, 0, 1], "B": [0, 1, 1], "count": [60, 40, 30]}).to_csv(path,
+                                                                                index=False)
+    code, data = run_json(capsys, "estimate", str(path))
+    assert code == 0 and data["reliability"]["rating"] == "not_assessed"
+    assert "at least 3 lists" in data["reliability"]["note"]
+
+
+def test_compare_shows_caveat_codes_and_messages(capsys, tmp_path, caveat_method):
+    out_csv = tmp_path / "cmp.csv"
+    code, out, err = run(capsys, "compare", "Korea_3", "--methods",
+                         f"{caveat_method},independence", "--csv", str(out_csv))
+    assert code == 0, err
+    _no_bare_numbers(out)
+    assert "at least 321" in out and "[321, no upper bound]" in out
+    assert "(1) lower_bound_only; untestable_weight" in out
+    assert "(1) [untestable_weight] 94% of the weight on models with no residual df" in out
+    assert "(3) [note] a plain-text warning" in out
+    written = pd.read_csv(out_csv)
+    assert written["warning_codes"].iloc[0] == "lower_bound_only; untestable_weight"
+    code, data = run_json(capsys, "compare", "Korea_3", "--methods",
+                          f"{caveat_method},independence")
+    assert code == 0
+    assert data["results"][0]["warning_codes"] == ["lower_bound_only", "untestable_weight"]
+    assert data["results"][1]["warnings"] == [{"code": "prior_driven",
+                                               "message": "the prior decides",
+                                               "values": {"shift": 0.5}}]
+
+
+def test_indicator_lines_show_the_caveats_of_the_fit_and_the_pooled_check():
+    from types import SimpleNamespace
+
+    from tipstat.cli import _headline_lines, _run_extra
+    from tipstat.estimate import Caveat, Estimate
+
+    pooled = Estimate(n_hat=987.0, ci=(321.0, math.inf), level=0.95, n_observed=300.0,
+                      method="default", model="[x]", status="lower_bound",
+                      warnings=(Caveat("lower_bound_only", "only a bound"),))
+    fit = SimpleNamespace(warnings=(Caveat("sparse_table", "9 of 15 cells empty",
+                                           {"empty": 9}),
+                                    Caveat("sparse_table", "2 persons in stratum F")))
+    run_ = SimpleNamespace(headline=SimpleNamespace(text=lambda: "headline", to_dict=dict),
+                           pooled=pooled, fit=fit, pooled_note="note", warnings=[])
+    text = "\n".join(_headline_lines(run_))
+    _no_bare_numbers(text)
+    assert "pooled default estimate at least 321 [321; no upper bound]" in text
+    assert "caveat of the published fit: [sparse_table] 9 of 15 cells empty" in text
+    assert "caveat of the pooled check: [lower_bound_only] only a bound" in text
+    # a published run's caveats follow the small-count rule: "2 persons" reads "<5 persons"
+    assert "[sparse_table] <5 persons in stratum F" in text and "2 persons" not in text
+    extra = _run_extra(run_, [])
+    assert extra["fit_warnings"] == [{"code": "sparse_table", "message": "9 of 15 cells empty",
+                                      "values": {"empty": 9.0}},
+                                     {"code": "sparse_table", "message": "<5 persons in "
+                                      "stratum F", "values": {}}]
+    assert extra["pooled_check"]["shown"] == "at least 321"

@@ -238,3 +238,38 @@ def test_leave_one_list_out_equals_refits_without_each_list():
     assert t.loc[t.left_out == "GP", "n_hat"].iloc[0] == pytest.approx(uk4.n_hat, rel=1e-9)
     with pytest.raises(tipstat.InputError, match="three lists"):
         leave_one_list_out(tipstat.datasets.load("UK_5").drop_lists(["GP", "GO", "LA"]))
+
+
+def test_rows_carry_every_caveat_with_its_code():
+    """A row keeps its estimate's Caveats (each is its message, with code and values) and their
+    codes in warning_codes; HTML and JSON show code and message. The estimates are made here
+    (the checks that attach caveats are the estimators' business)."""
+    from tipstat.comparison import register_method
+    from tipstat.estimate import Caveat, Estimate
+
+    caveats = (Caveat("lack_of_fit", "deviance 24.0 on 3 df", {"deviance": 24.0, "df": 3}),
+               Caveat("two_lists", "only two lists"))
+
+    def runner(h, options):
+        return [Estimate(n_hat=150.0, ci=(120.0, 200.0), level=options["level"],
+                         n_observed=float(h.n_observed), method="x", model="[x]",
+                         warnings=(*caveats, "free text"))]
+
+    register_method(Method("caveats", "with caveats", "log-linear", "fit_loglinear",
+                           runner=runner, default=False))
+    try:
+        table = tipstat.compare(tipstat.datasets.load("Korea_3"), ["caveats", "independence"])
+    finally:
+        del METHODS["caveats"]
+    row = table.iloc[0]
+    assert row.warning_codes == "lack_of_fit; two_lists; note"
+    assert [w.code for w in row.warnings] == ["lack_of_fit", "two_lists", "note"]
+    assert row.warnings[0] == "deviance 24.0 on 3 df" and row.warnings[0].values["df"] == 3
+    assert table.iloc[1].warning_codes == "" and table.iloc[1].warnings == ()
+    rec = comparison_records(table)[0]
+    assert rec["warning_codes"] == ["lack_of_fit", "two_lists", "note"]
+    assert rec["warnings"][0] == {"code": "lack_of_fit", "message": "deviance 24.0 on 3 df",
+                                  "values": {"deviance": 24.0, "df": 3.0}}
+    html = comparison_html(table)
+    assert "<code>lack_of_fit</code> deviance 24.0 on 3 df" in html
+    assert "<code>note</code> free text" in html

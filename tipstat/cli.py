@@ -201,21 +201,51 @@ def _estimate_rows(h: Any, args: argparse.Namespace) -> list[Any]:
     return m.run(h, level=args.level, seed=args.seed, progress=_progress(args))
 
 
+def _estimate_record(est: Any) -> dict[str, Any]:
+    """``Estimate.to_dict()`` (its ``warnings`` are ``{"code", "message", "values"}``) plus
+    ``shown``: the figure a reader is given (``"at least L"`` for a lower bound, words where
+    there is no estimate)."""
+    from .report.display import figure
+
+    rec = est.to_dict()
+    rec["shown"] = figure(est.status, est.n_hat, est.ci[0], est.ci[1])
+    return rec
+
+
+def _reliability_check(h: Any, args: argparse.Namespace) -> tuple[Any, float, str | None]:
+    """The internal-consistency check of the default method on the (pooled) table: the result
+    (None when not run), its seconds, and why it was not run."""
+    if getattr(args, "no_reliability", False):
+        return None, 0.0, "switched off (--no-reliability)"
+    hp = h.pooled() if h.n_strata > 1 else h
+    if hp.k < 3:
+        return None, 0.0, (f"not assessed: the check needs at least 3 lists (each list is "
+                           f"estimated from the others); the table has {hp.k}")
+    t0 = time.perf_counter()
+    ic = _reliability(hp)
+    return ic, time.perf_counter() - t0, None
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
+    from .report.display import estimate_lines, reliability_lines, reliability_record
+
     h, info = load_histories(args.file, count=args.count, lists=args.lists, strata=args.strata)
     warns: list[str] = []
     parts = list(h.by_stratum()) if args.by_stratum and h.n_strata > 1 else [((), _pooled(h, warns))]
     results = []
     for key, hs in parts:
         for est in _estimate_rows(hs, args):
-            rec = est.to_dict()
-            rec["warnings"] = list(est.warnings)
+            rec = _estimate_record(est)
             if key:
                 rec["stratum"] = dict(zip(h.strata, key, strict=True))
             results.append((key, est, rec))
+    ic, seconds, why_not = _reliability_check(h, args)
     if args.json:
+        reliability = (reliability_record(ic, seconds) if ic is not None
+                       else {"rating": "not_assessed", "note": why_not})
         _print_json(_envelope("estimate", seed=args.seed, input=info,
-                              results=[r for _, _, r in results], warns=warns))
+                              results=[r for _, _, r in results], warns=warns,
+                              extra={"reliability": reliability}))
         return 0
     print(f"{info['source']}: {h.k} lists ({', '.join(h.lists)}), "
           f"{_fmt(h.n_observed)} persons observed")
@@ -225,7 +255,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print()
         if key:
             print("stratum " + ", ".join(f"{s}={v}" for s, v in zip(h.strata, key, strict=True)))
-        print(est.summary())
+        print("\n".join(estimate_lines(est)))
+    print()
+    if ic is not None:
+        print("\n".join(reliability_lines(ic, seconds)))
+    else:
+        print(f"reliability check: {why_not}")
     return 0
 
 
@@ -268,18 +303,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _print_table(table: Any) -> None:
-    header = f"{'method':<28} {'model':<32} {'status':<15} {'N-hat':>9} {'interval':>20} " \
-             f"{'kind':<10} {'AIC':>8}"
+    """The comparison as text: a row that is not an estimate shows its status in words, a lower
+    bound "at least L"; the caveats column gives a row's caveat codes, numbered, and every
+    caveat's message follows the table."""
+    from .report.display import caveat_line, figure, interval
+
+    header = f"{'method':<28} {'model':<32} {'status':<16} {'N-hat':>16} {'interval':>24} " \
+             f"{'kind':<10} {'AIC':>8}  caveats"
     print(header)
     print("-" * len(header))
-    for _, r in table.iterrows():
+    notes: list[str] = []
+    for i, (_, r) in enumerate(table.iterrows(), start=1):
         model = str(r["model"])
         model = model if len(model) <= 32 else model[:31] + "…"
         method = str(r["method"])[:28]
         kind = str(r["ci_method"] or "-").split(" ")[0][:10]
-        interval = f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]" if math.isfinite(r["lower"]) else "-"
-        print(f"{method:<28} {model:<32} {r['status']:<15} {_fmt(r['n_hat']):>9} "
-              f"{interval:>20} {kind:<10} {_fmt(r['aic'], 1):>8}")
+        shown = figure(r["status"], r["n_hat"], r["lower"], r["upper"])
+        ci = interval(r["status"], r["lower"], r["upper"])
+        codes = r.get("warning_codes") or ""
+        mark = f"({i}) {codes}" if codes else "-"
+        if codes:
+            notes += [f"  ({i}) {caveat_line(w)}" for w in r["warnings"]]
+        print(f"{method:<28} {model:<32} {r['status']:<16} {shown:>16} "
+              f"{ci:>24} {kind:<10} {_fmt(r['aic'], 1):>8}  {mark}")
+    if notes:
+        print("\nwhat the data cannot support (caveats by row):")
+        for line in notes:
+            print(line)
 
 
 def _looks_like_records(path: Path) -> bool:
@@ -399,7 +449,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     title = args.title or f"Multiple Systems Estimation: {Path(info['source']).stem}"
     with warnings.catch_warnings(record=True) as caught:  # the run's own warnings go in the report
         warnings.simplefilter("always", TipstatWarning)
-        reliability = _reliability(h.pooled() if h.n_strata > 1 else h)
+        check, _, why_not = _reliability_check(h, args)
+    reliability = check if check is not None else why_not   # the report says why it is absent
     warns = list(dict.fromkeys(str(w.message) for w in caught
                                if issubclass(w.category, TipstatWarning)))
     # a bundled table keys its lists to their agencies from its catalogue entry
@@ -452,11 +503,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"             method: {r['published_method']}")
         print(f"             source: {r['source']}")
         if r["approach"] != "published only":
+            from .report.display import figure, is_estimate
+
             rel = r["relative_difference"]
             print(f"  tipstat    {_fmt(r['n_hat']):>9}  [{_fmt(r['lower'])}, {_fmt(r['upper'])}] "
                   f"({r['ci_method']}; {r['status']}); difference {100 * rel:+.2f}%"
-                  if math.isfinite(rel) else
-                  f"  tipstat    {_fmt(r['n_hat']):>9}  ({r['status']})")
+                  if math.isfinite(rel) and is_estimate(r["status"], r["n_hat"]) else
+                  f"  tipstat    {figure(r['status'], r['n_hat'], r['lower']):>9}  "
+                  f"({r['status']})")
             print(f"             {r['approach']}: {r['tipstat_method']} {r['tipstat_model']}")
         if r["note"]:
             print(f"  note       {r['note']}")
@@ -599,28 +653,52 @@ def _run(args: argparse.Namespace, records: Sequence[Any], entity_map: Any, popu
         raise _records_error(exc) from None
 
 
+def _published_caveats(warnings_: Any) -> list[dict[str, Any]]:
+    """Caveats of a published run as ``{"code", "message", "values"}``, counts of 1 to 4
+    persons in their messages shown as ``<5`` (the report's rule for published text)."""
+    from .report.display import caveat_dicts
+    from .report.html import SUPPRESS_BELOW, _mask_small_numbers
+
+    return [c | {"message": _mask_small_numbers(c["message"], SUPPRESS_BELOW)}
+            for c in caveat_dicts(warnings_ or ())]
+
+
 def _headline_lines(run: Any) -> list[str]:
+    from .report.display import caveat_line, figure, interval
+
     lines = [run.headline.text()]
+    fit = getattr(run, "fit", None)
+    for w in _published_caveats(getattr(fit, "warnings", ())):
+        lines.append(f"  caveat of the published fit: {caveat_line(w)}")
     p = run.pooled
     if p is not None:
-        interval = (f" [{_fmt(p.ci[0])}; {_fmt(p.ci[1])}]"
-                    if all(math.isfinite(x) for x in p.ci) else "")
-        lines.append(f"  check (not published): pooled default estimate {_fmt(p.n_hat)}{interval}"
+        ci = interval(p.status, p.ci[0], p.ci[1], sep="; ")
+        ci = f" {ci}" if ci not in ("-", "–") else ""
+        lines.append(f"  check (not published): pooled default estimate "
+                     f"{figure(p.status, p.n_hat, p.ci[0], p.ci[1])}{ci}"
                      f" ({p.method}, {p.status}). {run.pooled_note}")
+        lines += [f"  caveat of the pooled check: {caveat_line(w)}"
+                  for w in _published_caveats(p.warnings)]
     return lines
 
 
 def _pooled_json(run: Any) -> dict[str, Any] | None:
+    from .report.display import figure
+
     p = run.pooled
     if p is None:
         return None
     return {"n_hat": p.n_hat, "lower": p.ci[0], "upper": p.ci[1], "level": p.level,
             "method": p.method, "model": p.model, "status": p.status,
+            "shown": figure(p.status, p.n_hat, p.ci[0], p.ci[1]),
+            "warnings": _published_caveats(p.warnings),
             "role": "sensitivity check (not published)", "note": run.pooled_note}
 
 
 def _run_extra(run: Any, files: Sequence[Any]) -> dict[str, Any]:
+    fit = getattr(run, "fit", None)
     return {"headline": run.headline.to_dict(), "pooled_check": _pooled_json(run),
+            "fit_warnings": _published_caveats(getattr(fit, "warnings", ())),
             "run_warnings": [w.to_dict() for w in run.warnings],
             "output": {"files": [str(f) for f in files]}}
 
@@ -689,7 +767,7 @@ def _demo_state(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             out / "report.html", comparison=st["table"], list_key=src["list_definition"],
             entities=src["entities"],
             title=f"Synthetic country {src['ref_area']} {src['year']}: victims of trafficking, "
-                  "detected and undetected",
+                  "detected and undetected", reliability=not args.no_reliability,
             source=f"{src['source']} with known truth (no real person)")
         st["files"].append(str(path))
 
@@ -758,7 +836,8 @@ def cmd_indicator(args: argparse.Namespace) -> int:
                secret=_read_secret(args), country=args.country, year=args.year, by=args.by,
                seed=args.seed, n_boot=args.bootstrap, level=args.level)
     files = run.write(out, report=args.report or not args.no_report,
-                      source=", ".join(Path(r).name for r in args.records))
+                      source=", ".join(Path(r).name for r in args.records),
+                      reliability=not args.no_reliability)
     table = run.sdg.table
     if args.json:
         _print_json(_envelope("indicator", seed=run.seed,
@@ -879,6 +958,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="tipstat-output", help="output folder (default tipstat-output)")
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap replicates of the stratified fit (default 200)")
+    p.add_argument("--no-reliability", action="store_true",
+                   help="leave the reliability check out of the report")
     common(p)
 
     p = add("estimate", cmd_estimate, "estimate the number of victims from a capture-history table",
@@ -896,6 +977,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ci", default="profile", choices=["profile", "profile_rcapture", "wald", "none"],
                    help="interval for --method loglinear (default profile likelihood)")
     p.add_argument("--by-stratum", action="store_true", help="one estimate per stratum")
+    p.add_argument("--no-reliability", action="store_true",
+                   help="skip the reliability check (tipstat's default method refitted once per "
+                        "list, each list treated as a population of known size; on by default)")
     _add_input_options(p)
     common(p, level=True)
 
@@ -962,6 +1046,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None,
                    help="write the HTML report here instead of OUT/report.html")
     p.add_argument("--no-report", action="store_true", help="no HTML report")
+    p.add_argument("--no-reliability", action="store_true",
+                   help="leave the reliability check (the default method refitted once per "
+                        "list) out of the report")
     common(p, level=True)
 
     p = add("histories", cmd_histories,
@@ -988,6 +1075,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="tipstat-report.html", help="HTML file to write")
     p.add_argument("--methods", default="default", help="'default', 'all' or names")
     p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--no-reliability", action="store_true",
+                   help="leave the reliability check out of the report (it refits the default "
+                        "method once per list; on by default)")
     _add_input_options(p)
     common(p, json_=False, level=True)
 

@@ -41,8 +41,8 @@ __all__ = ["COLUMNS", "METHODS", "ComparisonTable", "Method", "available_methods
 #: Columns of a comparison table, in order (stable: the CLI's ``--json`` and the report use them).
 COLUMNS = (
     "method", "model", "family", "status", "n_observed", "n_hat", "lower", "upper", "level",
-    "ci_method", "se", "deviance", "df", "aic", "bic", "diagnostics", "warnings", "seconds",
-    "reliability",
+    "ci_method", "se", "deviance", "df", "aic", "bic", "diagnostics", "warnings",
+    "warning_codes", "seconds", "reliability",
 )
 
 #: ``run(h, options) -> list of Estimate``: a method's own way to run (``options`` holds
@@ -299,9 +299,12 @@ class ComparisonTable(pd.DataFrame):
 
 def _row(est: Estimate, family: str, seconds: float) -> dict[str, Any]:
     core = est.to_dict()
+    # the Caveats themselves (each a str, its message, with .code and .values): the HTML and
+    # JSON renderings show code and message, the CSV the codes
     extra = {"family": family, "diagnostics": diagnostic_note(est),
-             "warnings": tuple(str(w) for w in est.warnings), "seconds": seconds,
-             "reliability": None}
+             "warnings": tuple(est.warnings),
+             "warning_codes": "; ".join(w.code for w in est.warnings),
+             "seconds": seconds, "reliability": None}
     return {c: extra[c] if c in extra else core[c] for c in COLUMNS}
 
 
@@ -371,7 +374,12 @@ def compare(
         One row per method and model, columns :data:`COLUMNS`: ``n_hat``, ``lower``,
         ``upper`` (interval of kind ``ci_method``), ``status``, ``aic``/``bic``/``deviance``/``df``
         where the method has a likelihood (``nan`` otherwise), ``diagnostics`` (one-line note),
-        ``warnings``, ``seconds``, ``reliability`` (with ``reliability=True``, else ``None``).
+        ``warnings`` (a tuple of :class:`~tipstat.estimate.Caveat`: each is its message, with
+        ``code`` and ``values``), ``warning_codes`` (their codes, ``"; "``-separated: what
+        the data cannot support, at a glance), ``seconds``, ``reliability`` (with
+        ``reliability=True``, else ``None``). A row whose ``status`` is ``lower_bound``,
+        ``does_not_exist`` or ``not_identifiable`` is not an estimate of N, whatever its
+        ``n_hat`` column holds: read the status first.
 
     Examples
     --------

@@ -172,13 +172,16 @@ class IndicatorRun:
         return dict(self.sdg.meta)
 
     def write(self, out: str | Path, *, excel: bool = True, report: bool | str | Path = True,
-              title: str | None = None, source: str = "") -> list[Path]:
+              title: str | None = None, source: str = "", reliability: bool = True
+              ) -> list[Path]:
         """Write the SDG table (CSV and Excel), its GLOTIP long form, the SDMX-CSV file and the
         HTML report (when the ``report`` extra is installed) into the folder ``out``.
 
         Returns the paths written. Every file is byte-identical for the same inputs and seed
         (the workbook's time stamps are fixed; the report reads no clock).
         The metadata file holds the disclosure audit's summary (:meth:`disclosure_audit`).
+        ``reliability=False`` leaves the reliability check out of the report (see
+        :meth:`write_report`).
         """
         from .sdmx import write_sdmx_csv
 
@@ -198,7 +201,7 @@ class IndicatorRun:
         if report and report_available():
             path = out / "report.html" if report is True else Path(report)
             written.append(self.write_report(path, title=title, source=source,
-                                             disclosure_audit=audit))
+                                             disclosure_audit=audit, reliability=reliability))
         return written
 
     def disclosure_audit(self) -> Any:
@@ -211,8 +214,14 @@ class IndicatorRun:
         return audit(pub.table, sensitive=None if sup is None else sup.primary)
 
     def write_report(self, path: str | Path, *, title: str | None = None, source: str = "",
-                     **kwargs: Any) -> Path:
-        """The HTML report of this run (needs the ``report`` extra)."""
+                     reliability: bool | Any = True, **kwargs: Any) -> Path:
+        """The HTML report of this run (needs the ``report`` extra).
+
+        ``reliability``: True (default) runs the reliability check of the default method on
+        the pooled table (:func:`tipstat.validate.internal_consistency`; one refit per list)
+        and shows it; False leaves it out (the report says so); a check already computed is
+        shown as given. Other keywords go to :func:`tipstat.report.html.write_report`.
+        """
         from .comparison import compare, leave_one_list_out
         from .models.default import estimate_population
         from .report.html import write_report
@@ -229,7 +238,9 @@ class IndicatorRun:
         options: dict[str, Any] = dict(
             accounting=self.accounting, sdg_table=self.sdg.table, seed=self.seed,
             level=self.headline.level,
-            reliability=(internal_consistency(pooled, estimate_population) if pooled.k >= 3
+            reliability=(reliability if not isinstance(reliability, bool) else
+                         "switched off (--no-reliability)" if not reliability else
+                         internal_consistency(pooled, estimate_population) if pooled.k >= 3
                          else None),
             title=title or ("SDG 16.2.2: victims of trafficking, detected and undetected"
                             + (f", {self.ref_area}" if self.ref_area else "")

@@ -194,3 +194,38 @@ def test_closedp_is_a_table_of_estimates():
     assert frame.index.name == "model" and list(frame.index) == list(CLOSEDP_MODELS)
     assert frame.loc["Mb", "status"] == "does_not_exist" and frame.loc["Mb", "reason"]
     assert frame.loc["Mt", "reason"] == "" and frame.loc["Mt", "AIC"] == tab["Mt"].aic
+
+
+def test_two_lists_fit_only_what_rcapture_fits():
+    """Two lists (A only 60, B only 40, both 30): Rcapture's closedp.t fits only M0, Mt and Mb
+    ("When there is 2 capture occasions, only models M0, Mt and Mb are fitted"). Their values
+    are closed forms: Mt is Lincoln-Petersen, N = n_A n_B / m = 90 * 70 / 30 = 210; Mb is the
+    removal estimate, p = 1 - n_01 / n_A = 5/9 and N = n_A / p = 162; M0 (log mu = b0 + b f)
+    fits 50 to each one-capture cell and 30 to the other, so mu_0 = 50^2 / 30 and
+    N = 130 + 83 1/3 = 640/3. Every
+    heterogeneity row and Mbh is not identifiable with a reason, and carries no number (Mh/Mth
+    Chao (LB) used to be M0/Mt relabelled with status ok; Mbh used to say does_not_exist)."""
+    h = CaptureHistories(np.array([60.0, 40.0, 30.0]), ["A", "B"])
+    tab = closedp(h)
+    assert list(tab) == list(CLOSEDP_MODELS)   # the table keeps Rcapture's rows, honestly
+    assert _close(tab["Mt"].n_hat, 210.0) and tab["Mt"].status == "ok"
+    assert _close(tab["Mb"].n_hat, 162.0) and tab["Mb"].status == "ok"
+    assert _close(tab["M0"].n_hat, 640 / 3) and tab["M0"].status == "ok"
+    from tipstat.models.heterogeneity import TWO_LIST_MODELS
+
+    assert TWO_LIST_MODELS == ("M0", "Mt", "Mb")
+    for model in CLOSEDP_MODELS:
+        if model in TWO_LIST_MODELS:
+            continue
+        est = tab[model]
+        assert est.status == "not_identifiable", model
+        assert math.isnan(est.n_hat) and all(math.isnan(x) for x in est.ci), model
+        assert math.isnan(est.deviance) and math.isnan(est.aic), model   # nothing was fitted
+        assert "two lists" in est.diagnostics["reason"], model
+        assert any("not identifiable" in w for w in est.warnings), model
+    # with interaction terms, and through the profile interval, the same answer
+    est = fit_closedp_model(h, "Mth Darroch", terms="A:B", ci="profile")
+    assert est.status == "not_identifiable" and math.isnan(est.n_hat)
+    # three lists: Mh Chao (LB) is fitted as before (its eta3 column exists)
+    h3 = tipstat.datasets.load("Korea_3")
+    assert fit_closedp_model(h3, "Mh Chao (LB)").status in ("ok", "extended")

@@ -611,3 +611,118 @@ def test_headline_of_an_unstratified_sdg_table():
     page = build_report(h, comparison=_independence(h), sdg_table=total)
     method = re.search(r'id="headline-method">(.*?)</p>', page).group(1)
     assert method == "Method: log-linear MSE, 95% interval."
+
+
+# ---------------------------------------------------------------------------- caveats (issue 16)
+def _caveat_comparison(h):
+    """A comparison whose rows carry Caveats and statuses that are not estimates, built from
+    Estimates made here (the report renders whatever the estimators attach). The numbers a
+    non-estimate carries (5,555 and 7,777; 987 for the lower bound's point) are odd on
+    purpose: they must never be shown as estimates."""
+    import math
+
+    from tipstat.comparison import METHODS, Method, register_method
+    from tipstat.estimate import Caveat, Estimate
+
+    n = float(h.n_observed)
+
+    def runner(hh, options):
+        common = {"level": 0.95, "n_observed": n, "ci_method": "profile"}
+        return [
+            Estimate(n_hat=987.0, ci=(321.0, math.inf), method="default (test)", model="[bound]",
+                     status="lower_bound", **common,
+                     warnings=(Caveat("lower_bound_only", "only a lower bound on N is "
+                                      "supported", {"bound": 321.0}),
+                               Caveat("untestable_weight", "94% of the weight on models with "
+                                      "no residual df", {"weight": 0.94}))),
+            Estimate(n_hat=5555.0, ci=(4444.0, 6666.0), method="test", model="[nid]",
+                     status="not_identifiable", **common,
+                     warnings=(Caveat("not_identified_mass", "71% of the posterior where N "
+                                      "is not identified", {"mass": 0.71}),)),
+            Estimate(n_hat=7777.0, ci=(7000.0, 8000.0), method="test", model="[dne]",
+                     status="does_not_exist", **common, warnings=("a plain-text warning",)),
+        ]
+
+    register_method(Method("caveat_test", "caveat test", "log-linear", "fit_loglinear",
+                           runner=runner, default=False))
+    try:
+        return tipstat.compare(h, ["caveat_test", "independence"])
+    finally:
+        del METHODS["caveat_test"]
+
+
+def _visible(page):
+    """The page without the embedded JSON results and the images."""
+    page = re.sub(r'<script type="application/json".*?</script>', "", page, flags=re.S)
+    return re.sub(r'src="data:image/png;base64,[^"]*"', 'src=""', page)
+
+
+def test_caveats_are_shown_and_non_estimates_carry_no_number():
+    h = tipstat.datasets.load("Korea_3")
+    table = _caveat_comparison(h)
+    assert table["warning_codes"].tolist()[:3] == [
+        "lower_bound_only; untestable_weight", "not_identified_mass", "note"]
+    page = build_report(h, comparison=table, reliability="switched off (--no-reliability)")
+    visible = _visible(page)
+    # no bare number for a non-estimate, anywhere a reader looks
+    for number in ("987", "5,555", "5555", "4,444", "6,666", "7,777", "7777", "8,000"):
+        assert number not in visible, number
+    # the lower bound is "at least L" (L the interval's lower end), in the table and headline
+    body = visible.split('id="estimates-table"')[1].split("</table>")[0]
+    assert "at least 321" in body and "not identifiable" in body and "does not exist" in body
+    assert 'id="headline-figure">at least 321<' in visible
+    data = _results_json(page)
+    assert data["headline"]["n_hat"] is None and data["headline"]["lower_bound"] == 321.0
+    # the JSON keeps every number with its status and the caveats with their codes
+    rec = data["estimates"][0]
+    assert rec["status"] == "lower_bound" and rec["n_hat"] == 987.0
+    assert rec["warnings"][1] == {"code": "untestable_weight", "message": "94% of the weight "
+                                  "on models with no residual df", "values": {"weight": 0.94}}
+    assert data["estimates"][2]["warning_codes"] == ["note"]
+    # the block: one entry per estimate, each caveat with its code
+    block = visible.split('<section id="cannot-support">')[1].split("</section>")[0]
+    assert "What the data cannot support" in block
+    assert block.count('class="caveats') == len(table)
+    for code in ("lower_bound_only", "untestable_weight", "not_identified_mass", "note"):
+        assert f"<code>{code}</code>" in block
+    assert "lower bound only: at least 321" in block
+    assert "No caveat was attached" in block            # the independence row
+    # the estimates table links each row's codes to its block
+    assert '<a href="#caveats-0">lower_bound_only, untestable_weight</a>' in body
+    # a report without the reliability check says why
+    assert "Reliability check: switched off (--no-reliability)." in visible
+    # with an SDG headline, a pooled default that is only a bound is not quoted as a figure
+    with_sdg = _visible(build_report(h, comparison=table, sdg_table=SDG))
+    assert 'id="headline-figure" data-value="130.0">130<' in with_sdg
+    assert 'id="headline-note"' not in with_sdg and "987" not in with_sdg
+
+
+def test_comparison_html_shows_codes_and_no_number_for_non_estimates():
+    from tipstat.report.tables import comparison_html, comparison_records
+
+    h = tipstat.datasets.load("Korea_3")
+    table = _caveat_comparison(h)
+    page = comparison_html(table)
+    for number in ("987", "5,555", "7,777"):
+        assert number not in page, number
+    assert "at least 321" in page and "[321, no upper bound]" in page
+    assert "<code>untestable_weight</code> 94% of the weight" in page
+    recs = comparison_records(table)
+    assert recs[0]["warning_codes"] == ["lower_bound_only", "untestable_weight"]
+    assert recs[1]["warnings"][0]["values"] == {"mass": 0.71}
+
+
+def test_reliability_block_rating_and_excluded_lists():
+    h = tipstat.datasets.load("UK_5")
+    check = tipstat.internal_consistency(h, tipstat.estimate_population)
+    page = build_report(h, comparison=_independence(h), reliability=check)
+    rating = check.indicator["rating"]
+    assert re.search(rf'id="reliability-rating">Rating: <strong>{rating}</strong>', page)
+    # UK_5: GP has 20 members on the other lists (< 30): excluded as too few seen, counted
+    assert check.summary["excluded"] == 1 and "1 list(s) with fewer than 30" in page
+    rows = page.split('id="reliability-table"')[1].split("</table>")[0]
+    assert "too few seen" in rows
+    # two lists: the section says why there is no check
+    h2 = tipstat.CaptureHistories(np.array([60.0, 40.0, 30.0]), ["A", "B"])
+    page2 = build_report(h2, comparison=tipstat.compare(h2, ["independence"]))
+    assert "it needs at least 3 lists; this table has 2" in page2

@@ -47,8 +47,8 @@ from .checks import attach_checks
 from .design import Design, loglinear_design, parse_terms, term_label
 from .loglinear import CI_METHODS, Fit, _check_histories, _fit, estimate_from_fit
 
-__all__ = ["CLOSEDP_MODELS", "HETEROGENEITY", "closedp", "closedp_design", "fit_closedp_model",
-           "heterogeneity_design"]
+__all__ = ["CLOSEDP_MODELS", "HETEROGENEITY", "TWO_LIST_MODELS", "closedp", "closedp_design",
+           "fit_closedp_model", "heterogeneity_design"]
 
 #: Heterogeneity forms: name -> (label, theta)
 HETEROGENEITY = {"Chao": ("Chao (LB)", None), "Poisson": ("Poisson", 2.0),
@@ -293,6 +293,8 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     check_ci(ci, CI_METHODS, "fit_closedp_model")
     y = np.asarray(h.counts, dtype=np.float64)
     k = h.k
+    if k == 2 and model not in TWO_LIST_MODELS:
+        return attach_checks(_not_identifiable_two_lists(h, model, level, terms), h, check=check)
     if terms:
         if not model.startswith("Mth "):
             raise InputError(f"terms go with an Mth model (e.g. 'Mth Darroch'), not {model!r}")
@@ -324,6 +326,35 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     return attach_checks(est, h, check=check)
 
 
+#: The models Rcapture's ``closedp.t`` fits with two lists (it declines the others).
+TWO_LIST_MODELS = ("M0", "Mt", "Mb")
+
+
+def _not_identifiable_two_lists(h: CaptureHistories, model: str, level: float,
+                                terms: str | Sequence) -> Estimate:
+    """A heterogeneity model or Mbh on two lists: N is not identified, nothing is fitted.
+
+    Two lists give three observable cells. Chao's lower-bound columns start at three captures,
+    so "Mh/Mth Chao (LB)" would be M0/Mt under another name; Poisson, Darroch and Gamma add a
+    parameter that the cells cannot determine (two distinct capture counts ``f``), as does Mbh's
+    ``eta`` to the saturated Mb. Rcapture's ``closedp.t`` fits only M0, Mt and Mb here.
+    """
+    if model not in CLOSEDP_MODELS and not model.startswith(("Mh ", "Mth ")):
+        raise InputError(f"model={model!r} is not one of {CLOSEDP_MODELS}")
+    what = ("Mbh adds a heterogeneity parameter to Mb, which already fits the three "
+            "observable cells exactly" if model == "Mbh" else
+            "a heterogeneity model needs at least three lists (Chao's lower-bound terms start "
+            "at three captures; the other forms add a parameter that three cells cannot "
+            "determine)")
+    reason = (f"N is not identifiable under {model} with two lists: {what}; only M0, Mt and Mb "
+              "are identifiable (Rcapture's closedp.t fits only these with two lists)")
+    label = model if not terms else f"{model} + {terms}"
+    return Estimate(n_hat=math.nan, ci=(math.nan, math.nan), level=level,
+                    n_observed=float(h.n_observed), method="closedp", model=label,
+                    status="not_identifiable", ci_method="none",
+                    diagnostics={"reason": reason, "eta_set_to_zero": ()}, warnings=(reason,))
+
+
 def closedp(h: CaptureHistories, *, check: bool = True) -> EstimateTable:
     """Rcapture's ``closedp.t`` table: the twelve classical closed-population models.
 
@@ -341,7 +372,9 @@ def closedp(h: CaptureHistories, *, check: bool = True) -> EstimateTable:
         parameter), ``status`` (``ok``, ``extended``, ``does_not_exist``,
         ``not_identifiable``, ``not_converged``) and ``reason``. Where the model has no valid
         estimate the abundance is ``inf`` / ``nan`` instead of Rcapture's number (e.g. Mb's
-        ``-3,763`` on UK_5).
+        ``-3,763`` on UK_5). With two lists only M0, Mt and Mb are fitted (as Rcapture, which
+        declines the others); the heterogeneity rows and Mbh are ``not_identifiable`` there,
+        with the reason, and carry no number.
 
     Examples
     --------

@@ -37,6 +37,15 @@ from .._format import number as format_number
 from ..errors import InputError
 from ..estimate import Estimate
 from ..histories import CaptureHistories
+from .display import (
+    NO_ESTIMATE,
+    RATINGS,
+    bound,
+    caveat_dicts,
+    figure,
+    interval,
+    is_estimate,
+)
 
 __all__ = ["build_report", "suppress_small_cells", "write_report"]
 
@@ -195,7 +204,8 @@ def _mask_small_numbers(text: str, threshold: int) -> str:
 # ---------------------------------------------------------------------------- formatting
 _STATUS = {"ok": "estimated", "extended": "estimated (extended MLE)",
            "does_not_exist": "does not exist", "not_identifiable": "not identifiable",
-           "not_converged": "not converged"}
+           "lower_bound": "lower bound only", "not_converged": "not converged",
+           "too_few_seen": "too few seen"}
 _CI_METHOD = {"profile": "profile likelihood", "profile_rcapture": "profile likelihood",
               "wald": "Wald", "lognormal": "log-normal", "percentile": "bootstrap percentile",
               "bca": "bootstrap BCa", "none": "none", "hpd": "posterior HPD",
@@ -321,7 +331,8 @@ def _headline(given: Mapping[str, Any] | None, sdg_table: pd.DataFrame | None,
                "method": f"{pooled['method']}: {pooled['model']}, "
                          f"{100 * float(pooled.get('level', level)):g}% "
                          f"{_CI_METHOD.get(str(pooled['ci_method']), pooled['ci_method'])} "
-                         "interval", "source": "comparison", "row": pooled.name}
+                         "interval", "source": "comparison", "row": pooled.name,
+               "status": str(pooled.get("status", ""))}
     else:
         return None
     values = [pd.to_numeric(out[k], errors="coerce") for k in ("n_hat", "lower", "upper")]
@@ -329,11 +340,16 @@ def _headline(given: Mapping[str, Any] | None, sdg_table: pd.DataFrame | None,
                                                 for v in values)
     status = str(out.get("status", "")).lower()
     out["suppressed"] = status.startswith("suppressed")
+    out["lower_bound"] = (status == "lower_bound" and not out["suppressed"]
+                          and bound(status, out["n_hat"], out["lower"]) is not None)
+    if out["lower_bound"]:
+        out["bound"] = bound(status, out["n_hat"], out["lower"])
     out["estimable"] = (math.isfinite(out["n_hat"]) and not out["suppressed"]
-                        and not status.startswith("not"))
+                        and not status.startswith("not") and status not in NO_ESTIMATE
+                        and status != "lower_bound")
     out["pct"] = f"{100 * out['level']:g}%"
     if (out["source"] != "comparison" and pooled is not None
-            and math.isfinite(float(pooled["n_hat"])) and out["estimable"]
+            and is_estimate(pooled.get("status", "ok"), pooled["n_hat"]) and out["estimable"]
             and round(float(pooled["n_hat"])) != round(out["n_hat"])):
         out["pooled"] = {"n_hat": float(pooled["n_hat"]), "lower": float(pooled["lower"]),
                          "upper": float(pooled["upper"]),
@@ -572,9 +588,14 @@ def _reliability_rows(frame: pd.DataFrame, threshold: int, hidden_lists: set[str
                 hidden = lst in hidden_sizes or (c == "n_seen" and lst in hidden_lists)
                 cells.append(("suppressed" if hidden else _count(v, threshold), "num"))
             elif c == "n_hat":
-                cells.append((_fmt(v), "num"))
+                st = str(r.get("status", "ok"))
+                shown = is_estimate(st, v) or st == "lower_bound"
+                cells.append((figure(st, v, r.get("lower"), html=True) if shown else "–",
+                              "num"))
                 if {"lower", "upper"} <= set(frame.columns):
-                    cells.append((_interval(r["lower"], r["upper"]), "num ci"))
+                    cells.append((interval(st, r["lower"], r["upper"], html=True,
+                                           brackets=False, sep="\u2013") if shown else "–",
+                                  "num ci"))
             elif c == "status":
                 cells.append((_STATUS.get(str(v), str(v)), ""))
             elif isinstance(v, float | np.floating):
@@ -589,6 +610,17 @@ def _reliability_rows(frame: pd.DataFrame, threshold: int, hidden_lists: set[str
             mark = str(notes.index(note) + 1)
         rows.append({"cells": cells, "note": mark})
     return {"head": head, "rows": rows, "notes": notes}
+
+
+def _shown(row: dict[str, Any], status: Any, n_hat: Any, lower: Any, upper: Any) -> dict[str, Any]:
+    """Add what a reader sees of an estimate to ``row``: ``shown`` (the figure, or
+    "at least L", or the status in words), ``ci_shown``, ``is_estimate`` (a number may be
+    shown as an estimate) and ``is_bound``. Returns ``row``."""
+    row["is_estimate"] = is_estimate(status, n_hat)
+    row["is_bound"] = str(status) == "lower_bound"
+    row["shown"] = figure(status, n_hat, lower, upper, html=True)
+    row["ci_shown"] = interval(status, lower, upper, html=True, brackets=False, sep="\u2013")
+    return row
 
 
 def _environment() -> Any:
@@ -664,8 +696,11 @@ def build_report(
     sensitivity : DataFrame, optional
         A result of :func:`tipstat.comparison.leave_one_list_out` (each list left out in
         turn); ``None`` (default) leaves that section out.
-    reliability : DataFrame, optional
-        A reliability check table (e.g. ``tipstat.validate.internal_consistency``) to show.
+    reliability : InternalConsistency, DataFrame or str, optional
+        The reliability check (:func:`tipstat.validate.internal_consistency` of the default
+        method): its rating, per-list log relative bias and coverage, and the lists excluded as
+        too few seen. Every report has the section: without a check it says why (pass a
+        string to say it, e.g. ``"switched off"``; the default says it was not run).
     title, source : str
         Heading and a line naming the data source.
     level : float
@@ -772,15 +807,31 @@ def build_report(
         row["ci_text"] = _CI_METHOD.get(str(r.get("ci_method")), str(r.get("ci_method")))
         row["headline"] = bool(head and head["source"] == "comparison" and head["row"] == i)
         row["notes"] = _mask_small_numbers(str(r.get("diagnostics") or ""), t)
+        _shown(row, r.get("status"), r.get("n_hat"), r.get("lower"), r.get("upper"))
+        row["caveats"] = [{"code": c["code"], "message": _mask_small_numbers(c["message"], t)}
+                          for c in caveat_dicts(r.get("warnings") or ())]
         rows.append(row)
+    # what the data cannot support: one block per estimate (the table's rows, then the others)
+    cannot = [{"id": f"caveats-{row['row']}", "title": f"{row['method']}: {row['model']}",
+               "status": row["status_text"], "shown": row["shown"], "caveats": row["caveats"],
+               "is_estimate": row["is_estimate"], "is_bound": row["is_bound"]}
+              for row in rows]
+    for j, est in enumerate(estimates):
+        item = {"id": f"caveats-extra-{j}", "title": f"{est.method}: {est.model}",
+                "status": _STATUS.get(est.status, est.status), "caveats": [
+                    {"code": c["code"], "message": _mask_small_numbers(c["message"], t)}
+                    for c in caveat_dicts(est.warnings)]}
+        _shown(item, est.status, est.n_hat, est.ci[0], est.ci[1])
+        cannot.append(item)
 
     sens_rows, sens_notes = [], []
     if sensitivity is not None and len(sensitivity):
         for r in sensitivity.to_dict("records"):
             hide = str(r["left_out"]) in singleton_hidden
-            sens_rows.append(r | {
+            sens_rows.append(_shown(r | {
                 "observed_text": "suppressed" if hide else _count(r["observed"], t),
-                "status_text": _STATUS.get(str(r["status"]), str(r["status"]))})
+                "status_text": _STATUS.get(str(r["status"]), str(r["status"]))},
+                r["status"], r["n_hat"], r["lower"], r["upper"]))
         for r in sensitivity.drop_duplicates("left_out").itertuples():
             lost = ("some" if str(r.left_out) in singleton_hidden
                     else _count(r.lost, t))
@@ -788,7 +839,7 @@ def build_report(
                               "observed without it")
 
     run_warnings = [_mask_small_numbers(str(w), t) for w in warnings]
-    est_warnings = [_mask_small_numbers(f"{est.method} ({est.model}): {w}", t)
+    est_warnings = [_mask_small_numbers(f"{est.method} ({est.model}): [{w.code}] {w}", t)
                     for est in all_estimates for w in est.warnings]
     warn_list = list(dict.fromkeys(run_warnings + est_warnings))
 
@@ -849,12 +900,23 @@ def build_report(
         sdg.pop("secondary", None)
         sdg["image"] = image
 
+    reliability_missing = None
+    if reliability is None or isinstance(reliability, str):
+        reliability_missing = (str(reliability) if isinstance(reliability, str) else
+                               "not run for this report" + (
+                                   " (it needs at least 3 lists; this table has "
+                                   f"{pooled.k})" if pooled.k < 3 else ""))
+        reliability = None
+
     reliability_table = None
     reliability_note = None
+    reliability_rating = None
     if reliability is not None:
         indicator = getattr(reliability, "indicator", None)
         if isinstance(indicator, dict):
             reliability_note = indicator.get("note")
+            rating = str(indicator.get("rating", ""))
+            reliability_rating = {"rating": rating, "meaning": RATINGS.get(rating, "")}
         frame = reliability.to_frame() if hasattr(reliability, "to_frame") else reliability
         if isinstance(frame, pd.DataFrame):
             reliability_table = _reliability_rows(frame, t, singleton_hidden, size_hidden,
@@ -873,7 +935,9 @@ def build_report(
             "n_hat": finite(head["n_hat"]) if head["estimable"] else None,
             "lower": finite(head["lower"]) if head["estimable"] else None,
             "upper": finite(head["upper"]) if head["estimable"] else None,
-            "level": head["level"], "method": head["method"]},
+            "level": head["level"], "method": head["method"],
+            **({"status": "lower_bound", "lower_bound": head["bound"]}
+               if head.get("lower_bound") else {})},
         # run times are not results: without them the page is the same byte for byte
         "estimates": [{k: v for k, v in r.items() if k != "seconds"}
                       for r in comparison_records(comparison)],
@@ -896,6 +960,8 @@ def build_report(
                               (disclosure_audit.summary() if hasattr(disclosure_audit, "summary")
                                else str(disclosure_audit)).split("\n")),
         reliability_table=reliability_table, reliability_note=reliability_note,
+        reliability_rating=reliability_rating, reliability_missing=reliability_missing,
+        cannot_support=cannot,
         results_json=json.dumps(results, allow_nan=False).replace("</", "<\\/"),
     )
 

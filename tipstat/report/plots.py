@@ -288,7 +288,9 @@ def plot_forest(results: Any, ax: Any = None, *, observed: float | None = None,
     """Forest plot of N-hat and its interval for several methods or models.
 
     Rows whose estimate does not exist or is not identifiable are listed with their status
-    instead of a point, so that they are seen, not silently left out.
+    instead of a point, so that they are seen, not silently left out; a row whose status is
+    ``lower_bound`` is a bar at the lower end of its interval with an arrow to the right edge
+    ("at least L"), without a point.
 
     Parameters
     ----------
@@ -324,6 +326,9 @@ def plot_forest(results: Any, ax: Any = None, *, observed: float | None = None,
                 finite_x += [lo, hi]
             ax.plot([r["n_hat"]], [yi], "o", color="#1a365d", ms=6)
             finite_x.append(r["n_hat"])
+        elif r["status"] == "lower_bound" and math.isfinite(r["lower"]):
+            # drawn as "at least" once the axis range is known; room for its arrow
+            finite_x += [r["lower"], 1.3 * r["lower"]]
     n_obs = observed
     if n_obs is None and "n_observed" in df and df["n_observed"].notna().any():
         n_obs = float(df["n_observed"].dropna().iloc[0])
@@ -345,7 +350,15 @@ def plot_forest(results: Any, ax: Any = None, *, observed: float | None = None,
         pad = 0.05 * (hi - lo) if hi > lo else max(1.0, 0.05 * hi)
         ax.set_xlim(lo / 1.1 if log else max(lo - pad, 0), hi * 1.1 if log else hi + pad)
     for yi, (_, r) in zip(y, df.iterrows(), strict=True):
-        if not (r["status"] in _OK and math.isfinite(r["n_hat"])):
+        if r["status"] == "lower_bound" and math.isfinite(r["lower"]):
+            # only a lower bound: a bar at the bound and an arrow to the edge, no point
+            ax.plot([r["lower"]], [yi], "|", color=_BLUE, ms=10, mew=2)
+            ax.annotate("", xy=(1.0, yi), xycoords=("axes fraction", "data"),
+                        xytext=(r["lower"], yi), textcoords="data",
+                        arrowprops={"arrowstyle": "->", "color": _BLUE, "lw": 2})
+            ax.annotate(f"at least {r['lower']:,.0f}", (r["lower"], yi), xytext=(4, 5),
+                        textcoords="offset points", fontsize=8, color=_BLUE)
+        elif not (r["status"] in _OK and math.isfinite(r["n_hat"])):
             ax.annotate(f"  {r['status'].replace('_', ' ')}", (0.0, yi),
                         xycoords=("axes fraction", "data"), va="center", fontsize=8, color=_RED)
     labels = [str(s) if len(str(s)) <= max_label else str(s)[: max_label - 1] + "…"
