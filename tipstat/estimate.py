@@ -651,6 +651,13 @@ class Estimate:
             f"  N-hat       {_fmt(self.n_hat)}   (undetected {_fmt(self.undetected)})",
             f"  {pct} CI     [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}] ({self.ci_method})",
         ]
+        if self.status == "lower_bound":
+            # a lower bound is read as one: the point and the upper end are not supported
+            low = self.ci[0] if math.isfinite(self.ci[0]) else self.n_hat
+            lines[3:5] = [f"  N           at least {_fmt(low, 0)}   (N-hat {_fmt(self.n_hat)} "
+                          "and the upper end rest on what the data cannot test)",
+                          f"  {pct} CI     [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}] "
+                          f"({self.ci_method}; only the lower end is supported)"]
         if not math.isnan(self.se):
             lines.append(f"  SE          {_fmt(self.se)}")
         if not math.isnan(self.deviance):
