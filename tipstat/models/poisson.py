@@ -103,7 +103,7 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     if offset is None and X.shape[1]:
         # the one engine: a stack of one model (its existence proof replaces the divergence
         # test below; pinned outputs moved by <= 2.5e-11 relative when this was switched on)
-        bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool),
+        bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool), None,
                           None if beta is None else np.asarray(beta, dtype=np.float64)[None],
                           maxiter=maxiter)
         ok = bool(bf.exact[0])
