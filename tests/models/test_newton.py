@@ -115,19 +115,3 @@ def test_single_and_batched_fits_agree_on_every_published_table():
                 n_fits += 1
                 assert abs(single.beta[0] - one.beta[0, 0]) < 1e-12, (name, terms)
     assert n_fits >= 150
-
-
-def test_poisson_newton_from_a_start_reaches_the_same_fit():
-    """A start ``beta`` is a start (it was once passed on as the cell mask): from the MLE moved
-    by 0.05 in every coordinate the fit returns to the MLE (Newton's quadratic convergence
-    leaves ~1e-12, so 1e-9 is a safe bound on a table of counts in the thousands)."""
-    import tipstat
-
-    h = tipstat.datasets.load("UK_6")
-    X = loglinear_design(h.lists, "independence").observable
-    y = np.asarray(h.counts, dtype=float)
-    cold = poisson_newton(X, y)
-    warm = poisson_newton(X, y, cold.beta + 0.05)
-    assert cold.converged and warm.converged
-    np.testing.assert_allclose(warm.beta, cold.beta, rtol=0, atol=1e-9)
-    np.testing.assert_allclose(warm.mu, cold.mu, rtol=1e-9)

@@ -103,7 +103,7 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     if offset is None and X.shape[1]:
         # the one engine: a stack of one model (its existence proof replaces the divergence
         # test below; pinned outputs moved by <= 2.5e-11 relative when this was switched on)
-        bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool), None,
+        bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool),
                           None if beta is None else np.asarray(beta, dtype=np.float64)[None],
                           maxiter=maxiter)
         ok = bool(bf.exact[0])
@@ -615,13 +615,6 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     Y = np.broadcast_to(y, (B, n)) if y.ndim == 1 else y
     W = None if cell_mask is None else np.asarray(cell_mask, dtype=np.float64)
     outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
-    # products of design columns repeat (x_i x_j = x_j x_i; on a 0/1 design x_0 x_j = x_j and
-    # x_i x_i = x_i): one matrix product over the distinct columns, spread by index
-    cols_t = np.ascontiguousarray(outer.T)
-    _, first, spread = np.unique(cols_t.view(np.dtype((np.void, 8 * n))).ravel(),
-                                 return_index=True, return_inverse=True)
-    outer = np.ascontiguousarray(cols_t[first].T)
-    spread = spread.ravel()
     XT = np.ascontiguousarray(X.T)
     out_beta = np.zeros((B, p))
     out_mu = np.zeros((B, n))
@@ -632,7 +625,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     eye_idx = np.arange(p)
 
     def hess(mu, cm, cm2):
-        H = (mu @ outer)[:, spread].reshape(-1, p, p)
+        H = (mu @ outer).reshape(-1, p, p)
         H *= cm2
         H[:, eye_idx, eye_idx] += 1.0 - cm
         return H
@@ -770,12 +763,7 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
     yr = y[keep]
     zero = yr == 0
     if beta0 is None:
-        # least squares on log(y + 1/2) by the normal equations (Cholesky: a tenth of lstsq's
-        # cost on these small designs), lstsq where they are not positive definite
-        z = np.log(yr + 0.5)
-        _, b, info = _dposv(Xr.T @ Xr, Xr.T @ z)
-        if info != 0:
-            b = np.linalg.lstsq(Xr, z, rcond=None)[0]
+        b = np.linalg.lstsq(Xr, np.log(yr + 0.5), rcond=None)[0]
     else:
         b = beta0[ci].copy()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -789,12 +777,10 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
         for it in range(1, maxiter + 1):
             g = Xr.T @ (yr - mu)
             H = (Xr.T * mu) @ Xr
-            _, step, info = _dposv(H, g)  # Cholesky (LAPACK, little call overhead)
-            if info != 0:
-                try:
-                    step = np.linalg.solve(H, g)
-                except np.linalg.LinAlgError:
-                    break
+            try:
+                step = np.linalg.solve(H, g)
+            except np.linalg.LinAlgError:
+                break
             dec = float(g @ step)
             if not math.isfinite(dec):
                 break
