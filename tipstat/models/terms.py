@@ -238,6 +238,11 @@ class TermSpace:
             self.max_order = max((order(t) for t in terms), default=1)
         self.terms: tuple[int, ...] = tuple(terms)
         self.index = {t: i for i, t in enumerate(self.terms)}
+        # sort rank (order, then index) and label of every term, computed once: exhaustive
+        # searches order and label every one of their models
+        self._rank = {t: r for r, t in enumerate(sorted(self.terms,
+                                                        key=lambda t: (order(t), self.index[t])))}
+        self._labels = {t: term_label(t, self.lists) for t in self.terms}
         self.base = 1 + k
         self.p = self.base + len(self.terms)
         present = set(self.terms)
@@ -252,17 +257,18 @@ class TermSpace:
     # ------------------------------------------------------------------ labels and order
     def term_label(self, term: int) -> str:
         """``'A:B'`` for a term."""
-        return term_label(term, self.lists)
+        return self._labels.get(term) or term_label(term, self.lists)
 
     def ordered(self, model: Sequence[int]) -> tuple[int, ...]:
         """A model's terms in :attr:`terms` order."""
-        return tuple(sorted(model, key=lambda t: (order(t), self.index[t])))
+        return tuple(sorted(model, key=self._rank.__getitem__))
 
     def label(self, model: Sequence[int]) -> str:
         """``'[A:B, B:C]'``; ``'independence'`` for main effects only."""
         if not model:
             return "independence"
-        return "[" + ", ".join(term_label(t, self.lists) for t in self.ordered(model)) + "]"
+        labels = self._labels
+        return "[" + ", ".join([labels[t] for t in self.ordered(model)]) + "]"
 
     def columns(self, model: Sequence[int]) -> list[int]:
         """Design columns of a model: intercept, main effects, then its terms in order."""

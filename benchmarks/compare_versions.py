@@ -1,0 +1,189 @@
+"""Today's code against an earlier commit, in one run (issue 15: "no slower than today").
+
+Every case runs in a fresh interpreter with one tree's ``tipstat`` first on the path; the two
+trees alternate (old, new, old, new, ...) so that the load of a shared machine falls on both
+alike. Each run reports wall and CPU seconds of the timed call only (imports, data loading and
+simulation are outside the clock); the summary gives the median over the rounds and the ratio
+old / new of the medians (> 1: today is faster). CPU seconds are the steadier figure on a busy
+machine; cases that use several processes (``n_jobs``) are run serially so that CPU time means
+the whole work.
+
+The earlier tree is checked out with ``git worktree add`` into a temporary folder and removed
+at the end. Where the estimator contract renamed an argument (``bootstrap=`` -> ``n_boot=`` in
+``fit_stratified``), the case reads the signature of the tree it runs in.
+
+Run::
+
+    python benchmarks/compare_versions.py                      # against 7ac677f, 3 rounds
+    python benchmarks/compare_versions.py --ref 7ac677f --rounds 5 indicator exhaustive
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# the commit that pinned the estimator outputs before the one-engine refactor (issue 15)
+BEFORE_REFACTOR = "7ac677f"
+
+_PRELUDE = r"""
+import inspect, json, time, warnings
+import numpy as np
+import tipstat
+warnings.simplefilter("ignore")
+
+def _kw(fn, new, old, value):
+    return {new if new in inspect.signature(fn).parameters else old: value}
+
+def _clock(fn, repeat=1):
+    fn()  # warm (imports inside the estimators, caches)
+    t, c = time.perf_counter(), time.process_time()
+    for _ in range(repeat):
+        out = fn()
+    wall = (time.perf_counter() - t) / repeat
+    cpu = (time.process_time() - c) / repeat
+    return wall, cpu, out
+"""
+
+# name -> (setup, call expression returning an Estimate-like, repeat)
+CASES: dict[str, tuple[str, str, int]] = {
+    "loglinear_UK6_indep": (
+        "h = tipstat.datasets.load('UK_6')",
+        "tipstat.fit_loglinear(h, 'independence', ci='none')", 2000),
+    "loglinear_UK6_all2": (
+        "h = tipstat.datasets.load('UK_6')",
+        "tipstat.fit_loglinear(h, 'all2', ci='none')", 1000),
+    "loglinear_UK6_all2_profile": (
+        "h = tipstat.datasets.load('UK_6')",
+        "tipstat.fit_loglinear(h, 'all2')", 200),
+    "exhaustive_bic_UK6": (
+        "h = tipstat.datasets.load('UK_6')",
+        "tipstat.select_loglinear(h, 'bic', ci='none')", 1),
+    "exhaustive_bic_Hare6": (
+        "h = tipstat.datasets.load('Hare_6')",
+        "tipstat.select_loglinear(h, 'bic', ci='none')", 1),
+    "exhaustive_aic_Netherlands6": (
+        "h = tipstat.datasets.load('Netherlands_6')",
+        "tipstat.select_loglinear(h, 'aic')", 1),
+    "default_UK5": (
+        "h = tipstat.datasets.load('UK_5')",
+        "tipstat.estimate_population(h)", 10),
+    "default_Hare6": (
+        "h = tipstat.datasets.load('Hare_6')",
+        "tipstat.estimate_population(h)", 1),
+    "stepwise_bootstrap_NO8_serial": (
+        "h = tipstat.datasets.load('NewOrleans_8')",
+        "tipstat.bootstrap(h, 'stepwise', n_boot=300, seed=1, n_jobs=1)", 1),
+    "bma_UK5": (
+        "h = tipstat.datasets.load('UK_5')",
+        "tipstat.fit_loglinear_bma(h)", 3),
+    "graphical_UK5": (
+        "h = tipstat.datasets.load('UK_5')",
+        "tipstat.fit_graphical(h)", 3),
+    "closedp_UK4": (
+        "h = tipstat.datasets.load('UK_4')",
+        "tipstat.closedp(h)", 3),
+    "indicator_records_to_sdg": (
+        "from tipstat import simulate\n"
+        "from tipstat.ictip import capture_histories, read_records\n"
+        "from tipstat.indicator import sdg_16_2_2\n"
+        "try:\n"
+        "    from tipstat.linkage import persons\n"
+        "except ImportError:  # before the refactor: capture_histories linked the records\n"
+        "    def persons(recs):\n"
+        "        return recs\n"
+        "from tipstat.models.stratified import fit_stratified\n"
+        "c = simulate.country(122_000, seed=2024)\n"
+        "def run():\n"
+        "    recs = read_records(c.records, c.list_definition, entities=c.entities,\n"
+        "                        period=c.year, ref_area=c.ref_area, today='2025-12-31')\n"
+        "    h = capture_histories(persons(recs), by=['sex', 'age_group', 'exploitation'])\n"
+        "    est = fit_stratified(h, seed=1, missing='em',\n"
+        "                         **_kw(fit_stratified, 'n_boot', 'bootstrap', 200))\n"
+        "    sdg_16_2_2(est, c.population, ref_area=c.ref_area, time_period=c.year)\n"
+        "    return est\n",
+        "run()", 1),
+}
+# cases whose first (warming) call is too costly to repeat: timed once, no warm call
+_NO_WARM = {"indicator_records_to_sdg", "exhaustive_bic_UK6", "exhaustive_bic_Hare6",
+            "exhaustive_aic_Netherlands6", "default_Hare6", "stepwise_bootstrap_NO8_serial"}
+
+
+def _script(name: str) -> str:
+    setup, call, repeat = CASES[name]
+    clock = (f"_clock(lambda: {call}, {repeat})" if name not in _NO_WARM else
+             f"(lambda t, c: (lambda out: (time.perf_counter() - t, time.process_time() - c,"
+             f" out))({call}))(time.perf_counter(), time.process_time())")
+    return (_PRELUDE + setup + "\n"
+            + f"wall, cpu, out = {clock}\n"
+            + "n_hat = getattr(out, 'n_hat', None)\n"
+            + "print(json.dumps({'wall': wall, 'cpu': cpu,"
+            + " 'n_hat': None if n_hat is None else float(n_hat)}))\n")
+
+
+def _run(tree: Path, name: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-c", _script(name)], cwd=tree, env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:] or ["?"]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare(names: list[str], ref: str, rounds: int) -> list[dict]:
+    """Run ``names`` alternately on ``ref`` and today's tree; one dict per case."""
+    tmp = Path(tempfile.mkdtemp(prefix="tipstat-old-"))
+    old = tmp / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(old), ref],
+                   check=True)
+    rows = []
+    try:
+        for name in names:
+            runs: dict[str, list[dict]] = {"old": [], "new": []}
+            for _ in range(rounds):
+                runs["old"].append(_run(old, name))
+                runs["new"].append(_run(ROOT, name))
+            row: dict = {"case": name}
+            for side in ("old", "new"):
+                errors = [r["error"] for r in runs[side] if "error" in r]
+                if errors:
+                    row[f"{side}_error"] = errors[0]
+                    continue
+                ok = runs[side]
+                row[f"{side}_wall_s"] = statistics.median(r["wall"] for r in ok)
+                row[f"{side}_cpu_s"] = statistics.median(r["cpu"] for r in ok)
+                row[f"{side}_n_hat"] = ok[0]["n_hat"]
+            if "old_cpu_s" in row and "new_cpu_s" in row:
+                row["ratio_wall"] = row["old_wall_s"] / row["new_wall_s"]
+                row["ratio_cpu"] = row["old_cpu_s"] / row["new_cpu_s"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                       check=False)
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cases", nargs="*", help="substrings of case names (default: all)")
+    ap.add_argument("--ref", default=BEFORE_REFACTOR, help="the earlier commit")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    names = [n for n in CASES if not args.cases or any(c in n for c in args.cases)]
+    print(f"load average at start {os.getloadavg()}", flush=True)
+    compare(names, args.ref, args.rounds)
+    print(f"load average at end {os.getloadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
