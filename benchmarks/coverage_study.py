@@ -360,8 +360,30 @@ def ic_pooled(ic: pd.DataFrame, tables: list[str] = BS_TABLES) -> pd.DataFrame:
             "per_table_mean": float(np.mean([x.mean() for x in per_table])) if per_table
             else math.nan,
             "mean_without_K": no_k.mean() if len(no_k) else math.nan,
+            **_bounds_and_misses(g),
         })
     return pd.DataFrame(rows)
+
+
+def _bounds_and_misses(g: pd.DataFrame) -> dict[str, float]:
+    """How a method answers on the lists it does not estimate (issue 16).
+
+    ``lower_bounds``: lists answered with status ``lower_bound`` (interval ``[L, inf)``);
+    ``bounds_hold``: how many of those bounds are below the list size; ``coverage_all``: share
+    of the estimated lists (``failed`` and ``lower_bound`` included, a list without an interval
+    counting as a miss) whose interval, bounded or not, contains the list size;
+    ``silent_misses``: misses with status ok/extended and no warning at all.
+    """
+    tried = g[~g.status.isin(["too_few_seen", "no_overlap"])]
+    lo = tried.lower.astype(float)
+    hi = tried.upper.astype(float)
+    inside = (lo <= tried.n_true) & (tried.n_true <= hi)
+    bound = tried.status == "lower_bound"
+    note = tried["note"].fillna("").astype(str) if "note" in tried else pd.Series("", tried.index)
+    miss = ~inside & tried.status.isin(["ok", "extended"])
+    return {"lower_bounds": int(bound.sum()), "bounds_hold": int((bound & inside).sum()),
+            "coverage_all": float(inside.mean()) if len(tried) else math.nan,
+            "silent_misses": int((miss & (note == "")).sum())}
 
 
 # ---------------------------------------------------------------------------- report
