@@ -153,6 +153,14 @@ def test_two_lists_is_lincoln_petersen():
     assert est.method.startswith("default (")
 
 
+def test_two_lists_without_overlap_is_a_lower_bound_at_the_persons_seen():
+    # Lincoln-Petersen with m = 0 does not exist: the only thing the data say is N >= 150
+    df = pd.DataFrame({"A": [1, 0], "B": [0, 1], "count": [60, 90]})
+    est = tipstat.estimate_population(tipstat.CaptureHistories.from_frame(df))
+    assert est.status == "lower_bound" and est.ci == (150.0, math.inf) and est.n_hat == 150
+    assert {"two_lists", "lower_bound_only"} <= {w.code for w in est.warnings}
+
+
 def test_bad_input_is_named():
     with pytest.raises(tipstat.InputError, match="CaptureHistories"):
         tipstat.estimate_population(np.zeros(7))

@@ -172,6 +172,13 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
         warnings = (*est.warnings, Caveat(
             "two_lists", "two lists: independence between them is assumed and cannot be "
             "checked; positive dependence biases the estimate low", {"lists": 2}))
+        if not est.ok:  # no overlap: the data bound N from below only (rule 3)
+            lo = float(h.n_observed)
+            warnings = (*warnings, Caveat(
+                "lower_bound_only", "only a lower bound is supported: no one is on both lists, "
+                f"so the estimate does not exist; N is at least the {lo:,.0f} persons seen",
+                {"lower": lo}))
+            est = replace(est, n_hat=lo, ci=(lo, math.inf), status="lower_bound", se=math.nan)
         est = replace(est, method=name, warnings=_merge(est.warnings, warnings),
                       diagnostics={**est.diagnostics, "default_rule": rule})
     else:
