@@ -169,7 +169,8 @@ METHODS = [
     Method("independence", "log-linear independence (profile CI)",
            ("fit_loglinear", "tipstat.models.loglinear")),
     Method("default", "default: tipstat.estimate_population, BIC model average over two-way "
-                      "log-linear models (Buckland log-normal CI)",
+                      "log-linear models (Buckland log-normal CI joined over Occam's window; "
+                      "a lower bound where a defensible model bounds nothing)",
            ("estimate_population", "tipstat.models.default")),
     Method("bic", "select_loglinear BIC (profile CI, conditional on the model; the default "
                   "before the BIC average)",
@@ -474,7 +475,11 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
         *[f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets],
         "",
         "How to read this: the default averages over the log-linear models with BIC weights, "
-        "and its interval carries the spread between them (Buckland et al. 1997). The "
+        "and its interval carries the spread between them (Buckland et al. 1997) and spans "
+        "every model in Occam's window; where a model in the window has no finite estimate, "
+        "or the weight rests on untestable models, it answers with a lower bound (status "
+        "`lower_bound`, counted in `lower_bounds` / `coverage_all` of the benchmark; "
+        "docs/methods.md). The "
         "intervals of a selected model (`bic`, `aic`, `stepwise`, `bhs`) are "
         "conditional on the selected model, so model uncertainty is not in them; where the "
         "selection sometimes misses a dependence, coverage falls below nominal even though the "
