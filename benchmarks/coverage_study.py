@@ -444,6 +444,12 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
          f"Binette & Steorts' {len(BS_TABLES)} tables that enter the check and could be "
          "estimated)",
          abs(ic_mean) <= 0.10),
+        ("coverage >= 0.93 on the internal-consistency benchmark",
+         f"{prow.coverage:.3f} over the {int(prow.evaluated)} lists with a finite interval; "
+         f"{prow.coverage_all:.3f} counting every estimated list ({int(prow.lower_bounds)} "
+         f"lower bounds, {int(prow.bounds_hold)} of them below the list size; a list without "
+         f"an interval counts as a miss); {int(prow.silent_misses)} silent misses",
+         bool(prow.coverage >= 0.93 and prow.coverage_all >= 0.93)),
         ("a warning that fires where assumptions fail",
          f"warning rate {fail.warning_rate.min():.2f}-{fail.warning_rate.max():.2f} where they "
          f"fail vs {hold.warning_rate.min():.2f}-{hold.warning_rate.max():.2f} where they hold",
