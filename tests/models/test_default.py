@@ -78,9 +78,11 @@ def test_a_model_with_no_finite_estimate_in_occams_window_gives_a_lower_bound():
     chao = tipstat.fit_closedp_model(sub, "Mth Chao (LB)")
     avg = tipstat.select_loglinear(sub, "bic", average=True)
     assert est.ci[0] == pytest.approx(min(chao.ci[0], avg.ci[0]), rel=1e-12)
-    assert est.n_hat == pytest.approx(min(chao.n_hat, avg.n_hat), rel=1e-12)
     bound = next(w for w in est.warnings if w.code == "lower_bound_only")
     assert bound.values["lower"] == est.ci[0]
+    # no number where there is none: the bound is ci[0], the smaller point in the caveat
+    assert math.isnan(est.n_hat)
+    assert bound.values["n_hat"] == pytest.approx(min(chao.n_hat, avg.n_hat), rel=1e-12)
 
 
 def test_weight_on_the_untestable_saturated_model_gives_a_lower_bound():
@@ -97,7 +99,7 @@ def test_weight_on_the_untestable_saturated_model_gives_a_lower_bound():
     assert est.status == "lower_bound" and est.ci[1] == math.inf
     assert est.diagnostics["default_weights"]["untestable"] > UNTESTABLE_SHARE
     assert {"untestable_weight", "lower_bound_only"} <= {w.code for w in est.warnings}
-    assert est.ci[0] < avg.ci[0] and est.n_hat < avg.n_hat
+    assert est.ci[0] < avg.ci[0] and math.isnan(est.n_hat)
 
 
 def test_lower_bound_holds_where_heterogeneity_defeats_the_models():
@@ -157,7 +159,7 @@ def test_two_lists_without_overlap_is_a_lower_bound_at_the_persons_seen():
     # Lincoln-Petersen with m = 0 does not exist: the only thing the data say is N >= 150
     df = pd.DataFrame({"A": [1, 0], "B": [0, 1], "count": [60, 90]})
     est = tipstat.estimate_population(tipstat.CaptureHistories.from_frame(df))
-    assert est.status == "lower_bound" and est.ci == (150.0, math.inf) and est.n_hat == 150
+    assert est.status == "lower_bound" and est.ci == (150.0, math.inf) and math.isnan(est.n_hat)
     assert {"two_lists", "lower_bound_only"} <= {w.code for w in est.warnings}
 
 

@@ -31,8 +31,9 @@ what do they say? Three rules, each argued from the literature and none tuned to
 
 A lower bound is the smaller lower end of the BIC average and of Chao's lower-bound model
 (Rcapture's Mth Chao (LB); Chao 1987), which is a lower bound under capture heterogeneity, the
-failure Binette & Steorts (2022) found on every real trafficking table; ``n_hat`` is the
-smaller of their point estimates and the upper end is infinite. Where the data can bound N
+failure Binette & Steorts (2022) found on every real trafficking table; the upper end is
+infinite and ``n_hat`` is nan (no number where there is none: the bound is ``ci[0]``, and the
+smaller of the two point estimates is in the caveat's ``values["n_hat"]``). Where the data can bound N
 none of the rules changes the point estimate, and the interval always contains Buckland's,
 so coverage cannot fall where the assumptions hold. Evidence: ``docs/validation_notes.md``,
 "Issue 16: the default on real tables".
@@ -178,7 +179,8 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
                 "lower_bound_only", "only a lower bound is supported: no one is on both lists, "
                 f"so the estimate does not exist; N is at least the {lo:,.0f} persons seen",
                 {"lower": lo}))
-            est = replace(est, n_hat=lo, ci=(lo, math.inf), status="lower_bound", se=math.nan)
+            est = replace(est, n_hat=math.nan, ci=(lo, math.inf), status="lower_bound",
+                          se=math.nan)
         est = replace(est, method=name, warnings=_merge(est.warnings, warnings),
                       diagnostics={**est.diagnostics, "default_rule": rule})
     else:
@@ -323,7 +325,7 @@ def _honest_interval(h: CaptureHistories, est: Estimate, level: float) -> Estima
             "BIC average and Chao's lower-bound model); no upper end is given",
             {"lower": lo, "n_hat": n_lb, "weight_unbounded": shares["unbounded"],
              "weight_untestable": shares["untestable"]}))
-        return replace(est, n_hat=n_lb, ci=(lo, math.inf), status="lower_bound", se=math.nan,
+        return replace(est, n_hat=math.nan, ci=(lo, math.inf), status="lower_bound", se=math.nan,
                        method=NAME, ci_method="lower bound (see warnings)",
                        warnings=_merge(est.warnings, tuple(caveats)),
                        diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
