@@ -194,6 +194,8 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "unbounded_weight": DiagnosticKey("float", "share of the criterion weight on models that "
                                       "cannot bound N from above (left out or untestable)"),
     "default_rule": DiagnosticKey("str", "the rule estimate_population applied"),
+    "default_weights": DiagnosticKey("dict", "estimate_population: BIC weight on unbounded, "
+                                     "untestable and boundary models, Occam window, bound"),
     "model_obj": DiagnosticKey("object", "the selected stratified model (internal object)"),
     "completed_counts": DiagnosticKey("ndarray", "observed counts, strata x patterns (EM-"
                                       "completed when missing='em')"),

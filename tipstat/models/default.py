@@ -6,26 +6,66 @@ everywhere: ``tipstat estimate FILE`` without ``--model``, the reliability check
 reliability shown in reports), and the ``default`` row of the validation study
 (``docs/validation.md``).
 
-Why BIC model averaging, and not the single model BIC selects: both were run in the same
-coverage study and on the same internal-consistency benchmark (``docs/validation_notes.md``).
-The average carries the uncertainty of the choice of model into its interval, which a
-selected model's interval does not; it covers 0.94-0.975 in every simulated scenario where
-log-linear models hold, against 0.93-0.96 for the selected model, covers more where they do
-not, and its mean log relative bias on Binette & Steorts' real trafficking lists is -0.08
-(SE 0.20) against -0.12 (SE 0.18). Nothing in it is tuned to those lists.
+**The centre** is the BIC model average over hierarchical two-way log-linear models
+(Buckland, Burnham & Augustin 1997). It carries the uncertainty of the choice of model, which a
+selected model's interval does not, and nothing in it is fitted to any benchmark.
+
+**The interval** (issue 16) answers one question: which models can the data not rule out, and
+what do they say? Three rules, each argued from the literature and none tuned to a table:
+
+1. *Occam's window* (Madigan & Raftery 1994): a model whose BIC weight is at least 1/20 of the
+   best model's (posterior odds under 20:1, short of Raftery's 1995 "strong" evidence) is
+   defensible. Buckland's log-normal interval is widened to contain every such model's own
+   log-normal interval, so the answer spans the defensible models (the sensitivity analysis
+   Silverman 2020 and Cruyff et al. 2021 ask for) instead of one weighted summary of them;
+   where one model dominates nothing changes.
+2. *No finite upper end*: ``select_loglinear`` drops the models whose MLE of N does not exist
+   or whose N is not identified (Chan, Silverman & Vincent 2021) and averages the rest. Their
+   BIC is finite, so they compete: when one of them is inside Occam's window, a model the data
+   cannot rule out puts no finite bound on N, and the status is ``"lower_bound"``.
+3. *Untestable weight*: a model with no residual df (the saturated model with three lists)
+   reproduces the observed cells exactly; it wins the BIC comparison when every testable
+   model fails, and its N then rests on the untestable absence of the highest-order
+   interaction. When more than half of the weight is on such models the status is
+   ``"lower_bound"`` too.
+
+A lower bound is the smaller lower end of the BIC average and of Chao's lower-bound model
+(Rcapture's Mth Chao (LB); Chao 1987), which is a lower bound under capture heterogeneity, the
+failure Binette & Steorts (2022) found on every real trafficking table; the upper end is
+infinite and ``n_hat`` is nan (no number where there is none: the bound is ``ci[0]``, and the
+smaller of the two point estimates is in the caveat's ``values["n_hat"]``). Where the data can bound N
+none of the rules changes the point estimate, and the interval always contains Buckland's,
+so coverage cannot fall where the assumptions hold. Evidence: ``docs/validation_notes.md``,
+"Issue 16: the default on real tables".
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
+import numpy as np
+import pandas as pd
+from scipy import stats
+
 from .._checks import check_ci, check_level
-from ..errors import InputError
+from ..errors import InputError, TipstatError
 from ..estimate import Caveat, Estimate
 from ..histories import CaptureHistories
 from ..validate import check_assumptions
 
-__all__ = ["DEFAULT_RULE", "estimate_population"]
+__all__ = ["DEFAULT_RULE", "OCCAM_ODDS", "UNTESTABLE_SHARE", "estimate_population",
+           "weight_shares"]
+
+NAME = "default (BIC model average)"
+#: Occam's window (Madigan & Raftery 1994): models whose BIC weight is at least 1/20 of the
+#: best model's (posterior odds below 20:1, "strong" evidence in Raftery 1995) stay defensible
+OCCAM_ODDS = 20.0
+#: Above this share of the BIC weight on untestable (df = 0) models, the estimate rests on an
+#: assumption the data cannot check: only a lower bound is reported
+UNTESTABLE_SHARE = 0.5
+#: Chao's lower-bound model is fitted on its 2^K design up to this many lists
+CHAO_MAX_LISTS = 12
 
 #: One-line description of the default rule, as it appears in results.
 DEFAULT_RULE = ("BIC model average over hierarchical log-linear models with two-way list "
@@ -50,8 +90,17 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     and the interval is log-normal on the undetected count with Buckland et al.'s (1997)
     unconditional standard error, :math:`\\widehat{se} = \\sum_m w_m
     \\sqrt{se_m^2 + (\\hat N_m - \\hat N)^2}`, which adds the spread between models to each
-    model's own standard error. The deviance, df, AIC and BIC reported are those of the best
-    model, so the lack-of-fit warnings of :func:`tipstat.validate.assumption_warnings` apply.
+    model's own standard error. That interval is then joined with the log-normal interval
+    of every usable model in Occam's window (from its own :math:`\\hat N_m` and ``se_m``),
+    :math:`w_m \\ge \\max_l w_l / 20`. The status is ``"lower_bound"``, with interval
+    :math:`[L, \\infty)` and a ``lower_bound_only`` caveat, when a model with no finite or
+    identified N is in that window (BIC weights counted over every candidate), when more than
+    half of the weight is on untestable (df = 0) models, or when no model has a finite estimate;
+    :math:`L` is the smaller 95% lower end of the average and of Chao's lower-bound model
+    (module docstring). Caveats ``dropped_models``, ``untestable_weight`` and
+    ``boundary_weight`` report those weights (``diagnostics["default_weights"]``). The deviance,
+    df, AIC and BIC reported are those of the best model, so the lack-of-fit warnings of
+    :func:`tipstat.validate.assumption_warnings` apply.
     From seven lists on (2^21 two-way models and more) the average is over the models the
     greedy search fits on its way (about 40-100), not over every model: it still carries the
     spread between the neighbours of the best model, but less of the model uncertainty than
@@ -87,8 +136,9 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     -------
     Estimate
         ``method`` is ``"default (BIC model average)"`` (``"default (two lists:
-        independence)"``); ``diagnostics["default_rule"]`` names the rule and
-        ``diagnostics["models"]`` holds every model with its weight.
+        independence)"``); ``diagnostics["default_rule"]`` names the rule,
+        ``diagnostics["models"]`` holds every model with its weight and
+        ``diagnostics["default_weights"]`` the weight shares behind the interval.
 
     Examples
     --------
@@ -98,6 +148,10 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     (14343, [12538, 16548])
     >>> est.method
     'default (BIC model average)'
+    >>> sub = tipstat.validate.sub_histories(tipstat.datasets.load("Australia_4"), "C")[0]
+    >>> low = tipstat.estimate_population(sub)  # list C (260 persons) from the other lists
+    >>> low.status, round(low.ci[0]), low.ci[1]
+    ('lower_bound', 62, inf)
     """
     if not isinstance(h, CaptureHistories):
         raise InputError(f"estimate_population: expected tipstat.CaptureHistories, got "
@@ -116,18 +170,182 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
         name = "default (two lists: independence)"
         rule = ("independence of the two lists (the only identifiable model with two lists; "
                 "assumed, not checked)")
-        warnings = (*est.warnings, Caveat("two_lists", "two lists: independence between them is "
-                    "assumed and cannot be checked; positive dependence biases the estimate low",
-                                          {"lists": 2}))
+        warnings = (*est.warnings, Caveat(
+            "two_lists", "two lists: independence between them is assumed and cannot be "
+            "checked; positive dependence biases the estimate low", {"lists": 2}))
+        if not est.ok:  # no overlap: the data bound N from below only (rule 3)
+            lo = float(h.n_observed)
+            warnings = (*warnings, Caveat(
+                "lower_bound_only", "only a lower bound is supported: no one is on both lists, "
+                f"so the estimate does not exist; N is at least the {lo:,.0f} persons seen",
+                {"lower": lo}))
+            est = replace(est, n_hat=math.nan, ci=(lo, math.inf), status="lower_bound",
+                          se=math.nan)
+        est = replace(est, method=name, warnings=_merge(est.warnings, warnings),
+                      diagnostics={**est.diagnostics, "default_rule": rule})
     else:
         from .selection import select_loglinear
 
         est = select_loglinear(h, "bic", average=True, level=level, check=False)
-        name = "default (BIC model average)"
-        rule = DEFAULT_RULE
-        warnings = est.warnings
-    est = replace(est, method=name, warnings=tuple(warnings),
-                  diagnostics={**est.diagnostics, "default_rule": rule})
+        est = _honest_interval(h, est, level)
     if check:
         est = check_assumptions(est, h)
     return est
+
+
+def _merge(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[Caveat, ...]:
+    """``old`` then the caveats of ``new`` whose code (or text) is not in ``old`` yet."""
+    out = [Caveat.of(w) for w in old]
+    codes = {w.code for w in out if w.code != "note"}
+    for w in map(Caveat.of, new):
+        if w not in out and (w.code == "note" or w.code not in codes):
+            out.append(w)
+            codes.add(w.code)
+    return tuple(out)
+
+
+def _lognormal(n_obs: float, n_hat: float, se: float, z: float) -> tuple[float, float]:
+    """Log-normal interval on the undetected count ``n_hat - n_obs`` (Chao 1987)."""
+    dark = n_hat - n_obs
+    if not (math.isfinite(se) and dark > 0):
+        return (n_hat, n_hat)
+    c = math.exp(z * math.sqrt(math.log1p((se / dark) ** 2)))
+    return (n_obs + dark / c, n_obs + dark * c)
+
+
+def weight_shares(models: pd.DataFrame) -> dict[str, float]:
+    r"""BIC weights of every candidate with a finite BIC, *including* the left-out ones.
+
+    ``select_loglinear`` averages only the models with a finite, identified N-hat and so
+    gives the others weight 0. Here every candidate with a finite BIC gets
+    :math:`w_m \propto \exp(-\Delta_m / 2)`, and the shares are summed by kind:
+    ``unbounded`` (the MLE of N does not exist or N is not identifiable: no finite upper end),
+    ``untestable`` (a usable model with no residual df: its fit cannot be tested),
+    ``boundary`` (a usable extended MLE). ``best_usable`` and ``best_unbounded`` are the
+    largest weights of a usable and of an unbounded model.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"bic": [10.0, 10.0], "status": ["ok", "does_not_exist"],
+    ...                   "n_hat": [100.0, float("inf")], "df": [1.0, 2.0]})
+    >>> weight_shares(t)["unbounded"]
+    0.5
+    """
+    bic = pd.to_numeric(models["bic"], errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(bic)
+    shares = {"unbounded": 0.0, "untestable": 0.0, "boundary": 0.0, "best_usable": 0.0,
+              "best_unbounded": 0.0}
+    if not keep.any():
+        return shares
+    status = models["status"].to_numpy()[keep]
+    n_hat = pd.to_numeric(models["n_hat"], errors="coerce").to_numpy(dtype=float)[keep]
+    df = pd.to_numeric(models["df"], errors="coerce").to_numpy(dtype=float)[keep]
+    w = np.exp(-(bic[keep] - bic[keep].min()) / 2)
+    w /= w.sum()
+    usable = np.isin(status, ("ok", "extended")) & np.isfinite(n_hat)
+    unbounded = np.isin(status, ("does_not_exist", "not_identifiable")) | (
+        np.isinf(n_hat) & ~usable)
+    shares["unbounded"] = float(w[unbounded].sum())
+    shares["untestable"] = float(w[usable & (df == 0)].sum())
+    shares["boundary"] = float(w[usable & (status == "extended")].sum())
+    shares["best_usable"] = float(w[usable].max()) if usable.any() else 0.0
+    shares["best_unbounded"] = float(w[unbounded].max()) if unbounded.any() else 0.0
+    return shares
+
+
+def _chao_lower(h: CaptureHistories, level: float) -> tuple[float, float]:
+    """Point and lower interval end of Chao's lower bound (Rcapture's Mth Chao (LB)), or nans."""
+    if h.k > CHAO_MAX_LISTS:
+        return (math.nan, math.nan)
+    from .heterogeneity import fit_closedp_model
+
+    try:
+        chao = fit_closedp_model(h, "Mth Chao (LB)", level=level)
+    except TipstatError:
+        return (math.nan, math.nan)
+    if not chao.ok:
+        return (math.nan, math.nan)
+    return (float(chao.n_hat), float(chao.ci[0]))
+
+
+def _honest_interval(h: CaptureHistories, est: Estimate, level: float) -> Estimate:
+    """The BIC average turned into the default's answer (rules in the module docstring)."""
+    alpha = 1.0 - level
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    models = est.diagnostics.get("models")
+    if not isinstance(models, pd.DataFrame) or models.empty:
+        shares = {"unbounded": 0.0, "untestable": 0.0, "boundary": 0.0, "best_usable": 1.0,
+                  "best_unbounded": 0.0}
+        models = pd.DataFrame(columns=["bic", "status", "n_hat", "se", "df", "weight"])
+    else:
+        shares = weight_shares(models)
+    usable_avg = est.ok and math.isfinite(est.n_hat)
+    n_obs = float(h.n_observed)
+    caveats: list[Caveat] = []
+    bound_reasons: list[str] = []
+    if not usable_avg:
+        bound_reasons.append("no candidate model has a finite, identified estimate")
+    in_window = usable_avg and shares["best_unbounded"] >= shares["best_usable"] / OCCAM_ODDS
+    if shares["unbounded"] > alpha / 2 or in_window:
+        msg = (f"{shares['unbounded']:.0%} of the BIC weight (counting the candidates that the "
+               "average leaves out) is on models under which N has no finite maximum-likelihood "
+               "estimate or is not identified")
+        caveats.append(Caveat("dropped_models", msg, {"weight": shares["unbounded"],
+                                                      "best_weight": shares["best_unbounded"]}))
+    if in_window:
+        odds = shares["best_usable"] / shares["best_unbounded"]
+        bound_reasons.append(f"a model with no finite estimate of N is within Occam's window "
+                             f"(BIC odds {odds:.1f}:1 against it, fewer than "
+                             f"{OCCAM_ODDS:g}:1), so the data give no finite upper end")
+    if shares["untestable"] > alpha / 2:
+        caveats.append(Caveat(
+            "untestable_weight", f"{shares['untestable']:.0%} of the BIC weight is on models "
+            "with no residual degrees of freedom, whose fit the data cannot test",
+            {"weight": shares["untestable"], "threshold": alpha / 2}))
+    if shares["untestable"] > UNTESTABLE_SHARE:
+        bound_reasons.append(f"{shares['untestable']:.0%} of the weight is on models whose fit "
+                             "cannot be tested (every testable model fits worse)")
+    if shares["boundary"] > UNTESTABLE_SHARE:
+        caveats.append(Caveat(
+            "boundary_weight", f"{shares['boundary']:.0%} of the BIC weight is on boundary "
+            "fits (extended MLE: some fitted cells are zero); the estimate is fragile",
+            {"weight": shares["boundary"]}))
+    info: dict[str, float | str] = {**shares, "occam_window": OCCAM_ODDS, "lower_bound": math.nan}
+    if bound_reasons:
+        chao_n, chao_lo = _chao_lower(h, level)
+        points = [x for x in (est.n_hat if usable_avg else math.nan, chao_n) if math.isfinite(x)]
+        lows = [x for x in (est.ci[0] if usable_avg else math.nan, chao_lo) if math.isfinite(x)]
+        n_lb = max(n_obs, min(points)) if points else n_obs
+        lo = max(n_obs, min(lows)) if lows else n_obs
+        info["lower_bound"] = lo
+        caveats.append(Caveat(
+            "lower_bound_only", "only a lower bound is supported: " + "; ".join(bound_reasons)
+            + f". N is at least about {lo:,.0f} ({level:.0%} lower end of the smaller of the "
+            "BIC average and Chao's lower-bound model); no upper end is given",
+            {"lower": lo, "n_hat": n_lb, "weight_unbounded": shares["unbounded"],
+             "weight_untestable": shares["untestable"]}))
+        return replace(est, n_hat=math.nan, ci=(lo, math.inf), status="lower_bound", se=math.nan,
+                       method=NAME, ci_method="lower bound (see warnings)",
+                       warnings=_merge(est.warnings, tuple(caveats)),
+                       diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
+                                    "default_weights": info})
+    # Occam's window: usable models whose BIC weight is at least 1/OCCAM_ODDS of the best
+    # usable one; the interval spans each of their model-conditional intervals
+    lo, hi = est.ci
+    w = pd.to_numeric(models["weight"], errors="coerce").to_numpy(dtype=float)
+    ok = models["status"].isin(("ok", "extended")).to_numpy() & (w > 0)
+    if ok.any() and {"n_hat", "se"} <= set(models.columns):
+        win = ok & (w >= w[ok].max() / OCCAM_ODDS)
+        for n_m, se_m in zip(models["n_hat"].to_numpy(dtype=float)[win],
+                             models["se"].to_numpy(dtype=float)[win], strict=True):
+            a, b = _lognormal(n_obs, n_m, se_m, z)
+            lo, hi = min(lo, a), max(hi, b)
+        info["window_models"] = float(win.sum())
+    ci_method = est.ci_method
+    if (lo, hi) != tuple(est.ci):
+        ci_method = "lognormal (Buckland SE), joined with the models in Occam's window"
+    return replace(est, ci=(lo, hi), ci_method=ci_method, method=NAME,
+                   warnings=_merge(est.warnings, tuple(caveats)),
+                   diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
+                                "default_weights": info})
