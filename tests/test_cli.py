@@ -620,12 +620,12 @@ def caveat_method():
     def runner(h, options):
         common = {"level": 0.95, "n_observed": float(h.n_observed), "ci_method": "profile"}
         return [
-            Estimate(n_hat=987.0, ci=(321.0, math.inf), method="bound", model="[bound]",
-                     status="lower_bound", **common,
+            Estimate(n_hat=987.0, ci=(321.0, 1900.0), method="bound", model="[bound]",
+                     **common,
                      warnings=(Caveat("lower_bound_only", "only a lower bound on N is "
                                       "supported", {"bound": 321.0}),
                                Caveat("untestable_weight", "94% of the weight on models with "
-                                      "no residual df", {"weight": 0.94}))),
+                                      "no residual df", {"weight": 0.94}))).as_lower_bound(),
             Estimate(n_hat=5555.0, ci=(4444.0, 6666.0), method="nid", model="[nid]",
                      status="not_identifiable", **common,
                      warnings=(Caveat("prior_driven", "the prior decides", {"shift": 0.5}),)),
@@ -685,7 +685,10 @@ def test_estimate_shows_the_reliability_check_of_the_default(capsys):
     assert rel["mean_log_rel_bias"] == pytest.approx(check.summary["mean_log_rel_bias"],
                                                      rel=1e-12)
     assert rel["coverage"] == pytest.approx(check.summary["coverage"], rel=1e-12)
-    assert (rel["lists"], rel["evaluated"], rel["excluded"]) == (5, 4, 1)
+    # the default gives a lower bound for LA, PFNCA and GO (models without a finite N are in
+    # its Occam window): no bias to measure, each bound below the list's size
+    assert (rel["lists"], rel["evaluated"], rel["excluded"]) == (5, 1, 1)
+    assert (rel["bounds"], rel["bounds_hold"]) == (check.summary["bounds"], 3) == (3, 3)
     per_list = {r["list"]: r for r in rel["per_list"]}
     assert per_list["GP"]["status"] == "too_few_seen" and per_list["GP"]["n_hat"] is None
     for _, r in check.table.iterrows():
@@ -737,9 +740,9 @@ def test_indicator_lines_show_the_caveats_of_the_fit_and_the_pooled_check():
     from tipstat.cli import _headline_lines, _run_extra
     from tipstat.estimate import Caveat, Estimate
 
-    pooled = Estimate(n_hat=987.0, ci=(321.0, math.inf), level=0.95, n_observed=300.0,
-                      method="default", model="[x]", status="lower_bound",
-                      warnings=(Caveat("lower_bound_only", "only a bound"),))
+    pooled = Estimate(n_hat=987.0, ci=(321.0, 1900.0), level=0.95, n_observed=300.0,
+                      method="default", model="[x]",
+                      warnings=(Caveat("lower_bound_only", "only a bound"),)).as_lower_bound()
     fit = SimpleNamespace(warnings=(Caveat("sparse_table", "9 of 15 cells empty",
                                            {"empty": 9}),
                                     Caveat("sparse_table", "2 persons in stratum F")))

@@ -265,7 +265,10 @@ def test_rows_carry_every_caveat_with_its_code():
     assert row.warning_codes == "lack_of_fit; two_lists; note"
     assert [w.code for w in row.warnings] == ["lack_of_fit", "two_lists", "note"]
     assert row.warnings[0] == "deviance 24.0 on 3 df" and row.warnings[0].values["df"] == 3
-    assert table.iloc[1].warning_codes == "" and table.iloc[1].warnings == ()
+    # the independence row carries the table checks its estimator attached (Korea_3)
+    indep = table.iloc[1]
+    assert indep.warning_codes == "; ".join(w.code for w in indep.warnings)
+    assert {"lack_of_fit", "dependence"} <= {w.code for w in indep.warnings}
     rec = comparison_records(table)[0]
     assert rec["warning_codes"] == ["lack_of_fit", "two_lists", "note"]
     assert rec["warnings"][0] == {"code": "lack_of_fit", "message": "deviance 24.0 on 3 df",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -194,6 +194,10 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "unbounded_weight": DiagnosticKey("float", "share of the criterion weight on models that "
                                       "cannot bound N from above (left out or untestable)"),
     "default_rule": DiagnosticKey("str", "the rule estimate_population applied"),
+    "unsupported": DiagnosticKey("dict", "status lower_bound: the point estimate and interval "
+                                 "the method computed before the checks found that only a lower "
+                                 "bound is supported ({'n_hat', 'ci', 'se', 'status'}; not for "
+                                 "publication)"),
     "default_weights": DiagnosticKey("dict", "estimate_population: BIC weight on unbounded, "
                                      "untestable and boundary models, Occam window, bound"),
     "model_obj": DiagnosticKey("object", "the selected stratified model (internal object)"),
@@ -581,6 +585,11 @@ class Estimate:
             object.__setattr__(self, "draws", _read_only(np.asarray(self.draws)))
         object.__setattr__(self, "ci", tuple(self.ci))
         object.__setattr__(self, "warnings", tuple(Caveat.of(w) for w in self.warnings))
+        if self.status == "lower_bound" and (not math.isnan(self.n_hat)
+                                             or self.ci[1] != math.inf):
+            raise ValueError("an Estimate with status 'lower_bound' has no point estimate and "
+                             "no upper end: n_hat must be nan and ci (L, inf); build it with "
+                             "Estimate.as_lower_bound()")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -591,6 +600,35 @@ class Estimate:
     @property
     def ci_undetected(self) -> tuple[float, float]:
         return (self.ci[0] - self.n_observed, self.ci[1] - self.n_observed)
+
+    def as_lower_bound(self, lower: float | None = None, *,
+                       caveat: Caveat | None = None) -> Estimate:
+        """This result read as what the data support: only a lower bound on N.
+
+        Status ``"lower_bound"``, ``n_hat`` nan, interval ``(lower, inf)`` (``lower`` defaults
+        to the interval's lower end), ``se`` nan; the point estimate and interval the method
+        computed stay in ``diagnostics["unsupported"]`` (for analysts, not for publication).
+        ``caveat`` (code ``lower_bound_only``) is added to the warnings when given.
+
+        Examples
+        --------
+        >>> est = Estimate(n_hat=418.0, ci=(214.0, 975.0), level=0.95, n_observed=96,
+        ...                method="m", model="x")
+        >>> b = est.as_lower_bound()
+        >>> b.status, b.n_hat, b.ci, b.diagnostics["unsupported"]["n_hat"]
+        ('lower_bound', nan, (214.0, inf), 418.0)
+        """
+        low = float(self.ci[0]) if lower is None else float(lower)
+        diagnostics = dict(self.diagnostics)
+        if self.status != "lower_bound":
+            diagnostics["unsupported"] = {"n_hat": float(self.n_hat),
+                                          "ci": (float(self.ci[0]), float(self.ci[1])),
+                                          "se": float(self.se), "status": self.status}
+        warnings = self.warnings
+        if caveat is not None and caveat not in warnings:
+            warnings = (*warnings, caveat)
+        return replace(self, status="lower_bound", n_hat=math.nan, ci=(low, math.inf),
+                       se=math.nan, diagnostics=diagnostics, warnings=warnings)
 
     @property
     def ok(self) -> bool:

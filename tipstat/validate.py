@@ -153,12 +153,17 @@ class InternalConsistency:
         ``rmse_log`` (root mean square of the log relative bias), ``coverage`` (share of lists
         whose interval covers their size), ``lists``, ``evaluated`` (estimates that exist),
         ``excluded`` (lists with fewer than ``min_seen`` members on the other lists, not
-        estimated), ``failed`` (other lists whose estimate does not exist or could not be
-        computed).
+        estimated), ``bounds`` (lists for which the method gave only a lower bound, status
+        ``lower_bound``: no bias, and not in ``coverage``) and ``bounds_hold`` (those whose
+        bound is below the list's size), ``failed`` (other lists whose estimate does not exist
+        or could not be computed), ``coverage_with_bounds`` (share of the evaluated lists and
+        the bounds whose interval covers, or bound holds).
         """
         t = self.table
         ok = np.isfinite(t["log_rel_bias"].to_numpy(dtype=float))
         excluded = (t["status"] == "too_few_seen").to_numpy()
+        bounds = (t["status"] == "lower_bound").to_numpy()
+        hold = t.loc[bounds, "covered"].dropna().astype(float)
         lrb = t.loc[ok, "log_rel_bias"].to_numpy(dtype=float)
         cov = t.loc[ok, "covered"].dropna().astype(float)
         return pd.Series({
@@ -166,11 +171,15 @@ class InternalConsistency:
             "lists": len(t),
             "evaluated": int(ok.sum()),
             "excluded": int(excluded.sum()),
-            "failed": int((~ok & ~excluded).sum()),
+            "bounds": int(bounds.sum()),
+            "bounds_hold": int(hold.sum()),
+            "failed": int((~ok & ~excluded & ~bounds).sum()),
             "mean_log_rel_bias": float(lrb.mean()) if len(lrb) else math.nan,
             "median_log_rel_bias": float(np.median(lrb)) if len(lrb) else math.nan,
             "rmse_log": float(np.sqrt(np.mean(lrb**2))) if len(lrb) else math.nan,
             "coverage": float(cov.mean()) if len(cov) else math.nan,
+            "coverage_with_bounds": (float((cov.sum() + hold.sum()) / (len(cov) + len(hold)))
+                                     if len(cov) + len(hold) else math.nan),
             "level": self.level,
         }, name="internal_consistency")
 
@@ -346,6 +355,9 @@ def internal_consistency(
             lo, hi = est.ci
             if math.isfinite(lo) and not math.isnan(hi):
                 row["covered"] = bool(lo <= n_true <= hi)
+        elif est.status == "lower_bound" and math.isfinite(est.ci[0]):
+            # a bound has no point (no bias); it holds when it is below the known size
+            row["covered"] = bool(est.ci[0] <= n_true)
         if name == "method" and est.method:
             name = est.method
         rows.append(row)

@@ -161,14 +161,13 @@ def test_heatmap_for_publication_shows_no_small_count(uk5):
 def test_forest_shows_a_lower_bound_as_at_least_without_a_point():
     """Status lower_bound: a bar at the interval's lower end (321) and an arrow to the edge,
     labelled "at least 321"; its point (987, not an estimate) is never drawn."""
-    import math
 
     from tipstat import Estimate
     from tipstat.report.plots import plot_forest
 
     ok = tipstat.fit_loglinear(tipstat.datasets.load("Korea_3"), "independence")
-    lb = Estimate(n_hat=987.0, ci=(321.0, math.inf), level=0.95, n_observed=123.0,
-                  method="b", model="[b]", status="lower_bound")
+    lb = Estimate(n_hat=987.0, ci=(321.0, 1900.0), level=0.95, n_observed=123.0,
+                  method="b", model="[b]").as_lower_bound()
     ax = plot_forest([ok, lb])
     xs = [float(x) for line in ax.lines for x in line.get_xdata()]
     assert 321.0 in xs and 987.0 not in xs

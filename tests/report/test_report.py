@@ -619,7 +619,6 @@ def _caveat_comparison(h):
     Estimates made here (the report renders whatever the estimators attach). The numbers a
     non-estimate carries (5,555 and 7,777; 987 for the lower bound's point) are odd on
     purpose: they must never be shown as estimates."""
-    import math
 
     from tipstat.comparison import METHODS, Method, register_method
     from tipstat.estimate import Caveat, Estimate
@@ -629,12 +628,12 @@ def _caveat_comparison(h):
     def runner(hh, options):
         common = {"level": 0.95, "n_observed": n, "ci_method": "profile"}
         return [
-            Estimate(n_hat=987.0, ci=(321.0, math.inf), method="default (test)", model="[bound]",
-                     status="lower_bound", **common,
+            Estimate(n_hat=987.0, ci=(321.0, 1900.0), method="default (test)", model="[bound]",
+                     **common,
                      warnings=(Caveat("lower_bound_only", "only a lower bound on N is "
                                       "supported", {"bound": 321.0}),
                                Caveat("untestable_weight", "94% of the weight on models with "
-                                      "no residual df", {"weight": 0.94}))),
+                                      "no residual df", {"weight": 0.94}))).as_lower_bound(),
             Estimate(n_hat=5555.0, ci=(4444.0, 6666.0), method="test", model="[nid]",
                      status="not_identifiable", **common,
                      warnings=(Caveat("not_identified_mass", "71% of the posterior where N "
@@ -675,7 +674,7 @@ def test_caveats_are_shown_and_non_estimates_carry_no_number():
     assert data["headline"]["n_hat"] is None and data["headline"]["lower_bound"] == 321.0
     # the JSON keeps every number with its status and the caveats with their codes
     rec = data["estimates"][0]
-    assert rec["status"] == "lower_bound" and rec["n_hat"] == 987.0
+    assert rec["status"] == "lower_bound" and rec["n_hat"] is None   # no point for a bound
     assert rec["warnings"][1] == {"code": "untestable_weight", "message": "94% of the weight "
                                   "on models with no residual df", "values": {"weight": 0.94}}
     assert data["estimates"][2]["warning_codes"] == ["note"]

@@ -1015,11 +1015,13 @@ def fit_loglinear_bma(
     est = Estimate(
         n_hat=float(med), ci=bounds, level=level, n_observed=n_obs, method="loglinear_bma",
         model=f"average over {len(kept)} models within {diagnostics['max_model']}, {prior_label}",
-        status="lower_bound" if lower else "ok",
+        status="ok",
         ci_method="posterior HPD" if ci == "hpd" else "posterior equal-tailed",
         se=sd, diagnostics=diagnostics, draws=resample, idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+    if lower:
+        est = est.as_lower_bound()
     return attach_checks(est, h, check=check)
 
 

@@ -271,12 +271,15 @@ def bootstrap(
                              "n_boot": n_boot}))
     est = Estimate(
         n_hat=theta, ci=interval, level=level, n_observed=float(y.sum()), method=label,
-        model=point_est.model, status=status, ci_method=ci, se=float(np.nanstd(
+        model=point_est.model, status="ok" if status == "lower_bound" else status, ci_method=ci,
+        se=float(np.nanstd(
             draws[np.isfinite(draws)], ddof=1)) if np.isfinite(draws).sum() > 1 else math.nan,
         deviance=point_est.deviance, df=point_est.df, aic=point_est.aic, bic=point_est.bic,
         loglik=point_est.loglik, n_params=point_est.n_params, diagnostics=diag, draws=draws,
         seed=seed, warnings=tuple(warns),
     )
+    if status == "lower_bound":
+        est = est.as_lower_bound(float(interval[0]))
     independence = point_est.diagnostics.get("assumes_independence")
     if independence is not None:       # (a model average is not its best model)
         independence = bool(independence) and not point_est.diagnostics.get("model_averaged")

@@ -187,7 +187,18 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
         from .selection import select_loglinear
 
         est = select_loglinear(h, "bic", average=True, level=level, check=False)
-        est = _honest_interval(h, est, level)
+        if est.status == "lower_bound":
+            # the average's own rule found only a bound; the default's rules below decide
+            # from the average's numbers (and keep the caveats it attached)
+            u = est.diagnostics["unsupported"]
+            est = replace(est, status=u["status"], n_hat=u["n_hat"], ci=tuple(u["ci"]),
+                          se=u["se"])
+        if est.status in ("not_converged", "failed"):
+            # a search stopped at its work budget (or a failure) says so itself: the rules
+            # below would read its missing average as "no model has an estimate"
+            est = replace(est, method=NAME)
+        else:
+            est = _honest_interval(h, est, level)
     if check:
         est = check_assumptions(est, h)
     return est

@@ -672,10 +672,12 @@ def fit_graphical(
     warns += found
     est = Estimate(
         n_hat=n_hat, ci=(lo, hi), level=level, n_observed=float(y.sum()), method="graphical",
-        model=model, status=status, ci_method="posterior equal-tailed", se=sd,
+        model=model, status="ok", ci_method="posterior equal-tailed", se=sd,
         diagnostics=diagnostics, draws=N_draws.ravel(), idata=idata, seed=seed,
         warnings=tuple(warns),
     )
+    if status == "lower_bound":
+        est = est.as_lower_bound()
     return attach_checks(est, h, check=check)
 
 

@@ -1194,12 +1194,11 @@ def _rests_on(est: Estimate, sel: Selection, criterion: str, average: bool,
                                     n_excluded=int(diag.get("n_excluded", 0)),
                                     chosen_df=float(est.df), deviance=float(est.deviance),
                                     status=est.status)
-    status = est.status
-    if lower and status in ADMISSIBLE:
-        status = "lower_bound"
+    out = dataclasses.replace(est, diagnostics=diag, warnings=(*est.warnings, *caveats))
+    if lower and est.status in ADMISSIBLE:
         diag["reason"] = caveats[-1].message
-    return dataclasses.replace(est, status=status, diagnostics=diag,
-                               warnings=(*est.warnings, *caveats))
+        out = dataclasses.replace(out, diagnostics=diag).as_lower_bound()
+    return out
 
 
 def _mark_truncated(est: Estimate, sel: Selection, criterion: str) -> Estimate:

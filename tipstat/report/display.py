@@ -134,9 +134,9 @@ def estimate_lines(est: Any) -> list[str]:
     --------
     >>> from tipstat import Estimate
     >>> from tipstat.estimate import Caveat
-    >>> est = Estimate(n_hat=1500.0, ci=(1200.0, float("inf")), level=0.95, n_observed=900.0,
-    ...                method="demo", model="[A][B][C]", status="lower_bound",
-    ...                warnings=(Caveat("lower_bound_only", "only a lower bound"),))
+    >>> est = Estimate(n_hat=1500.0, ci=(1200.0, 2100.0), level=0.95, n_observed=900.0,
+    ...                method="demo", model="[A][B][C]",
+    ...                warnings=(Caveat("lower_bound_only", "only a lower bound"),)).as_lower_bound()
     >>> print("\\n".join(estimate_lines(est)))  # doctest: +ELLIPSIS
     demo: [A][B][C]
       status      lower_bound - the data support only a lower bound on N ...
@@ -211,6 +211,7 @@ def reliability_record(ic: Any, seconds: float | None = None) -> dict[str, Any]:
             "coverage": float(s["coverage"]), "level": float(ic.level),
             "lists": int(s["lists"]), "evaluated": int(s["evaluated"]),
             "excluded": int(s["excluded"]), "failed": int(s["failed"]),
+            "bounds": int(s["bounds"]), "bounds_hold": int(s["bounds_hold"]),
             "min_seen": int(ic.min_seen), "note": ind["note"],
             "seconds": None if seconds is None else round(float(seconds), 2), "per_list": rows}
 
@@ -243,6 +244,9 @@ def reliability_lines(ic: Any, seconds: float | None = None) -> list[str]:
     if rec["excluded"]:
         lines.append(f"  {rec['excluded']} list(s) excluded as too_few_seen (fewer than "
                      f"{rec['min_seen']} members on the other lists)")
+    if rec.get("bounds"):
+        lines.append(f"  {rec['bounds']} list(s) got only a lower bound (no bias to measure); "
+                     f"the bound holds for {rec['bounds_hold']} of them")
     if rec["failed"]:
         lines.append(f"  {rec['failed']} list(s) without an estimate (see status)")
     return lines
