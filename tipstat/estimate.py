@@ -509,7 +509,9 @@ class Estimate:
     ----------
     n_hat : float
         Estimated total N (observed plus undetected). ``inf`` when the MLE does not exist,
-        ``nan`` when N is not identifiable; never a meaningless huge number.
+        ``nan`` when N is not identifiable or when the data support only a lower bound
+        (status ``"lower_bound"``: ``ci`` is ``(L, inf)``, see :meth:`as_lower_bound`); never a
+        meaningless huge number.
     ci : tuple of float
         ``(lower, upper)`` interval for N at level :attr:`level`, of kind :attr:`ci_method`.
     level : float
