@@ -695,9 +695,11 @@ class Estimate:
         ]
         if self.status == "lower_bound":
             # a lower bound is read as one: the point and the upper end are not supported
-            low = self.ci[0] if math.isfinite(self.ci[0]) else self.n_hat
-            lines[3:5] = [f"  N           at least {_fmt(low, 0)}   (N-hat {_fmt(self.n_hat)} "
-                          "and the upper end rest on what the data cannot test)",
+            kept = self.diagnostics.get("unsupported")
+            point = (f"; the computed N-hat {_fmt(kept['n_hat'])} is in "
+                     "diagnostics['unsupported'], not for publication") if kept else ""
+            lines[3:5] = [f"  N           at least {_fmt(self.ci[0], 0)}   (no point estimate "
+                          f"and no upper end are supported{point})",
                           f"  {pct} CI     [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}] "
                           f"({self.ci_method}; only the lower end is supported)"]
         if not math.isnan(self.se):

@@ -340,7 +340,7 @@ def _honest_interval(h: CaptureHistories, est: Estimate, level: float) -> Estima
                        method=NAME, ci_method="lower bound (see warnings)",
                        warnings=_merge(est.warnings, tuple(caveats)),
                        diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
-                                    "default_weights": info})
+                                    "default_weights": info, "reason": caveats[-1].message})
     # Occam's window: usable models whose BIC weight is at least 1/OCCAM_ODDS of the best
     # usable one; the interval spans each of their model-conditional intervals
     lo, hi = est.ci
