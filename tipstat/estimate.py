@@ -26,7 +26,7 @@ import pandas as pd
 from ._format import number
 
 __all__ = ["CAVEATS", "DIAGNOSTICS", "STATUSES", "Caveat", "DiagnosticKey", "Diagnostics",
-           "Estimate", "EstimateTable", "StratumCells", "diagnostic_type_ok"]
+           "Estimate", "EstimateTable", "StratumCells", "diagnostic_type_ok", "merge_caveats"]
 
 #: Possible values of :attr:`Estimate.status`.
 STATUSES = {
@@ -126,6 +126,24 @@ class Caveat(str):
 
     def __repr__(self) -> str:
         return f"Caveat({self.code!r}, {self.message!r})"
+
+
+def merge_caveats(old: Sequence[str], new: Sequence[str]) -> tuple[Caveat, ...]:
+    """``old``, then each caveat of ``new`` whose code is not there yet (an estimator that found
+    a problem itself says it better than a later generic check) and whose text is not either;
+    free-text ``"note"`` caveats are compared by text only.
+
+    >>> a = Caveat("lack_of_fit", "deviance 24 on 3 df")
+    >>> [str(w) for w in merge_caveats([a], [Caveat("lack_of_fit", "other"), "a note"])]
+    ['deviance 24 on 3 df', 'a note']
+    """
+    out = [Caveat.of(w) for w in old]
+    codes = {w.code for w in out if w.code != "note"}
+    for w in map(Caveat.of, new):
+        if w not in out and (w.code == "note" or w.code not in codes):
+            out.append(w)
+            codes.add(w.code)
+    return tuple(out)
 
 
 class DiagnosticKey(NamedTuple):

@@ -38,7 +38,7 @@ from scipy import stats
 
 from ._checks import is_level
 from .errors import EstimationError, InputError, TipstatWarning
-from .estimate import Caveat, Estimate
+from .estimate import Caveat, Estimate, merge_caveats
 from .histories import CaptureHistories
 
 __all__ = [
@@ -757,8 +757,5 @@ def check_assumptions(estimate: Estimate, h: CaptureHistories, *, alpha: float =
     found = assumption_warnings(h, estimate, alpha=alpha, consistency=consistency, refit=refit)
     diagnostics = dict(estimate.diagnostics or {})
     diagnostics["assumption_warnings"] = list(found)
-    have = {w.code for w in estimate.warnings if w.code != "note"}
-    texts = {str(w) for w in estimate.warnings}
-    new = [w for w in found if w.code not in have and str(w) not in texts]
-    return dataclasses.replace(estimate, warnings=(*estimate.warnings, *new),
+    return dataclasses.replace(estimate, warnings=merge_caveats(estimate.warnings, found),
                                diagnostics=diagnostics)

@@ -50,7 +50,7 @@ from scipy import stats
 
 from .._checks import check_ci, check_level
 from ..errors import InputError, TipstatError
-from ..estimate import Caveat, Estimate
+from ..estimate import Caveat, Estimate, merge_caveats
 from ..histories import CaptureHistories
 from ..validate import check_assumptions
 
@@ -181,7 +181,7 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
                 {"lower": lo}))
             est = replace(est, n_hat=math.nan, ci=(lo, math.inf), status="lower_bound",
                           se=math.nan)
-        est = replace(est, method=name, warnings=_merge(est.warnings, warnings),
+        est = replace(est, method=name, warnings=merge_caveats(est.warnings, warnings),
                       diagnostics={**est.diagnostics, "default_rule": rule})
     else:
         from .selection import select_loglinear
@@ -202,17 +202,6 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     if check:
         est = check_assumptions(est, h)
     return est
-
-
-def _merge(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[Caveat, ...]:
-    """``old`` then the caveats of ``new`` whose code (or text) is not in ``old`` yet."""
-    out = [Caveat.of(w) for w in old]
-    codes = {w.code for w in out if w.code != "note"}
-    for w in map(Caveat.of, new):
-        if w not in out and (w.code == "note" or w.code not in codes):
-            out.append(w)
-            codes.add(w.code)
-    return tuple(out)
 
 
 def _lognormal(n_obs: float, n_hat: float, se: float, z: float) -> tuple[float, float]:
@@ -338,7 +327,7 @@ def _honest_interval(h: CaptureHistories, est: Estimate, level: float) -> Estima
              "weight_untestable": shares["untestable"]}))
         return replace(est, n_hat=math.nan, ci=(lo, math.inf), status="lower_bound", se=math.nan,
                        method=NAME, ci_method="lower bound (see warnings)",
-                       warnings=_merge(est.warnings, tuple(caveats)),
+                       warnings=merge_caveats(est.warnings, tuple(caveats)),
                        diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
                                     "default_weights": info, "reason": caveats[-1].message})
     # Occam's window: usable models whose BIC weight is at least 1/OCCAM_ODDS of the best
@@ -357,6 +346,6 @@ def _honest_interval(h: CaptureHistories, est: Estimate, level: float) -> Estima
     if (lo, hi) != tuple(est.ci):
         ci_method = "lognormal (Buckland SE), joined with the models in Occam's window"
     return replace(est, ci=(lo, hi), ci_method=ci_method, method=NAME,
-                   warnings=_merge(est.warnings, tuple(caveats)),
+                   warnings=merge_caveats(est.warnings, tuple(caveats)),
                    diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
                                 "default_weights": info})
