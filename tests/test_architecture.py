@@ -34,6 +34,7 @@ PARTS = {
     "Indicator": ("tipstat/indicator.py",),
     "Face": ("tipstat/cli.py", "tipstat/report/"),
     "Exec": ("tipstat/parallel.py",),
+    "Survey": ("tipstat/survey/",),
 }
 
 #: (importer, imported, why): imports that run against the flow.
@@ -49,6 +50,11 @@ NEVER = [
     ("Checks", "Models", "checks read results; they do not call estimators back"),
     ("Compare", "Face", "a library layer does not draw"),
     ("Result", "Models", "the result type knows no estimator"),
+    ("Survey", "Face", "the survey side knows no screen or file format of the report"),
+    ("Survey", "ICTIP", "survey microdata are not IC-TIP records"),
+    ("Survey", "Linkage", "survey respondents are not linked across agencies"),
+    ("Models", "Survey", "the MSE models know nothing of surveys"),
+    ("ICTIP", "Survey", "ingest of records knows no survey"),
 ]
 
 

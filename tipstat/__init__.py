@@ -55,7 +55,7 @@ _LAZY = {
     "write_sdmx_csv": "tipstat.sdmx",
 }
 _SUBMODULES = {"datasets", "models", "parallel", "ictip", "linkage", "simulate", "disclosure",
-               "pipeline", "redact"}
+               "pipeline", "redact", "survey"}
 
 __all__ = [
     "CaptureHistories",
