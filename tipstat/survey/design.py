@@ -38,8 +38,9 @@ __all__ = ["REPLICATE_METHODS", "SINGLE_PSU", "SurveyDesign", "declare_design"]
 REPLICATE_METHODS = {
     "brr": "balanced repeated replication: V = (1/R) sum_r (theta_r - theta_bar)^2",
     "fay": "Fay's BRR with coefficient rho: V = 1/(R (1-rho)^2) sum_r (theta_r - theta_bar)^2",
-    "jk1": "delete-one-PSU jackknife, unstratified: V = (R-1)/R sum_r (theta_r - theta_bar)^2",
-    "jkn": "stratified delete-one-PSU jackknife: V = sum_h (n_h-1)/n_h sum_{r in h} "
+    "jk1": "delete-one-PSU jackknife, unstratified: V = (1-f) (R-1)/R sum_r "
+           "(theta_r - theta_bar)^2 (f: the stage-1 sampling fraction if an fpc is declared)",
+    "jkn": "stratified delete-one-PSU jackknife: V = sum_h (1-f_h) (n_h-1)/n_h sum_{r in h} "
            "(theta_r - theta_bar)^2",
     "bootstrap": "bootstrap replicate weights: V = 1/(R-1) sum_r (theta_r - theta_bar)^2",
 }
@@ -353,7 +354,7 @@ def declare_design(data: pd.DataFrame, *, weights: str, strata: str | None = Non
     rep_scales = None
     if rep is not None:
         df = int(np.linalg.matrix_rank(rep, tol=1e-5 * max(1.0, float(np.abs(rep).max())))) - 1
-        rep_scales = _replicate_scales(replicate_method, rep, rho, stages, n)
+        rep_scales = _replicate_scales(replicate_method, rep, rho, stages, bool(fpc_cols))
     else:
         df = int(stages[0].n_units.sum() - len(stages[0].n_units))
 
@@ -421,15 +422,28 @@ def _check_single(stages: Sequence[_Stage], rule: str, psu_cols: tuple[str, ...]
 
 
 def _replicate_scales(method: str | None, rep: np.ndarray, rho: float | None,
-                      stages: Sequence[_Stage], n: int) -> np.ndarray:
-    """Multiplier of each replicate's squared deviation (see :data:`REPLICATE_METHODS`)."""
+                      stages: Sequence[_Stage], has_fpc: bool) -> np.ndarray:
+    """Multiplier of each replicate's squared deviation (see :data:`REPLICATE_METHODS`); for
+    jackknives with a declared stage-1 fpc, times ``1 - f`` (``1 - f_h``), as R's
+    ``as.svrepdesign`` builds them."""
     r = rep.shape[1]
+    if has_fpc and method not in ("jk1", "jkn"):
+        raise InputError(f"declare_design: fpc with replicate_method={method!r}: a finite-"
+                         "population correction is applied to jackknife replicates only "
+                         "('jk1', 'jkn'); fold it into the replicate weights instead")
+    if method == "jk1":
+        scales = np.full(r, (r - 1) / r)
+        if has_fpc:
+            f = np.unique(stages[0].fraction)
+            if len(f) != 1:
+                raise InputError("declare_design: 'jk1' with an fpc needs one sampling "
+                                 "fraction for the whole sample (use 'jkn' for strata)")
+            scales *= 1.0 - f[0]
+        return scales
     if method == "brr":
         return np.full(r, 1.0 / r)
     if method == "fay":
         return np.full(r, 1.0 / (r * (1.0 - float(rho)) ** 2))  # type: ignore[arg-type]
-    if method == "jk1":
-        return np.full(r, (r - 1) / r)
     if method == "bootstrap":
         return np.full(r, 1.0 / (r - 1))
     # jkn: the stratum of replicate j is that of the rows it deletes (replicate weight 0)
@@ -444,7 +458,7 @@ def _replicate_scales(method: str | None, rep: np.ndarray, rho: float | None,
                 f"{len(groups)} strata; 'jkn' expects each replicate to delete one PSU of "
                 "one stratum (weight 0 on its rows)")
         nh = st.n_units[groups[0]]
-        scales[j] = (nh - 1) / nh if nh > 1 else 0.0
+        scales[j] = ((nh - 1) / nh if nh > 1 else 0.0) * (1.0 - st.fraction[groups[0]])
     return scales
 
 
