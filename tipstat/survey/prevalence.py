@@ -37,13 +37,15 @@ CI_METHODS = ("logit", "korn_graubard", "wald")
 #: interval approximations are unreliable.
 MIN_EFFECTIVE_N = 30
 
+_ZERO = 1e-14  # variances below this fraction of p(1-p) are rounding noise
+
 STATUSES = {
     "ok": "estimated",
     "small_domain": f"estimated, but the effective sample size is below {MIN_EFFECTIVE_N}: "
                     "read the interval, not the point",
     "empty_domain": "no respondent with an answer in the domain: no estimate",
-    "not_estimable": "the design variance cannot be computed (no degrees of freedom, or the "
-                     "domain's weights are all zero)",
+    "not_estimable": "the design variance cannot be computed (no degrees of freedom, the "
+                     "domain's weights are all zero, or all its respondents are in one PSU)",
 }
 
 
@@ -208,8 +210,10 @@ def _indicators(design: SurveyDesign,
                 raise InputError(f"survey_prevalence: indicator {name!r} does not have one value "
                                  "per row of the design's data (same index)")
         missing = series.isna().to_numpy()
-        vals = pd.to_numeric(series.astype(object).where(~series.isna(), np.nan),
-                             errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        obj = series.astype(object).map(
+            lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v)
+        vals = np.array(pd.to_numeric(obj.where(~missing, np.nan), errors="coerce")
+                        .to_numpy(dtype=float, na_value=np.nan), dtype=float)
         bad = ~missing & ~np.isin(vals, (0.0, 1.0))
         if bad.any():
             problems.append(_problem(name, bad, "0, 1, true or false (or empty: no answer)"))
@@ -334,7 +338,9 @@ def survey_prevalence(design: SurveyDesign,
     ``V_srs = (1 - n/Nhat) s^2 / n``, ``s^2 = p(1-p) n/(n-1)``, ``n = n_sample``.
     Effective sample size ``n_effective = p(1-p)/se^2`` (``n_sample`` when ``se = 0``); below
     :data:`MIN_EFFECTIVE_N` the row gets status ``"small_domain"`` and a ``small_domain``
-    caveat. A domain with no respondent gets ``"empty_domain"`` and no number.
+    caveat. A domain with no respondent gets ``"empty_domain"`` and no number; one whose
+    respondents all lie in a single PSU (its linearised values sum to zero there, so the
+    computed variance is 0) gets ``"not_estimable"``: the proportion, no SE, no interval.
 
     Examples
     --------
@@ -389,20 +395,33 @@ def survey_prevalence(design: SurveyDesign,
                 zp[:, n_hat == 0] = 0.0
                 v = taylor_variance(design, np.hstack([zp, wd * y0[:, None]]))
                 var_p, var_t = v[: len(domains)], v[len(domains):]
-        n_samp = (d & (w > 0)[:, None]).sum(axis=0)
-        n_case = (d & (w > 0)[:, None] & (y0 == 1)[:, None]).sum(axis=0)
+        used = d & (w > 0)[:, None]
+        n_samp = used.sum(axis=0)
+        n_case = (used & (y0 == 1)[:, None]).sum(axis=0)
+        n_psu = _psus_with_members(design, used)
         for k, (dom, _) in enumerate(domains):
             rows.append(_row(name, dom, int(n_samp[k]), int(n_case[k]), float(p[k]),
                              float(var_p[k]), float(t_hat[k]), float(var_t[k]), float(n_hat[k]),
-                             df, tq, level, ci, per))
+                             df, tq, level, ci, per, int(n_psu[k])))
     excluded.update(missing_dom)
     return PrevalenceTable(rows=tuple(rows), excluded=MappingProxyType(excluded), df=df,
                            variance=design.variance)
 
 
+def _psus_with_members(design: SurveyDesign, used: np.ndarray) -> np.ndarray:
+    """Per domain column of ``used``: stage-1 units holding a member (replicate designs
+    without declared clusters: the number of rows, each its own unit)."""
+    if not design._stages:
+        return used.sum(axis=0)
+    unit = design._stages[0].unit
+    counts = np.zeros((int(unit.max()) + 1, used.shape[1]))
+    np.add.at(counts, unit, used)
+    return (counts > 0).sum(axis=0)
+
+
 def _row(name: str, dom: dict[str, Any], n: int, cases: int, p: float, var_p: float,
          total: float, var_t: float, n_hat: float, df: int, tq: float, level: float, ci: str,
-         per: float) -> Prevalence:
+         per: float, n_psu: int) -> Prevalence:
     nan2 = (math.nan, math.nan)
     if n == 0:
         return Prevalence(name, dom, 0, 0, math.nan, math.nan, nan2, level, ci, math.nan, nan2,
@@ -415,7 +434,13 @@ def _row(name: str, dom: dict[str, Any], n: int, cases: int, p: float, var_p: fl
                           "not_estimable",
                           (Caveat("note", "the design variance cannot be computed for this "
                                   f"domain (degrees of freedom {df})", {"df": df}),))
-    var_p = max(var_p, 0.0)
+    if n_psu < 2 and not (var_p > _ZERO * p * (1 - p)):
+        return Prevalence(name, dom, n, cases, p, math.nan, nan2, level, ci, p * per, nan2,
+                          total, math.nan, nan2, math.nan, math.nan, "not_estimable",
+                          (Caveat("note", "the domain's respondents are all in one PSU: its "
+                                  "design variance cannot be estimated", {"n_psu": n_psu}),))
+    # a variance at rounding level is zero (e.g. no case, or certainty strata only)
+    var_p = var_p if var_p > _ZERO * p * (1 - p) else 0.0
     se = math.sqrt(var_p)
     n_eff = p * (1 - p) / var_p if var_p > 0 else float(n)
     v_srs = p * (1 - p) / (n - 1) * max(0.0, 1 - n / n_hat) if n > 1 else math.nan
