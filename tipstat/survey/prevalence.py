@@ -22,7 +22,7 @@ import pandas as pd
 from .._checks import check_ci, check_level
 from ..errors import InputError, Problem
 from ..estimate import Caveat
-from .design import SurveyDesign, _problem, replicate_variance, taylor_variance
+from .design import SurveyDesign, _problem, group_sum, replicate_variance, taylor_variance
 
 __all__ = ["CI_METHODS", "MIN_EFFECTIVE_N", "Prevalence", "PrevalenceTable",
            "survey_prevalence"]
@@ -227,7 +227,7 @@ def _indicators(design: SurveyDesign,
 
 def _levels(s: pd.Series) -> list[Any]:
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return list(s.cat.categories)
+        return s.cat.categories.tolist()
     return sorted(s.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
 
 
@@ -414,8 +414,7 @@ def _psus_with_members(design: SurveyDesign, used: np.ndarray) -> np.ndarray:
     if not design._stages:
         return used.sum(axis=0)
     unit = design._stages[0].unit
-    counts = np.zeros((int(unit.max()) + 1, used.shape[1]))
-    np.add.at(counts, unit, used)
+    counts = group_sum(unit, used.astype(float), int(unit.max()) + 1)
     return (counts > 0).sum(axis=0)
 
 
