@@ -148,7 +148,8 @@ def test_no_degrees_of_freedom_is_not_estimable():
     df = pd.DataFrame({"h": [1, 1, 2, 2], "c": [1, 1, 1, 1], "w": [1.0] * 4, "y": [0, 1, 0, 1]})
     d = declare_design(df, weights="w", strata="h", psu="c", single_psu="certainty")
     row = survey_prevalence(d, "y")[0]
-    assert d.df == 0 and row.status == "not_estimable" and math.isnan(row.se)
+    assert d.df == 0 and row.df == 0 and row.status == "not_estimable"
+    assert row.se == 0.0 and math.isnan(row.ci[0]) and math.isnan(row.total_ci[1])
 
 
 def _zero_case_design(n: int = 200) -> object:
