@@ -185,3 +185,18 @@ def test_import_stays_light():
             "print(sorted(m for m in ('svy', 'polars', 'pyreadstat') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_categorical_codes_with_unused_levels_are_the_same_design():
+    """Strata and PSUs read from labelled files are categoricals, often with unused levels; they
+    must give the same design as plain codes (no empty stratum, no NaN variance)."""
+    from tipstat.survey.design import taylor_variance
+
+    df = _frame()
+    cat = df.assign(h=pd.Categorical(df["h"], categories=["s0", "s1", "s2", "unused"]),
+                    c=pd.Categorical(df["c"], categories=[1, 2, 3, 4]))
+    a = declare_design(df, weights="w", strata="h", psu="c")
+    b = declare_design(cat, weights="w", strata="h", psu="c")
+    assert (b.n_strata, b.n_psu, b.df) == (a.n_strata, a.n_psu, a.df)
+    z = np.arange(len(df), dtype=float)
+    assert taylor_variance(b, z) == pytest.approx(taylor_variance(a, z), rel=1e-13)

@@ -311,3 +311,10 @@ def test_domain_inside_one_psu_is_not_estimable():
     one = next(r for r in t if r.domain == {"inside": "yes"})
     assert one.status == "not_estimable" and math.isnan(one.se) and 0 < one.proportion < 1
     assert "one PSU" in one.warnings[0]
+
+
+def test_nullable_boolean_flags_with_missing_answers(design):
+    flags = design.data["flag"].astype("boolean")
+    flags.iloc[:7] = pd.NA
+    t = survey_prevalence(design, {"fl": flags})
+    assert t.excluded["missing_indicator:fl"] == 7 and t[0].n_sample == len(flags) - 7

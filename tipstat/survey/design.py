@@ -196,7 +196,8 @@ class SurveyDesign:
 
 def _codes(frame: pd.DataFrame) -> np.ndarray:
     """One int code per distinct row of ``frame`` (its columns taken together)."""
-    return frame.groupby(list(frame.columns), sort=True, dropna=False).ngroup().to_numpy()
+    return frame.groupby(list(frame.columns), sort=True, dropna=False,
+                         observed=True).ngroup().to_numpy()
 
 
 def declare_design(data: pd.DataFrame, *, weights: str, strata: str | None = None,
