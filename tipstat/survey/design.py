@@ -50,8 +50,9 @@ SINGLE_PSU = {
     "fail": "raise an InputError naming the stratum (by its 1-based index) and the stage",
     "certainty": "the PSU is taken as sampled with certainty: the stratum adds no variance "
                  "(R's 'certainty' / 'remove')",
-    "centre": "the PSU total is centred at the mean of all PSU totals of the stage instead of "
-              "its stratum mean (R's 'adjust')",
+    "centre": "the PSU total is centred at the mean of all PSU totals instead of its stratum "
+              "mean (R's 'adjust'); a later-stage unit alone in its parent unit adds nothing "
+              "(it is centred at its own value, as in R's recursion)",
 }
 
 _SHOWN_ROWS = 5
