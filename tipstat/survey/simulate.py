@@ -458,3 +458,73 @@ def draw_survey_sample(
                             "households_responding": int(responded.sum()),
                             "psu_selection": psu_selection, "seed": seed}}
     return out.sort_values(["stratum", "psu", "household", "person"]).reset_index(drop=True)
+
+
+#: Questionnaire variable of each item in the bundled synthetic survey (names differ from the
+#: item ids on purpose: the mapping file says which variable answers which item).
+SYNTHETIC_VARIABLES = {
+    "worked_in_period": "q101", "age_years": "q003",
+    **{item: f"q2{k + 1:02d}" for k, item in enumerate(INVOLUNTARY_ITEMS)},
+    **{item: f"q3{k + 1:02d}" for k, item in enumerate(COERCION_ITEMS)},
+    "coercer_third_party": "q307",
+    **{item: f"q4{k + 1:02d}" for k, item in enumerate((*CHILD_ITEMS, "commercial_sex"))},
+    **{item: f"q5{k + 1:02d}" for k, item in enumerate((*ACT_ITEMS, *MEANS_ITEMS))},
+}
+#: Answer codes of the bundled synthetic survey: 1 yes, 2 no, 8 don't know, 9 refused; blank =
+#: not asked (skip pattern).
+SYNTHETIC_CODES = {"yes_values": [1], "no_values": [2], "missing_values": [8, 9]}
+#: The calls that generated the bundled file (see :func:`synthetic_country_files`).
+SYNTHETIC_SEEDS = {"population": 2017, "sample": 2018, "codes": 2019}
+
+
+def synthetic_country_files() -> dict[str, object]:
+    """Rebuild the bundled synthetic survey of ``tipstat.datasets.load_survey("synthetic_country")``.
+
+    ``simulate_survey_population(seed=2017, item_missing=0.01)`` then
+    ``draw_survey_sample(population, seed=2018, n_psu=15, n_households=20)``; item answers
+    recoded to 1 yes / 2 no, blanked answers of workers coded 8 (don't know) or 9 (refused) at
+    random (seed 2019), variables renamed by :data:`SYNTHETIC_VARIABLES`.
+
+    Returns
+    -------
+    dict
+        ``data`` (the survey file's frame), ``mapping`` (dict for the mapping file), ``truth``
+        (population counts of each true flag by region, sex, age group and citizenship, and the
+        population size).
+    """
+    pop = simulate_survey_population(seed=SYNTHETIC_SEEDS["population"], item_missing=0.01)
+    s = draw_survey_sample(pop, seed=SYNTHETIC_SEEDS["sample"], n_psu=15, n_households=20)
+    rng = np.random.default_rng(SYNTHETIC_SEEDS["codes"])
+    worker = s["worked_in_period"].to_numpy(dtype="int8", na_value=0) == 1
+    data = pd.DataFrame({
+        "respondent": np.arange(1, len(s) + 1),
+        "stratum": s["stratum"], "psu": s["psu"], "household": s["household"],
+        "weight": s["weight"].round(6), "fpc_psu": s["fpc_psu"], "fpc_ssu": s["fpc_ssu"],
+        "region": s["region"].astype(str), "sex": s["sex"].astype(str),
+        "age_group": s["age_group"].astype(str), "citizenship": s["citizenship"].astype(str),
+        "sector": s["sector"].astype(str)})
+    for item, var in SYNTHETIC_VARIABLES.items():
+        col = s[item]
+        if item == "age_years":
+            data[var] = col.to_numpy()
+            continue
+        v = col.to_numpy(dtype="float", na_value=np.nan)
+        out = np.where(v == 1, 1.0, np.where(v == 0, 2.0, np.nan))
+        asked_blank = np.isnan(v) & worker & (item != "coercer_third_party")
+        if item in CHILD_ITEMS:
+            asked_blank &= s["age_years"].to_numpy() < 18
+        out[asked_blank] = rng.choice([8.0, 9.0], size=int(asked_blank.sum()))
+        data[var] = pd.array(out, dtype="Float64").astype("Int64")
+    mapping = {item: {"variable": var, **({} if item == "age_years" else SYNTHETIC_CODES)}
+               for item, var in SYNTHETIC_VARIABLES.items()}
+    rows = []
+    for by in (None, "region", "sex", "age_group", "citizenship"):
+        g = pop.assign(_all="_T").groupby(by or "_all", observed=True)
+        t = g[[f"true_{f}" for f in FLAGS]].sum().astype(int)
+        t.insert(0, "population", g.size())
+        t.index = t.index.astype(str)
+        t = t.reset_index().rename(columns={by or "_all": "level"})
+        t.insert(0, "domain", by or "total")
+        rows.append(t)
+    truth = pd.concat(rows, ignore_index=True)
+    return {"data": data, "mapping": mapping, "truth": truth}
