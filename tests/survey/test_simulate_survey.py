@@ -183,3 +183,17 @@ def test_bundled_survey_is_rebuilt_by_its_stated_provenance():
                             "fpc": "fpc_psu"}
     with pytest.raises(InputError, match="unknown survey 'atlantis'; available: synthetic_country"):
         datasets.load_survey("atlantis")
+
+
+def test_a_class_without_respondents_is_merged_within_its_stratum(pop):
+    # foreign households in North respond with probability .90 - .85 = .05: their class is
+    # often empty, and is then merged with the nationals of North (weights still sum to M_h)
+    s = draw_survey_sample(pop, seed=21, n_psu=3, n_households=5, foreign_response_effect=-0.85)
+    hh = s.drop_duplicates("household")
+    hh_pop = pop.groupby("region", observed=True)["household"].nunique().rename(index=str)
+    merged = set(hh["nr_class"]) & set(DEFAULT_REGIONS)
+    assert merged  # at least one stratum merged its classes
+    for region in merged:
+        assert (hh.loc[hh["stratum"] == region, "nr_class"] == region).all()
+    assert np.allclose(hh.groupby("stratum")["weight"].sum(),
+                       hh_pop.loc[sorted(hh_pop.index)], rtol=1e-9)
