@@ -193,6 +193,21 @@ class Definition:
         """Ids of the items every questionnaire mapping must map."""
         return tuple(i for i, it in self.items.items() if it.required)
 
+    def describe_flags(self) -> pd.DataFrame:
+        """One row per dimension and flag: ``kind, id, rule, source`` (rules as text).
+
+        >>> t = load_definition().describe_flags().set_index(["kind", "id"])["rule"]
+        >>> t["flag", "adult_forced_labour"]
+        'all(not child, involuntary, coercion)'
+        >>> t["dimension", "coercion"].split(", ")[:2]
+        ['any(threats_violence', 'restricted_movement']
+        """
+        rows = [{"kind": "dimension", "id": d.id, "rule": f"{d.rule}({', '.join(d.items)})",
+                 "source": d.source} for d in self.dimensions.values()]
+        rows += [{"kind": "flag", "id": f.id, "rule": _rule_text(f.rule), "source": f.source}
+                 for f in self.flags.values()]
+        return pd.DataFrame(rows)
+
     def describe(self) -> pd.DataFrame:
         """One row per item: ``item, intent, answer, required, dimensions, source``."""
         dims: dict[str, list[str]] = {}
@@ -203,6 +218,16 @@ class Definition:
             {"item": it.id, "intent": it.intent, "answer": it.answer, "required": it.required,
              "dimensions": ", ".join(dims.get(it.id, [])), "source": it.source}
             for it in self.items.values()])
+
+
+def _rule_text(rule: Any) -> str:
+    """A flag's rule as text: ``all(not child, involuntary, coercion)``."""
+    if isinstance(rule, str):
+        return rule
+    (op, arg), = rule.items()
+    if op == "not":
+        return f"not {_rule_text(arg)}"
+    return f"{op}({', '.join(_rule_text(a) for a in arg)})"
 
 
 def _root():
