@@ -46,6 +46,13 @@ from . import sampling
 from .checks import attach_checks
 from .design import Design, loglinear_design
 from .intervals import equal_tailed
+from .posterior_checks import (
+    ppp_caveat,
+    predictive_check,
+    prior_shift_caveat,
+    reweighted_upper,
+    softmax_rows,
+)
 from .sampling import clear_compiled_cache
 
 __all__ = ["bayes_loglinear_model", "clear_compiled_cache", "fit_bayes_loglinear"]
@@ -196,6 +203,17 @@ def _rests_on(model: Any, design: Design, h: CaptureHistories,
     finally:
         log.setLevel(level)
     return found, np.asarray(prior.prior["intercept"].values, dtype=float).ravel()
+
+
+def _cell_shares(idata: Any, design: Design, k: int) -> np.ndarray:
+    """Posterior draws of the observed-cell shares ``mu_c / sum mu`` (draws x ``2**K - 1``):
+    ``log mu_c`` is the linear predictor up to a constant the shares do not depend on."""
+    post = idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    coef = [post["main"].values.reshape(n, k)]
+    if "interaction" in post:
+        coef.append(post["interaction"].values.reshape(n, -1))
+    return softmax_rows(np.concatenate(coef, axis=1) @ design.observable[:, 1:].T)
 
 
 def fit_bayes_loglinear(
@@ -384,6 +402,21 @@ def fit_bayes_loglinear(
             f"the data narrowed the prior of log mu0 (the log of the unseen count) by only "
             f"{100 * max(pc, 0.0):.0f}% of its variance: the prior sets the interval"),
             {"contraction": pc, "threshold": sampling.CONTRACTION_WARN}))
+    # goodness of fit and a second prior, from the same draws (own stream: N is unchanged)
+    checks_seed = draw_stream.spawn(1)[0]
+    fit_check = predictive_check(np.asarray(h.counts, dtype=float),
+                                 _cell_shares(idata, design, h.k), seed=checks_seed)
+    diagnostics["ppp"] = fit_check.ppp
+    lack = ppp_caveat(fit_check, f"the model {design.name}")
+    if lack is not None:
+        warns.append(lack)
+    ones = np.ones(flat.size)
+    shifted = prior_shift_caveat(
+        reweighted_upper(flat, ones, ones, level),
+        reweighted_upper(flat, ones, np.minimum(mu0.ravel(), 1e15), level),
+        "on the unseen count", "flat (instead of about 1/mu0)", diagnostics)
+    if shifted is not None:
+        warns.append(shifted)
     prior_label = "regularised horseshoe" if prior == "horseshoe" else f"Normal(0, {interaction_sd:g})"
     est = Estimate(
         n_hat=float(med), ci=(float(lo), float(hi)), level=level, n_observed=n_obs,
