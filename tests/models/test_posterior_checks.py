@@ -262,10 +262,13 @@ def test_bayes_loglinear_independence_on_kosovo_fails_the_predictive_check():
 
 @pytest.mark.slow
 def test_latent_class_reports_ppp_and_unseen_class_mass():
-    """Korea_3 (3 lists, 1/N prior): the latent-class fit says what it rests on (measured:
-    prior shift x18, so prior_driven); the ppp and the unseen-class mass are numbers in [0, 1]."""
+    """Korea_3 (3 lists): every draw has two or more seen classes (measured 100%), a model with
+    more parameters than the table has free cells, so the result says the prior decides; no
+    draw has its unseen persons in a class no list sees (measured 0)."""
     h = tipstat.datasets.load("Korea_3").pooled()
     est = tipstat.fit_latent_class(h, draws=300, tune=300, chains=2, cores=1, seed=1)
     assert 0 <= est.diagnostics["ppp"] <= 1
-    assert 0 <= est.diagnostics["not_identified_mass"] <= 1
-    assert {"prior_driven", "not_identified_mass"} & set(_codes(est))
+    assert est.diagnostics["not_identified_mass"] < 0.05
+    c = [w for w in est.warnings if w.code == "not_identified_mass"]
+    assert len(c) == 1 and c[0].values["share"] > 0.5
+    assert est.status == "ok"  # the three-list rule is a caveat, not a bound
