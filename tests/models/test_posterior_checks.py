@@ -258,6 +258,11 @@ def test_bayes_loglinear_independence_on_kosovo_fails_the_predictive_check():
     est = tipstat.fit_bayes_loglinear(h, "independence", draws=200, tune=200, chains=1, cores=1)
     assert est.diagnostics["ppp"] < 0.01
     assert "lack_of_fit" in _codes(est)
+    # the second prior is the draws reweighted by mu0 (flat on the unseen count)
+    mu0, ones = est.idata.posterior["mu0"].values.ravel(), np.ones(est.draws.size)
+    up = pc.reweighted_upper(est.draws, ones, ones, 0.95)
+    up2 = pc.reweighted_upper(est.draws, ones, mu0, 0.95)
+    assert est.diagnostics["prior_shift"] == pytest.approx((up2 - up) / up, rel=1e-12)
 
 
 @pytest.mark.slow
@@ -272,3 +277,8 @@ def test_latent_class_reports_ppp_and_unseen_class_mass():
     c = [w for w in est.warnings if w.code == "not_identified_mass"]
     assert len(c) == 1 and c[0].values["share"] > 0.5
     assert est.status == "ok"  # the three-list rule is a caveat, not a bound
+    # the second prior (flat instead of 1/N) is the draws reweighted by N
+    ones = np.ones(est.draws.size)
+    up = pc.reweighted_upper(est.draws, ones, ones, 0.95)
+    up2 = pc.reweighted_upper(est.draws, ones, est.draws, 0.95)
+    assert est.diagnostics["prior_shift"] == pytest.approx((up2 - up) / up, rel=1e-12)
