@@ -307,7 +307,11 @@ def fit_bayes_loglinear(
         ``not_identified_mass``) and ``prior_contraction`` (``1 - var / prior var`` of
         ``log mu0``, the prior's variance from 2,000 prior draws; caveat ``prior_driven`` below
         :data:`tipstat.models.sampling.CONTRACTION_WARN`). R-hat, divergences and a small ESS
-        are ``convergence`` caveats.
+        are ``convergence`` caveats. ``ppp``: posterior predictive p-value of the observed
+        cells (:func:`tipstat.models.posterior_checks.predictive_check`; caveat
+        ``lack_of_fit`` outside [0.05, 0.95]); ``prior_shift``: the upper end under a flat
+        prior on the unseen count (the draws reweighted by ``mu0``; caveat ``prior_driven``
+        above 25%).
 
     Examples
     --------

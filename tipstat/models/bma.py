@@ -828,7 +828,11 @@ def fit_loglinear_bma(
         Caveats: ``untestable_weight`` above 50%, ``not_identified_mass`` above 5%,
         ``boundary_weight`` above 25%, ``convergence`` (thin importance sampling); status
         ``"lower_bound"`` (caveat ``lower_bound_only``) when ``unbounded_weight`` exceeds 50%,
-        the rule of :func:`tipstat.select_loglinear`.
+        the rule of :func:`tipstat.select_loglinear`. ``ppp``: posterior predictive p-value
+        of the observed cells (:func:`tipstat.models.posterior_checks.predictive_check`,
+        parameter draws by sampling-importance-resampling; caveat ``lack_of_fit`` outside
+        [0.05, 0.95]); ``prior_shift``: the upper end under a flat prior on the unseen count
+        (the draws reweighted by ``mu0``; caveat ``prior_driven`` above 25%).
 
     Examples
     --------

@@ -64,7 +64,8 @@ from .posterior_checks import (
 )
 from .sampling import convergence
 
-__all__ = ["ENUMERATE_UP_TO", "fit_graphical", "hyper_dirichlet_shares", "log_prior_n"]
+__all__ = ["ENUMERATE_UP_TO", "LOWER_BOUND_MASS", "NOT_IDENTIFIED_WARN", "PRIOR_SHIFT_WARN",
+           "fit_graphical", "hyper_dirichlet_shares", "log_prior_n"]
 
 #: Largest number of lists for which ``search="auto"`` enumerates every decomposable graph.
 ENUMERATE_UP_TO = 6
@@ -73,13 +74,12 @@ PRIORS_N = ("1/N", "rissanen", "uniform")
 _CHUNK_CELLS = 262_144  # graphs x grid values evaluated at once: 2 MB of float64 stays in cache
 #: With MCMC, conditional quantiles of N are computed for this many most-visited graphs.
 MCMC_TABLE_QUANTILES = 1000
-#: Posterior probability of the complete graph (N not identified there: the posterior of N
-#: given it is the prior's, reshaped by the hyper-Dirichlet) above which the result carries a
-#: ``not_identified_mass`` caveat, and above which the status is ``"lower_bound"``; and the
-#: relative move of the upper end under a second prior on N that gives ``prior_driven``: the
-#: shared rules of :mod:`tipstat.models.posterior_checks` (``NOT_IDENTIFIED_WARN``,
-#: ``LOWER_BOUND_MASS``, ``PRIOR_SHIFT_WARN``).
-_SHARED_RULES = (NOT_IDENTIFIED_WARN, LOWER_BOUND_MASS, PRIOR_SHIFT_WARN)
+# The posterior probability of the complete graph (N not identified there: the posterior of N
+# given it is the prior's, reshaped by the hyper-Dirichlet) above which the result carries a
+# ``not_identified_mass`` caveat (NOT_IDENTIFIED_WARN) and above which the status is
+# ``"lower_bound"`` (LOWER_BOUND_MASS), and the relative move of the upper end under a second
+# prior on N that gives ``prior_driven`` (PRIOR_SHIFT_WARN) are the shared rules of
+# :mod:`tipstat.models.posterior_checks`, re-exported here.
 
 
 # --------------------------------------------------------------------------- priors and grid
@@ -535,6 +535,11 @@ def fit_graphical(
         (of N, :func:`tipstat.models.sampling.convergence`), ``acceptance``, ``chain_medians``,
         ``graphs_visited``, ``term_probabilities``.
         ``idata`` has ``N`` and ``graph`` (row of ``diagnostics["models"]``) as variables.
+        What the posterior rests on: ``not_identified_mass``, ``nobody_missed_mass``,
+        ``prior_shift`` (caveats ``not_identified_mass``, ``prior_driven``, status
+        ``lower_bound``) and ``ppp``, the posterior predictive p-value of the observed cells
+        from the draws of (graph, N) (:func:`tipstat.models.posterior_checks.predictive_check`;
+        caveat ``lack_of_fit`` outside [0.05, 0.95]).
 
     Examples
     --------

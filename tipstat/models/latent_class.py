@@ -533,7 +533,13 @@ def fit_latent_class(
         var / prior var`` of ``logit p0`` (``p0`` the probability of being on no list;
         prior draws straight from the priors), with a ``prior_driven`` caveat below
         :data:`tipstat.models.sampling.CONTRACTION_WARN`; sampler problems are
-        ``convergence`` caveats.
+        ``convergence`` caveats. ``not_identified_mass``: share of the draws whose unseen
+        persons sit mostly in classes no list sees (:func:`not_identified_draws`; caveat above
+        5%, status ``lower_bound`` above 50%); with three lists, a ``not_identified_mass``
+        caveat also when two or more classes are seen (:func:`several_seen_classes`).
+        ``ppp``: posterior predictive p-value of the observed cells (caveat ``lack_of_fit``
+        outside [0.05, 0.95]); ``prior_shift``: the upper end under a flat prior on N (the
+        draws reweighted by N; caveat ``prior_driven`` above 25%).
 
     Examples
     --------
