@@ -15,13 +15,13 @@ posterior draws here (no new MCMC) and attach the same three kinds of
   above :data:`NOT_IDENTIFIED_WARN`, and ``lower_bound_only`` (status ``lower_bound``) above
   :data:`LOWER_BOUND_MASS`.
 
-**The posterior predictive p-value.** Under every one of these models the number of persons observed, ``n = sum_c y_c``, carries
-information about N only; how the ``n`` persons split over the ``2**K - 1`` observed capture
-patterns is what a model can get wrong. Given a posterior draw ``theta_s``, the model implies that
-split: ``y | n, theta_s ~ Multinomial(n, pi_s)`` with ``pi_sc = mu_sc / sum_c' mu_sc'`` for the
-Poisson log-linear models and ``pi_sc = p_sc / (1 - p_s0)`` for the multinomial ones (graphical,
-latent class). For each draw one replicate table ``y_rep_s`` is drawn from it and the
-Freeman-Tukey discrepancy
+**The posterior predictive p-value.** Under every one of these models the number of persons
+observed, ``n = sum_c y_c``, carries information about N only; how the ``n`` persons split over
+the ``2**K - 1`` observed capture patterns is what a model can get wrong. Given a posterior draw
+``theta_s``, the model implies that split: ``y | n, theta_s ~ Multinomial(n, pi_s)`` with
+``pi_sc = mu_sc / sum_c' mu_sc'`` for the Poisson log-linear models and ``pi_sc = p_sc / (1 -
+p_s0)`` for the multinomial ones (graphical, latent class). For each draw one replicate table
+``y_rep_s`` is drawn from it and the Freeman-Tukey discrepancy
 
 .. math::
 
