@@ -273,7 +273,10 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "prior_contraction": DiagnosticKey("float", "1 - posterior var / prior var of log N (or of "
                                        "log mu0): how much the data narrowed the prior"),
     "prior_shift": DiagnosticKey("float", "relative change of the interval's upper end of N "
-                                 "under a second prior (graphical: prior on N)"),
+                                 "under a second prior one power flatter (on N: graphical, "
+                                 "latent class; on the unseen count: log-linear)"),
+    "ppp": DiagnosticKey("float", "posterior predictive p-value of the observed cells "
+                         "(Freeman-Tukey; lack_of_fit outside [0.05, 0.95])"),
     "n_evaluated": DiagnosticKey("int", "models whose posterior was computed"),
     "n_pruned": DiagnosticKey("int", "models left out of the average (posterior probability "
                               "below prune)"),

@@ -46,6 +46,13 @@ from . import sampling
 from .checks import attach_checks
 from .design import Design, loglinear_design
 from .intervals import equal_tailed
+from .posterior_checks import (
+    ppp_caveat,
+    predictive_check,
+    prior_shift_caveat,
+    reweighted_upper,
+    softmax_rows,
+)
 from .sampling import clear_compiled_cache
 
 __all__ = ["bayes_loglinear_model", "clear_compiled_cache", "fit_bayes_loglinear"]
@@ -198,6 +205,17 @@ def _rests_on(model: Any, design: Design, h: CaptureHistories,
     return found, np.asarray(prior.prior["intercept"].values, dtype=float).ravel()
 
 
+def _cell_shares(idata: Any, design: Design, k: int) -> np.ndarray:
+    """Posterior draws of the observed-cell shares ``mu_c / sum mu`` (draws x ``2**K - 1``):
+    ``log mu_c`` is the linear predictor up to a constant the shares do not depend on."""
+    post = idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    coef = [post["main"].values.reshape(n, k)]
+    if "interaction" in post:
+        coef.append(post["interaction"].values.reshape(n, -1))
+    return softmax_rows(np.concatenate(coef, axis=1) @ design.observable[:, 1:].T)
+
+
 def fit_bayes_loglinear(
     h: CaptureHistories,
     terms: str | Sequence[str] | Design = "all2",
@@ -289,7 +307,11 @@ def fit_bayes_loglinear(
         ``not_identified_mass``) and ``prior_contraction`` (``1 - var / prior var`` of
         ``log mu0``, the prior's variance from 2,000 prior draws; caveat ``prior_driven`` below
         :data:`tipstat.models.sampling.CONTRACTION_WARN`). R-hat, divergences and a small ESS
-        are ``convergence`` caveats.
+        are ``convergence`` caveats. ``ppp``: posterior predictive p-value of the observed
+        cells (:func:`tipstat.models.posterior_checks.predictive_check`; caveat
+        ``lack_of_fit`` outside [0.05, 0.95]); ``prior_shift``: the upper end under a flat
+        prior on the unseen count (the draws reweighted by ``mu0``; caveat ``prior_driven``
+        above 25%).
 
     Examples
     --------
@@ -384,6 +406,21 @@ def fit_bayes_loglinear(
             f"the data narrowed the prior of log mu0 (the log of the unseen count) by only "
             f"{100 * max(pc, 0.0):.0f}% of its variance: the prior sets the interval"),
             {"contraction": pc, "threshold": sampling.CONTRACTION_WARN}))
+    # goodness of fit and a second prior, from the same draws (own stream: N is unchanged)
+    checks_seed = draw_stream.spawn(1)[0]
+    fit_check = predictive_check(np.asarray(h.counts, dtype=float),
+                                 _cell_shares(idata, design, h.k), seed=checks_seed)
+    diagnostics["ppp"] = fit_check.ppp
+    lack = ppp_caveat(fit_check, f"the model {design.name}")
+    if lack is not None:
+        warns.append(lack)
+    ones = np.ones(flat.size)
+    shifted = prior_shift_caveat(
+        reweighted_upper(flat, ones, ones, level),
+        reweighted_upper(flat, ones, np.minimum(mu0.ravel(), 1e15), level),
+        "on the unseen count", "flat (instead of about 1/mu0)", diagnostics)
+    if shifted is not None:
+        warns.append(shifted)
     prior_label = "regularised horseshoe" if prior == "horseshoe" else f"Normal(0, {interaction_sd:g})"
     est = Estimate(
         n_hat=float(med), ci=(float(lo), float(hi)), level=level, n_observed=n_obs,

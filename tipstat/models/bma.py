@@ -62,6 +62,14 @@ from .checks import attach_checks
 from .intervals import hpd_interval as _hpd
 from .intervals import weighted_quantiles as _wquantile
 from .newton import count_scale, newton
+from .posterior_checks import (
+    PPP_DRAWS,
+    ppp_caveat,
+    predictive_check,
+    prior_shift_caveat,
+    reweighted_upper,
+    softmax_rows,
+)
 from .terms import MAX_DESIGN_BYTES, TermSpace, hierarchical, order, parse_terms, term_label
 
 __all__ = ["bma_model_space", "fit_loglinear_bma"]
@@ -820,7 +828,11 @@ def fit_loglinear_bma(
         Caveats: ``untestable_weight`` above 50%, ``not_identified_mass`` above 5%,
         ``boundary_weight`` above 25%, ``convergence`` (thin importance sampling); status
         ``"lower_bound"`` (caveat ``lower_bound_only``) when ``unbounded_weight`` exceeds 50%,
-        the rule of :func:`tipstat.select_loglinear`.
+        the rule of :func:`tipstat.select_loglinear`. ``ppp``: posterior predictive p-value
+        of the observed cells (:func:`tipstat.models.posterior_checks.predictive_check`,
+        parameter draws by sampling-importance-resampling; caveat ``lack_of_fit`` outside
+        [0.05, 0.95]); ``prior_shift``: the upper end under a flat prior on the unseen count
+        (the draws reweighted by ``mu0``; caveat ``prior_driven`` above 25%).
 
     Examples
     --------
@@ -1000,6 +1012,22 @@ def fit_loglinear_bma(
     shares = _rests_on(space, kept, probs)
     found, lower = _shares_caveats(shares)
     warns += found
+    # goodness of fit and a second prior on the unseen count (own streams: N is unchanged)
+    y_obs = space.y[~space.missing]
+    fit_check = predictive_check(
+        y_obs, _predictive_shares(kept, probs, cache, posterior, proposal_df,
+                                  generator(base_seed, 2**42)),
+        seed=generator(base_seed, 2**43).integers(2**63))
+    extra: dict[str, Any] = {"ppp": fit_check.ppp}
+    lack = ppp_caveat(fit_check, "the averaged models")
+    if lack is not None:
+        warns.append(lack)
+    mu0_all = np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15)
+    shifted = prior_shift_caveat(
+        float(q_hi), reweighted_upper(vals, wts, mu0_all[keep], level, order),
+        "on the unseen count", "flat (instead of about 1/mu0)", extra)
+    if shifted is not None:
+        warns.append(shifted)
     bounds = hpd if ci == "hpd" else (float(q_lo), float(q_hi))
     diagnostics: dict[str, Any] = {
         "models": table, "posterior_mean": mean, "equal_tailed": (float(q_lo), float(q_hi)),
@@ -1010,6 +1038,7 @@ def fit_loglinear_bma(
         "variables": space.variables,
     }
     diagnostics.update({k: v for k, v in shares.items() if k != "unchecked_mass"})
+    diagnostics.update(extra)
     prior_label = ("unit-information prior" if prior == "UIP"
                    else f"Sabanés Bové–Held prior (a={a:g}, b={b:g})")
     est = Estimate(
@@ -1117,6 +1146,31 @@ def _shares_caveats(shares: dict[str, float]) -> tuple[list[Caveat], bool]:
             "is on models that cannot bound N from above (untestable, or no MLE of N)"),
             {"share": unbounded, "threshold": LOWER_BOUND_SHARE}))
     return out, lower
+
+
+def _predictive_shares(kept: list[frozenset[int]], probs: np.ndarray,
+                       cache: dict[frozenset[int], _ModelFit], posterior: Any, df: float,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Posterior draws of the observed-cell shares ``mu_c / sum mu`` for the predictive check
+    (:func:`tipstat.models.posterior_checks.predictive_check`): :data:`PPP_DRAWS` models drawn
+    by posterior probability, then for each model drawn ``r`` times, ``r`` parameter draws by
+    sampling-importance-resampling from ``max(200, 4 r)`` draws of its importance proposal
+    (the multivariate t at the mode, as :func:`_importance`). No new fit: the modes and
+    covariances are the average's own."""
+    picks = np.bincount(rng.choice(len(kept), size=PPP_DRAWS, p=probs), minlength=len(kept))
+    out = []
+    for i in np.flatnonzero(picks):
+        post, fit, r = posterior(kept[i]), cache[kept[i]], int(picks[i])
+        p, n_prop = len(fit.mode), max(200, 4 * r)
+        L = np.linalg.cholesky(fit.cov * 1.2 + 1e-12 * np.eye(p))
+        z = rng.standard_normal((n_prop, p))
+        w = rng.chisquare(df, n_prop) / df
+        B = fit.mode + (z @ L.T) / np.sqrt(w)[:, None]
+        lw = post.logpost(B) + 0.5 * (df + p) * np.log1p(np.sum(z**2, axis=1) / w / df)
+        lw = np.exp(lw - lw.max())
+        chosen = rng.choice(n_prop, size=r, p=lw / lw.sum())
+        out.append(softmax_rows(B[chosen] @ post.Xo.T))
+    return np.concatenate(out)
 
 
 def _model_labels(space: ModelSpace, models: list[frozenset[int]]) -> list[str]:

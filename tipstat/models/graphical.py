@@ -53,9 +53,19 @@ from ..parallel import generator
 from .checks import attach_checks
 from .graphs import Decomposition, adjacency, decompose, edge_pairs, enumerate_decomposable, graph_label
 from .intervals import grid_quantile
+from .posterior_checks import (
+    LOWER_BOUND_MASS,
+    NOT_IDENTIFIED_WARN,
+    PPP_DRAWS,
+    PRIOR_SHIFT_WARN,
+    ppp_caveat,
+    predictive_check,
+    prior_shift_caveat,
+)
 from .sampling import convergence
 
-__all__ = ["ENUMERATE_UP_TO", "fit_graphical", "log_prior_n"]
+__all__ = ["ENUMERATE_UP_TO", "LOWER_BOUND_MASS", "NOT_IDENTIFIED_WARN", "PRIOR_SHIFT_WARN",
+           "fit_graphical", "hyper_dirichlet_shares", "log_prior_n"]
 
 #: Largest number of lists for which ``search="auto"`` enumerates every decomposable graph.
 ENUMERATE_UP_TO = 6
@@ -64,19 +74,12 @@ PRIORS_N = ("1/N", "rissanen", "uniform")
 _CHUNK_CELLS = 262_144  # graphs x grid values evaluated at once: 2 MB of float64 stays in cache
 #: With MCMC, conditional quantiles of N are computed for this many most-visited graphs.
 MCMC_TABLE_QUANTILES = 1000
-#: Posterior probability of the complete graph (N not identified there: the posterior of N
-#: given it is the prior's, reshaped by the hyper-Dirichlet) above which the result carries a
-#: ``not_identified_mass`` caveat: 5% of the mass with a prior-shaped, heavy tail is enough to
-#: move the upper end of a 95% interval.
-NOT_IDENTIFIED_WARN = 0.05
-#: ... and above which the status is ``"lower_bound"`` (the majority of the posterior).
-LOWER_BOUND_MASS = 0.5
-#: Relative move of the interval's upper end under a second prior on N (one power of N more:
-#: ``1/N`` -> flat; flat -> ``1/N``) above which the result carries a ``prior_driven`` caveat.
-#: Where the data identify N, the move is about ``exp(sd(log N)^2) - 1``: below 25% while
-#: ``sd(log N) < 0.47`` (an interval spanning a factor of about 6); beyond it the prior, not
-#: the data, sets the upper end (Spina_3: 1%; UK_5: 4%; Netherlands_5: 30%; Australia_4: 400%).
-PRIOR_SHIFT_WARN = 0.25
+# The posterior probability of the complete graph (N not identified there: the posterior of N
+# given it is the prior's, reshaped by the hyper-Dirichlet) above which the result carries a
+# ``not_identified_mass`` caveat (NOT_IDENTIFIED_WARN) and above which the status is
+# ``"lower_bound"`` (LOWER_BOUND_MASS), and the relative move of the upper end under a second
+# prior on N that gives ``prior_driven`` (PRIOR_SHIFT_WARN) are the shared rules of
+# :mod:`tipstat.models.posterior_checks`, re-exported here.
 
 
 # --------------------------------------------------------------------------- priors and grid
@@ -532,6 +535,11 @@ def fit_graphical(
         (of N, :func:`tipstat.models.sampling.convergence`), ``acceptance``, ``chain_medians``,
         ``graphs_visited``, ``term_probabilities``.
         ``idata`` has ``N`` and ``graph`` (row of ``diagnostics["models"]``) as variables.
+        What the posterior rests on: ``not_identified_mass``, ``nobody_missed_mass``,
+        ``prior_shift`` (caveats ``not_identified_mass``, ``prior_driven``, status
+        ``lower_bound``) and ``ppp``, the posterior predictive p-value of the observed cells
+        from the draws of (graph, N) (:func:`tipstat.models.posterior_checks.predictive_check`;
+        caveat ``lack_of_fit`` outside [0.05, 0.95]).
 
     Examples
     --------
@@ -670,6 +678,11 @@ def fit_graphical(
     found, status = _rests_on(table, k, h.lists, float(y.sum()), n, pmf, (lo, hi), prior_n,
                               level, diagnostics)
     warns += found
+    fit_check = _predictive(y, k, d, table_graphs, graph_idx, N_draws, seed)
+    diagnostics["ppp"] = fit_check.ppp
+    lack = ppp_caveat(fit_check, "the averaged graphs")
+    if lack is not None:
+        warns.append(lack)
     est = Estimate(
         n_hat=n_hat, ci=(lo, hi), level=level, n_observed=float(y.sum()), method="graphical",
         model=model, status="ok", ci_method="posterior equal-tailed", se=sd,
@@ -704,9 +717,7 @@ def _rests_on(table: pd.DataFrame, k: int, lists: Sequence[str], n_obs: float, n
     pmf2 /= pmf2.sum()
     alpha = (1 - level) / 2
     hi2 = grid_quantile(n, np.cumsum(pmf2), 1 - alpha)
-    shift = (hi2 - ci[1]) / ci[1] if ci[1] > 0 else math.nan
-    diagnostics.update(not_identified_mass=mass, nobody_missed_mass=nobody,
-                       prior_shift=float(shift))
+    diagnostics.update(not_identified_mass=mass, nobody_missed_mass=nobody)
     out: list[Caveat] = []
     if mass > NOT_IDENTIFIED_WARN:
         msg = (f"{100 * mass:.0f}% of the posterior is on the complete graph, under which N is "
@@ -716,14 +727,10 @@ def _rests_on(table: pd.DataFrame, k: int, lists: Sequence[str], n_obs: float, n
         out.append(Caveat("not_identified_mass", msg,
                           {"share": mass, "nobody_missed": nobody,
                            "threshold": NOT_IDENTIFIED_WARN}))
-    if math.isfinite(shift) and abs(shift) > PRIOR_SHIFT_WARN:
-        other = "flat" if prior_n != "uniform" else "1/N"
-        out.append(Caveat("prior_driven", (
-            f"the prior on N sets the upper end: under a {other} prior instead it moves from "
-            f"{ci[1]:,.0f} to {hi2:,.0f} ("
-            + (f"{100 * shift:+.0f}%" if abs(shift) < 1 else f"x{1 + shift:.3g}") + ")"),
-            {"shift": float(shift), "upper": float(ci[1]), "upper_second_prior": float(hi2),
-             "threshold": PRIOR_SHIFT_WARN}))
+    shifted = prior_shift_caveat(ci[1], hi2, "on N", "flat" if prior_n != "uniform" else "1/N",
+                                 diagnostics)
+    if shifted is not None:
+        out.append(shifted)
     status = "ok"
     if mass > LOWER_BOUND_MASS:
         status = "lower_bound"
@@ -771,6 +778,74 @@ def _tail_beyond(n: np.ndarray, pmf: np.ndarray, widths: np.ndarray) -> float:
         return 0.0 if dens[-1] <= 0 else float("inf")
     s = math.log(dens[j] / dens[-1]) / math.log(n[-1] / n[j])
     return float("inf") if s <= 1 else float(dens[-1] * n[-1] / (s - 1))
+
+
+def hyper_dirichlet_shares(y: np.ndarray, k: int, delta: float, graph: Decomposition,
+                           n0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Posterior draws of the cell probabilities of the ``2**K`` table under one decomposable
+    graph, given complete tables whose unobserved cell is ``n0`` (one draw per entry).
+
+    The hyper-Dirichlet posterior (Dawid & Lauritzen 1993) factorises along the cliques in
+    running-intersection order ``C_1, ..., C_m`` with ``S_i = C_i ∩ (C_1 ∪ ... ∪ C_{i-1})``:
+    the conditionals ``p(x_{C_i \\ S_i} | x_{S_i})`` are independent Dirichlets with parameters
+    ``n_{C_i}(x_{C_i}) + delta 2**(K - |C_i|)`` over the cells that share ``x_{S_i}``, and
+    ``p(x) = prod_i p(x_{C_i \\ S_i} | x_{S_i})``. Each Dirichlet is drawn as normalised Gamma
+    variates.
+
+    Returns
+    -------
+    array (len(n0), 2**K)
+        Cell probabilities, pattern ``c`` in column ``c`` (column 0: on no list).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tipstat.models.graphs import decompose, adjacency
+    >>> g = decompose(adjacency(0, 2), 0)               # two independent lists
+    >>> p = hyper_dirichlet_shares(np.array([30.0, 20.0, 10.0]), 2, 0.25, g,
+    ...                            np.array([40.0] * 4000), np.random.default_rng(1))
+    >>> np.round(p.mean(axis=0), 2).tolist()            # (70/100)(60/100), ...
+    [0.42, 0.28, 0.18, 0.12]
+    """
+    cells = np.arange(2**k)
+    n0 = np.asarray(n0, dtype=float)
+    full = np.concatenate([[0.0], np.asarray(y, dtype=float)])
+    log_p = np.zeros((n0.size, 2**k))
+    seen = 0
+    for clique in graph.cliques:
+        sep = clique & seen
+        seen |= clique
+        codes = cells & clique
+        uniq, inv = np.unique(codes, return_inverse=True)
+        counts = np.bincount(codes, weights=full, minlength=2**k)[uniq]
+        shape = np.broadcast_to(counts + delta * 2.0 ** (k - clique.bit_count()),
+                                (n0.size, uniq.size)).copy()
+        shape[:, 0] += n0  # uniq[0] == 0: the marginal cell of the unobserved pattern
+        g = rng.gamma(shape)
+        s_uniq, s_inv = np.unique(uniq & sep, return_inverse=True)
+        sums = np.zeros((n0.size, s_uniq.size))
+        for j in range(s_uniq.size):
+            sums[:, j] = g[:, s_inv == j].sum(axis=1)
+        with np.errstate(divide="ignore"):
+            log_p += np.log(g / sums[:, s_inv])[:, inv]
+    return np.exp(log_p)
+
+
+def _predictive(y: np.ndarray, k: int, delta: float, graphs: Sequence[Decomposition],
+                graph_idx: np.ndarray, n_draws: np.ndarray, seed: int) -> Any:
+    """Posterior predictive check (:func:`tipstat.models.posterior_checks.predictive_check`)
+    from the posterior draws of (graph, N): for each, cell probabilities from the graph's
+    hyper-Dirichlet posterior given the complete table, then the shares of the observed cells.
+    Its own stream (``seed``, key 3): the draws of N are unchanged."""
+    rng = generator(seed, 3)
+    g_flat, n_flat = graph_idx.ravel(), n_draws.ravel()
+    pick = np.sort(rng.choice(g_flat.size, size=min(PPP_DRAWS, g_flat.size), replace=False))
+    n0 = n_flat[pick] - float(y.sum())
+    shares = np.empty((pick.size, 2**k))
+    for g in np.unique(g_flat[pick]):
+        sel = g_flat[pick] == g
+        shares[sel] = hyper_dirichlet_shares(y, k, delta, graphs[g], n0[sel], rng)
+    return predictive_check(y, shares[:, 1:], seed=rng.integers(2**63))
 
 
 def _draw_given_graphs(tables: _Tables, graphs: Sequence[Decomposition], graph_idx: np.ndarray,

@@ -61,8 +61,17 @@ from . import sampling
 from .checks import attach_checks
 from .intervals import equal_tailed
 from .loglinear import _check_histories
+from .posterior_checks import (
+    NOT_IDENTIFIED_WARN,
+    not_identified_caveats,
+    ppp_caveat,
+    predictive_check,
+    prior_shift_caveat,
+    reweighted_upper,
+    softmax_rows,
+)
 
-__all__ = ["fit_latent_class"]
+__all__ = ["fit_latent_class", "not_identified_draws", "several_seen_classes"]
 
 SAMPLERS = sampling.SAMPLERS
 #: R-hat of N above which the chains are reported as disagreeing (warning) ...
@@ -184,6 +193,85 @@ def _prior_contraction(idata: Any, n_lists: int, max_classes: int, a_alpha: floa
     p0_post = idata.posterior["p0"].values.ravel()
     with np.errstate(divide="ignore"):
         return sampling.contraction(special.logit(p0_prior), special.logit(p0_post))
+
+
+#: A latent class is unseen in a posterior draw when fewer than this many of the observed
+#: persons are expected to belong to it (``n pi_k q_k / (1 - p0)``, ``q_k`` its probability of
+#: being on some list): the data then say nothing about its size but that it was hardly seen.
+UNSEEN_CLASS_MEMBERS = 1.0
+
+
+def not_identified_draws(lam: np.ndarray, pi: np.ndarray, n_obs: float) -> np.ndarray:
+    """Per posterior draw, whether N is not identified there: latent classes with fewer than
+    :data:`UNSEEN_CLASS_MEMBERS` expected observed members hold more than half of the draw's
+    probability of being unseen.
+
+    With ``q_k = 1 - prod_j (1 - lambda_jk)`` the probability that a member of class ``k`` is on
+    some list, class ``k`` holds ``pi_k (1 - q_k)`` of the probability of being unseen
+    ``p0 = sum_k pi_k (1 - q_k)`` and is expected to have ``n pi_k q_k / (1 - p0)`` of the
+    ``n`` observed persons. A class with essentially zero detection probability on every list
+    can hold any number of persons: the likelihood of the observed cells hardly changes with
+    it, so the priors on the sticks and on ``lambda`` set how many it holds.
+
+    Parameters
+    ----------
+    lam : array (draws, lists, classes)
+        Capture probabilities.
+    pi : array (draws, classes)
+        Class weights.
+    n_obs : float
+        Persons observed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lam = np.array([[[0.5, 1e-6], [0.5, 1e-6], [0.5, 1e-6]]])   # class 2 never seen
+    >>> not_identified_draws(lam, np.array([[0.5, 0.5]]), 500).tolist()
+    [True]
+    >>> not_identified_draws(lam, np.array([[0.999, 0.001]]), 500).tolist()
+    [False]
+    """
+    unseen_k = pi * np.prod(1.0 - lam, axis=1)              # pi_k (1 - q_k)
+    seen_k = pi - unseen_k                                  # pi_k q_k
+    p0 = unseen_k.sum(axis=1)
+    members = n_obs * seen_k / np.maximum(1.0 - p0, 1e-300)[:, None]
+    ghost = np.where(members < UNSEEN_CLASS_MEMBERS, unseen_k, 0.0).sum(axis=1)
+    return ghost > 0.5 * p0
+
+
+def _rests_on(idata: Any, n_lists: int, n_obs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Observed-cell shares ``P(c) / (1 - p0)`` of every posterior draw (draws x ``2**J -
+    1``) and :func:`not_identified_draws`."""
+    post = idata.posterior
+    n_draws = post.sizes["chain"] * post.sizes["draw"]
+    max_classes = post.sizes["class"]
+    lam = post["lam"].values.reshape(n_draws, n_lists, max_classes)
+    alpha = post["alpha"].values.reshape(-1)
+    e = post["e"].values.reshape(n_draws, max_classes - 1)
+    x = pattern_matrix(n_lists, include_unobserved=True).astype(np.float64)
+    log_pi, joint = _class_log_probs(lam, alpha, e, x)
+    shares = softmax_rows(np.logaddexp.reduce(joint, axis=2)[:, 1:])
+    return shares, not_identified_draws(lam, np.exp(log_pi), n_obs)
+
+
+def several_seen_classes(lam: np.ndarray, pi: np.ndarray, n_obs: float) -> np.ndarray:
+    """Per draw, whether two or more classes are seen (each expected to hold at least
+    :data:`UNSEEN_CLASS_MEMBERS` observed persons). On three lists such a draw is a model with
+    at least ``2 * 3 + 1 = 7`` parameters for the ``2**3 - 2 = 6`` free cells of the observed
+    table: the likelihood has a ridge along which N moves, and the stick-breaking prior picks
+    the point on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lam = np.full((1, 3, 2), 0.5)
+    >>> several_seen_classes(lam, np.array([[0.5, 0.5]]), 100).tolist()
+    [True]
+    """
+    seen_k = pi * (1.0 - np.prod(1.0 - lam, axis=1))
+    p0 = 1.0 - seen_k.sum(axis=1)
+    members = n_obs * seen_k / np.maximum(1.0 - p0, 1e-300)[:, None]
+    return (members >= UNSEEN_CLASS_MEMBERS).sum(axis=1) >= 2
 
 
 # ---------------------------------------------------------------------------- checks
@@ -445,7 +533,13 @@ def fit_latent_class(
         var / prior var`` of ``logit p0`` (``p0`` the probability of being on no list;
         prior draws straight from the priors), with a ``prior_driven`` caveat below
         :data:`tipstat.models.sampling.CONTRACTION_WARN`; sampler problems are
-        ``convergence`` caveats.
+        ``convergence`` caveats. ``not_identified_mass``: share of the draws whose unseen
+        persons sit mostly in classes no list sees (:func:`not_identified_draws`; caveat above
+        5%, status ``lower_bound`` above 50%); with three lists, a ``not_identified_mass``
+        caveat also when two or more classes are seen (:func:`several_seen_classes`).
+        ``ppp``: posterior predictive p-value of the observed cells (caveat ``lack_of_fit``
+        outside [0.05, 0.95]); ``prior_shift``: the upper end under a flat prior on N (the
+        draws reweighted by N; caveat ``prior_driven`` above 25%).
 
     Examples
     --------
@@ -487,6 +581,38 @@ def fit_latent_class(
             f"the data narrowed the prior of the unseen share (logit p0, the log of unseen over "
             f"observed) by only {100 * max(contraction, 0.0):.0f}% of its variance: the prior sets the "
             "interval"), {"contraction": contraction, "threshold": sampling.CONTRACTION_WARN}))
+    # what the posterior rests on, from the same draws (own stream: N is unchanged)
+    checks_seed = post_seeds.spawn(1)[0]
+    n_draws = idata.posterior["N"].values.reshape(-1).astype(float)
+    shares, ghost = _rests_on(idata, h.k, float(counts.sum()))
+    diag["not_identified_mass"] = float(ghost.mean())
+    found, lower = not_identified_caveats(
+        diag["not_identified_mass"],
+        f"in draws where latent classes expected to hold fewer than {UNSEEN_CLASS_MEMBERS:g} "
+        "observed person hold most of the unseen")
+    if h.k == 3:
+        post = idata.posterior
+        several = float(several_seen_classes(
+            post["lam"].values.reshape(-1, 3, max_classes),
+            post["pi"].values.reshape(-1, max_classes), float(counts.sum())).mean())
+        if several > NOT_IDENTIFIED_WARN and not found:
+            found.append(Caveat("not_identified_mass", (
+                f"with three lists, {100 * several:.0f}% of the posterior is on two or more "
+                "latent classes: at least 7 parameters for the 6 free cells of the table, so "
+                "the prior on the classes, not the data, decides how far N extends beyond "
+                "independence"), {"share": several, "threshold": NOT_IDENTIFIED_WARN}))
+    warns += found
+    fit_check = predictive_check(counts, shares, seed=checks_seed)
+    diag["ppp"] = fit_check.ppp
+    lack = ppp_caveat(fit_check, "the latent-class model")
+    if lack is not None:
+        warns.append(lack)
+    ones = np.ones(n_draws.size)
+    shifted = prior_shift_caveat(reweighted_upper(n_draws, ones, ones, level),
+                                 reweighted_upper(n_draws, ones, n_draws, level),
+                                 "on N", "flat (instead of 1/N)", diag)
+    if shifted is not None:
+        warns.append(shifted)
     if n_reruns:
         warns.append(f"{n_reruns} chain run(s) that settled in a minor mode (mean log density more "
                      f"than {LOGP_GAP:g} below the best chain's) were replaced by re-runs with fresh "
@@ -498,10 +624,10 @@ def fit_latent_class(
         warnings.warn(w, TipstatWarning, stacklevel=2)
 
     n_draws = idata.posterior["N"].values.reshape(-1)
-    lower, upper = equal_tailed(n_draws, level, floor=float(counts.sum()))
+    low, upper = equal_tailed(n_draws, level, floor=float(counts.sum()))
     est = Estimate(
         n_hat=float(np.median(n_draws)),
-        ci=(float(lower), float(upper)),
+        ci=(float(low), float(upper)),
         level=float(level),
         n_observed=float(counts.sum()),
         method="latent_class",
@@ -515,4 +641,6 @@ def fit_latent_class(
         seed=seed,
         warnings=tuple(warns),
     )
+    if lower and status == "ok":
+        est = est.as_lower_bound()
     return attach_checks(est, h, check=check)
