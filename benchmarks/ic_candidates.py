@@ -12,6 +12,8 @@ list with some overlap)::
 
     python benchmarks/ic_candidates.py
     python benchmarks/ic_candidates.py --min-seen 1 "default (issue 16)" "bic model average"
+    python benchmarks/ic_candidates.py "default (issue 16)" "default window 3:1" \
+        "default window 5:1" "default window 10:1"
 """
 
 from __future__ import annotations
@@ -64,6 +66,22 @@ def heterogeneity_aware(h: CaptureHistories, criterion: str = "bic") -> Estimate
     return min(ok, key=lambda c: getattr(c, criterion)) if ok else cands[0]
 
 
+def default_with_window(odds: float) -> Callable[[CaptureHistories], Estimate]:
+    """tipstat's default with Occam's window at ``odds``:1 instead of 20:1 (for the lower
+    bound and the interval alike): what a different window would have given."""
+    from tipstat.models import default
+
+    def run(h: CaptureHistories) -> Estimate:
+        kept = default.OCCAM_ODDS
+        default.OCCAM_ODDS = odds
+        try:
+            return tipstat.estimate_population(h)
+        finally:
+            default.OCCAM_ODDS = kept
+
+    return run
+
+
 VARIANTS: dict[str, Callable[[CaptureHistories], Estimate]] = {
     "bic (default)": lambda x: tipstat.select_loglinear(x, "bic"),
     "bic max_order=3": lambda x: tipstat.select_loglinear(x, "bic", max_order=3),
@@ -73,6 +91,10 @@ VARIANTS: dict[str, Callable[[CaptureHistories], Estimate]] = {
     # tipstat.estimate_population since issue 16: the BIC average, its interval joined over
     # Occam's window, a lower bound where a defensible model bounds nothing
     "default (issue 16)": lambda x: tipstat.estimate_population(x),
+    # the same default with another window (docs/validation.md, "One lower-bound rule")
+    "default window 3:1": default_with_window(3.0),
+    "default window 5:1": default_with_window(5.0),
+    "default window 10:1": default_with_window(10.0),
     "aic model average": lambda x: tipstat.select_loglinear(x, "aic", average=True),
     "all2": lambda x: tipstat.fit_loglinear(x, "all2"),
     "bic + Mth models": with_heterogeneity_models,

@@ -43,6 +43,41 @@ def load_table():
     return load
 
 
+@pytest.fixture
+def caveat_method():
+    """The name of a comparison method registered for one test, whose three estimates carry
+    Caveats and statuses that are not estimates (made here: the CLI and the report show
+    whatever the estimators attach): a lower bound ``[321, inf)`` with ``lower_bound_only``
+    and ``untestable_weight``; a not-identifiable fit with ``not_identified_mass``; an
+    estimate that does not exist, with a plain-text warning (code ``note``). Their odd numbers
+    (987 as the lower bound's point, 5,555 and 7,777 with their intervals 4,444-6,666 and
+    7,000-8,000) must never be shown as estimates."""
+    from tipstat.comparison import METHODS, Method, register_method
+    from tipstat.estimate import Caveat, Estimate
+
+    def runner(h, options):
+        common = {"level": 0.95, "n_observed": float(h.n_observed), "ci_method": "profile"}
+        return [
+            Estimate(n_hat=987.0, ci=(321.0, 1900.0), method="default (test)", model="[bound]",
+                     **common,
+                     warnings=(Caveat("lower_bound_only", "only a lower bound on N is "
+                                      "supported", {"bound": 321.0}),
+                               Caveat("untestable_weight", "94% of the weight on models with "
+                                      "no residual df", {"share": 0.94}))).as_lower_bound(),
+            Estimate(n_hat=5555.0, ci=(4444.0, 6666.0), method="test", model="[nid]",
+                     status="not_identifiable", **common,
+                     warnings=(Caveat("not_identified_mass", "71% of the posterior where N "
+                                      "is not identified", {"mass": 0.71}),)),
+            Estimate(n_hat=7777.0, ci=(7000.0, 8000.0), method="test", model="[dne]",
+                     status="does_not_exist", **common, warnings=("a plain-text warning",)),
+        ]
+
+    register_method(Method("caveat_test", "caveat test", "log-linear", "fit_loglinear",
+                           runner=runner, default=False))
+    yield "caveat_test"
+    del METHODS["caveat_test"]
+
+
 @pytest.fixture(scope="session")
 def r_reference() -> pd.DataFrame:
     return pd.read_csv(REFERENCE / "r_reference.csv")

@@ -609,36 +609,6 @@ def test_an_unreadable_table_is_refused_as_records_are(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------------- caveats (issue 16)
-@pytest.fixture
-def caveat_method():
-    """A registered method whose estimates carry Caveats and statuses that are not estimates
-    (made here: the CLI shows whatever the estimators attach). Their odd numbers (987 as the
-    lower bound's point, 5,555 and 7,777) must never be printed as estimates."""
-    from tipstat.comparison import METHODS, Method, register_method
-    from tipstat.estimate import Caveat, Estimate
-
-    def runner(h, options):
-        common = {"level": 0.95, "n_observed": float(h.n_observed), "ci_method": "profile"}
-        return [
-            Estimate(n_hat=987.0, ci=(321.0, 1900.0), method="bound", model="[bound]",
-                     **common,
-                     warnings=(Caveat("lower_bound_only", "only a lower bound on N is "
-                                      "supported", {"bound": 321.0}),
-                               Caveat("untestable_weight", "94% of the weight on models with "
-                                      "no residual df", {"weight": 0.94}))).as_lower_bound(),
-            Estimate(n_hat=5555.0, ci=(4444.0, 6666.0), method="nid", model="[nid]",
-                     status="not_identifiable", **common,
-                     warnings=(Caveat("prior_driven", "the prior decides", {"shift": 0.5}),)),
-            Estimate(n_hat=7777.0, ci=(7000.0, 8000.0), method="dne", model="[dne]",
-                     status="does_not_exist", **common, warnings=("a plain-text warning",)),
-        ]
-
-    register_method(Method("caveat_test", "caveat test", "log-linear", "fit_loglinear",
-                           runner=runner, default=False))
-    yield "caveat_test"
-    del METHODS["caveat_test"]
-
-
 def _no_bare_numbers(text):
     for number in ("987", "5,555", "5555", "4,444", "6,666", "7,777", "7777"):
         assert number not in text, number
@@ -653,7 +623,8 @@ def test_estimate_shows_every_caveat_and_no_number_for_a_non_estimate(capsys, ca
     assert "does not exist (no estimate)" in out
     for line in ("[lower_bound_only] only a lower bound on N is supported",
                  "[untestable_weight] 94% of the weight on models with no residual df",
-                 "[prior_driven] the prior decides", "[note] a plain-text warning"):
+                 "[not_identified_mass] 71% of the posterior where N is not identified",
+                 "[note] a plain-text warning"):
         assert line in out
     assert "reliability check: switched off (--no-reliability)" in out
     code, data = run_json(capsys, "estimate", "Korea_3", "--method", caveat_method,
@@ -665,7 +636,7 @@ def test_estimate_shows_every_caveat_and_no_number_for_a_non_estimate(capsys, ca
         {"code": "lower_bound_only", "message": "only a lower bound on N is supported",
          "values": {"bound": 321.0}},
         {"code": "untestable_weight", "message": "94% of the weight on models with no "
-         "residual df", "values": {"weight": 0.94}}]
+         "residual df", "values": {"share": 0.94}}]
     assert nid["shown"] == "not identifiable" and dne["shown"] == "does not exist"
     assert dne["warnings"] == [{"code": "note", "message": "a plain-text warning", "values": {}}]
     assert data["reliability"] == {"rating": "not_assessed",
@@ -729,9 +700,9 @@ def test_compare_shows_caveat_codes_and_messages(capsys, tmp_path, caveat_method
                           f"{caveat_method},independence")
     assert code == 0
     assert data["results"][0]["warning_codes"] == ["lower_bound_only", "untestable_weight"]
-    assert data["results"][1]["warnings"] == [{"code": "prior_driven",
-                                               "message": "the prior decides",
-                                               "values": {"shift": 0.5}}]
+    assert data["results"][1]["warnings"] == [{"code": "not_identified_mass",
+                                               "message": "71% of the posterior where N is "
+                                               "not identified", "values": {"mass": 0.71}}]
 
 
 def test_indicator_lines_show_the_caveats_of_the_fit_and_the_pooled_check():

@@ -206,8 +206,8 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
                                     "linear-programming check"),
     "model_averaged": DiagnosticKey("bool", "N-hat is an AIC/BIC model average, not one model's "
                                     "estimate"),
-    "extended_weight": DiagnosticKey("float", "share of the averaging weight on models with "
-                                     "extended MLEs"),
+    "extended_weight": DiagnosticKey("float", "share of the criterion weight (posterior "
+                                     "probability) on models with extended MLEs"),
     "untestable_weight": DiagnosticKey("float", "share of the criterion weight (posterior "
                                        "probability) on models with no residual df"),
     "excluded_weight": DiagnosticKey("float", "share of the criterion weight the left-out "
@@ -219,8 +219,8 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
                                  "the method computed before the checks found that only a lower "
                                  "bound is supported ({'n_hat', 'ci', 'se', 'status'}; not for "
                                  "publication)"),
-    "default_weights": DiagnosticKey("dict", "estimate_population: BIC weight on unbounded, "
-                                     "untestable and boundary models, Occam window, bound"),
+    "default_weights": DiagnosticKey("dict", "estimate_population: the BIC weight shares "
+                                     "behind its answer, Occam window, bound"),
     "model_obj": DiagnosticKey("object", "the selected stratified model (internal object)"),
     "completed_counts": DiagnosticKey("ndarray", "observed counts, strata x patterns (EM-"
                                       "completed when missing='em')"),

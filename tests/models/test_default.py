@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 import tipstat
-from tipstat.models.default import OCCAM_ODDS, UNTESTABLE_SHARE, weight_shares
+from tipstat.models.default import BOUND_SHARE, OCCAM_ODDS
+from tipstat.models.selection import weight_shares
 from tipstat.simulate_populations import populations
 from tipstat.validate import internal_consistency
 
@@ -62,7 +63,7 @@ def test_a_model_with_no_finite_estimate_in_occams_window_gives_a_lower_bound():
     # Binette & Steorts' check, list C of Australia_4: its 260 members, 62 of them on lists
     # A, B, D. The BIC average said 89 [70, 157], missing 260 with status "extended" and no
     # warning. The model [A:B] has no finite MLE (N -> infinity) and a BIC 2.5 above the best
-    # (odds 3.4:1, inside the 20:1 window): the data put no upper end on N.
+    # (odds 3.46:1, inside the 20:1 window): the data put no upper end on N.
     h = tipstat.datasets.load("Australia_4")
     sub, n_true, _ = tipstat.validate.sub_histories(h, "C")
     est = tipstat.estimate_population(sub)
@@ -71,14 +72,22 @@ def test_a_model_with_no_finite_estimate_in_occams_window_gives_a_lower_bound():
     assert est.ci[1] == math.inf and sub.n_observed <= est.ci[0] <= n_true
     codes = {w.code for w in est.warnings}
     assert {"dropped_models", "lower_bound_only"} <= codes
+    bound = next(w for w in est.warnings if w.code == "lower_bound_only")
+    assert [w.code for w in est.warnings].count("lower_bound_only") == 1
     cand = est.diagnostics["models"]
-    shares = weight_shares(cand)
-    assert shares["best_unbounded"] >= shares["best_usable"] / OCCAM_ODDS
+    # the window, recomputed from the candidate table: BIC weights over every candidate with
+    # a finite BIC, the left-out ones included
+    fin = np.isfinite(cand.bic)
+    v = np.exp(-(cand.bic[fin] - cand.bic[fin].min()) / 2)
+    usable = cand.status[fin].isin(["ok", "extended"])
+    odds = v[usable].max() / v[~usable].max()
+    assert odds == pytest.approx(3.46, abs=0.01) and odds <= OCCAM_ODDS
+    assert weight_shares(cand)["best_excluded_odds"] == pytest.approx(odds, rel=1e-12)
+    assert bound.values["best_odds"] == pytest.approx(odds, rel=1e-12)
     # the bound is the smaller lower end of the average and of Chao's lower-bound model
     chao = tipstat.fit_closedp_model(sub, "Mth Chao (LB)")
     avg = tipstat.select_loglinear(sub, "bic", average=True)
     assert est.ci[0] == pytest.approx(min(chao.ci[0], avg.ci[0]), rel=1e-12)
-    bound = next(w for w in est.warnings if w.code == "lower_bound_only")
     assert bound.values["lower"] == est.ci[0]
     # no number where there is none: the bound is ci[0], the smaller point in the caveat
     assert math.isnan(est.n_hat)
@@ -99,7 +108,7 @@ def test_weight_on_the_untestable_saturated_model_gives_a_lower_bound():
     assert avg.diagnostics["unsupported"]["n_hat"] == pytest.approx(61_050, rel=1e-6)
     est = tipstat.estimate_population(h)
     assert est.status == "lower_bound" and est.ci[1] == math.inf
-    assert est.diagnostics["default_weights"]["untestable"] > UNTESTABLE_SHARE
+    assert est.diagnostics["default_weights"]["untestable_weight"] > BOUND_SHARE
     assert {"untestable_weight", "lower_bound_only"} <= {w.code for w in est.warnings}
     assert est.ci[0] < avg.ci[0] and math.isnan(est.n_hat)
 
@@ -119,20 +128,27 @@ def test_lower_bound_holds_where_heterogeneity_defeats_the_models():
         if est.status == "lower_bound":
             bounds += 1
             assert est.ci[0] <= pop.n and est.ci[1] == math.inf
-            assert est.diagnostics["default_weights"]["untestable"] > UNTESTABLE_SHARE
+            assert est.diagnostics["default_weights"]["unbounded_weight"] > BOUND_SHARE
     assert bounds >= 3
 
 
 @pytest.mark.parametrize(("name", "status"), [("Netherlands_5", "extended"), ("UK_5", "ok")])
 def test_status_is_the_best_models_and_extended_weight_is_reported(load_table, name, status):
     # Netherlands_5's best BIC model has an extended MLE (zero fitted cells): the average says
-    # so instead of "ok"; the share of weight on extended fits comes from the candidate table
+    # so instead of "ok"; the share of weight on extended fits comes from the candidate table:
+    # BIC weights over every candidate with a finite BIC (the left-out models included), the
+    # one definition of selection.weight_shares
     h = load_table(name)
     est = tipstat.estimate_population(h)
     cand = est.diagnostics["models"]
     assert est.status == status == cand.status.iloc[0]
-    share = float(cand.weight[cand.status == "extended"].sum())
+    fin = np.isfinite(cand.bic)
+    v = np.exp(-(cand.bic[fin] - cand.bic[fin].min()) / 2)
+    v /= v.sum()
+    share = float(v[cand.status[fin] == "extended"].sum())
     assert est.diagnostics["extended_weight"] == pytest.approx(share, abs=1e-12)
+    assert est.diagnostics["default_weights"]["extended_weight"] == est.diagnostics[
+        "extended_weight"]
     assert 0 < share < 1
     assert est.ok
 

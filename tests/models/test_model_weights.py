@@ -113,13 +113,47 @@ def test_models_without_mle_are_counted_with_the_weight_they_would_carry():
     assert est.status == "lower_bound"
 
 
+def _all_weights(models):
+    """BIC weights over every candidate with a finite BIC, the left-out ones included."""
+    fin = np.isfinite(models.bic.to_numpy(dtype=float))
+    v = np.zeros(len(models))
+    b = models.bic.to_numpy(dtype=float)[fin]
+    v[fin] = np.exp(-(b - b.min()) / 2)
+    return v / v.sum()
+
+
 def test_boundary_weight_is_the_weight_of_the_extended_rows():
+    # no one on A and C together, nor on all three: most models fit some cells to zero
+    h = CaptureHistories(np.array([50, 40, 10, 30, 0, 5, 0.]), ["A", "B", "C"])
+    est = tipstat.select_loglinear(h, "bic", average=True)
+    models = est.diagnostics["models"]
+    v = _all_weights(models)
+    share = float(v[models.status == "extended"].sum())
+    assert share > 0.9 > selection.BOUNDARY_WARN  # 93%: [A:C] alone carries 81%
+    assert _caveat(est, "boundary_weight").values["share"] == pytest.approx(share, abs=1e-12)
+    assert est.diagnostics["extended_weight"] == pytest.approx(share, abs=1e-12)
+
+
+def test_one_denominator_for_every_share():
+    """The shares are of one set of weights (every candidate compared, left-out ones
+    included), so they add up: on the table above where left-out models carry 92% of the
+    weight, the boundary fits that carry 97% of the average's own weight carry 8% of it."""
     h = CaptureHistories(np.array([50, 40, 10, 30, 0, 0, 0.]), ["A", "B", "C"])
     est = tipstat.select_loglinear(h, "bic", average=True)
     models = est.diagnostics["models"]
-    share = float(models.loc[models.status == "extended", "weight"].sum())
-    assert share > selection.BOUNDARY_WARN
-    assert _caveat(est, "boundary_weight").values["share"] == pytest.approx(share, abs=1e-12)
+    v = _all_weights(models)
+    left_out = ~models.status.isin(["ok", "extended"]).to_numpy()
+    extended = (models.status == "extended").to_numpy()
+    assert float(models.weight[extended].sum()) == pytest.approx(0.97, abs=0.01)
+    d = est.diagnostics
+    assert d["excluded_weight"] == pytest.approx(float(v[left_out].sum()), abs=1e-12)
+    assert d["extended_weight"] == pytest.approx(float(v[extended].sum()), abs=1e-12)
+    assert d["excluded_weight"] == pytest.approx(0.915, abs=0.001)
+    assert d["extended_weight"] == pytest.approx(0.082, abs=0.001)
+    assert d["unbounded_weight"] == d["excluded_weight"] + d["untestable_weight"]
+    # the caveat reports the extended share it would carry, below its threshold here
+    assert "boundary_weight" not in _codes(est)
+    assert est.status == "lower_bound"
 
 
 # ---------------------------------------------------------------- stepwise rules and fit
@@ -296,3 +330,69 @@ def test_bootstrap_of_a_stepwise_rule_keeps_its_caveats():
     h, _ = _table(4, 3000, -1.2, triples={(0, 1, 2): 1.5})
     est = tipstat.bootstrap(h, "stepwise", n_boot=20, seed=1)
     assert _caveat(est, "lack_of_fit").values["df"] == est.df
+
+
+# ---------------------------------------------------------------- one lower-bound rule
+def test_the_lower_bound_rule_is_selections_with_the_defaults_parameters():
+    """The default applies select_loglinear's own lower-bound rule with Occam's window
+    (bound_odds=20) instead of undoing it and applying another. On this table the best model
+    [A:B] (N-hat 2,772, status ok) is favoured over the best left-out one ([A:B, B:C], no
+    MLE) by BIC odds exp((60.434 - 57.736) / 2) = 3.85:1 only; the left-out models together
+    would carry 41% of the weight, under the majority of the plain rule."""
+    h = CaptureHistories(np.array([60, 50, 20, 40, 0, 0, 2.]), ["A", "B", "C"])
+    plain = tipstat.select_loglinear(h, "bic", average=True)
+    models = plain.diagnostics["models"]
+    bic = models.bic.to_numpy(dtype=float)
+    left_out = ~models.status.isin(["ok", "extended"]).to_numpy()
+    odds = math.exp((bic[left_out].min() - bic[~left_out].min()) / 2)
+    assert odds == pytest.approx(3.85, abs=0.01)
+    assert plain.diagnostics["excluded_weight"] == pytest.approx(0.406, abs=0.001)
+    assert plain.status == "ok" and "dropped_models" in _codes(plain)
+    window = tipstat.select_loglinear(h, "bic", average=True, bound_odds=20)
+    c = _caveat(window, "lower_bound_only")
+    assert window.status == "lower_bound" and "Occam's window" in c
+    assert c.values["best_odds"] == pytest.approx(odds, rel=1e-9)
+    assert window.diagnostics["unsupported"]["n_hat"] == pytest.approx(plain.n_hat, rel=1e-12)
+    # the window's edge: odds of at most bound_odds put the left-out model inside
+    assert tipstat.select_loglinear(h, "bic", average=True,
+                                    bound_odds=odds * (1 + 1e-9)).status == "lower_bound"
+    assert tipstat.select_loglinear(h, "bic", average=True, bound_odds=3.0).status == "ok"
+    # the default: the same decision, its own lower end (the smaller of the average's and
+    # Chao's), one lower_bound_only caveat that keeps the rule's numbers
+    est = tipstat.estimate_population(h, check=False)
+    assert est.status == "lower_bound" and est.ci[1] == math.inf
+    bound = _caveat(est, "lower_bound_only")
+    assert bound.values["best_odds"] == c.values["best_odds"]
+    chao = tipstat.fit_closedp_model(h, "Mth Chao (LB)")
+    assert est.ci[0] == pytest.approx(min(window.ci[0], chao.ci[0]), rel=1e-12)
+    assert bound.values["lower"] == est.ci[0]
+
+
+def test_lower_bound_reasons_is_the_rule_written_down():
+    rule = selection.lower_bound_reasons
+    kw = {"criterion": "bic", "average": True, "chosen_df": 3.0}
+    # the majority of the weight on models that cannot bound N (left out plus untestable)
+    assert rule({"unbounded_weight": 0.6, "best_excluded_odds": 100.0}, **kw) != []
+    assert rule({"unbounded_weight": 0.6, "best_excluded_odds": 100.0}, **kw,
+                bound_share=0.7) == []
+    assert rule({"unbounded_weight": 0.5, "best_excluded_odds": 100.0}, **kw) == []
+    # Occam's window only where asked for, and only when something could be averaged
+    s = {"unbounded_weight": 0.1, "best_excluded_odds": 20.0}
+    assert rule(s, **kw) == [] and len(rule(s, **kw, bound_odds=20.0)) == 1
+    assert rule(s, **kw, bound_odds=19.9) == []
+    assert rule(s, **kw, bound_odds=20.0, estimable=False) == [
+        "no candidate model has a finite, identified estimate"]
+    # a single model chosen with no residual df
+    assert rule({"unbounded_weight": 0.0}, criterion="bic", average=False, chosen_df=0.0)
+
+
+def test_an_average_with_nothing_to_average_is_a_bound_at_the_persons_seen():
+    # no one on two lists: every model's MLE is infinite or N is not identified
+    h = CaptureHistories(np.array([50, 40, 0, 30, 0, 0, 0.]), ["A", "B", "C"])
+    est = tipstat.select_loglinear(h, "bic", average=True, check=False)
+    assert est.status == "lower_bound" and est.ci == (120.0, math.inf)
+    assert est.diagnostics["excluded_weight"] == pytest.approx(1.0, abs=1e-12)
+    assert "no candidate model has a finite" in _caveat(est, "lower_bound_only")
+    assert "100% of the BIC weight" in _caveat(est, "lower_bound_only")
+    dflt = tipstat.estimate_population(h, check=False)
+    assert dflt.status == "lower_bound" and dflt.ci == (120.0, math.inf)

@@ -614,51 +614,17 @@ def test_headline_of_an_unstratified_sdg_table():
 
 
 # ---------------------------------------------------------------------------- caveats (issue 16)
-def _caveat_comparison(h):
-    """A comparison whose rows carry Caveats and statuses that are not estimates, built from
-    Estimates made here (the report renders whatever the estimators attach). The numbers a
-    non-estimate carries (5,555 and 7,777; 987 for the lower bound's point) are odd on
-    purpose: they must never be shown as estimates."""
-
-    from tipstat.comparison import METHODS, Method, register_method
-    from tipstat.estimate import Caveat, Estimate
-
-    n = float(h.n_observed)
-
-    def runner(hh, options):
-        common = {"level": 0.95, "n_observed": n, "ci_method": "profile"}
-        return [
-            Estimate(n_hat=987.0, ci=(321.0, 1900.0), method="default (test)", model="[bound]",
-                     **common,
-                     warnings=(Caveat("lower_bound_only", "only a lower bound on N is "
-                                      "supported", {"bound": 321.0}),
-                               Caveat("untestable_weight", "94% of the weight on models with "
-                                      "no residual df", {"weight": 0.94}))).as_lower_bound(),
-            Estimate(n_hat=5555.0, ci=(4444.0, 6666.0), method="test", model="[nid]",
-                     status="not_identifiable", **common,
-                     warnings=(Caveat("not_identified_mass", "71% of the posterior where N "
-                                      "is not identified", {"mass": 0.71}),)),
-            Estimate(n_hat=7777.0, ci=(7000.0, 8000.0), method="test", model="[dne]",
-                     status="does_not_exist", **common, warnings=("a plain-text warning",)),
-        ]
-
-    register_method(Method("caveat_test", "caveat test", "log-linear", "fit_loglinear",
-                           runner=runner, default=False))
-    try:
-        return tipstat.compare(h, ["caveat_test", "independence"])
-    finally:
-        del METHODS["caveat_test"]
-
-
 def _visible(page):
     """The page without the embedded JSON results and the images."""
     page = re.sub(r'<script type="application/json".*?</script>', "", page, flags=re.S)
     return re.sub(r'src="data:image/png;base64,[^"]*"', 'src=""', page)
 
 
-def test_caveats_are_shown_and_non_estimates_carry_no_number():
+def test_caveats_are_shown_and_non_estimates_carry_no_number(caveat_method):
+    # the comparison of the conftest's caveat_method (Caveats and statuses that are not
+    # estimates; the report renders whatever the estimators attach)
     h = tipstat.datasets.load("Korea_3")
-    table = _caveat_comparison(h)
+    table = tipstat.compare(h, [caveat_method, "independence"])
     assert table["warning_codes"].tolist()[:3] == [
         "lower_bound_only; untestable_weight", "not_identified_mass", "note"]
     page = build_report(h, comparison=table, reliability="switched off (--no-reliability)")
@@ -676,7 +642,7 @@ def test_caveats_are_shown_and_non_estimates_carry_no_number():
     rec = data["estimates"][0]
     assert rec["status"] == "lower_bound" and rec["n_hat"] is None   # no point for a bound
     assert rec["warnings"][1] == {"code": "untestable_weight", "message": "94% of the weight "
-                                  "on models with no residual df", "values": {"weight": 0.94}}
+                                  "on models with no residual df", "values": {"share": 0.94}}
     assert data["estimates"][2]["warning_codes"] == ["note"]
     # the block: one entry per estimate, each caveat with its code
     block = visible.split('<section id="cannot-support">')[1].split("</section>")[0]
@@ -699,11 +665,11 @@ def test_caveats_are_shown_and_non_estimates_carry_no_number():
     assert 'id="headline-note"' not in with_sdg and "987" not in with_sdg
 
 
-def test_comparison_html_shows_codes_and_no_number_for_non_estimates():
+def test_comparison_html_shows_codes_and_no_number_for_non_estimates(caveat_method):
     from tipstat.report.tables import comparison_html, comparison_records
 
     h = tipstat.datasets.load("Korea_3")
-    table = _caveat_comparison(h)
+    table = tipstat.compare(h, [caveat_method, "independence"])
     page = comparison_html(table)
     for number in ("987", "5,555", "7,777"):
         assert number not in page, number

@@ -1055,8 +1055,8 @@ def fit_loglinear_bma(
 
 
 #: Posterior probability above which the weight on untestable models (no residual df) or on
-#: models whose MLE does not exist / whose N is not identified gives a caveat (as
-#: :data:`tipstat.models.selection.UNTESTABLE_WARN`: the majority of the average) ...
+#: models whose MLE does not exist / whose N is not identified gives a caveat (the majority
+#: of the average) ...
 UNTESTABLE_WARN = 0.5
 NOT_IDENTIFIED_WARN = 0.05
 BOUNDARY_WARN = 0.25

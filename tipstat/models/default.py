@@ -23,11 +23,17 @@ what do they say? Three rules, each argued from the literature and none tuned to
    or whose N is not identified (Chan, Silverman & Vincent 2021) and averages the rest. Their
    BIC is finite, so they compete: when one of them is inside Occam's window, a model the data
    cannot rule out puts no finite bound on N, and the status is ``"lower_bound"``.
-3. *Untestable weight*: a model with no residual df (the saturated model with three lists)
-   reproduces the observed cells exactly; it wins the BIC comparison when every testable
-   model fails, and its N then rests on the untestable absence of the highest-order
-   interaction. When more than half of the weight is on such models the status is
-   ``"lower_bound"`` too.
+3. *Most of the weight bounds nothing*: a model with no residual df (the saturated model with
+   three lists) reproduces the observed cells exactly; it wins the BIC comparison when every
+   testable model fails, and its N then rests on the untestable absence of the highest-order
+   interaction. When more than half of the weight is on such models and on the left-out ones
+   together, the status is ``"lower_bound"`` too.
+
+Rules 2 and 3 are the one lower-bound rule of model selection
+(:func:`tipstat.models.selection.lower_bound_reasons`, with the weight shares of
+:func:`tipstat.models.selection.weight_shares`), which the default applies through
+``select_loglinear(..., bound_share=0.5, bound_odds=20)``; it adds only the Occam interval
+and the lower end below.
 
 A lower bound is the smaller lower end of the BIC average and of Chao's lower-bound model
 (Rcapture's Mth Chao (LB); Chao 1987), which is a lower bound under capture heterogeneity, the
@@ -44,7 +50,6 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -54,16 +59,16 @@ from ..estimate import Caveat, Estimate, merge_caveats
 from ..histories import CaptureHistories
 from ..validate import check_assumptions
 
-__all__ = ["DEFAULT_RULE", "OCCAM_ODDS", "UNTESTABLE_SHARE", "estimate_population",
-           "weight_shares"]
+__all__ = ["BOUND_SHARE", "DEFAULT_RULE", "OCCAM_ODDS", "estimate_population"]
 
 NAME = "default (BIC model average)"
 #: Occam's window (Madigan & Raftery 1994): models whose BIC weight is at least 1/20 of the
 #: best model's (posterior odds below 20:1, "strong" evidence in Raftery 1995) stay defensible
 OCCAM_ODDS = 20.0
-#: Above this share of the BIC weight on untestable (df = 0) models, the estimate rests on an
-#: assumption the data cannot check: only a lower bound is reported
-UNTESTABLE_SHARE = 0.5
+#: Above this share of the BIC weight on models that cannot bound N from above (untestable,
+#: df = 0, and left-out models together; the majority), the estimate rests on an assumption
+#: the data cannot check: only a lower bound is reported
+BOUND_SHARE = 0.5
 #: Chao's lower-bound model is fitted on its 2^K design up to this many lists
 CHAO_MAX_LISTS = 12
 
@@ -93,11 +98,14 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     model's own standard error. That interval is then joined with the log-normal interval
     of every usable model in Occam's window (from its own :math:`\\hat N_m` and ``se_m``),
     :math:`w_m \\ge \\max_l w_l / 20`. The status is ``"lower_bound"``, with interval
-    :math:`[L, \\infty)` and a ``lower_bound_only`` caveat, when a model with no finite or
-    identified N is in that window (BIC weights counted over every candidate), when more than
-    half of the weight is on untestable (df = 0) models, or when no model has a finite estimate;
-    :math:`L` is the smaller 95% lower end of the average and of Chao's lower-bound model
-    (module docstring). Caveats ``dropped_models``, ``untestable_weight`` and
+    :math:`[L, \\infty)` and a ``lower_bound_only`` caveat, by the lower-bound rule of
+    :func:`tipstat.select_loglinear` with ``bound_odds=20`` and ``bound_share=0.5``: when a
+    model with no finite or identified N is in that window (BIC weights counted over every
+    candidate, :func:`tipstat.models.selection.weight_shares`), when more than half of the
+    weight is on models that cannot bound N (left out, or untestable: df = 0), or when no
+    model has a finite estimate; :math:`L` is the smaller 95% lower end of the average and of
+    Chao's lower-bound model (module docstring). Caveats ``dropped_models``,
+    ``untestable_weight`` and
     ``boundary_weight`` report those weights (``diagnostics["default_weights"]``). The deviance,
     df, AIC and BIC reported are those of the best model, so the lack-of-fit warnings of
     :func:`tipstat.validate.assumption_warnings` apply.
@@ -186,19 +194,15 @@ def estimate_population(h: CaptureHistories, *, level: float = 0.95, ci: str = "
     else:
         from .selection import select_loglinear
 
-        est = select_loglinear(h, "bic", average=True, level=level, check=False)
-        if est.status == "lower_bound":
-            # the average's own rule found only a bound; the default's rules below decide
-            # from the average's numbers (and keep the caveats it attached)
-            u = est.diagnostics["unsupported"]
-            est = replace(est, status=u["status"], n_hat=u["n_hat"], ci=tuple(u["ci"]),
-                          se=u["se"])
+        est = select_loglinear(h, "bic", average=True, level=level, check=False,
+                               bound_share=BOUND_SHARE, bound_odds=OCCAM_ODDS)
         if est.status in ("not_converged", "failed"):
-            # a search stopped at its work budget (or a failure) says so itself: the rules
-            # below would read its missing average as "no model has an estimate"
+            # a search stopped at its work budget (or a failure) says so itself
             est = replace(est, method=NAME)
+        elif est.status == "lower_bound":
+            est = _lower_bound(h, est, level)
         else:
-            est = _honest_interval(h, est, level)
+            est = _occam_interval(h, est, level)
     if check:
         est = check_assumptions(est, h)
     return est
@@ -211,47 +215,6 @@ def _lognormal(n_obs: float, n_hat: float, se: float, z: float) -> tuple[float, 
         return (n_hat, n_hat)
     c = math.exp(z * math.sqrt(math.log1p((se / dark) ** 2)))
     return (n_obs + dark / c, n_obs + dark * c)
-
-
-def weight_shares(models: pd.DataFrame) -> dict[str, float]:
-    r"""BIC weights of every candidate with a finite BIC, *including* the left-out ones.
-
-    ``select_loglinear`` averages only the models with a finite, identified N-hat and so
-    gives the others weight 0. Here every candidate with a finite BIC gets
-    :math:`w_m \propto \exp(-\Delta_m / 2)`, and the shares are summed by kind:
-    ``unbounded`` (the MLE of N does not exist or N is not identifiable: no finite upper end),
-    ``untestable`` (a usable model with no residual df: its fit cannot be tested),
-    ``boundary`` (a usable extended MLE). ``best_usable`` and ``best_unbounded`` are the
-    largest weights of a usable and of an unbounded model.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> t = pd.DataFrame({"bic": [10.0, 10.0], "status": ["ok", "does_not_exist"],
-    ...                   "n_hat": [100.0, float("inf")], "df": [1.0, 2.0]})
-    >>> weight_shares(t)["unbounded"]
-    0.5
-    """
-    bic = pd.to_numeric(models["bic"], errors="coerce").to_numpy(dtype=float)
-    keep = np.isfinite(bic)
-    shares = {"unbounded": 0.0, "untestable": 0.0, "boundary": 0.0, "best_usable": 0.0,
-              "best_unbounded": 0.0}
-    if not keep.any():
-        return shares
-    status = models["status"].to_numpy()[keep]
-    n_hat = pd.to_numeric(models["n_hat"], errors="coerce").to_numpy(dtype=float)[keep]
-    df = pd.to_numeric(models["df"], errors="coerce").to_numpy(dtype=float)[keep]
-    w = np.exp(-(bic[keep] - bic[keep].min()) / 2)
-    w /= w.sum()
-    usable = np.isin(status, ("ok", "extended")) & np.isfinite(n_hat)
-    unbounded = np.isin(status, ("does_not_exist", "not_identifiable")) | (
-        np.isinf(n_hat) & ~usable)
-    shares["unbounded"] = float(w[unbounded].sum())
-    shares["untestable"] = float(w[usable & (df == 0)].sum())
-    shares["boundary"] = float(w[usable & (status == "extended")].sum())
-    shares["best_usable"] = float(w[usable].max()) if usable.any() else 0.0
-    shares["best_unbounded"] = float(w[unbounded].max()) if unbounded.any() else 0.0
-    return shares
 
 
 def _chao_lower(h: CaptureHistories, level: float) -> tuple[float, float]:
@@ -269,83 +232,60 @@ def _chao_lower(h: CaptureHistories, level: float) -> tuple[float, float]:
     return (float(chao.n_hat), float(chao.ci[0]))
 
 
-def _honest_interval(h: CaptureHistories, est: Estimate, level: float) -> Estimate:
-    """The BIC average turned into the default's answer (rules in the module docstring)."""
-    alpha = 1.0 - level
-    z = float(stats.norm.ppf(1 - alpha / 2))
-    models = est.diagnostics.get("models")
-    if not isinstance(models, pd.DataFrame) or models.empty:
-        shares = {"unbounded": 0.0, "untestable": 0.0, "boundary": 0.0, "best_usable": 1.0,
-                  "best_unbounded": 0.0}
-        models = pd.DataFrame(columns=["bic", "status", "n_hat", "se", "df", "weight"])
-    else:
-        shares = weight_shares(models)
-    usable_avg = est.ok and math.isfinite(est.n_hat)
+def _lower_bound(h: CaptureHistories, est: Estimate, level: float) -> Estimate:
+    """The selection's lower bound, with the default's lower end: the smaller lower end of the
+    BIC average and of Chao's lower-bound model (module docstring)."""
     n_obs = float(h.n_observed)
-    caveats: list[Caveat] = []
-    bound_reasons: list[str] = []
-    if not usable_avg:
-        bound_reasons.append("no candidate model has a finite, identified estimate")
-    in_window = usable_avg and shares["best_unbounded"] >= shares["best_usable"] / OCCAM_ODDS
-    if shares["unbounded"] > alpha / 2 or in_window:
-        msg = (f"{shares['unbounded']:.0%} of the BIC weight (counting the candidates that the "
-               "average leaves out) is on models under which N has no finite maximum-likelihood "
-               "estimate or is not identified")
-        caveats.append(Caveat("dropped_models", msg, {"weight": shares["unbounded"],
-                                                      "best_weight": shares["best_unbounded"]}))
-    if in_window:
-        odds = shares["best_usable"] / shares["best_unbounded"]
-        bound_reasons.append(f"a model with no finite estimate of N is within Occam's window "
-                             f"(BIC odds {odds:.1f}:1 against it, fewer than "
-                             f"{OCCAM_ODDS:g}:1), so the data give no finite upper end")
-    if shares["untestable"] > alpha / 2:
-        caveats.append(Caveat(
-            "untestable_weight", f"{shares['untestable']:.0%} of the BIC weight is on models "
-            "with no residual degrees of freedom, whose fit the data cannot test",
-            {"weight": shares["untestable"], "threshold": alpha / 2}))
-    if shares["untestable"] > UNTESTABLE_SHARE:
-        bound_reasons.append(f"{shares['untestable']:.0%} of the weight is on models whose fit "
-                             "cannot be tested (every testable model fits worse)")
-    if shares["boundary"] > UNTESTABLE_SHARE:
-        caveats.append(Caveat(
-            "boundary_weight", f"{shares['boundary']:.0%} of the BIC weight is on boundary "
-            "fits (extended MLE: some fitted cells are zero); the estimate is fragile",
-            {"weight": shares["boundary"]}))
-    info: dict[str, float | str] = {**shares, "occam_window": OCCAM_ODDS, "lower_bound": math.nan}
-    if bound_reasons:
-        chao_n, chao_lo = _chao_lower(h, level)
-        points = [x for x in (est.n_hat if usable_avg else math.nan, chao_n) if math.isfinite(x)]
-        lows = [x for x in (est.ci[0] if usable_avg else math.nan, chao_lo) if math.isfinite(x)]
-        n_lb = max(n_obs, min(points)) if points else n_obs
-        lo = max(n_obs, min(lows)) if lows else n_obs
-        info["lower_bound"] = lo
-        caveats.append(Caveat(
-            "lower_bound_only", "only a lower bound is supported: " + "; ".join(bound_reasons)
-            + f". N is at least about {lo:,.0f} ({level:.0%} lower end of the smaller of the "
-            "BIC average and Chao's lower-bound model); no upper end is given",
-            {"lower": lo, "n_hat": n_lb, "weight_unbounded": shares["unbounded"],
-             "weight_untestable": shares["untestable"]}))
-        return replace(est, n_hat=math.nan, ci=(lo, math.inf), status="lower_bound", se=math.nan,
-                       method=NAME, ci_method="lower bound (see warnings)",
-                       warnings=merge_caveats(est.warnings, tuple(caveats)),
-                       diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
-                                    "default_weights": info, "reason": caveats[-1].message})
-    # Occam's window: usable models whose BIC weight is at least 1/OCCAM_ODDS of the best
-    # usable one; the interval spans each of their model-conditional intervals
+    u = est.diagnostics.get("unsupported") or {}
+    avg_n = float(u.get("n_hat", math.nan))
+    avg_lo = float(u.get("ci", (math.nan, math.nan))[0])
+    if u.get("status") not in ("ok", "extended") or not math.isfinite(avg_n):
+        avg_n = avg_lo = math.nan  # nothing was averaged: the persons seen, or Chao's bound
+    chao_n, chao_lo = _chao_lower(h, level)
+    points = [x for x in (avg_n, chao_n) if math.isfinite(x)]
+    lows = [x for x in (avg_lo, chao_lo) if math.isfinite(x)]
+    n_lb = max(n_obs, min(points)) if points else n_obs
+    lo = max(n_obs, min(lows)) if lows else n_obs
+    shares = {k: est.diagnostics.get(k, math.nan) for k in (
+        "excluded_weight", "untestable_weight", "extended_weight", "unbounded_weight")}
+    info = {**shares, "occam_window": OCCAM_ODDS, "bound_share": BOUND_SHARE,
+            "lower_bound": lo}
+    kept = [w for w in est.warnings if w.code != "lower_bound_only"]
+    why = next((w for w in est.warnings if w.code == "lower_bound_only"), None)
+    text = str(why).rstrip(".") if why is not None else "only a lower bound is supported"
+    bound = Caveat("lower_bound_only", text + f". N is at least about {lo:,.0f} ({level:.0%} "
+                   "lower end of the smaller of the BIC average and Chao's lower-bound model); "
+                   "no upper end is given",
+                   {**(dict(why.values) if why is not None else {}), "lower": lo, "n_hat": n_lb})
+    return replace(est, ci=(lo, math.inf), method=NAME, ci_method="lower bound (see warnings)",
+                   warnings=(*kept, bound),
+                   diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
+                                "default_weights": info, "reason": str(bound)})
+
+
+def _occam_interval(h: CaptureHistories, est: Estimate, level: float) -> Estimate:
+    """Buckland's interval joined with that of every usable model in Occam's window: usable
+    models whose BIC weight is at least 1/:data:`OCCAM_ODDS` of the best usable one."""
+    z = float(stats.norm.ppf(1 - (1.0 - level) / 2))
+    n_obs = float(h.n_observed)
+    models = est.diagnostics.get("models")
+    info: dict[str, float] = {k: est.diagnostics.get(k, math.nan) for k in (
+        "excluded_weight", "untestable_weight", "extended_weight", "unbounded_weight")}
+    info.update(occam_window=OCCAM_ODDS, bound_share=BOUND_SHARE, lower_bound=math.nan)
     lo, hi = est.ci
-    w = pd.to_numeric(models["weight"], errors="coerce").to_numpy(dtype=float)
-    ok = models["status"].isin(("ok", "extended")).to_numpy() & (w > 0)
-    if ok.any() and {"n_hat", "se"} <= set(models.columns):
-        win = ok & (w >= w[ok].max() / OCCAM_ODDS)
-        for n_m, se_m in zip(models["n_hat"].to_numpy(dtype=float)[win],
-                             models["se"].to_numpy(dtype=float)[win], strict=True):
-            a, b = _lognormal(n_obs, n_m, se_m, z)
-            lo, hi = min(lo, a), max(hi, b)
-        info["window_models"] = float(win.sum())
+    if isinstance(models, pd.DataFrame) and {"n_hat", "se", "weight"} <= set(models.columns):
+        w = pd.to_numeric(models["weight"], errors="coerce").to_numpy(dtype=float)
+        ok = models["status"].isin(("ok", "extended")).to_numpy() & (w > 0)
+        if ok.any():
+            win = ok & (w >= w[ok].max() / OCCAM_ODDS)
+            for n_m, se_m in zip(models["n_hat"].to_numpy(dtype=float)[win],
+                                 models["se"].to_numpy(dtype=float)[win], strict=True):
+                a, b = _lognormal(n_obs, n_m, se_m, z)
+                lo, hi = min(lo, a), max(hi, b)
+            info["window_models"] = float(win.sum())
     ci_method = est.ci_method
     if (lo, hi) != tuple(est.ci):
         ci_method = "lognormal (Buckland SE), joined with the models in Occam's window"
     return replace(est, ci=(lo, hi), ci_method=ci_method, method=NAME,
-                   warnings=merge_caveats(est.warnings, tuple(caveats)),
                    diagnostics={**est.diagnostics, "default_rule": DEFAULT_RULE,
                                 "default_weights": info})

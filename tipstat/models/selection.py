@@ -817,75 +817,144 @@ def weights(ev: Evaluated, criterion: str) -> np.ndarray:
 
 # --------------------------------------------------------------------------- what a choice rests on
 #: Share of the criterion weight on untestable models (no residual df: the saturated model of
-#: three lists) above which a result carries an ``untestable_weight`` caveat. Above one half
-#: the answer is mostly that of models whose fit the data cannot check: they fit the observed
-#: cells exactly, and so would models with the K-way interaction and any larger N.
-UNTESTABLE_WARN = 0.5
-#: Share of the averaging weight on boundary fits (extended MLEs) above which a result
-#: carries a ``boundary_weight`` caveat: a quarter of the weight moves an average by a quarter
-#: of the distance between the boundary fits and the others, the size of a typical interval.
+#: three lists) above which a result carries an ``untestable_weight`` caveat, and the share
+#: the left-out models (MLE does not exist / N not identifiable) would carry above which it
+#: carries a ``dropped_models`` caveat: 5% is a share that a test at the usual level would not
+#: ignore. Their N-hat is infinite or undefined (left out) or rests on an assumption the data
+#: cannot check (untestable), so any weight on them is worth a sentence.
+WEIGHT_WARN = 0.05
+#: Share of the criterion weight on boundary fits (extended MLEs) above which a result carries
+#: a ``boundary_weight`` caveat: a quarter of the weight moves an average by a quarter of the
+#: distance between the boundary fits and the others, the size of a typical interval.
 BOUNDARY_WARN = 0.25
-#: Share of the criterion weight the left-out models (MLE does not exist / N not identifiable)
-#: would carry above which a result carries a ``dropped_models`` caveat. Their N-hat is
-#: infinite or undefined, so any weight on them would make the average unbounded; 5% is the
-#: share a test at the usual level would not ignore.
-DROPPED_WARN = 0.05
 #: Share of the criterion weight on models that cannot bound N from above (left-out models
-#: plus untestable ones) from which the status is ``"lower_bound"`` (the majority).
+#: plus untestable ones) above which the status is ``"lower_bound"`` (the majority): the
+#: default of ``select_loglinear(..., bound_share=)``.
 LOWER_BOUND_SHARE = 0.5
 #: Level of the fit test of the model a stepwise rule accepts (deviance against chi2(df)).
 FIT_ALPHA = 0.05
 
 _RULES = {"aic": "AIC", "bic": "BIC", "stepwise": "the stepwise rule", "bhs": "the BHS rule"}
+#: the shares of :func:`weight_shares` (all ``nan`` for the stepwise rules, which weigh nothing)
+SHARE_KEYS = ("excluded_weight", "untestable_weight", "extended_weight", "unbounded_weight",
+              "best_excluded_rank", "best_excluded_odds")
 
 
-def weight_shares(ev: Evaluated, criterion: str, n_cells: int) -> dict[str, float]:
-    """What the criterion weights of the models in ``ev`` rest on.
+def weight_shares(models: pd.DataFrame, criterion: str = "bic") -> dict[str, float]:
+    r"""What the criterion weights of a model search rest on: one definition for every rule.
 
-    With ``w_m`` the weights of :func:`weights` (normalised over admissible models) and
-    ``v_m = exp(-Delta_m / 2) / sum`` the same weights over every model whose likelihood is
-    bounded, the models left out included (their AIC/BIC is finite: the supremum of the
-    likelihood is reached on a face, the extended fit):
+    ``models`` is a candidate table (``diagnostics["models"]`` of :func:`select_loglinear`:
+    columns ``status``, ``df`` and the ``criterion``). The weights are those of every
+    candidate the search compared: the admissible models (status ``"ok"`` or ``"extended"``,
+    which the average uses) **and** the left-out ones (``"does_not_exist"``,
+    ``"not_identifiable"``: their likelihood is bounded, its supremum reached on a face, so
+    their AIC/BIC is finite and they compete),
 
-    * ``untestable_weight = sum w_m`` over admissible models with ``df = n_cells - p_m = 0``;
-    * ``extended_weight = sum w_m`` over admissible boundary fits (extended MLEs);
-    * ``excluded_weight = sum v_m`` over the left-out models: the weight they would carry;
-    * ``unbounded_weight = sum v_m`` over left-out and untestable models: the models that
-      cannot bound N from above;
-    * ``best_excluded_rank``: rank (1 = best) by the criterion of the best left-out model
-      among all of them (``nan`` if none).
+    .. math::
+
+        v_m = \frac{\exp(-\Delta_m / 2)}{\sum_l \exp(-\Delta_l / 2)}, \qquad
+        \Delta_m = C_m - \min_l C_l ,
+
+    over the candidates with a finite criterion ``C`` (a fit that did not converge has none).
+    With one denominator the shares add up: they are the weights the data give each kind of
+    model, not the weights inside the average (``models["weight"]``, which is ``v`` renormalised
+    over the admissible models).
+
+    * ``excluded_weight``: :math:`\sum v_m` over the left-out models, the weight they would
+      carry (issue 16: "the share the dropped set would carry");
+    * ``untestable_weight``: over admissible models with no residual df (``df <= 0``);
+    * ``extended_weight``: over admissible boundary fits (extended MLEs);
+    * ``unbounded_weight``: ``excluded_weight + untestable_weight``, the models that cannot
+      bound N from above (no finite N-hat, or an N-hat that rests on the untestable absence of
+      the highest interaction);
+    * ``best_excluded_rank``: rank (1 = best) of the best left-out model among all compared
+      (``nan`` if none);
+    * ``best_excluded_odds``: :math:`\max v_{\text{admissible}} / \max v_{\text{left out}}`,
+      the criterion odds of the best admissible model against the best left-out one (``inf``
+      if none is left out, ``0`` if no model is admissible).
 
     Examples
     --------
-    >>> import tipstat
-    >>> est = tipstat.select_loglinear(tipstat.datasets.load("Korea_3"), "bic")
-    >>> round(est.diagnostics["excluded_weight"], 3)
-    0.208
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"bic": [10.0, 10.0, 12.0], "df": [1, 0, 2],
+    ...                   "status": ["ok", "ok", "does_not_exist"]})
+    >>> s = weight_shares(t)
+    >>> round(s["excluded_weight"], 3), round(s["untestable_weight"], 3)
+    (0.155, 0.422)
+    >>> round(s["unbounded_weight"], 3), round(s["best_excluded_odds"], 3)
+    (0.578, 2.718)
     """
-    w = weights(ev, criterion)
-    adm = ev.admissible
-    df = n_cells - ev.n_params
-    vals = ev.aic if criterion == "aic" else ev.bic
-    # a left-out model's criterion counts where its likelihood was maximised on its face (no
-    # MLE, or N not identified); a fit that did not converge (moment fits, from 13 lists) has
-    # no criterion to compare
-    fin = np.isfinite(vals) & np.isfinite(ev.loglik) & (
-        adm | np.isin(ev.status, ("does_not_exist", "not_identifiable")))
+    if criterion not in ("aic", "bic"):
+        raise InputError(f"weight_shares: criterion={criterion!r} is not 'aic' or 'bic'")
+    vals = pd.to_numeric(models[criterion], errors="coerce").to_numpy(dtype=float)
+    status = models["status"].to_numpy()
+    df = pd.to_numeric(models["df"], errors="coerce").to_numpy(dtype=float)
+    adm = np.isin(status, ADMISSIBLE)
+    excluded = np.isin(status, ("does_not_exist", "not_identifiable"))
+    fin = np.isfinite(vals) & (adm | excluded)
+    out = dict.fromkeys(SHARE_KEYS, 0.0)
+    out["best_excluded_rank"] = math.nan
+    out["best_excluded_odds"] = math.inf
+    if not fin.any():
+        return out
     v = np.zeros(len(vals))
-    if fin.any():
-        v[fin] = np.exp(-0.5 * (vals[fin] - vals[fin].min()))
-        v /= v.sum()
-    untestable = adm & (df <= 0)
-    excluded = ~adm
-    rank = math.nan
+    v[fin] = np.exp(-0.5 * (vals[fin] - vals[fin].min()))
+    v /= v.sum()
+    untestable = adm & fin & (df <= 0)
+    out["excluded_weight"] = float(v[excluded].sum())
+    out["untestable_weight"] = float(v[untestable].sum())
+    out["extended_weight"] = float(v[adm & (status == "extended")].sum())
+    out["unbounded_weight"] = float(v[excluded | untestable].sum())
     if (excluded & fin).any():
         best = float(vals[excluded & fin].min())
-        rank = float(1 + np.sum(vals[fin] < best))
-    return {"untestable_weight": float(w[untestable].sum()),
-            "extended_weight": float(w[adm & (ev.status == "extended")].sum()),
-            "excluded_weight": float(v[excluded].sum()),
-            "unbounded_weight": float(v[excluded | untestable].sum()),
-            "best_excluded_rank": rank}
+        out["best_excluded_rank"] = float(1 + np.sum(vals[fin] < best))
+        best_adm = float(v[adm & fin].max()) if (adm & fin).any() else 0.0
+        out["best_excluded_odds"] = best_adm / float(v[excluded & fin].max())
+    return out
+
+
+def lower_bound_reasons(shares: dict[str, float], *, criterion: str, average: bool,
+                        chosen_df: float, estimable: bool = True,
+                        bound_share: float = LOWER_BOUND_SHARE,
+                        bound_odds: float | None = None) -> list[str]:
+    """Why the data support only a lower bound on N (empty: they bound N). The one rule.
+
+    ``shares`` are those of :func:`weight_shares`. Reasons, in order:
+
+    1. with ``average``, no candidate has a finite, identified estimate (``estimable`` False);
+    2. more than ``bound_share`` of the criterion weight is on models that cannot bound N from
+       above (``unbounded_weight``: left out, or untestable);
+    3. with ``bound_odds`` (Occam's window; ``None``: not applied), a left-out model is within
+       the window: the best admissible model is favoured by odds of at most ``bound_odds``:1
+       (``best_excluded_odds <= bound_odds``), so a model the data cannot rule out puts no
+       finite upper end on N;
+    4. without ``average``, the model the rule chose has no residual df.
+
+    Examples
+    --------
+    >>> s = {"unbounded_weight": 0.2, "best_excluded_odds": 3.4}
+    >>> lower_bound_reasons(s, criterion="bic", average=True, chosen_df=2.0)
+    []
+    >>> len(lower_bound_reasons(s, criterion="bic", average=True, chosen_df=2.0,
+    ...                         bound_odds=20.0))
+    1
+    """
+    rule = _RULES[criterion]
+    reasons: list[str] = []
+    if average and not estimable:
+        reasons.append("no candidate model has a finite, identified estimate")
+    unbounded = shares.get("unbounded_weight", math.nan)
+    if unbounded > bound_share:
+        reasons.append(f"{_pct(unbounded)} of the {rule} weight is on models that cannot bound "
+                       "N from above (left out: N-hat infinite or undefined; or untestable)")
+    odds = shares.get("best_excluded_odds", math.nan)
+    if bound_odds is not None and estimable and odds <= bound_odds:
+        reasons.append(f"a model with no finite estimate of N is within Occam's window ({rule} "
+                       f"odds {odds:.1f}:1 against it, at most {bound_odds:g}:1), so the data "
+                       "give no finite upper end")
+    if not average and chosen_df == 0:
+        reasons.append(f"the model {rule} chose has no residual df")
+    return reasons
 
 
 def _pct(x: float) -> str:
@@ -894,24 +963,26 @@ def _pct(x: float) -> str:
 
 def choice_caveats(shares: dict[str, float], *, criterion: str, average: bool,
                    n_excluded: int, chosen_df: float, deviance: float,
-                   status: str) -> tuple[list[Caveat], bool]:
+                   status: str, estimable: bool = True, bound_share: float = LOWER_BOUND_SHARE,
+                   bound_odds: float | None = None) -> tuple[list[Caveat], bool]:
     """The caveats of a model choice or average, and whether the answer is only a lower bound.
 
     ``shares`` are those of :func:`weight_shares` (``nan`` entries for the stepwise rules,
     which have no weights); ``chosen_df`` and ``deviance`` are the chosen (best) model's. The
-    rule, documented in :func:`select_loglinear`: the answer is a lower bound when more than
-    :data:`LOWER_BOUND_SHARE` of the criterion weight sits on models that cannot bound N from
-    above, or when the model a rule reports has no residual df.
+    lower bound is :func:`lower_bound_reasons` with ``bound_share`` and ``bound_odds``.
     """
     rule = _RULES[criterion]
     out: list[Caveat] = []
+    reasons = lower_bound_reasons(shares, criterion=criterion, average=average,
+                                  chosen_df=chosen_df, estimable=estimable,
+                                  bound_share=bound_share, bound_odds=bound_odds)
     untest = shares.get("untestable_weight", math.nan)
-    if average and untest > UNTESTABLE_WARN:
+    if average and untest > WEIGHT_WARN:
         out.append(Caveat("untestable_weight", (
             f"{_pct(untest)} of the {rule} weight is on models whose fit cannot be tested (no "
             "residual df, e.g. the saturated model): they fit the observed cells exactly, as "
             "would a model with the interaction of all lists and any larger N"),
-            {"share": untest, "threshold": UNTESTABLE_WARN}))
+            {"share": untest, "threshold": WEIGHT_WARN}))
     elif not average and chosen_df == 0:
         out.append(Caveat("untestable_weight", (
             f"{rule} chose a model whose fit cannot be tested (0 residual df"
@@ -919,7 +990,7 @@ def choice_caveats(shares: dict[str, float], *, criterion: str, average: bool,
                else "") + "): it fits the observed cells exactly, as would a model with the "
             "interaction of all lists and any larger N"),
             {"share": 1.0 if untest != untest else untest, "df": 0.0,
-             "threshold": UNTESTABLE_WARN}))
+             "threshold": WEIGHT_WARN}))
     ext = shares.get("extended_weight", math.nan)
     if average and ext > BOUNDARY_WARN:
         out.append(Caveat("boundary_weight", (
@@ -933,7 +1004,9 @@ def choice_caveats(shares: dict[str, float], *, criterion: str, average: bool,
             {"share": 1.0 if ext != ext else ext, "threshold": BOUNDARY_WARN}))
     excl = shares.get("excluded_weight", math.nan)
     rank = shares.get("best_excluded_rank", math.nan)
-    if n_excluded and (excl > DROPPED_WARN or excl != excl):
+    odds = shares.get("best_excluded_odds", math.nan)
+    in_window = bound_odds is not None and estimable and odds <= bound_odds
+    if n_excluded and (excl > WEIGHT_WARN or excl != excl or in_window):
         what = (f"{n_excluded} candidate model{'s' if n_excluded > 1 else ''} whose MLE does not "
                 "exist or whose N is not identified (N-hat infinite or undefined) "
                 f"{'were' if n_excluded > 1 else 'was'} left out")
@@ -942,7 +1015,7 @@ def choice_caveats(shares: dict[str, float], *, criterion: str, average: bool,
                      + (f", the best of them ranked {rank:.0f}" if rank == rank else ""))
         out.append(Caveat("dropped_models", what,
                           {"n_dropped": float(n_excluded), "share": excl,
-                           "best_rank": rank, "threshold": DROPPED_WARN}))
+                           "best_rank": rank, "best_odds": odds, "threshold": WEIGHT_WARN}))
     if criterion in ("stepwise", "bhs") and chosen_df > 0 and math.isfinite(deviance):
         p = float(stats.chi2.sf(deviance, chosen_df))
         if p < FIT_ALPHA:
@@ -953,18 +1026,14 @@ def choice_caveats(shares: dict[str, float], *, criterion: str, average: bool,
                 "because the model fits"),
                 {"deviance": float(deviance), "df": float(chosen_df), "p_value": p,
                  "alpha": FIT_ALPHA}))
-    unbounded = shares.get("unbounded_weight", math.nan)
-    lower = (unbounded > LOWER_BOUND_SHARE) or (not average and chosen_df == 0)
-    if lower:
-        why = (f"{_pct(unbounded)} of the {rule} weight is on models that cannot bound N from "
-               "above (left out: N-hat infinite or undefined; or untestable)"
-               if unbounded > LOWER_BOUND_SHARE else
-               f"the model {rule} chose has no residual df")
+    if reasons:
+        values = {"share": shares.get("unbounded_weight", math.nan), "threshold": bound_share,
+                  "best_odds": odds,
+                  "occam_odds": math.nan if bound_odds is None else float(bound_odds)}
         out.append(Caveat("lower_bound_only", (
-            f"the data support only a lower bound on N: {why}; the interval's upper end rests "
-            "on an assumption the data cannot check"),
-            {"share": unbounded, "threshold": LOWER_BOUND_SHARE}))
-    return out, lower
+            "the data support only a lower bound on N: " + "; ".join(reasons)
+            + "; an upper end would rest on an assumption the data cannot check"), values))
+    return out, bool(reasons)
 
 
 # --------------------------------------------------------------------------- public API
@@ -981,6 +1050,8 @@ def select_loglinear(
     ci: str = "auto",
     max_models: int = 40_000,
     check: bool = True,
+    bound_share: float = LOWER_BOUND_SHARE,
+    bound_odds: float | None = None,
 ) -> Estimate:
     """Choose a log-linear MSE model by an information criterion or a stepwise rule.
 
@@ -1012,7 +1083,7 @@ def select_loglinear(
         log-normal from Buckland's unconditional SE. Needs ``"aic"`` or ``"bic"``. The
         deviance, df, AIC, BIC and status reported are the best model's (status
         ``"extended"`` when its MLE is extended); ``diagnostics["extended_weight"]`` is the
-        share of the weight held by models with extended MLEs.
+        share of the criterion weight held by models with extended MLEs (:func:`weight_shares`).
     level : float
         Interval coverage.
     ci : {"auto", "profile", "profile_rcapture", "wald", "lognormal", "none"}
@@ -1027,6 +1098,15 @@ def select_loglinear(
         Attach the checks of :func:`tipstat.validate.assumption_warnings` (lack of fit of the
         model reported, sparse table, two lists; dependence and heterogeneity when the
         selected model is independence). False for inner fits.
+    bound_share : float
+        Lower-bound rule (:func:`lower_bound_reasons`, AIC/BIC): the answer is only a lower
+        bound when more than this share of the criterion weight is on models that cannot bound
+        N from above (default :data:`LOWER_BOUND_SHARE`, the majority).
+    bound_odds : float or None
+        Lower-bound rule, Occam's window: the answer is only a lower bound when a left-out
+        model (no finite N-hat) is within these criterion odds of the best admissible model
+        (``None``, the default: not applied; :func:`tipstat.estimate_population` uses 20,
+        Madigan & Raftery 1994).
 
     Returns
     -------
@@ -1041,21 +1121,24 @@ def select_loglinear(
     Notes
     -----
     **What the answer rests on** (:func:`weight_shares`, :func:`choice_caveats`). For AIC/BIC
-    the diagnostics hold ``untestable_weight`` (weight on models with no residual df, e.g. the
-    saturated model of three lists), ``extended_weight`` (on boundary fits),
-    ``excluded_weight`` (the weight the left-out models would carry: their likelihood is
-    bounded, so their criterion is finite) and ``unbounded_weight`` (left-out plus untestable).
-    The result carries a :class:`~tipstat.estimate.Caveat` ``untestable_weight`` above
-    :data:`UNTESTABLE_WARN` (or when the model chosen has no residual df),
-    ``boundary_weight`` above :data:`BOUNDARY_WARN` (or when the chosen fit is extended),
-    ``dropped_models`` above :data:`DROPPED_WARN` (the stepwise rules: whenever they skipped a
-    model), and, for the stepwise rules, ``lack_of_fit`` when the accepted model's deviance is
-    significant against ``chi2(df)`` at :data:`FIT_ALPHA`. **Lower bound:** when more than
-    :data:`LOWER_BOUND_SHARE` of the weight is on models that cannot bound N from above (their
-    N-hat is infinite or undefined, or their fit is untestable: the model with the interaction
-    of all lists added fits as well at any larger N), or the model a rule reports has no
-    residual df, the status is ``"lower_bound"`` with a ``lower_bound_only`` caveat; N-hat and
-    the interval are kept (their lower end is what the data support).
+    the diagnostics hold the shares of the criterion weight over every candidate compared,
+    the left-out ones included (their likelihood is bounded, so their criterion is finite):
+    ``excluded_weight`` (the weight the left-out models would carry), ``untestable_weight``
+    (models with no residual df, e.g. the saturated model of three lists),
+    ``extended_weight`` (boundary fits) and ``unbounded_weight`` (left-out plus untestable).
+    The result carries a :class:`~tipstat.estimate.Caveat` ``untestable_weight`` and
+    ``dropped_models`` above :data:`WEIGHT_WARN` (or when the model chosen has no residual df;
+    the stepwise rules: whenever they skipped a model), ``boundary_weight`` above
+    :data:`BOUNDARY_WARN` (or when the chosen fit is extended), and, for the stepwise rules,
+    ``lack_of_fit`` when the accepted model's deviance is significant against ``chi2(df)`` at
+    :data:`FIT_ALPHA`. **Lower bound** (:func:`lower_bound_reasons`): when more than
+    ``bound_share`` of the weight is on models that cannot bound N from above (their N-hat is
+    infinite or undefined, or their fit is untestable: the model with the interaction of all
+    lists added fits as well at any larger N), when a left-out model is within ``bound_odds``
+    of the best, when an average has no model to average, or when the model a rule reports
+    has no residual df, the status is ``"lower_bound"`` with a ``lower_bound_only`` caveat;
+    N-hat and the interval are kept in ``diagnostics["unsupported"]`` (the interval's lower
+    end, or the persons seen when nothing could be averaged, is what the data support).
 
     Examples
     --------
@@ -1157,7 +1240,6 @@ def select_loglinear(
         else:
             interval = (math.nan, math.nan)
         diag["model_averaged"] = True
-        diag["extended_weight"] = float(np.sum(w[ok & (tab.status == "extended")]))
         out = Estimate(n_hat=n_avg, ci=interval, level=level, n_observed=n_obs, method=method,
                         model=f"{criterion.upper()} average of {int(ok.sum())} models "
                               f"(best {space.label(sel.model)})",
@@ -1170,34 +1252,42 @@ def select_loglinear(
                         diagnostics=diag, warnings=est.warnings)
     else:
         out = dataclasses.replace(est, diagnostics=diag)
+    bound = {"bound_share": float(bound_share), "bound_odds": bound_odds}
     return attach_checks(
-        _mark_truncated(_rests_on(out, sel, criterion, average, len(y)), sel, criterion),
+        _mark_truncated(_rests_on(out, sel, criterion, average, estimable=not average or w is not None,
+                                  **bound), sel, criterion),
         h, check=check)
 
 
-def _rests_on(est: Estimate, sel: Selection, criterion: str, average: bool,
-              n_cells: int) -> Estimate:
+def _rests_on(est: Estimate, sel: Selection, criterion: str, average: bool, *,
+              estimable: bool, bound_share: float, bound_odds: float | None) -> Estimate:
     """``est`` with what its model choice or average rests on: the shares of
     :func:`weight_shares` in its diagnostics, the caveats of :func:`choice_caveats` in its
-    warnings, and status ``"lower_bound"`` where those say the data support only a lower
-    bound (an ``"ok"`` or ``"extended"`` status only: a failed or non-converged result keeps
-    its status)."""
+    warnings, and status ``"lower_bound"`` where :func:`lower_bound_reasons` says the data
+    support only a lower bound (an ``"ok"`` or ``"extended"`` status, or an average with
+    nothing to average, whose bound is the persons seen: a failed or non-converged result
+    keeps its status)."""
     diag = dict(est.diagnostics)
-    if sel.table is not None and criterion in ("aic", "bic"):
-        shares = weight_shares(sel.table, criterion, n_cells)
+    models = diag.get("models")
+    if isinstance(models, pd.DataFrame) and criterion in ("aic", "bic"):
+        shares = weight_shares(models, criterion)
     else:
-        shares = dict.fromkeys(("untestable_weight", "extended_weight", "excluded_weight",
-                                "unbounded_weight", "best_excluded_rank"), math.nan)
+        shares = dict.fromkeys(SHARE_KEYS, math.nan)
     diag.update({k: shares[k] for k in ("untestable_weight", "extended_weight",
                                           "excluded_weight", "unbounded_weight")})
     caveats, lower = choice_caveats(shares, criterion=criterion, average=average,
                                     n_excluded=int(diag.get("n_excluded", 0)),
                                     chosen_df=float(est.df), deviance=float(est.deviance),
-                                    status=est.status)
+                                    status=est.status, estimable=estimable,
+                                    bound_share=bound_share, bound_odds=bound_odds)
     out = dataclasses.replace(est, diagnostics=diag, warnings=(*est.warnings, *caveats))
     if lower and est.status in ADMISSIBLE:
         diag["reason"] = caveats[-1].message
         out = dataclasses.replace(out, diagnostics=diag).as_lower_bound()
+    elif lower and average and not estimable and est.status in ("does_not_exist",
+                                                                 "not_identifiable"):
+        diag["reason"] = caveats[-1].message
+        out = dataclasses.replace(out, diagnostics=diag).as_lower_bound(est.n_observed)
     return out
 
 
