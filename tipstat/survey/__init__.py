@@ -17,7 +17,11 @@ from typing import Any
 # public name -> module that defines it (imported on first use); one block per part
 _DESIGN: dict[str, str] = {}
 _DEFINITION: dict[str, str] = {}
-_NSUM: dict[str, str] = {}
+_NSUM: dict[str, str] = {
+    "fit_nsum": "tipstat.survey.nsum",
+    "side_by_side": "tipstat.survey.side_by_side",
+    "publish_prevalence": "tipstat.survey.publish",
+}
 
 _LAZY = {**_DESIGN, **_DEFINITION, **_NSUM}
 
