@@ -21,6 +21,8 @@ _NSUM: dict[str, str] = {
     "fit_nsum": "tipstat.survey.nsum",
     "side_by_side": "tipstat.survey.side_by_side",
     "publish_prevalence": "tipstat.survey.publish",
+    "PublishedPrevalence": "tipstat.survey.publish",
+    "prevalence_frame": "tipstat.survey.publish",
 }
 
 _LAZY = {**_DESIGN, **_DEFINITION, **_NSUM}

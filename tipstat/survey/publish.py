@@ -1,0 +1,286 @@
+"""Survey prevalence tables ready to publish: small unweighted cells withheld, through the same
+disclosure layer as the SDG 16.2.2 table (:mod:`tipstat.disclosure`).
+
+A domain estimate resting on a handful of respondents in forced labour can point at them (a
+village, an age group, a sector with three cases), and the other published domains and the total
+can give a withheld domain back by subtraction. The domains of one ``by`` variable and the total
+are an additive table in their *unweighted* case counts (and in their weighted totals): the
+disclosure layer treats the case counts as the counts it protects. A domain with 1 to
+``threshold - 1`` unweighted cases is withheld (primary suppression) and further domains are
+withheld so that none of the small ones can be worked out from the rest (secondary suppression,
+optimal by integer programming, :func:`tipstat.disclosure.suppress`). Every value of a withheld
+row is withheld (cases, proportion, rate, total, their intervals, SE, design effect): each gives
+the case count back or narrows it. The number of respondents of a domain (``n_sample``) stays:
+it says nothing about who is in forced labour.
+
+Respondents whose domain variable is missing make a ``not stated`` row (code ``_U``) of that
+variable, counted so that the domains add up to the total; its case count is published like
+every other (or withheld), it has no estimate.
+
+Zeros are published as 0 (as in :mod:`tipstat.disclosure`). Each indicator is protected as its
+own table; indicators that are parts of one another (trafficking for forced labour within forced
+labour) are not linked, see ``docs/survey.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import disclosure
+from ..errors import InputError
+
+__all__ = ["SUPPRESS_BELOW", "PublishedPrevalence", "prevalence_frame", "publish_prevalence"]
+
+#: Domains with fewer unweighted cases than this are withheld (the package's small-cell rule,
+#: as in the SDG table; a reliability rule, e.g. 25 cases, is ``threshold=25``).
+SUPPRESS_BELOW = 5
+#: Code of a total over a domain variable, and of "not stated".
+TOTAL, NOT_STATED = disclosure.TOTAL, "_U"
+#: The values of a row (withheld together).
+VALUES = ["n_cases", "proportion", "se", "ci_lower", "ci_upper", "rate", "rate_lower",
+          "rate_upper", "total", "total_se", "total_lower", "total_upper", "deff", "n_effective"]
+
+
+def _pair(v: Any) -> tuple[float, float]:
+    try:
+        lo, hi = v
+        return float(lo), float(hi)
+    except (TypeError, ValueError):
+        return math.nan, math.nan
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def prevalence_frame(table: Any) -> pd.DataFrame:
+    """A survey prevalence table (:class:`~tipstat.survey.PrevalenceTable`, a sequence of
+    :class:`~tipstat.survey.Prevalence`, or a frame this function or :func:`publish_prevalence`
+    made) as one flat frame: ``indicator``, one column per domain variable (``_T`` where the row
+    is a total over it), ``n_sample``, the :data:`VALUES`, ``level``, ``ci_method``, ``status``,
+    ``caveats`` (codes joined by ``;``), ``obs_status`` (``"estimated"``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as P
+    >>> rows = [P(indicator="fl", domain={}, n_sample=900, n_cases=30, proportion=0.03,
+    ...           ci=(0.02, 0.04), status="ok"),
+    ...         P(indicator="fl", domain={"sex": "F"}, n_sample=400, n_cases=3, proportion=0.01,
+    ...           ci=(0.003, 0.03), status="small_domain")]
+    >>> f = prevalence_frame(rows)
+    >>> f[["indicator", "sex", "n_cases", "ci_upper", "status"]].values.tolist()
+    [['fl', '_T', 30.0, 0.04, 'ok'], ['fl', 'F', 3.0, 0.03, 'small_domain']]
+    """
+    if isinstance(table, pd.DataFrame):
+        need = {"indicator", "n_cases", "status"}
+        if not need <= set(table.columns):
+            raise InputError(f"expected a survey prevalence table; the frame has no column(s) "
+                             f"{sorted(need - set(table.columns))}")
+        out = table.copy()
+        if "obs_status" not in out:
+            out["obs_status"] = "estimated"
+        out.attrs["dims"] = list(table.attrs.get("dims") or
+                                 [c for c in out.columns if c not in _FIXED])
+        return out
+    rows = [table] if hasattr(table, "proportion") and hasattr(table, "domain") else list(table)
+    if not rows:
+        raise InputError("expected a survey prevalence table with at least one row, got none")
+    dims: list[str] = []
+    for r in rows:
+        domain = getattr(r, "domain", None)
+        if not isinstance(domain, Mapping) or not hasattr(r, "indicator"):
+            raise InputError(f"expected rows of a survey prevalence table (Prevalence: indicator, "
+                             f"domain, n_cases, ...), got {type(r).__name__}")
+        for c in domain:
+            if str(c) not in dims:
+                dims.append(str(c))
+    records = []
+    for r in rows:
+        domain = {str(k): v for k, v in r.domain.items()}
+        rec: dict[str, Any] = {"indicator": str(r.indicator)}
+        for d in dims:
+            code = str(domain[d]) if d in domain else TOTAL
+            if d in domain and code in (TOTAL, NOT_STATED):
+                raise InputError(f"domain variable {d!r} has a level coded {code!r}, which "
+                                 "tipstat reserves (total / not stated); recode it")
+            rec[d] = code
+        lo, hi = _pair(getattr(r, "ci", None))
+        rlo, rhi = _pair(getattr(r, "rate_ci", None))
+        tlo, thi = _pair(getattr(r, "total_ci", None))
+        rec.update({
+            "n_sample": _num(getattr(r, "n_sample", math.nan)),
+            "n_cases": _num(getattr(r, "n_cases", math.nan)),
+            "proportion": _num(getattr(r, "proportion", math.nan)),
+            "se": _num(getattr(r, "se", math.nan)), "ci_lower": lo, "ci_upper": hi,
+            "rate": _num(getattr(r, "rate", math.nan)), "rate_lower": rlo, "rate_upper": rhi,
+            "total": _num(getattr(r, "total", math.nan)),
+            "total_se": _num(getattr(r, "total_se", math.nan)),
+            "total_lower": tlo, "total_upper": thi,
+            "deff": _num(getattr(r, "deff", math.nan)),
+            "n_effective": _num(getattr(r, "n_effective", math.nan)),
+            "level": _num(getattr(r, "level", math.nan)),
+            "ci_method": str(getattr(r, "ci_method", "") or ""),
+            "status": str(getattr(r, "status", "ok")),
+            "caveats": ";".join(getattr(w, "code", "note")
+                                for w in (getattr(r, "warnings", ()) or ())),
+            "obs_status": "estimated", "notes": ""})
+        records.append(rec)
+    out = pd.DataFrame(records, columns=["indicator", *dims, "n_sample", *VALUES, "level",
+                                         "ci_method", "status", "caveats", "obs_status", "notes"])
+    out.attrs["dims"] = dims
+    return out
+
+
+_FIXED = {"indicator", "n_sample", *VALUES, "level", "ci_method", "status", "caveats",
+          "obs_status", "notes"}
+
+
+@dataclass
+class PublishedPrevalence:
+    """A survey prevalence table with small unweighted cells withheld (from
+    :func:`publish_prevalence`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per indicator x domain (the layout of :func:`prevalence_frame`): withheld rows
+        have every value blank and ``obs_status = "suppressed"`` (small cells and their
+        complements alike); ``not stated`` rows (``_U``) have ``obs_status = "not stated"``.
+    threshold : int
+    dims : list of str
+        The domain variables.
+    suppressions : dict
+        Indicator -> :class:`tipstat.disclosure.Suppression` (the pattern in the rows of that
+        indicator, in table order; ``primary`` tells the small ones: not for publication).
+    """
+
+    table: pd.DataFrame
+    threshold: int
+    dims: list[str]
+    suppressions: dict[str, disclosure.Suppression] = field(default_factory=dict)
+
+    @property
+    def n_suppressed(self) -> int:
+        """Rows withheld (small cells and their complements)."""
+        return int((self.table["obs_status"] == disclosure.PRIMARY).sum())
+
+    def rows(self, indicator: str) -> pd.DataFrame:
+        """The published rows of one indicator."""
+        return self.table[self.table["indicator"] == indicator].reset_index(drop=True)
+
+    def audit(self, value: str = "n_cases") -> dict[str, disclosure.Audit]:
+        """The attacker's audit (:func:`tipstat.disclosure.audit`) of each indicator's published
+        rows on ``value`` (``"n_cases"``: the integer attack on the case counts; ``"total"``:
+        the linear attack on the weighted totals), with the small cells as ``sensitive``."""
+        out = {}
+        for ind, sup in self.suppressions.items():
+            rows = self.rows(ind)
+            out[ind] = disclosure.audit(rows, value=value, dims=self.dims or ["_none"],
+                                        threshold=self.threshold, sensitive=sup.primary[0],
+                                        integer=None if value == "n_cases" else False)
+        return out
+
+
+def _not_stated(part: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
+    """Rows ``_U`` making the domains of each single variable add up to the total (respondents
+    whose domain variable is missing): case counts and respondents only."""
+    total = part[(part[dims] == TOTAL).all(axis=1)] if dims else part
+    if len(total) != 1:
+        return part.iloc[0:0]
+    t = total.iloc[0]
+    extra = []
+    for d in dims:
+        others = [c for c in dims if c != d]
+        single = part[(part[d] != TOTAL) & (part[others] == TOTAL).all(axis=1)]
+        if not len(single):
+            continue
+        gap = {c: float(t[c]) - float(single[c].sum()) for c in ("n_cases", "n_sample")}
+        if gap["n_sample"] > 0.5 or gap["n_cases"] > 0.5:
+            row = {c: np.nan for c in part.columns}
+            row.update({"indicator": t["indicator"], **{c: TOTAL for c in others}, d: NOT_STATED,
+                        "n_cases": gap["n_cases"], "n_sample": gap["n_sample"],
+                        "status": "not_estimated", "caveats": "", "ci_method": "",
+                        "obs_status": "not stated",
+                        "notes": f"respondents whose {d} is missing (no estimate)"})
+            extra.append(row)
+    return pd.DataFrame(extra, columns=part.columns)
+
+
+def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
+                       cost: str = "value") -> PublishedPrevalence:
+    """Withhold the domains of a survey prevalence table with fewer than ``threshold``
+    unweighted cases, and the domains that would give them back.
+
+    For each indicator, the rows (the total, the domains of each ``by`` variable, crossings) are
+    linked as an additive table of unweighted case counts (``_T`` = total over a variable;
+    respondents whose variable is missing make a ``not stated`` row so that the sums hold), and
+    :func:`tipstat.disclosure.suppress` chooses the primary (1 to ``threshold - 1`` cases) and
+    the least-cost secondary suppressions against the integer attack. Every value of a withheld
+    row is blanked and its ``obs_status`` is ``"suppressed"``.
+
+    Parameters
+    ----------
+    table : PrevalenceTable, sequence of Prevalence, or DataFrame
+        The estimates (:func:`tipstat.survey.survey_prevalence`), or :func:`prevalence_frame`.
+    threshold : int
+        Least number of unweighted cases a published domain holds (default 5).
+    cost : ``"value"`` or ``"cells"``
+        What the secondary suppression minimises (as :func:`tipstat.disclosure.suppress`).
+
+    Returns
+    -------
+    PublishedPrevalence
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as P
+    >>> rows = [P(indicator="fl", domain=d, n_sample=n, n_cases=c, proportion=c / n, ci=(0, 1),
+    ...           status="ok") for d, n, c in [({}, 900, 40), ({"sex": "F"}, 450, 3),
+    ...                                        ({"sex": "M"}, 450, 37)]]
+    >>> pub = publish_prevalence(rows)
+    >>> pub.table[["sex", "n_cases", "obs_status"]].values.tolist()
+    [['_T', 40.0, 'estimated'], ['F', nan, 'suppressed'], ['M', nan, 'suppressed']]
+    >>> pub.audit()["fl"].protected
+    True
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer) or threshold < 1:
+        raise InputError(f"publish_prevalence: threshold={threshold!r}; expected a whole number "
+                         ">= 1")
+    frame = prevalence_frame(table)
+    frame = frame[frame["obs_status"] != "not stated"].reset_index(drop=True)
+    dims = list(frame.attrs.get("dims", []))
+    parts, sups = [], {}
+    for ind in dict.fromkeys(frame["indicator"]):
+        part = frame[frame["indicator"] == ind].reset_index(drop=True)
+        bad = part.index[~np.isfinite(part["n_cases"].to_numpy(dtype=float))
+                         | (part["n_cases"].to_numpy(dtype=float) < 0)]
+        if len(bad):
+            raise InputError(f"publish_prevalence: indicator {ind!r} has rows without an "
+                             f"unweighted case count (rows {list(bad[:10])}); expected n_cases "
+                             ">= 0 on every row")
+        part = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
+        sup = disclosure.suppress(part, threshold=int(threshold), dims=dims or ["_none"],
+                                  value="n_cases", cost=cost, integer=True)
+        withheld = sup.suppressed(0)
+        part = part.copy()
+        part[VALUES] = part[VALUES].astype(float)
+        part.loc[withheld, VALUES] = np.nan
+        part.loc[withheld, "obs_status"] = disclosure.PRIMARY  # one marker for every withheld row
+        # the status and caveats of a withheld row are withheld too (a "small domain" status
+        # would tell a small cell from its complements)
+        part.loc[withheld, ["status", "caveats"]] = ""
+        sups[str(ind)] = sup
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["dims"] = dims
+    out.attrs["threshold"] = int(threshold)
+    return PublishedPrevalence(out, int(threshold), dims, sups)
