@@ -68,6 +68,9 @@ CAVEATS: dict[str, str] = {
                    "divergences, iterations)",
     # ---- what the answer is
     "lower_bound_only": "the data support only a lower bound on N",
+    # ---- survey estimates
+    "small_domain": "a survey domain's effective sample size is below 30: its interval is "
+                    "approximate and its point estimate should not be read alone",
     "nsum_bias": "the network scale-up rests on assumptions the data cannot test (transmission, "
                  "barrier effects, recall): the estimate is biased when they fail",
 }

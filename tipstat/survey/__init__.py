@@ -15,7 +15,14 @@ from importlib import import_module
 from typing import Any
 
 # public name -> module that defines it (imported on first use); one block per part
-_DESIGN: dict[str, str] = {}
+_DESIGN: dict[str, str] = {
+    "read_survey": "tipstat.survey.read",
+    "declare_design": "tipstat.survey.design",
+    "SurveyDesign": "tipstat.survey.design",
+    "survey_prevalence": "tipstat.survey.prevalence",
+    "Prevalence": "tipstat.survey.prevalence",
+    "PrevalenceTable": "tipstat.survey.prevalence",
+}
 _DEFINITION: dict[str, str] = {}
 _NSUM: dict[str, str] = {
     "fit_nsum": "tipstat.survey.nsum",
