@@ -419,3 +419,15 @@ def records(n_victims: int = 5000, *, seed: int | None = None, clear: bool = Fal
     c = country(n_victims, seed=seed, **kwargs)
     return c.clear_records if clear else c.records
 from .simulate_populations import populations  # noqa: E402, F401  (known-truth capture histories, issue 7)
+
+# Survey side (issue 17): defined in tipstat.survey.simulate, re-exported here on first use so
+# that importing this module stays light.
+_SURVEY = ("simulate_survey_population", "draw_survey_sample")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SURVEY:
+        from .survey import simulate as _survey_simulate
+
+        return getattr(_survey_simulate, name)
+    raise AttributeError(f"module 'tipstat.simulate' has no attribute {name!r}")

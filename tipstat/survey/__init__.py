@@ -23,7 +23,17 @@ _DESIGN: dict[str, str] = {
     "Prevalence": "tipstat.survey.prevalence",
     "PrevalenceTable": "tipstat.survey.prevalence",
 }
-_DEFINITION: dict[str, str] = {}
+_DEFINITION: dict[str, str] = {
+    "Classification": "tipstat.survey.definition",
+    "Definition": "tipstat.survey.definition",
+    "QuestionnaireMapping": "tipstat.survey.definition",
+    "available_definitions": "tipstat.survey.definition",
+    "classify": "tipstat.survey.definition",
+    "load_definition": "tipstat.survey.definition",
+    "load_mapping": "tipstat.survey.definition",
+    "draw_survey_sample": "tipstat.survey.simulate",
+    "simulate_survey_population": "tipstat.survey.simulate",
+}
 _NSUM: dict[str, str] = {
     "fit_nsum": "tipstat.survey.nsum",
     "side_by_side": "tipstat.survey.side_by_side",
