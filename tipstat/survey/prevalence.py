@@ -209,7 +209,7 @@ def _indicators(design: SurveyDesign,
                                  "per row of the design's data (same index)")
         missing = series.isna().to_numpy()
         vals = pd.to_numeric(series.astype(object).where(~series.isna(), np.nan),
-                             errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                             errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
         bad = ~missing & ~np.isin(vals, (0.0, 1.0))
         if bad.any():
             problems.append(_problem(name, bad, "0, 1, true or false (or empty: no answer)"))
