@@ -18,8 +18,13 @@ variable, counted so that the domains add up to the total; its case count is pub
 every other (or withheld), it has no estimate.
 
 Zeros are published as 0 (as in :mod:`tipstat.disclosure`). Each indicator is protected as its
-own table; indicators that are parts of one another (trafficking for forced labour within forced
-labour) are not linked, see ``docs/survey.md``.
+own table. Rows of different indicators or domains that hold the same persons (children in forced
+labour are forced labour among the 5-17 year olds: equal case counts and equal weighted totals)
+are one cell to a reader who knows the definitions: when one is withheld, the others are withheld
+too (``forced`` cells of :func:`tipstat.disclosure.suppress`, protected as secondary cells in
+their own table), until none is published beside a withheld twin. Limit: the complements are
+chosen table by table; a relation across indicators (a part is at most its whole) can narrow a
+withheld cell's range, never to the value of a whole table's audit (see ``docs/survey.md``).
 """
 
 from __future__ import annotations
@@ -215,6 +220,48 @@ def _not_stated(part: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
     return pd.DataFrame(extra, columns=part.columns)
 
 
+def _same_persons(parts: dict[str, pd.DataFrame]) -> list[list[tuple[str, int]]]:
+    """Groups of rows (indicator, position) holding the same persons: equal unweighted case
+    counts and weighted totals (to 1e-9) across indicators or domains, e.g. children in forced
+    labour and forced labour among the 5-17 year olds. A reader who knows the definitions knows
+    that they are one cell."""
+    keys: dict[tuple[float, float], list[tuple[str, int]]] = {}
+    for ind, part in parts.items():
+        for i, (n, tot) in enumerate(zip(part["n_cases"], part["total"], strict=True)):
+            if n > 0 and np.isfinite(tot):
+                keys.setdefault((float(n), float(f"{tot:.9g}")), []).append((ind, i))
+    return [g for g in keys.values() if len(g) > 1]
+
+
+def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold: int,
+                     cost: str) -> dict[str, disclosure.Suppression]:
+    """Each indicator's table suppressed, then rows holding the same persons as a withheld row
+    of another table withheld too (with the protection of a secondary cell in their own table),
+    until no such row is published."""
+    forced = {ind: np.zeros(len(p), dtype=bool) for ind, p in parts.items()}
+    groups = _same_persons(parts)
+
+    def run(ind: str) -> disclosure.Suppression:
+        return disclosure.suppress(parts[ind], threshold=threshold, dims=dims or ["_none"],
+                                   value="n_cases", cost=cost, integer=True,
+                                   forced=forced[ind] if forced[ind].any() else None)
+
+    sups = {ind: run(ind) for ind in parts}
+    for _ in range(len(parts) * 4):
+        changed: set[str] = set()
+        for g in groups:
+            if any(sups[ind].suppressed(0)[i] for ind, i in g):
+                for ind, i in g:
+                    if not sups[ind].suppressed(0)[i] and not forced[ind][i]:
+                        forced[ind][i] = True
+                        changed.add(ind)
+        if not changed:
+            break
+        for ind in changed:
+            sups[ind] = run(ind)
+    return sups
+
+
 def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
                        cost: str = "value") -> PublishedPrevalence:
     """Withhold the domains of a survey prevalence table with fewer than ``threshold``
@@ -258,7 +305,7 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
     frame = prevalence_frame(table)
     frame = frame[frame["obs_status"] != "not stated"].reset_index(drop=True)
     dims = list(frame.attrs.get("dims", []))
-    parts, sups = [], {}
+    parts: dict[str, pd.DataFrame] = {}
     for ind in dict.fromkeys(frame["indicator"]):
         part = frame[frame["indicator"] == ind].reset_index(drop=True)
         bad = part.index[~np.isfinite(part["n_cases"].to_numpy(dtype=float))
@@ -267,19 +314,17 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
             raise InputError(f"publish_prevalence: indicator {ind!r} has rows without an "
                              f"unweighted case count (rows {list(bad[:10])}); expected n_cases "
                              ">= 0 on every row")
-        part = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
-        sup = disclosure.suppress(part, threshold=int(threshold), dims=dims or ["_none"],
-                                  value="n_cases", cost=cost, integer=True)
-        withheld = sup.suppressed(0)
-        part = part.copy()
+        parts[str(ind)] = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
+    sups = _suppress_linked(parts, dims, int(threshold), cost)
+    for ind, part in parts.items():
+        withheld = sups[ind].suppressed(0)
         part[VALUES] = part[VALUES].astype(float)
         part.loc[withheld, VALUES] = np.nan
         part.loc[withheld, "obs_status"] = disclosure.PRIMARY  # one marker for every withheld row
         # the status and caveats of a withheld row are withheld too (a "small domain" status
         # would tell a small cell from its complements)
         part.loc[withheld, ["status", "caveats"]] = ""
-        sups[str(ind)] = sup
-        parts.append(part)
+    parts = list(parts.values())
     out = pd.concat(parts, ignore_index=True)
     out.attrs["dims"] = dims
     out.attrs["threshold"] = int(threshold)
