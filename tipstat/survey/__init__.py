@@ -40,6 +40,9 @@ _NSUM: dict[str, str] = {
     "publish_prevalence": "tipstat.survey.publish",
     "PublishedPrevalence": "tipstat.survey.publish",
     "prevalence_frame": "tipstat.survey.publish",
+    "run_survey": "tipstat.survey.run",
+    "SurveyRun": "tipstat.survey.run",
+    "read_design_spec": "tipstat.survey.run",
 }
 
 _LAZY = {**_DESIGN, **_DEFINITION, **_NSUM}
