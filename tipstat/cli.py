@@ -949,6 +949,8 @@ def cmd_survey(args: argparse.Namespace) -> int:
         mapping = args.mapping
         if mapping is None and spec["survey"].get("mapping"):
             mapping = str(Path(args.design).parent / spec["survey"]["mapping"])
+    if args.mse is not None and args.population is None:
+        raise InputError("--mse needs --population (the population the MSE rate is per)")
     by = args.by if args.by is not None else spec["domains"]
     definition = args.definition or spec["survey"].get("definition")
     run = run_survey(data, design=design, mapping=mapping, definition=definition, by=by,
@@ -956,8 +958,6 @@ def cmd_survey(args: argparse.Namespace) -> int:
                      threshold=args.threshold, source=source)
     side = None
     if args.mse is not None:
-        if args.population is None:
-            raise InputError("--mse needs --population (the population the MSE rate is per)")
         side = side_by_side(run.published.table, _survey_mse(args.mse),
                             population=args.population,
                             survey_period=run.definition["reference_period"])
