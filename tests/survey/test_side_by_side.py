@@ -142,3 +142,31 @@ def test_bad_arguments_are_input_errors():
         side_by_side(SURVEY, MSE, population=1e6, indicators=["nope"])
     with pytest.raises(InputError, match="domains"):
         side_by_side(SURVEY, MSE, population=1e6, domains="some")
+
+
+def test_the_mse_report_shows_the_survey_sections():
+    """The MSE report with survey estimates: both sections, what each counts, a lower bound in
+    words, withheld survey cells as x (the report renders; it computes nothing)."""
+    pytest.importorskip("jinja2")
+    pytest.importorskip("matplotlib")
+    from tipstat import datasets
+    from tipstat.report.html import build_report
+    from tipstat.survey import run_survey
+
+    sv = datasets.load_survey()
+    run = run_survey(sv["data"], design=sv["design"], mapping=sv["mapping"], by=["sex"],
+                     source="synthetic_country_survey.csv")
+    h = datasets.load("Korea_3")
+    table = tipstat.compare(h, ["independence"])
+    side = side_by_side(run.published.table, MSE.as_lower_bound(), population=116_536,
+                        survey_period=run.definition["reference_period"])
+    page = build_report(h, comparison=table, survey=run, survey_side=side, seed=1)
+    for marker in ("<h2>Survey prevalence</h2>", "<h2>Side by side with MSE</h2>",
+                   'href="#survey-prevalence"', "Different quantities.",
+                   "at least 1,500", "the 12 months before the interview",
+                   "in need of identification", ">x<"):
+        assert marker in page, marker
+    # every published survey figure is in the page as the table has it
+    fl = run.published.table.iloc[0]
+    assert f"{1e5 * fl['proportion']:,.1f}" in page
+    assert "Survey prevalence" not in build_report(h, comparison=table, seed=1)
