@@ -195,3 +195,24 @@ def test_bad_design_files_exit_2(capsys, user_files, tmp_path):
                                            str(path), *mode])
             assert code == "exit 2", (path.name, out, err)
             assert expected in out + err and MARK not in out + err
+
+
+def test_the_example_script_runs_on_the_bundled_country(tmp_path, capsys):
+    """examples/survey_prevalence.py (tests/test_examples.py runs its --help): the totals'
+    intervals cover the synthetic country's truth, and it writes what it says."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "survey_prevalence.py"
+    spec = importlib.util.spec_from_file_location("example_survey_prevalence", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    res = module.main(["--by", "sex", "--out", str(tmp_path / "out")])
+    capsys.readouterr()
+    truth = res["truth"].set_index("domain").loc["total"]
+    for r in res["run"].table:
+        if not r.domain and r.indicator in ("forced_labour", "trafficking_forced_labour"):
+            assert r.total_ci[0] <= truth[f"true_{r.indicator}"] <= r.total_ci[1], r.indicator
+    assert res["side"]["source"].iloc[-1] == "multiple systems estimation"
+    assert res["mse"].ok and res["mse"].n_hat > 443          # more than the 443 listed
+    for name in ("survey_prevalence.csv", "side_by_side.csv", "survey_report.html"):
+        assert (tmp_path / "out" / name).stat().st_size > 500, name
