@@ -228,3 +228,29 @@ def test_no_reports_of_known_populations_is_not_identifiable():
     est = fit_nsum(df, "h", known={"a": 100, "b": 200}, population=1000)
     assert est.status == "not_identifiable" and math.isnan(est.n_hat)
     assert "network sizes are zero" in est.diagnostics["reason"]
+
+
+def test_a_declared_survey_design_is_used_whole():
+    """fit_nsum on a SurveyDesign (declare_design): weights, strata, first-stage PSUs and their
+    fpc are the ones the design declares (same result as the same columns passed by hand)."""
+    from tipstat.survey import declare_design
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for h in range(4):
+        for c in range(6):
+            d = rng.gamma(3.0, 100, 12)
+            rows.append(pd.DataFrame({"stratum": h, "psu": 10 * h + c, "hh": np.arange(12),
+                                      "fpc": 30, "w": 50.0 + h,
+                                      "hidden": rng.poisson(d * 0.004),
+                                      "a": rng.poisson(d * 0.003),
+                                      "b": rng.poisson(d * 0.006)}))
+    df = pd.concat(rows, ignore_index=True)
+    design = declare_design(df, weights="w", strata="stratum", psu="psu", fpc="fpc")
+    est = fit_nsum(design, "hidden", known={"a": 3000, "b": 6000}, population=1e6,
+                   n_boot=300, seed=9)
+    by_hand = SimpleNamespace(data=df, weights="w", strata="stratum", psu="psu", fpc="fpc")
+    same = fit_nsum(by_hand, "hidden", known={"a": 3000, "b": 6000}, population=1e6,
+                    n_boot=300, seed=9)
+    assert est.n_hat == same.n_hat and est.ci == same.ci
+    assert est.diagnostics["resampled"].startswith("rao_wu: first-stage PSUs")
