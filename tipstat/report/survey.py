@@ -139,9 +139,14 @@ def _side_rows(side: pd.DataFrame | None) -> list[dict[str, Any]] | None:
 
 
 def _environment() -> Any:
-    from .html import _environment as env
+    """The report's Jinja environment (the templates of ``tipstat/report/templates``)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
 
-    return env()
+    env = Environment(loader=PackageLoader("tipstat.report", "templates"),
+                      autoescape=select_autoescape(["html"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["num"] = lambda x, digits=0: number(x, digits, html=True)
+    return env
 
 
 def survey_sections(run: Any, side: pd.DataFrame | None = None, *,
