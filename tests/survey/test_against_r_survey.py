@@ -140,6 +140,16 @@ def test_degrees_of_freedom_match_r(designs):
     assert designs["jk1"].df == 14
 
 
+def test_domain_degrees_of_freedom_match_r(designs):
+    """svyby / subset on apiclus1 by school type: degf 14, 7, 11 (the PSUs holding the domain
+    minus the strata holding it; R survey 4.5, quoted in spicy's tests)."""
+    design = designs["clus1"]
+    design.data["one"] = 1
+    t = survey_prevalence(design, "one", by="stype")
+    assert [(r.domain.get("stype"), r.df) for r in t] == [(None, 14), ("E", 14), ("H", 7),
+                                                          ("M", 11)]
+
+
 def test_two_stage_fpc_term_matters(designs):
     """The second-stage term is there: without the fpc (with replacement) the SE is R's 30.712,
     with it R's 30.099; a first-stage-only formula with the stage-1 fpc would give neither."""
@@ -164,3 +174,48 @@ def test_matches_svy_where_installed(designs):
     ours_t = _estimate(designs["clus2"], "total", "enroll", "")
     assert ours_m["se"] == pytest.approx(m["se"][0], rel=1e-9)
     assert ours_t["se"] == pytest.approx(t["se"][0], rel=1e-9)
+
+
+def _sch_wide(designs):
+    design = designs["clus1"]
+    df = design.data.assign(yes=(design.data["sch.wide"] == "Yes").astype(int))
+    return df, declare_design(df, weights="pw", psu="dnum", fpc="fpc")
+
+
+def test_domain_logit_intervals_match_svy_where_installed(designs):
+    """Proportions of schools meeting their target (sch.wide) by school type, apiclus1: SEs and
+    logit intervals of each domain, with its own df, against svy (no printed R numbers exist
+    for these; svy matches R's svyciprop where they do)."""
+    svy = pytest.importorskip("svy")
+    pl = pytest.importorskip("polars")
+    df, design = _sch_wide(designs)
+    ours = survey_prevalence(design, "yes", by="stype", ci="logit")
+    s = svy.Sample(pl.from_pandas(df[["dnum", "pw", "fpc", "stype", "yes"]]),
+                   svy.Design(psu="dnum", wgt="pw", pop_size="fpc"))
+    theirs = s.estimation.prop("yes", by="stype", ci_method="logit").to_polars()
+    for row in ours[1:]:
+        r = theirs.filter((pl.col("stype") == row.domain["stype"]) & (pl.col("yes") == 1))
+        assert row.proportion == pytest.approx(r["est"][0], rel=1e-12)
+        assert row.se == pytest.approx(r["se"][0], rel=1e-9)
+        assert row.df == r["df"][0]
+        assert row.ci[0] == pytest.approx(r["lci"][0], rel=1e-9)
+        assert row.ci[1] == pytest.approx(r["uci"][0], rel=1e-9)
+
+
+def test_korn_graubard_matches_svy_beta_where_installed(designs):
+    """Korn-Graubard on the whole sample and by school type, against svy's "beta" method,
+    which reproduces R's svyciprop(method="beta"): n* = p(1-p)/se^2 (t_{n-1}/t_df)^2, n the
+    domain's rows (nrow of R's subset design, which drops the other rows), df its degf. (svy's
+    "korn-graubard" is the NCHS variant that also truncates n* at n.)"""
+    svy = pytest.importorskip("svy")
+    pl = pytest.importorskip("polars")
+    df, design = _sch_wide(designs)
+    ours = survey_prevalence(design, "yes", by="stype", ci="korn_graubard")
+    s = svy.Sample(pl.from_pandas(df[["dnum", "pw", "fpc", "stype", "yes"]]),
+                   svy.Design(psu="dnum", wgt="pw", pop_size="fpc"))
+    whole = s.estimation.prop("yes", ci_method="beta").to_polars().filter(pl.col("yes") == 1)
+    by = s.estimation.prop("yes", by="stype", ci_method="beta").to_polars()
+    assert ours[0].ci == pytest.approx((whole["lci"][0], whole["uci"][0]), rel=1e-9)
+    for row in ours[1:]:
+        r = by.filter((pl.col("stype") == row.domain["stype"]) & (pl.col("yes") == 1))
+        assert row.ci == pytest.approx((r["lci"][0], r["uci"][0]), rel=1e-9)

@@ -50,8 +50,9 @@ SINGLE_PSU = {
     "fail": "raise an InputError naming the stratum (by its 1-based index) and the stage",
     "certainty": "the PSU is taken as sampled with certainty: the stratum adds no variance "
                  "(R's 'certainty' / 'remove')",
-    "centre": "the PSU total is centred at the mean of all PSU totals of the stage instead of "
-              "its stratum mean (R's 'adjust')",
+    "centre": "the PSU total is centred at the mean of all PSU totals instead of its stratum "
+              "mean (R's 'adjust'); a later-stage unit alone in its parent unit adds nothing "
+              "(it is centred at its own value, as in R's recursion)",
 }
 
 _SHOWN_ROWS = 5
@@ -196,7 +197,8 @@ class SurveyDesign:
 
 def _codes(frame: pd.DataFrame) -> np.ndarray:
     """One int code per distinct row of ``frame`` (its columns taken together)."""
-    return frame.groupby(list(frame.columns), sort=True, dropna=False).ngroup().to_numpy()
+    return frame.groupby(list(frame.columns), sort=True, dropna=False,
+                         observed=True).ngroup().to_numpy()
 
 
 def declare_design(data: pd.DataFrame, *, weights: str, strata: str | None = None,
@@ -462,6 +464,16 @@ def _replicate_scales(method: str | None, rep: np.ndarray, rho: float | None,
     return scales
 
 
+def group_sum(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sums of the rows of ``values`` (2-D) by integer ``codes`` in ``0..n_groups-1`` (a sparse
+    product: linear in the number of rows, unlike ``np.add.at``)."""
+    from scipy import sparse
+
+    m = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),
+                          shape=(n_groups, len(codes)))
+    return np.asarray(m @ values)
+
+
 def taylor_variance(design: SurveyDesign, z: np.ndarray) -> np.ndarray:
     """Design variance of the totals of the columns of ``z`` (influence values, one row per
     respondent) by Taylor linearisation, multistage as R's ``survey::svyrecvar``.
@@ -475,6 +487,27 @@ def taylor_variance(design: SurveyDesign, z: np.ndarray) -> np.ndarray:
     above (its units as the stratum), multiplied by the sampling fractions of the stages
     above it: ``V = V_1 + sum_j f_h V_2(j) + ...``. A stage without an fpc is with
     replacement: it ends the recursion. Strata with one unit follow ``design.single_psu``.
+
+    Parameters
+    ----------
+    design : SurveyDesign
+    z : array, shape (n,) or (n, k)
+        Influence values, one row per row of ``design.data`` (zero outside a domain).
+
+    Returns
+    -------
+    numpy.ndarray, shape (k,)
+        The variance of ``z.sum(axis=0)`` under the design.
+
+    Examples
+    --------
+    Two strata of two PSUs, with replacement: ``V = sum_h (t_h1 - t_h2)^2``.
+
+    >>> import numpy as np, pandas as pd
+    >>> d = declare_design(pd.DataFrame({"h": [1, 1, 2, 2], "w": [1.0] * 4}), weights="w",
+    ...                    strata="h")
+    >>> taylor_variance(d, np.array([1.0, 3.0, 2.0, 7.0])).tolist()
+    [29.0]
     """
     z = np.asarray(z, dtype=float)
     if z.ndim == 1:
@@ -483,11 +516,9 @@ def taylor_variance(design: SurveyDesign, z: np.ndarray) -> np.ndarray:
     mult = None  # per group of the current stage: product of the fractions above it
     for k, st in enumerate(design._stages):
         n_unit = len(st.unit_group)
-        t = np.zeros((n_unit, z.shape[1]))
-        np.add.at(t, st.unit, z)
+        t = group_sum(st.unit, z, n_unit)
         n_groups = len(st.n_units)
-        gsum = np.zeros((n_groups, z.shape[1]))
-        np.add.at(gsum, st.unit_group, t)
+        gsum = group_sum(st.unit_group, t, n_groups)
         nu = st.n_units.astype(float)
         gmean = gsum / nu[:, None]
         dev = t - gmean[st.unit_group]
@@ -496,8 +527,7 @@ def taylor_variance(design: SurveyDesign, z: np.ndarray) -> np.ndarray:
             grand = t.sum(axis=0) / n_unit
             lone_units = lonely[st.unit_group]
             dev[lone_units] = t[lone_units] - grand
-        ss = np.zeros((n_groups, z.shape[1]))
-        np.add.at(ss, st.unit_group, dev ** 2)
+        ss = group_sum(st.unit_group, dev ** 2, n_groups)
         factor = np.where(lonely, 1.0, nu / np.maximum(nu - 1.0, 1.0)) * (1.0 - st.fraction)
         if not (design.single_psu == "centre" and k == 0):
             factor = np.where(lonely, 0.0, factor)
@@ -516,8 +546,19 @@ def taylor_variance(design: SurveyDesign, z: np.ndarray) -> np.ndarray:
 def replicate_variance(design: SurveyDesign, theta: np.ndarray,
                        theta_r: np.ndarray) -> np.ndarray:
     """Replicate variance: ``sum_r scale_r (theta_r - theta_bar)^2`` with ``theta_bar`` the mean
-    of the replicates (R's default, ``survey.replicates.mse=FALSE``). ``theta_r`` has one row
-    per replicate."""
+    of the replicates (R's default, ``survey.replicates.mse=FALSE``); ``scale_r`` as in
+    :data:`REPLICATE_METHODS`. ``theta`` (the full-sample estimate) is not used by this
+    centring; ``theta_r`` has one row per replicate and one column per statistic.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> df = pd.DataFrame({"w": [1.0, 1.0], "r1": [2.0, 0.0], "r2": [0.0, 2.0]})
+    >>> d = declare_design(df, weights="w", replicate_weights=["r1", "r2"],
+    ...                    replicate_method="brr")
+    >>> replicate_variance(d, np.array([0.5]), np.array([[1.0], [0.0]])).tolist()
+    [0.25]
+    """
     theta_r = np.asarray(theta_r, dtype=float)
     centre = theta_r.mean(axis=0)
     scales = design._rep_scales

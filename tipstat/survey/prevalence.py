@@ -22,7 +22,7 @@ import pandas as pd
 from .._checks import check_ci, check_level
 from ..errors import InputError, Problem
 from ..estimate import Caveat
-from .design import SurveyDesign, _problem, replicate_variance, taylor_variance
+from .design import SurveyDesign, _problem, group_sum, replicate_variance, taylor_variance
 
 __all__ = ["CI_METHODS", "MIN_EFFECTIVE_N", "Prevalence", "PrevalenceTable",
            "survey_prevalence"]
@@ -37,13 +37,16 @@ CI_METHODS = ("logit", "korn_graubard", "wald")
 #: interval approximations are unreliable.
 MIN_EFFECTIVE_N = 30
 
+_ZERO = 1e-14  # variances below this fraction of p(1-p) are rounding noise
+
 STATUSES = {
     "ok": "estimated",
     "small_domain": f"estimated, but the effective sample size is below {MIN_EFFECTIVE_N}: "
                     "read the interval, not the point",
     "empty_domain": "no respondent with an answer in the domain: no estimate",
-    "not_estimable": "the design variance cannot be computed (no degrees of freedom, or the "
-                     "domain's weights are all zero)",
+    "not_estimable": "no design-based interval: the domain's respondents are all in one PSU "
+                     "or its weights are all zero (no SE), or it has no degrees of freedom "
+                     "(SE, no interval)",
 }
 
 
@@ -82,6 +85,10 @@ class Prevalence:
     status : str
         ``"ok"``, ``"small_domain"``, ``"empty_domain"`` or ``"not_estimable"``.
     warnings : tuple of Caveat
+    df : int
+        Degrees of freedom of the row's intervals: PSUs holding a member of the domain minus
+        the strata holding one (R's ``degf`` of the domain, as ``svyciprop`` on a subset uses);
+        replicate designs: the design's.
     """
 
     indicator: str
@@ -102,6 +109,7 @@ class Prevalence:
     n_effective: float
     status: str
     warnings: tuple[Caveat, ...] = ()
+    df: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The row as plain Python values (for JSON)."""
@@ -126,7 +134,8 @@ class PrevalenceTable(Sequence[Prevalence]):
         ``"missing_domain:<column>"`` (no value of a ``by`` column: left out of that column's
         domains, kept in the total).
     df : int
-        Degrees of freedom of the intervals (see :attr:`SurveyDesign.df`).
+        Degrees of freedom of the design (see :attr:`SurveyDesign.df`); each row carries its
+        domain's own (:attr:`Prevalence.df`).
     variance : str
         ``"taylor"`` or the replicate method.
     """
@@ -157,7 +166,7 @@ class PrevalenceTable(Sequence[Prevalence]):
             rec.update({f"domain_{c}": r.domain.get(c) for c in cols})
             for name in ("n_sample", "n_cases", "proportion", "se", "ci", "level", "ci_method",
                          "rate", "rate_ci", "total", "total_se", "total_ci", "deff",
-                         "n_effective", "status"):
+                         "n_effective", "status", "df"):
                 v = getattr(r, name)
                 if isinstance(v, tuple):
                     rec[f"{name}_lower"], rec[f"{name}_upper"] = v
@@ -208,8 +217,10 @@ def _indicators(design: SurveyDesign,
                 raise InputError(f"survey_prevalence: indicator {name!r} does not have one value "
                                  "per row of the design's data (same index)")
         missing = series.isna().to_numpy()
-        vals = pd.to_numeric(series.astype(object).where(~series.isna(), np.nan),
-                             errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
+        obj = series.astype(object).map(
+            lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v)
+        vals = np.array(pd.to_numeric(obj.where(~missing, np.nan), errors="coerce")
+                        .to_numpy(dtype=float, na_value=np.nan), dtype=float)
         bad = ~missing & ~np.isin(vals, (0.0, 1.0))
         if bad.any():
             problems.append(_problem(name, bad, "0, 1, true or false (or empty: no answer)"))
@@ -223,7 +234,7 @@ def _indicators(design: SurveyDesign,
 
 def _levels(s: pd.Series) -> list[Any]:
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return list(s.cat.categories)
+        return s.cat.categories.tolist()
     return sorted(s.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
 
 
@@ -318,23 +329,27 @@ def survey_prevalence(design: SurveyDesign,
     finite-population corrections); or from replicate weights: ``p_r`` recomputed with each
     replicate's weights and :func:`~tipstat.survey.design.replicate_variance`.
 
-    Degrees of freedom ``df``: PSUs minus strata (replicates: rank of the replicate weights
-    minus 1); ``t = t_df(1 - alpha/2)``.
+    Degrees of freedom ``df`` of a row: the PSUs holding a member of its domain minus the strata
+    holding one (R's ``degf`` of the domain; for the total, PSUs minus strata); replicate
+    designs: the rank of the replicate weights minus 1. ``t = t_df(1 - alpha/2)``.
 
     * ``logit``: ``expit(logit(p) -/+ t se / (p (1-p)))`` (R's ``svyciprop(method="logit")``);
       it stays inside (0, 1). Undefined at ``p`` = 0 or 1: the Korn-Graubard interval is used
       and ``ci_method`` says so.
     * ``korn_graubard``: Clopper-Pearson on the effective sample size
-      ``n* = p(1-p)/se^2 * (t_{n-1}/t_df)^2`` with ``x = p n*`` (Korn & Graubard 1998; R's
-      ``method="beta"``); when ``se = 0`` (e.g. no case) ``n*`` starts from ``n_sample``, so at
-      ``p = 0`` the upper end is ``1 - (alpha/2)^(1/n*) > 0``.
+      ``n* = p(1-p)/se^2 * (t_{n-1}/t_df)^2`` with ``x = p n*`` and ``n = n_sample`` (Korn &
+      Graubard 1998, as R's ``svyciprop(method="beta")`` on the domain's subset; ``n*`` is not
+      truncated at ``n`` as in the NCHS variant); when ``se = 0`` (e.g. no case) ``n*`` starts
+      from ``n_sample``, so at ``p = 0`` the upper end is ``1 - (alpha/2)^(1/n*) > 0``.
     * ``wald``: ``p -/+ t se``, clipped to [0, 1].
 
     Design effect (R's ``deff=TRUE``): ``deff = se^2 / V_srs`` with
     ``V_srs = (1 - n/Nhat) s^2 / n``, ``s^2 = p(1-p) n/(n-1)``, ``n = n_sample``.
     Effective sample size ``n_effective = p(1-p)/se^2`` (``n_sample`` when ``se = 0``); below
     :data:`MIN_EFFECTIVE_N` the row gets status ``"small_domain"`` and a ``small_domain``
-    caveat. A domain with no respondent gets ``"empty_domain"`` and no number.
+    caveat. A domain with no respondent gets ``"empty_domain"`` and no number; one whose
+    respondents all lie in a single PSU (its linearised values sum to zero there, so the
+    computed variance is 0) gets ``"not_estimable"``: the proportion, no SE, no interval.
 
     Examples
     --------
@@ -363,7 +378,6 @@ def survey_prevalence(design: SurveyDesign,
     excluded: dict[str, int] = dict(design.excluded)
     w = design._w
     df = design.df
-    tq = _t(df, level)
     masks = np.column_stack([m for _, m in domains])  # n x K
     rows: list[Prevalence] = []
     for name, y in ys.items():
@@ -389,37 +403,65 @@ def survey_prevalence(design: SurveyDesign,
                 zp[:, n_hat == 0] = 0.0
                 v = taylor_variance(design, np.hstack([zp, wd * y0[:, None]]))
                 var_p, var_t = v[: len(domains)], v[len(domains):]
-        n_samp = (d & (w > 0)[:, None]).sum(axis=0)
-        n_case = (d & (w > 0)[:, None] & (y0 == 1)[:, None]).sum(axis=0)
+        used = d & (w > 0)[:, None]
+        n_samp = used.sum(axis=0)
+        n_case = (used & (y0 == 1)[:, None]).sum(axis=0)
+        n_psu, dom_df = _domain_df(design, used)
         for k, (dom, _) in enumerate(domains):
             rows.append(_row(name, dom, int(n_samp[k]), int(n_case[k]), float(p[k]),
                              float(var_p[k]), float(t_hat[k]), float(var_t[k]), float(n_hat[k]),
-                             df, tq, level, ci, per))
+                             int(dom_df[k]), level, ci, per, int(n_psu[k])))
     excluded.update(missing_dom)
     return PrevalenceTable(rows=tuple(rows), excluded=MappingProxyType(excluded), df=df,
                            variance=design.variance)
 
 
+def _domain_df(design: SurveyDesign, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per domain column of ``used``: the stage-1 units holding a member, and the degrees of
+    freedom (those units minus the strata holding one; replicate designs: the design's)."""
+    if not design._stages:
+        n_psu = used.sum(axis=0)
+        return n_psu, np.full(used.shape[1], design.df)
+    st = design._stages[0]
+    counts = group_sum(st.unit, used.astype(float), len(st.unit_group)) > 0
+    n_psu = counts.sum(axis=0)
+    n_strata = (group_sum(st.unit_group, counts.astype(float), len(st.n_units)) > 0).sum(axis=0)
+    if design.replicate_weights:
+        return n_psu, np.full(used.shape[1], design.df)
+    return n_psu, n_psu - n_strata
+
+
 def _row(name: str, dom: dict[str, Any], n: int, cases: int, p: float, var_p: float,
-         total: float, var_t: float, n_hat: float, df: int, tq: float, level: float, ci: str,
-         per: float) -> Prevalence:
+         total: float, var_t: float, n_hat: float, df: int, level: float, ci: str,
+         per: float, n_psu: int) -> Prevalence:
     nan2 = (math.nan, math.nan)
     if n == 0:
         return Prevalence(name, dom, 0, 0, math.nan, math.nan, nan2, level, ci, math.nan, nan2,
                           math.nan, math.nan, nan2, math.nan, 0.0, "empty_domain",
                           (Caveat("note", "empty domain: no respondent with an answer, no "
-                                  "estimate", {"n_sample": 0}),))
-    if not (n_hat > 0) or df < 1 or not math.isfinite(var_p):
+                                  "estimate", {"n_sample": 0}),), df)
+    if not (n_hat > 0) or n_psu < 2 or not math.isfinite(var_p):
+        why = ("the domain's respondents are all in one PSU: its design variance cannot be "
+               "estimated" if n_hat > 0 and n_psu < 2 else
+               "the design variance cannot be computed for this domain")
         return Prevalence(name, dom, n, cases, p if n_hat > 0 else math.nan, math.nan, nan2,
-                          level, ci, math.nan, nan2, total, math.nan, nan2, math.nan, math.nan,
-                          "not_estimable",
-                          (Caveat("note", "the design variance cannot be computed for this "
-                                  f"domain (degrees of freedom {df})", {"df": df}),))
-    var_p = max(var_p, 0.0)
+                          level, ci, p * per if n_hat > 0 else math.nan, nan2, total, math.nan,
+                          nan2, math.nan, math.nan, "not_estimable",
+                          (Caveat("note", why, {"n_psu": n_psu}),), df)
+    # a variance at rounding level is zero (e.g. no case, or certainty strata only)
+    var_p = var_p if var_p > _ZERO * p * (1 - p) else 0.0
     se = math.sqrt(var_p)
+    total_se = math.sqrt(max(var_t, 0.0))
     n_eff = p * (1 - p) / var_p if var_p > 0 else float(n)
     v_srs = p * (1 - p) / (n - 1) * max(0.0, 1 - n / n_hat) if n > 1 else math.nan
     deff = var_p / v_srs if v_srs and v_srs > 0 else math.nan
+    if df < 1:
+        return Prevalence(name, dom, n, cases, p, se, nan2, level, ci, p * per, nan2, total,
+                          total_se, nan2, deff, n_eff, "not_estimable",
+                          (Caveat("note", f"no degrees of freedom for this domain ({n_psu} "
+                                  "PSUs, each alone in its stratum): no interval",
+                                  {"df": df, "n_psu": n_psu}),), df)
+    tq = _t(df, level)
     method = ci
     if ci == "logit" and 0 < p < 1 and se > 0:
         half = tq * se / (p * (1 - p))
@@ -430,7 +472,6 @@ def _row(name: str, dom: dict[str, Any], n: int, cases: int, p: float, var_p: fl
     else:
         method = "korn_graubard"
         interval = _korn_graubard(p, n_eff, n, df, level)
-    total_se = math.sqrt(max(var_t, 0.0))
     total_ci = (max(0.0, total - tq * total_se), total + tq * total_se)
     warnings: tuple[Caveat, ...] = ()
     status = "ok"
@@ -445,4 +486,4 @@ def _row(name: str, dom: dict[str, Any], n: int, cases: int, p: float, var_p: fl
                             {"n_effective": n_eff, "n_sample": n}),)
     return Prevalence(name, dom, n, cases, p, se, interval, level, method, p * per,
                       (interval[0] * per, interval[1] * per), total, total_se, total_ci, deff,
-                      n_eff, status, warnings)
+                      n_eff, status, warnings, df)

@@ -93,10 +93,22 @@ def _read_stat(path: Path, kind: str) -> pd.DataFrame:
     reader = {"spss": pyreadstat.read_sav, "spss_por": pyreadstat.read_por,
               "stata": pyreadstat.read_dta, "sas": pyreadstat.read_sas7bdat,
               "sas_xport": pyreadstat.read_xport}[kind]
+    # SAS transport files carry no value labels (and their reader takes no label options)
+    options = ({} if kind == "sas_xport" else
+               {"apply_value_formats": True, "formats_as_category": True,
+                "formats_as_ordered_category": False})
     try:
-        frame, _meta = reader(str(path), apply_value_formats=True, formats_as_category=True,
-                             formats_as_ordered_category=False)
-    except pyreadstat.ReadstatError as exc:
+        frame, meta = reader(str(path), **options)
+    except (pyreadstat.ReadstatError, getattr(pyreadstat, "PyreadstatError", OSError),
+            ValueError, OSError) as exc:
         raise InputError(f"read_survey: could not read {path.name!r} as {kind} "
                          f"({type(exc).__name__})") from None
+    # every labelled level becomes a category, also those nobody chose (an empty domain must
+    # stay visible); values without a label keep their own category
+    labels = getattr(meta, "variable_value_labels", None) or {}
+    for col, mapping in labels.items():
+        if col in frame.columns and isinstance(frame[col].dtype, pd.CategoricalDtype):
+            seen = list(frame[col].cat.categories)
+            wanted = list(dict.fromkeys([*mapping.values(), *seen]))
+            frame[col] = frame[col].cat.set_categories(wanted)
     return frame
