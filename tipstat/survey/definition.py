@@ -264,6 +264,11 @@ def _parse_definition(raw: dict[str, Any], origin: str) -> Definition:
         items_raw, dims_raw, flags_raw = raw["items"], raw["dimensions"], raw["flags"]
     except KeyError as e:
         raise InputError(f"definition {origin}: missing table [{e.args[0]}]") from None
+    for key, part in (("items", items_raw), ("dimensions", dims_raw), ("flags", flags_raw)):
+        if not isinstance(part, list) or not all(isinstance(x, dict) for x in part):
+            raise InputError(f"definition {origin}: expected [[{key}]] tables")
+    if not isinstance(head, dict) or not isinstance(scope, dict):
+        raise InputError(f"definition {origin}: expected [definition] and [scope] tables")
     items: dict[str, Item] = {}
     for k, it in enumerate(items_raw):
         where = f"definition {origin}, item {k + 1}"
@@ -333,14 +338,24 @@ def _parse_definition(raw: dict[str, Any], origin: str) -> Definition:
 
 
 @lru_cache(maxsize=16)
-def load_definition(name: str = DEFAULT_DEFINITION) -> Definition:
-    """Load a shipped statistical definition by name.
+def _load_shipped(name: str) -> Definition:
+    with _root().joinpath(f"{name}.toml").open("rb") as f:
+        raw = tomllib.load(f)
+    d = _parse_definition(raw, name)
+    if d.name != name:
+        raise InputError(f"definition file {name}.toml declares name {d.name!r}")
+    return d
+
+
+def load_definition(name: str | Path = DEFAULT_DEFINITION) -> Definition:
+    """Load a statistical definition: a shipped one by name, or a ``.toml`` file of the same
+    schema (e.g. a national variant under its own name).
 
     Parameters
     ----------
-    name : str
+    name : str or path
         One of :func:`available_definitions` (default ``"tipstat-prov-1"``, the provisional
-        ICLS-2018 / Trafficking Protocol mapping).
+        ICLS-2018 / Trafficking Protocol mapping), or the path of a ``.toml`` definition file.
 
     Returns
     -------
@@ -359,22 +374,30 @@ def load_definition(name: str = DEFAULT_DEFINITION) -> Definition:
     {'any': ['adult_forced_labour', 'child_forced_labour']}
     >>> d.dimensions["coercion"].rule, len(d.dimensions["coercion"].items)
     ('any', 6)
+    >>> load_definition("ictip-2030")
+    Traceback (most recent call last):
+    tipstat.errors.InputError: unknown definition 'ictip-2030'; available: tipstat-prov-1
     """
-    if not isinstance(name, str) or name not in available_definitions():
-        raise InputError(f"unknown definition {name!r}; available: "
-                         f"{', '.join(available_definitions())}")
-    with _root().joinpath(f"{name}.toml").open("rb") as f:
-        raw = tomllib.load(f)
-    d = _parse_definition(raw, name)
-    if d.name != name:
-        raise InputError(f"definition file {name}.toml declares name {d.name!r}")
-    return d
+    if isinstance(name, str) and name in available_definitions():
+        return _load_shipped(name)
+    if isinstance(name, str | Path) and str(name).endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"load_definition: no definition file {path.name!r}")
+        try:
+            with path.open("rb") as f:
+                raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"load_definition: {path.name!r} is not valid TOML ({e})") from None
+        return _parse_definition(raw, repr(path.name))
+    raise InputError(f"unknown definition {name!r}; available: "
+                     f"{', '.join(available_definitions())}")
 
 
-def _definition(definition: Definition | str | None) -> Definition:
+def _definition(definition: Definition | str | Path | None) -> Definition:
     if definition is None:
         return load_definition()
-    if isinstance(definition, str):
+    if isinstance(definition, str | Path):
         return load_definition(definition)
     if isinstance(definition, Definition):
         return definition
@@ -684,6 +707,8 @@ class Classification:
     unrecognised : Mapping[str, int]
         Item -> number of answers that are none of the mapping's codes (treated as missing; the
         values themselves are never shown).
+    not_asked : tuple of str
+        Optional items that no variable answers (unknown for everybody).
     rules : Definition
         The full definition (items, dimensions, flag rules, sources, status).
     """
@@ -693,6 +718,7 @@ class Classification:
     definition: DefinitionRef
     counts: Mapping[str, int]
     unrecognised: Mapping[str, int]
+    not_asked: tuple[str, ...]
     rules: Definition
     _evaluator: _Evaluator = field(repr=False)
     _final: dict[str, np.ndarray] = field(repr=False)
@@ -804,10 +830,12 @@ def classify(data: pd.DataFrame, *, definition: Definition | str | None = None,
     n = len(data)
     states: dict[str, np.ndarray] = {}
     unrecognised: dict[str, int] = {}
+    not_asked: list[str] = []
     for iid, item in d.items.items():
         mi = m.items.get(iid)
         if mi is None or mi.variable not in data.columns:
             states[iid] = np.full(n, U, dtype=np.int8)
+            not_asked.append(iid)
             continue
         col = data[mi.variable]
         if isinstance(col, pd.DataFrame):
@@ -860,5 +888,6 @@ def classify(data: pd.DataFrame, *, definition: Definition | str | None = None,
               "out_of_scope": int(out_scope.sum())}
     return Classification(flags=flags, excluded=MappingProxyType(excluded), definition=d.ref,
                           counts=MappingProxyType(counts),
-                          unrecognised=MappingProxyType(unrecognised), rules=d,
+                          unrecognised=MappingProxyType(unrecognised),
+                          not_asked=tuple(not_asked), rules=d,
                           _evaluator=ev, _final=final)

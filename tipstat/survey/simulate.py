@@ -352,8 +352,8 @@ def draw_survey_sample(
 
         a_c = \\frac{\\sum_{j \\in s_c} w_j}{\\sum_{j \\in r_c} w_j}
 
-    (sampled over responding households; a class without respondents is merged with its
-    stratum). Every person aged 5+ in a responding household is in the sample.
+    (sampled over responding households; when a class has no respondent, the classes of its
+    stratum are merged into one). Every person aged 5+ in a responding household is in the sample.
 
     Parameters
     ----------
@@ -440,7 +440,8 @@ def draw_survey_sample(
     r_w = samp["base_weight"].where(responded, 0.0)
     cls_r = r_w.groupby(samp["nr_class"]).transform("sum")
     empty = cls_r.to_numpy() == 0
-    samp.loc[empty, "nr_class"] = region[empty]
+    merge = region.isin(set(region[empty]))  # a class without respondents: merge its stratum
+    samp.loc[merge, "nr_class"] = region[merge]
     cls_all = samp.groupby("nr_class")["base_weight"].transform("sum")
     cls_r = r_w.groupby(samp["nr_class"]).transform("sum")
     if (cls_r == 0).any():
