@@ -48,6 +48,8 @@ examples:
       --by sex,age,exploitation --report sdg.html
   tipstat reproduce "UK 2013"
   tipstat reproduce                            # list the studies
+  tipstat survey --demo                        # survey prevalence on the bundled synthetic country
+  tipstat survey survey.sav --design design.toml --mapping mapping.toml --by sex,region
 
 Input tables (CSV, TSV, Excel, ODS): one row per capture pattern with 0/1 list columns and a
 'count' column, or one 0/1 row per person (no 'count' column). The name of a bundled table

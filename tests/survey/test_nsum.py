@@ -254,3 +254,29 @@ def test_a_declared_survey_design_is_used_whole():
                     n_boot=300, seed=9)
     assert est.n_hat == same.n_hat and est.ci == same.ci
     assert est.diagnostics["resampled"].startswith("rao_wu: first-stage PSUs")
+
+
+def test_replicate_weights_of_the_design_give_the_interval():
+    """A design with bootstrap replicate weights: the SE is the design's replicate SE of the
+    ratio (computed here by hand), the interval log-normal around the point."""
+    from tipstat.survey import declare_design
+
+    rng = np.random.default_rng(4)
+    n, R = 400, 60
+    d = rng.gamma(3.0, 100, n)
+    df = pd.DataFrame({"w": 25.0, "hidden": rng.poisson(d * 0.004),
+                       "a": rng.poisson(d * 0.003), "b": rng.poisson(d * 0.006)})
+    mult = rng.multinomial(n, np.full(n, 1 / n), size=R).T        # respondents x replicates
+    for r in range(R):
+        df[f"rep{r}"] = 25.0 * mult[:, r]
+    design = declare_design(df, weights="w", replicate_weights=[f"rep{r}" for r in range(R)],
+                            replicate_method="bootstrap")
+    est = fit_nsum(design, "hidden", known={"a": 3000, "b": 6000}, population=1e6)
+    s = df["a"] + df["b"]
+    theta = np.array([9000 * (df[f"rep{r}"] * df.hidden).sum() / (df[f"rep{r}"] * s).sum()
+                      for r in range(R)])
+    se = math.sqrt(((theta - theta.mean()) ** 2).sum() / (R - 1))
+    assert est.se == pytest.approx(se, rel=1e-9)
+    assert est.ci_method == "lognormal" and est.ci[0] < est.n_hat < est.ci[1]
+    assert est.ci[0] * est.ci[1] == pytest.approx(est.n_hat ** 2, rel=1e-9)
+    assert "replicate weights (bootstrap)" in est.diagnostics["resampled"]

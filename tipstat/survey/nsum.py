@@ -89,6 +89,8 @@ class _Design:
     psu: np.ndarray             # first-stage unit index of each respondent (0 .. n_psu-1)
     fraction: np.ndarray        # first-stage sampling fraction of each stratum (0 without fpc)
     clustered: bool             # PSUs were declared (else every respondent is its own unit)
+    replicates: np.ndarray | None = None   # replicate weights (n x R) of a replicate design
+    source: Any = None                      # the SurveyDesign (for its replicate variance)
 
 
 def _first(spec: Any) -> Any:
@@ -121,11 +123,14 @@ def _resolve(design: Any, weights: str | None) -> _Design:
     elif isinstance(getattr(design, "data", None), pd.DataFrame):
         if weights is not None:
             raise InputError("fit_nsum: weights= is for a DataFrame; a survey design has its own")
-        if getattr(design, "replicate_weights", None):
-            raise InputError("fit_nsum: a design with replicate weights is not supported yet; "
-                             "declare strata and PSUs (declare_design(..., strata=, psu=)) for "
-                             "the Rao-Wu bootstrap")
         data = design.data
+        rep_cols = list(getattr(design, "replicate_weights", None) or ())
+        if rep_cols:
+            w = pd.to_numeric(data[design.weights], errors="coerce").to_numpy(dtype=float)
+            rep = data[rep_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            n = len(data)
+            return _Design(data, w, np.zeros(n, dtype=int), np.arange(n), np.zeros(1), False,
+                           replicates=rep, source=design)
         w_col = getattr(design, "weights", None)
         s_col = _first(getattr(design, "strata", None))
         p_col = _first(getattr(design, "psu", None))
@@ -268,7 +273,9 @@ def fit_nsum(
         Interval coverage.
     ci : ``"bootstrap"`` or ``"none"``
         ``"bootstrap"``: percentile interval of ``n_boot`` Rao-Wu rescaling bootstrap
-        replicates (PSUs within strata; respondents without declared PSUs).
+        replicates (PSUs within strata; respondents without declared PSUs); for a design with
+        replicate weights, the design's replicates instead: their variance (the design's
+        replicate method) and a log-normal interval ``N_H exp(-/+ z SE / N_H)``.
     n_boot : int
         Bootstrap replicates.
     seed : int
@@ -419,7 +426,26 @@ def fit_nsum(
     draws = None
     lo, hi, se = math.nan, math.nan, math.nan
     ci_method = "none"
-    if ci == "bootstrap" and status == "ok":
+    if ci == "bootstrap" and status == "ok" and d.replicates is not None:
+        # the design's own replicates: theta_r with each replicate's weights, the design's
+        # replicate variance, a log-normal interval (the ratio is positive and skewed)
+        from scipy.stats import norm
+
+        from .design import replicate_variance
+
+        rw = np.where(keep[:, None], d.replicates, 0.0)
+        draws = _ratio(rw.T @ y_h, rw.T @ s, total_known)
+        ok = np.isfinite(draws)
+        se = float(math.sqrt(replicate_variance(d.source, np.array([n_hat]),
+                                                draws[ok][:, None])[0]))
+        z = float(norm.ppf(0.5 + level / 2))
+        spread = math.exp(z * se / n_hat) if n_hat > 0 else math.nan
+        lo, hi = (n_hat / spread, n_hat * spread) if n_hat > 0 else (0.0, 0.0)
+        ci_method = "lognormal"
+        diagnostics.update({"n_boot": len(draws), "n_failed": int((~ok).sum()),
+                            "resampled": f"the design's replicate weights "
+                                         f"({d.source.replicate_method})"})
+    elif ci == "bootstrap" and status == "ok":
         rng = np.random.default_rng(seed)
         n_units = int(d.psu.max()) + 1
         num_u = np.bincount(d.psu, weights=w * y_h, minlength=n_units)
