@@ -178,3 +178,17 @@ def test_rows_holding_the_same_persons_are_withheld_together(bundled):
         assert len(states) == 1, g
     for a in pub.audit().values():
         assert a.protected
+
+
+def test_a_crossing_with_missing_values_keeps_its_sums():
+    """sex x age_group cells of respondents with a known sex and age do not add up to the
+    total: a 'not stated' row carries the rest, and the table is protected."""
+    df = _microdata(seed=5)
+    rows = _prevalence(df, [])
+    for (sex, age), part in df.groupby(["sex", "age_group"]):
+        rows += [r for r in _prevalence(part, []) if r.domain == {}]
+        rows[-1].domain = {"sex": sex, "age_group": age}
+    pub = publish_prevalence(rows)
+    ns = pub.table[pub.table["age_group"] == "_U"]
+    assert len(ns) == 1 and ns["n_sample"].iloc[0] == df["age_group"].isna().sum()
+    assert pub.audit()["forced_labour"].protected

@@ -217,6 +217,24 @@ def _not_stated(part: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
                         "obs_status": "not stated",
                         "notes": f"respondents whose {d} is missing (no estimate)"})
             extra.append(row)
+    # a crossing (several variables split) without the single variables' rows: one "not
+    # stated" row for respondents missing any of them
+    split = (part[dims] != TOTAL) if dims else pd.DataFrame(index=part.index)
+    singles = {d for d in dims if ((split[d]) & (split.sum(axis=1) == 1)).any()}
+    for pattern in {tuple(d for d in dims if row[d]) for _, row in split.iterrows()}:
+        if len(pattern) < 2 or set(pattern) & singles:
+            continue
+        cells = part[(split[list(pattern)].all(axis=1)) & (split.sum(axis=1) == len(pattern))]
+        gap = {c: float(t[c]) - float(cells[c].sum()) for c in ("n_cases", "n_sample")}
+        if gap["n_sample"] > 0.5 or gap["n_cases"] > 0.5:
+            row = {c: np.nan for c in part.columns}
+            row.update({"indicator": t["indicator"],
+                        **{c: (NOT_STATED if c in pattern else TOTAL) for c in dims},
+                        "n_cases": gap["n_cases"], "n_sample": gap["n_sample"],
+                        "status": "not_estimated", "caveats": "", "ci_method": "",
+                        "obs_status": "not stated",
+                        "notes": f"respondents with {' or '.join(pattern)} missing (no estimate)"})
+            extra.append(row)
     return pd.DataFrame(extra, columns=part.columns)
 
 
@@ -242,9 +260,16 @@ def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold:
     groups = _same_persons(parts)
 
     def run(ind: str) -> disclosure.Suppression:
-        return disclosure.suppress(parts[ind], threshold=threshold, dims=dims or ["_none"],
-                                   value="n_cases", cost=cost, integer=True,
-                                   forced=forced[ind] if forced[ind].any() else None)
+        try:
+            return disclosure.suppress(parts[ind], threshold=threshold, dims=dims or ["_none"],
+                                       value="n_cases", cost=cost, integer=True,
+                                       forced=forced[ind] if forced[ind].any() else None)
+        except InputError:
+            raise InputError(
+                f"publish_prevalence: the domains of indicator {ind!r} do not add up to their "
+                "margins (a crossing of variables published with the variables alone, and "
+                "respondents missing one of them): publish the crossing and the single "
+                "variables as separate tables, or give the missing values a level") from None
 
     sups = {ind: run(ind) for ind in parts}
     for _ in range(len(parts) * 4):
