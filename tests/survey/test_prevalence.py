@@ -318,3 +318,17 @@ def test_nullable_boolean_flags_with_missing_answers(design):
     flags.iloc[:7] = pd.NA
     t = survey_prevalence(design, {"fl": flags})
     assert t.excluded["missing_indicator:fl"] == 7 and t[0].n_sample == len(flags) - 7
+
+
+def test_total_interval_is_the_prevalence_interval_times_the_domain_size():
+    df = pd.DataFrame({"c": np.repeat(np.arange(10), 30), "w": 3.0, "y": 0,
+                       "sex": ["f", "m"] * 150})
+    df.loc[[0, 44, 100], "y"] = 1   # three women, no man
+    t = survey_prevalence(declare_design(df, weights="w", psu="c"), "y", by="sex",
+                          ci="korn_graubard")
+    for r in t:
+        n_hat = 3.0 * r.n_sample
+        assert r.total == pytest.approx(r.proportion * n_hat, rel=1e-13)
+        assert r.total_ci == pytest.approx((r.ci[0] * n_hat, r.ci[1] * n_hat), rel=1e-13)
+    men = t[2]
+    assert men.n_cases == 0 and men.total == 0 and men.total_ci[1] > 0

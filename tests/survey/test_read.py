@@ -24,6 +24,13 @@ def test_csv_and_tsv_round_trip(tmp_path):
     pd.testing.assert_frame_equal(read_survey(str(t)), FRAME)
 
 
+@pytest.mark.parametrize("sep", [";", "|", "\t"])
+def test_delimiter_read_from_the_header(tmp_path, sep):
+    p = tmp_path / "s.csv"
+    FRAME.to_csv(p, index=False, sep=sep)
+    pd.testing.assert_frame_equal(read_survey(p), FRAME)
+
+
 def test_excel_sheet_by_name_and_position(tmp_path):
     pytest.importorskip("openpyxl")
     p = tmp_path / "s.xlsx"

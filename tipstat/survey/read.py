@@ -31,7 +31,8 @@ def read_survey(path: str | Path, *, sheet: str | int | None = None) -> pd.DataF
     Parameters
     ----------
     path : str or Path
-        A ``.csv``/``.txt`` (comma) or ``.tsv`` file, an Excel workbook (``.xlsx``, ``.xlsm``),
+        A ``.csv``/``.txt`` file (comma, semicolon, tab or ``|`` delimited, read from the
+        header line; decimal point ``.``) or ``.tsv`` file, an Excel workbook (``.xlsx``, ``.xlsm``),
         SPSS (``.sav``, ``.zsav``, ``.por``), Stata (``.dta``) or SAS (``.sas7bdat``,
         ``.xpt``) file. SPSS/Stata/SAS files need the ``survey`` extra (``pyreadstat``).
     sheet : str or int, optional
@@ -69,7 +70,7 @@ def read_survey(path: str | Path, *, sheet: str | int | None = None) -> pd.DataF
         raise InputError("read_survey: sheet= applies to Excel workbooks only")
     try:
         if kind in ("csv", "tsv"):
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else _delimiter(path))
         elif kind == "excel":
             frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet,
                                   engine="openpyxl")
@@ -82,6 +83,16 @@ def read_survey(path: str | Path, *, sheet: str | int | None = None) -> pd.DataF
         raise InputError(f"read_survey: could not read {path.name!r} as {kind} "
                          f"({type(exc).__name__})") from None
     return frame.reset_index(drop=True)
+
+
+def _delimiter(path: Path) -> str:
+    """The delimiter of a text file's header line: the most frequent of ``,`` ``;`` tab ``|``
+    (``,`` on a tie; many statistical offices export with ``;``)."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda k: counts[k])
+    return best if counts[best] > counts[","] else ","
 
 
 def _read_stat(path: Path, kind: str) -> pd.DataFrame:
