@@ -172,3 +172,54 @@ def test_classify_is_vectorised(d):
     # minutes. 20 s leaves room for a loaded shared CI machine.
     assert elapsed < 20, elapsed
     assert len(c.flags) == n
+
+
+def test_an_item_asked_by_several_questions(tmp_path, d):
+    spec = {i: i for i in d.required_items}
+    spec["deceived_conditions"] = ["q_pay_lower", "q_hours_longer"]  # any of them
+    base = {i: 0 for i in d.required_items} | {"worked_in_period": 1, "age_years": 30,
+                                                "threats_violence": 1}
+    rows = [base | {"q_pay_lower": 1, "q_hours_longer": 0},
+            base | {"q_pay_lower": 0, "q_hours_longer": 0},
+            base | {"q_pay_lower": None, "q_hours_longer": 1},
+            base | {"q_pay_lower": None, "q_hours_longer": 0}]
+    data = pd.DataFrame(rows).drop(columns=["deceived_conditions"])
+    c = classify(data, mapping=spec)
+    assert c.flags["forced_labour"].tolist() == [True, False, True, pd.NA]
+    assert c.audit.loc[0, "forced_labour"] == ("involuntary: deceived_conditions; "
+                                               "coercion: threats_violence")
+    with pytest.raises(InputError, match="not in the data: q_hours_longer"):
+        classify(data.drop(columns=["q_hours_longer"]), mapping=spec)
+    # the same in a CSV mapping: variables separated by ';'
+    from tipstat.survey import load_mapping
+
+    path = tmp_path / "mapping.csv"
+    path.write_text("item,variable\n" + "\n".join(
+        f"{i},{';'.join(v) if isinstance(v, list) else v}" for i, v in spec.items()))
+    m = load_mapping(path)
+    assert m.items["deceived_conditions"].columns == ("q_pay_lower", "q_hours_longer")
+    assert m.variables["deceived_conditions"] == "q_pay_lower;q_hours_longer"
+    assert classify(data, mapping=m).flags.equals(c.flags)
+
+
+def test_reference_period_mismatch_warns(d):
+    spec = {i: i for i in d.required_items} | {"reference_period_months": 24}
+    data = pd.DataFrame([person(d)])
+    with pytest.warns(TipstatWarning, match=r"reference period \(24 months\) differs"):
+        classify(data, mapping=spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        classify(data, mapping=spec | {"reference_period_months": 12})
+    with pytest.raises(InputError, match="reference_period_months must be a positive integer"):
+        classify(data, mapping=spec | {"reference_period_months": "two years"})
+
+
+def test_item_summary_counts_answers_in_scope(d):
+    rows = [person(d, deceived_nature=1), person(d, deceived_nature=None),
+            person(d, deceived_nature="maybe"), person(d, worked=0, deceived_nature=1)]
+    with pytest.warns(TipstatWarning):
+        c = classify(pd.DataFrame(rows), definition=d)
+    t = c.item_summary()
+    assert t.loc["deceived_nature"].tolist() == [1, 0, 2, 1]
+    assert t.loc["withheld_wages"].tolist() == [0, 3, 0, 0]
+    assert set(t.index) == set(d.items)

@@ -179,8 +179,7 @@ def test_bundled_survey_is_rebuilt_by_its_stated_provenance():
     pd.testing.assert_frame_equal(files["truth"], sv["truth"])
     assert sv["mapping"].variables == {k: v["variable"] for k, v in files["mapping"].items()}
     assert sv["info"]["population"] == int(sv["truth"].loc[0, "population"])
-    assert sv["design"] == {"weights": "weight", "strata": "stratum", "psu": "psu",
-                            "fpc": "fpc_psu"}
+    assert sv["design"] == {"weights": "weight", "strata": "stratum", "psu": "psu"}
     with pytest.raises(InputError, match="unknown survey 'atlantis'; available: synthetic_country"):
         datasets.load_survey("atlantis")
 

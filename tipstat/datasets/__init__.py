@@ -142,7 +142,7 @@ def load_survey(name: str = "synthetic_country") -> dict[str, Any]:
     >>> from tipstat.survey import classify
     >>> sv = datasets.load_survey("synthetic_country")
     >>> sv["design"]
-    {'weights': 'weight', 'strata': 'stratum', 'psu': 'psu', 'fpc': 'fpc_psu'}
+    {'weights': 'weight', 'strata': 'stratum', 'psu': 'psu'}
     >>> c = classify(sv["data"], mapping=sv["mapping"])
     >>> int(c.flags["forced_labour"].sum()) > 0
     True

@@ -182,6 +182,7 @@ class Definition:
     dimensions: Mapping[str, Dimension]
     flags: Mapping[str, Flag]
     sources: tuple[str, ...] = ()
+    reference_period_months: int | None = None
 
     @property
     def ref(self) -> DefinitionRef:
@@ -334,7 +335,8 @@ def _parse_definition(raw: dict[str, Any], origin: str) -> Definition:
         missing_rule=missing_rule, scope_item=scope_item, out_of_scope=out_of_scope,
         scope_reason=str(scope.get("reason", "out of scope")),
         items=MappingProxyType(items), dimensions=MappingProxyType(dims),
-        flags=MappingProxyType(flags), sources=tuple(head.get("sources", ())))
+        flags=MappingProxyType(flags), sources=tuple(head.get("sources", ())),
+        reference_period_months=head.get("reference_period_months"))
 
 
 @lru_cache(maxsize=16)
@@ -409,13 +411,24 @@ def _definition(definition: Definition | str | Path | None) -> Definition:
 
 @dataclass(frozen=True)
 class ItemMapping:
-    """Which variable answers an item, and with which codes (``None`` = the definition's)."""
+    """Which variable answers an item, and with which codes (``None`` = the definition's).
+
+    ``also``: further variables asking the same item (a questionnaire may split one indicator
+    into several questions); the item is yes if any of them is yes, no if all are no, unknown
+    otherwise.
+    """
 
     item: str
     variable: str
     yes_values: tuple[str, ...] | None = None
     no_values: tuple[str, ...] | None = None
     missing_values: tuple[str, ...] | None = None
+    also: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every variable of the item."""
+        return (self.variable, *self.also)
 
 
 @dataclass(frozen=True)
@@ -425,18 +438,22 @@ class QuestionnaireMapping:
     Attributes
     ----------
     items : Mapping[str, ItemMapping]
-        Item id -> its variable and answer codes.
+        Item id -> its variable(s) and answer codes.
     definition : str
         Name of the definition the mapping was checked against.
+    reference_period_months : int or None
+        The questionnaire's reference period, when the mapping states it (:func:`classify`
+        warns when it differs from the definition's).
     """
 
     items: Mapping[str, ItemMapping]
     definition: str = DEFAULT_DEFINITION
+    reference_period_months: int | None = None
 
     @property
     def variables(self) -> dict[str, str]:
-        """``{item: variable}``."""
-        return {k: m.variable for k, m in self.items.items()}
+        """``{item: variable}`` (several variables joined by ``;``)."""
+        return {k: ";".join(m.columns) for k, m in self.items.items()}
 
     @classmethod
     def identity(cls, definition: Definition) -> QuestionnaireMapping:
@@ -469,34 +486,47 @@ def _split(value: object) -> list[str] | None:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _mapping_from_dict(raw: Mapping[str, Any], origin: str) -> tuple[dict[str, ItemMapping],
-                                                                    str | None]:
-    definition = None
+_META = ("mapping", "definition", "reference_period_months")
+
+
+def _variables(spec: object) -> list[str] | None:
+    vals = _split(spec) if isinstance(spec, str | list | tuple) else None
+    if not vals or not all(isinstance(v, str) and v for v in vals):
+        return None
+    return [str(v) for v in vals]
+
+
+def _mapping_from_dict(raw: Mapping[str, Any], origin: str
+                       ) -> tuple[dict[str, ItemMapping], dict[str, Any]]:
+    meta: dict[str, Any] = {k: raw[k] for k in _META[1:] if k in raw}
     body = raw
     if "items" in raw and isinstance(raw["items"], Mapping):
         body = raw["items"]
-        meta = raw.get("mapping", raw)
-        definition = meta.get("definition") if isinstance(meta, Mapping) else None
+        if isinstance(raw.get("mapping"), Mapping):
+            meta.update({k: raw["mapping"][k] for k in _META[1:] if k in raw["mapping"]})
     out: dict[str, ItemMapping] = {}
     for item, spec in body.items():
-        if item in ("mapping", "definition"):
-            if item == "definition" and isinstance(spec, str):
-                definition = spec
+        if item in _META:
             continue
         where = f"questionnaire mapping {origin}, item {item!r}"
-        if isinstance(spec, str):
-            out[item] = ItemMapping(item, spec)
-            continue
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("variable"), str) \
-                or not spec["variable"]:
-            raise InputError(f"{where}: expected a variable name, or a table with 'variable' "
-                             "and optional 'yes_values', 'no_values', 'missing_values'")
+        if isinstance(spec, str | list | tuple):
+            spec = {"variable": spec}
+        names = _variables(spec.get("variable")) if isinstance(spec, Mapping) else None
+        if names is None:
+            raise InputError(f"{where}: expected a variable name (or a list of them), or a table "
+                             "with 'variable' and optional 'yes_values', 'no_values', "
+                             "'missing_values'")
         codes = {}
         for key in ("yes_values", "no_values", "missing_values"):
             vals = _split(spec.get(key))
             codes[key] = None if vals is None else _codes(vals, f"{where}, {key}")
-        out[item] = ItemMapping(item, spec["variable"], **codes)
-    return out, definition
+        out[item] = ItemMapping(item, names[0], **codes, also=tuple(names[1:]))
+    months = meta.get("reference_period_months")
+    if months is not None and (isinstance(months, bool) or not isinstance(months, int)
+                               or months < 1):
+        raise InputError(f"questionnaire mapping {origin}: reference_period_months must be a "
+                         "positive integer")
+    return out, meta
 
 
 def _read_mapping_file(path: Path) -> Mapping[str, Any]:
@@ -543,10 +573,13 @@ def load_mapping(path_or_dict: str | Path | Mapping[str, Any] | QuestionnaireMap
         A ``.toml`` / ``.json`` file or a dict ``{item: variable}`` or
         ``{item: {"variable": ..., "yes_values": [...], "no_values": [...],
         "missing_values": [...]}}`` (optionally under an ``items`` table, with
-        ``definition = "<name>"`` beside it); or a ``.csv`` file with columns
+        ``definition = "<name>"`` and ``reference_period_months = <n>`` beside it or in a
+        ``mapping`` table); or a ``.csv`` file with columns
         ``item, variable[, yes_values[, no_values[, missing_values]]]`` (codes separated by
         ``;``). Answer codes are compared as normalised text (``1``, ``1.0`` and ``"1"`` match).
-        When only ``yes_values`` is given, every other answered code counts as "no".
+        When only ``yes_values`` is given, every other answered code counts as "no". Several
+        variables for one item (a list, or ``;``-separated in a CSV): the item is yes if any of
+        them is yes, no if all are no.
     definition : Definition or str, optional
         The definition to check against (default: the one the mapping names, else
         ``tipstat-prov-1``).
@@ -587,9 +620,10 @@ def load_mapping(path_or_dict: str | Path | Mapping[str, Any] | QuestionnaireMap
     else:
         raise InputError("load_mapping: expected a path to a .toml/.json/.csv file or a dict, "
                          f"got {type(path_or_dict).__name__}")
-    items, named = _mapping_from_dict(raw, origin)
-    d = _definition(definition if definition is not None else named)
-    m = QuestionnaireMapping(MappingProxyType(items), d.name)
+    items, meta = _mapping_from_dict(raw, origin)
+    d = _definition(definition if definition is not None else meta.get("definition"))
+    m = QuestionnaireMapping(MappingProxyType(items), d.name,
+                             meta.get("reference_period_months"))
     m.check(d)
     return m
 
@@ -722,6 +756,7 @@ class Classification:
     rules: Definition
     _evaluator: _Evaluator = field(repr=False)
     _final: dict[str, np.ndarray] = field(repr=False)
+    _raw_states: dict[str, np.ndarray] = field(repr=False)
 
     @cached_property
     def audit(self) -> pd.DataFrame:
@@ -750,6 +785,18 @@ class Classification:
                 col[idx] = parts
             out[fid] = col
         return pd.DataFrame(out, index=self.flags.index)
+
+    def item_summary(self) -> pd.DataFrame:
+        """Per item, among respondents in scope: ``n_yes``, ``n_no``, ``n_unknown`` (missing,
+        not asked or unrecognised) and ``n_unrecognised`` (answers that are no known code)."""
+        scope = self._raw_states[self.rules.scope_item] == T
+        rows = {}
+        for iid, st in self._raw_states.items():
+            s_in = st[scope]
+            rows[iid] = {"n_yes": int((s_in == T).sum()), "n_no": int((s_in == F).sum()),
+                         "n_unknown": int((s_in == U).sum()),
+                         "n_unrecognised": int(self.unrecognised.get(iid, 0))}
+        return pd.DataFrame.from_dict(rows, orient="index")
 
     def summary(self) -> pd.DataFrame:
         """Per flag: unweighted ``n_true``, ``n_false``, ``n_unknown``."""
@@ -821,8 +868,8 @@ def classify(data: pd.DataFrame, *, definition: Definition | str | None = None,
         m = mapping
         m.check(d)
         absent_ok = set()
-    absent = [mi.variable for i, mi in m.items.items()
-              if mi.variable not in data.columns and i not in absent_ok]
+    absent = [v for i, mi in m.items.items() for v in mi.columns
+              if v not in data.columns and i not in absent_ok]
     if absent:
         raise InputError(f"classify: mapped variable(s) not in the data: {', '.join(absent)} "
                          f"(columns expected by the questionnaire mapping for definition "
@@ -833,15 +880,21 @@ def classify(data: pd.DataFrame, *, definition: Definition | str | None = None,
     not_asked: list[str] = []
     for iid, item in d.items.items():
         mi = m.items.get(iid)
-        if mi is None or mi.variable not in data.columns:
+        cols = [] if mi is None else [v for v in mi.columns if v in data.columns]
+        if not cols:
             states[iid] = np.full(n, U, dtype=np.int8)
             not_asked.append(iid)
             continue
-        col = data[mi.variable]
-        if isinstance(col, pd.DataFrame):
-            raise InputError(f"classify: variable {mi.variable!r} appears more than once in the "
-                             "data columns")
-        states[iid], bad = _item_states(col, item, mi)
+        per_var, bad = [], 0
+        for v in cols:
+            col = data[v]
+            if isinstance(col, pd.DataFrame):
+                raise InputError(f"classify: variable {v!r} appears more than once in the data "
+                                 "columns")
+            st, k = _item_states(col, item, mi)  # type: ignore[arg-type]
+            per_var.append(st)
+            bad += k
+        states[iid] = per_var[0] if len(per_var) == 1 else np.max(per_var, axis=0)
         if bad:
             unrecognised[iid] = bad
     if unrecognised:
@@ -849,6 +902,14 @@ def classify(data: pd.DataFrame, *, definition: Definition | str | None = None,
             "classify: answers that are none of the mapping's codes were treated as missing: "
             + ", ".join(f"{i} ({k} answers)" for i, k in unrecognised.items()),
             TipstatWarning, stacklevel=2)
+    if (m.reference_period_months is not None and d.reference_period_months is not None
+            and m.reference_period_months != d.reference_period_months):
+        warnings.warn(
+            f"classify: the questionnaire's reference period ({m.reference_period_months} months)"
+            f" differs from the definition's ({d.reference_period_months} months, "
+            f"{d.reference_period}); prevalences are not comparable with the definition's",
+            TipstatWarning, stacklevel=2)
+    raw_states = dict(states)
     answered_any = np.zeros(n, dtype=bool)
     for iid, item in d.items.items():
         if iid != d.scope_item and item.answer == "yes_no":
@@ -890,4 +951,4 @@ def classify(data: pd.DataFrame, *, definition: Definition | str | None = None,
                           counts=MappingProxyType(counts),
                           unrecognised=MappingProxyType(unrecognised),
                           not_asked=tuple(not_asked), rules=d,
-                          _evaluator=ev, _final=final)
+                          _evaluator=ev, _final=final, _raw_states=raw_states)

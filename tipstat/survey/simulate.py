@@ -373,6 +373,12 @@ def draw_survey_sample(
     foreign_response_effect : float
         Added to the response probability of foreign households.
 
+    Which design to declare: with a PPS first stage, strata and PSUs without finite-population
+    correction (the with-replacement approximation; it carries both stages' variance); with SRS
+    at both stages, ``psu=["psu", "household"]`` and ``fpc=["fpc_psu", "fpc_ssu"]`` are exact.
+    ``fpc_psu`` alone (first stage only) drops the second stage's share of the variance and
+    under-covers (``benchmarks/survey_coverage.py``).
+
     Returns
     -------
     DataFrame
