@@ -166,12 +166,16 @@ class PublishedPrevalence:
     suppressions : dict
         Indicator -> :class:`tipstat.disclosure.Suppression` (the pattern in the rows of that
         indicator, in table order; ``primary`` tells the small ones: not for publication).
+    same_persons : list
+        Groups of rows ``(indicator, position in its rows)`` holding the same persons (see
+        :func:`publish_prevalence`); not for publication.
     """
 
     table: pd.DataFrame
     threshold: int
     dims: list[str]
     suppressions: dict[str, disclosure.Suppression] = field(default_factory=dict)
+    same_persons: list[list[tuple[str, int]]] = field(default_factory=list)
 
     @property
     def n_suppressed(self) -> int:
@@ -193,6 +197,48 @@ class PublishedPrevalence:
                                         threshold=self.threshold, sensitive=sup.primary[0],
                                         integer=None if value == "n_cases" else False)
         return out
+
+
+    def audit_linked(self) -> pd.DataFrame:
+        """The attacker who also knows the definitions: every indicator's rows in one integer
+        program, with the rows holding the same persons equal. One row per small (primary)
+        cell: ``indicator``, ``row``, ``int_min``, ``int_max`` and ``protected`` (the range
+        reaches 1 and ``threshold - 1``, the rule of :mod:`tipstat.disclosure`).
+
+        Cross-indicator relations other than equality (a part is at most its whole) are not
+        in the program.
+        """
+        inds = list(self.suppressions)
+        frames = [self.rows(ind).assign(_indicator=ind) for ind in inds]
+        link = disclosure._link(frames, [*self.dims, "_indicator"], None)
+        A = link.A
+        val = np.full(A.shape[0], np.nan)
+        small: dict[int, tuple[str, int]] = {}
+        for ti, ind in enumerate(inds):
+            for r, j in enumerate(link.group[ti]):
+                v = float(frames[ti]["n_cases"].iloc[r])
+                if math.isfinite(v):
+                    val[j] = v
+                if self.suppressions[ind].primary[0][r]:
+                    small.setdefault(int(j), (ind, r))
+        known = np.isfinite(val)
+        ceiling = 10.0 * (float(np.nanmax(val)) if known.any() else 0.0) + 1000.0
+        rows, lo, hi = [A], [np.where(known, val, 1.0)], [np.where(known, val, ceiling)]
+        for g in self.same_persons:
+            a = link.group[inds.index(g[0][0])][g[0][1]]
+            for ind, r in g[1:]:
+                b = link.group[inds.index(ind)][r]
+                rows.append((A[a] - A[b])[None, :])
+                lo.append(np.zeros(1))
+                hi.append(np.zeros(1))
+        AA, LO, HI = np.vstack(rows), np.concatenate(lo), np.concatenate(hi)
+        out = []
+        for j, (ind, r) in small.items():
+            a, b = disclosure._int_range(AA, LO, HI, j)
+            out.append({"indicator": ind, "row": r, "int_min": a,
+                        "int_max": math.inf if b >= ceiling - 0.5 else b,
+                        "protected": a <= 1 and b >= self.threshold - 1})
+        return pd.DataFrame(out, columns=["indicator", "row", "int_min", "int_max", "protected"])
 
 
 def _not_stated(part: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
@@ -341,6 +387,7 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
                              ">= 0 on every row")
         parts[str(ind)] = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
     sups = _suppress_linked(parts, dims, int(threshold), cost)
+    groups = _same_persons(parts)
     for ind, part in parts.items():
         withheld = sups[ind].suppressed(0)
         part[VALUES] = part[VALUES].astype(float)
@@ -353,4 +400,4 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
     out = pd.concat(parts, ignore_index=True)
     out.attrs["dims"] = dims
     out.attrs["threshold"] = int(threshold)
-    return PublishedPrevalence(out, int(threshold), dims, sups)
+    return PublishedPrevalence(out, int(threshold), dims, sups, groups)
