@@ -169,6 +169,8 @@ class PublishedPrevalence:
     same_persons : list
         Groups of rows ``(indicator, position in its rows)`` holding the same persons (see
         :func:`publish_prevalence`); not for publication.
+    linked_checked : bool
+        Whether the linked audit (and its repair) ran in :func:`publish_prevalence`.
     """
 
     table: pd.DataFrame
@@ -176,6 +178,7 @@ class PublishedPrevalence:
     dims: list[str]
     suppressions: dict[str, disclosure.Suppression] = field(default_factory=dict)
     same_persons: list[list[tuple[str, int]]] = field(default_factory=list)
+    linked_checked: bool = False
 
     @property
     def n_suppressed(self) -> int:
@@ -233,8 +236,17 @@ class PublishedPrevalence:
                 hi.append(np.zeros(1))
         AA, LO, HI = np.vstack(rows), np.concatenate(lo), np.concatenate(hi)
         out = []
-        for j, (ind, r) in small.items():
-            a, b = disclosure._int_range(AA, LO, HI, j)
+        cells = list(small)
+        sol: list[Any] = []
+        for k in range(0, len(cells), 25):   # the LPs in blocks; an LP optimum at whole-number
+            sol += disclosure._lp_batch(AA, LO, HI, [(j, s) for j in cells[k:k + 25]
+                                                     for s in (1, -1)])   # atoms is the IP's
+        for n, (j, (ind, r)) in enumerate(small.items()):
+            (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * n], sol[2 * n + 1]
+            if disclosure._whole(x_lo) and disclosure._whole(x_hi):
+                a, b = float(round(f_lo)), float(round(-f_hi))
+            else:
+                a, b = disclosure._int_range(AA, LO, HI, j)
             out.append({"indicator": ind, "row": r, "int_min": a,
                         "int_max": math.inf if b >= ceiling - 0.5 else b,
                         "protected": a <= 1 and b >= self.threshold - 1})
@@ -298,11 +310,11 @@ def _same_persons(parts: dict[str, pd.DataFrame]) -> list[list[tuple[str, int]]]
 
 
 def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold: int,
-                     cost: str) -> dict[str, disclosure.Suppression]:
+                     cost: str, forced: dict[str, np.ndarray]
+                     ) -> dict[str, disclosure.Suppression]:
     """Each indicator's table suppressed, then rows holding the same persons as a withheld row
     of another table withheld too (with the protection of a secondary cell in their own table),
-    until no such row is published."""
-    forced = {ind: np.zeros(len(p), dtype=bool) for ind, p in parts.items()}
+    until no such row is published. ``forced`` (updated in place) starts the withheld rows."""
     groups = _same_persons(parts)
 
     def run(ind: str) -> disclosure.Suppression:
@@ -334,7 +346,7 @@ def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold:
 
 
 def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
-                       cost: str = "value") -> PublishedPrevalence:
+                       cost: str = "value", linked: bool | None = None) -> PublishedPrevalence:
     """Withhold the domains of a survey prevalence table with fewer than ``threshold``
     unweighted cases, and the domains that would give them back.
 
@@ -353,6 +365,12 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
         Least number of unweighted cases a published domain holds (default 5).
     cost : ``"value"`` or ``"cells"``
         What the secondary suppression minimises (as :func:`tipstat.disclosure.suppress`).
+    linked : bool, optional
+        Attack every indicator at once with the rows holding the same persons equal
+        (:meth:`PublishedPrevalence.audit_linked`) and withhold more siblings while a small
+        cell's range narrows below 1 to ``threshold - 1`` (at most four rounds). Default: when
+        the tables have at most :data:`LINKED_ATOMS` cross-classified cells (the integer
+        programs grow with them); ``PublishedPrevalence.linked_checked`` says whether it ran.
 
     Returns
     -------
@@ -386,9 +404,54 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
                              f"unweighted case count (rows {list(bad[:10])}); expected n_cases "
                              ">= 0 on every row")
         parts[str(ind)] = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
-    sups = _suppress_linked(parts, dims, int(threshold), cost)
     groups = _same_persons(parts)
+    forced = {ind: np.zeros(len(p), dtype=bool) for ind, p in parts.items()}
+    for _ in range(_REPAIRS + 1):
+        sups = _suppress_linked(parts, dims, int(threshold), cost, forced)
+        pub = _assemble(parts, sups, dims, int(threshold), groups)
+        if linked is None:
+            linked = _atoms(parts, dims) <= LINKED_ATOMS
+        pub.linked_checked = bool(linked and len(parts) > 1 and groups)
+        if not pub.linked_checked:
+            break
+        audit = pub.audit_linked()
+        bad = audit[~audit["protected"]]
+        if bad.empty:
+            break
+        # the attacker who knows the definitions narrows a small cell: withhold the smallest
+        # published sibling (same variable) of each such cell, and suppress again
+        for ind, r in zip(bad["indicator"], bad["row"], strict=True):
+            part, withheld = parts[ind], sups[ind].suppressed(0)
+            pattern = (part[dims] != TOTAL).to_numpy() if dims else np.zeros((len(part), 0))
+            same = (pattern == pattern[r]).all(axis=1) & ~withheld & ~forced[ind] & \
+                (part["n_cases"].to_numpy(dtype=float) >= threshold)
+            if same.any():
+                pick = np.flatnonzero(same)[np.argmin(part["n_cases"].to_numpy()[same])]
+                forced[ind][pick] = True
+    return pub
+
+
+#: Rounds of repair after the linked audit (each withholds one more sibling per narrowed cell).
+_REPAIRS = 4
+#: The linked audit runs by default up to this many atoms (cross-classified cells over every
+#: domain variable and indicator): beyond it its integer programs take minutes.
+LINKED_ATOMS = 1000
+
+
+def _atoms(parts: dict[str, pd.DataFrame], dims: list[str]) -> int:
+    n = len(parts)
+    for d in dims:
+        n *= max(1, len({str(v) for p in parts.values() for v in p[d]} - {TOTAL}))
+    return n
+
+
+def _assemble(parts: dict[str, pd.DataFrame], sups: dict[str, disclosure.Suppression],
+              dims: list[str], threshold: int,
+              groups: list[list[tuple[str, int]]]) -> PublishedPrevalence:
+    """The published table: withheld rows blanked and marked."""
+    out_parts = []
     for ind, part in parts.items():
+        part = part.copy()
         withheld = sups[ind].suppressed(0)
         part[VALUES] = part[VALUES].astype(float)
         part.loc[withheld, VALUES] = np.nan
@@ -396,8 +459,8 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
         # the status and caveats of a withheld row are withheld too (a "small domain" status
         # would tell a small cell from its complements)
         part.loc[withheld, ["status", "caveats"]] = ""
-    parts = list(parts.values())
-    out = pd.concat(parts, ignore_index=True)
+        out_parts.append(part)
+    out = pd.concat(out_parts, ignore_index=True)
     out.attrs["dims"] = dims
-    out.attrs["threshold"] = int(threshold)
-    return PublishedPrevalence(out, int(threshold), dims, sups, groups)
+    out.attrs["threshold"] = threshold
+    return PublishedPrevalence(out, threshold, dims, sups, groups)
