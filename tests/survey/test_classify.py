@@ -223,3 +223,22 @@ def test_item_summary_counts_answers_in_scope(d):
     assert t.loc["deceived_nature"].tolist() == [1, 0, 2, 1]
     assert t.loc["withheld_wages"].tolist() == [0, 3, 0, 0]
     assert set(t.index) == set(d.items)
+
+
+def test_undecided_names_the_unanswered_items_that_could_decide(d):
+    coer = d.dimensions["coercion"].items
+    rows = [person(d, deceived_nature=1, **dict.fromkeys(coer, None)),
+            person(d, deceived_nature=1, withheld_wages=None),
+            person(d, age=12, threats_violence=1, coercer_third_party=None),
+            person(d, deceived_nature=1, withheld_wages=1),
+            person(d, worked=None)]
+    c = classify(pd.DataFrame(rows), definition=d)
+    u = c.undecided
+    assert u.loc[0, "forced_labour"] == "coercion: " + ", ".join(coer)
+    assert u.loc[1, "forced_labour"] == "coercion: withheld_wages"
+    assert u.loc[2, "child_forced_labour"] == "third_party_coercer: coercer_third_party"
+    # decided flags and whole-respondent exclusions have no entry
+    assert u.loc[3].eq("").all() and u.loc[4].eq("").all()
+    # entries exactly where a flag is missing for a respondent in scope
+    assert ((u != "") == (c.flags.isna() & pd.Series([True] * 4 + [False]).to_numpy()[:, None])
+            ).all().all()

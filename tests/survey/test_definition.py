@@ -68,6 +68,11 @@ def test_the_provisional_definition_is_shipped_and_versioned(d):
     table = d.describe()
     assert list(table.columns) == ["item", "intent", "answer", "required", "dimensions", "source"]
     assert len(table) == len(d.items)
+    rules = d.describe_flags().set_index(["kind", "id"])["rule"]
+    assert rules["flag", "forced_labour"] == "any(adult_forced_labour, child_forced_labour)"
+    assert rules["flag", "trafficking_forced_labour"] == (
+        "all(forced_labour, trafficking_act, any(trafficking_means, child))")
+    assert len(rules) == len(d.flags) + len(d.dimensions)
 
 
 def test_unknown_definition_names_the_available_ones():

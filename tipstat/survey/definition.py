@@ -193,6 +193,21 @@ class Definition:
         """Ids of the items every questionnaire mapping must map."""
         return tuple(i for i, it in self.items.items() if it.required)
 
+    def describe_flags(self) -> pd.DataFrame:
+        """One row per dimension and flag: ``kind, id, rule, source`` (rules as text).
+
+        >>> t = load_definition().describe_flags().set_index(["kind", "id"])["rule"]
+        >>> t["flag", "adult_forced_labour"]
+        'all(not child, involuntary, coercion)'
+        >>> t["dimension", "coercion"].split(", ")[:2]
+        ['any(threats_violence', 'restricted_movement']
+        """
+        rows = [{"kind": "dimension", "id": d.id, "rule": f"{d.rule}({', '.join(d.items)})",
+                 "source": d.source} for d in self.dimensions.values()]
+        rows += [{"kind": "flag", "id": f.id, "rule": _rule_text(f.rule), "source": f.source}
+                 for f in self.flags.values()]
+        return pd.DataFrame(rows)
+
     def describe(self) -> pd.DataFrame:
         """One row per item: ``item, intent, answer, required, dimensions, source``."""
         dims: dict[str, list[str]] = {}
@@ -203,6 +218,16 @@ class Definition:
             {"item": it.id, "intent": it.intent, "answer": it.answer, "required": it.required,
              "dimensions": ", ".join(dims.get(it.id, [])), "source": it.source}
             for it in self.items.values()])
+
+
+def _rule_text(rule: Any) -> str:
+    """A flag's rule as text: ``all(not child, involuntary, coercion)``."""
+    if isinstance(rule, str):
+        return rule
+    (op, arg), = rule.items()
+    if op == "not":
+        return f"not {_rule_text(arg)}"
+    return f"{op}({', '.join(_rule_text(a) for a in arg)})"
 
 
 def _root():
@@ -717,6 +742,25 @@ class _Evaluator:
             out.extend(self.support(a, sub, group))
         return out
 
+    def blockers(self, rule: Any, mask: np.ndarray, group: str
+                 ) -> list[tuple[str, str, np.ndarray]]:
+        """(group, item, rows) triples: the unanswered items that leave ``rule`` unknown on
+        ``rows`` (answering any of them could decide it)."""
+        if isinstance(rule, str):
+            if rule in self.flags and rule not in self.dims:
+                return self.blockers(self.d.flags[rule].rule, mask, group)
+            if rule in self.dims:
+                return [(rule, i, mask & (self.items[i] == U))
+                        for i in self.d.dimensions[rule].items]
+            return [(group, rule, mask & (self.items[rule] == U))]
+        (op, arg), = rule.items()
+        if op == "not":
+            return self.blockers(arg, mask, group)
+        out = []
+        for a in arg:
+            out.extend(self.blockers(a, mask & (self.value(a) == U), group))
+        return out
+
 
 @dataclass(frozen=True, eq=False)
 class Classification:
@@ -743,6 +787,10 @@ class Classification:
         values themselves are never shown).
     not_asked : tuple of str
         Optional items that no variable answers (unknown for everybody).
+    audit, undecided : DataFrame (computed on first use)
+        Per respondent and flag, the items that made it True / the unanswered items that leave
+        it unknown, as ``"dimension: item, item; dimension: item"`` text (item ids only, never an
+        answer).
     rules : Definition
         The full definition (items, dimensions, flag rules, sources, status).
     """
@@ -757,21 +805,35 @@ class Classification:
     _evaluator: _Evaluator = field(repr=False)
     _final: dict[str, np.ndarray] = field(repr=False)
     _raw_states: dict[str, np.ndarray] = field(repr=False)
+    _whole: np.ndarray = field(repr=False)
 
     @cached_property
     def audit(self) -> pd.DataFrame:
         """Per respondent and flag, the item ids that made the flag True, grouped by dimension:
         ``"involuntary: deceived_conditions; coercion: withheld_wages"`` (``""`` where the flag
         is not True). Items under a ``not`` never count as reasons."""
+        return self._explain(T, self._evaluator.support)
+
+    @cached_property
+    def undecided(self) -> pd.DataFrame:
+        """Per respondent and flag left unknown by missing answers, the unanswered items that
+        could decide it, grouped by dimension (``""`` elsewhere, and for respondents excluded
+        as a whole: out of scope, scope unknown, no answer at all)."""
+        return self._explain(U, self._evaluator.blockers, skip=self._whole)
+
+    def _explain(self, state: np.int8, walk: Any, skip: np.ndarray | None = None
+                 ) -> pd.DataFrame:
         out = {}
         n = len(self.flags)
         for fid, flag in self.rules.flags.items():
-            true_rows = self._final[fid] == T
+            true_rows = self._final[fid] == state
+            if skip is not None:
+                true_rows &= ~skip
             col = np.full(n, "", dtype=object)
             idx = np.flatnonzero(true_rows)
             if idx.size:
                 groups: dict[str, dict[str, np.ndarray]] = {}
-                for g, item, rows in self._evaluator.support(flag.rule, true_rows, fid):
+                for g, item, rows in walk(flag.rule, true_rows, fid):
                     prev = groups.setdefault(g, {}).get(item)
                     groups[g][item] = rows[idx] if prev is None else prev | rows[idx]
                 parts = np.full(idx.size, "", dtype=object)
@@ -951,4 +1013,5 @@ def classify(data: pd.DataFrame, *, definition: Definition | str | None = None,
                           counts=MappingProxyType(counts),
                           unrecognised=MappingProxyType(unrecognised),
                           not_asked=tuple(not_asked), rules=d,
-                          _evaluator=ev, _final=final, _raw_states=raw_states)
+                          _evaluator=ev, _final=final, _raw_states=raw_states,
+                          _whole=np.asarray(whole, dtype=bool) & np.ones(n, dtype=bool))
