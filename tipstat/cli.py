@@ -48,6 +48,8 @@ examples:
       --by sex,age,exploitation --report sdg.html
   tipstat reproduce "UK 2013"
   tipstat reproduce                            # list the studies
+  tipstat survey --demo                        # survey prevalence on the bundled synthetic country
+  tipstat survey survey.sav --design design.toml --mapping mapping.toml --by sex,region
 
 Input tables (CSV, TSV, Excel, ODS): one row per capture pattern with 0/1 list columns and a
 'count' column, or one 0/1 row per person (no 'count' column). The name of a bundled table
@@ -901,6 +903,137 @@ def cmd_histories(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- survey (issue 17)
+def _survey_mse(path: str) -> Any:
+    """An MSE estimate from the JSON of ``tipstat estimate --json`` (its first result)."""
+    from .estimate import Estimate
+
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        r = obj["results"][0] if "results" in obj else obj
+        num = {k: (math.nan if r.get(k) is None else float(r[k]))
+               for k in ("n_hat", "lower", "upper", "level", "n_observed")}
+    except FileNotFoundError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
+        raise InputError(f"--mse {Path(path).name}: expected the JSON written by "
+                         "'tipstat estimate --json' (results with n_hat, lower, upper, "
+                         "status)") from None
+    status = str(r.get("status", "ok"))
+    upper = math.inf if status == "lower_bound" or math.isnan(num["upper"]) else num["upper"]
+    return Estimate(n_hat=num["n_hat"], ci=(num["lower"], upper), level=num["level"] or 0.95,
+                    n_observed=num["n_observed"], method=str(r.get("method", "mse")),
+                    model=str(r.get("model", "")), status=status,
+                    ci_method=str(r.get("ci_method", "")))
+
+
+def cmd_survey(args: argparse.Namespace) -> int:
+    """``tipstat survey``: survey microdata + design + questionnaire mapping -> domain
+    prevalence tables (small cells withheld), exclusions, caveats; side by side with an MSE
+    estimate when one is given."""
+    from . import datasets
+    from .survey import read_design_spec, read_survey, run_survey, side_by_side
+
+    if args.demo or args.file is None:
+        if args.file is None and not args.demo:
+            raise InputError("give a survey file (CSV, Excel, SPSS, Stata, SAS) with --design "
+                             "and --mapping, or --demo for the bundled synthetic country")
+        sv = datasets.load_survey()
+        data, design, mapping = sv["data"], sv["design"], sv["mapping"]
+        spec = read_design_spec(sv["paths"]["design"])
+        source = Path(sv["paths"]["data"]).name
+    else:
+        if args.design is None:
+            raise InputError("--design DESIGN.toml is needed with a survey file (its [design] "
+                             "table: weights, strata, psu, fpc...)")
+        spec = read_design_spec(args.design)
+        data, design, source = read_survey(args.file), spec["design"], Path(args.file).name
+        mapping = args.mapping
+        if mapping is None and spec["survey"].get("mapping"):
+            mapping = str(Path(args.design).parent / spec["survey"]["mapping"])
+    if args.mse is not None and args.population is None:
+        raise InputError("--mse needs --population (the population the MSE rate is per)")
+    by = args.by if args.by is not None else spec["domains"]
+    definition = args.definition or spec["survey"].get("definition")
+    run = run_survey(data, design=design, mapping=mapping, definition=definition, by=by,
+                     indicators=args.indicators, level=args.level, ci=args.ci,
+                     threshold=args.threshold, source=source)
+    side = None
+    if args.mse is not None:
+        side = side_by_side(run.published.table, _survey_mse(args.mse),
+                            population=args.population,
+                            survey_period=run.definition["reference_period"])
+    files: list[str] = []
+    if args.out:
+        out = Path(args.out)
+        if out.suffix.lower() in (".csv", ".html", ".json", ".xlsx"):
+            raise InputError(f"--out {out.name}: expected a folder (the published table and the "
+                             "report are written into it)")
+        out.mkdir(parents=True, exist_ok=True)
+        run.published.table.to_csv(out / "survey_prevalence.csv", index=False)
+        files.append(str(out / "survey_prevalence.csv"))
+        if side is not None:
+            side.to_csv(out / "side_by_side.csv", index=False)
+            files.append(str(out / "side_by_side.csv"))
+        if _report_available():
+            from .report.survey import write_survey_report
+
+            files.append(str(write_survey_report(out / "survey_report.html", run, side)))
+    if args.json:
+        res = run.to_dict()
+        _print_json(_envelope(
+            "survey", seed=None, input={"file": source, "design": design if isinstance(
+                design, dict) else {}, "definition": res["definition"], "by": res["by"]},
+            results=res["rows"], warns=[w.message for w in run.warnings],
+            extra={"excluded": res["excluded"], "design": res["design"],
+                   "side_by_side": None if side is None else side.to_dict("records"),
+                   "output": {"files": files}}))
+        return 0
+    d, dd = run.definition, run.design
+    print(f"{source}: {_fmt(len(dd.data))} respondents, {dd.n_strata} strata, {dd.n_psu} PSUs "
+          f"(variance: {dd.variance}, {dd.df} df)")
+    print(f"definition {d['name']} version {d['version']} ({d['status']}); reference period: "
+          f"{d['reference_period']}")
+    for stage, reasons in run.excluded.items():
+        for reason, n in reasons.items():
+            print(f"excluded ({stage}): {reason}: {_fmt(n)}")
+    pct = f"{100 * run.level:g}%"
+    table = run.published.table
+    for ind in run.indicators:
+        print(f"\n{ind}: per 100,000 and estimated persons, {pct} intervals ({run.ci})")
+        print(f"  {'domain':<26} {'resp.':>6} {'cases':>6} {'per 100,000':>12} "
+              f"{'interval':>21} {'persons':>9} {'interval':>19}  status")
+        for r in table[table["indicator"] == ind].to_dict("records"):
+            dom = ", ".join(f"{c}={r[c]}" for c in run.published.dims
+                            if str(r.get(c)) != "_T") or "total"
+            if r["obs_status"] == "suppressed":
+                cells = ["x"] * 5 + ["withheld"]
+            elif r["status"] in ("ok", "small_domain") and math.isfinite(r["proportion"]):
+                cells = [_fmt(r["n_cases"]), _fmt(1e5 * r["proportion"], 1),
+                         f"[{_fmt(1e5 * r['ci_lower'], 1)}, {_fmt(1e5 * r['ci_upper'], 1)}]",
+                         _fmt(r["total"]), f"[{_fmt(r['total_lower'])}, "
+                                           f"{_fmt(r['total_upper'])}]",
+                         r["status"]]
+            else:
+                cells = [_fmt(r["n_cases"]), "-", "-", "-", "-",
+                         str(r["status"] or r["obs_status"]).replace("_", " ")]
+            print(f"  {dom[:26]:<26} {_fmt(r['n_sample']):>6} {cells[0]:>6} {cells[1]:>12} "
+                  f"{cells[2]:>21} {cells[3]:>9} {cells[4]:>19}  {cells[5]}")
+    if side is not None:
+        print("\nside by side (different quantities: no ratio, no difference)")
+        for r in side.to_dict("records"):
+            print(f"  {r['source']}: {r['indicator']}: {r['shown']} {r['interval_shown']}; "
+                  f"per 100,000: {r['rate_shown']}\n    counts {r['counts']}; "
+                  f"period: {r['reference_period']}")
+    for w in run.warnings:
+        print(f"warning: [{w.code}] {w}")
+    if files:
+        print("written:")
+        for f in files:
+            print(f"  {f}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     """argparse without echoing unrecognised values (a key typed as ``--secret VALUE`` is not
@@ -1091,6 +1224,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only refit the published model; do not rerun the selection rule")
     common(p)
 
+    p = add("survey", cmd_survey,
+            "forced labour prevalence by domain from survey microdata (design, questionnaire "
+            "mapping, definition); small cells withheld",
+            "tipstat survey survey.sav --design design.toml --mapping mapping.toml "
+            "--by sex,age_group --out survey/")
+    p.add_argument("file", nargs="?", default=None,
+                   help="survey microdata: CSV, Excel, SPSS .sav, Stata .dta, SAS; none with "
+                        "--demo (the bundled synthetic country)")
+    p.add_argument("--demo", action="store_true",
+                   help="run on the bundled synthetic country survey")
+    p.add_argument("--design", default=None,
+                   help="TOML file: [design] weights, strata, psu, fpc (or replicate weights); "
+                        "optional [survey] reference_period, mapping, definition and [domains]")
+    p.add_argument("--mapping", default=None,
+                   help="questionnaire mapping (TOML/JSON/CSV): which variable answers each "
+                        "item of the definition, and its yes/no/missing codes")
+    p.add_argument("--definition", default=None,
+                   help="statistical definition (default: the mapping's, else tipstat-prov-1)")
+    p.add_argument("--by", type=_by_list, default=None,
+                   help="domain columns, comma-separated (default: the design file's "
+                        "[domains]; 'none' for the total only)")
+    p.add_argument("--indicators", type=_csv_list, default=None,
+                   help="flags to estimate (default forced_labour, trafficking_forced_labour, "
+                        "child_forced_labour, forced_commercial_sexual_exploitation)")
+    p.add_argument("--ci", default="logit", choices=["logit", "korn_graubard", "wald"],
+                   help="interval for the proportions (default logit)")
+    p.add_argument("--threshold", type=int, default=5,
+                   help="least unweighted cases of a published domain (default 5)")
+    p.add_argument("--mse", default=None,
+                   help="JSON of 'tipstat estimate --json' to show side by side (needs "
+                        "--population)")
+    p.add_argument("--population", type=float, default=None,
+                   help="population the MSE rate is per (with --mse)")
+    p.add_argument("--out", default=None,
+                   help="folder: survey_prevalence.csv (published table), side_by_side.csv, "
+                        "survey_report.html")
+    p.add_argument("--format", dest="json", type=_json_format, default=False,
+                   metavar="{text,json}", help="output format (json: one JSON object, schema "
+                                               "tipstat-cli/1)")
+    common(p, seed=False, level=True)
+
     p = add("datasets", cmd_datasets, "list the bundled published tables", "tipstat datasets")
     common(p, seed=False)
     return parser
@@ -1106,6 +1280,13 @@ def _by_list(text: str) -> list[str]:
     if text.strip().lower() in ("none", ""):
         return []
     return _csv_list(text)
+
+
+def _json_format(text: str) -> bool:
+    """``--format text|json`` as the ``json`` flag."""
+    if text not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"expected text or json, got {text!r}")
+    return text == "json"
 
 
 def _level(text: str) -> float:

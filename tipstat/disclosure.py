@@ -421,6 +421,7 @@ def suppress(
     integer: bool | None = None,
     method: str = "cell",
     max_iter: int = 2000,
+    forced: Sequence[np.ndarray] | np.ndarray | None = None,
 ) -> Suppression:
     """Primary and optimal secondary suppression over tables published together.
 
@@ -449,6 +450,10 @@ def suppress(
         Also defeat the integer attack (default: when every value is a whole number).
     max_iter : int
         Cap on master problems (a warning-free fallback suppresses every candidate).
+    forced : array of bool, or one per table, optional
+        Rows to withhold whatever their value (e.g. a cell that another table publishing the
+        same persons withholds); they are protected like secondary cells and reported in
+        ``secondary``. Method ``"cell"`` only.
 
     Returns
     -------
@@ -503,6 +508,14 @@ def suppress(
     UB = np.where(primary | candidate, big - b, 0.0)
     weight = np.where(candidate, b if cost == "value" else 1.0, 0.0)
     P = _Problem(A, b, x0, t, primary, candidate, LB, UB, weight, bool(integer), float(width))
+    if forced is not None:
+        if method != "cell":
+            raise InputError("suppress: forced= needs method='cell'")
+        per = [forced] if isinstance(forced, np.ndarray) and forced.ndim == 1 else list(forced)
+        P.forced = np.zeros(m, dtype=bool)
+        for g, flags in zip(link.group, per, strict=True):
+            P.forced[g[np.asarray(flags, dtype=bool)]] = True
+        P.forced &= candidate
     if method == "cell":
         sup, it, n_cuts, limited = _cell_by_cell(P)
     else:
@@ -528,6 +541,7 @@ class _Problem:
     weight: np.ndarray
     integer: bool
     width: float
+    forced: np.ndarray | None = None   # cells withheld whatever their value
 
     def bounds(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.b - self.LB * s, self.b + self.UB * s
@@ -594,6 +608,8 @@ def _cell_by_cell(P: _Problem) -> tuple[np.ndarray, int, int, set[int]]:
     """
     t = P.t
     s = P.primary.astype(float)
+    if P.forced is not None:
+        s[P.forced] = 1.0
     everything = (P.primary | P.candidate).astype(float)
     limited: set[int] = set()
     certs: list[np.ndarray] = []   # deviations of the cells, one per certificate

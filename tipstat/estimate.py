@@ -71,6 +71,8 @@ CAVEATS: dict[str, str] = {
     # ---- survey estimates
     "small_domain": "a survey domain's effective sample size is below 30: its interval is "
                     "approximate and its point estimate should not be read alone",
+    "nsum_bias": "the network scale-up rests on assumptions the data cannot test (transmission, "
+                 "barrier effects, recall): the estimate is biased when they fail",
 }
 
 
@@ -307,6 +309,15 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "truncation_class_mass": DiagnosticKey("float", "posterior mean weight of the last class"),
     "alpha_median": DiagnosticKey("float", "posterior median of alpha"),
     "p0_median": DiagnosticKey("float", "posterior median of the probability of being unseen"),
+    # network scale-up (tipstat.survey.fit_nsum)
+    "known_populations": DiagnosticKey("DataFrame", "the known populations, each estimated from "
+                                       "the others (population, size, share, estimate, ratio)"),
+    "mean_degree": DiagnosticKey("float", "weighted mean personal network size of the "
+                                 "respondents"),
+    "respondents": DiagnosticKey("int", "respondents used"),
+    "excluded_respondents": DiagnosticKey("dict", "reason -> respondents left out"),
+    "resampled": DiagnosticKey("str", "what the bootstrap resampled (PSUs within strata, or "
+                               "respondents)"),
 }
 
 _TYPES: dict[str, tuple[type, ...]] = {

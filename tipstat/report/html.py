@@ -665,6 +665,8 @@ def build_report(
     warnings: Sequence[str] = (),
     created: str | None = None,
     disclosure_audit: Any = None,
+    survey: Any = None,
+    survey_side: pd.DataFrame | None = None,
 ) -> str:
     """Build the HTML report of an MSE analysis as one self-contained string.
 
@@ -729,6 +731,11 @@ def build_report(
     created : str, optional
         A creation date to print; none by default, so the report is reproducible byte for
         byte.
+    survey : tipstat.survey.SurveyRun, optional
+        Survey estimates (:func:`tipstat.survey.run_survey`): the sections "Survey prevalence"
+        and "Side by side with MSE" (:func:`tipstat.report.survey.survey_sections`).
+    survey_side : DataFrame, optional
+        :func:`tipstat.survey.side_by_side` of the survey and this report's MSE estimate.
 
     Returns
     -------
@@ -962,8 +969,15 @@ def build_report(
         reliability_table=reliability_table, reliability_note=reliability_note,
         reliability_rating=reliability_rating, reliability_missing=reliability_missing,
         cannot_support=cannot,
+        survey_html=(None if survey is None else _survey_sections(survey, survey_side)),
         results_json=json.dumps(results, allow_nan=False).replace("</", "<\\/"),
     )
+
+
+def _survey_sections(survey: Any, side: pd.DataFrame | None) -> Any:
+    from .survey import survey_sections
+
+    return survey_sections(survey, side)
 
 
 def write_report(path: str | Path, h: CaptureHistories, **kwargs: Any) -> Path:

@@ -34,7 +34,16 @@ _DEFINITION: dict[str, str] = {
     "draw_survey_sample": "tipstat.survey.simulate",
     "simulate_survey_population": "tipstat.survey.simulate",
 }
-_NSUM: dict[str, str] = {}
+_NSUM: dict[str, str] = {
+    "fit_nsum": "tipstat.survey.nsum",
+    "side_by_side": "tipstat.survey.side_by_side",
+    "publish_prevalence": "tipstat.survey.publish",
+    "PublishedPrevalence": "tipstat.survey.publish",
+    "prevalence_frame": "tipstat.survey.publish",
+    "run_survey": "tipstat.survey.run",
+    "SurveyRun": "tipstat.survey.run",
+    "read_design_spec": "tipstat.survey.run",
+}
 
 _LAZY = {**_DESIGN, **_DEFINITION, **_NSUM}
 

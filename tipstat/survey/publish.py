@@ -1,0 +1,466 @@
+"""Survey prevalence tables ready to publish: small unweighted cells withheld, through the same
+disclosure layer as the SDG 16.2.2 table (:mod:`tipstat.disclosure`).
+
+A domain estimate resting on a handful of respondents in forced labour can point at them (a
+village, an age group, a sector with three cases), and the other published domains and the total
+can give a withheld domain back by subtraction. The domains of one ``by`` variable and the total
+are an additive table in their *unweighted* case counts (and in their weighted totals): the
+disclosure layer treats the case counts as the counts it protects. A domain with 1 to
+``threshold - 1`` unweighted cases is withheld (primary suppression) and further domains are
+withheld so that none of the small ones can be worked out from the rest (secondary suppression,
+optimal by integer programming, :func:`tipstat.disclosure.suppress`). Every value of a withheld
+row is withheld (cases, proportion, rate, total, their intervals, SE, design effect): each gives
+the case count back or narrows it. The number of respondents of a domain (``n_sample``) stays:
+it says nothing about who is in forced labour.
+
+Respondents whose domain variable is missing make a ``not stated`` row (code ``_U``) of that
+variable, counted so that the domains add up to the total; its case count is published like
+every other (or withheld), it has no estimate.
+
+Zeros are published as 0 (as in :mod:`tipstat.disclosure`). Each indicator is protected as its
+own table. Rows of different indicators or domains that hold the same persons (children in forced
+labour are forced labour among the 5-17 year olds: equal case counts and equal weighted totals)
+are one cell to a reader who knows the definitions: when one is withheld, the others are withheld
+too (``forced`` cells of :func:`tipstat.disclosure.suppress`, protected as secondary cells in
+their own table), until none is published beside a withheld twin. Limit: the complements are
+chosen table by table; a relation across indicators (a part is at most its whole) can narrow a
+withheld cell's range, never to the value of a whole table's audit (see ``docs/survey.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import disclosure
+from ..errors import InputError
+
+__all__ = ["SUPPRESS_BELOW", "PublishedPrevalence", "prevalence_frame", "publish_prevalence"]
+
+#: Domains with fewer unweighted cases than this are withheld (the package's small-cell rule,
+#: as in the SDG table; a reliability rule, e.g. 25 cases, is ``threshold=25``).
+SUPPRESS_BELOW = 5
+#: Code of a total over a domain variable, and of "not stated".
+TOTAL, NOT_STATED = disclosure.TOTAL, "_U"
+#: The values of a row (withheld together).
+VALUES = ["n_cases", "proportion", "se", "ci_lower", "ci_upper", "rate", "rate_lower",
+          "rate_upper", "total", "total_se", "total_lower", "total_upper", "deff", "n_effective"]
+
+
+def _pair(v: Any) -> tuple[float, float]:
+    try:
+        lo, hi = v
+        return float(lo), float(hi)
+    except (TypeError, ValueError):
+        return math.nan, math.nan
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def prevalence_frame(table: Any) -> pd.DataFrame:
+    """A survey prevalence table (:class:`~tipstat.survey.PrevalenceTable`, a sequence of
+    :class:`~tipstat.survey.Prevalence`, or a frame this function or :func:`publish_prevalence`
+    made) as one flat frame: ``indicator``, one column per domain variable (``_T`` where the row
+    is a total over it), ``n_sample``, the :data:`VALUES`, ``level``, ``ci_method``, ``status``,
+    ``caveats`` (codes joined by ``;``), ``obs_status`` (``"estimated"``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as P
+    >>> rows = [P(indicator="fl", domain={}, n_sample=900, n_cases=30, proportion=0.03,
+    ...           ci=(0.02, 0.04), status="ok"),
+    ...         P(indicator="fl", domain={"sex": "F"}, n_sample=400, n_cases=3, proportion=0.01,
+    ...           ci=(0.003, 0.03), status="small_domain")]
+    >>> f = prevalence_frame(rows)
+    >>> f[["indicator", "sex", "n_cases", "ci_upper", "status"]].values.tolist()
+    [['fl', '_T', 30.0, 0.04, 'ok'], ['fl', 'F', 3.0, 0.03, 'small_domain']]
+    """
+    if isinstance(table, pd.DataFrame):
+        need = {"indicator", "n_cases", "status"}
+        if not need <= set(table.columns):
+            raise InputError(f"expected a survey prevalence table; the frame has no column(s) "
+                             f"{sorted(need - set(table.columns))}")
+        out = table.copy()
+        if "obs_status" not in out:
+            out["obs_status"] = "estimated"
+        out.attrs["dims"] = list(table.attrs.get("dims") or
+                                 [c for c in out.columns if c not in _FIXED])
+        return out
+    rows = [table] if hasattr(table, "proportion") and hasattr(table, "domain") else list(table)
+    if not rows:
+        raise InputError("expected a survey prevalence table with at least one row, got none")
+    dims: list[str] = []
+    for r in rows:
+        domain = getattr(r, "domain", None)
+        if not isinstance(domain, Mapping) or not hasattr(r, "indicator"):
+            raise InputError(f"expected rows of a survey prevalence table (Prevalence: indicator, "
+                             f"domain, n_cases, ...), got {type(r).__name__}")
+        for c in domain:
+            if str(c) not in dims:
+                dims.append(str(c))
+    records = []
+    for r in rows:
+        domain = {str(k): v for k, v in r.domain.items()}
+        rec: dict[str, Any] = {"indicator": str(r.indicator)}
+        for d in dims:
+            code = str(domain[d]) if d in domain else TOTAL
+            if d in domain and code in (TOTAL, NOT_STATED):
+                raise InputError(f"domain variable {d!r} has a level coded {code!r}, which "
+                                 "tipstat reserves (total / not stated); recode it")
+            rec[d] = code
+        lo, hi = _pair(getattr(r, "ci", None))
+        rlo, rhi = _pair(getattr(r, "rate_ci", None))
+        tlo, thi = _pair(getattr(r, "total_ci", None))
+        rec.update({
+            "n_sample": _num(getattr(r, "n_sample", math.nan)),
+            "n_cases": _num(getattr(r, "n_cases", math.nan)),
+            "proportion": _num(getattr(r, "proportion", math.nan)),
+            "se": _num(getattr(r, "se", math.nan)), "ci_lower": lo, "ci_upper": hi,
+            "rate": _num(getattr(r, "rate", math.nan)), "rate_lower": rlo, "rate_upper": rhi,
+            "total": _num(getattr(r, "total", math.nan)),
+            "total_se": _num(getattr(r, "total_se", math.nan)),
+            "total_lower": tlo, "total_upper": thi,
+            "deff": _num(getattr(r, "deff", math.nan)),
+            "n_effective": _num(getattr(r, "n_effective", math.nan)),
+            "level": _num(getattr(r, "level", math.nan)),
+            "ci_method": str(getattr(r, "ci_method", "") or ""),
+            "status": str(getattr(r, "status", "ok")),
+            "caveats": ";".join(getattr(w, "code", "note")
+                                for w in (getattr(r, "warnings", ()) or ())),
+            "obs_status": "estimated", "notes": ""})
+        records.append(rec)
+    out = pd.DataFrame(records, columns=["indicator", *dims, "n_sample", *VALUES, "level",
+                                         "ci_method", "status", "caveats", "obs_status", "notes"])
+    out.attrs["dims"] = dims
+    return out
+
+
+_FIXED = {"indicator", "n_sample", *VALUES, "level", "ci_method", "status", "caveats",
+          "obs_status", "notes"}
+
+
+@dataclass
+class PublishedPrevalence:
+    """A survey prevalence table with small unweighted cells withheld (from
+    :func:`publish_prevalence`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per indicator x domain (the layout of :func:`prevalence_frame`): withheld rows
+        have every value blank and ``obs_status = "suppressed"`` (small cells and their
+        complements alike); ``not stated`` rows (``_U``) have ``obs_status = "not stated"``.
+    threshold : int
+    dims : list of str
+        The domain variables.
+    suppressions : dict
+        Indicator -> :class:`tipstat.disclosure.Suppression` (the pattern in the rows of that
+        indicator, in table order; ``primary`` tells the small ones: not for publication).
+    same_persons : list
+        Groups of rows ``(indicator, position in its rows)`` holding the same persons (see
+        :func:`publish_prevalence`); not for publication.
+    linked_checked : bool
+        Whether the linked audit (and its repair) ran in :func:`publish_prevalence`.
+    """
+
+    table: pd.DataFrame
+    threshold: int
+    dims: list[str]
+    suppressions: dict[str, disclosure.Suppression] = field(default_factory=dict)
+    same_persons: list[list[tuple[str, int]]] = field(default_factory=list)
+    linked_checked: bool = False
+
+    @property
+    def n_suppressed(self) -> int:
+        """Rows withheld (small cells and their complements)."""
+        return int((self.table["obs_status"] == disclosure.PRIMARY).sum())
+
+    def rows(self, indicator: str) -> pd.DataFrame:
+        """The published rows of one indicator."""
+        return self.table[self.table["indicator"] == indicator].reset_index(drop=True)
+
+    def audit(self, value: str = "n_cases") -> dict[str, disclosure.Audit]:
+        """The attacker's audit (:func:`tipstat.disclosure.audit`) of each indicator's published
+        rows on ``value`` (``"n_cases"``: the integer attack on the case counts; ``"total"``:
+        the linear attack on the weighted totals), with the small cells as ``sensitive``."""
+        out = {}
+        for ind, sup in self.suppressions.items():
+            rows = self.rows(ind)
+            out[ind] = disclosure.audit(rows, value=value, dims=self.dims or ["_none"],
+                                        threshold=self.threshold, sensitive=sup.primary[0],
+                                        integer=None if value == "n_cases" else False)
+        return out
+
+
+    def audit_linked(self) -> pd.DataFrame:
+        """The attacker who also knows the definitions: every indicator's rows in one integer
+        program, with the rows holding the same persons equal. One row per small (primary)
+        cell: ``indicator``, ``row``, ``int_min``, ``int_max`` and ``protected`` (the range
+        reaches 1 and ``threshold - 1``, the rule of :mod:`tipstat.disclosure`).
+
+        Cross-indicator relations other than equality (a part is at most its whole) are not
+        in the program.
+        """
+        inds = list(self.suppressions)
+        frames = [self.rows(ind).assign(_indicator=ind) for ind in inds]
+        link = disclosure._link(frames, [*self.dims, "_indicator"], None)
+        A = link.A
+        val = np.full(A.shape[0], np.nan)
+        small: dict[int, tuple[str, int]] = {}
+        for ti, ind in enumerate(inds):
+            for r, j in enumerate(link.group[ti]):
+                v = float(frames[ti]["n_cases"].iloc[r])
+                if math.isfinite(v):
+                    val[j] = v
+                if self.suppressions[ind].primary[0][r]:
+                    small.setdefault(int(j), (ind, r))
+        known = np.isfinite(val)
+        ceiling = 10.0 * (float(np.nanmax(val)) if known.any() else 0.0) + 1000.0
+        rows, lo, hi = [A], [np.where(known, val, 1.0)], [np.where(known, val, ceiling)]
+        for g in self.same_persons:
+            a = link.group[inds.index(g[0][0])][g[0][1]]
+            for ind, r in g[1:]:
+                b = link.group[inds.index(ind)][r]
+                rows.append((A[a] - A[b])[None, :])
+                lo.append(np.zeros(1))
+                hi.append(np.zeros(1))
+        AA, LO, HI = np.vstack(rows), np.concatenate(lo), np.concatenate(hi)
+        out = []
+        cells = list(small)
+        sol: list[Any] = []
+        for k in range(0, len(cells), 25):   # the LPs in blocks; an LP optimum at whole-number
+            sol += disclosure._lp_batch(AA, LO, HI, [(j, s) for j in cells[k:k + 25]
+                                                     for s in (1, -1)])   # atoms is the IP's
+        for n, (j, (ind, r)) in enumerate(small.items()):
+            (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * n], sol[2 * n + 1]
+            if disclosure._whole(x_lo) and disclosure._whole(x_hi):
+                a, b = float(round(f_lo)), float(round(-f_hi))
+            else:
+                a, b = disclosure._int_range(AA, LO, HI, j)
+            out.append({"indicator": ind, "row": r, "int_min": a,
+                        "int_max": math.inf if b >= ceiling - 0.5 else b,
+                        "protected": a <= 1 and b >= self.threshold - 1})
+        return pd.DataFrame(out, columns=["indicator", "row", "int_min", "int_max", "protected"])
+
+
+def _not_stated(part: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
+    """Rows ``_U`` making the domains of each single variable add up to the total (respondents
+    whose domain variable is missing): case counts and respondents only."""
+    total = part[(part[dims] == TOTAL).all(axis=1)] if dims else part
+    if len(total) != 1:
+        return part.iloc[0:0]
+    t = total.iloc[0]
+    extra = []
+    for d in dims:
+        others = [c for c in dims if c != d]
+        single = part[(part[d] != TOTAL) & (part[others] == TOTAL).all(axis=1)]
+        if not len(single):
+            continue
+        gap = {c: float(t[c]) - float(single[c].sum()) for c in ("n_cases", "n_sample")}
+        if gap["n_sample"] > 0.5 or gap["n_cases"] > 0.5:
+            row = {c: np.nan for c in part.columns}
+            row.update({"indicator": t["indicator"], **{c: TOTAL for c in others}, d: NOT_STATED,
+                        "n_cases": gap["n_cases"], "n_sample": gap["n_sample"],
+                        "status": "not_estimated", "caveats": "", "ci_method": "",
+                        "obs_status": "not stated",
+                        "notes": f"respondents whose {d} is missing (no estimate)"})
+            extra.append(row)
+    # a crossing (several variables split) without the single variables' rows: one "not
+    # stated" row for respondents missing any of them
+    split = (part[dims] != TOTAL) if dims else pd.DataFrame(index=part.index)
+    singles = {d for d in dims if ((split[d]) & (split.sum(axis=1) == 1)).any()}
+    for pattern in {tuple(d for d in dims if row[d]) for _, row in split.iterrows()}:
+        if len(pattern) < 2 or set(pattern) & singles:
+            continue
+        cells = part[(split[list(pattern)].all(axis=1)) & (split.sum(axis=1) == len(pattern))]
+        gap = {c: float(t[c]) - float(cells[c].sum()) for c in ("n_cases", "n_sample")}
+        if gap["n_sample"] > 0.5 or gap["n_cases"] > 0.5:
+            row = {c: np.nan for c in part.columns}
+            row.update({"indicator": t["indicator"],
+                        **{c: (NOT_STATED if c in pattern else TOTAL) for c in dims},
+                        "n_cases": gap["n_cases"], "n_sample": gap["n_sample"],
+                        "status": "not_estimated", "caveats": "", "ci_method": "",
+                        "obs_status": "not stated",
+                        "notes": f"respondents with {' or '.join(pattern)} missing (no estimate)"})
+            extra.append(row)
+    return pd.DataFrame(extra, columns=part.columns)
+
+
+def _same_persons(parts: dict[str, pd.DataFrame]) -> list[list[tuple[str, int]]]:
+    """Groups of rows (indicator, position) holding the same persons: equal unweighted case
+    counts and weighted totals (to 1e-9) across indicators or domains, e.g. children in forced
+    labour and forced labour among the 5-17 year olds. A reader who knows the definitions knows
+    that they are one cell."""
+    keys: dict[tuple[float, float], list[tuple[str, int]]] = {}
+    for ind, part in parts.items():
+        for i, (n, tot) in enumerate(zip(part["n_cases"], part["total"], strict=True)):
+            if n > 0 and np.isfinite(tot):
+                keys.setdefault((float(n), float(f"{tot:.9g}")), []).append((ind, i))
+    return [g for g in keys.values() if len(g) > 1]
+
+
+def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold: int,
+                     cost: str, forced: dict[str, np.ndarray]
+                     ) -> dict[str, disclosure.Suppression]:
+    """Each indicator's table suppressed, then rows holding the same persons as a withheld row
+    of another table withheld too (with the protection of a secondary cell in their own table),
+    until no such row is published. ``forced`` (updated in place) starts the withheld rows."""
+    groups = _same_persons(parts)
+
+    def run(ind: str) -> disclosure.Suppression:
+        try:
+            return disclosure.suppress(parts[ind], threshold=threshold, dims=dims or ["_none"],
+                                       value="n_cases", cost=cost, integer=True,
+                                       forced=forced[ind] if forced[ind].any() else None)
+        except InputError:
+            raise InputError(
+                f"publish_prevalence: the domains of indicator {ind!r} do not add up to their "
+                "margins (a crossing of variables published with the variables alone, and "
+                "respondents missing one of them): publish the crossing and the single "
+                "variables as separate tables, or give the missing values a level") from None
+
+    sups = {ind: run(ind) for ind in parts}
+    for _ in range(len(parts) * 4):
+        changed: set[str] = set()
+        for g in groups:
+            if any(sups[ind].suppressed(0)[i] for ind, i in g):
+                for ind, i in g:
+                    if not sups[ind].suppressed(0)[i] and not forced[ind][i]:
+                        forced[ind][i] = True
+                        changed.add(ind)
+        if not changed:
+            break
+        for ind in changed:
+            sups[ind] = run(ind)
+    return sups
+
+
+def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
+                       cost: str = "value", linked: bool | None = None) -> PublishedPrevalence:
+    """Withhold the domains of a survey prevalence table with fewer than ``threshold``
+    unweighted cases, and the domains that would give them back.
+
+    For each indicator, the rows (the total, the domains of each ``by`` variable, crossings) are
+    linked as an additive table of unweighted case counts (``_T`` = total over a variable;
+    respondents whose variable is missing make a ``not stated`` row so that the sums hold), and
+    :func:`tipstat.disclosure.suppress` chooses the primary (1 to ``threshold - 1`` cases) and
+    the least-cost secondary suppressions against the integer attack. Every value of a withheld
+    row is blanked and its ``obs_status`` is ``"suppressed"``.
+
+    Parameters
+    ----------
+    table : PrevalenceTable, sequence of Prevalence, or DataFrame
+        The estimates (:func:`tipstat.survey.survey_prevalence`), or :func:`prevalence_frame`.
+    threshold : int
+        Least number of unweighted cases a published domain holds (default 5).
+    cost : ``"value"`` or ``"cells"``
+        What the secondary suppression minimises (as :func:`tipstat.disclosure.suppress`).
+    linked : bool, optional
+        Attack every indicator at once with the rows holding the same persons equal
+        (:meth:`PublishedPrevalence.audit_linked`) and withhold more siblings while a small
+        cell's range narrows below 1 to ``threshold - 1`` (at most four rounds). Default: when
+        the tables have at most :data:`LINKED_ATOMS` cross-classified cells (the integer
+        programs grow with them); ``PublishedPrevalence.linked_checked`` says whether it ran.
+
+    Returns
+    -------
+    PublishedPrevalence
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as P
+    >>> rows = [P(indicator="fl", domain=d, n_sample=n, n_cases=c, proportion=c / n, ci=(0, 1),
+    ...           status="ok") for d, n, c in [({}, 900, 40), ({"sex": "F"}, 450, 3),
+    ...                                        ({"sex": "M"}, 450, 37)]]
+    >>> pub = publish_prevalence(rows)
+    >>> pub.table[["sex", "n_cases", "obs_status"]].values.tolist()
+    [['_T', 40.0, 'estimated'], ['F', nan, 'suppressed'], ['M', nan, 'suppressed']]
+    >>> pub.audit()["fl"].protected
+    True
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer) or threshold < 1:
+        raise InputError(f"publish_prevalence: threshold={threshold!r}; expected a whole number "
+                         ">= 1")
+    frame = prevalence_frame(table)
+    frame = frame[frame["obs_status"] != "not stated"].reset_index(drop=True)
+    dims = list(frame.attrs.get("dims", []))
+    parts: dict[str, pd.DataFrame] = {}
+    for ind in dict.fromkeys(frame["indicator"]):
+        part = frame[frame["indicator"] == ind].reset_index(drop=True)
+        bad = part.index[~np.isfinite(part["n_cases"].to_numpy(dtype=float))
+                         | (part["n_cases"].to_numpy(dtype=float) < 0)]
+        if len(bad):
+            raise InputError(f"publish_prevalence: indicator {ind!r} has rows without an "
+                             f"unweighted case count (rows {list(bad[:10])}); expected n_cases "
+                             ">= 0 on every row")
+        parts[str(ind)] = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
+    groups = _same_persons(parts)
+    forced = {ind: np.zeros(len(p), dtype=bool) for ind, p in parts.items()}
+    for _ in range(_REPAIRS + 1):
+        sups = _suppress_linked(parts, dims, int(threshold), cost, forced)
+        pub = _assemble(parts, sups, dims, int(threshold), groups)
+        if linked is None:
+            linked = _atoms(parts, dims) <= LINKED_ATOMS
+        pub.linked_checked = bool(linked and len(parts) > 1 and groups)
+        if not pub.linked_checked:
+            break
+        audit = pub.audit_linked()
+        bad = audit[~audit["protected"]]
+        if bad.empty:
+            break
+        # the attacker who knows the definitions narrows a small cell: withhold the smallest
+        # published sibling (same variable) of each such cell, and suppress again
+        for ind, r in zip(bad["indicator"], bad["row"], strict=True):
+            part, withheld = parts[ind], sups[ind].suppressed(0)
+            pattern = (part[dims] != TOTAL).to_numpy() if dims else np.zeros((len(part), 0))
+            same = (pattern == pattern[r]).all(axis=1) & ~withheld & ~forced[ind] & \
+                (part["n_cases"].to_numpy(dtype=float) >= threshold)
+            if same.any():
+                pick = np.flatnonzero(same)[np.argmin(part["n_cases"].to_numpy()[same])]
+                forced[ind][pick] = True
+    return pub
+
+
+#: Rounds of repair after the linked audit (each withholds one more sibling per narrowed cell).
+_REPAIRS = 4
+#: The linked audit runs by default up to this many atoms (cross-classified cells over every
+#: domain variable and indicator): beyond it its integer programs take minutes.
+LINKED_ATOMS = 1000
+
+
+def _atoms(parts: dict[str, pd.DataFrame], dims: list[str]) -> int:
+    n = len(parts)
+    for d in dims:
+        n *= max(1, len({str(v) for p in parts.values() for v in p[d]} - {TOTAL}))
+    return n
+
+
+def _assemble(parts: dict[str, pd.DataFrame], sups: dict[str, disclosure.Suppression],
+              dims: list[str], threshold: int,
+              groups: list[list[tuple[str, int]]]) -> PublishedPrevalence:
+    """The published table: withheld rows blanked and marked."""
+    out_parts = []
+    for ind, part in parts.items():
+        part = part.copy()
+        withheld = sups[ind].suppressed(0)
+        part[VALUES] = part[VALUES].astype(float)
+        part.loc[withheld, VALUES] = np.nan
+        part.loc[withheld, "obs_status"] = disclosure.PRIMARY  # one marker for every withheld row
+        # the status and caveats of a withheld row are withheld too (a "small domain" status
+        # would tell a small cell from its complements)
+        part.loc[withheld, ["status", "caveats"]] = ""
+        out_parts.append(part)
+    out = pd.concat(out_parts, ignore_index=True)
+    out.attrs["dims"] = dims
+    out.attrs["threshold"] = threshold
+    return PublishedPrevalence(out, threshold, dims, sups, groups)
