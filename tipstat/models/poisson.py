@@ -718,6 +718,8 @@ def _lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     with the same ``rcond = eps * max(m, n)``, without numpy's per-call overhead: a third of a
     small single fit's start)."""
     m, n = A.shape
+    if m < n:  # fewer cells than parameters (dgelsd wants b padded): numpy's own call
+        return np.linalg.lstsq(A, b, rcond=None)[0]
     work = _LWORK.get((m, n))
     if work is None:
         lw, liw, info = _dgelsd_lwork(m, n, 1, -1)
