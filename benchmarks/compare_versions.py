@@ -61,9 +61,10 @@ def _clock(fn, repeat=1):
 """
 
 _DEMO = (
-    "import contextlib, io, tempfile\n"
+    "import atexit, contextlib, io, shutil, tempfile\n"
     "from tipstat import cli\n"
     "out = tempfile.mkdtemp(prefix='tipstat-demo-')\n"
+    "atexit.register(shutil.rmtree, out, True)\n"
     "def run():\n"
     "    with contextlib.redirect_stdout(io.StringIO()):\n"
     "        cli.main(['demo', '--out', out, '--json'])\n")
