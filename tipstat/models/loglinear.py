@@ -18,7 +18,9 @@ where the MLE does not exist or N is not identifiable, the result says so and ``
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import gammaln
@@ -64,9 +66,10 @@ class Fit:
         self.mu0 = math.exp(beta[0]) if existence.finite else math.nan
         self.var_b0 = float(cov[0, 0]) if cov is not None else math.nan
         pos = y > 0
-        self.loglik = float(np.sum(y[pos] * np.log(mu[pos])) - mu.sum() - gammaln(y + 1).sum())
+        yp, mp = y[pos], mu[pos]
+        self.loglik = float(np.sum(yp * np.log(mp)) - mu.sum() - gammaln(y + 1).sum())
         with np.errstate(divide="ignore", invalid="ignore"):
-            dev = 2.0 * (np.sum(y[pos] * np.log(y[pos] / mu[pos])) - np.sum(y - mu))
+            dev = 2.0 * (np.sum(yp * np.log(yp / mp)) - np.sum(y - mu))
         self.deviance = float(max(dev, 0.0))
 
     @property
@@ -152,6 +155,31 @@ def _cell_label(code: int, lists: Sequence[str] | None) -> str:
     return "+".join(name for j, name in enumerate(lists) if code >> j & 1)
 
 
+@lru_cache(maxsize=4096)
+def _boundary_reason(lists: tuple[str, ...] | None, empty: tuple[int, ...]) -> str:
+    """The reason of an extended MLE whose empty cells (observable indices; the first 13 are
+    enough to say) are forced by zero margins (once per lists and cells: it is text)."""
+    outside = ", ".join(_cell_label(i + 1, lists) for i in empty[:12]) + (
+        ", ..." if len(empty) > 12 else "")
+    return (f"the MLE is on the boundary: empty cells {outside} have fitted value 0 "
+            "(their parameters are infinite: no one is on those combinations of "
+            "lists); the extended MLE of N is finite and unique")
+
+
+_MARGIN_COLUMNS: weakref.WeakKeyDictionary[Design, tuple[np.ndarray, np.ndarray]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _margin_columns(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of one sign and ``|X|`` of a design's observable rows, once per design."""
+    known = _MARGIN_COLUMNS.get(design)
+    if known is None:
+        X = design.observable
+        known = _MARGIN_COLUMNS[design] = (np.all(X >= 0, axis=0) | np.all(X <= 0, axis=0),
+                                           np.abs(X))
+    return known
+
+
 def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None) -> Fit | None:
     """Fast exact path for the commonest boundary case, without linear programs.
 
@@ -163,8 +191,8 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     """
     X = design.observable
     p = X.shape[1]
-    signed = np.all(X >= 0, axis=0) | np.all(X <= 0, axis=0)
-    margin = np.abs(X).T @ y
+    signed, abs_x = _margin_columns(design)
+    margin = abs_x.T @ y
     zero_cols = np.flatnonzero(signed & (margin == 0))
     zero_cols = zero_cols[zero_cols > 0]
     if len(zero_cols) == 0:
@@ -187,13 +215,8 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     mu[cells] = res.mu
     cov = np.full((p, p), np.nan)
     cov[np.ix_(cols, cols)] = res.hessian_inv
-    empty = np.flatnonzero(~cells)
-    outside = ", ".join(_cell_label(i + 1, lists) for i in empty[:12]) + (
-        ", ..." if len(empty) > 12 else "")
-    exist = Existence("extended", cells, cols,
-                      f"the MLE is on the boundary: empty cells {outside} have fitted value 0 "
-                      "(their parameters are infinite: no one is on those combinations of "
-                      "lists); the extended MLE of N is finite and unique")
+    exist = Existence("extended", cells, cols, _boundary_reason(
+        tuple(lists) if lists else None, tuple(np.flatnonzero(~cells)[:13].tolist())))
     return Fit(design, y, exist, beta, mu, cov, True, int(res.iterations))
 
 
@@ -266,6 +289,18 @@ class _WithoutList:
         return fit_loglinear(sub, keep or "independence", ci="lognormal", check=False)
 
 
+_INDEPENDENCE: weakref.WeakKeyDictionary[Design, bool] = weakref.WeakKeyDictionary()
+
+
+def _assumes_independence(design: Design) -> bool:
+    """:func:`~tipstat.models.checks.independence_submodel` of a design, computed once per
+    design (its matrix is read-only; designs are cached, so every fit of a model asks again)."""
+    known = _INDEPENDENCE.get(design)
+    if known is None:
+        known = _INDEPENDENCE[design] = independence_submodel(design.matrix)
+    return known
+
+
 def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
                       method: str = "loglinear") -> Estimate:
     """Turn an internal :class:`Fit` into the public :class:`~tipstat.Estimate`."""
@@ -293,7 +328,7 @@ def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
         "fitted": fit.mu.copy(),
         "mu0": fit.mu0,
         "terms": fit.design.terms,
-        "assumes_independence": independence_submodel(fit.design.matrix),
+        "assumes_independence": _assumes_independence(fit.design),
     }
     if ci.startswith("profile"):
         diagnostics["n_hat_multinomial"] = n_mult
@@ -397,4 +432,5 @@ def fit_loglinear(
     _check_histories(h)
     design = loglinear_design(h.lists, terms)
     est = _estimate_design(h, design, level, ci, "fit_loglinear", "loglinear")
-    return attach_checks(est, h, check=check, refit=_WithoutList(h.lists, design.terms))
+    return attach_checks(est, h, check=check,
+                         refit=_WithoutList(h.lists, design.terms) if check else None)

@@ -246,8 +246,9 @@ def _newton_single(value: Value, direction: Direction, x: np.ndarray, scale: flo
         for it in range(1, maxiter + 1):
             cert_in[0] = certified
             step, dec, cert = direction(x, aux, rows, cert_in)
-            d = float(dec[0])
-            if cert is not None and bool(cert[0]):
+            # a single-problem direction may return its decrement and certificate as scalars
+            d = dec if dec.__class__ is float else float(dec[0])
+            if cert is not None and (cert if cert.__class__ is bool else bool(cert[0])):
                 certified = True
             if not math.isfinite(d):
                 failed = True
@@ -273,7 +274,8 @@ def _newton_single(value: Value, direction: Direction, x: np.ndarray, scale: flo
             if stalled and not certified:  # the certificate at the point reached
                 cert_in[0] = False
                 cert_s = direction(x, aux, rows, cert_in)[2]
-                certified = cert_s is not None and bool(cert_s[0])
+                certified = cert_s is not None and bool(
+                    cert_s if cert_s.__class__ is bool else cert_s[0])
             if conv or lost or stalled or (give_up is not None and it >= give_up
                                            and not certified):
                 break

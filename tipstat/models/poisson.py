@@ -20,10 +20,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.lapack import dgelsd as _dgelsd
+from scipy.linalg.lapack import dgelsd_lwork as _dgelsd_lwork
+from scipy.linalg.lapack import dgesv as _dgesv
 from scipy.linalg.lapack import dposv as _dposv
 from scipy.optimize import linprog
 
-from .newton import GIVE_UP, count_scale, newton
+from .newton import _SCALE_ABOVE, GIVE_UP, count_scale, newton
 
 __all__ = ["Existence", "PoissonFit", "check_existence", "check_existence_strata", "facial_set",
            "independent_columns", "poisson_newton"]
@@ -65,6 +68,16 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1 and y.size and not float(y.max()) > _SCALE_ABOVE:
+        # what newton_batch does for one model at counts in the published range, without its
+        # stack bookkeeping (the common single fit)
+        bf = _newton_one(np.ascontiguousarray(X), y, np.ones(X.shape[1], dtype=bool), None,
+                         None if beta is None else np.asarray(beta, dtype=np.float64),
+                         maxiter, True,
+                         None if offset is None else np.asarray(offset, dtype=np.float64))
+        ok = bool(bf.exact[0])
+        return PoissonFit(beta=bf.beta[0], mu=bf.mu[0], converged=ok,
+                          iterations=int(bf.iterations[0]), hessian_inv=bf.cov[0] if ok else None)
     start = None if beta is None else np.asarray(beta, dtype=np.float64)[None]
     bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool), beta0=start,
                       maxiter=maxiter, offset=offset)
@@ -454,8 +467,10 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     col_mask = np.asarray(col_mask, dtype=bool)
     B, p = col_mask.shape
     y = np.asarray(y, dtype=np.float64)
-    scale = count_scale(y)
-    if np.any(scale > 1.0) and p and np.all(X[:, 0] == 1.0) and col_mask[:, 0].all():
+    big = (float(y.max()) > _SCALE_ABOVE) if y.ndim == 1 and y.size else \
+        bool(np.any(count_scale(y) > 1.0))
+    if big and p and np.all(X[:, 0] == 1.0) and col_mask[:, 0].all():
+        scale = count_scale(y)
         # counts above the published range: fit y / s (see count_scale), so the stopping and
         # existence rules below are invariant to the scale of the counts
         shift = np.broadcast_to(np.log(scale), (B,))
@@ -630,22 +645,26 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
     """:func:`newton_batch` for one model (less overhead: the reduced design is fitted
     directly, by the same iteration with the same existence proof)."""
     n, p = X.shape
+    whole = (cells is None or bool(cells.all())) and bool(cols.all())
     keep = np.ones(n, dtype=bool) if cells is None else cells
     ci = np.flatnonzero(cols)
-    Xr = np.ascontiguousarray(X[np.ix_(keep, ci)])
+    # the whole design (the common case): no fancy-indexed copy
+    Xr = X if whole else np.ascontiguousarray(X[np.ix_(keep, ci)])
     XrT = np.ascontiguousarray(Xr.T)
-    yr = y[keep]
+    yr = y if cells is None else y[keep]
     off = 0.0 if offset is None else offset[keep]
     zero = yr == 0
     any_zero = bool(zero.any())
     if beta0 is None:
-        b = np.linalg.lstsq(Xr, np.log(yr + 0.5) - off, rcond=None)[0]
+        b = _lstsq(Xr, np.log(yr + 0.5) - off)
     else:
         b = beta0[ci].copy()
     last: dict = {}
 
     def value(bb, rows):
-        eta = bb @ XrT + off
+        eta = bb @ XrT
+        if offset is not None:
+            eta += off
         mu = np.exp(eta)
         return eta @ yr - mu.sum(axis=1), (mu,)
 
@@ -665,7 +684,8 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
         if not proven and not certified[0] and math.isfinite(dec):  # see newton_batch
             proven = bool(dec * _EXIST_RATIO < float(mu[zero].min())
                           and float(np.max(np.abs(Xr @ step))) <= 0.01)
-        return step[None], np.array([dec]), np.array([proven])
+        # Python scalars: newton's single-problem loop takes them as they are
+        return step[None], dec, proven
 
     run = newton(value, direction, b[None], maxiter=maxiter, certify=True, give_up=GIVE_UP)
     b, ll, mu = run.x[0], float(run.f[0]), run.aux[0][0]
@@ -678,9 +698,42 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
     if "H" in last:
         with np.errstate(over="ignore", invalid="ignore"):
             H = (XrT * mu) @ Xr
-        try:
-            cov[np.ix_(ci, ci)] = np.linalg.inv(H)
-        except np.linalg.LinAlgError:
+        inv = _inv(H)
+        if inv is None:
             exact = False
+        elif whole:
+            cov = inv
+        else:
+            cov[np.ix_(ci, ci)] = inv
     return BatchFit(beta[None], mu_full[None], cov[None], np.array([ll]), np.array([exact]),
                     np.array([int(run.iterations[0])]))
+
+
+_LWORK: dict[tuple[int, int], tuple[int, int]] = {}
+_RCOND = float(np.finfo(np.float64).eps)
+
+
+def _lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.linalg.lstsq(A, b, rcond=None)[0]`` for a 1-D ``b`` (the same LAPACK ``dgelsd``
+    with the same ``rcond = eps * max(m, n)``, without numpy's per-call overhead: a third of a
+    small single fit's start)."""
+    m, n = A.shape
+    if m < n:  # fewer cells than parameters (dgelsd wants b padded): numpy's own call
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+    work = _LWORK.get((m, n))
+    if work is None:
+        lw, liw, info = _dgelsd_lwork(m, n, 1, -1)
+        work = _LWORK[(m, n)] = (int(lw), int(liw))
+    x, _, _, info = _dgelsd(A, b, work[0], work[1], _RCOND * max(m, n), False, False)
+    if info != 0:  # pragma: no cover - SVD did not converge
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+    return x[:n].copy()
+
+
+def _inv(H: np.ndarray) -> np.ndarray | None:
+    """``np.linalg.inv(H)`` (LAPACK ``dgesv`` against the identity, as numpy computes it) without
+    numpy's per-call overhead; ``None`` where ``H`` is singular."""
+    _, _, x, info = _dgesv(H, np.eye(H.shape[0]))
+    if info != 0:
+        return None
+    return x
