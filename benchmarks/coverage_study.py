@@ -13,7 +13,12 @@ is scored against the truth:
 * median relative interval width ``(U - L) / N``;
 * warning rate: share of replicates where :func:`tipstat.validate.assumption_warnings` fires
   (lack of fit or list dependence; the sparse-table warning, about the accuracy of the
-  approximations rather than the model's assumptions, is counted separately).
+  approximations rather than the model's assumptions, is counted separately);
+* ``lower_bound_rate``: share answered with status ``lower_bound`` (interval ``[L, inf)``, no
+  point: such replicates are also counted in ``failed``, and cover when ``L <= N``);
+* ``silent_miss_rate``: share of replicates whose interval misses N with status ok and no
+  caveat at all (the result's own caveats and the table checks; recorded per replicate in
+  ``codes`` since issue 16, NaN for older rows).
 
 Then :func:`tipstat.validate.internal_consistency` (``min_seen=30``) runs every method on the
 published trafficking tables; the benchmark pools the lists of Binette & Steorts' (2022) five
@@ -235,7 +240,10 @@ def run_replicate(item, seed_seq):
         row = {"scenario": name, "k": k, "rep": rep, "method": m.name, "n_true": pop.n,
                "n_observed": h.n_observed, "n_hat": math.nan, "lower": math.nan,
                "upper": math.nan, "status": "", "model": "", "warned": False, "sparse": False,
-               "rhat": math.nan, "ess": math.nan, "divergences": math.nan}
+               "rhat": math.nan, "ess": math.nan, "divergences": math.nan, "codes": "",
+               # the observed cells (pattern order of h.patterns) and the interaction terms of
+               # the reported (best) model: the table checks can be re-run on them later
+               "counts": " ".join(str(int(c)) for c in h.counts), "terms": ""}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -246,6 +254,12 @@ def run_replicate(item, seed_seq):
                            warned=any(not w.startswith("sparse table") for w in found),
                            sparse=any(w.startswith("sparse table") for w in found))
                 d = est.diagnostics or {}
+                # every caveat the result carries (its own and the table checks), by code
+                row["codes"] = ";".join(sorted({getattr(w, "code", "note")
+                                                for w in (*est.warnings, *found)}))
+                coef = d.get("coefficients")
+                if coef is not None:
+                    row["terms"] = ";".join(str(t) for t in coef[0] if ":" in str(t))
                 row.update(rhat=float(d.get("rhat", math.nan)),
                            ess=float(d.get("ess_bulk", math.nan)),
                            divergences=float(d.get("divergences", math.nan)))
@@ -262,6 +276,21 @@ def _share(g: pd.DataFrame, col: str, cond) -> float:
         return math.nan
     v = g[col].dropna()
     return float(cond(v).mean()) if len(v) else math.nan
+
+
+#: Caveat codes that do not warn about the estimate (a silent miss may carry them)
+NOT_WARNINGS = {"", "note"}
+
+
+def _silent(g: pd.DataFrame, covered: pd.Series) -> float:
+    """Share of replicates that miss N (interval without N, or no interval) with status ok or
+    extended and no caveat at all (``codes``: every caveat of the result and of the table
+    checks); NaN for rows stored before ``codes`` was recorded."""
+    if "codes" not in g or g["codes"].isna().all():
+        return math.nan
+    codes = g["codes"].fillna("").astype(str)
+    quiet = codes.map(lambda c: not (set(c.split(";")) - NOT_WARNINGS))
+    return float((~covered & g.status.isin(["ok", "extended"]) & quiet).mean())
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
@@ -281,6 +310,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "median_rel_width": width.median() if len(width) else math.nan,
             "infinite_upper": int((~np.isfinite(g.upper[ok])).sum()),
             "warning_rate": g["warned"].astype(bool).mean(),
+            "lower_bound_rate": float((g.status == "lower_bound").mean()),
+            "silent_miss_rate": _silent(g, covered),
             "sparse_warning_rate": g["sparse"].astype(bool).mean(),
             "assumptions_hold": name in ASSUMPTIONS_HOLD.get(method, set()),
             "sec_per_fit": g["seconds"].mean(),
@@ -514,7 +545,8 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
                   + "; ".join(f"`{k}`: {v}" for k, v in reduced.items()) + ".", ""]
     cols = ["scenario", "k", "reps", "failed", "rel_bias", "mean_log_rel_bias", "rel_rmse",
             "coverage", "coverage_mcse", "median_rel_width", "infinite_upper", "warning_rate",
-            "sparse_warning_rate", "assumptions_hold", "sec_per_fit"]
+            "sparse_warning_rate", "lower_bound_rate", "silent_miss_rate", "assumptions_hold",
+            "sec_per_fit"]
     mcmc = ["rhat_gt_1.05", "median_ess", "divergent_fits"]
     for method, g in summary.groupby("method", sort=False):
         label = next(m.label for m in METHODS if m.name == method)
