@@ -270,6 +270,50 @@ def run_replicate(item, seed_seq):
     return rows
 
 
+def _replicate_star(job):
+    return run_replicate(*job)
+
+
+def run_checkpointed(items: list, seed: int, n_jobs: int, path: Path,
+                     minutes: float | None = None) -> pd.DataFrame:
+    """Run the items in ``n_jobs`` processes, appending each one's rows to ``path`` as it
+    finishes. Item ``i`` gets ``SeedSequence(seed).spawn(len(items))[i]``, as in
+    :func:`tipstat.parallel.map`, so the replicates are those of a run without a checkpoint;
+    they are started replicate-major (replicate 0 of every cell, then 1, ...), so a run stopped
+    after ``minutes`` has nearly as many replicates in every cell. Replicates already in
+    ``path`` are skipped. Returns every row in ``path``."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    seqs = np.random.SeedSequence(seed).spawn(len(items))
+    done: set[tuple] = set()
+    if path.exists():
+        old = pd.read_csv(path)
+        done = set(zip(old.scenario, old.k.astype(int), old.rep.astype(int), strict=True))
+    order = sorted(range(len(items)), key=lambda i: (items[i][1], items[i][0]))
+    todo = [(items[i], seqs[i]) for i in order
+            if (*CELLS[items[i][0]], items[i][1]) not in done]
+    deadline = time.monotonic() + 60 * minutes if minutes else math.inf
+    header = not path.exists()
+    with ProcessPoolExecutor(max(1, n_jobs)) as pool:
+        running = set()
+        queue = iter(todo)
+        while True:
+            while len(running) < max(1, n_jobs) and time.monotonic() < deadline:
+                job = next(queue, None)
+                if job is None:
+                    break
+                running.add(pool.submit(_replicate_star, job))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                pd.DataFrame(fut.result()).to_csv(path, mode="a", header=header, index=False)
+                header = False
+            print(f"{time.strftime('%H:%M:%S')} {len(pd.read_csv(path))} rows in {path.name}",
+                  flush=True)
+    return pd.read_csv(path)
+
+
 def _share(g: pd.DataFrame, col: str, cond) -> float:
     """Share of the replicates with a value of ``col`` for which ``cond`` holds (NaN if none)."""
     if col not in g:
@@ -624,6 +668,14 @@ def main() -> None:
                              "a scheduler address (tcp://host:8786) or 'local' (a LocalCluster "
                              "of --n-jobs processes); results are identical to a local run with "
                              "the same --seed")
+    parser.add_argument("--checkpoint", default=None,
+                        help="append each replicate's rows to this CSV as it finishes (replicates "
+                             "interleaved over the cells, rep 0 of every cell first; replicates "
+                             "already in the file are skipped, so a stopped run resumes); the "
+                             "seeds are those of a run without it")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="with --checkpoint: start no replicate after this many minutes and "
+                             "report what finished (fewer replicates per cell, stated)")
     parser.add_argument("--quick", action="store_true", help="10 replicates, report to /tmp")
     parser.add_argument("--out", default=str(ROOT / "docs" / "validation.md"))
     parser.add_argument("--report-only", action="store_true",
@@ -660,6 +712,11 @@ def main() -> None:
     raw = out.parent / "validation_replicates.csv.gz"
     if args.report_only:
         df = pd.read_csv(_stored(out, raw.name))
+    elif args.checkpoint:
+        df = run_checkpointed(items, args.seed, args.n_jobs, Path(args.checkpoint), args.minutes)
+        df["command"] = " ".join([Path(sys.executable).as_posix(), "benchmarks/coverage_study.py",
+                                  *sys.argv[1:]])
+        df["command_minutes"] = (time.perf_counter() - start) / 60
     else:
         from tipstat import parallel
 

@@ -3,8 +3,8 @@ of models with interactions (issue 16).
 
 Reads the default's replicates of the coverage study (``docs/validation_replicates.csv.gz``,
 rows written with the observed cells ``counts`` and the best model's interactions ``terms``),
-re-runs :func:`tipstat.validate.heterogeneity_beyond_model` on each table (the best model is
-refitted with :func:`tipstat.fit_loglinear`: milliseconds) and prints, per cell:
+re-runs the heterogeneity check of :func:`tipstat.validate.assumption_warnings` on each table (the
+best model refitted with :func:`tipstat.fit_loglinear`: milliseconds) and prints, per cell:
 
 * ``coverage`` and its Monte Carlo SE ``sqrt(c (1 - c) / R)``, ``lower_bounds`` (share with
   status ``lower_bound``);
@@ -24,7 +24,10 @@ Run::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 import tipstat
-from tipstat.validate import heterogeneity_beyond_model
+from tipstat.validate import assumption_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_WARNINGS = {"", "note"}
@@ -47,14 +50,55 @@ def table(counts: str, k: int) -> tipstat.CaptureHistories:
                                     [f"L{j + 1}" for j in range(k)])
 
 
-def rerun(row: pd.Series, alpha: float = 0.05) -> float:
-    """p of the heterogeneity check on the replicate's table and best model (nan: no test)."""
+def rerun(row: pd.Series, alpha: float = 0.05) -> bool:
+    """Whether the table checks give the default's result on this replicate a
+    ``heterogeneity`` caveat: its best model refitted and marked as a model average, as the
+    default's result is, then :func:`tipstat.validate.assumption_warnings`."""
     h = table(row["counts"], int(row["k"]))
     terms = [t for t in str(row["terms"]).split(";") if t and t != "nan"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = tipstat.fit_loglinear(h, terms or "independence", ci="none", check=False)
-    return heterogeneity_beyond_model(h, fit)["p"]
+    fit = dataclasses.replace(fit, diagnostics={**fit.diagnostics, "model_averaged": True,
+                                                "assumes_independence": False})
+    return any(w.code == "heterogeneity" for w in assumption_warnings(h, fit, alpha=alpha))
+
+
+def _option(command: str, name: str, default: str) -> str:
+    m = re.search(rf"--{name}[ =](\S+)", command)
+    return m.group(1) if m else default
+
+
+def regenerate(rows: pd.DataFrame) -> pd.DataFrame:
+    """``counts`` and ``terms`` of replicates stored before they were recorded: each table is
+    drawn again from its run's command (``--cells``, ``--reps``, ``--seed``; item ``i`` of the
+    run has seed ``SeedSequence(seed).spawn(n_items)[i]``, its population the first of two
+    children, as in ``coverage_study.run_replicate``), checked against the stored number of
+    persons observed, and the best model is read from the stored model name."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from coverage_study import CELLS, N_TRUE
+
+    from tipstat.simulate_populations import populations, scenario
+
+    rows = rows.copy()
+    for command, g in rows.groupby("command", sort=False):
+        spec = _option(command, "cells", "all")
+        cells = CELLS if spec == "all" else [(c.split(":")[0], int(c.split(":")[1]))
+                                             for c in spec.split(",")]
+        reps = int(_option(command, "reps", "200"))
+        seqs = np.random.SeedSequence(int(_option(command, "seed", "20261122"))).spawn(
+            len(cells) * reps)
+        for i, r in g.iterrows():
+            item = cells.index((r.scenario, int(r.k))) * reps + int(r.rep)
+            pop_seed, _ = seqs[item].spawn(2)
+            h = populations(n=N_TRUE, seed=pop_seed, **scenario(r.scenario, k=int(r.k))).histories
+            if h.n_observed != r.n_observed:
+                raise SystemExit(f"{r.scenario}:{r.k} replicate {r.rep}: the table drawn again "
+                                 "differs from the stored one")
+            rows.loc[i, "counts"] = " ".join(str(int(c)) for c in h.counts)
+            m = re.search(r"best \[(.*)\]", str(r.model))
+            rows.loc[i, "terms"] = ";".join(m.group(1).split(", ")) if m else ""
+    return rows
 
 
 def codes_of(v) -> set[str]:
@@ -67,14 +111,32 @@ def main() -> None:
     parser.add_argument("--method", default="default")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--update", action="store_true")
+    parser.add_argument("--cells", default=None, help="comma-separated scenario:K cells")
     args = parser.parse_args()
     df = pd.read_csv(args.file)
-    sel = (df.method == args.method) & df["counts"].notna() if "counts" in df else None
-    if sel is None or not sel.any():
-        raise SystemExit("no replicate with recorded cells: re-run the coverage study")
+    for col in ("counts", "terms", "codes"):
+        if col not in df:
+            df[col] = np.nan
+    df["counts"] = df["counts"].astype(object)
+    df["terms"] = df["terms"].astype(object)
+    df["codes"] = df["codes"].astype(object)
+    sel = df.method == args.method
+    if args.cells:
+        keep = {(c.split(":")[0], int(c.split(":")[1])) for c in args.cells.split(",")}
+        sel &= np.array([(s, int(k)) in keep for s, k in zip(df.scenario, df.k, strict=True)])
     rows = df[sel].copy()
-    rows["p_het"] = [rerun(r, args.alpha) for _, r in rows.iterrows()]
-    fires = rows.p_het < args.alpha
+    old = rows["counts"].isna()
+    if old.any():
+        rows.loc[old] = regenerate(rows[old])
+        # rows stored before codes were: the table checks' warned/sparse flags (a warning whose
+        # code was not recorded: "unrecorded_check")
+        rows.loc[old, "codes"] = [";".join(sorted((["unrecorded_check"] if w else [])
+                                                  + (["sparse_table"] if sp else [])))
+                                  for w, sp in zip(rows["warned"][old], rows["sparse"][old],
+                                                   strict=True)]
+        df.loc[rows.index[old], ["counts", "terms", "codes"]] = rows.loc[old, ["counts", "terms",
+                                                                               "codes"]]
+    fires = pd.Series([rerun(r, args.alpha) for _, r in rows.iterrows()], index=rows.index)
     had = rows.codes.map(lambda c: "heterogeneity" in codes_of(c))
     # the default never ran a heterogeneity check before (model averages were skipped), so
     # "before" is its caveats without the new one

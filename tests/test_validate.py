@@ -492,6 +492,14 @@ def test_default_carries_heterogeneity_beyond_its_best_model():
     assert het[0].values["p"] == pytest.approx(t["p"]) and "best model" in het[0]
     all2 = tipstat.fit_loglinear(h, "all2", ci="none", check=False)
     assert heterogeneity_beyond_model(h, all2)["df"] == 1
+    # 3 lists, the best model is independence: the 1-df test against Darroch's Mth, as for the
+    # independence model itself (measured z = 4.37)
+    h3 = populations(n=2000, k=3, p=0.25, heterogeneity=LogitNormal(1.0), seed=1).histories
+    est3 = tipstat.estimate_population(h3)
+    het3 = [w for w in est3.warnings if w.code == "heterogeneity"]
+    assert "best independence" in est3.model and len(het3) == 1
+    assert het3[0].values["z"] == pytest.approx(heterogeneity_test(h3)["z"])
+    assert het3[0].values["z"] > 4
 
 
 def test_check_false_skips_the_checks_and_summary_shows_codes():

@@ -652,8 +652,23 @@ def heterogeneity_beyond_model(h: CaptureHistories, estimate: Estimate) -> dict[
 
 def _heterogeneity_beyond(hp: CaptureHistories, estimate: Estimate,
                           alpha: float) -> Caveat | None:
-    """The ``heterogeneity`` caveat of a model with interactions (or a model average):
-    :func:`heterogeneity_beyond_model` at level ``alpha``."""
+    """The ``heterogeneity`` caveat of a model that does not say it assumes independent lists
+    (a model average: of its best model), at level ``alpha``: :func:`heterogeneity_test` (one
+    sided, 1 df: the more powerful test against Darroch's Mth) when that log-linear model has
+    no interaction, else :func:`heterogeneity_beyond_model`."""
+    d = estimate.diagnostics or {}
+    coef = d.get("coefficients")
+    if coef is not None and d.get("fitted") is not None and len(coef[0]) == hp.k + 1 \
+            and _loglinear_columns(hp, list(coef[0])) is not None:
+        het = heterogeneity_test(hp)       # the independence model (Mt): the test against Mth
+        if not (math.isfinite(het["p"]) and het["p"] < alpha):
+            return None
+        return Caveat(
+            "heterogeneity", "capture heterogeneity: persons are on one list and on many "
+            "lists more often than independent, homogeneous lists give (score test of "
+            f"Darroch's Mth against Mt, the best model: z = {het['z']:.2f}, {_p_text(het['p'])})"
+            "; N is likely underestimated and the interval may miss it",
+            {"z": het["z"], "p": het["p"]})
     t = heterogeneity_beyond_model(hp, estimate)
     if not (math.isfinite(t["p"]) and t["p"] < alpha):
         return None
@@ -752,9 +767,10 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
       it, as ``diagnostics["assumes_independence"]`` says; or no estimate):
       :func:`dependence_tests` with Holm's correction over pairs.
     * ``heterogeneity`` (the same models, 3 lists or more): :func:`heterogeneity_test`, one
-      sided; values ``z``, ``p``. For log-linear models with interactions and model averages
-      (their best model): :func:`heterogeneity_beyond_model`, the Rasch-type (quasi-symmetry)
-      heterogeneity their terms do not contain; values ``statistic``, ``df``, ``p``.
+      sided; values ``z``, ``p``. For the other log-linear models and model averages (of
+      their best model): the same test when that model has no interaction, else
+      :func:`heterogeneity_beyond_model`, the Rasch-type (quasi-symmetry) heterogeneity its
+      terms do not contain; values ``statistic``, ``df``, ``p``.
     * ``sparse_table`` (every estimate): fewer than :data:`SPARSE_MEAN` persons per observable
       cell on average, at least :data:`SPARSE_EMPTY_SHARE` of the cells empty, or a list with
       fewer than :data:`SMALL_OVERLAP` members seen on another list; values ``empty_cells``,
