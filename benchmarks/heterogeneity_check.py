@@ -12,9 +12,10 @@ best model refitted with :func:`tipstat.fit_loglinear`: milliseconds) and prints
   ``note``, without / with the new check; ``het_fires``: share where the new check fires;
 * ``silent_before`` / ``silent_after``: share that misses N with status ok and no caveat at all.
 
-With ``--update`` the rows whose ``codes`` predate the check (a run on older code) get the new
-caveat added to ``codes`` and ``warned``, and the file is written back; rows that already carry
-it are compared with the re-run (they must agree).
+With ``--update`` the file is written back with, for every replicate of the method, the cells,
+the best model's terms and ``codes`` (a warned replicate stored before codes were recorded gets
+``unrecorded_check``), ``heterogeneity`` in ``codes`` and ``warned`` as this code's check says;
+rows whose codes the run recorded are compared with the re-run first.
 
 Run::
 
@@ -40,6 +41,10 @@ from tipstat.validate import assumption_warnings
 ROOT = Path(__file__).resolve().parents[1]
 NOT_WARNINGS = {"", "note"}
 SILENT_OK = ("ok", "extended")
+#: codes of the table checks that set the coverage study's ``warned`` (sparse_table apart;
+#: "unrecorded_check": a warned replicate stored before codes were recorded)
+TABLE_CHECKS = {"lack_of_fit", "dependence", "heterogeneity", "two_lists", "unstable",
+                "internal_inconsistency", "unrecorded_check"}
 #: cells where the default's assumptions hold (as ASSUMPTIONS_HOLD["default"] of coverage_study)
 HOLD = {"independence", "positive", "negative", "sparse"}
 
@@ -142,7 +147,6 @@ def main() -> None:
     # "before" is its caveats without the new one
     before = rows.codes.map(lambda c: codes_of(c) - {"heterogeneity"})
     after = [b | ({"heterogeneity"} if f else set()) for b, f in zip(before, fires, strict=True)]
-    stamped = rows.codes.notna() & rows.codes.str.contains("heterogeneity", na=False)
     covered = (rows.lower <= rows.n_true) & (rows.n_true <= rows.upper)
     quiet_ok = rows.status.isin(SILENT_OK)
     rows = rows.assign(
@@ -171,19 +175,17 @@ def main() -> None:
     for col in ("het", "warned_before", "warned_after") if r else ():
         p = float(hold[col].mean())
         print(f"where assumptions hold ({r} tables): {col} {p:.3f} (MC SE {math.sqrt(p * (1 - p) / r):.3f})")
-    agree = (had == fires)[stamped | rows.codes.notna()]
-    print(f"in-run check vs re-run: {int((had[stamped] == fires[stamped]).sum())} of "
-          f"{int(stamped.sum())} rows that carry the caveat agree; "
-          f"{int((~had & fires).sum())} rows gain it ({len(agree)} rows compared)")
+    native = ~old          # codes recorded by the run itself (with the check of its code)
+    print(f"in-run check vs re-run, {int(native.sum())} rows recorded with codes: "
+          f"{int((had == fires)[native].sum())} agree; {int((fires & ~had).sum())} rows of all "
+          f"{len(rows)} gain the caveat, {int((had & ~fires).sum())} lose it")
     if args.update:
-        new = ~had & fires
-        idx = rows.index[new]
-        df.loc[idx, "codes"] = [";".join(sorted(codes_of(c) | {"heterogeneity"}))
-                                for c in df.loc[idx, "codes"]]
-        df.loc[idx, "warned"] = True
+        # the check of this code decides: 'heterogeneity' in codes as the re-run says, and
+        # 'warned' (the runner's flag: a table check other than sparse_table fired) with it
+        df.loc[rows.index, "codes"] = [";".join(sorted(a)) for a in after]
+        df.loc[rows.index, "warned"] = [bool(a & TABLE_CHECKS) for a in after]
         df.to_csv(args.file, index=False)
-        print(f"updated {len(idx)} rows of {args.file}")
-
+        print(f"updated {len(rows)} rows of {args.file}")
 
 if __name__ == "__main__":
     main()
