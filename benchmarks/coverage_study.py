@@ -568,7 +568,8 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
         "heterogeneity is outside every log-linear model with two-way terms, and every method "
         "that ignores it is biased low there. The warning is "
         "`tipstat.validate.assumption_warnings` (lack of fit of the selected model; pairwise "
-        "dependence among persons seen elsewhere when the model is independence): it can only "
+        "dependence among persons seen elsewhere when the model is independence; capture "
+        "heterogeneity, against Mt or beyond the (best) model's interactions): it can only "
         "see what leaves a trace in the observed cells, and at level 0.05 it also fires by "
         "chance where the assumptions hold.",
         "",
