@@ -13,7 +13,12 @@ is scored against the truth:
 * median relative interval width ``(U - L) / N``;
 * warning rate: share of replicates where :func:`tipstat.validate.assumption_warnings` fires
   (lack of fit or list dependence; the sparse-table warning, about the accuracy of the
-  approximations rather than the model's assumptions, is counted separately).
+  approximations rather than the model's assumptions, is counted separately);
+* ``lower_bound_rate``: share answered with status ``lower_bound`` (interval ``[L, inf)``, no
+  point: such replicates are also counted in ``failed``, and cover when ``L <= N``);
+* ``silent_miss_rate``: share of replicates whose interval misses N with status ok and no
+  caveat at all (the result's own caveats and the table checks; recorded per replicate in
+  ``codes`` since issue 16, NaN for older rows).
 
 Then :func:`tipstat.validate.internal_consistency` (``min_seen=30``) runs every method on the
 published trafficking tables; the benchmark pools the lists of Binette & Steorts' (2022) five
@@ -235,7 +240,10 @@ def run_replicate(item, seed_seq):
         row = {"scenario": name, "k": k, "rep": rep, "method": m.name, "n_true": pop.n,
                "n_observed": h.n_observed, "n_hat": math.nan, "lower": math.nan,
                "upper": math.nan, "status": "", "model": "", "warned": False, "sparse": False,
-               "rhat": math.nan, "ess": math.nan, "divergences": math.nan}
+               "rhat": math.nan, "ess": math.nan, "divergences": math.nan, "codes": "",
+               # the observed cells (pattern order of h.patterns) and the interaction terms of
+               # the reported (best) model: the table checks can be re-run on them later
+               "counts": " ".join(str(int(c)) for c in h.counts), "terms": ""}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -246,6 +254,12 @@ def run_replicate(item, seed_seq):
                            warned=any(not w.startswith("sparse table") for w in found),
                            sparse=any(w.startswith("sparse table") for w in found))
                 d = est.diagnostics or {}
+                # every caveat the result carries (its own and the table checks), by code
+                row["codes"] = ";".join(sorted({getattr(w, "code", "note")
+                                                for w in (*est.warnings, *found)}))
+                coef = d.get("coefficients")
+                if coef is not None:
+                    row["terms"] = ";".join(str(t) for t in coef[0] if ":" in str(t))
                 row.update(rhat=float(d.get("rhat", math.nan)),
                            ess=float(d.get("ess_bulk", math.nan)),
                            divergences=float(d.get("divergences", math.nan)))
@@ -256,12 +270,71 @@ def run_replicate(item, seed_seq):
     return rows
 
 
+def _replicate_star(job):
+    return run_replicate(*job)
+
+
+def run_checkpointed(items: list, seed: int, n_jobs: int, path: Path,
+                     minutes: float | None = None) -> pd.DataFrame:
+    """Run the items in ``n_jobs`` processes, appending each one's rows to ``path`` as it
+    finishes. Item ``i`` gets ``SeedSequence(seed).spawn(len(items))[i]``, as in
+    :func:`tipstat.parallel.map`, so the replicates are those of a run without a checkpoint;
+    they are started replicate-major (replicate 0 of every cell, then 1, ...), so a run stopped
+    after ``minutes`` has nearly as many replicates in every cell. Replicates already in
+    ``path`` are skipped. Returns every row in ``path``."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    seqs = np.random.SeedSequence(seed).spawn(len(items))
+    done: set[tuple] = set()
+    if path.exists():
+        old = pd.read_csv(path)
+        done = set(zip(old.scenario, old.k.astype(int), old.rep.astype(int), strict=True))
+    order = sorted(range(len(items)), key=lambda i: (items[i][1], items[i][0]))
+    todo = [(items[i], seqs[i]) for i in order
+            if (*CELLS[items[i][0]], items[i][1]) not in done]
+    deadline = time.monotonic() + 60 * minutes if minutes else math.inf
+    header = not path.exists()
+    with ProcessPoolExecutor(max(1, n_jobs)) as pool:
+        running = set()
+        queue = iter(todo)
+        while True:
+            while len(running) < max(1, n_jobs) and time.monotonic() < deadline:
+                job = next(queue, None)
+                if job is None:
+                    break
+                running.add(pool.submit(_replicate_star, job))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                pd.DataFrame(fut.result()).to_csv(path, mode="a", header=header, index=False)
+                header = False
+            print(f"{time.strftime('%H:%M:%S')} {len(pd.read_csv(path))} rows in {path.name}",
+                  flush=True)
+    return pd.read_csv(path)
+
+
 def _share(g: pd.DataFrame, col: str, cond) -> float:
     """Share of the replicates with a value of ``col`` for which ``cond`` holds (NaN if none)."""
     if col not in g:
         return math.nan
     v = g[col].dropna()
     return float(cond(v).mean()) if len(v) else math.nan
+
+
+#: Caveat codes that do not warn about the estimate (a silent miss may carry them)
+NOT_WARNINGS = {"", "note"}
+
+
+def _silent(g: pd.DataFrame, covered: pd.Series) -> float:
+    """Share of replicates that miss N (interval without N, or no interval) with status ok or
+    extended and no caveat at all (``codes``: every caveat of the result and of the table
+    checks); NaN for rows stored before ``codes`` was recorded."""
+    if "codes" not in g or g["codes"].isna().all():
+        return math.nan
+    codes = g["codes"].fillna("").astype(str)
+    quiet = codes.map(lambda c: not (set(c.split(";")) - NOT_WARNINGS))
+    return float((~covered & g.status.isin(["ok", "extended"]) & quiet).mean())
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
@@ -281,6 +354,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "median_rel_width": width.median() if len(width) else math.nan,
             "infinite_upper": int((~np.isfinite(g.upper[ok])).sum()),
             "warning_rate": g["warned"].astype(bool).mean(),
+            "lower_bound_rate": float((g.status == "lower_bound").mean()),
+            "silent_miss_rate": _silent(g, covered),
             "sparse_warning_rate": g["sparse"].astype(bool).mean(),
             "assumptions_hold": name in ASSUMPTIONS_HOLD.get(method, set()),
             "sec_per_fit": g["seconds"].mean(),
@@ -493,7 +568,8 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
         "heterogeneity is outside every log-linear model with two-way terms, and every method "
         "that ignores it is biased low there. The warning is "
         "`tipstat.validate.assumption_warnings` (lack of fit of the selected model; pairwise "
-        "dependence among persons seen elsewhere when the model is independence): it can only "
+        "dependence among persons seen elsewhere when the model is independence; capture "
+        "heterogeneity, against Mt or beyond the (best) model's interactions): it can only "
         "see what leaves a trace in the observed cells, and at level 0.05 it also fires by "
         "chance where the assumptions hold.",
         "",
@@ -514,7 +590,8 @@ def write_report(path: Path, summary: pd.DataFrame, ic: pd.DataFrame,
                   + "; ".join(f"`{k}`: {v}" for k, v in reduced.items()) + ".", ""]
     cols = ["scenario", "k", "reps", "failed", "rel_bias", "mean_log_rel_bias", "rel_rmse",
             "coverage", "coverage_mcse", "median_rel_width", "infinite_upper", "warning_rate",
-            "sparse_warning_rate", "assumptions_hold", "sec_per_fit"]
+            "sparse_warning_rate", "lower_bound_rate", "silent_miss_rate", "assumptions_hold",
+            "sec_per_fit"]
     mcmc = ["rhat_gt_1.05", "median_ess", "divergent_fits"]
     for method, g in summary.groupby("method", sort=False):
         label = next(m.label for m in METHODS if m.name == method)
@@ -592,6 +669,14 @@ def main() -> None:
                              "a scheduler address (tcp://host:8786) or 'local' (a LocalCluster "
                              "of --n-jobs processes); results are identical to a local run with "
                              "the same --seed")
+    parser.add_argument("--checkpoint", default=None,
+                        help="append each replicate's rows to this CSV as it finishes (replicates "
+                             "interleaved over the cells, rep 0 of every cell first; replicates "
+                             "already in the file are skipped, so a stopped run resumes); the "
+                             "seeds are those of a run without it")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="with --checkpoint: start no replicate after this many minutes and "
+                             "report what finished (fewer replicates per cell, stated)")
     parser.add_argument("--quick", action="store_true", help="10 replicates, report to /tmp")
     parser.add_argument("--out", default=str(ROOT / "docs" / "validation.md"))
     parser.add_argument("--report-only", action="store_true",
@@ -628,6 +713,11 @@ def main() -> None:
     raw = out.parent / "validation_replicates.csv.gz"
     if args.report_only:
         df = pd.read_csv(_stored(out, raw.name))
+    elif args.checkpoint:
+        df = run_checkpointed(items, args.seed, args.n_jobs, Path(args.checkpoint), args.minutes)
+        df["command"] = " ".join([Path(sys.executable).as_posix(), "benchmarks/coverage_study.py",
+                                  *sys.argv[1:]])
+        df["command_minutes"] = (time.perf_counter() - start) / 60
     else:
         from tipstat import parallel
 

@@ -18,6 +18,7 @@ from tipstat.validate import (
     assumption_warnings,
     check_assumptions,
     dependence_tests,
+    heterogeneity_beyond_model,
     heterogeneity_test,
     internal_consistency,
     sub_histories,
@@ -423,6 +424,82 @@ def test_heterogeneity_test_size_and_power():
     assert math.isnan(heterogeneity_test(tipstat.CaptureHistories(
         np.array([60, 80, 40]), ["A", "B"]))["z"])
     assert math.isnan(heterogeneity_test(_table({"A": 10, "B": 20, "C": 7}))["z"])
+
+
+def test_heterogeneity_beyond_model_is_rao_score_test():
+    # Rao's score statistic computed the textbook way: the full model [X, Z] made full rank by
+    # keeping the f = 3 and f = 4 indicators (f = 1, 2 follow from the intercept, the main
+    # effects and those two), score s = (0, Z'(y - mu)), S = s' I^-1 s with I = [X Z]' W [X Z]
+    h = populations(n=2000, k=4, p=0.25, heterogeneity=LogitNormal(1.0), seed=5).histories
+    est = tipstat.fit_loglinear(h, ["L1:L2"], ci="none", check=False)
+    t = heterogeneity_beyond_model(h, est)
+    pat = h.patterns.astype(float)
+    f = pat.sum(axis=1)
+    X = np.column_stack([np.ones(len(f)), pat, pat[:, 0] * pat[:, 1]])
+    Z = np.column_stack([f == 3, f == 4]).astype(float)
+    full = np.column_stack([X, Z])
+    mu = est.diagnostics["fitted"]
+    y = h.counts.astype(float)
+    score = full.T @ (y - mu)
+    np.testing.assert_allclose(score[:X.shape[1]], 0, atol=1e-6 * y.sum())   # mu is the MLE
+    score[:X.shape[1]] = 0
+    expected = float(score @ np.linalg.solve(full.T @ (full * mu[:, None]), score))
+    assert t["df"] == 2
+    assert t["statistic"] == pytest.approx(expected, rel=1e-8)
+    assert t["p"] == pytest.approx(stats.chi2.sf(expected, 2), rel=1e-8)
+    # nothing left to test: 3 lists and every two-way term (saturated), a heterogeneity model,
+    # an estimate without a fitted table
+    h3 = tipstat.datasets.load("Korea_3")
+    sat = tipstat.fit_loglinear(h3, "all2", ci="none", check=False)
+    assert math.isnan(heterogeneity_beyond_model(h3, sat)["p"])
+    chao = tipstat.fit_closedp_model(h, "Mth Chao (LB)", check=False)
+    assert math.isnan(heterogeneity_beyond_model(h, chao)["p"])
+
+
+def test_heterogeneity_beyond_model_fires_and_false_alarm_rate():
+    # power: logit-normal heterogeneity (sd 1) on 4 lists of 2,000 persons, a model with one
+    # interaction: every one of 30 seeds is found (measured max p 2e-4)
+    het = populations(n=2000, k=4, p=0.25, heterogeneity=LogitNormal(1.0), replicates=30,
+                      seed=41)
+    found = 0
+    for pop in het:
+        est = tipstat.fit_loglinear(pop.histories, ["L1:L2"], ci="none", check=False)
+        found += "heterogeneity" in {w.code for w in assumption_warnings(pop.histories, est)}
+    assert found >= 27          # P(Binomial(30, 0.99) < 27) < 0.001 even at 99% power
+    # false alarms: independent lists, the model with L1:L2 contains the truth; the test is at
+    # 0.05, so over 80 tables the count is Binomial(80, 0.05) (mean 4, MC SE of the rate 0.024);
+    # fail above its 0.999 quantile (11); measured 4
+    null = populations(n=2000, k=4, p=0.25, replicates=80, seed=42)
+    alarms = 0
+    for pop in null:
+        est = tipstat.fit_loglinear(pop.histories, ["L1:L2"], ci="none", check=False)
+        got = [w for w in assumption_warnings(pop.histories, est) if w.code == "heterogeneity"]
+        alarms += bool(got)
+        for w in got:       # one caveat, from the new test (the model is not independence)
+            assert set(w.values) == {"statistic", "df", "p"} and w.values["df"] == 2
+    assert alarms <= stats.binom.ppf(0.999, 80, 0.05)
+
+
+def test_default_carries_heterogeneity_beyond_its_best_model():
+    # a heterogeneous 4-list table on which the default's best model has two interactions
+    # (L1:L3, L1:L4; measured p = 6e-6): the model average carries the caveat with the test's
+    # numbers; a model with every two-way term of 4 lists leaves 1 df
+    h = populations(n=2000, k=4, p=0.25, heterogeneity=LogitNormal(1.0), seed=41).histories
+    est = tipstat.estimate_population(h)
+    t = heterogeneity_beyond_model(h, est)
+    het = [w for w in est.warnings if w.code == "heterogeneity"]
+    assert t["p"] < 1e-4 and t["df"] == 2 and len(het) == 1
+    assert het[0].values["p"] == pytest.approx(t["p"]) and "best model" in het[0]
+    all2 = tipstat.fit_loglinear(h, "all2", ci="none", check=False)
+    assert heterogeneity_beyond_model(h, all2)["df"] == 1
+    # 3 lists, the best model is independence: the 1-df test against Darroch's Mth, as for the
+    # independence model itself (measured z = 4.37)
+    h3 = populations(n=2000, k=3, p=0.25, heterogeneity=LogitNormal(1.0), seed=1).histories
+    est3 = tipstat.estimate_population(h3)
+    het3 = [w for w in est3.warnings if w.code == "heterogeneity"]
+    assert "best independence" in est3.model and len(het3) == 1
+    assert het3[0].values["z"] == pytest.approx(heterogeneity_test(h3)["z"])
+    assert het3[0].values["z"] > 4
 
 
 def test_check_false_skips_the_checks_and_summary_shows_codes():

@@ -8,7 +8,8 @@
 * :func:`dependence_tests` - a model-free test of list independence / homogeneity for every pair
   of lists, on the persons seen on some third list (for whom the 2 x 2 table is complete).
 * :func:`heterogeneity_test` - a score test of capture heterogeneity against independent,
-  homogeneous lists.
+  homogeneous lists; :func:`heterogeneity_beyond_model` - the same question for a log-linear
+  model with list interactions (a score test of Rasch-type quasi-symmetry terms it lacks).
 * :func:`assumption_warnings` / :func:`check_assumptions` - the checks that an estimate's
   assumptions fail, as structured warnings (:class:`~tipstat.estimate.Caveat`: code, message,
   numbers): lack of fit, pairwise dependence or heterogeneity that an independence model
@@ -46,6 +47,7 @@ __all__ = [
     "assumption_warnings",
     "check_assumptions",
     "dependence_tests",
+    "heterogeneity_beyond_model",
     "heterogeneity_test",
     "internal_consistency",
     "sub_histories",
@@ -551,6 +553,135 @@ def heterogeneity_test(h: CaptureHistories) -> dict[str, float]:
             "expected": float(z @ mu)}
 
 
+def _loglinear_columns(hp: CaptureHistories, names: Sequence[str]) -> np.ndarray | None:
+    """Design of a log-linear model over the observable cells from its coefficient names
+    (``(Intercept)``, list names, ``A:B`` interactions), or None when a name is not of that
+    form (heterogeneity, behavioural or stratum columns)."""
+    pat = hp.patterns.astype(float)
+    index = {name: j for j, name in enumerate(hp.lists)}
+    cols = []
+    for name in names:
+        if name == "(Intercept)":
+            cols.append(np.ones(len(pat)))
+            continue
+        parts = str(name).split(":")
+        if not all(part in index for part in parts):
+            return None
+        cols.append(np.prod(pat[:, [index[part] for part in parts]], axis=1))
+    return np.column_stack(cols) if cols else None
+
+
+def heterogeneity_beyond_model(h: CaptureHistories, estimate: Estimate) -> dict[str, float]:
+    """Score test of Rasch-type capture heterogeneity that the estimate's log-linear model
+    (main effects and list interactions) does not contain.
+
+    If person ``i`` is on list ``j`` with ``logit p_ij = a_j + theta_i`` (Rasch), whatever the
+    distribution of ``theta``, the observable cells follow the quasi-symmetric log-linear model
+    ``log mu_c = b_0 + sum_j x_cj b_j + gamma(f_c)``, ``f_c`` the number of lists of cell ``c``
+    and ``gamma`` an arbitrary function (Darroch, Fienberg, Glonek & Junker 1993; Agresti 1994;
+    Fienberg, Johnson & Junker 1999). Two-way interactions contain the quadratic part of
+    ``gamma`` (``f^2 = f + 2 sum_{i<j} x_i x_j``), which is why a model with positive two-way
+    terms can fit a heterogeneous table and still underestimate N; the rest of ``gamma``
+    (``K - 3`` directions when every two-way term is in) is a pattern of equal higher-order
+    interactions that no such model has. The test adds the columns ``Z = [1{f_c = s}]``,
+    ``s = 2..K``, to the model's design ``X`` at its fitted cells ``mu`` (its MLE, from
+    ``diagnostics["fitted"]`` and ``diagnostics["coefficients"]``; for a model average, the
+    best model's):
+
+    .. math::
+
+        U = Z^\\top (y - \\hat\\mu), \\qquad
+        V = Z^\\top W Z - Z^\\top W X (X^\\top W X)^{-} X^\\top W Z, \\quad
+        W = \\mathrm{diag}(\\hat\\mu), \\qquad S = U^\\top V^{-} U \\sim \\chi^2_{\\mathrm{rank}\\,V}.
+
+    It answers only for log-linear models whose design is read from their coefficient names and
+    that leave some direction of ``gamma`` free (``df >= 1``); with three lists and every two-way
+    term in, or a heterogeneity model, ``S``, ``df`` and ``p`` are nan. Cost: one weighted least
+    squares fit on the ``2^K - 1`` cells.
+
+    References: Darroch, J. N., Fienberg, S. E., Glonek, G. F. V. & Junker, B. W. (1993). A
+    three-sample multiple-recapture approach to census population estimation with heterogeneous
+    catchability. *JASA* 88, 1137-1148. Agresti, A. (1994). Simple capture-recapture models
+    permitting unequal catchability and variable sampling effort. *Biometrics* 50, 494-500.
+    Fienberg, S. E., Johnson, M. S. & Junker, B. W. (1999). Classical multilevel and Bayesian
+    approaches to population size estimation using multiple lists. *JRSS A* 162, 383-405.
+
+    Returns
+    -------
+    dict
+        ``statistic`` (S), ``df``, ``p``.
+
+    Examples
+    --------
+    >>> import tipstat
+    >>> from tipstat.simulate_populations import populations, scenario
+    >>> h = populations(n=2000, seed=41, **scenario("heterogeneity", k=4)).histories
+    >>> est = tipstat.fit_loglinear(h, ["L1:L3", "L1:L4"], check=False)
+    >>> t = heterogeneity_beyond_model(h, est)
+    >>> t["df"], t["p"] < 0.001
+    (2.0, True)
+    """
+    nan = {"statistic": math.nan, "df": math.nan, "p": math.nan}
+    hp = h.pooled() if h.n_strata > 1 else h
+    d = estimate.diagnostics or {}
+    coef, fitted = d.get("coefficients"), d.get("fitted")
+    if not 3 <= hp.k <= HETEROGENEITY_MAX_LISTS or coef is None or fitted is None:
+        return nan
+    y = np.asarray(hp.counts, dtype=float)
+    mu = np.asarray(fitted, dtype=float)
+    if mu.shape != y.shape or not np.all(np.isfinite(mu)) or np.any(mu < 0):
+        return nan
+    X = _loglinear_columns(hp, list(coef[0]))
+    if X is None:
+        return nan
+    f = hp.patterns.sum(axis=1)
+    Z = np.column_stack([(f == s).astype(float) for s in range(2, hp.k + 1)])
+    w = np.sqrt(mu)
+    A, B = X * w[:, None], Z * w[:, None]
+    resid = B - A @ np.linalg.lstsq(A, B, rcond=None)[0]
+    V = resid.T @ resid
+    vals, vecs = np.linalg.eigh(V)
+    keep = vals > 1e-9 * max(float(np.trace(Z.T @ (Z * mu[:, None]))), 1e-300)
+    df = int(keep.sum())
+    if df == 0:
+        return nan
+    u = vecs[:, keep].T @ (Z.T @ (y - mu))
+    stat = float(np.sum(u**2 / vals[keep]))
+    return {"statistic": stat, "df": float(df), "p": float(stats.chi2.sf(stat, df))}
+
+
+def _heterogeneity_beyond(hp: CaptureHistories, estimate: Estimate,
+                          alpha: float) -> Caveat | None:
+    """The ``heterogeneity`` caveat of a model that does not say it assumes independent lists
+    (a model average: of its best model), at level ``alpha``: :func:`heterogeneity_test` (one
+    sided, 1 df: the more powerful test against Darroch's Mth) when that log-linear model has
+    no interaction, else :func:`heterogeneity_beyond_model`."""
+    d = estimate.diagnostics or {}
+    coef = d.get("coefficients")
+    if coef is not None and d.get("fitted") is not None and len(coef[0]) == hp.k + 1 \
+            and _loglinear_columns(hp, list(coef[0])) is not None:
+        het = heterogeneity_test(hp)       # the independence model (Mt): the test against Mth
+        if not (math.isfinite(het["p"]) and het["p"] < alpha):
+            return None
+        return Caveat(
+            "heterogeneity", "capture heterogeneity: persons are on one list and on many "
+            "lists more often than independent, homogeneous lists give (score test of "
+            f"Darroch's Mth against Mt, the best model: z = {het['z']:.2f}, {_p_text(het['p'])})"
+            "; N is likely underestimated and the interval may miss it",
+            {"z": het["z"], "p": het["p"]})
+    t = heterogeneity_beyond_model(hp, estimate)
+    if not (math.isfinite(t["p"]) and t["p"] < alpha):
+        return None
+    which = "its best model" if (estimate.diagnostics or {}).get("model_averaged") else "the model"
+    return Caveat(
+        "heterogeneity", "capture heterogeneity beyond the model: persons are on one list and "
+        "on many lists in a pattern that list interactions do not capture (score test of "
+        f"Rasch-type quasi-symmetry terms added to {which}: chi2 = {t['statistic']:.1f} on "
+        f"{t['df']:g} df, {_p_text(t['p'])}); N is likely underestimated and the interval may "
+        "miss it",
+        {"statistic": t["statistic"], "df": t["df"], "p": t["p"]})
+
+
 def _assumes_independence(estimate: Estimate | None) -> bool:
     if estimate is None:
         return True
@@ -651,7 +782,10 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
       it, as ``diagnostics["assumes_independence"]`` says; or no estimate):
       :func:`dependence_tests` with Holm's correction over pairs.
     * ``heterogeneity`` (the same models, 3 lists or more): :func:`heterogeneity_test`, one
-      sided; values ``z``, ``p``.
+      sided; values ``z``, ``p``. For the other log-linear models and model averages (of
+      their best model): the same test when that model has no interaction, else
+      :func:`heterogeneity_beyond_model`, the Rasch-type (quasi-symmetry) heterogeneity its
+      terms do not contain; values ``statistic``, ``df``, ``p``.
     * ``sparse_table`` (every estimate): fewer than :data:`SPARSE_MEAN` persons per observable
       cell on average, at least :data:`SPARSE_EMPTY_SHARE` of the cells empty, or a list with
       fewer than :data:`SMALL_OVERLAP` members seen on another list; values ``empty_cells``,
@@ -726,6 +860,10 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
                 f"Darroch's Mth against Mt: z = {het['z']:.2f}, {_p_text(het['p'])}); models "
                 "without heterogeneity or dependence terms tend to underestimate N",
                 {"z": het["z"], "p": het["p"]}))
+    elif hp.k >= 3 and estimate is not None:
+        beyond = _heterogeneity_beyond(hp, estimate, alpha)
+        if beyond is not None:
+            out.append(beyond)
     if hp.k == 2:
         out.append(Caveat("two_lists", "two lists: independence between them is assumed and "
                           "cannot be checked; positive dependence or heterogeneity biases the "

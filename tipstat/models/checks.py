@@ -2,7 +2,8 @@
 
 Each public estimator ends with one call, ``return attach_checks(est, h, check=check)``: the
 table-level checks of :func:`tipstat.validate.assumption_warnings` (lack of fit of the model
-reported, dependence and heterogeneity against models that assume independent lists, sparse
+reported, dependence and heterogeneity against models that assume independent lists,
+heterogeneity beyond the interactions of the other log-linear models and model averages, sparse
 tables, two lists, and, where a cheap refit exists, leave-one-list-out instability) are added to
 ``Estimate.warnings`` as :class:`~tipstat.estimate.Caveat` s. ``check=False`` returns the result
 as it is: model searches, bootstrap replicates and internal-consistency refits call the
