@@ -8,6 +8,7 @@ digits are matched to 1e-9 relative (well inside the 1e-6 asked).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -159,21 +160,20 @@ def test_two_stage_fpc_term_matters(designs):
     assert abs(se - 30.099) > 0.1 and abs(se - 30.712) > 0.1
 
 
-def test_matches_svy_where_installed(designs):
+@pytest.fixture(scope="module")
+def svy_results() -> dict:
+    """svy 0.35.0's numbers, stored once (``tests/reference/survey/make_svy_reference.py``)."""
+    return json.loads((REF / "svy_results.json").read_text())
+
+
+def test_matches_svy(designs, svy_results):
     """An independent implementation (svy, itself checked against R) on the two-stage design with
     fpc at both stages, where R printed only 5 digits: agreement to 1e-9 relative."""
-    svy = pytest.importorskip("svy")
-    pl = pytest.importorskip("polars")
-    c2 = designs["clus2"].data
-    s = svy.Sample(pl.from_pandas(c2[["dnum", "snum", "pw", "fpc1", "fpc2", "api00", "enroll"]]),
-                   svy.Design(psu="dnum", ssu="snum", wgt="pw",
-                              pop_size=svy.PopSize("fpc1", "fpc2")))
-    m = s.estimation.mean("api00").to_polars()
-    t = s.estimation.total("enroll", drop_nulls=True).to_polars()
+    ref = svy_results["clus2_fpc"]
     ours_m = _estimate(designs["clus2"], "mean", "api00", "")
     ours_t = _estimate(designs["clus2"], "total", "enroll", "")
-    assert ours_m["se"] == pytest.approx(m["se"][0], rel=1e-9)
-    assert ours_t["se"] == pytest.approx(t["se"][0], rel=1e-9)
+    assert ours_m["se"] == pytest.approx(ref["mean_api00_se"], rel=1e-9)
+    assert ours_t["se"] == pytest.approx(ref["total_enroll_se"], rel=1e-9)
 
 
 def _sch_wide(designs):
@@ -182,40 +182,34 @@ def _sch_wide(designs):
     return df, declare_design(df, weights="pw", psu="dnum", fpc="fpc")
 
 
-def test_domain_logit_intervals_match_svy_where_installed(designs):
+def test_domain_logit_intervals_match_svy(designs, svy_results):
     """Proportions of schools meeting their target (sch.wide) by school type, apiclus1: SEs and
     logit intervals of each domain, with its own df, against svy (no printed R numbers exist
     for these; svy matches R's svyciprop where they do)."""
-    svy = pytest.importorskip("svy")
-    pl = pytest.importorskip("polars")
-    df, design = _sch_wide(designs)
+    _, design = _sch_wide(designs)
     ours = survey_prevalence(design, "yes", by="stype", ci="logit")
-    s = svy.Sample(pl.from_pandas(df[["dnum", "pw", "fpc", "stype", "yes"]]),
-                   svy.Design(psu="dnum", wgt="pw", pop_size="fpc"))
-    theirs = s.estimation.prop("yes", by="stype", ci_method="logit").to_polars()
+    theirs = svy_results["sch_wide_logit_by_stype"]
+    assert len(ours) == 1 + len(theirs)
     for row in ours[1:]:
-        r = theirs.filter((pl.col("stype") == row.domain["stype"]) & (pl.col("yes") == 1))
-        assert row.proportion == pytest.approx(r["est"][0], rel=1e-12)
-        assert row.se == pytest.approx(r["se"][0], rel=1e-9)
-        assert row.df == r["df"][0]
-        assert row.ci[0] == pytest.approx(r["lci"][0], rel=1e-9)
-        assert row.ci[1] == pytest.approx(r["uci"][0], rel=1e-9)
+        r = theirs[row.domain["stype"]]
+        assert row.proportion == pytest.approx(r["est"], rel=1e-12)
+        assert row.se == pytest.approx(r["se"], rel=1e-9)
+        assert row.df == r["df"]
+        assert row.ci[0] == pytest.approx(r["lci"], rel=1e-9)
+        assert row.ci[1] == pytest.approx(r["uci"], rel=1e-9)
 
 
-def test_korn_graubard_matches_svy_beta_where_installed(designs):
+def test_korn_graubard_matches_svy_beta(designs, svy_results):
     """Korn-Graubard on the whole sample and by school type, against svy's "beta" method,
     which reproduces R's svyciprop(method="beta"): n* = p(1-p)/se^2 (t_{n-1}/t_df)^2, n the
     domain's rows (nrow of R's subset design, which drops the other rows), df its degf. (svy's
     "korn-graubard" is the NCHS variant that also truncates n* at n.)"""
-    svy = pytest.importorskip("svy")
-    pl = pytest.importorskip("polars")
-    df, design = _sch_wide(designs)
+    _, design = _sch_wide(designs)
     ours = survey_prevalence(design, "yes", by="stype", ci="korn_graubard")
-    s = svy.Sample(pl.from_pandas(df[["dnum", "pw", "fpc", "stype", "yes"]]),
-                   svy.Design(psu="dnum", wgt="pw", pop_size="fpc"))
-    whole = s.estimation.prop("yes", ci_method="beta").to_polars().filter(pl.col("yes") == 1)
-    by = s.estimation.prop("yes", by="stype", ci_method="beta").to_polars()
-    assert ours[0].ci == pytest.approx((whole["lci"][0], whole["uci"][0]), rel=1e-9)
+    whole = svy_results["sch_wide_beta"]
+    assert ours[0].ci == pytest.approx((whole["lci"], whole["uci"]), rel=1e-9)
+    by = svy_results["sch_wide_beta_by_stype"]
+    assert len(ours) == 1 + len(by)
     for row in ours[1:]:
-        r = by.filter((pl.col("stype") == row.domain["stype"]) & (pl.col("yes") == 1))
-        assert row.ci == pytest.approx((r["lci"][0], r["uci"][0]), rel=1e-9)
+        r = by[row.domain["stype"]]
+        assert row.ci == pytest.approx((r["lci"], r["uci"]), rel=1e-9)
