@@ -393,8 +393,8 @@ def draw_survey_sample(
     >>> s = draw_survey_sample(pop, seed=2)
     >>> sorted(s["stratum"].unique()) == sorted(pop["region"].unique())
     True
-    >>> s.groupby("stratum", observed=True)["psu"].nunique().eq(12).all()
-    np.True_
+    >>> bool(s.groupby("stratum", observed=True)["psu"].nunique().eq(12).all())
+    True
     """
     seed = check_seed(seed, "draw_survey_sample")
     if not isinstance(population, pd.DataFrame):
