@@ -46,6 +46,7 @@ from .display import (
     interval,
     is_estimate,
 )
+from .environment import environment
 
 __all__ = ["build_report", "suppress_small_cells", "write_report"]
 
@@ -624,12 +625,7 @@ def _shown(row: dict[str, Any], status: Any, n_hat: Any, lower: Any, upper: Any)
 
 
 def _environment() -> Any:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("tipstat.report", "templates"),
-                      autoescape=select_autoescape(["html"]), trim_blocks=True,
-                      lstrip_blocks=True)
-    env.filters["num"] = _fmt
+    env = environment()
     env.filters["interval"] = _interval
     env.filters["breakable"] = _breakable
     return env

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .._format import number
 from ..errors import InputError
+from .environment import environment
 
 __all__ = ["build_survey_report", "survey_sections", "write_survey_report"]
 
@@ -138,17 +139,6 @@ def _side_rows(side: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     return side.to_dict("records")
 
 
-def _environment() -> Any:
-    """The report's Jinja environment (the templates of ``tipstat/report/templates``)."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("tipstat.report", "templates"),
-                      autoescape=select_autoescape(["html"]), trim_blocks=True,
-                      lstrip_blocks=True)
-    env.filters["num"] = lambda x, digits=0: number(x, digits, html=True)
-    return env
-
-
 def survey_sections(run: Any, side: pd.DataFrame | None = None, *,
                     level: float | None = None) -> Any:
     """The two sections as HTML (a ``markupsafe.Markup``), for a page of their own or the MSE
@@ -167,7 +157,7 @@ def survey_sections(run: Any, side: pd.DataFrame | None = None, *,
     """
     from markupsafe import Markup
 
-    env = _environment()
+    env = environment()
     html = env.get_template("survey_sections.html").render(sv=_context(run, level),
                                                             side=_side_rows(side))
     return Markup(html)
@@ -203,7 +193,7 @@ def build_survey_report(run: Any, side: pd.DataFrame | None = None, *,
 
     from .._json import jsonable
 
-    env = _environment()
+    env = environment()
     published = getattr(run, "published", run)
     results = {"schema": "tipstat-survey-report/1",
                "rows": jsonable(published.table.to_dict("records")),
