@@ -4,14 +4,12 @@ truth."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from tipstat import InputError
-from tipstat.survey import fit_nsum
+from tipstat.survey import declare_design, fit_nsum
 
 KNOWN = {"k1": 600, "k2": 1200, "k3": 1800, "k4": 2400, "k5": 1500}
 
@@ -121,7 +119,7 @@ def test_interval_covers_the_truth_over_repeated_samples():
     by_cluster, by_respondent = [], []
     for r in range(150):
         df = _survey(pop, seed=100 + r, n=600, n_clusters=60)
-        design = SimpleNamespace(data=df, weights=None, strata=None, psu="cluster", fpc=None)
+        design = declare_design(df.assign(w=1.0), weights="w", psu="cluster")
         est = fit_nsum(design, "hidden", known=KNOWN, population=pop["N"], n_boot=200, seed=r)
         naive = fit_nsum(df, "hidden", known=KNOWN, population=pop["N"], n_boot=200, seed=r)
         by_cluster.append(est.ci[0] <= truth <= est.ci[1])
@@ -171,7 +169,7 @@ def test_rao_wu_variance_matches_linearisation():
                 "b": rng.poisson(d * 0.006)}))
     df = pd.concat(rows, ignore_index=True)
     known = {"a": 3000, "b": 6000}
-    design = SimpleNamespace(data=df, weights="w", strata="stratum", psu="psu", fpc="fpc")
+    design = declare_design(df, weights="w", strata="stratum", psu="psu", fpc="fpc")
     est = fit_nsum(design, "hidden", known=known, population=1e6, n_boot=2000, seed=5)
     s = df["a"] + df["b"]
     num, den = (df.w * df.hidden).sum(), (df.w * s).sum()
@@ -207,7 +205,7 @@ def test_bad_values_are_named_by_column_and_row_never_echoed(bad):
     with pytest.raises(InputError) as err:
         fit_nsum(df, "h", known={"a": 100, "b": 300}, population=10_000)
     text = str(err.value)
-    assert "'a'" in text and "row 1" in text
+    assert "'a'" in text and "row 2" in text      # 1-based, as declare_design names rows
     assert "Qzxw" not in text and "987654" not in text
 
 
@@ -230,12 +228,8 @@ def test_no_reports_of_known_populations_is_not_identifiable():
     assert "network sizes are zero" in est.diagnostics["reason"]
 
 
-def test_a_declared_survey_design_is_used_whole():
-    """fit_nsum on a SurveyDesign (declare_design): weights, strata, first-stage PSUs and their
-    fpc are the ones the design declares (same result as the same columns passed by hand)."""
-    from tipstat.survey import declare_design
-
-    rng = np.random.default_rng(3)
+def _two_stage(seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     rows = []
     for h in range(4):
         for c in range(6):
@@ -245,15 +239,77 @@ def test_a_declared_survey_design_is_used_whole():
                                       "hidden": rng.poisson(d * 0.004),
                                       "a": rng.poisson(d * 0.003),
                                       "b": rng.poisson(d * 0.006)}))
-    df = pd.concat(rows, ignore_index=True)
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_a_declared_survey_design_is_used_whole():
+    """fit_nsum reads the first stage of the SurveyDesign (declare_design): strata, PSUs and
+    their fpc. A two-stage declaration has the same first stage, hence the same replicates;
+    without the fpc the interval widens by about 1/sqrt(1 - f) (f = 6/30: 1.118)."""
+    df = _two_stage()
+    known = {"a": 3000, "b": 6000}
     design = declare_design(df, weights="w", strata="stratum", psu="psu", fpc="fpc")
-    est = fit_nsum(design, "hidden", known={"a": 3000, "b": 6000}, population=1e6,
-                   n_boot=300, seed=9)
-    by_hand = SimpleNamespace(data=df, weights="w", strata="stratum", psu="psu", fpc="fpc")
-    same = fit_nsum(by_hand, "hidden", known={"a": 3000, "b": 6000}, population=1e6,
-                    n_boot=300, seed=9)
-    assert est.n_hat == same.n_hat and est.ci == same.ci
+    est = fit_nsum(design, "hidden", known=known, population=1e6, n_boot=300, seed=9)
+    two = declare_design(df, weights="w", strata="stratum", psu=["psu", "hh"], fpc="fpc")
+    same = fit_nsum(two, "hidden", known=known, population=1e6, n_boot=300, seed=9)
+    assert est.n_hat == same.n_hat and est.ci == same.ci and est.se == same.se
     assert est.diagnostics["resampled"].startswith("rao_wu: first-stage PSUs")
+    # the same multinomial draws, rescaled by lambda = sqrt(1 - f) with the fpc, 1 without:
+    # the totals' deviations scale by exactly 1/lambda, the ratio's to first order (measured
+    # 1.1190 against 1.1180; 1% leaves room for the second-order term, 1 - f would be 1.25)
+    wr = fit_nsum(declare_design(df, weights="w", strata="stratum", psu="psu"), "hidden",
+                  known=known, population=1e6, n_boot=300, seed=9)
+    assert wr.se / est.se == pytest.approx(1 / math.sqrt(1 - 6 / 30), rel=0.01)
+
+
+def test_the_lonely_psu_rule_is_the_designs():
+    """A stratum with one PSU: under 'certainty' it adds no variance (factor 1), under
+    'centre' the lonely PSUs are pooled into one pseudo-stratum, exactly as if they had been
+    declared as one stratum (put last, so the random draws line up)."""
+    df = _two_stage()
+    lonely = df[df["psu"].isin([0, 10])].assign(stratum=lambda t: 90 + t["stratum"])
+    data = pd.concat([df[~df["psu"].isin([0, 10])], lonely], ignore_index=True)
+    known = {"a": 3000, "b": 6000}
+    with pytest.raises(InputError, match="single sampled unit"):
+        declare_design(data, weights="w", strata="stratum", psu="psu")
+    cert = fit_nsum(declare_design(data, weights="w", strata="stratum", psu="psu",
+                                   single_psu="certainty"), "hidden", known=known,
+                    population=1e6, n_boot=300, seed=2)
+    centre = fit_nsum(declare_design(data, weights="w", strata="stratum", psu="psu",
+                                     single_psu="centre"), "hidden", known=known,
+                      population=1e6, n_boot=300, seed=2)
+    merged = data.assign(stratum=data["stratum"].where(data["stratum"] < 90, 99))
+    pooled = fit_nsum(declare_design(merged, weights="w", strata="stratum", psu="psu"),
+                      "hidden", known=known, population=1e6, n_boot=300, seed=2)
+    assert centre.ci == pooled.ci and centre.se == pooled.se
+    assert cert.n_hat == centre.n_hat and cert.se != centre.se
+
+
+def test_every_input_goes_through_declare_design():
+    """A DataFrame is a simple random sample declared by declare_design: its weight checks
+    and error texts (column, 1-based rows, expectation; never the value) are declare_design's;
+    an object that is not a SurveyDesign is refused."""
+    df = pd.DataFrame({"h": [1, 0, 2], "a": [2, 1, 0], "b": [1, 3, 2],
+                       "w": [1.0, -7531.0, 2.0]})
+    with pytest.raises(InputError) as err:
+        fit_nsum(df, "h", known={"a": 100, "b": 300}, population=10_000, weights="w")
+    text = str(err.value)
+    assert text.startswith("declare_design") and "'w'" in text and "row 2" in text
+    assert "7531" not in text
+    with pytest.raises(InputError, match="not in the data"):
+        fit_nsum(df, "h", known={"a": 100, "b": 300}, population=10_000, weights="zz")
+    design = declare_design(df.assign(w=1.0), weights="w")
+    with pytest.raises(InputError, match="has its own weights"):
+        fit_nsum(design, "h", known={"a": 100, "b": 300}, population=10_000, weights="w")
+    duck = type("Design", (), {"data": df, "weights": "w", "strata": None, "psu": None})()
+    with pytest.raises(InputError, match="declare_design"):
+        fit_nsum(duck, "h", known={"a": 100, "b": 300}, population=10_000)
+    # equal weights and a column of ones declare the same sample
+    ones = fit_nsum(df.assign(w=1.0), "h", known={"a": 100, "b": 300}, population=10_000,
+                    weights="w", n_boot=50)
+    equal = fit_nsum(df.drop(columns="w"), "h", known={"a": 100, "b": 300},
+                     population=10_000, n_boot=50)
+    assert ones.n_hat == equal.n_hat and ones.ci == equal.ci
 
 
 def test_replicate_weights_of_the_design_give_the_interval():

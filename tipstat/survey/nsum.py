@@ -22,8 +22,14 @@ weighted (Horvitz-Thompson) form is the generalised scale-up estimator of Feehan
 
 Uncertainty: the Rao-Wu (1988) rescaling bootstrap of the primary sampling units within strata
 (design-based: clusters are resampled whole, so the intraclass correlation of the reports is in
-the interval), the percentile interval of the replicates; without a declared design, the same
-bootstrap of respondents.
+the interval), the percentile interval of the replicates; without declared PSUs, the same
+bootstrap of respondents. The first stage is read from the
+:class:`~tipstat.survey.SurveyDesign` (strata, PSUs, fpc and the lonely-PSU rule as
+``declare_design`` checked them): a stratum with one PSU adds no variance under
+``single_psu="certainty"``; under ``"centre"`` the strata with one PSU are pooled into one
+pseudo-stratum and resampled together (the bootstrap's counterpart of centring their PSUs at the
+mean of all PSUs). Later stages of a multi-stage design add nothing (the first-stage
+with-replacement approximation). A design with replicate weights uses its own replicates.
 
 What the method assumes and the data cannot test (stated on every result, code ``nsum_bias``):
 *transmission* (respondents know that their contacts are in the hidden population: people in
@@ -80,105 +86,62 @@ _CHUNK = 200
 
 
 @dataclass(frozen=True)
-class _Design:
-    """What the scale-up needs of a survey design: data, weights and the first-stage units."""
+class _FirstStage:
+    """What the scale-up reads of a :class:`~tipstat.survey.SurveyDesign`: the weights and the
+    first-stage units (all of it computed and checked by ``declare_design``)."""
 
-    data: pd.DataFrame
     weights: np.ndarray
-    strata: np.ndarray          # stratum index of each respondent (0 .. n_strata-1)
-    psu: np.ndarray             # first-stage unit index of each respondent (0 .. n_psu-1)
-    fraction: np.ndarray        # first-stage sampling fraction of each stratum (0 without fpc)
+    unit: np.ndarray            # first-stage unit index of each respondent (0 .. n_units-1)
+    unit_stratum: np.ndarray    # per unit: the stratum it is resampled in
+    unit_fraction: np.ndarray   # per unit: its stratum's first-stage sampling fraction
     clustered: bool             # PSUs were declared (else every respondent is its own unit)
     replicates: np.ndarray | None = None   # replicate weights (n x R) of a replicate design
-    source: Any = None                      # the SurveyDesign (for its replicate variance)
 
 
-def _first(spec: Any) -> Any:
-    """The first-stage column of a one- or multi-stage specification."""
-    if isinstance(spec, list | tuple):
-        return spec[0] if spec else None
-    return spec
+def _as_design(design: Any, weights: str | None) -> Any:
+    """A :class:`~tipstat.survey.SurveyDesign` as given, or a DataFrame declared as a simple
+    random sample of respondents (weights from the column ``weights``, else equal) through
+    :func:`~tipstat.survey.declare_design`, which checks it."""
+    from .design import SurveyDesign, declare_design
 
-
-def _codes(frame: pd.DataFrame, column: str | None, what: str) -> np.ndarray | None:
-    if column is None:
-        return None
-    if column not in frame.columns:
-        raise InputError(f"fit_nsum: the design's {what} column {column!r} is not in the data")
-    values = frame[column]
-    missing = values.isna().to_numpy()
-    if missing.any():
-        raise InputError(f"fit_nsum: the design's {what} column has missing values",
-                         [Problem(column, r, None, f"a {what} code")
-                          for r in frame.index[missing][:20]])
-    return pd.factorize(values, sort=True)[0]
-
-
-def _resolve(design: Any, weights: str | None) -> _Design:
-    """A :class:`~tipstat.survey.SurveyDesign` (duck-typed: ``data``, ``weights``, ``strata``,
-    ``psu``, ``fpc``) or a DataFrame with an optional ``weights`` column."""
-    if isinstance(design, pd.DataFrame):
-        data = design
-        w_col, s_col, p_col, f_col = weights, None, None, None
-    elif isinstance(getattr(design, "data", None), pd.DataFrame):
+    if isinstance(design, SurveyDesign):
         if weights is not None:
-            raise InputError("fit_nsum: weights= is for a DataFrame; a survey design has its own")
-        data = design.data
-        rep_cols = list(getattr(design, "replicate_weights", None) or ())
-        if rep_cols:
-            w = pd.to_numeric(data[design.weights], errors="coerce").to_numpy(dtype=float)
-            rep = data[rep_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-            n = len(data)
-            return _Design(data, w, np.zeros(n, dtype=int), np.arange(n), np.zeros(1), False,
-                           replicates=rep, source=design)
-        w_col = getattr(design, "weights", None)
-        s_col = _first(getattr(design, "strata", None))
-        p_col = _first(getattr(design, "psu", None))
-        f_col = _first(getattr(design, "fpc", None))
-    else:
+            raise InputError("fit_nsum: weights= is for a DataFrame; a survey design has its own "
+                             "weights column")
+        return design
+    if not isinstance(design, pd.DataFrame):
         raise InputError(f"fit_nsum: expected a survey design (tipstat.survey.declare_design) or "
-                         f"a pandas DataFrame, got {type(design).__name__}")
-    n = len(data)
+                         f"a pandas DataFrame of a simple random sample, got "
+                         f"{type(design).__name__}")
+    if len(design) < 2:
+        raise InputError(f"fit_nsum: {len(design)} respondent(s); expected at least 2")
+    if weights is not None:
+        return declare_design(design, weights=weights)
+    column = "_weight"
+    while column in design.columns:
+        column = "_" + column
+    return declare_design(design.assign(**{column: 1.0}), weights=column)
+
+
+def _first_stage(design: Any) -> _FirstStage:
+    """The first stage of a declared design; under ``single_psu="centre"`` the strata with a
+    single PSU (not sampled with certainty) are pooled into one pseudo-stratum, the bootstrap's
+    counterpart of centring them at the mean of all PSUs."""
+    n = len(design.data)
     if n < 2:
         raise InputError(f"fit_nsum: {n} respondent(s); expected at least 2")
-    if w_col is None:
-        w = np.ones(n)
-    else:
-        if w_col not in data.columns:
-            raise InputError(f"fit_nsum: no weights column {w_col!r} in the data")
-        w = pd.to_numeric(data[w_col], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(w) | (w <= 0)
-        if bad.any():
-            raise InputError(f"fit_nsum: column {w_col!r} must hold positive weights",
-                             [Problem(w_col, r, None, "a weight > 0")
-                              for r in data.index[bad][:20]])
-    strata = _codes(data, s_col, "strata")
-    psu = _codes(data, p_col, "PSU")
-    if strata is None:
-        strata = np.zeros(n, dtype=int)
-    clustered = psu is not None
-    if psu is None:
-        psu = np.arange(n)
-    else:  # a PSU code is unique within its stratum only
-        psu = pd.factorize(pd.Series(list(zip(strata, psu, strict=True))), sort=True)[0]
-    n_strata = int(strata.max()) + 1
-    fraction = np.zeros(n_strata)
-    if f_col is not None:
-        if f_col not in data.columns:
-            raise InputError(f"fit_nsum: the design's fpc column {f_col!r} is not in the data")
-        f = pd.to_numeric(data[f_col], errors="coerce").to_numpy(dtype=float)
-        n_units = np.zeros(n_strata)
-        for h in range(n_strata):
-            n_units[h] = len(np.unique(psu[strata == h]))
-        for h in range(n_strata):
-            v = f[strata == h]
-            if not np.all(np.isfinite(v)) or np.ptp(v) > 1e-9 or v[0] <= 0:
-                raise InputError(f"fit_nsum: the fpc column {f_col!r} must hold one positive "
-                                 "number per stratum (units in the stratum, or a sampling "
-                                 "fraction <= 1)")
-            fraction[h] = v[0] if v[0] <= 1 else n_units[h] / v[0]
-        fraction = np.clip(fraction, 0.0, 1.0)
-    return _Design(data, w, strata, psu, fraction, clustered)
+    w = np.asarray(design._w, dtype=float)
+    if design.replicate_weights:
+        return _FirstStage(w, np.arange(n), np.zeros(n, dtype=int), np.zeros(n), False,
+                           replicates=np.asarray(design._rep, dtype=float))
+    st = design._stages[0]
+    unit_stratum = np.asarray(st.unit_group, dtype=int).copy()
+    unit_fraction = np.asarray(st.fraction, dtype=float)[unit_stratum]
+    if design.single_psu == "centre":
+        lonely = (st.n_units == 1) & (st.fraction < 1 - 1e-12)
+        unit_stratum[lonely[unit_stratum]] = len(st.n_units)
+    return _FirstStage(w, np.asarray(st.unit, dtype=int), unit_stratum, unit_fraction,
+                       bool(design.psu))
 
 
 def _reports(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +152,8 @@ def _reports(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.nda
         raise InputError(f"fit_nsum: column(s) {missing_cols} not in the data; expected one "
                          "column per population, with the number of its members each "
                          "respondent knows")
+    from .design import _problem
+
     out = np.empty((len(data), len(columns)))
     problems: list[Problem] = []
     missing = np.zeros(len(data), dtype=bool)
@@ -197,8 +162,8 @@ def _reports(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.nda
         v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
         absent = raw.isna().to_numpy()
         bad = (~absent & ~np.isfinite(v)) | (np.isfinite(v) & (v < 0))
-        problems += [Problem(c, r, None, "a number of people known, >= 0")
-                     for r in data.index[bad][:20]]
+        if bad.any():
+            problems.append(_problem(c, bad, "a number of people known, >= 0"))
         missing |= absent
         out[:, j] = v
     if problems:
@@ -207,23 +172,21 @@ def _reports(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.nda
     return out, missing
 
 
-def _rao_wu(d: _Design, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def _rao_wu(d: _FirstStage, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Replicate weight factors of the first-stage units (``n_boot x n_units``), Rao and Wu
     (1988) with ``m_h = n_h - 1`` units drawn with replacement in each stratum:
     ``a = 1 - l + l * n_h / m_h * r``, ``l = sqrt(m_h (1 - f_h) / (n_h - 1))``; a stratum with
     one unit keeps factor 1 (it contributes no variance)."""
-    n_units = int(d.psu.max()) + 1
-    unit_stratum = np.zeros(n_units, dtype=int)
-    unit_stratum[d.psu] = d.strata
+    n_units = len(d.unit_stratum)
     factors = np.ones((n_boot, n_units))
-    for h in range(int(d.strata.max()) + 1):
-        units = np.flatnonzero(unit_stratum == h)
+    for h in range(int(d.unit_stratum.max()) + 1):
+        units = np.flatnonzero(d.unit_stratum == h)
         nh = len(units)
         if nh < 2:
             continue
         m = nh - 1
         r = rng.multinomial(m, np.full(nh, 1.0 / nh), size=n_boot)
-        lam = math.sqrt(m * (1.0 - d.fraction[h]) / (nh - 1))
+        lam = np.sqrt(m * (1.0 - d.unit_fraction[units]) / (nh - 1))
         factors[:, units] = 1.0 - lam + lam * (nh / m) * r
     return factors
 
@@ -258,9 +221,12 @@ def fit_nsum(
     Parameters
     ----------
     design : SurveyDesign or DataFrame
-        The respondents: a declared design (:func:`tipstat.survey.declare_design`; its weights,
-        strata and first-stage PSUs are used, and a first-stage fpc if declared), or a DataFrame
-        read as a simple random sample (weights from the column ``weights``, else equal).
+        The respondents: a declared design (:func:`tipstat.survey.declare_design`: its weights,
+        strata, first-stage PSUs, first-stage fpc, lonely-PSU rule and replicate weights are
+        used as declared and checked there), or a DataFrame, which is a simple random sample
+        of respondents and is declared so by ``declare_design`` (weights from the column
+        ``weights``, else equal). A stratified or clustered sample is declared with
+        ``declare_design`` first: the design is stated and checked in one place.
     hidden : str
         Column: how many people in the hidden population each respondent knows.
     known : mapping of str to float
@@ -281,7 +247,8 @@ def fit_nsum(
     seed : int
         Seed of the bootstrap.
     weights : str, optional
-        Weights column when ``design`` is a DataFrame.
+        Weights column when ``design`` is a DataFrame (an error with a SurveyDesign, which
+        has its own).
     consistency_factor : float
         A known population estimated from the others is reported (caveat
         ``internal_inconsistency``) when off its size by more than this factor (default 1.5).
@@ -342,9 +309,10 @@ def fit_nsum(
         raise InputError(f"fit_nsum: consistency_factor={consistency_factor!r}; expected a "
                          "number > 1")
 
-    d = _resolve(design, weights)
+    survey_design = _as_design(design, weights)
+    d = _first_stage(survey_design)
     columns = [hidden, *sizes]
-    y, missing = _reports(d.data, columns)
+    y, missing = _reports(survey_design.data, columns)
     n_missing = int(missing.sum())
     keep = ~missing
     if keep.sum() < 2:
@@ -436,7 +404,7 @@ def fit_nsum(
         rw = np.where(keep[:, None], d.replicates, 0.0)
         draws = _ratio(rw.T @ y_h, rw.T @ s, total_known)
         ok = np.isfinite(draws)
-        se = float(math.sqrt(replicate_variance(d.source, np.array([n_hat]),
+        se = float(math.sqrt(replicate_variance(survey_design, np.array([n_hat]),
                                                 draws[ok][:, None])[0]))
         z = float(norm.ppf(0.5 + level / 2))
         spread = math.exp(z * se / n_hat) if n_hat > 0 else math.nan
@@ -444,12 +412,12 @@ def fit_nsum(
         ci_method = "lognormal"
         diagnostics.update({"n_boot": len(draws), "n_failed": int((~ok).sum()),
                             "resampled": f"the design's replicate weights "
-                                         f"({d.source.replicate_method})"})
+                                         f"({survey_design.replicate_method})"})
     elif ci == "bootstrap" and status == "ok":
         rng = np.random.default_rng(seed)
-        n_units = int(d.psu.max()) + 1
-        num_u = np.bincount(d.psu, weights=w * y_h, minlength=n_units)
-        den_u = np.bincount(d.psu, weights=w * s, minlength=n_units)
+        n_units = len(d.unit_stratum)
+        num_u = np.bincount(d.unit, weights=w * y_h, minlength=n_units)
+        den_u = np.bincount(d.unit, weights=w * s, minlength=n_units)
         draws = np.empty(n_boot)
         for start in range(0, n_boot, _CHUNK):
             stop = min(n_boot, start + _CHUNK)
