@@ -694,3 +694,23 @@ def test_reliability_block_rating_and_excluded_lists():
     h2 = tipstat.CaptureHistories(np.array([60.0, 40.0, 30.0]), ["A", "B"])
     page2 = build_report(h2, comparison=tipstat.compare(h2, ["independence"]))
     assert "it needs at least 3 lists; this table has 2" in page2
+
+
+def test_the_survey_page_and_the_mse_report_share_one_head(uk5_report):
+    """Both pages extend one base template: the same head (meta tags, content policy, styles)
+    apart from the title, so a style changed once changes both."""
+    from tipstat.report.survey import build_survey_report
+    from tipstat.survey import run_survey
+
+    sv = tipstat.datasets.load_survey()
+    run = run_survey(sv["data"], design=sv["design"], mapping=sv["mapping"], by=["sex"])
+    survey_page = build_survey_report(run, title="Survey <test>")
+    mse_page = uk5_report[1]
+
+    def head(page):
+        h = page[:page.index("</head>")]
+        return re.sub(r"<title>.*?</title>", "", h, flags=re.S)
+
+    assert head(survey_page) == head(mse_page)
+    assert "<title>Survey &lt;test&gt;</title>" in survey_page
+    assert head(mse_page).count("<style>") == 1 and "box-sizing" in head(mse_page)

@@ -4,7 +4,8 @@ exclusions and caveats) and "Side by side with MSE" (what each source counts).
 They render results (:func:`tipstat.survey.run_survey`, :func:`tipstat.survey.side_by_side`);
 they compute nothing. Withheld cells (:func:`tipstat.survey.publish_prevalence`) are shown as
 ``x``; a figure the data do not support is shown in words. :func:`build_survey_report` makes a
-self-contained page of the two sections (the styles of the MSE report, no script, no network);
+self-contained page of the two sections (the page template ``base.html`` that the MSE report
+extends too: the same head and styles; no executable script, no network);
 :func:`tipstat.report.html.build_report` includes them in the MSE report (``survey=``).
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -163,14 +163,6 @@ def survey_sections(run: Any, side: pd.DataFrame | None = None, *,
     return Markup(html)
 
 
-def _style(env: Any) -> Any:
-    from markupsafe import Markup
-
-    source = env.loader.get_source(env, "report.html")[0]
-    m = re.search(r"<style>(.*?)</style>", source, flags=re.S)
-    return Markup(m.group(1) if m else "")
-
-
 def build_survey_report(run: Any, side: pd.DataFrame | None = None, *,
                         title: str = "Forced labour and trafficking: survey estimates",
                         source: str = "", level: float | None = None) -> str:
@@ -200,7 +192,7 @@ def build_survey_report(run: Any, side: pd.DataFrame | None = None, *,
                "side_by_side": None if side is None else jsonable(side.to_dict("records"))}
     return env.get_template("survey.html").render(
         title=title, source=source or getattr(run, "source", ""), version=tipstat.__version__,
-        style=_style(env), sections=survey_sections(run, side, level=level),
+        sections=survey_sections(run, side, level=level),
         results_json=_safe_json(results))
 
 
