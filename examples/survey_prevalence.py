@@ -10,8 +10,10 @@ What a statistics office runs once its survey is in (see docs/survey.md):
    intervals for rare proportions,
 4. the tables ready to publish (domains with fewer than 5 unweighted cases withheld, and the
    domains that would give them back), and
-5. the survey next to the MSE estimate of identified and unidentified victims, each row saying
-   what it counts, in a self-contained HTML report.
+5. the network scale-up estimate of the people in forced labour whom the respondents know
+   (the design file's [nsum] table: the "how many people do you know who ..." questions), and
+6. the survey next to the MSE estimate of identified and unidentified victims and the scale-up,
+   each row saying what it counts, in a self-contained HTML report.
 
 Run on the bundled synthetic country, or on your own files:
 
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     truth = None
     if args.data is None:
         sv = datasets.load_survey()
+        spec = read_design_spec(sv["paths"]["design"])
         data, design, mapping = sv["data"], sv["design"], sv["mapping"]
         population, truth, source = sv["info"]["population"], sv["truth"], "synthetic country"
     else:
@@ -69,9 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
         population, source = spec["survey"].get("population"), Path(args.data).name
     population = args.population or population
 
-    # 2-4. classify, estimate by domain, protect the tables
+    # 2-5. classify, estimate by domain, protect the tables; the scale-up if the design file
+    # has an [nsum] table
     run = run_survey(data, design=design, mapping=mapping, by=args.by.split(","),
-                     source=source)
+                     source=source, nsum=spec["nsum"] or None)
     print(f"{source}: {len(run.design.data):,} respondents; definition "
           f"{run.definition['name']} ({run.definition['status']}); reference period "
           f"{run.definition['reference_period']}")
@@ -92,12 +96,24 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"  {ind}: estimated {r.total:,.0f} [{r.total_ci[0]:,.0f}, "
                       f"{r.total_ci[1]:,.0f}], true {true:,}")
 
-    # 5. MSE of the agency lists, and the two side by side
+    if run.nsum is not None:
+        e = run.nsum
+        figure = ("withheld (too few respondents report anyone)" if run.nsum_withheld else
+                  f"{e.n_hat:,.0f} [{e.ci[0]:,.0f}, {e.ci[1]:,.0f}]")
+        print(f"\nnetwork scale-up, {run.nsum_label}: {figure}")
+        for w in e.warnings:     # nsum_bias always: what the method assumes and cannot test
+            print(f"  [{w.code}] {w}")
+        if truth is not None and not run.nsum_withheld:
+            true = int(truth.loc[truth.domain == "total", "true_forced_labour"].iloc[0])
+            print(f"  true number in forced labour: {true:,}")
+
+    # 6. MSE of the agency lists, and the three side by side
     lists = (tipstat.CaptureHistories.from_frame(pd.read_csv(args.mse_table))
              if args.mse_table else tipstat.CaptureHistories.from_frame(SYNTHETIC_LISTS))
     mse = tipstat.estimate_population(lists)
     side = side_by_side(published, mse, population=population,
-                        survey_period=run.definition["reference_period"])
+                        survey_period=run.definition["reference_period"], nsum=run.nsum,
+                        nsum_label=run.nsum_label or "hidden population (network scale-up)")
     print("\n" + side[["source", "indicator", "shown", "interval_shown", "rate_shown"]]
           .to_string(index=False))
     print(f"\n{side.attrs['note']}")

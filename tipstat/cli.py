@@ -955,14 +955,19 @@ def cmd_survey(args: argparse.Namespace) -> int:
         raise InputError("--mse needs --population (the population the MSE rate is per)")
     by = args.by if args.by is not None else spec["domains"]
     definition = args.definition or spec["survey"].get("definition")
+    nsum = spec.get("nsum") or None
     run = run_survey(data, design=design, mapping=mapping, definition=definition, by=by,
                      indicators=args.indicators, level=args.level, ci=args.ci,
-                     threshold=args.threshold, source=source)
+                     threshold=args.threshold, source=source, nsum=nsum, seed=args.seed)
     side = None
-    if args.mse is not None:
-        side = side_by_side(run.published.table, _survey_mse(args.mse),
-                            population=args.population,
-                            survey_period=run.definition["reference_period"])
+    if args.mse is not None or run.nsum is not None:
+        side = side_by_side(run.published.table,
+                            _survey_mse(args.mse) if args.mse is not None else None,
+                            population=args.population if args.population is not None
+                            else nsum["population"],
+                            survey_period=run.definition["reference_period"],
+                            nsum=run.nsum, nsum_label=run.nsum_label,
+                            nsum_threshold=args.threshold)
     files: list[str] = []
     if args.out:
         out = Path(args.out)
@@ -982,10 +987,11 @@ def cmd_survey(args: argparse.Namespace) -> int:
     if args.json:
         res = run.to_dict()
         _print_json(_envelope(
-            "survey", seed=None, input={"file": source, "design": design if isinstance(
+            "survey", seed=args.seed if nsum else None,
+            input={"file": source, "design": design if isinstance(
                 design, dict) else {}, "definition": res["definition"], "by": res["by"]},
             results=res["rows"], warns=[w.message for w in run.warnings],
-            extra={"excluded": res["excluded"], "design": res["design"],
+            extra={"excluded": res["excluded"], "design": res["design"], "nsum": res["nsum"],
                    "side_by_side": None if side is None else side.to_dict("records"),
                    "output": {"files": files}}))
         return 0
@@ -1019,6 +1025,8 @@ def cmd_survey(args: argparse.Namespace) -> int:
                          str(r["status"] or r["obs_status"]).replace("_", " ")]
             print(f"  {dom[:26]:<26} {_fmt(r['n_sample']):>6} {cells[0]:>6} {cells[1]:>12} "
                   f"{cells[2]:>21} {cells[3]:>9} {cells[4]:>19}  {cells[5]}")
+    if run.nsum is not None:
+        _print_nsum(run, pct, args.threshold)
     if side is not None:
         print("\nside by side (different quantities: no ratio, no difference)")
         for r in side.to_dict("records"):
@@ -1032,6 +1040,26 @@ def cmd_survey(args: argparse.Namespace) -> int:
         for f in files:
             print(f"  {f}")
     return 0
+
+
+def _print_nsum(run: Any, pct: str, threshold: int) -> None:
+    """The network scale-up block of ``tipstat survey``'s text output."""
+    e = run.nsum
+    d = e.diagnostics
+    print(f"\nnetwork scale-up: {run.nsum_label}")
+    if run.nsum_withheld:
+        print(f"  withheld: fewer than {threshold} respondents report knowing anyone in the "
+              "hidden population")
+    elif e.status != "ok":
+        print(f"  {e.status.replace('_', ' ')}: {d.get('reason', '')}")
+    else:
+        print(f"  {_fmt(e.n_hat)} persons, {pct} interval [{_fmt(e.ci[0])}, {_fmt(e.ci[1])}] "
+              f"({e.ci_method}; {d.get('resampled', 'no interval')})")
+    print(f"  {_fmt(d['respondents'])} respondents answered every scale-up question, "
+          f"{_fmt(d['respondents_reporting'])} know someone in the hidden population; "
+          f"mean network size {_fmt(d['mean_degree'])}")
+    for w in e.warnings:
+        print(f"  caveat: [{w.code}] {w}")
 
 
 # ---------------------------------------------------------------------------- parser
@@ -1236,7 +1264,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on the bundled synthetic country survey")
     p.add_argument("--design", default=None,
                    help="TOML file: [design] weights, strata, psu, fpc (or replicate weights); "
-                        "optional [survey] reference_period, mapping, definition and [domains]")
+                        "optional [survey] reference_period, mapping, definition, [domains] "
+                        "and [nsum] (network scale-up: hidden, population, [nsum.known])")
     p.add_argument("--mapping", default=None,
                    help="questionnaire mapping (TOML/JSON/CSV): which variable answers each "
                         "item of the definition, and its yes/no/missing codes")
@@ -1256,14 +1285,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON of 'tipstat estimate --json' to show side by side (needs "
                         "--population)")
     p.add_argument("--population", type=float, default=None,
-                   help="population the MSE rate is per (with --mse)")
+                   help="population the MSE and scale-up rates are per (needed with --mse; "
+                        "default for the scale-up: its [nsum] population)")
     p.add_argument("--out", default=None,
                    help="folder: survey_prevalence.csv (published table), side_by_side.csv, "
                         "survey_report.html")
     p.add_argument("--format", dest="json", type=_json_format, default=False,
                    metavar="{text,json}", help="output format (json: one JSON object, schema "
                                                "tipstat-cli/1)")
-    common(p, seed=False, level=True)
+    common(p, level=True)
 
     p = add("datasets", cmd_datasets, "list the bundled published tables", "tipstat datasets")
     common(p, seed=False)

@@ -315,6 +315,10 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "mean_degree": DiagnosticKey("float", "weighted mean personal network size of the "
                                  "respondents"),
     "respondents": DiagnosticKey("int", "respondents used"),
+    "population": DiagnosticKey("float", "size of the population the respondents are drawn "
+                                "from (network scale-up's N)"),
+    "respondents_reporting": DiagnosticKey("int", "respondents who know at least one member "
+                                           "of the hidden population"),
     "excluded_respondents": DiagnosticKey("dict", "reason -> respondents left out"),
     "resampled": DiagnosticKey("str", "what the bootstrap resampled (PSUs within strata, or "
                                "respondents)"),

@@ -4,6 +4,7 @@ library, files and report written, bad input exits 2 naming column and row, neve
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import traceback
 from pathlib import Path
@@ -92,7 +93,8 @@ def test_json_equals_the_library(demo_json, library):
 def test_side_by_side_and_files(demo_json):
     obj, out = demo_json
     side = obj["side_by_side"]
-    assert [r["source"] for r in side][-1] == "multiple systems estimation"
+    assert [r["source"] for r in side][-2:] == ["multiple systems estimation",
+                                                "network scale-up (survey)"]
     assert all("different quantities" in r["note"] for r in side)
     names = {Path(f).name for f in obj["output"]["files"]}
     assert {"survey_prevalence.csv", "side_by_side.csv"} <= names
@@ -212,7 +214,113 @@ def test_the_example_script_runs_on_the_bundled_country(tmp_path, capsys):
     for r in res["run"].table:
         if not r.domain and r.indicator in ("forced_labour", "trafficking_forced_labour"):
             assert r.total_ci[0] <= truth[f"true_{r.indicator}"] <= r.total_ci[1], r.indicator
-    assert res["side"]["source"].iloc[-1] == "multiple systems estimation"
+    assert list(res["side"]["source"].iloc[-2:]) == ["multiple systems estimation",
+                                                    "network scale-up (survey)"]
+    nsum = res["run"].nsum          # the scale-up covers the true number in forced labour
+    assert nsum.ci[0] <= truth["true_forced_labour"] <= nsum.ci[1]
     assert res["mse"].ok and res["mse"].n_hat > 443          # more than the 443 listed
     for name in ("survey_prevalence.csv", "side_by_side.csv", "survey_report.html"):
         assert (tmp_path / "out" / name).stat().st_size > 500, name
+
+
+def test_the_demo_shows_the_scale_up(demo_json, library):
+    """The bundled design file's [nsum] table: the JSON, the side-by-side row and the report
+    carry the scale-up estimate, equal to fit_nsum on the same design and seed, its interval
+    covering the synthetic country's true number in forced labour, nsum_bias always shown."""
+    from tipstat.survey import fit_nsum, read_design_spec
+
+    obj, out = demo_json
+    sv = datasets.load_survey()
+    spec = read_design_spec(sv["paths"]["design"])["nsum"]
+    est = fit_nsum(library.design, spec["hidden"], known=spec["known"],
+                   population=spec["population"], seed=2024)
+    ns = obj["nsum"]
+    assert ns["n_hat"] == est.n_hat and (ns["lower"], ns["upper"]) == est.ci
+    truth = int(sv["truth"].loc[0, "true_forced_labour"])
+    assert ns["lower"] <= truth <= ns["upper"]
+    assert ns["status"] == "ok" and "nsum_bias" in [w["code"] for w in ns["warnings"]]
+    row = next(r for r in obj["side_by_side"] if r["source"] == "network scale-up (survey)")
+    assert row["indicator"] == spec["label"] and "networks" in row["counts"]
+    assert "nsum_bias" in row["caveats"]
+    # the rate is per 100,000 of --population (here the survey's 116,536)
+    assert row["rate_per_100k"] == pytest.approx(1e5 * est.n_hat / 116536, rel=1e-12)
+    page = (out / "survey_report.html").read_text()
+    for marker in ('<section id="nsum">', "Hidden population: network scale-up",
+                   '<ul id="nsum-caveats">', "<code>nsum_bias</code>", 'href="#nsum"'):
+        assert marker in page, marker
+
+
+def test_the_scale_up_in_the_text_output(capsys):
+    code, out, _ = _run(capsys, ["survey", "--demo", "--by", "none"])
+    assert code == "exit 0"
+    assert "network scale-up: people in forced labour" in out
+    assert "caveat: [nsum_bias]" in out and "network scale-up (survey):" in out
+
+
+def _nsum_design(user_files, name: str, table: str) -> Path:
+    text = user_files["design"].read_text()
+    path = user_files["root"] / name
+    path.write_text(text[:text.index("[nsum]")] + table)
+    return path
+
+
+@pytest.mark.parametrize("table, expected", [
+    ('[nsum]\nhidden = "know_forced_labour"\n[nsum.known]\nknow_nurse = 380\n', "population"),
+    ('[nsum]\nhidden = "know_forced_labour"\npopulation = 116536\nknown = 3\n', "[nsum.known]"),
+    ('[nsum]\nhidden = "know_forced_labour"\npopulation = 116536\nfriends = 2\n'
+     '[nsum.known]\nknow_nurse = 380\n', "friends"),
+    ('[nsum]\nhidden = "know_forced_labour"\npopulation = 116536\n[nsum.known]\n'
+     'know_nurse = "many"\n', "know_nurse"),
+    ('[nsum]\nhidden = "know_slavery"\npopulation = 116536\n[nsum.known]\nknow_nurse = 380\n',
+     "know_slavery"),
+    ('[nsum]\nhidden = "know_forced_labour"\npopulation = 116536\n[nsum.known]\n'
+     'know_nurse = 200000\n', "below the population"),
+])
+def test_a_bad_nsum_table_exits_2(capsys, user_files, table, expected):
+    design = _nsum_design(user_files, "nsum_bad.toml", table)
+    for mode in ([], ["--json"]):
+        code, out, err = _run(capsys, ["survey", str(user_files["data"]), "--design",
+                                       str(design), "--mapping", str(user_files["mapping"]),
+                                       "--by", "none", *mode])
+        assert code == "exit 2", (out, err)
+        assert expected in out + err
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--debug"]])
+def test_a_bad_scale_up_answer_names_column_and_row_not_the_value(capsys, user_files, mode):
+    bad = _corrupt(user_files, "bad_nsum.csv", "know_teacher", f"{MARK} 12")
+    code, out, err = _run(capsys, ["survey", str(bad), "--design", str(user_files["design"]),
+                                   "--mapping", str(user_files["mapping"]), "--by", "none",
+                                   *mode])
+    seen = code + out + err
+    assert MARK not in seen and MARK.lower() not in seen
+    if "--debug" not in mode:
+        assert code == "exit 2"
+        assert "know_teacher" in out + err                   # 1-based row: label 5 is row 6
+        assert re.search(r"row\W+6\b", out + err), out + err
+
+
+def test_a_scale_up_on_too_few_reports_is_withheld(capsys, user_files, tmp_path):
+    """Two respondents report knowing anyone in the hidden population (threshold 5): the total
+    is withheld in the JSON, the side-by-side table and the report; caveats still shown."""
+    df = pd.read_csv(user_files["data"])
+    df["know_forced_labour"] = 0
+    df.loc[[10, 20], "know_forced_labour"] = 3
+    data = user_files["root"] / "few_reports.csv"
+    df.to_csv(data, index=False)
+    out_dir = tmp_path / "o"
+    code, out, err = _run(capsys, ["survey", str(data), "--design", str(user_files["design"]),
+                                   "--mapping", str(user_files["mapping"]), "--by", "none",
+                                   "--json", "--out", str(out_dir)])
+    assert code == "exit 0", err
+    obj = json.loads(out)
+    ns = obj["nsum"]
+    assert ns["status"] == "suppressed" and ns["n_hat"] is None and ns["lower"] is None
+    assert "nsum_bias" in [w["code"] for w in ns["warnings"]]
+    row = next(r for r in obj["side_by_side"] if r["source"] == "network scale-up (survey)")
+    assert row["shown"] == "suppressed" and row["estimate"] is None
+    page = (out_dir / "survey_report.html").read_text()
+    section = page[page.index('<section id="nsum">'):page.index('<section id="side-by-side">')]
+    assert 'id="nsum-withheld"' in section and "<code>nsum_bias</code>" in section
+    assert "know_teacher" not in section      # no known-population check beside it either
+    assert any("withheld" in w for w in obj["warnings"])

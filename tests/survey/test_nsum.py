@@ -4,6 +4,7 @@ truth."""
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -336,3 +337,68 @@ def test_replicate_weights_of_the_design_give_the_interval():
     assert est.ci_method == "lognormal" and est.ci[0] < est.n_hat < est.ci[1]
     assert est.ci[0] * est.ci[1] == pytest.approx(est.n_hat ** 2, rel=1e-9)
     assert "replicate weights (bootstrap)" in est.diagnostics["resampled"]
+
+
+def test_a_total_on_few_reports_is_withheld_where_published():
+    """nsum_withheld: 1 to threshold-1 respondents reporting anyone -> withheld; 0 reports (an
+    estimate of 0) and threshold or more -> published. side_by_side shows it in words."""
+    from tipstat.survey import nsum_withheld, side_by_side
+
+    df = pd.DataFrame({"h": [0] * 8, "a": [2, 1, 3, 1, 0, 2, 1, 1], "b": [1, 3, 2, 2, 1, 0, 2, 1],
+                       "w": [1.0, 2.0, 1.0, 3.0, 1.0, 1.0, 2.0, 1.0]})
+    known = {"a": 100, "b": 300}
+    counts = {}
+    for k in (0, 1, 4, 5):
+        d = df.copy()
+        d.loc[: k - 1, "h"] = 2
+        est = fit_nsum(d, "h", known=known, population=10_000, weights="w", ci="none")
+        counts[k] = (est.diagnostics["respondents_reporting"], nsum_withheld(est))
+    assert counts == {0: (0, False), 1: (1, True), 4: (4, True), 5: (5, False)}
+    # a zero-weight respondent's report counts for nothing (it is not in the figure)
+    d = df.assign(h=[2, 0, 0, 0, 0, 0, 0, 0], w=[0.0, 2, 1, 3, 1, 1, 2, 1])
+    assert fit_nsum(d, "h", known=known, population=10_000, weights="w",
+                    ci="none").diagnostics["respondents_reporting"] == 0
+    few = fit_nsum(df.assign(h=[2, 1, 0, 0, 0, 0, 0, 0]), "h", known=known, population=10_000,
+                   weights="w", ci="none")
+    survey = [type("P", (), dict(indicator="forced_labour", domain={}, n_sample=8, n_cases=0,
+                                 proportion=0.0, ci=(0.0, 0.1), total=0.0, total_ci=(0.0, 9.0),
+                                 level=0.95, ci_method="logit", status="ok"))()]
+    t = side_by_side(survey, None, population=10_000, nsum=few, nsum_label="people in debt")
+    row = t.iloc[-1]
+    assert list(t["source"]) == ["household survey", "network scale-up (survey)"]
+    assert row["indicator"] == "people in debt" and row["shown"] == "suppressed"
+    assert math.isnan(row["estimate"]) and "nsum_bias" in row["caveats"]
+    shown = side_by_side(survey, None, population=10_000, nsum=few, nsum_threshold=2).iloc[-1]
+    assert shown["estimate"] == pytest.approx(few.n_hat, rel=1e-12)
+    with pytest.raises(InputError, match="fit_nsum"):
+        nsum_withheld(tipstat_estimate())
+
+
+def tipstat_estimate():
+    import tipstat
+
+    return tipstat.Estimate(n_hat=1.0, ci=(0.5, 2.0), level=0.95, n_observed=math.nan,
+                            method="nsum", model="m")
+
+
+def test_run_survey_fits_the_scale_up_on_its_design():
+    """run_survey(nsum=...) is fit_nsum on the declared design (same numbers), with the design
+    file's spelling checked (a missing key is an InputError naming it)."""
+    from tipstat import datasets
+    from tipstat.survey import read_design_spec, run_survey
+
+    sv = datasets.load_survey()
+    spec = read_design_spec(sv["paths"]["design"])["nsum"]
+    from tipstat.survey.simulate import SYNTHETIC_NSUM
+    assert spec["hidden"] == SYNTHETIC_NSUM["hidden"]
+    assert spec["known"] == {k: float(v) for k, v in SYNTHETIC_NSUM["known"].items()}
+    run = run_survey(sv["data"], design=sv["design"], mapping=sv["mapping"], nsum=spec,
+                     seed=7, level=0.9)
+    est = fit_nsum(declare_design(sv["data"], **sv["design"]), spec["hidden"],
+                   known=spec["known"], population=spec["population"], seed=7, level=0.9)
+    assert run.nsum.n_hat == est.n_hat and run.nsum.ci == est.ci and run.nsum.level == 0.9
+    assert run.nsum_label == spec["label"] and not run.nsum_withheld
+    assert run.to_dict()["nsum"]["n_hat"] == est.n_hat
+    with pytest.raises(InputError, match="population"):
+        run_survey(sv["data"], design=sv["design"], mapping=sv["mapping"],
+                   nsum={"hidden": spec["hidden"], "known": spec["known"]})

@@ -128,6 +128,39 @@ def _context(run: Any, level: float | None) -> dict[str, Any]:
         "audit": audit_text,
         "warnings": [{"code": getattr(w, "code", "note"), "message": str(w)}
                      for w in getattr(run, "warnings", [])],
+        "nsum": _nsum(run),
+    }
+
+
+def _nsum(run: Any) -> dict[str, Any] | None:
+    """The network scale-up section (None without one); a withheld total shows no figure, its
+    caveats are always shown."""
+    est = getattr(run, "nsum", None)
+    if est is None:
+        return None
+    d = est.diagnostics
+    withheld = bool(getattr(run, "nsum_withheld", False))
+    population = float(d["population"])
+    shown = est.status == "ok" and not withheld and _finite(est.n_hat)
+    dash = number(None, html=True)
+    words = "withheld" if withheld else est.status.replace("_", " ")
+    known = [{"population": r["population"], "size": number(r["size"], html=True),
+              "estimate": number(r["estimate"], 0, html=True),
+              "ratio": number(r["ratio"], 2, html=True)}
+             for r in d["known_populations"].to_dict("records")] if not withheld else []
+    return {
+        "label": getattr(run, "nsum_label", "") or "the hidden population",
+        "population": number(population, html=True), "withheld": withheld,
+        "figure": number(est.n_hat, 0, html=True) if shown else words,
+        "interval": _ci(*est.ci, 0) if shown else dash,
+        "rate": number(1e5 * est.n_hat / population, 1, html=True) if shown else dash,
+        "method": f"{est.ci_method} ({d.get('resampled', 'no interval')})",
+        "respondents": number(d.get("respondents"), html=True),
+        "reporting": number(d.get("respondents_reporting"), html=True) if not withheld
+        else f"fewer than {getattr(getattr(run, 'published', None), 'threshold', 5)}",
+        "mean_degree": number(d.get("mean_degree"), 0, html=True),
+        "known": known,
+        "caveats": [{"code": w.code, "message": str(w)} for w in est.warnings],
     }
 
 
@@ -189,10 +222,13 @@ def build_survey_report(run: Any, side: pd.DataFrame | None = None, *,
     published = getattr(run, "published", run)
     results = {"schema": "tipstat-survey-report/1",
                "rows": jsonable(published.table.to_dict("records")),
-               "side_by_side": None if side is None else jsonable(side.to_dict("records"))}
+               "side_by_side": None if side is None else jsonable(side.to_dict("records")),
+               "nsum": jsonable(run.nsum_published()) if hasattr(run, "nsum_published")
+               else None}
     return env.get_template("survey.html").render(
         title=title, source=source or getattr(run, "source", ""), version=tipstat.__version__,
         sections=survey_sections(run, side, level=level),
+        nsum=getattr(run, "nsum", None) is not None,
         results_json=_safe_json(results))
 
 

@@ -36,6 +36,7 @@ _DEFINITION: dict[str, str] = {
 }
 _NSUM: dict[str, str] = {
     "fit_nsum": "tipstat.survey.nsum",
+    "nsum_withheld": "tipstat.survey.nsum",
     "side_by_side": "tipstat.survey.side_by_side",
     "publish_prevalence": "tipstat.survey.publish",
     "PublishedPrevalence": "tipstat.survey.publish",

@@ -68,7 +68,7 @@ from .._checks import DEFAULT_SEED, check_ci, check_level, check_seed
 from ..errors import InputError, Problem
 from ..estimate import Caveat, Estimate
 
-__all__ = ["CONSISTENCY_FACTOR", "LARGE_KNOWN_SHARE", "fit_nsum"]
+__all__ = ["CONSISTENCY_FACTOR", "LARGE_KNOWN_SHARE", "fit_nsum", "nsum_withheld"]
 
 #: Interval methods of :func:`fit_nsum` (first: the default).
 CI_METHODS = ("bootstrap", "none")
@@ -261,7 +261,10 @@ def fit_nsum(
         bootstrap replicates, ``warnings`` the caveats (always ``nsum_bias``: transmission,
         barrier and recall assumptions; ``internal_inconsistency`` when the known populations
         disagree). ``diagnostics``: ``known_populations`` (the leave-one-out check, one row per
-        known population), ``mean_degree``, ``respondents``, ``excluded_respondents``,
+        known population), ``mean_degree``, ``population`` (N), ``respondents``,
+        ``respondents_reporting`` (those
+        with a weight who know at least one member of the hidden population: the figure rests
+        on their reports, see :func:`nsum_withheld`), ``excluded_respondents``,
         ``resampled``, ``n_boot``, ``n_failed``.
 
     Examples
@@ -376,8 +379,9 @@ def fit_nsum(
                                {"excluded": n_missing}))
 
     diagnostics: dict[str, Any] = {
-        "known_populations": check, "mean_degree": float(mean_degree),
+        "known_populations": check, "mean_degree": float(mean_degree), "population": N,
         "respondents": int(keep.sum()),
+        "respondents_reporting": int(((w > 0) & (y_h > 0)).sum()),
         "excluded_respondents": {"missing answer": n_missing} if n_missing else {},
     }
     status, reason = "ok", None
@@ -438,3 +442,34 @@ def fit_nsum(
                     method="nsum", model=model, status=status, ci_method=ci_method, se=se,
                     diagnostics=diagnostics, draws=draws, seed=seed if ci == "bootstrap" else None,
                     warnings=tuple(warnings))
+
+
+def nsum_withheld(estimate: Estimate, *, threshold: int = 5) -> bool:
+    """Whether a scale-up total is withheld from publication: it rests on the reports of fewer
+    than ``threshold`` respondents (``diagnostics["respondents_reporting"]``: respondents who
+    know at least one member of the hidden population).
+
+    The total is not a cell of persons: it counts nobody by name, and the members of the hidden
+    population are neither respondents nor identifiable from it, so the small-cell rule and its
+    secondary suppression (which protect persons counted in a table of additive cells) have
+    nothing to act on. It is one national figure, not a table: no other published figure gives
+    it back by subtraction. What remains is the respondents who make it: when 1 to
+    ``threshold - 1`` of them report anyone, the figure is their reports scaled up, and is
+    withheld with the same threshold as the survey's tables (and unreliable anyway). Zero
+    reports are published (an estimate of 0, with its caveat), as the disclosure layer
+    publishes zeros.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"h": [1, 0, 0, 2], "a": [2, 1, 3, 1], "b": [1, 3, 2, 2]})
+    >>> est = fit_nsum(df, "h", known={"a": 100, "b": 300}, population=10_000, ci="none")
+    >>> est.diagnostics["respondents_reporting"], nsum_withheld(est), nsum_withheld(est, threshold=2)
+    (2, True, False)
+    """
+    if not isinstance(estimate, Estimate) or "respondents_reporting" not in estimate.diagnostics:
+        raise InputError("nsum_withheld: expected the Estimate of tipstat.survey.fit_nsum")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer) or threshold < 1:
+        raise InputError(f"nsum_withheld: threshold={threshold!r}; expected a whole number >= 1")
+    n = int(estimate.diagnostics["respondents_reporting"])
+    return 0 < n < threshold

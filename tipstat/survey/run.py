@@ -9,13 +9,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .._checks import DEFAULT_SEED
 from ..errors import InputError
-from ..estimate import Caveat
+from ..estimate import Caveat, Estimate
 
 __all__ = ["DEFAULT_INDICATORS", "SurveyRun", "read_design_spec", "run_survey"]
 
@@ -25,16 +27,69 @@ DEFAULT_INDICATORS = ("forced_labour", "trafficking_forced_labour", "child_force
 #: Keys of a design file's ``[design]`` table (arguments of ``declare_design``).
 DESIGN_KEYS = ("weights", "strata", "psu", "fpc", "replicate_weights", "replicate_method", "rho",
                "single_psu")
+#: Keys of a design file's ``[nsum]`` table (the network scale-up questions).
+NSUM_KEYS = ("hidden", "known", "population", "label", "n_boot")
+
+
+def _nsum_spec(raw: Any, where: str) -> dict[str, Any]:
+    """The ``[nsum]`` table checked for its form (names and numbers; the columns are checked
+    against the data by :func:`tipstat.survey.fit_nsum`)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where} must be a table (hidden, population, [nsum.known])")
+    unknown = sorted(set(raw) - set(NSUM_KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {unknown}; expected {', '.join(NSUM_KEYS)}")
+    missing = [k for k in ("hidden", "known", "population") if k not in raw]
+    if missing:
+        raise InputError(f"{where}: missing {missing}; expected hidden (the column of the "
+                         "hidden-population question), population (the number of persons the "
+                         "respondents are drawn from) and a table [nsum.known] (column = size "
+                         "of that known population)")
+    if not isinstance(raw["hidden"], str):
+        raise InputError(f"{where}: hidden must be a column name (a string)")
+    known = raw["known"]
+    if not isinstance(known, Mapping) or not known:
+        raise InputError(f"{where}: known must be a table [nsum.known] of column = size of that "
+                         "known population (at least one)")
+    bad = [str(k) for k, v in known.items()
+           if isinstance(v, bool) or not isinstance(v, Real)]
+    if bad:
+        raise InputError(f"{where}.known: {bad}: expected a number (the known population's size)")
+    pop = raw["population"]
+    if isinstance(pop, bool) or not isinstance(pop, Real):
+        raise InputError(f"{where}: population must be a number (persons the respondents are "
+                         "drawn from)")
+    out: dict[str, Any] = {"hidden": raw["hidden"], "known": {str(k): float(v)
+                                                             for k, v in known.items()},
+                           "population": float(pop)}
+    if "label" in raw:
+        if not isinstance(raw["label"], str):
+            raise InputError(f"{where}: label must be a string (what the hidden question asks)")
+        out["label"] = raw["label"]
+    if "n_boot" in raw:
+        if isinstance(raw["n_boot"], bool) or not isinstance(raw["n_boot"], Integral):
+            raise InputError(f"{where}: n_boot must be a whole number")
+        out["n_boot"] = int(raw["n_boot"])
+    return out
 
 
 def read_design_spec(path: str | Path) -> dict[str, Any]:
-    """A design file (TOML): ``{"design": {...}, "survey": {...}, "domains": [...]}``.
+    """A design file (TOML): ``{"design": {...}, "survey": {...}, "domains": [...],
+    "nsum": {...}}``.
 
     The file has a ``[design]`` table with the arguments of
     :func:`tipstat.survey.declare_design` (``weights``, ``strata``, ``psu``, ``fpc``,
     ``replicate_weights``, ``replicate_method``, ``rho``, ``single_psu``; or these keys at the
     top level), optionally a ``[survey]`` table (``reference_period``, ``definition``,
-    ``mapping``, ``population``) and ``[domains] columns = [...]`` (the default ``by``).
+    ``mapping``, ``population``), ``[domains] columns = [...]`` (the default ``by``) and
+    an ``[nsum]`` table for the network scale-up questions (:func:`tipstat.survey.fit_nsum`):
+    ``hidden`` (the column of "how many people do you know who ..." about the hidden
+    population), ``population`` (persons the respondents are drawn from and report on),
+    optionally ``label`` (what the hidden question asks, for the tables) and ``n_boot``, and a
+    table ``[nsum.known]`` of column = size of that known population. ``"nsum"`` is ``{}``
+    without it.
 
     Examples
     --------
@@ -69,7 +124,8 @@ def read_design_spec(path: str | Path) -> dict[str, Any]:
     domains = raw.get("domains", {}).get("columns", []) if isinstance(raw.get("domains"),
                                                                       Mapping) else []
     return {"design": dict(design), "survey": dict(survey) if isinstance(survey, Mapping)
-            else {}, "domains": [str(c) for c in domains]}
+            else {}, "domains": [str(c) for c in domains],
+            "nsum": _nsum_spec(raw.get("nsum"), f"{path.name}: [nsum]")}
 
 
 @dataclass
@@ -94,6 +150,13 @@ class SurveyRun:
         What a reader must know (provisional definition, small domains, withheld cells).
     source : str
         Name of the data file (never a path).
+    nsum : Estimate or None
+        The network scale-up estimate (``nsum=`` of :func:`run_survey`), every figure.
+    nsum_label : str
+        What the hidden-population question asks about.
+    nsum_withheld : bool
+        The scale-up total is withheld from the published outputs
+        (:func:`tipstat.survey.nsum_withheld`).
     """
 
     table: Any
@@ -107,6 +170,9 @@ class SurveyRun:
     excluded: dict[str, dict[str, int]]
     warnings: list[Caveat] = field(default_factory=list)
     source: str = ""
+    nsum: Estimate | None = None
+    nsum_label: str = ""
+    nsum_withheld: bool = False
 
     @property
     def indicators(self) -> list[str]:
@@ -125,13 +191,29 @@ class SurveyRun:
             "level": self.level, "ci": self.ci, "threshold": self.published.threshold,
             "excluded": self.excluded,
             "rows": self.published.table.to_dict("records"),
+            "nsum": self.nsum_published(),
             "warnings": [w.to_dict() for w in self.warnings]})
+
+    def nsum_published(self) -> dict[str, Any] | None:
+        """The scale-up estimate as published: :meth:`Estimate.to_dict` plus ``label``,
+        ``population`` and ``respondents_reporting``; when withheld, status ``suppressed``
+        and no figure (None without a scale-up)."""
+        if self.nsum is None:
+            return None
+        out = self.nsum.to_dict()
+        out.update({"label": self.nsum_label,
+                    "respondents_reporting": self.nsum.diagnostics["respondents_reporting"]})
+        if self.nsum_withheld:
+            out.update({k: None for k in ("n_hat", "lower", "upper", "se")})
+            out["status"] = "suppressed"
+        return out
 
 
 def run_survey(data: pd.DataFrame, *, design: Mapping[str, Any], mapping: Any = None,
                definition: str | None = None, by: Sequence[Any] | None = None,
                indicators: Sequence[str] | None = None, level: float = 0.95,
-               ci: str = "logit", threshold: int = 5, source: str = "") -> SurveyRun:
+               ci: str = "logit", threshold: int = 5, source: str = "",
+               nsum: Mapping[str, Any] | None = None, seed: int = DEFAULT_SEED) -> SurveyRun:
     """Classify the respondents, estimate prevalence by domain, protect the tables.
 
     Parameters
@@ -155,6 +237,14 @@ def run_survey(data: pd.DataFrame, *, design: Mapping[str, Any], mapping: Any = 
         Least unweighted cases of a published domain (:func:`publish_prevalence`).
     source : str
         Name of the data, for the outputs (a file name, never a path).
+    nsum : mapping, optional
+        The network scale-up questions (the ``[nsum]`` table of :func:`read_design_spec`):
+        ``hidden``, ``known``, ``population``, optionally ``label`` and ``n_boot``;
+        :func:`tipstat.survey.fit_nsum` on the same design, at ``level``; the total is withheld
+        when fewer than ``threshold`` respondents report anyone
+        (:func:`tipstat.survey.nsum_withheld`).
+    seed : int
+        Seed of the scale-up's bootstrap.
 
     Returns
     -------
@@ -221,9 +311,23 @@ def run_survey(data: pd.DataFrame, *, design: Mapping[str, Any], mapping: Any = 
     if empty:
         warns.append(Caveat("note", f"{len(empty)} domain(s) without an estimate (no respondent "
                                     "or no design degrees of freedom)"))
+    nsum_est, label, withheld = None, "", False
+    if nsum:
+        from .nsum import fit_nsum, nsum_withheld
+
+        spec = _nsum_spec(nsum, "run_survey: nsum")
+        label = str(spec.pop("label", "") or f"hidden population ({spec.get('hidden')})")
+        nsum_est = fit_nsum(survey_design, spec.pop("hidden", None), level=level, seed=seed,
+                            **spec)
+        withheld = nsum_withheld(nsum_est, threshold=threshold)
+        if withheld:
+            warns.append(Caveat("note", f"the network scale-up total is withheld: fewer than "
+                                        f"{threshold} respondents report knowing anyone in the "
+                                        "hidden population"))
     excluded = {"design": dict(survey_design.excluded),
                 "classification": dict(c.excluded),
                 "estimates": dict(table.excluded)}
     return SurveyRun(table=table, published=published, design=survey_design, classification=c,
                      definition=info, by=by, level=float(level), ci=ci, excluded=excluded,
-                     warnings=warns, source=source)
+                     warnings=warns, source=source, nsum=nsum_est, nsum_label=label,
+                     nsum_withheld=withheld)

@@ -31,7 +31,7 @@ import pandas as pd
 from .._format import number
 from ..errors import InputError
 from ..estimate import Estimate
-from .publish import TOTAL, prevalence_frame
+from .publish import SUPPRESS_BELOW, TOTAL, prevalence_frame
 
 __all__ = ["COLUMNS", "COUNTS", "NOTE", "side_by_side"]
 
@@ -153,10 +153,11 @@ def _survey_rows(survey: Any, period: str, domains: str,
 
 
 def _estimate_row(est: Estimate, source: str, label: str, period: str,
-                  population: float) -> dict[str, Any]:
+                  population: float, withheld: bool = False) -> dict[str, Any]:
     lo, hi = (float(v) for v in est.ci)
     scale = 1e5 / population
-    return _row(source, label, "total", period, est.status, float(est.n_hat), lo, hi,
+    status = "suppressed" if withheld else est.status
+    return _row(source, label, "total", period, status, float(est.n_hat), lo, hi,
                 float(est.n_hat) * scale, lo * scale, hi * scale, float(est.level),
                 est.ci_method, ";".join(w.code for w in est.warnings))
 
@@ -200,10 +201,12 @@ def _sdg_rows(table: pd.DataFrame, period: str | None, level: float,
 
 def side_by_side(
     survey: Any,
-    mse: Estimate | Sequence[Estimate] | pd.DataFrame | Any,
+    mse: Estimate | Sequence[Estimate] | pd.DataFrame | Any = None,
     *,
     population: float,
     nsum: Estimate | None = None,
+    nsum_label: str = "hidden population (network scale-up)",
+    nsum_threshold: int = SUPPRESS_BELOW,
     survey_period: str = "the questionnaire's reference period",
     mse_period: str | None = None,
     domains: str = "total",
@@ -224,13 +227,21 @@ def side_by_side(
         Survey estimates (:func:`tipstat.survey.survey_prevalence`) or their published form
         (:func:`tipstat.survey.publish_prevalence` ``.table``: withheld rows show
         ``suppressed``).
-    mse : Estimate, sequence of Estimate, SDG table (DataFrame or SDGTable)
+    mse : Estimate, sequence of Estimate, SDG table (DataFrame or SDGTable), optional
         MSE estimate(s) of the same country and year; an SDG 16.2.2 table gives its total row
-        (or the row ``mse_domain``, e.g. ``{"exploitation": "LAB"}``).
+        (or the row ``mse_domain``, e.g. ``{"exploitation": "LAB"}``). None: no MSE row (the
+        survey and the scale-up side by side).
     population : float
         The population the MSE and NSUM rates are per (the country's population in the year).
     nsum : Estimate, optional
-        A network scale-up estimate (:func:`tipstat.survey.fit_nsum`).
+        A network scale-up estimate (:func:`tipstat.survey.fit_nsum`), one row: its total, its
+        rate per 100,000 of ``population``, its caveat codes (always ``nsum_bias``). Shown as
+        ``suppressed`` when fewer than ``nsum_threshold`` respondents report anyone in the
+        hidden population (:func:`tipstat.survey.nsum_withheld`).
+    nsum_label : str
+        The NSUM row's indicator: what the hidden-population question asks about.
+    nsum_threshold : int
+        See ``nsum`` (default: the survey tables' small-cell threshold).
     survey_period, mse_period : str
         The reference periods as the table states them (default for MSE: the lists' year, with
         the SDG table's ``time_period`` when it has one).
@@ -289,6 +300,8 @@ def side_by_side(
         rows += _sdg_rows(mse.table, mse_period, lvl, pop, mse_domain)
     elif isinstance(mse, pd.DataFrame):
         rows += _sdg_rows(mse, mse_period, level or 0.95, pop, mse_domain)
+    elif mse is None:
+        pass
     elif isinstance(mse, Sequence) and all(isinstance(e, Estimate) for e in mse):
         for e in mse:
             rows.append(_estimate_row(e, "mse", f"victims of trafficking ({e.method})", period,
@@ -300,8 +313,12 @@ def side_by_side(
         if not isinstance(nsum, Estimate):
             raise InputError(f"side_by_side: nsum= expects a tipstat.Estimate (fit_nsum), got "
                              f"{type(nsum).__name__}")
-        rows.append(_estimate_row(nsum, "nsum", "hidden population (network scale-up)",
-                                  survey_period, pop))
+        from .nsum import nsum_withheld
+
+        withheld = ("respondents_reporting" in nsum.diagnostics
+                    and nsum_withheld(nsum, threshold=nsum_threshold))
+        rows.append(_estimate_row(nsum, "nsum", str(nsum_label), survey_period, pop,
+                                  withheld=withheld))
     out = pd.DataFrame(rows, columns=COLUMNS)
     for c in ("estimate", "lower", "upper", "rate_per_100k", "rate_lower", "rate_upper", "level"):
         out[c] = out[c].astype(float)

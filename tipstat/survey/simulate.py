@@ -481,7 +481,39 @@ SYNTHETIC_VARIABLES = {
 #: not asked (skip pattern).
 SYNTHETIC_CODES = {"yes_values": [1], "no_values": [2], "missing_values": [8, 9]}
 #: The calls that generated the bundled file (see :func:`synthetic_country_files`).
-SYNTHETIC_SEEDS = {"population": 2017, "sample": 2018, "codes": 2019}
+SYNTHETIC_SEEDS = {"population": 2017, "sample": 2018, "codes": 2019, "nsum": 2020}
+#: Network scale-up questions of the bundled synthetic survey ("how many people do you know
+#: who ..."): the hidden population (people in forced labour in the reference period) and five
+#: known populations with their sizes in the synthetic country (0.2% to 0.9% of its 116,536
+#: persons aged 5+, the range McCormick, Salganik and Zheng 2010 recommend).
+SYNTHETIC_NSUM = {"hidden": "know_forced_labour",
+                  "known": {"know_teacher": 1050, "know_nurse": 380, "know_named_maria": 290,
+                            "know_died_last_year": 870, "know_in_prison": 240}}
+
+
+def _scale_up_answers(data: pd.DataFrame, population: int, hidden_size: int,
+                      rng: np.random.Generator) -> pd.DataFrame:
+    """Aggregated relational data of :data:`SYNTHETIC_NSUM` for the respondents of ``data``.
+
+    Each respondent ``i`` in PSU ``e`` has a personal network of
+    ``d_i = G_i exp(u_e - 0.045)`` persons, ``G_i ~ Gamma(3, 100)`` and
+    ``u_e ~ N(0, 0.3^2)`` (networks of a village are alike; ``exp(-0.045)`` keeps the mean at
+    300), and knows ``Poisson(d_i N_k / N)`` members of a population of size ``N_k``: random
+    mixing with perfect transmission and recall, the scale-up's own assumptions, so its
+    estimate targets the true number in forced labour (``hidden_size``). 1% of the answers to
+    the hidden-population question are blank (refused).
+    """
+    psu = pd.factorize(data["stratum"].astype(str) + ":" + data["psu"].astype(str))[0]
+    u = rng.normal(0.0, 0.3, size=int(psu.max()) + 1)
+    degree = rng.gamma(3.0, 100.0, size=len(data)) * np.exp(u[psu] - 0.045)
+    sizes = {SYNTHETIC_NSUM["hidden"]: hidden_size, **SYNTHETIC_NSUM["known"]}
+    out = pd.DataFrame({c: rng.poisson(degree * n / population) for c, n in sizes.items()},
+                       index=data.index)
+    refused = rng.random(len(data)) < 0.01
+    hidden = out[SYNTHETIC_NSUM["hidden"]].astype("Int64")
+    hidden[refused] = pd.NA
+    out[SYNTHETIC_NSUM["hidden"]] = hidden
+    return out
 
 
 def synthetic_country_files() -> dict[str, object]:
@@ -490,7 +522,9 @@ def synthetic_country_files() -> dict[str, object]:
     ``simulate_survey_population(seed=2017, item_missing=0.01)`` then
     ``draw_survey_sample(population, seed=2018, n_psu=15, n_households=20)``; item answers
     recoded to 1 yes / 2 no, blanked answers of workers coded 8 (don't know) or 9 (refused) at
-    random (seed 2019), variables renamed by :data:`SYNTHETIC_VARIABLES`.
+    random (seed 2019), variables renamed by :data:`SYNTHETIC_VARIABLES`; then the network
+    scale-up answers of :data:`SYNTHETIC_NSUM` (seed 2020, see :func:`_scale_up_answers`),
+    appended after the questionnaire items (the columns before them do not depend on them).
 
     Returns
     -------
@@ -522,6 +556,9 @@ def synthetic_country_files() -> dict[str, object]:
             asked_blank &= s["age_years"].to_numpy() < 18
         out[asked_blank] = rng.choice([8.0, 9.0], size=int(asked_blank.sum()))
         data[var] = pd.array(out, dtype="Float64").astype("Int64")
+    nsum_rng = np.random.default_rng(SYNTHETIC_SEEDS["nsum"])
+    data = pd.concat([data, _scale_up_answers(data, len(pop), int(pop["true_forced_labour"].sum()),
+                                              nsum_rng)], axis=1)
     mapping = {item: {"variable": var, **({} if item == "age_years" else SYNTHETIC_CODES)}
                for item, var in SYNTHETIC_VARIABLES.items()}
     rows = []
