@@ -966,6 +966,7 @@ def build_report(
         reliability_rating=reliability_rating, reliability_missing=reliability_missing,
         cannot_support=cannot,
         survey_html=(None if survey is None else _survey_sections(survey, survey_side)),
+        survey_nsum=getattr(survey, "nsum", None) is not None,
         results_json=json.dumps(results, allow_nan=False).replace("</", "<\\/"),
     )
 
