@@ -22,9 +22,13 @@ own table. Rows of different indicators or domains that hold the same persons (c
 labour are forced labour among the 5-17 year olds: equal case counts and equal weighted totals)
 are one cell to a reader who knows the definitions: when one is withheld, the others are withheld
 too (``forced`` cells of :func:`tipstat.disclosure.suppress`, protected as secondary cells in
-their own table), until none is published beside a withheld twin. Limit: the complements are
-chosen table by table; a relation across indicators (a part is at most its whole) can narrow a
-withheld cell's range, never to the value of a whole table's audit (see ``docs/survey.md``).
+their own table), until none is published beside a withheld twin. Then the attacker who knows
+every published row of every indicator, and which rows hold the same persons, attacks them all
+at once (:meth:`PublishedPrevalence.audit_linked`, on blocks of cells: see there why the ranges
+are those of the cross-classification of every variable), and siblings of any small cell it
+narrows are withheld until none is (by default; ``linked=False`` is recorded in the result).
+Limit: a relation across indicators other than equality (a part is at most its whole) is not
+in the attack (see ``docs/survey.md``).
 """
 
 from __future__ import annotations
