@@ -81,6 +81,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -218,56 +219,87 @@ def _link(frames: list[pd.DataFrame], dims: Sequence[str],
     return _Linked(A, group, first, A.shape[1])
 
 
+def _cliques(patterns: list[frozenset[str]], dims: list[str]
+             ) -> tuple[list[frozenset[str]], list[tuple[int, int, frozenset[str]]]]:
+    """Blocks of dimensions and the ties between them: the maximal sets of dimensions split
+    together in a row, joined in a junction tree by removing ears (a block whose shared
+    dimensions all lie in one other block: the GYO reduction). Where the blocks form a cycle
+    (sex x age, age x region, region x sex), the blocks of that connected part are merged into
+    one. Returns the blocks and ``(block, other block, shared dimensions)`` per tie."""
+    blocks = sorted({p for p in patterns if not any(p < q for q in patterns)},
+                    key=lambda c: [dims.index(d) for d in sorted(c, key=dims.index)])
+    blocks = blocks or [frozenset()]
+    while True:
+        left, ties = list(range(len(blocks))), []
+        while len(left) > 1:
+            for k in left:
+                others = [j for j in left if j != k]
+                shared = blocks[k] & frozenset().union(*(blocks[j] for j in others))
+                host = next((j for j in others if shared <= blocks[j]), None)
+                if host is not None:
+                    ties.append((k, host, shared))
+                    left.remove(k)
+                    break
+            else:
+                break
+        if len(left) <= 1:
+            return blocks, ties
+        # a cycle among the blocks left: merge each connected group of them into one block
+        merged = [blocks[k] for k in left]
+        joined = True
+        while joined:
+            joined = False
+            for i, j in itertools.combinations(range(len(merged)), 2):
+                if merged[i] & merged[j]:
+                    merged[i] = merged[i] | merged.pop(j)
+                    joined = True
+                    break
+        blocks = [blocks[k] for k in range(len(blocks)) if k not in left] + merged
+        blocks = [c for c in blocks if not any(c < q for q in blocks)]
+
+
 def _link_blocks(frames: list[pd.DataFrame], dims: Sequence[str]) -> _Linked:
     """:func:`_link` on blocks of atoms instead of the cross-classification of every dimension.
 
-    Dimensions split together in a row are joined (transitively) into a block; the atoms are
-    the cells of each block's cross-classification, a row is a sum of its block's cells, and
-    ``n_ties`` rows (value 0) make every block sum to the first block's sum. Exact for the
-    attacker and for the certificates of :func:`suppress`: whole-number (or real) block tables
-    with a common sum are the margins of one table of every dimension (glue them one by one,
-    as a transport plan between two margins with the same sum), so the published rows have
-    the same feasible values on either atoms. No hierarchies.
+    The blocks are the maximal sets of dimensions split together in a row (each dimension
+    alone when no row crosses two), joined in a junction tree (:func:`_cliques`); the atoms are
+    the cells of each block's cross-classification and a row is a sum of the cells of a block
+    holding its dimensions. ``n_ties`` rows (value 0) make two blocks joined in the tree agree
+    on their shared dimensions (on their sum when they share none). Exact for the attacker and
+    for the certificates of :func:`suppress`: whole-number (or real) block tables that agree so
+    are the margins of one table of every dimension (add the blocks in the reverse order of the
+    ears removed; each meets the table so far on dimensions of one block it agrees with, and
+    each cell of those dimensions is filled as a transport plan between two margins with the
+    same sum), so the published rows have the same feasible values on either atoms. No
+    hierarchies.
     """
     dims = list(dims)
     codes = [{d: (t[d].astype(str).to_numpy() if d in t.columns
                   else np.full(len(t), TOTAL, dtype=object)) for d in dims} for t in frames]
-    parent = {d: d for d in dims}
-
-    def root(d: str) -> str:
-        while parent[d] != d:
-            d = parent[d]
-        return d
-
-    patterns = []
-    for cd in codes:
-        for r in range(len(next(iter(cd.values()))) if dims else 0):
-            pat = [d for d in dims if cd[d][r] != TOTAL]
-            for d in pat[1:]:
-                parent[root(d)] = root(pat[0])
-            patterns.append(pat)
-    used = {d for pat in patterns for d in pat}
-    comps: dict[str, list[str]] = {}
-    for d in dims:
-        if d in used:
-            comps.setdefault(root(d), []).append(d)
-    blocks = list(comps.values()) or [[]]
+    patterns = [frozenset(d for d in dims if cd[d][r] != TOTAL)
+                for t, cd in zip(frames, codes, strict=True) for r in range(len(t))]
+    blocks, ties = _cliques(list(set(patterns)), dims)
+    blocks = [sorted(c, key=dims.index) for c in blocks]
     levels = {d: list(dict.fromkeys(c for cd in codes for c in cd[d] if c != TOTAL))
-              for d in used}
+              for b in blocks for d in b}
     sizes = [int(np.prod([len(levels[d]) for d in b])) for b in blocks]
     start = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    where = {d: k for k, b in enumerate(blocks) for d in b}
+
+    def cells(k: int, fixed: Mapping[str, str]) -> np.ndarray:
+        """0/1 over every atom: the cells of block ``k`` with the ``fixed`` codes."""
+        vecs = [np.ones(len(levels[d])) if d not in fixed
+                else (np.asarray(levels[d]) == fixed[d]).astype(float) for d in blocks[k]]
+        v = np.zeros(int(start[-1]))
+        v[start[k]:start[k + 1]] = functools.reduce(np.multiply.outer, vecs).ravel() \
+            if vecs else 1.0
+        return v
+
     rows, owner = [], []
     for ti, (t, cd) in enumerate(zip(frames, codes, strict=True)):
         for r in range(len(t)):
-            pat = [d for d in dims if cd[d][r] != TOTAL]
-            k = where[pat[0]] if pat else 0
-            vecs = [np.ones(len(levels[d])) if cd[d][r] == TOTAL
-                    else (np.asarray(levels[d]) == cd[d][r]).astype(float) for d in blocks[k]]
-            v = np.zeros(int(start[-1]))
-            v[start[k]:start[k + 1]] = (functools.reduce(np.multiply.outer, vecs).ravel()
-                                        if vecs else 1.0)
-            rows.append(v)
+            fixed = {d: cd[d][r] for d in dims if cd[d][r] != TOTAL}
+            k = next(j for j, b in enumerate(blocks) if set(fixed) <= set(b))
+            rows.append(cells(k, fixed))
             owner.append((ti, r))
     if not rows:
         raise InputError("tables: no rows to protect")
@@ -276,16 +308,20 @@ def _link_blocks(frames: list[pd.DataFrame], dims: Sequence[str]) -> _Linked:
     order = np.argsort(first_idx)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    ties = np.zeros((len(blocks) - 1, A_all.shape[1]))
-    for k in range(1, len(blocks)):
-        ties[k - 1, start[0]:start[1]], ties[k - 1, start[k]:start[k + 1]] = 1.0, -1.0
+    tie_rows = []
+    for k, j, shared in ties:
+        on = sorted(shared, key=dims.index)
+        for combo in itertools.product(*(levels[d] for d in on)):
+            fixed = dict(zip(on, combo, strict=True))
+            tie_rows.append(cells(k, fixed) - cells(j, fixed))
+    tie = np.asarray(tie_rows).reshape(len(tie_rows), A_all.shape[1])
     inverse = rank[np.asarray(inverse).ravel()]
     group, n = [], 0
     for t in frames:
         group.append(inverse[n:n + len(t)])
         n += len(t)
-    return _Linked(np.vstack([uniq[order], ties]), group,
-                   [owner[i] for i in np.sort(first_idx)], A_all.shape[1], len(ties))
+    return _Linked(np.vstack([uniq[order], tie]), group,
+                   [owner[i] for i in np.sort(first_idx)], A_all.shape[1], len(tie))
 
 
 def _numbers(t: pd.DataFrame, value: str, ti: int) -> np.ndarray:

@@ -98,6 +98,8 @@ CASES = [  # (seed, respondents, domains, threshold)
     (4, 600, [("sex", "age"), ("age", "region")], 5),  # crossings sharing a variable
     (5, 400, ["age", ("sex", "region")], 6),
     (6, 800, ["sex", "age", "region"], 4),
+    (7, 700, [("sex", "age"), ("age", "region"), ("region", "sex")], 5),   # a cycle
+    (8, 900, ["sex", "age", ("sex", "age"), "region"], 5),   # a crossing and its margins
 ]
 
 
@@ -107,12 +109,14 @@ def test_blocks_give_the_ranges_of_the_full_cross_classification(seed, n, by, th
     cross-classification of every variable: the same int_min and int_max for every small
     cell, exactly. linked=False publishes each table's own pattern, so several cells are
     narrowed by the linked attacker (the comparison covers unprotected ranges too)."""
+    cycle = seed == 7
     df = _microdata(seed, n)
+    if cycle:   # "not stated" rows of crossings in a cycle do not add up (publish refuses)
+        df = df.dropna(subset=["age"])
     rows = [r for ind in ("fl", "child", "tfl") for r in _rows(df, by, ind)]
     pub = publish_prevalence(rows, threshold=threshold, linked=False)
     assert pub.same_persons                              # equalities between indicators
-    assert (pub.table["obs_status"] == "not stated").any() or \
-        (pub.table.filter(like="age").eq("_U").any(axis=None))   # a "not stated" row
+    assert cycle or (pub.table["age"] == "_U").any()     # a "not stated" row
     got = pub.audit_linked()
     ref = _full_ranges(pub)
     assert len(got) == len(ref) >= 2
@@ -120,8 +124,8 @@ def test_blocks_give_the_ranges_of_the_full_cross_classification(seed, n, by, th
                                   .reset_index(drop=True), ref, check_dtype=False)
     full = disclosure._link([pub.table.assign(_i=pub.table["indicator"])],
                             [*pub.dims, "_i"], None).n_atoms
-    overlap = seed == 4     # sex x age with age x region: one block of their union
-    assert got.attrs["atoms"] == full if overlap else got.attrs["atoms"] < full / 2
+    # blocks in a cycle: one block of their union (here every variable); else fewer cells
+    assert got.attrs["atoms"] == full if cycle else got.attrs["atoms"] < full
 
 
 def test_the_block_program_sums_alike():
