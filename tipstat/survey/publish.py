@@ -384,23 +384,32 @@ def _same_persons(parts: dict[str, pd.DataFrame]) -> list[list[tuple[str, int]]]
 
 
 def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold: int,
-                     cost: str, forced: dict[str, np.ndarray]
+                     cost: str, forced: dict[str, np.ndarray],
+                     memo: dict[tuple[str, bytes], disclosure.Suppression] | None = None
                      ) -> dict[str, disclosure.Suppression]:
     """Each indicator's table suppressed, then rows holding the same persons as a withheld row
     of another table withheld too (with the protection of a secondary cell in their own table),
-    until no such row is published. ``forced`` (updated in place) starts the withheld rows."""
+    until no such row is published. ``forced`` (updated in place) starts the withheld rows;
+    ``memo`` keeps the patterns already computed (indicator, withheld rows asked for)."""
     groups = _same_persons(parts)
+    memo = {} if memo is None else memo
 
     def run(ind: str) -> disclosure.Suppression:
+        key = (ind, forced[ind].tobytes())
+        if key in memo:
+            return memo[key]
         try:
-            return disclosure.suppress(parts[ind], threshold=threshold, dims=dims or ["_none"],
-                                       value="n_cases", cost=cost, integer=True, blocks=True,
-                                       forced=forced[ind] if forced[ind].any() else None)
+            memo[key] = disclosure.suppress(
+                parts[ind], threshold=threshold, dims=dims or ["_none"], value="n_cases",
+                cost=cost, integer=True, blocks=True,
+                forced=forced[ind] if forced[ind].any() else None)
+            return memo[key]
         except InputError:
             raise InputError(
                 f"publish_prevalence: the domains of indicator {ind!r} do not add up to their "
-                "margins (a crossing of variables published with the variables alone, and "
-                "respondents missing one of them): publish the crossing and the single "
+                "margins (a crossing of variables published with the variables alone, or "
+                "crossings in a cycle, and respondents missing one of them): publish the "
+                "crossing and the single "
                 "variables as separate tables, or give the missing values a level") from None
 
     sups = {ind: run(ind) for ind in parts}
@@ -482,8 +491,9 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
     groups = _same_persons(parts)
     forced = {ind: np.zeros(len(p), dtype=bool) for ind, p in parts.items()}
     n_rows = sum(len(p) for p in parts.values())
+    memo: dict[tuple[str, bytes], disclosure.Suppression] = {}
     for _ in range(n_rows + 1):   # each round withholds one more row at least, or stops
-        sups = _suppress_linked(parts, dims, int(threshold), cost, forced)
+        sups = _suppress_linked(parts, dims, int(threshold), cost, forced, memo)
         pub = _assemble(parts, sups, dims, int(threshold), groups)
         if not linked:
             pub.warnings = (Caveat("note", "publish_prevalence(linked=False): the attack on "
