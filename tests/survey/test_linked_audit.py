@@ -204,7 +204,7 @@ def test_a_program_too_large_stops_with_a_clear_error(monkeypatch):
 
 def test_cells_the_repair_cannot_protect_are_reported():
     """The bundled country by sex x age group and age group x region (crossings sharing a
-    variable, 240 cells in the program): small indicators publish many zeros, and some small
+    variable, 160 cells in the program): small indicators publish many zeros, and some small
     cells stay narrowed with every sibling withheld; the result says how many (~10 s)."""
     from tipstat import datasets
     from tipstat.survey import run_survey
