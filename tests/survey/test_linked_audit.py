@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from tipstat import disclosure
+from tipstat import InputError, disclosure
 from tipstat.survey import publish_prevalence
 
 FIVE = ["sex", "age_group", "sector", "region", "citizenship"]
@@ -183,6 +183,8 @@ def test_the_opt_out_is_recorded():
     assert not off.linked_checked and off.linked_atoms == 0
     (w,) = off.warnings
     assert w.code == "note" and "linked=False" in w and w.values["linked_checked"] is False
+    with pytest.raises(InputError, match="linked=None"):
+        publish_prevalence(rows, linked=None)        # the former "auto" is no opt-out
 
 
 def test_a_program_too_large_stops_with_a_clear_error(monkeypatch):

@@ -475,6 +475,9 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
     if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer) or threshold < 1:
         raise InputError(f"publish_prevalence: threshold={threshold!r}; expected a whole number "
                          ">= 1")
+    if not isinstance(linked, bool | np.bool_):
+        raise InputError(f"publish_prevalence: linked={linked!r}; expected True (the default) "
+                         "or False")
     frame = prevalence_frame(table)
     frame = frame[frame["obs_status"] != "not stated"].reset_index(drop=True)
     dims = list(frame.attrs.get("dims", []))
