@@ -270,9 +270,9 @@ class PublishedPrevalence:
         return res
 
 
-#: Largest attacker's program the linked audit builds (atoms over every indicator). Without
-#: overlapping crossings it has one block per domain variable (tens of atoms); crossings that
-#: share a variable (sex x age with age x region) make one block of their union's cells.
+#: Largest attacker's program the linked audit builds (atoms over every indicator): one block
+#: per domain variable or crossing (tens to hundreds of atoms), except crossings in a cycle
+#: (sex x age, age x region, region x sex), which make one block of their union's cells.
 LINKED_MAX_ATOMS = 20_000
 
 
@@ -299,10 +299,10 @@ def _program(parts: dict[str, pd.DataFrame], dims: list[str],
     n_atoms = sum(k.n_atoms for k in links)
     if n_atoms > LINKED_MAX_ATOMS:
         raise InputError(
-            f"publish_prevalence: the linked audit needs {n_atoms} cells (crossings that share "
-            "a variable are audited on the cells of their union); publish crossings that share "
-            "no variable, or pass linked=False (recorded in the result: the small cells are "
-            "then protected table by table only)")
+            f"publish_prevalence: the linked audit needs {n_atoms} cells (crossings in a cycle, "
+            "such as a x b, b x c and c x a, are audited on the cells of their union); publish "
+            "crossings that form no cycle, or pass linked=False (recorded in the result: the "
+            "small cells are then protected table by table only)")
     m = [k.A.shape[0] for k in links]
     A = np.zeros((sum(m), n_atoms))
     val = np.zeros(sum(m))
