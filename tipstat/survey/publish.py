@@ -22,9 +22,13 @@ own table. Rows of different indicators or domains that hold the same persons (c
 labour are forced labour among the 5-17 year olds: equal case counts and equal weighted totals)
 are one cell to a reader who knows the definitions: when one is withheld, the others are withheld
 too (``forced`` cells of :func:`tipstat.disclosure.suppress`, protected as secondary cells in
-their own table), until none is published beside a withheld twin. Limit: the complements are
-chosen table by table; a relation across indicators (a part is at most its whole) can narrow a
-withheld cell's range, never to the value of a whole table's audit (see ``docs/survey.md``).
+their own table), until none is published beside a withheld twin. Then the attacker who knows
+every published row of every indicator, and which rows hold the same persons, attacks them all
+at once (:meth:`PublishedPrevalence.audit_linked`, on blocks of cells: see there why the ranges
+are those of the cross-classification of every variable), and siblings of any small cell it
+narrows are withheld until none is (by default; ``linked=False`` is recorded in the result).
+Limit: a relation across indicators other than equality (a part is at most its whole) is not
+in the attack (see ``docs/survey.md``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import pandas as pd
 
 from .. import disclosure
 from ..errors import InputError
+from ..estimate import Caveat
 
 __all__ = ["SUPPRESS_BELOW", "PublishedPrevalence", "prevalence_frame", "publish_prevalence"]
 
@@ -170,7 +175,13 @@ class PublishedPrevalence:
         Groups of rows ``(indicator, position in its rows)`` holding the same persons (see
         :func:`publish_prevalence`); not for publication.
     linked_checked : bool
-        Whether the linked audit (and its repair) ran in :func:`publish_prevalence`.
+        Whether the linked audit (and its repair) ran in :func:`publish_prevalence` (it does
+        unless ``linked=False``).
+    linked_atoms : int
+        Cells of the attacker's program in that audit (0 if it did not run).
+    warnings : tuple of Caveat
+        ``linked=False`` (the linked audit skipped), or small cells the repair could not
+        protect; empty otherwise.
     """
 
     table: pd.DataFrame
@@ -179,6 +190,8 @@ class PublishedPrevalence:
     suppressions: dict[str, disclosure.Suppression] = field(default_factory=dict)
     same_persons: list[list[tuple[str, int]]] = field(default_factory=list)
     linked_checked: bool = False
+    linked_atoms: int = 0
+    warnings: tuple[Caveat, ...] = ()
 
     @property
     def n_suppressed(self) -> int:
@@ -203,54 +216,115 @@ class PublishedPrevalence:
 
 
     def audit_linked(self) -> pd.DataFrame:
-        """The attacker who also knows the definitions: every indicator's rows in one integer
-        program, with the rows holding the same persons equal. One row per small (primary)
-        cell: ``indicator``, ``row``, ``int_min``, ``int_max`` and ``protected`` (the range
-        reaches 1 and ``threshold - 1``, the rule of :mod:`tipstat.disclosure`).
+        """The attacker who knows every published row and the definitions: every indicator's
+        rows in one integer program, with the rows holding the same persons equal. One row per
+        small (primary) cell: ``indicator``, ``row``, ``int_min``, ``int_max`` (``inf``: no
+        bound) and ``protected`` (the range reaches 1 and ``threshold - 1``, the rule of
+        :mod:`tipstat.disclosure`).
+
+        The attacker looks for whole-number tables ``x >= 0`` of each indicator's persons that
+        give every published row (a withheld row holds 1 or more: zeros are published) and
+        equal counts to rows holding the same persons; ``int_min``/``int_max`` are the least
+        and greatest value of the small cell over them. The program is built on one block of
+        cells per group of domain variables published together (each variable alone when no
+        crossing shares a variable with another), not on the cross-classification of every
+        variable: the blocks of one indicator sum to the same number, and whole-number block
+        tables with a common sum always come from one whole-number table of every variable
+        (a table with given margins on disjoint sets of variables exists, filled as a
+        transport plan), so both programs have the same solutions for the published rows and
+        the same ranges (``tests/survey/test_linked_audit.py`` compares them).
 
         Cross-indicator relations other than equality (a part is at most its whole) are not
         in the program.
+
+        Examples
+        --------
+        >>> from types import SimpleNamespace as P
+        >>> rows = [P(indicator=i, domain=d, n_sample=n, n_cases=c, proportion=c / n,
+        ...           ci=(0, 1), status="ok")
+        ...         for i, d, n, c in [("fl", {}, 900, 40), ("fl", {"sex": "F"}, 450, 3),
+        ...                            ("fl", {"sex": "M"}, 450, 37)]]
+        >>> pub = publish_prevalence(rows)
+        >>> pub.audit_linked()[["int_min", "int_max", "protected"]].values.tolist()
+        [[1.0, 39.0, True]]
         """
-        inds = list(self.suppressions)
-        frames = [self.rows(ind).assign(_indicator=ind) for ind in inds]
-        link = disclosure._link(frames, [*self.dims, "_indicator"], None)
-        A = link.A
-        val = np.full(A.shape[0], np.nan)
-        small: dict[int, tuple[str, int]] = {}
-        for ti, ind in enumerate(inds):
-            for r, j in enumerate(link.group[ti]):
-                v = float(frames[ti]["n_cases"].iloc[r])
-                if math.isfinite(v):
-                    val[j] = v
-                if self.suppressions[ind].primary[0][r]:
-                    small.setdefault(int(j), (ind, r))
-        known = np.isfinite(val)
-        ceiling = 10.0 * (float(np.nanmax(val)) if known.any() else 0.0) + 1000.0
-        rows, lo, hi = [A], [np.where(known, val, 1.0)], [np.where(known, val, ceiling)]
-        for g in self.same_persons:
-            a = link.group[inds.index(g[0][0])][g[0][1]]
-            for ind, r in g[1:]:
-                b = link.group[inds.index(ind)][r]
-                rows.append((A[a] - A[b])[None, :])
-                lo.append(np.zeros(1))
-                hi.append(np.zeros(1))
-        AA, LO, HI = np.vstack(rows), np.concatenate(lo), np.concatenate(hi)
+        frames = {ind: self.rows(ind) for ind in self.suppressions}
+        P = _program(frames, self.dims, self.same_persons)
+        small = [(ind, r) for ind, sup in self.suppressions.items()
+                 for r in np.flatnonzero(sup.primary[0])]
+        cells = [P.row[(ind, int(r))] for ind, r in small]
+        sol = disclosure._lp_batch(P.A, P.lo, P.hi, [(j, s) for j in cells for s in (1, -1)])
         out = []
-        cells = list(small)
-        sol: list[Any] = []
-        for k in range(0, len(cells), 25):   # the LPs in blocks; an LP optimum at whole-number
-            sol += disclosure._lp_batch(AA, LO, HI, [(j, s) for j in cells[k:k + 25]
-                                                     for s in (1, -1)])   # atoms is the IP's
-        for n, (j, (ind, r)) in enumerate(small.items()):
+        for n, ((ind, r), j) in enumerate(zip(small, cells, strict=True)):
             (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * n], sol[2 * n + 1]
             if disclosure._whole(x_lo) and disclosure._whole(x_hi):
+                # an LP optimum at whole-number cells is the integer program's
                 a, b = float(round(f_lo)), float(round(-f_hi))
             else:
-                a, b = disclosure._int_range(AA, LO, HI, j)
-            out.append({"indicator": ind, "row": r, "int_min": a,
-                        "int_max": math.inf if b >= ceiling - 0.5 else b,
+                a, b = disclosure._int_range(P.A, P.lo, P.hi, j)
+            out.append({"indicator": ind, "row": int(r), "int_min": a,
+                        "int_max": math.inf if b >= P.ceiling - 0.5 else b,
                         "protected": a <= 1 and b >= self.threshold - 1})
-        return pd.DataFrame(out, columns=["indicator", "row", "int_min", "int_max", "protected"])
+        res = pd.DataFrame(out, columns=["indicator", "row", "int_min", "int_max", "protected"])
+        res.attrs["atoms"] = int(P.A.shape[1])
+        return res
+
+
+#: Largest attacker's program the linked audit builds (atoms over every indicator): one block
+#: per domain variable or crossing (tens to hundreds of atoms), except crossings in a cycle
+#: (sex x age, age x region, region x sex), which make one block of their union's cells.
+LINKED_MAX_ATOMS = 20_000
+
+
+@dataclass
+class _Program:
+    """The attacker's integer program over every indicator's published rows (see
+    :meth:`PublishedPrevalence.audit_linked`): ``lo <= A x <= hi``, ``x`` whole numbers >= 0."""
+
+    A: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    row: dict[tuple[str, int], int]    # (indicator, position) -> row of A
+    ceiling: float
+
+
+def _program(parts: dict[str, pd.DataFrame], dims: list[str],
+             same_persons: list[list[tuple[str, int]]]) -> _Program:
+    """The attacker's program on blocks of cells (:func:`tipstat.disclosure.suppress`'s
+    ``blocks=True``), one indicator after the other: each indicator's persons as one
+    whole-number table per group of domain variables published together, every block summing
+    to the same number, each published row a sum of its block's cells (a withheld row holds
+    1 or more), rows holding the same persons equal."""
+    links = [disclosure._link_blocks([part], dims or ["_none"]) for part in parts.values()]
+    n_atoms = sum(k.n_atoms for k in links)
+    if n_atoms > LINKED_MAX_ATOMS:
+        raise InputError(
+            f"publish_prevalence: the linked audit needs {n_atoms} cells (crossings in a cycle, "
+            "such as a x b, b x c and c x a, are audited on the cells of their union); publish "
+            "crossings that form no cycle, or pass linked=False (recorded in the result: the "
+            "small cells are then protected table by table only)")
+    m = [k.A.shape[0] for k in links]
+    A = np.zeros((sum(m), n_atoms))
+    val = np.zeros(sum(m))
+    row: dict[tuple[str, int], int] = {}
+    r0 = c0 = 0
+    for (ind, part), k in zip(parts.items(), links, strict=True):
+        A[r0:r0 + k.A.shape[0], c0:c0 + k.n_atoms] = k.A
+        cases = part["n_cases"].to_numpy(dtype=float)
+        for r, j in enumerate(k.group[0]):
+            row[(ind, r)] = r0 + int(j)
+            val[r0 + int(j)] = cases[r]
+        r0, c0 = r0 + k.A.shape[0], c0 + k.n_atoms
+    # rows that are no table's (blocks summing alike) are 0; withheld rows (NaN) hold someone
+    known = np.isfinite(val)
+    ceiling = 10.0 * (float(np.nanmax(val)) if known.any() else 0.0) + 1000.0
+    lo, hi = np.where(known, val, 1.0), np.where(known, val, ceiling)
+    eq = [A[row[g[0]]] - A[row[key]] for g in same_persons for key in g[1:]]
+    if eq:
+        A = np.vstack([A, np.asarray(eq)])
+        lo = np.concatenate([lo, np.zeros(len(eq))])
+        hi = np.concatenate([hi, np.zeros(len(eq))])
+    return _Program(A, lo, hi, row, ceiling)
 
 
 def _not_stated(part: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
@@ -310,23 +384,32 @@ def _same_persons(parts: dict[str, pd.DataFrame]) -> list[list[tuple[str, int]]]
 
 
 def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold: int,
-                     cost: str, forced: dict[str, np.ndarray]
+                     cost: str, forced: dict[str, np.ndarray],
+                     memo: dict[tuple[str, bytes], disclosure.Suppression] | None = None
                      ) -> dict[str, disclosure.Suppression]:
     """Each indicator's table suppressed, then rows holding the same persons as a withheld row
     of another table withheld too (with the protection of a secondary cell in their own table),
-    until no such row is published. ``forced`` (updated in place) starts the withheld rows."""
+    until no such row is published. ``forced`` (updated in place) starts the withheld rows;
+    ``memo`` keeps the patterns already computed (indicator, withheld rows asked for)."""
     groups = _same_persons(parts)
+    memo = {} if memo is None else memo
 
     def run(ind: str) -> disclosure.Suppression:
+        key = (ind, forced[ind].tobytes())
+        if key in memo:
+            return memo[key]
         try:
-            return disclosure.suppress(parts[ind], threshold=threshold, dims=dims or ["_none"],
-                                       value="n_cases", cost=cost, integer=True,
-                                       forced=forced[ind] if forced[ind].any() else None)
+            memo[key] = disclosure.suppress(
+                parts[ind], threshold=threshold, dims=dims or ["_none"], value="n_cases",
+                cost=cost, integer=True, blocks=True,
+                forced=forced[ind] if forced[ind].any() else None)
+            return memo[key]
         except InputError:
             raise InputError(
                 f"publish_prevalence: the domains of indicator {ind!r} do not add up to their "
-                "margins (a crossing of variables published with the variables alone, and "
-                "respondents missing one of them): publish the crossing and the single "
+                "margins (a crossing of variables published with the variables alone, or "
+                "crossings in a cycle, and respondents missing one of them): publish the "
+                "crossing and the single "
                 "variables as separate tables, or give the missing values a level") from None
 
     sups = {ind: run(ind) for ind in parts}
@@ -346,7 +429,7 @@ def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold:
 
 
 def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
-                       cost: str = "value", linked: bool | None = None) -> PublishedPrevalence:
+                       cost: str = "value", linked: bool = True) -> PublishedPrevalence:
     """Withhold the domains of a survey prevalence table with fewer than ``threshold``
     unweighted cases, and the domains that would give them back.
 
@@ -365,12 +448,13 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
         Least number of unweighted cases a published domain holds (default 5).
     cost : ``"value"`` or ``"cells"``
         What the secondary suppression minimises (as :func:`tipstat.disclosure.suppress`).
-    linked : bool, optional
-        Attack every indicator at once with the rows holding the same persons equal
-        (:meth:`PublishedPrevalence.audit_linked`) and withhold more siblings while a small
-        cell's range narrows below 1 to ``threshold - 1`` (at most four rounds). Default: when
-        the tables have at most :data:`LINKED_ATOMS` cross-classified cells (the integer
-        programs grow with them); ``PublishedPrevalence.linked_checked`` says whether it ran.
+    linked : bool
+        Attack every published row at once, rows holding the same persons equal
+        (:meth:`PublishedPrevalence.audit_linked`), and withhold the smallest published sibling
+        of a small cell while its range narrows below 1 to ``threshold - 1`` (default ``True``;
+        a fraction of a second on the bundled country's five domain variables).
+        ``linked=False`` protects each indicator's table on its own: the result says so
+        (``linked_checked`` is ``False`` and ``warnings`` holds a caveat).
 
     Returns
     -------
@@ -391,6 +475,9 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
     if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer) or threshold < 1:
         raise InputError(f"publish_prevalence: threshold={threshold!r}; expected a whole number "
                          ">= 1")
+    if not isinstance(linked, bool | np.bool_):
+        raise InputError(f"publish_prevalence: linked={linked!r}; expected True (the default) "
+                         "or False")
     frame = prevalence_frame(table)
     frame = frame[frame["obs_status"] != "not stated"].reset_index(drop=True)
     dims = list(frame.attrs.get("dims", []))
@@ -406,20 +493,26 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
         parts[str(ind)] = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
     groups = _same_persons(parts)
     forced = {ind: np.zeros(len(p), dtype=bool) for ind, p in parts.items()}
-    for _ in range(_REPAIRS + 1):
-        sups = _suppress_linked(parts, dims, int(threshold), cost, forced)
+    n_rows = sum(len(p) for p in parts.values())
+    memo: dict[tuple[str, bytes], disclosure.Suppression] = {}
+    for _ in range(n_rows + 1):   # each round withholds one more row at least, or stops
+        sups = _suppress_linked(parts, dims, int(threshold), cost, forced, memo)
         pub = _assemble(parts, sups, dims, int(threshold), groups)
-        if linked is None:
-            linked = _atoms(parts, dims) <= LINKED_ATOMS
-        pub.linked_checked = bool(linked and len(parts) > 1 and groups)
-        if not pub.linked_checked:
+        if not linked:
+            pub.warnings = (Caveat("note", "publish_prevalence(linked=False): the attack on "
+                                           "every published row at once (rows of different "
+                                           "indicators holding the same persons) was not run; "
+                                           "each indicator's table is protected on its own",
+                                   {"linked_checked": False}),)
             break
         audit = pub.audit_linked()
+        pub.linked_checked, pub.linked_atoms = True, int(audit.attrs["atoms"])
         bad = audit[~audit["protected"]]
         if bad.empty:
             break
         # the attacker who knows the definitions narrows a small cell: withhold the smallest
-        # published sibling (same variable) of each such cell, and suppress again
+        # published sibling (same variables) of each such cell, and suppress again
+        more = False
         for ind, r in zip(bad["indicator"], bad["row"], strict=True):
             part, withheld = parts[ind], sups[ind].suppressed(0)
             pattern = (part[dims] != TOTAL).to_numpy() if dims else np.zeros((len(part), 0))
@@ -427,22 +520,16 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
                 (part["n_cases"].to_numpy(dtype=float) >= threshold)
             if same.any():
                 pick = np.flatnonzero(same)[np.argmin(part["n_cases"].to_numpy()[same])]
-                forced[ind][pick] = True
+                forced[ind][pick] = more = True
+        if not more:
+            pub.warnings = (Caveat(
+                "note", f"{len(bad)} withheld cell(s) can be narrowed below 1 to "
+                        f"{threshold - 1} cases by an attacker who combines every published "
+                        "row, and no published sibling is left to withhold: withhold more "
+                        "rows (a larger threshold or fewer domains) before publishing",
+                {"narrowed": len(bad)}),)
+            break
     return pub
-
-
-#: Rounds of repair after the linked audit (each withholds one more sibling per narrowed cell).
-_REPAIRS = 4
-#: The linked audit runs by default up to this many atoms (cross-classified cells over every
-#: domain variable and indicator): beyond it its integer programs take minutes.
-LINKED_ATOMS = 1000
-
-
-def _atoms(parts: dict[str, pd.DataFrame], dims: list[str]) -> int:
-    n = len(parts)
-    for d in dims:
-        n *= max(1, len({str(v) for p in parts.values() for v in p[d]} - {TOTAL}))
-    return n
 
 
 def _assemble(parts: dict[str, pd.DataFrame], sups: dict[str, disclosure.Suppression],

@@ -302,11 +302,7 @@ def run_survey(data: pd.DataFrame, *, design: Mapping[str, Any], mapping: Any = 
         warns.append(Caveat("note", f"{published.n_suppressed} domain estimate(s) withheld: "
                                     f"fewer than {threshold} unweighted cases, or needed to "
                                     "protect one that has", {"withheld": published.n_suppressed}))
-    if published.same_persons and not published.linked_checked:
-        warns.append(Caveat("note", "rows of different indicators hold the same persons and "
-                                    "are withheld together, but the attack on all indicators "
-                                    "at once was not run (large tables): run "
-                                    "published.audit_linked() before publishing"))
+    warns += list(published.warnings)   # the linked audit's, if any
     empty = [r for r in table if r.status in ("empty_domain", "not_estimable")]
     if empty:
         warns.append(Caveat("note", f"{len(empty)} domain(s) without an estimate (no respondent "
