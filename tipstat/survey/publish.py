@@ -33,6 +33,7 @@ in the attack (see ``docs/survey.md``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -172,16 +173,21 @@ class PublishedPrevalence:
         Indicator -> :class:`tipstat.disclosure.Suppression` (the pattern in the rows of that
         indicator, in table order; ``primary`` tells the small ones: not for publication).
     same_persons : list
-        Groups of rows ``(indicator, position in its rows)`` holding the same persons (see
-        :func:`publish_prevalence`); not for publication.
+        Groups of rows ``(indicator, position in its rows)`` with equal case counts and
+        weighted totals (withheld together, see :func:`publish_prevalence`); not for
+        publication.
+    equalities : list
+        The equalities between rows a reader who knows the definitions knows (the attack's:
+        see :meth:`audit_linked`), each a list of ``(coefficient, (indicator, position))``
+        summing to 0; not for publication.
     linked_checked : bool
         Whether the linked audit (and its repair) ran in :func:`publish_prevalence` (it does
         unless ``linked=False``).
     linked_atoms : int
         Cells of the attacker's program in that audit (0 if it did not run).
     warnings : tuple of Caveat
-        ``linked=False`` (the linked audit skipped), or small cells the repair could not
-        protect; empty otherwise.
+        ``linked=False`` (the linked audit skipped); empty otherwise (small cells the repair
+        cannot protect stop :func:`publish_prevalence` with an error: nothing is published).
     """
 
     table: pd.DataFrame
@@ -189,6 +195,7 @@ class PublishedPrevalence:
     dims: list[str]
     suppressions: dict[str, disclosure.Suppression] = field(default_factory=dict)
     same_persons: list[list[tuple[str, int]]] = field(default_factory=list)
+    equalities: list[Equality] = field(default_factory=list)
     linked_checked: bool = False
     linked_atoms: int = 0
     warnings: tuple[Caveat, ...] = ()
@@ -249,7 +256,7 @@ class PublishedPrevalence:
         [[1.0, 39.0, True]]
         """
         frames = {ind: self.rows(ind) for ind in self.suppressions}
-        P = _program(frames, self.dims, self.same_persons)
+        P = _program(frames, self.dims, self.equalities)
         small = [(ind, r) for ind, sup in self.suppressions.items()
                  for r in np.flatnonzero(sup.primary[0])]
         cells = [P.row[(ind, int(r))] for ind, r in small]
@@ -289,12 +296,13 @@ class _Program:
 
 
 def _program(parts: dict[str, pd.DataFrame], dims: list[str],
-             same_persons: list[list[tuple[str, int]]]) -> _Program:
+             equalities: list[Equality]) -> _Program:
     """The attacker's program on blocks of cells (:func:`tipstat.disclosure.suppress`'s
     ``blocks=True``), one indicator after the other: each indicator's persons as one
     whole-number table per group of domain variables published together, every block summing
     to the same number, each published row a sum of its block's cells (a withheld row holds
-    1 or more), rows holding the same persons equal."""
+    1 or more), and the equalities between rows that the definitions imply
+    (:func:`_definitional`)."""
     links = [disclosure._link_blocks([part], dims or ["_none"]) for part in parts.values()]
     n_atoms = sum(k.n_atoms for k in links)
     if n_atoms > LINKED_MAX_ATOMS:
@@ -319,7 +327,7 @@ def _program(parts: dict[str, pd.DataFrame], dims: list[str],
     known = np.isfinite(val)
     ceiling = 10.0 * (float(np.nanmax(val)) if known.any() else 0.0) + 1000.0
     lo, hi = np.where(known, val, 1.0), np.where(known, val, ceiling)
-    eq = [A[row[g[0]]] - A[row[key]] for g in same_persons for key in g[1:]]
+    eq = [sum(c * A[row[key]] for c, key in e) for e in equalities]
     if eq:
         A = np.vstack([A, np.asarray(eq)])
         lo = np.concatenate([lo, np.zeros(len(eq))])
@@ -381,6 +389,150 @@ def _same_persons(parts: dict[str, pd.DataFrame]) -> list[list[tuple[str, int]]]
             if n > 0 and np.isfinite(tot):
                 keys.setdefault((float(n), float(f"{tot:.9g}")), []).append((ind, i))
     return [g for g in keys.values() if len(g) > 1]
+
+
+#: A linear equality between published rows: terms ``(coefficient, (indicator, position))``
+#: whose weighted sum is 0 for every table the attacker may consider.
+Equality = list[tuple[float, tuple[str, int]]]
+
+
+def _holds(parts: dict[str, pd.DataFrame], eq: Equality) -> bool:
+    """Whether an equality holds in the data: the unweighted case counts exactly, the weighted
+    totals to 1e-9 of their size (where every row has one: ``not stated`` rows have none)."""
+    cases = [c * float(parts[i]["n_cases"].iloc[r]) for c, (i, r) in eq]
+    if abs(sum(cases)) > 1e-6:
+        return False
+    tots = [c * float(parts[i]["total"].iloc[r]) for c, (i, r) in eq]
+    if all(math.isfinite(t) for t in tots):
+        return abs(sum(tots)) <= 1e-9 * max(1.0, sum(abs(t) for t in tots))
+    return True
+
+
+def _restrictions(parts: dict[str, pd.DataFrame], dims: list[str]
+                  ) -> list[tuple[str, str, str, frozenset[str], frozenset[str]]]:
+    """Indicators that are another restricted to some levels of a domain variable:
+    ``(a, b, v, levels, zero)`` where on every row split by ``v`` (``not stated`` aside) ``a``
+    equals ``b`` (cases and weighted total) at the ``levels`` and is 0 at the ``zero`` levels,
+    ``levels`` holding the levels where ``a`` is not 0 everywhere (children in forced labour
+    are forced labour among the levels of age that are children)."""
+    keys = {ind: {tuple(r): i for i, r in enumerate(p[dims].itertuples(index=False))}
+            for ind, p in parts.items()} if dims else {}
+    out = []
+    for a, pa in parts.items():
+        for b in parts:
+            if a == b or not dims:
+                continue
+            for v in dims:
+                split = pa.index[~pa[v].isin([TOTAL, NOT_STATED])]
+                if not len(split):
+                    continue
+                eq_at: dict[str, bool] = {}
+                zero_at: dict[str, bool] = {}
+                ok = True
+                for i in split:
+                    j = keys[b].get(tuple(pa.loc[i, dims]))
+                    if j is None:
+                        ok = False
+                        break
+                    lev = str(pa.loc[i, v])
+                    eq_at[lev] = eq_at.get(lev, True) and _holds(parts, [(1.0, (a, int(i))),
+                                                                         (-1.0, (b, j))])
+                    zero_at[lev] = zero_at.get(lev, True) and float(pa.loc[i, "n_cases"]) == 0
+                levels = frozenset(c for c in eq_at if eq_at[c] and not zero_at[c])
+                if not ok or not levels or any(not (eq_at[c] or zero_at[c]) for c in eq_at):
+                    continue
+                zero = frozenset(c for c in eq_at if zero_at[c] and not eq_at[c])
+                out.append((a, b, v, levels, zero))
+    return out
+
+
+def _definitional(parts: dict[str, pd.DataFrame], dims: list[str]) -> list[Equality]:
+    """The equalities between published rows that a reader who knows the definitions knows:
+    from each restriction ``a = b`` at levels ``C`` of ``v`` (:func:`_restrictions`),
+
+    * ``a[d] = b[d]`` for every row ``d`` whose ``v`` is in ``C``;
+    * ``a[d] = sum of b[d']`` for a row ``d`` not split by ``v``, over the rows ``d'`` of one
+      published pattern of variables that splits ``d``'s variables and ``v``, agree with ``d``
+      and have ``v`` in ``C`` (the smallest such pattern whose sum holds: ``d`` restricted to
+      ``C``, as one row or as a sum of cells of a crossing);
+    * ``b[d] = a[d] + a'[d]`` on every row when that holds on every row (forced labour =
+      adults' + children's, when both are published: a partition of the persons, whatever
+      the domain variables).
+
+    Only equalities that hold in the data are kept (a true equality always does: the same
+    persons, the same weights); a row ``a[d]`` whose ``v`` is outside ``C`` is 0, published.
+
+    Why none is missed for ``tipstat-prov-1``: its flags are ``involuntary``, ``coercion``,
+    ``adult_forced_labour`` (not a child, involuntary, coerced), ``child_forced_labour`` (a
+    child and (i)-(iv)), ``forced_labour`` (adults' or children's),
+    ``forced_commercial_sexual_exploitation`` and ``trafficking_forced_labour`` (parts of
+    forced labour and of commercial sexual work). The only identities between them as sets
+    of persons are ``child = forced_labour and age < 18``, ``adult = forced_labour and not
+    age < 18`` and their disjoint union; every other relation is an inclusion (trafficking,
+    commercial sexual exploitation) or an intersection whose union is not published
+    (involuntary and coercion). An identity restricted to an age condition gives equalities
+    between published rows only where the rows are split by a variable whose levels lie
+    inside or outside the condition (age group 5-17 inside ``age < 18``): the detection
+    finds every such variable, since there ``a`` equals ``b`` at every level inside and is 0
+    at every level outside, in every row; the equalities then are the three above. What the
+    identity says beyond published rows (``child[d]`` at most ``forced_labour[d]`` when no
+    row splits ``d`` by age) is an inclusion: not in the attack, as every inclusion.
+    A coincidence (every case of a cell also in a smaller indicator) is no equality here
+    unless it holds at every level of a variable, which makes the attacker stronger than a
+    real one, never weaker.
+    """
+    if not dims:
+        return []
+    rels = _restrictions(parts, dims)
+    keys = {ind: {tuple(r): i for i, r in enumerate(p[dims].itertuples(index=False))}
+            for ind, p in parts.items()}
+    pattern = {ind: (p[dims] != TOTAL).to_numpy() for ind, p in parts.items()}
+    out: list[Equality] = []
+    seen: set[tuple] = set()
+
+    def add(eq: Equality) -> None:
+        key = tuple(sorted((t, c) for c, t in eq))
+        if key not in seen and _holds(parts, eq):
+            seen.add(key)
+            out.append(eq)
+
+    for a, b, v, levels, _ in rels:
+        pa, pb = parts[a], parts[b]
+        iv = dims.index(v)
+        for i in range(len(pa)):
+            lev = pa.iloc[i][v]
+            if lev in levels:
+                add([(1.0, (a, i)), (-1.0, (b, keys[b][tuple(pa.iloc[i][dims])]))])
+            elif lev == TOTAL:
+                own = pattern[a][i]
+                cands = {tuple(q) for q in pattern[b] if q[iv] and (q >= own).all()}
+                for q in sorted(cands, key=sum):
+                    agree = (pattern[b] == np.array(q)).all(axis=1) \
+                        & pb[v].isin(levels).to_numpy()
+                    for k, d in enumerate(dims):
+                        if own[k]:
+                            agree &= (pb[d] == pa.iloc[i][d]).to_numpy()
+                    if agree.any():
+                        eq = [(1.0, (a, i))] + [(-1.0, (b, int(j))) for j in np.flatnonzero(agree)]
+                        if _holds(parts, eq):
+                            add(eq)
+                            break
+    # a partition: b is a and a' on every row (forced labour = adults' + children's)
+    for b, pb in parts.items():
+        for a, a2 in itertools.combinations([x for x in parts if x != b], 2):
+            pa, pa2 = parts[a], parts[a2]
+            if len(pa) != len(pb) or len(pa2) != len(pb) \
+                    or not (pa["n_cases"].to_numpy() > 0).any() \
+                    or not (pa2["n_cases"].to_numpy() > 0).any():
+                continue
+            rows = [(i, keys[a].get(k), keys[a2].get(k)) for k, i in keys[b].items()]
+            if any(j is None or j2 is None for _, j, j2 in rows):
+                continue
+            eqs = [[(1.0, (b, i)), (-1.0, (a, j)), (-1.0, (a2, j2))] for i, j, j2 in rows]
+            if all(_holds(parts, eq) for eq in eqs):
+                for eq in eqs:
+                    add(eq)
+    return out
 
 
 def _suppress_linked(parts: dict[str, pd.DataFrame], dims: list[str], threshold: int,
@@ -492,12 +644,13 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
                              ">= 0 on every row")
         parts[str(ind)] = pd.concat([part, _not_stated(part, dims)], ignore_index=True)
     groups = _same_persons(parts)
+    equalities = _definitional(parts, dims)
     forced = {ind: np.zeros(len(p), dtype=bool) for ind, p in parts.items()}
     n_rows = sum(len(p) for p in parts.values())
     memo: dict[tuple[str, bytes], disclosure.Suppression] = {}
     for _ in range(n_rows + 1):   # each round withholds one more row at least, or stops
         sups = _suppress_linked(parts, dims, int(threshold), cost, forced, memo)
-        pub = _assemble(parts, sups, dims, int(threshold), groups)
+        pub = _assemble(parts, sups, dims, int(threshold), groups, equalities)
         if not linked:
             pub.warnings = (Caveat("note", "publish_prevalence(linked=False): the attack on "
                                            "every published row at once (rows of different "
@@ -511,30 +664,39 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
         if bad.empty:
             break
         # the attacker who knows the definitions narrows a small cell: withhold the smallest
-        # published sibling (same variables) of each such cell, and suppress again
+        # published sibling (same variables) of each such cell, else the smallest published
+        # row sharing a variable and its level with it, else sharing a variable; suppress again
         more = False
         for ind, r in zip(bad["indicator"], bad["row"], strict=True):
             part, withheld = parts[ind], sups[ind].suppressed(0)
             pattern = (part[dims] != TOTAL).to_numpy() if dims else np.zeros((len(part), 0))
-            same = (pattern == pattern[r]).all(axis=1) & ~withheld & ~forced[ind] & \
-                (part["n_cases"].to_numpy(dtype=float) >= threshold)
-            if same.any():
-                pick = np.flatnonzero(same)[np.argmin(part["n_cases"].to_numpy()[same])]
-                forced[ind][pick] = more = True
+            cases = part["n_cases"].to_numpy(dtype=float)
+            free = ~withheld & ~forced[ind] & (cases >= threshold)
+            level = np.zeros(len(part), dtype=bool)
+            for k, d in enumerate(dims):
+                if pattern[r, k]:
+                    level |= pattern[:, k] & (part[d] == part[d].iloc[r]).to_numpy()
+            for same in ((pattern == pattern[r]).all(axis=1), level,
+                         (pattern & pattern[r]).any(axis=1)):
+                if (same & free).any():
+                    pick = np.flatnonzero(same & free)[np.argmin(cases[same & free])]
+                    forced[ind][pick] = more = True
+                    break
         if not more:
-            pub.warnings = (Caveat(
-                "note", f"{len(bad)} withheld cell(s) can be narrowed below 1 to "
-                        f"{threshold - 1} cases by an attacker who combines every published "
-                        "row, and no published sibling is left to withhold: withhold more "
-                        "rows (a larger threshold or fewer domains) before publishing",
-                {"narrowed": len(bad)}),)
-            break
+            raise InputError(
+                f"publish_prevalence: nothing was published: {len(bad)} withheld cell(s) can "
+                f"be narrowed below 1 to {threshold - 1} cases by an attacker who combines "
+                "every published row (zeros are published, so each withheld row holds 1 or "
+                "more), and every published row that could be withheld with them already is: "
+                "publish fewer crossings (one crossing, or variables alone) or coarser levels; "
+                "tables published separately are protected only one by one")
     return pub
 
 
 def _assemble(parts: dict[str, pd.DataFrame], sups: dict[str, disclosure.Suppression],
               dims: list[str], threshold: int,
-              groups: list[list[tuple[str, int]]]) -> PublishedPrevalence:
+              groups: list[list[tuple[str, int]]],
+              equalities: list[Equality]) -> PublishedPrevalence:
     """The published table: withheld rows blanked and marked."""
     out_parts = []
     for ind, part in parts.items():
@@ -550,4 +712,4 @@ def _assemble(parts: dict[str, pd.DataFrame], sups: dict[str, disclosure.Suppres
     out = pd.concat(out_parts, ignore_index=True)
     out.attrs["dims"] = dims
     out.attrs["threshold"] = threshold
-    return PublishedPrevalence(out, threshold, dims, sups, groups)
+    return PublishedPrevalence(out, threshold, dims, sups, groups, equalities)
