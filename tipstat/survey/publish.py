@@ -18,17 +18,19 @@ variable, counted so that the domains add up to the total; its case count is pub
 every other (or withheld), it has no estimate.
 
 Zeros are published as 0 (as in :mod:`tipstat.disclosure`). Each indicator is protected as its
-own table. Rows of different indicators or domains that hold the same persons (children in forced
-labour are forced labour among the 5-17 year olds: equal case counts and equal weighted totals)
-are one cell to a reader who knows the definitions: when one is withheld, the others are withheld
-too (``forced`` cells of :func:`tipstat.disclosure.suppress`, protected as secondary cells in
-their own table), until none is published beside a withheld twin. Then the attacker who knows
-every published row of every indicator, and which rows hold the same persons, attacks them all
-at once (:meth:`PublishedPrevalence.audit_linked`, on blocks of cells: see there why the ranges
-are those of the cross-classification of every variable), and siblings of any small cell it
-narrows are withheld until none is (by default; ``linked=False`` is recorded in the result).
-Limit: a relation across indicators other than equality (a part is at most its whole) is not
-in the attack (see ``docs/survey.md``).
+own table. Rows of different indicators or domains with equal case counts and equal weighted
+totals (children in forced labour and forced labour among the 5-17 year olds; or by chance)
+are withheld together: when one is withheld, the others are too (``forced`` cells of
+:func:`tipstat.disclosure.suppress`, protected as secondary cells in their own table), until
+none is published beside a withheld twin. Then the attacker who knows every published row of
+every indicator and the equalities the definitions imply (:func:`_definitional`: not the
+data's coincidences, which an outsider cannot know) attacks them all at once
+(:meth:`PublishedPrevalence.audit_linked`, on blocks of cells: see there why the ranges are
+those of the cross-classification of every variable), and siblings of any small cell it
+narrows are withheld until none is (by default; ``linked=False`` is recorded in the result);
+if a small cell stays narrowed with nothing left to withhold, nothing is published (an
+error). Limit: a relation across indicators other than equality (a part is at most its whole)
+is not in the attack (see ``docs/survey.md``).
 """
 
 from __future__ import annotations
@@ -224,14 +226,15 @@ class PublishedPrevalence:
 
     def audit_linked(self) -> pd.DataFrame:
         """The attacker who knows every published row and the definitions: every indicator's
-        rows in one integer program, with the rows holding the same persons equal. One row per
+        rows in one integer program, with the equalities the definitions imply
+        (:attr:`equalities`, see :func:`_definitional`). One row per
         small (primary) cell: ``indicator``, ``row``, ``int_min``, ``int_max`` (``inf``: no
         bound) and ``protected`` (the range reaches 1 and ``threshold - 1``, the rule of
         :mod:`tipstat.disclosure`).
 
         The attacker looks for whole-number tables ``x >= 0`` of each indicator's persons that
         give every published row (a withheld row holds 1 or more: zeros are published) and
-        equal counts to rows holding the same persons; ``int_min``/``int_max`` are the least
+        satisfy the equalities; ``int_min``/``int_max`` are the least
         and greatest value of the small cell over them. The program is built on one block of
         cells per group of domain variables published together (each variable alone when no
         crossing shares a variable with another), not on the cross-classification of every
@@ -480,6 +483,15 @@ def _definitional(parts: dict[str, pd.DataFrame], dims: list[str]) -> list[Equal
     A coincidence (every case of a cell also in a smaller indicator) is no equality here
     unless it holds at every level of a variable, which makes the attacker stronger than a
     real one, never weaker.
+
+    Examples
+    --------
+    >>> rows = {"fl": [("_T", 9, 900.0), ("Y", 2, 200.0), ("O", 7, 700.0)],
+    ...         "child": [("_T", 2, 200.0), ("Y", 2, 200.0), ("O", 0, 0.0)]}
+    >>> parts = {i: pd.DataFrame(r, columns=["age", "n_cases", "total"])
+    ...          for i, r in rows.items()}
+    >>> [[(c, k) for c, k in e] for e in _definitional(parts, ["age"])]
+    [[(1.0, ('child', 0)), (-1.0, ('fl', 1))], [(1.0, ('child', 1)), (-1.0, ('fl', 1))]]
     """
     if not dims:
         return []
@@ -601,10 +613,12 @@ def publish_prevalence(table: Any, *, threshold: int = SUPPRESS_BELOW,
     cost : ``"value"`` or ``"cells"``
         What the secondary suppression minimises (as :func:`tipstat.disclosure.suppress`).
     linked : bool
-        Attack every published row at once, rows holding the same persons equal
+        Attack every published row at once, with the equalities the definitions imply
         (:meth:`PublishedPrevalence.audit_linked`), and withhold the smallest published sibling
-        of a small cell while its range narrows below 1 to ``threshold - 1`` (default ``True``;
-        a fraction of a second on the bundled country's five domain variables).
+        of a small cell (else a published row sharing one of its variables) while its range
+        narrows below 1 to ``threshold - 1`` (default ``True``; about a second on the bundled
+        country's five domain variables). When a small cell stays narrowed and no such row is
+        left, :class:`~tipstat.errors.InputError`: nothing is published.
         ``linked=False`` protects each indicator's table on its own: the result says so
         (``linked_checked`` is ``False`` and ``warnings`` holds a caveat).
 
