@@ -384,8 +384,10 @@ def _not_stated(part: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
 def _same_persons(parts: dict[str, pd.DataFrame]) -> list[list[tuple[str, int]]]:
     """Groups of rows (indicator, position) holding the same persons: equal unweighted case
     counts and weighted totals (to 1e-9) across indicators or domains, e.g. children in forced
-    labour and forced labour among the 5-17 year olds. A reader who knows the definitions knows
-    that they are one cell."""
+    labour and forced labour among the 5-17 year olds, and coincidences (every case of a cell
+    also in a smaller indicator). Withheld together (:func:`_suppress_linked`: conservative);
+    the attack uses only the equalities the definitions imply (:func:`_definitional`), since
+    an outsider cannot know a coincidence between withheld rows."""
     keys: dict[tuple[float, float], list[tuple[str, int]]] = {}
     for ind, part in parts.items():
         for i, (n, tot) in enumerate(zip(part["n_cases"], part["total"], strict=True)):
