@@ -36,8 +36,8 @@ import numpy as np
 from ._checks import DEFAULT_SEED
 from .errors import InputError
 
-__all__ = ["BACKENDS", "default_n_jobs", "free_cores", "generator", "map", "one_blas_thread", "seed_sequence",
-           "spawn_seeds"]
+__all__ = ["BACKENDS", "default_n_jobs", "free_cores", "generator", "map", "one_blas_thread",
+           "prestart", "seed_sequence", "spawn_seeds"]
 
 BACKENDS = ("auto", "serial", "loky", "dask")
 
@@ -179,6 +179,26 @@ def _run_chunk(func: Callable, items: Sequence, seeds: Sequence | None) -> list:
     if seeds is None:
         return [func(x) for x in items]
     return [func(x, s) for x, s in zip(items, seeds, strict=True)]
+
+
+def _import(modules: Sequence[str]) -> None:
+    import importlib
+
+    for m in modules:
+        importlib.import_module(m)
+
+
+def prestart(n_jobs: int, *modules: str) -> None:
+    """Start the ``n_jobs - 1`` worker processes of a coming ``map(..., n_jobs=n_jobs,
+    share=True)`` now and import ``modules`` in them, so that their start-up (~2 s) overlaps
+    this process's work. Does nothing for one job or without joblib."""
+    if n_jobs < 2 or not _has_joblib():
+        return
+    from joblib.externals.loky import get_reusable_executor
+
+    executor = get_reusable_executor(max_workers=n_jobs - 1)
+    for _ in range(n_jobs - 1):
+        executor.submit(_import, modules)
 
 
 #: per worker process: the function of the current shared map, unpickled once (``token`` ->

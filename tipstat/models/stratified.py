@@ -985,6 +985,11 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         A = np.zeros((0, len(complete)))
         layout = _Layout(complete, h.k)
     start = StratifiedModel(lists, covs)
+    jobs = _replicate_jobs(bootstrap if reselect != "full" else 0, layout.S)
+    if jobs > 1:  # the workers start (and import) while this process searches
+        from .. import parallel
+
+        parallel.prestart(jobs, __name__)
 
     def select(yk: np.ndarray, zz: np.ndarray) -> tuple[_JointFit, np.ndarray, list]:
         if terms is not None:
@@ -1058,7 +1063,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         else:
             rep = _Replicate(layout, A, fit, reselect == "local" and terms is None, criterion,
                              bool(covs), max_terms)
-            results = _map_replicates(rep, items, S)
+            results = _map_replicates(rep, items, jobs)
         for b, res in enumerate(results):
             if res is None:
                 continue
@@ -1154,15 +1159,22 @@ class _Replicate:
 _PARALLEL_ABOVE = 2_000
 
 
-def _map_replicates(rep: _Replicate, items: list, n_strata: int) -> list:
-    """``rep`` over the bootstrap tables, on the free local cores for large runs: this process
-    and ``free cores - 1`` worker processes share the tables (the workers from the first, this process
-    from the last). The tables are drawn beforehand and each fit is deterministic, so the
-    result does not depend on where the fits run."""
+def _replicate_jobs(n_boot: int, n_strata: int) -> int:
+    """Processes for the bootstrap fits: the free local cores for large runs, else 1."""
+    if n_boot * n_strata < _PARALLEL_ABOVE:
+        return 1
     from .. import parallel
 
-    big = len(items) * n_strata >= _PARALLEL_ABOVE
-    jobs = parallel.free_cores() if big else 1
+    return parallel.free_cores()
+
+
+def _map_replicates(rep: _Replicate, items: list, jobs: int) -> list:
+    """``rep`` over the bootstrap tables in ``jobs`` processes: this process and ``jobs - 1``
+    worker processes share the tables (the workers from the first, this process from the
+    last). The tables are drawn beforehand and each fit is deterministic, so the result does
+    not depend on where the fits run."""
+    from .. import parallel
+
     if jobs < 2:
         return parallel.map(rep, items, backend="serial")
     # small chunks (~4 replicates) balance the two ends; the function is sent once per worker
