@@ -58,11 +58,9 @@ def _kids():
     # is shut down first so that its workers finish and count
     import os, sys
     if "joblib" in sys.modules:
-        try:
-            from joblib.externals.loky import get_reusable_executor
-            get_reusable_executor().shutdown(wait=True)
-        except Exception:
-            pass
+        from joblib.externals.loky import reusable_executor
+        if reusable_executor._executor is not None:
+            reusable_executor._executor.shutdown(wait=True)
     t = os.times()
     return t.children_user + t.children_system
 

@@ -44,6 +44,10 @@ def test_shared_map_matches_serial():
         x * x for x in items]
     # one job: this process alone
     assert parallel.map(_square, [3], backend="loky", n_jobs=1, share=True) == [9]
+    # joblib's own loky runs still work on the pool the shared map (re)used
+    assert parallel.map(_draw, items, seed=9, backend="loky", n_jobs=2) == serial
+    parallel.prestart(2, "tipstat.parallel")
+    assert parallel.map(_draw, items, seed=9, backend="loky", n_jobs=2) == serial
     assert 1 <= parallel.free_cores() <= parallel.default_n_jobs()
 
 

@@ -194,9 +194,9 @@ def prestart(n_jobs: int, *modules: str) -> None:
     this process's work. Does nothing for one job or without joblib."""
     if n_jobs < 2 or not _has_joblib():
         return
-    from joblib.externals.loky import get_reusable_executor
+    from joblib.executor import get_memmapping_executor
 
-    executor = get_reusable_executor(max_workers=n_jobs - 1)
+    executor = get_memmapping_executor(n_jobs - 1)
     for _ in range(n_jobs - 1):
         executor.submit(_import, modules)
 
@@ -228,14 +228,14 @@ def _map_shared(func: Callable, items: list, seeds: list | None, jobs: int,
     import pickle
     import uuid
 
-    from joblib.externals.loky import get_reusable_executor
+    from joblib.executor import get_memmapping_executor
 
     n = len(items)
     parts = _chunks(n, jobs * chunks_per_worker)
     workers = jobs - 1
     if workers < 1:
         return _run_chunk(func, items, seeds)
-    executor = get_reusable_executor(max_workers=workers)
+    executor = get_memmapping_executor(workers)  # joblib's reusable pool
     payload = pickle.dumps(func, protocol=pickle.HIGHEST_PROTOCOL)
     token = uuid.uuid4().hex
     done: list = [None] * len(parts)
