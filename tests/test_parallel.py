@@ -42,6 +42,9 @@ def test_shared_map_matches_serial():
                             chunks_per_worker=per) == serial
     assert parallel.map(_square, items, backend="loky", n_jobs=2, share=True) == [
         x * x for x in items]
+    offset = 5  # a closure, as joblib sends them
+    assert parallel.map(lambda x: x + offset, items, backend="loky", n_jobs=2, share=True) == [
+        x + 5 for x in items]
     # one job: this process alone
     assert parallel.map(_square, [3], backend="loky", n_jobs=1, share=True) == [9]
     # joblib's own loky runs still work on the pool the shared map (re)used

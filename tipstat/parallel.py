@@ -229,6 +229,7 @@ def _map_shared(func: Callable, items: list, seeds: list | None, jobs: int,
     import uuid
 
     from joblib.executor import get_memmapping_executor
+    from joblib.externals.loky.backend.reduction import dumps
 
     n = len(items)
     parts = _chunks(n, jobs * chunks_per_worker)
@@ -236,7 +237,8 @@ def _map_shared(func: Callable, items: list, seeds: list | None, jobs: int,
     if workers < 1:
         return _run_chunk(func, items, seeds)
     executor = get_memmapping_executor(workers)  # joblib's reusable pool
-    payload = pickle.dumps(func, protocol=pickle.HIGHEST_PROTOCOL)
+    # loky's pickler (cloudpickle), as joblib sends functions: closures and __main__ ones too
+    payload = bytes(dumps(func, protocol=pickle.HIGHEST_PROTOCOL))
     token = uuid.uuid4().hex
     done: list = [None] * len(parts)
     pending: dict[int, Any] = {}
