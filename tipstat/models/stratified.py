@@ -296,6 +296,14 @@ class _Layout:
         X.flags.writeable = False
         return X
 
+    def keys(self, model: StratifiedModel) -> list[tuple]:
+        """``model.column_keys`` (warm starts across models), cached."""
+        key = ("keys", model)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = model.column_keys(self.dummies)
+        return out
+
     def eta(self, sp: _Spec, beta: np.ndarray) -> np.ndarray:
         """Linear predictors, strata x observable patterns."""
         if sp.X is not None:
@@ -530,8 +538,8 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     pos = n_s > 0
     beta = np.zeros(p)
     if isinstance(beta0, tuple):  # (model, beta) of another model: match columns by key
-        old = dict(zip(beta0[0].column_keys(layout.dummies), beta0[1], strict=True))
-        beta = np.array([old.get(k, 0.0) for k in model.column_keys(layout.dummies)])
+        old = dict(zip(layout.keys(beta0[0]), beta0[1], strict=True))
+        beta = np.array([old.get(k, 0.0) for k in layout.keys(model)])
     elif beta0 is not None and len(beta0) == p:
         beta = np.array(beta0, dtype=float)
     used = np.zeros(p, dtype=bool)
