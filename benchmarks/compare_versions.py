@@ -5,8 +5,10 @@ trees alternate (old, new, old, new, ...) so that the load of a shared machine f
 alike. Each run reports wall and CPU seconds of the timed call only (imports, data loading and
 simulation are outside the clock); the summary gives the median over the rounds and the ratio
 old / new of the medians (> 1: today is faster). CPU seconds are the steadier figure on a busy
-machine; cases that use several processes (``n_jobs``) are run serially so that CPU time means
-the whole work.
+machine; they include the worker processes a case starts (``cpu`` = this process + its
+children, the pool shut down after the clock so that its workers are counted; also reported
+apart as ``cpu_main`` and ``cpu_children``). The load average is printed at the start and
+end: worker processes only shorten the wall time on free cores.
 
 The earlier tree is checked out with ``git worktree add`` into a temporary folder and removed
 at the end. Where the estimator contract renamed an argument (``bootstrap=`` -> ``n_boot=`` in
@@ -16,6 +18,7 @@ Run::
 
     python benchmarks/compare_versions.py                      # against 7ac677f, 3 rounds
     python benchmarks/compare_versions.py --ref 7ac677f --rounds 5 indicator exhaustive
+    python benchmarks/compare_versions.py --rounds 3 demo demo_stratified_fit   # issue 15's demo
 """
 
 from __future__ import annotations
@@ -50,6 +53,17 @@ def _opt(fn, name, value):
 
 _NO_CHECK = _opt(tipstat.fit_loglinear, "check", False)
 
+def _kids():
+    # CPU seconds of the finished child processes; the worker pool (loky, reused between calls)
+    # is shut down first so that its workers finish and count
+    import os, sys
+    if "joblib" in sys.modules:
+        from joblib.externals.loky import reusable_executor
+        if reusable_executor._executor is not None:
+            reusable_executor._executor.shutdown(wait=True)
+    t = os.times()
+    return t.children_user + t.children_system
+
 def _clock(fn, repeat=1):
     fn()  # warm (imports inside the estimators, caches)
     t, c = time.perf_counter(), time.process_time()
@@ -77,6 +91,32 @@ _CHECKS_OFF = (
     "        continue\n"
     "    if hasattr(_mod, 'check_assumptions'):\n"
     "        _mod.check_assumptions = lambda est, *a, **k: est\n")
+
+# the stratified fit of `tipstat demo` alone (its 31 strata x 200 bootstrap replicates, ~70% of
+# the demo): the demo runs up to the fit, which is then timed on the same histories with the
+# same arguments (`bootstrap=` before the refactor, `n_boot=` today)
+_DEMO_FIT = (
+    "import contextlib, io, shutil, tempfile\n"
+    "from tipstat import cli\n"
+    "import tipstat.models.stratified as _strat\n"
+    "class _Stop(BaseException):\n"
+    "    pass\n"
+    "_orig, _call = _strat.fit_stratified, []\n"
+    "def _grab(h, **kw):\n"
+    "    _call.append((h, kw))\n"
+    "    raise _Stop\n"
+    "_strat.fit_stratified = _grab\n"
+    "out = tempfile.mkdtemp(prefix='tipstat-demo-')\n"
+    "try:\n"
+    "    with contextlib.redirect_stdout(io.StringIO()):\n"
+    "        cli.main(['demo', '--out', out, '--json'])\n"
+    "except _Stop:\n"
+    "    pass\n"
+    "shutil.rmtree(out, True)\n"
+    "_strat.fit_stratified = _orig\n"
+    "def run():\n"
+    "    h, kw = _call[0]\n"
+    "    return _orig(h, **kw)\n")
 
 # name -> (setup, call expression returning an Estimate-like, repeat)
 CASES: dict[str, tuple[str, str, int]] = {
@@ -144,10 +184,11 @@ CASES: dict[str, tuple[str, str, int]] = {
     # the estimate unchanged; absent before the refactor): the same work on both trees but for
     # the default's Occam window and Chao bound
     "demo_checks_off": (_DEMO + _CHECKS_OFF, "run()", 1),
+    "demo_stratified_fit": (_DEMO_FIT, "run()", 1),
 }
 # cases whose first (warming) call is too costly to repeat: timed once, no warm call
-_NO_WARM = {"demo", "demo_checks_off", "indicator_records_to_sdg", "exhaustive_bic_UK6",
-            "exhaustive_bic_Hare6", "exhaustive_aic_Netherlands6", "default_Hare6",
+_NO_WARM = {"demo", "demo_checks_off", "demo_stratified_fit", "indicator_records_to_sdg",
+            "exhaustive_bic_UK6", "exhaustive_bic_Hare6", "exhaustive_aic_Netherlands6", "default_Hare6",
             "stepwise_bootstrap_NO8_serial"}
 
 
@@ -157,10 +198,12 @@ def _script(name: str) -> str:
              f"(lambda t, c: (lambda out: (time.perf_counter() - t, time.process_time() - c,"
              f" out))({call}))(time.perf_counter(), time.process_time())")
     return (_PRELUDE + setup + "\n"
+            + "_kids0 = _kids()\n"
             + f"wall, cpu, out = {clock}\n"
+            + "kids = _kids() - _kids0\n"
             + "n_hat = getattr(out, 'n_hat', None)\n"
-            + "print(json.dumps({'wall': wall, 'cpu': cpu,"
-            + " 'n_hat': None if n_hat is None else float(n_hat)}))\n")
+            + "print(json.dumps({'wall': wall, 'cpu': cpu + kids, 'cpu_main': cpu,"
+            + " 'cpu_children': kids, 'n_hat': None if n_hat is None else float(n_hat)}))\n")
 
 
 def _run(tree: Path, name: str) -> dict:
@@ -183,10 +226,13 @@ def compare(names: list[str], ref: str, rounds: int) -> list[dict]:
     try:
         for name in names:
             runs: dict[str, list[dict]] = {"old": [], "new": []}
+            loads = []  # one-minute load average before each run
             for _ in range(rounds):
+                loads.append(round(os.getloadavg()[0], 2))
                 runs["old"].append(_run(old, name))
+                loads.append(round(os.getloadavg()[0], 2))
                 runs["new"].append(_run(ROOT, name))
-            row: dict = {"case": name}
+            row: dict = {"case": name, "loads": loads}
             for side in ("old", "new"):
                 errors = [r["error"] for r in runs[side] if "error" in r]
                 if errors:
@@ -195,6 +241,8 @@ def compare(names: list[str], ref: str, rounds: int) -> list[dict]:
                 ok = runs[side]
                 row[f"{side}_wall_s"] = statistics.median(r["wall"] for r in ok)
                 row[f"{side}_cpu_s"] = statistics.median(r["cpu"] for r in ok)
+                row[f"{side}_cpu_children_s"] = statistics.median(r["cpu_children"] for r in ok)
+                row[f"{side}_walls"] = [round(r["wall"], 2) for r in ok]
                 row[f"{side}_n_hat"] = ok[0]["n_hat"]
             if "old_cpu_s" in row and "new_cpu_s" in row:
                 row["ratio_wall"] = row["old_wall_s"] / row["new_wall_s"]
@@ -214,7 +262,9 @@ def main() -> None:
     ap.add_argument("--ref", default=BEFORE_REFACTOR, help="the earlier commit")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    names = [n for n in CASES if not args.cases or any(c in n for c in args.cases)]
+    # a case named exactly runs alone ("demo"), other words select every case containing them
+    names = [n for n in CASES if not args.cases or n in args.cases
+             or any(c in n and c not in CASES for c in args.cases)]
     print(f"load average at start {os.getloadavg()}", flush=True)
     compare(names, args.ref, args.rounds)
     print(f"load average at end {os.getloadavg()}", flush=True)

@@ -31,6 +31,29 @@ def test_seeded_results_do_not_depend_on_backend_or_chunking():
     assert parallel.map(_draw, items, seed=43, backend="serial") != serial
 
 
+def test_shared_map_matches_serial():
+    """``share=True``: this process works beside the workers, taking chunks from the back while
+    the worker takes them from the front; results in item order, the same as serial, seeded
+    or not, over more chunks than items and fewer."""
+    items = list(range(31))
+    serial = parallel.map(_draw, items, seed=9, backend="serial")
+    for per in (1, 3, 40):
+        assert parallel.map(_draw, items, seed=9, backend="loky", n_jobs=2, share=True,
+                            chunks_per_worker=per) == serial
+    assert parallel.map(_square, items, backend="loky", n_jobs=2, share=True) == [
+        x * x for x in items]
+    offset = 5  # a closure, as joblib sends them
+    assert parallel.map(lambda x: x + offset, items, backend="loky", n_jobs=2, share=True) == [
+        x + 5 for x in items]
+    # one job: this process alone
+    assert parallel.map(_square, [3], backend="loky", n_jobs=1, share=True) == [9]
+    # joblib's own loky runs still work on the pool the shared map (re)used
+    assert parallel.map(_draw, items, seed=9, backend="loky", n_jobs=2) == serial
+    parallel.prestart(2, "tipstat.parallel")
+    assert parallel.map(_draw, items, seed=9, backend="loky", n_jobs=2) == serial
+    assert 1 <= parallel.free_cores() <= parallel.default_n_jobs()
+
+
 def test_streams_are_seedsequence_children():
     out = parallel.map(_draw, [0, 1], seed=5, backend="serial")
     kids = np.random.SeedSequence(5).spawn(2)

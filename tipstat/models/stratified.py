@@ -223,6 +223,7 @@ class _Layout:
         self._exist: dict = {}  # existence checks by model and zero pattern (bounded)
         self._lgam: dict = {}  # sum log y! of the last tables
         self._rows = None  # F and P repeated over the observed rows (small layouts)
+        self._xcol: dict = {}  # dense design columns f(s) g(x) by (f, g) (small layouts)
 
     @property
     def list_cols(self) -> np.ndarray:
@@ -231,6 +232,7 @@ class _Layout:
     def __getstate__(self) -> dict:  # sent to worker processes without the caches
         state = self.__dict__.copy()
         state["_cache"], state["_exist"], state["_lgam"], state["_rows"] = {}, {}, {}, None
+        state["_xcol"] = {}
         return state
 
     def term_spec(self, term: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -264,14 +266,12 @@ class _Layout:
         E = np.zeros((len(cols), self.P.shape[1]))
         E[np.arange(len(cols)), gi[cols]] = 1.0
         # the features the columns use, and the products of those only
-        uf, lf = np.unique(fi, return_inverse=True)
-        ug, lg = np.unique(gi, return_inverse=True)
         nf = self.F.shape[1]
+        uf, lf = _unique_inverse(fi, nf)
+        ug, lg = _unique_inverse(gi, self.P.shape[1])
         X = Pm = PPm = FFm = None
         if self.S * (self.C - 1) <= _DENSE_ROWS:  # few rows: the dense design is cheaper
-            if self._rows is None:
-                self._rows = (self.F[self.s_of_row], np.tile(self.P, (self.S, 1)))
-            X = self._rows[0][:, fi] * self._rows[1][:, gi]
+            X = self._dense(fi, gi)
         else:
             Pm = np.ascontiguousarray(self.P[:, ug])
             PPm = (Pm[:, :, None] * Pm[:, None, :]).reshape(len(Pm), -1)
@@ -279,6 +279,30 @@ class _Layout:
         return _Spec(fi, gi, cols, p, np.ascontiguousarray(self.F[:, fi[cols]]),
                      gi[cols], len(cols) == p, E, uf, ug, lf, lg, Pm, PPm, FFm,
                      np.ascontiguousarray(self.F[:, uf]), X)
+
+    def _dense(self, fi: np.ndarray, gi: np.ndarray) -> np.ndarray:
+        """The dense design ``F[s, fi] P[x, gi]`` over the observed rows (read-only), from the
+        columns computed so far (a search meets a few dozen distinct columns in thousands of
+        models; every entry is an exact 0 or 1)."""
+        if self._rows is None:
+            self._rows = (self.F[self.s_of_row], np.tile(self.P, (self.S, 1)))
+        X = np.empty((self.S * (self.C - 1), len(fi)), order="F")  # as numpy lays out the product
+        cols = self._xcol
+        for j, fg in enumerate(zip(fi.tolist(), gi.tolist(), strict=True)):
+            c = cols.get(fg)
+            if c is None:
+                c = cols[fg] = self._rows[0][:, fg[0]] * self._rows[1][:, fg[1]]
+            X[:, j] = c
+        X.flags.writeable = False
+        return X
+
+    def keys(self, model: StratifiedModel) -> list[tuple]:
+        """``model.column_keys`` (warm starts across models), cached."""
+        key = ("keys", model)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = model.column_keys(self.dummies)
+        return out
 
     def eta(self, sp: _Spec, beta: np.ndarray) -> np.ndarray:
         """Linear predictors, strata x observable patterns."""
@@ -339,14 +363,25 @@ class _Layout:
         return float(np.sum(xlogy(Y, mu) - mu - c))
 
     def matrix(self, model: StratifiedModel) -> np.ndarray:
-        """The dense design over observed rows (for baselines and checks; fits never build it)."""
+        """The dense design over observed rows (for baselines and checks; fits never build it,
+        except on small layouts, whose fits already hold it)."""
         sp = self.spec(model)
+        if sp.X is not None:
+            return sp.X
         return self.F[self.s_of_row][:, sp.fi] * np.tile(self.P, (self.S, 1))[:, sp.gi]
 
     def term_columns(self, term: tuple) -> np.ndarray:
         """The dense design columns of one list x list or list x covariate term."""
         f, g = self.term_spec(term)
         return self.F[self.s_of_row][:, f] * np.tile(self.P, (self.S, 1))[:, g]
+
+
+def _unique_inverse(a: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.unique(a, return_inverse=True)`` for indices ``0 <= a < size`` (a few dozen
+    small integers: no sort)."""
+    present = np.zeros(size, dtype=bool)
+    present[a] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[a]
 
 
 @dataclass(frozen=True)
@@ -503,8 +538,8 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     pos = n_s > 0
     beta = np.zeros(p)
     if isinstance(beta0, tuple):  # (model, beta) of another model: match columns by key
-        old = dict(zip(beta0[0].column_keys(layout.dummies), beta0[1], strict=True))
-        beta = np.array([old.get(k, 0.0) for k in model.column_keys(layout.dummies)])
+        old = dict(zip(layout.keys(beta0[0]), beta0[1], strict=True))
+        beta = np.array([old.get(k, 0.0) for k in layout.keys(model)])
     elif beta0 is not None and len(beta0) == p:
         beta = np.array(beta0, dtype=float)
     used = np.zeros(p, dtype=bool)
@@ -958,6 +993,11 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         A = np.zeros((0, len(complete)))
         layout = _Layout(complete, h.k)
     start = StratifiedModel(lists, covs)
+    jobs = _replicate_jobs(bootstrap if reselect != "full" else 0, layout.S)
+    if jobs > 1:  # the workers start (and import) while this process searches
+        from .. import parallel
+
+        parallel.prestart(jobs, __name__)
 
     def select(yk: np.ndarray, zz: np.ndarray) -> tuple[_JointFit, np.ndarray, list]:
         if terms is not None:
@@ -1031,7 +1071,7 @@ def _fit_stratified(h, method, criterion, terms, missing, bootstrap, level, seed
         else:
             rep = _Replicate(layout, A, fit, reselect == "local" and terms is None, criterion,
                              bool(covs), max_terms)
-            results = _map_replicates(rep, items, S)
+            results = _map_replicates(rep, items, jobs)
         for b, res in enumerate(results):
             if res is None:
                 continue
@@ -1118,22 +1158,36 @@ class _Replicate:
         return (fb.model, fb.mu[:, 0]) if fb.ok else None
 
 
-#: replicates x strata above which the bootstrap runs on every local core (worker start-up,
-#: ~2 s, is then small against the fits: each replicate's local search with its exact existence
-#: checks costs ~0.4 s on 31 strata; smaller runs stay in this process)
-_PARALLEL_ABOVE = 4_000
+#: replicates x strata above which the bootstrap also runs on the other local cores. A
+#: replicate's fits cost ~4 ms per stratum (the README demo: 31 strata, 200 replicates, ~26 s
+#: in one process), a worker process ~2 s of imports; this process keeps working beside the
+#: workers (``parallel.map(share=True)``), so below this the start-up is not worth it. Only
+#: cores free of other work are used (``parallel.free_cores``): on a busy machine workers
+#: wait for a core and add their start-up to the work.
+_PARALLEL_ABOVE = 2_000
 
 
-def _map_replicates(rep: _Replicate, items: list, n_strata: int) -> list:
-    """``rep`` over the bootstrap tables, on the local cores for large runs. The tables are
-    drawn beforehand and each fit is deterministic, so the result does not depend on where
-    the fits run."""
+def _replicate_jobs(n_boot: int, n_strata: int) -> int:
+    """Processes for the bootstrap fits: the free local cores for large runs, else 1."""
+    if n_boot * n_strata < _PARALLEL_ABOVE:
+        return 1
     from .. import parallel
 
-    jobs = parallel.default_n_jobs()
-    big = len(items) * n_strata >= _PARALLEL_ABOVE and jobs > 1
-    return parallel.map(rep, items, backend="auto" if big else "serial",
-                        n_jobs=jobs if big else None, chunks_per_worker=2)
+    return parallel.free_cores()
+
+
+def _map_replicates(rep: _Replicate, items: list, jobs: int) -> list:
+    """``rep`` over the bootstrap tables in ``jobs`` processes: this process and ``jobs - 1``
+    worker processes share the tables (the workers from the first, this process from the
+    last). The tables are drawn beforehand and each fit is deterministic, so the result does
+    not depend on where the fits run."""
+    from .. import parallel
+
+    if jobs < 2:
+        return parallel.map(rep, items, backend="serial")
+    # small chunks (~4 replicates) balance the two ends; the function is sent once per worker
+    return parallel.map(rep, items, backend="auto", n_jobs=jobs, share=True,
+                        chunks_per_worker=max(1, len(items) // (4 * jobs)))
 
 
 def _path_frame(path: list, criterion: str) -> pd.DataFrame:
