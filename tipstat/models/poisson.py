@@ -671,7 +671,7 @@ def _fit_one(X: np.ndarray, y: np.ndarray, beta0: np.ndarray | None, maxiter: in
     :func:`newton_batch` with its existence proof, as ``(beta, mu, cov, kernel, exact,
     iterations)``; ``cov`` is 0 where no Newton direction was computed."""
     XT = np.ascontiguousarray(X.T)
-    zi = np.flatnonzero(y == 0)
+    zi = (y == 0).nonzero()[0]
     z0 = int(zi[0]) if len(zi) else -1
     if beta0 is None:
         b = _start(X, np.log(y + 0.5) if offset is None else np.log(y + 0.5) - offset)
@@ -684,7 +684,7 @@ def _fit_one(X: np.ndarray, y: np.ndarray, beta0: np.ndarray | None, maxiter: in
         if offset is not None:
             eta += offset
         mu = np.exp(eta)
-        return eta @ y - mu.sum(axis=1), (mu,)
+        return eta @ y - np.add.reduce(mu, axis=1), (mu,)  # = mu.sum(axis=1)
 
     def direction(bb, aux, rows, certified):
         nonlocal computed
