@@ -194,6 +194,8 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     p = X.shape[1]
     signed, abs_x = _margin_columns(design)
     margin = abs_x.T @ y
+    if margin.all():  # no zero margin (the common case): nothing to reduce
+        return None
     zero_cols = (signed & (margin == 0)).nonzero()[0]
     zero_cols = zero_cols[zero_cols > 0]
     if len(zero_cols) == 0:
