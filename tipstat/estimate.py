@@ -383,7 +383,9 @@ class Diagnostics(Mapping[str, Any]):
     __slots__ = ("_data",)
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data = {str(k): _read_only(v) for k, v in (data or {}).items()}
+        self._data = {k if k.__class__ is str else str(k):
+                      _read_only(v) if isinstance(v, np.ndarray) else v
+                      for k, v in (data or {}).items()}
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -625,7 +627,10 @@ class Estimate:
         if self.draws is not None:
             object.__setattr__(self, "draws", _read_only(np.asarray(self.draws)))
         object.__setattr__(self, "ci", tuple(self.ci))
-        object.__setattr__(self, "warnings", tuple(Caveat.of(w) for w in self.warnings))
+        if self.warnings:
+            object.__setattr__(self, "warnings", tuple(Caveat.of(w) for w in self.warnings))
+        elif self.warnings.__class__ is not tuple:
+            object.__setattr__(self, "warnings", tuple(self.warnings))
         if self.status == "lower_bound" and (not math.isnan(self.n_hat)
                                              or self.ci[1] != math.inf):
             raise ValueError("an Estimate with status 'lower_bound' has no point estimate and "

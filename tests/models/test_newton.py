@@ -245,3 +245,29 @@ def test_moment_fit_of_many_lists_is_invariant_to_the_count_scale(monkeypatch):
         assert runs == runs1, c
         assert ev.status.tolist() == ev1.status.tolist()
         np.testing.assert_allclose(ev.n_hat, c * ev1.n_hat, rtol=REL)
+
+
+
+def test_ill_conditioned_design_fits_as_its_well_conditioned_reparametrisation():
+    # The single fit starts from the normal equations only where they are well conditioned
+    # (LAPACK's reciprocal condition estimate > 1e-10), else from the SVD least squares. A
+    # design with one column scaled by 1e-6 spans the same space as the plain design, so the
+    # MLE of the fitted values is the same; its normal equations have a reciprocal condition
+    # number below 1e-10 (asserted: the fallback's case). The fitted values agree to REL, both
+    # fits are certified converged, and the scaled coefficient is 1e6 x the plain one.
+    from scipy.linalg.lapack import dpocon, dpotrf
+
+    import tipstat
+
+    h = tipstat.datasets.load("UK_5")
+    X = loglinear_design(list(h.lists), "independence").observable
+    y = np.asarray(h.counts, dtype=np.float64)
+    scaled = X.copy()
+    scaled[:, 1] *= 1e-6
+    G = scaled.T @ scaled
+    rcond = dpocon(dpotrf(G)[0], float(np.abs(G).sum(axis=0).max()))[0]
+    assert rcond < 1e-10
+    plain, fit = poisson_newton(X, y), poisson_newton(scaled, y)
+    assert plain.converged and fit.converged
+    np.testing.assert_allclose(fit.mu, plain.mu, rtol=REL)
+    assert fit.beta[1] * 1e-6 == pytest.approx(plain.beta[1], rel=1e-8)

@@ -1156,20 +1156,47 @@ def _predictive_shares(kept: list[frozenset[int]], probs: np.ndarray,
     by posterior probability, then for each model drawn ``r`` times, ``r`` parameter draws by
     sampling-importance-resampling from ``max(200, 4 r)`` draws of its importance proposal
     (the multivariate t at the mode, as :func:`_importance`). No new fit: the modes and
-    covariances are the average's own."""
+    covariances are the average's own.
+
+    The random numbers are taken model by model in the order of a one-model loop (the
+    proposal's normals and chi-squares, then the ``r`` uniforms of the resampling: what
+    ``rng.choice(n, size=r, p=weights)`` draws, mapped here through the weights' cumulative sum
+    as numpy maps them); the proposals and their log posteriors are then computed for stacks of
+    models with as many parameters and draws (as :func:`_importance_many`), so the shares equal
+    those of the one-model loop bit for bit.
+    """
     picks = np.bincount(rng.choice(len(kept), size=PPP_DRAWS, p=probs), minlength=len(kept))
-    out = []
-    for i in np.flatnonzero(picks):
-        post, fit, r = posterior(kept[i]), cache[kept[i]], int(picks[i])
+    chosen_models = np.flatnonzero(picks)
+    drawn = []
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, i in enumerate(chosen_models):
+        fit, r = cache[kept[i]], int(picks[i])
         p, n_prop = len(fit.mode), max(200, 4 * r)
-        L = np.linalg.cholesky(fit.cov * 1.2 + 1e-12 * np.eye(p))
         z = rng.standard_normal((n_prop, p))
         w = rng.chisquare(df, n_prop) / df
-        B = fit.mode + (z @ L.T) / np.sqrt(w)[:, None]
-        lw = post.logpost(B) + 0.5 * (df + p) * np.log1p(np.sum(z**2, axis=1) / w / df)
-        lw = np.exp(lw - lw.max())
-        chosen = rng.choice(n_prop, size=r, p=lw / lw.sum())
-        out.append(softmax_rows(B[chosen] @ post.Xo.T))
+        drawn.append((z, w, rng.random(r)))
+        groups.setdefault((p, n_prop), []).append(j)
+    out: list[np.ndarray] = [np.empty(0)] * len(chosen_models)
+    for (p, _), members in groups.items():
+        posts = [posterior(kept[chosen_models[j]]) for j in members]
+        fits = [cache[kept[chosen_models[j]]] for j in members]
+        L = np.linalg.cholesky(np.stack([f.cov for f in fits]) * 1.2 + 1e-12 * np.eye(p))
+        z = np.stack([drawn[j][0] for j in members])
+        w = np.stack([drawn[j][1] for j in members])
+        B = np.matmul(z, L.transpose(0, 2, 1))
+        B /= np.sqrt(w)[:, :, None]
+        B += np.stack([f.mode for f in fits])[:, None, :]
+        lw = _logpost_stacked(posts, B) + 0.5 * (df + p) * np.log1p(
+            np.sum(z**2, axis=2) / w / df)
+        for k, j in enumerate(members):
+            lk = np.exp(lw[k] - lw[k].max())
+            pk = lk / lk.sum()
+            if not np.all(np.isfinite(pk)):
+                raise ValueError("probabilities contain NaN")  # as rng.choice would
+            cdf = pk.cumsum()
+            cdf /= cdf[-1]
+            chosen = cdf.searchsorted(drawn[j][2], side="right")
+            out[j] = softmax_rows(B[k][chosen] @ posts[k].Xo.T)
     return np.concatenate(out)
 
 

@@ -67,9 +67,10 @@ class Fit:
         self.var_b0 = float(cov[0, 0]) if cov is not None else math.nan
         pos = y > 0
         yp, mp = y[pos], mu[pos]
-        self.loglik = float(np.sum(yp * np.log(mp)) - mu.sum() - gammaln(y + 1).sum())
+        add = np.add.reduce  # = ndarray.sum without its Python wrapper (the same reduction)
+        self.loglik = float(add(yp * np.log(mp)) - add(mu) - add(gammaln(y + 1)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            dev = 2.0 * (np.sum(yp * np.log(yp / mp)) - np.sum(y - mu))
+            dev = 2.0 * (add(yp * np.log(yp / mp)) - add(y - mu))
         self.deviance = float(max(dev, 0.0))
 
     @property
@@ -193,7 +194,9 @@ def _fit_zero_margins(design: Design, y: np.ndarray, lists: Sequence[str] | None
     p = X.shape[1]
     signed, abs_x = _margin_columns(design)
     margin = abs_x.T @ y
-    zero_cols = np.flatnonzero(signed & (margin == 0))
+    if margin.all():  # no zero margin (the common case): nothing to reduce
+        return None
+    zero_cols = (signed & (margin == 0)).nonzero()[0]
     zero_cols = zero_cols[zero_cols > 0]
     if len(zero_cols) == 0:
         return None
@@ -315,14 +318,14 @@ def estimate_from_fit(fit: Fit, *, ci: str = "profile", level: float = 0.95,
         interval = func(fit, level) if status in ("ok", "extended") else (math.nan, math.nan)
     else:
         interval = (math.nan, math.nan)
-    se_beta = np.sqrt(np.diag(fit.cov)) if fit.cov is not None else np.full(fit.n_params, np.nan)
+    se_beta = np.sqrt(fit.cov.diagonal()) if fit.cov is not None else np.full(fit.n_params, np.nan)
     labels = fit.design.columns
     diagnostics = {
         "reason": ex.reason,
         "converged": fit.converged,
         "iterations": fit.iterations,
         "existence": ex.sparsemse_code,
-        "zero_fitted_cells": int((~ex.facial).sum()),
+        "zero_fitted_cells": len(ex.facial) - int(np.count_nonzero(ex.facial)),
         "estimable_params": len(ex.columns),
         "coefficients": (list(labels), fit.beta.copy(), se_beta),
         "fitted": fit.mu.copy(),

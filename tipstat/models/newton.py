@@ -156,8 +156,9 @@ def newton(value: Value, direction: Direction, x0: np.ndarray, *,
     x_all = np.array(x0, dtype=np.float64)
     B = len(x_all)
     if B == 1:
-        return _newton_single(value, direction, x_all, float(np.ravel(scale)[0]), maxiter,
-                              certify, give_up, stall)
+        return _newton_single(value, direction, x_all,
+                              scale if scale.__class__ is float else float(np.ravel(scale)[0]),
+                              maxiter, certify, give_up, stall)
     scale_all = np.broadcast_to(np.asarray(scale, dtype=np.float64), (B,))
     rows_all = np.arange(B)
     f_all, aux_all = value(x_all, rows_all)

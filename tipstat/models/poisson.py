@@ -23,6 +23,7 @@ import numpy as np
 from scipy.linalg.lapack import dgelsd as _dgelsd
 from scipy.linalg.lapack import dgelsd_lwork as _dgelsd_lwork
 from scipy.linalg.lapack import dgesv as _dgesv
+from scipy.linalg.lapack import dpocon as _dpocon
 from scipy.linalg.lapack import dposv as _dposv
 from scipy.optimize import linprog
 
@@ -71,13 +72,11 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
     if y.ndim == 1 and y.size and not float(y.max()) > _SCALE_ABOVE:
         # what newton_batch does for one model at counts in the published range, without its
         # stack bookkeeping (the common single fit)
-        bf = _newton_one(np.ascontiguousarray(X), y, np.ones(X.shape[1], dtype=bool), None,
-                         None if beta is None else np.asarray(beta, dtype=np.float64),
-                         maxiter, True,
-                         None if offset is None else np.asarray(offset, dtype=np.float64))
-        ok = bool(bf.exact[0])
-        return PoissonFit(beta=bf.beta[0], mu=bf.mu[0], converged=ok,
-                          iterations=int(bf.iterations[0]), hessian_inv=bf.cov[0] if ok else None)
+        b, mu, cov, _, ok, it = _fit_one(
+            np.ascontiguousarray(X), y, beta, maxiter,
+            None if offset is None else np.asarray(offset, dtype=np.float64))
+        return PoissonFit(beta=b, mu=mu, converged=ok, iterations=it,
+                          hessian_inv=cov if ok else None)
     start = None if beta is None else np.asarray(beta, dtype=np.float64)[None]
     bf = newton_batch(X, y, np.ones((1, X.shape[1]), dtype=bool), beta0=start,
                       maxiter=maxiter, offset=offset)
@@ -645,68 +644,116 @@ def _newton_one(X: np.ndarray, y: np.ndarray, cols: np.ndarray, cells: np.ndarra
     """:func:`newton_batch` for one model (less overhead: the reduced design is fitted
     directly, by the same iteration with the same existence proof)."""
     n, p = X.shape
-    whole = (cells is None or bool(cells.all())) and bool(cols.all())
+    if (cells is None or bool(cells.all())) and bool(cols.all()):
+        # the whole design (the common case): no fancy-indexed copy
+        b, mu, cov, ll, exact, it = _fit_one(X, y, beta0, maxiter, offset)
+        return BatchFit(b[None], mu[None], cov[None], np.array([ll]), np.array([exact]),
+                        np.array([it]))
     keep = np.ones(n, dtype=bool) if cells is None else cells
     ci = np.flatnonzero(cols)
-    # the whole design (the common case): no fancy-indexed copy
-    Xr = X if whole else np.ascontiguousarray(X[np.ix_(keep, ci)])
-    XrT = np.ascontiguousarray(Xr.T)
-    yr = y if cells is None else y[keep]
-    off = 0.0 if offset is None else offset[keep]
-    zero = yr == 0
-    any_zero = bool(zero.any())
-    if beta0 is None:
-        b = _lstsq(Xr, np.log(yr + 0.5) - off)
-    else:
-        b = beta0[ci].copy()
-    last: dict = {}
-
-    def value(bb, rows):
-        eta = bb @ XrT
-        if offset is not None:
-            eta += off
-        mu = np.exp(eta)
-        return eta @ yr - mu.sum(axis=1), (mu,)
-
-    def direction(bb, aux, rows, certified):
-        mu = aux[0][0]
-        g = XrT @ (yr - mu)
-        H = (XrT * mu) @ Xr
-        _, step, info = _dposv(H, g)  # Cholesky solve (LAPACK, little call overhead)
-        if info != 0:
-            try:
-                step = np.linalg.solve(H, g)
-            except np.linalg.LinAlgError:
-                return np.zeros_like(bb), np.array([np.nan]), None
-        last["H"] = H
-        dec = float(g @ step)
-        proven = not any_zero
-        if not proven and not certified[0] and math.isfinite(dec):  # see newton_batch
-            proven = bool(dec * _EXIST_RATIO < float(mu[zero].min())
-                          and float(np.max(np.abs(Xr @ step))) <= 0.01)
-        # Python scalars: newton's single-problem loop takes them as they are
-        return step[None], dec, proven
-
-    run = newton(value, direction, b[None], maxiter=maxiter, certify=True, give_up=GIVE_UP)
-    b, ll, mu = run.x[0], float(run.f[0]), run.aux[0][0]
-    exact = bool(run.converged[0] and run.certified[0]) and math.isfinite(ll)
+    b, mu, inv, ll, exact, it = _fit_one(
+        np.ascontiguousarray(X[np.ix_(keep, ci)]), y if cells is None else y[keep],
+        None if beta0 is None else beta0[ci], maxiter, None if offset is None else offset[keep])
     beta = np.zeros(p)
     beta[ci] = b
     mu_full = np.zeros(n)
     mu_full[keep] = mu
     cov = np.zeros((p, p))
-    if "H" in last:
-        with np.errstate(over="ignore", invalid="ignore"):
-            H = (XrT * mu) @ Xr
-        inv = _inv(H)
-        if inv is None:
-            exact = False
-        elif whole:
-            cov = inv
-        else:
-            cov[np.ix_(ci, ci)] = inv
+    cov[np.ix_(ci, ci)] = inv
     return BatchFit(beta[None], mu_full[None], cov[None], np.array([ll]), np.array([exact]),
-                    np.array([int(run.iterations[0])]))
+                    np.array([it]))
+
+
+def _fit_one(X: np.ndarray, y: np.ndarray, beta0: np.ndarray | None, maxiter: int,
+             offset: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
+                                                 bool, int]:
+    """One model on its whole (C-contiguous, full column rank) design ``X``: the iteration of
+    :func:`newton_batch` with its existence proof, as ``(beta, mu, cov, kernel, exact,
+    iterations)``; ``cov`` is 0 where no Newton direction was computed."""
+    XT = np.ascontiguousarray(X.T)
+    zi = (y == 0).nonzero()[0]
+    z0 = int(zi[0]) if len(zi) else -1
+    if beta0 is None:
+        b = _start(X, np.log(y + 0.5) if offset is None else np.log(y + 0.5) - offset)
+    else:
+        b = np.array(beta0, dtype=np.float64)
+    computed = False
+
+    def value(bb, rows):
+        eta = bb @ XT
+        if offset is not None:
+            eta += offset
+        mu = np.exp(eta)
+        return eta @ y - np.add.reduce(mu, axis=1), (mu,)  # = mu.sum(axis=1)
+
+    def direction(bb, aux, rows, certified):
+        nonlocal computed
+        mu = aux[0][0]
+        g = XT @ (y - mu)
+        H = (XT * mu) @ X
+        _, step, info = _dposv(H, g)  # Cholesky solve (LAPACK, little call overhead)
+        if info != 0:
+            try:
+                step = np.linalg.solve(H, g)
+            except np.linalg.LinAlgError:
+                return np.zeros_like(bb), math.nan, None
+        computed = True
+        dec = float(g @ step)
+        proven = z0 < 0
+        # see newton_batch; the first empty cell bounds the smallest fitted value of all from
+        # above, so where it fails the proof fails (and costs no gather)
+        if not proven and not certified[0] and math.isfinite(dec) \
+                and dec * _EXIST_RATIO < mu[z0]:
+            proven = bool(dec * _EXIST_RATIO < float(mu[zi].min())
+                          and float(np.max(np.abs(X @ step))) <= 0.01)
+        # Python scalars: newton's single-problem loop takes them as they are
+        return step[None], dec, proven
+
+    run = newton(value, direction, b[None], maxiter=maxiter, certify=True, give_up=GIVE_UP)
+    ll = float(run.f[0])
+    mu = run.aux[0][0]
+    exact = bool(run.converged[0] and run.certified[0]) and math.isfinite(ll)
+    p = X.shape[1]
+    cov = None
+    if computed:
+        with np.errstate(over="ignore", invalid="ignore"):
+            H = (XT * mu) @ X
+        cov = _inv(H)
+        if cov is None:
+            exact = False
+    if cov is None:
+        cov = np.zeros((p, p))
+    return run.x[0], mu, cov, ll, exact, int(run.iterations[0])
+
+
+#: The normal equations give the start where LAPACK's estimate of their reciprocal condition
+#: number is above this (their solution is then accurate to ``1e-6`` relative at worst, which the
+#: Newton iteration corrects in its first step); below it, the SVD least squares of ``dgelsd``.
+_START_RCOND = 1e-10
+
+
+def _start(X: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The least-squares start ``argmin ||X b - z||`` of a single fit.
+
+    By the normal equations ``X'X b = X'z`` (Cholesky, LAPACK ``dposv``: a third of the cost of
+    an SVD on these small designs) where ``X'X`` is well conditioned (reciprocal condition
+    number estimated by ``dpocon`` above ``1e-10``), else by :func:`_lstsq` (SVD, minimum-norm
+    for a rank-deficient ``X``).
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    >>> np.round(_start(X, np.array([1.0, 2.0, 4.0])), 12).tolist()
+    [1.0, 2.0]
+    """
+    XT = X.T
+    G = XT @ X
+    c, b, info = _dposv(G, XT @ z)
+    if info == 0:
+        rcond, info = _dpocon(c, float(np.abs(G).sum(axis=0).max()))
+        if info == 0 and rcond > _START_RCOND:
+            return b
+    return _lstsq(X, z)
 
 
 _LWORK: dict[tuple[int, int], tuple[int, int]] = {}
