@@ -247,8 +247,9 @@ DIAGNOSTICS: dict[str, DiagnosticKey] = {
     "min_ess_bulk": DiagnosticKey("float", "smallest bulk ESS over the model's parameters"),
     "ess_tail": DiagnosticKey("float", "tail effective sample size of N"),
     "ess": DiagnosticKey("float", "effective sample size of the importance-sampled draws of N"),
-    "min_model_ess": DiagnosticKey("float", "smallest importance-sampling ESS of a model with "
-                                   "posterior probability > 1%"),
+    "min_model_ess": DiagnosticKey("float", "smallest importance-sampling ESS of a model "
+                                   "carrying the average (posterior probability > 1%; "
+                                   "where none is, the most probable models holding 99%)"),
     "divergences": DiagnosticKey("int", "divergent NUTS transitions"),
     "chains": DiagnosticKey("int", "MCMC chains"),
     "draws_per_chain": DiagnosticKey("int", "kept draws per chain"),

@@ -992,15 +992,23 @@ def fit_loglinear_bma(
     }).sort_values("probability", ascending=False, ignore_index=True)
     incl = {space.label(t): float(sum(p for m, p in zip(kept, probs, strict=True) if t in m))
             for t in space.optional}
-    min_ess = float(min(cache[m].ess for m, p in zip(kept, probs, strict=True) if p > 0.01))
+    # the importance sampling of the models that carry the average: those above 1%, or, where
+    # the posterior is spread so thin that none is (Hare_6), the fewest most probable models
+    # holding 99% of it
+    order = np.argsort(-np.asarray(probs), kind="stable")
+    carry = [i for i in order if probs[i] > 0.01]
+    if not carry:
+        mass = np.cumsum(np.asarray(probs)[order])
+        carry = list(order[:int(np.searchsorted(mass, 0.99)) + 1])
+    min_ess = float(min(cache[kept[i]].ess for i in carry))
 
     rs_rng = generator(base_seed, 2**41)
     resample = rs_rng.choice(vals, size=4000, p=wts)
     idata = _idata(resample)
     warns: list[str] = []  # of Caveat (a str)
     if min_ess < 200:
-        warns.append(Caveat("convergence", f"importance sampling is thin for a model with "
-                            f"posterior probability > 1% (ESS {min_ess:.0f}); raise draws or "
+        warns.append(Caveat("convergence", f"importance sampling is thin for a model that "
+                            f"carries the average (ESS {min_ess:.0f}); raise draws or "
                             "proposal_df", {"min_model_ess": min_ess, "threshold": 200.0}))
     if search == "walk":
         warns.append(f"the model space is too large to enumerate; averaged over the "
