@@ -995,11 +995,11 @@ def fit_loglinear_bma(
     # the importance sampling of the models that carry the average: those above 1%, or, where
     # the posterior is spread so thin that none is (Hare_6), the fewest most probable models
     # holding 99% of it
-    order = np.argsort(-np.asarray(probs), kind="stable")
-    carry = [i for i in order if probs[i] > 0.01]
+    by_prob = np.argsort(-np.asarray(probs), kind="stable")
+    carry = [i for i in by_prob if probs[i] > 0.01]
     if not carry:
-        mass = np.cumsum(np.asarray(probs)[order])
-        carry = list(order[:int(np.searchsorted(mass, 0.99)) + 1])
+        mass = np.cumsum(np.asarray(probs)[by_prob])
+        carry = list(by_prob[:int(np.searchsorted(mass, 0.99)) + 1])
     min_ess = float(min(cache[kept[i]].ess for i in carry))
 
     rs_rng = generator(base_seed, 2**41)
