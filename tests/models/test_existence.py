@@ -17,7 +17,7 @@ import pytest
 import tipstat
 from tipstat.models.design import loglinear_design
 from tipstat.models.loglinear import _fit
-from tipstat.models.poisson import check_existence, facial_set
+from tipstat.models.poisson import check_existence, facial_set, independent_columns
 
 
 def _code_rows(ref):
@@ -226,3 +226,44 @@ def test_one_existence_check_in_the_package():
     root = Path(tipstat.__file__).parent / "models"
     users = sorted(p.name for p in root.rglob("*.py") if "linprog" in p.read_text(encoding="utf-8"))
     assert users == ["poisson.py"]
+
+
+def _greedy_gram_schmidt(X: np.ndarray, tol: float = 1e-9) -> list[int]:
+    """The definition of the choice: left to right, a column is kept when its distance to the
+    span of the kept columns exceeds ``tol * max(1, ||x_j||)`` (classical Gram-Schmidt with
+    reorthogonalisation)."""
+    keep: list[int] = []
+    Q = np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        r = X[:, j].copy()
+        for _ in range(2):
+            r -= Q @ (Q.T @ r)
+        d = np.linalg.norm(r)
+        if d > tol * max(1.0, np.linalg.norm(X[:, j])):
+            keep.append(j)
+            Q = np.column_stack([Q, r / d])
+    return keep
+
+
+def test_independent_columns_is_the_greedy_left_to_right_choice():
+    # designs as the estimators build them (0/1 effects, products, sums, centred within
+    # strata): dependent columns anywhere, tall and wide; the QR-based choice must be the
+    # greedy one exactly (a different maximal set would change the facial-set refits and the
+    # reported estimable columns). Distances of dependent columns are ~1e-15, of independent
+    # ones >= ~1e-2 here, so the tolerance 1e-9 separates them without ambiguity.
+    rng = np.random.default_rng(15)
+    for _ in range(400):
+        n, p = int(rng.integers(1, 70)), int(rng.integers(1, 40))
+        r = int(rng.integers(1, p + 1))
+        X = (rng.random((n, r)) < 0.4).astype(float) @ rng.integers(-1, 2, (r, p)).astype(float)
+        if rng.random() < 0.5:
+            g = rng.integers(0, 3, n)
+            for s in range(3):
+                X[g == s] -= X[g == s].mean(axis=0)
+        assert independent_columns(X).tolist() == _greedy_gram_schmidt(X)
+    assert independent_columns(np.zeros((0, 3))).tolist() == []
+    assert independent_columns(np.zeros((4, 3))).tolist() == []
+    # the intercept and main effects are kept before a redundant interaction
+    X = np.array([[1, 1, 0, 1], [1, 0, 1, 1], [1, 1, 1, 2.0], [1, 0, 0, 0]])
+    assert independent_columns(X[:, [3, 0, 1, 2]]).tolist() == [0, 1, 2]
+    assert independent_columns(X).tolist() == [0, 1, 2]

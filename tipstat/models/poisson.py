@@ -87,20 +87,60 @@ def poisson_newton(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None = None,
 
 def independent_columns(X: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """Indices of a maximal set of linearly independent columns, chosen greedily left to right
-    (so the intercept and main effects are kept before interactions)."""
-    keep: list[int] = []
-    basis = np.zeros((X.shape[0], 0))
-    for j in range(X.shape[1]):
-        col = X[:, j]
-        if basis.shape[1]:
-            resid = col - basis @ (basis.T @ col)
-        else:
-            resid = col.copy()
-        norm = np.linalg.norm(resid)
-        if norm > tol * max(1.0, np.linalg.norm(col)):
-            keep.append(j)
-            basis = np.column_stack([basis, resid / norm])
-    return np.asarray(keep, dtype=np.int64)
+    (so the intercept and main effects are kept before interactions).
+
+    Column ``j`` is kept when its distance to the span of the columns kept before it exceeds
+    ``tol * max(1, ||x_j||)``. That distance is ``|R_jj|`` of the unpivoted QR factorisation
+    of the kept columns followed by ``x_j`` (LAPACK), so the greedy choice is a few
+    factorisations: one per rejected column (a rejected column is dropped and the
+    factorisation redone, its arbitrary Householder direction never enters a later distance).
+    A tall ``X`` is first reduced to its ``R`` factor (``X = Q R`` with the same inner
+    products between columns, hence the same distances).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1, 1, 0, 1], [1, 0, 1, 1], [1, 1, 1, 2.0]])  # column 3 = column 1 + 2
+    >>> independent_columns(X).tolist()
+    [0, 1, 2]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    return _independent_r(_r_factor(X), tol * np.maximum(1.0, np.linalg.norm(X, axis=0)))
+
+
+def _r_factor(X: np.ndarray) -> np.ndarray:
+    """``R`` of the thin QR of a tall ``X`` (``X' X = R' R``: the same column geometry in
+    ``p x p``), else ``X`` itself."""
+    from scipy.linalg import qr
+
+    if X.shape[0] > X.shape[1] > 0:
+        return qr(X, mode="r", overwrite_a=False, check_finite=False)[0][:X.shape[1]]
+    return X
+
+
+def _independent_r(R: np.ndarray, thresh: np.ndarray) -> np.ndarray:
+    """:func:`independent_columns` of a matrix with the column geometry of ``R``, column ``j``
+    kept when its distance to the kept columns before it exceeds ``thresh[j]``."""
+    from scipy.linalg import qr
+
+    p = R.shape[1]
+    cand = np.arange(p)
+    done = 0  # cand[:done] are proved kept
+    while done < len(cand):
+        r = qr(R[:, cand], mode="r", check_finite=False)[0]
+        k = min(r.shape)
+        dist = np.abs(np.diagonal(r))[:k]
+        bad = np.flatnonzero(dist[done:] <= thresh[cand[done:k]])
+        if len(bad) == 0:
+            if k == len(cand):
+                break
+            # the first k columns span the whole column space: the rest are dependent
+            cand = cand[:k]
+            break
+        j = done + int(bad[0])
+        cand = np.delete(cand, j)
+        done = j
+    return cand.astype(np.int64)
 
 
 def facial_set(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -357,12 +397,16 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
                             shape=(len(cnt), len(gF)))
     means = np.asarray(ind @ XF) / np.maximum(cnt, 1.0)[:, None]
     Xc = XF - means[gF]
-    cols = independent_columns(Xc) if p else np.zeros(0, dtype=np.int64)
+    # the column geometry of Xc in p x p (its R factor: the same singular values and right
+    # singular vectors, the same distances between columns) for both questions below
+    Rc = _r_factor(Xc) if p else Xc
+    cols = (_independent_r(Rc, 1e-9 * np.maximum(1.0, np.linalg.norm(Xc, axis=0))) if p
+            else np.zeros(0, dtype=np.int64))
     # null space of the centred design: b with X_F b constant within every stratum
     if p:
         # only V is needed: the thin SVD unless there are fewer rows than columns (then the
-        # full V spans the null space the thin one leaves out); a full U would be n x n
-        _, sv, vt = np.linalg.svd(Xc, full_matrices=Xc.shape[0] < Xc.shape[1])
+        # full V spans the null space the thin one leaves out)
+        _, sv, vt = np.linalg.svd(Rc, full_matrices=Rc.shape[0] < Rc.shape[1])
         tol = max(Xc.shape) * np.finfo(float).eps * (sv[0] if len(sv) else 1.0)
         null = vt[int(np.sum(sv > tol)):].T  # p x r
     else:
