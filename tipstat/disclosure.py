@@ -201,22 +201,29 @@ def _link(frames: list[pd.DataFrame], dims: Sequence[str],
             vecs = [member[d][cd[d][r]] for d in dims]
             rows.append(functools.reduce(np.multiply.outer, vecs).ravel())
             owner.append((ti, r))
+    A, group, first = _distinct_rows(rows, owner, frames)
+    return _Linked(A, group, first, A.shape[1])
+
+
+def _distinct_rows(rows: list[np.ndarray], owner: list[tuple[int, int]],
+                   frames: list[pd.DataFrame]
+                   ) -> tuple[np.ndarray, list[np.ndarray], list[tuple[int, int]]]:
+    """The distinct rows of the tables' cell indicators in the order of first appearance
+    (stable labels), each table's rows as indices into them, and the (table, row) that first
+    gave each distinct row."""
     if not rows:
         raise InputError("tables: no rows to protect")
-    A_all = np.asarray(rows)
-    uniq, first_idx, inverse = np.unique(A_all, axis=0, return_index=True, return_inverse=True)
-    # keep the order of first appearance (stable labels)
+    uniq, first_idx, inverse = np.unique(np.asarray(rows), axis=0, return_index=True,
+                                         return_inverse=True)
     order = np.argsort(first_idx)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    A = uniq[order]
     inverse = rank[np.asarray(inverse).ravel()]
     group, k = [], 0
     for t in frames:
         group.append(inverse[k:k + len(t)])
         k += len(t)
-    first = [owner[i] for i in np.sort(first_idx)]
-    return _Linked(A, group, first, A.shape[1])
+    return uniq[order], group, [owner[i] for i in np.sort(first_idx)]
 
 
 def _cliques(patterns: list[frozenset[str]], dims: list[str]
@@ -301,27 +308,15 @@ def _link_blocks(frames: list[pd.DataFrame], dims: Sequence[str]) -> _Linked:
             k = next(j for j, b in enumerate(blocks) if set(fixed) <= set(b))
             rows.append(cells(k, fixed))
             owner.append((ti, r))
-    if not rows:
-        raise InputError("tables: no rows to protect")
-    A_all = np.asarray(rows)
-    uniq, first_idx, inverse = np.unique(A_all, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first_idx)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
+    A, group, first = _distinct_rows(rows, owner, frames)
     tie_rows = []
     for k, j, shared in ties:
         on = sorted(shared, key=dims.index)
         for combo in itertools.product(*(levels[d] for d in on)):
             fixed = dict(zip(on, combo, strict=True))
             tie_rows.append(cells(k, fixed) - cells(j, fixed))
-    tie = np.asarray(tie_rows).reshape(len(tie_rows), A_all.shape[1])
-    inverse = rank[np.asarray(inverse).ravel()]
-    group, n = [], 0
-    for t in frames:
-        group.append(inverse[n:n + len(t)])
-        n += len(t)
-    return _Linked(np.vstack([uniq[order], tie]), group,
-                   [owner[i] for i in np.sort(first_idx)], A_all.shape[1], len(tie))
+    tie = np.asarray(tie_rows).reshape(len(tie_rows), A.shape[1])
+    return _Linked(np.vstack([A, tie]), group, first, A.shape[1], len(tie))
 
 
 def _numbers(t: pd.DataFrame, value: str, ti: int) -> np.ndarray:
