@@ -434,6 +434,11 @@ def _lp_batch(A: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     b_ub = np.tile(np.concatenate([hi, -lo]), k)
     c = np.concatenate([sense * A[i] for i, sense in items])
     res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=(0, None), method="highs")
+    if res.status == 2:
+        # the true table is always feasible: an "infeasible" verdict is the presolve's (HiGHS
+        # as shipped with SciPy 1.11 reports it on some of these programs); solve without it
+        res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=(0, None), method="highs",
+                      options={"presolve": False})
     if res.status != 0:  # pragma: no cover - the true table is always feasible
         raise RuntimeError(f"attacker LP failed: {res.message}")
     x = res.x.reshape(k, n)

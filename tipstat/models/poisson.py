@@ -124,6 +124,8 @@ def _independent_r(R: np.ndarray, thresh: np.ndarray) -> np.ndarray:
     from scipy.linalg import qr
 
     p = R.shape[1]
+    if R.shape[0] == 0:  # no rows: every distance is 0 (and LAPACK's QR of SciPy 1.11 fails)
+        return np.zeros(0, dtype=np.int64)
     cand = np.arange(p)
     done = 0  # cand[:done] are proved kept
     while done < len(cand):
