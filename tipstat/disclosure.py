@@ -446,6 +446,34 @@ def _lp_batch(A: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     return [(float(sense * A[i] @ x[r]), y[r], x[r]) for r, (i, sense) in enumerate(items)]
 
 
+def _ranges(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, cells: Sequence[int],
+            uncapped: float, *, integer: bool = True
+            ) -> list[tuple[float, float, float, float]]:
+    """The attacker's range of each cell ``A[j] x`` under ``lo <= A x <= hi``, ``x >= 0``:
+    ``(lp_min, lp_max, int_min, int_max)``, the maxima ``inf`` where nothing published caps
+    the cell (an LP maximum above ``uncapped``, a value the stand-in for "no upper bound" in
+    ``hi`` makes reachable and published rows do not). The LPs run 25 cells to a batch; an LP
+    optimum at whole-number atoms is the integer optimum, otherwise the integer program is
+    solved (``int_*`` are NaN when ``integer`` is false)."""
+    sol: list[tuple[float, np.ndarray, np.ndarray]] = []
+    for k in range(0, len(cells), 25):  # one LP per 25 cells (50 blocks)
+        sol += _lp_batch(A, lo, hi, [(j, sense) for j in cells[k:k + 25] for sense in (1, -1)])
+    out = []
+    for r, j in enumerate(cells):
+        (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * r], sol[2 * r + 1]
+        unbounded = -f_hi > uncapped
+        lp_max = math.inf if unbounded else -f_hi
+        if not integer:
+            out.append((f_lo, lp_max, math.nan, math.nan))
+            continue
+        if _whole(x_lo) and (_whole(x_hi) or unbounded):
+            a, b = float(round(f_lo)), float(round(-f_hi))
+        else:
+            a, b = _int_range(A, lo, hi, j)
+        out.append((f_lo, lp_max, a, math.inf if unbounded else b))
+    return out
+
+
 def _whole(x: np.ndarray) -> bool:
     return bool(np.all(np.abs(x - np.round(x)) < 1e-7))
 
@@ -1168,27 +1196,17 @@ def audit(
         lo, hi = np.where(pub, np.round(fit), lo), np.where(pub, np.round(fit), hi)
     rows = []
     hidden = [int(j) for j in np.flatnonzero(~pub)]
-    sol: list[tuple[float, np.ndarray, np.ndarray]] = []
-    for k in range(0, len(hidden), 25):  # one LP per 25 cells (50 blocks)
-        sol += _lp_batch(A, lo, hi, [(j, sense) for j in hidden[k:k + 25] for sense in (1, -1)])
-    for r, j in enumerate(hidden):
+    ranges = _ranges(A, lo, hi, hidden, ceiling / 2, integer=bool(integer))
+    for j, (lp_min, lp_max, int_min, int_max) in zip(hidden, ranges, strict=True):
         ti, rr = link.first[j]
         row = {"table": ti, "row": rr}
         for d in dims:
             row[d] = str(frames[ti][d].iloc[rr]) if d in frames[ti].columns else TOTAL
         row["kind"] = kind_g[j] or "withheld"
         row["sensitive"] = bool(sens_g[j])
-        (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * r], sol[2 * r + 1]
-        unbounded = -f_hi > ceiling / 2  # nothing published caps the cell
-        row["lp_min"], row["lp_max"] = f_lo, (math.inf if unbounded else -f_hi)
+        row["lp_min"], row["lp_max"] = lp_min, lp_max
         if integer:
-            # an LP optimum at whole-number atoms is the integer optimum; otherwise solve the IP
-            if _whole(x_lo) and (_whole(x_hi) or unbounded):
-                row["int_min"], row["int_max"] = float(round(f_lo)), float(round(-f_hi))
-            else:
-                row["int_min"], row["int_max"] = _int_range(A, lo, hi, j)
-            if unbounded:
-                row["int_max"] = math.inf
+            row["int_min"], row["int_max"] = int_min, int_max
             w = row["int_max"] - row["int_min"]
             row["exact"] = w < 0.5
             row["two_values"] = w < 1.5

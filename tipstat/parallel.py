@@ -250,6 +250,11 @@ def _map_shared(func: Callable, items: list, seeds: list | None, jobs: int,
         return executor.submit(_run_shared, token, payload if with_payload else None,
                                items[lo:hi], seeds[lo:hi] if seeds else None)
 
+    def here(i: int) -> None:  # a chunk run in this process
+        lo, hi = parts[i]
+        done[i] = _run_chunk(func, items[lo:hi], seeds[lo:hi] if seeds else None)
+        bar.advance(hi - lo)
+
     def collect(block: bool) -> None:
         for i in [i for i, f in pending.items() if block or f.done()]:
             res = pending.pop(i).result()
@@ -266,16 +271,12 @@ def _map_shared(func: Callable, items: list, seeds: list | None, jobs: int,
             sent_payload += 1
             nxt += 1
         end -= 1
-        lo, hi = parts[end]
-        done[end] = _run_chunk(func, items[lo:hi], seeds[lo:hi] if seeds else None)
-        bar.advance(hi - lo)
+        here(end)
     # take back what no worker has started, then wait for the rest
     for i in sorted(pending, reverse=True):
         if pending[i].cancel():
             del pending[i]
-            lo, hi = parts[i]
-            done[i] = _run_chunk(func, items[lo:hi], seeds[lo:hi] if seeds else None)
-            bar.advance(hi - lo)
+            here(i)
     while pending:
         collect(True)
     return [x for part in done for x in part]

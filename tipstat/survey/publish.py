@@ -263,17 +263,11 @@ class PublishedPrevalence:
         small = [(ind, r) for ind, sup in self.suppressions.items()
                  for r in np.flatnonzero(sup.primary[0])]
         cells = [P.row[(ind, int(r))] for ind, r in small]
-        sol = disclosure._lp_batch(P.A, P.lo, P.hi, [(j, s) for j in cells for s in (1, -1)])
         out = []
-        for n, ((ind, r), j) in enumerate(zip(small, cells, strict=True)):
-            (f_lo, _, x_lo), (f_hi, _, x_hi) = sol[2 * n], sol[2 * n + 1]
-            if disclosure._whole(x_lo) and disclosure._whole(x_hi):
-                # an LP optimum at whole-number cells is the integer program's
-                a, b = float(round(f_lo)), float(round(-f_hi))
-            else:
-                a, b = disclosure._int_range(P.A, P.lo, P.hi, j)
-            out.append({"indicator": ind, "row": int(r), "int_min": a,
-                        "int_max": math.inf if b >= P.ceiling - 0.5 else b,
+        for (ind, r), (_, _, a, b) in zip(small, disclosure._ranges(P.A, P.lo, P.hi, cells,
+                                                                    P.ceiling - 0.5),
+                                                 strict=True):
+            out.append({"indicator": ind, "row": int(r), "int_min": a, "int_max": b,
                         "protected": a <= 1 and b >= self.threshold - 1})
         res = pd.DataFrame(out, columns=["indicator", "row", "int_min", "int_max", "protected"])
         res.attrs["atoms"] = int(P.A.shape[1])
