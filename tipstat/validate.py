@@ -571,6 +571,16 @@ def _loglinear_columns(hp: CaptureHistories, names: Sequence[str]) -> np.ndarray
     return np.column_stack(cols) if cols else None
 
 
+def _is_loglinear(lists: Sequence[str], names: Sequence[str]) -> bool:
+    """Whether coefficient names are those of a log-linear model of ``lists`` (``(Intercept)``,
+    list names, ``A:B`` interactions): exactly when :func:`_loglinear_columns` builds a
+    design, without building it."""
+    known = set(lists)
+    return len(names) > 0 and all(
+        name == "(Intercept)" or all(part in known for part in str(name).split(":"))
+        for name in names)
+
+
 def heterogeneity_beyond_model(h: CaptureHistories, estimate: Estimate) -> dict[str, float]:
     """Score test of Rasch-type capture heterogeneity that the estimate's log-linear model
     (main effects and list interactions) does not contain.
@@ -650,17 +660,22 @@ def heterogeneity_beyond_model(h: CaptureHistories, estimate: Estimate) -> dict[
     return {"statistic": stat, "df": float(df), "p": float(stats.chi2.sf(stat, df))}
 
 
-def _heterogeneity_beyond(hp: CaptureHistories, estimate: Estimate,
-                          alpha: float) -> Caveat | None:
+def _heterogeneity_beyond(hp: CaptureHistories, estimate: Estimate, alpha: float,
+                          memo: dict[Any, Any] | None = None) -> Caveat | None:
     """The ``heterogeneity`` caveat of a model that does not say it assumes independent lists
     (a model average: of its best model), at level ``alpha``: :func:`heterogeneity_test` (one
     sided, 1 df: the more powerful test against Darroch's Mth) when that log-linear model has
-    no interaction, else :func:`heterogeneity_beyond_model`."""
+    no interaction, else :func:`heterogeneity_beyond_model`; none when the model is not a
+    log-linear model of the lists (heterogeneity or behavioural columns: both tests are nan).
+    ``memo``: the table's :func:`_table_memo` (the first test depends on the table only)."""
     d = estimate.diagnostics or {}
     coef = d.get("coefficients")
-    if coef is not None and d.get("fitted") is not None and len(coef[0]) == hp.k + 1 \
-            and _loglinear_columns(hp, list(coef[0])) is not None:
-        het = heterogeneity_test(hp)       # the independence model (Mt): the test against Mth
+    if coef is None or d.get("fitted") is None or not _is_loglinear(hp.lists, coef[0]):
+        return None
+    if len(coef[0]) == hp.k + 1:
+        # the independence model (Mt): the test against Mth
+        het = heterogeneity_test(hp) if memo is None else \
+            _once(memo, "heterogeneity_test", lambda: heterogeneity_test(hp))
         if not (math.isfinite(het["p"]) and het["p"] < alpha):
             return None
         return Caveat(
@@ -693,19 +708,60 @@ def _p_text(p: float) -> str:
     return "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}"
 
 
-_DEPENDENCE: dict[tuple, pd.DataFrame] = {}
+#: The model-free checks of recent tables (see :func:`_table_memo`), at most 64 tables.
+_TABLES: dict[tuple, dict[Any, Any]] = {}
 
 
-def _dependence_once(hp: CaptureHistories) -> pd.DataFrame:
-    """:func:`dependence_tests` of a table, computed once per table (lists and counts) for the
-    checks (every method of a comparison checks the same table; only read here)."""
+def _table_memo(hp: CaptureHistories) -> dict[Any, Any]:
+    """The results of the checks of a table that do not depend on the model (the dependence and
+    heterogeneity tests, the sparse-table caveat), kept once per table (lists and counts): the
+    twelve rows of a ``closedp`` table, the methods of a comparison and the models of a search
+    check the same table. Only read here; the caveats kept are immutable."""
     key = (hp.lists, np.asarray(hp.counts, dtype=float).tobytes())
-    t = _DEPENDENCE.get(key)
-    if t is None:
-        if len(_DEPENDENCE) >= 64:
-            _DEPENDENCE.clear()
-        t = _DEPENDENCE[key] = dependence_tests(hp)
-    return t
+    memo = _TABLES.get(key)
+    if memo is None:
+        if len(_TABLES) >= 64:
+            _TABLES.clear()
+        memo = _TABLES[key] = {}
+    return memo
+
+
+def _once(memo: dict[Any, Any], name: Any, compute: Callable[[], Any]) -> Any:
+    """``memo[name]``, computed by ``compute()`` the first time."""
+    if name not in memo:
+        memo[name] = compute()
+    return memo[name]
+
+
+def _dependence_caveat(t: pd.DataFrame, alpha: float) -> Caveat | None:
+    """The ``dependence`` caveat from :func:`dependence_tests` ``t`` at level ``alpha``."""
+    bad = t[t["p_holm"] < alpha]
+    if not len(bad):
+        return None
+    shown = ", ".join(f"{r.pair} (odds ratio {math.exp(r.log_or):.2f})"
+                      for r in bad.sort_values("p").head(3).itertuples())
+    return Caveat(
+        "dependence", f"list dependence or capture heterogeneity: {len(bad)} of "
+        f"{len(t)} list pairs are associated among persons seen on other lists "
+        f"({shown}); the independence model is likely biased (positive association: "
+        "too low)",
+        {"pairs_associated": len(bad), "pairs": len(t),
+         "min_p_holm": float(t["p_holm"].min()),
+         "max_odds_ratio": float(np.exp(t["log_or"].max())),
+         "min_odds_ratio": float(np.exp(t["log_or"].min()))})
+
+
+def _heterogeneity_caveat(het: dict[str, float], alpha: float) -> Caveat | None:
+    """The ``heterogeneity`` caveat of a model assuming independent lists, from
+    :func:`heterogeneity_test` ``het`` at level ``alpha``."""
+    if not (math.isfinite(het["p"]) and het["p"] < alpha):
+        return None
+    return Caveat(
+        "heterogeneity", "capture heterogeneity: persons are on one list and on many "
+        "lists more often than independent, homogeneous lists give (score test of "
+        f"Darroch's Mth against Mt: z = {het['z']:.2f}, {_p_text(het['p'])}); models "
+        "without heterogeneity or dependence terms tend to underestimate N",
+        {"z": het["z"], "p": het["p"]})
 
 
 def _sparse(hp: CaptureHistories) -> Caveat | None:
@@ -837,38 +893,25 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
                 "N-hat may be biased",
                 {"deviance": float(estimate.deviance), "df": float(estimate.df), "p": p}))
     independence = _assumes_independence(estimate)
+    memo = _table_memo(hp)
     if hp.k >= 3 and independence:
-        t = _dependence_once(hp)
-        bad = t[t["p_holm"] < alpha]
-        if len(bad):
-            shown = ", ".join(f"{r.pair} (odds ratio {math.exp(r.log_or):.2f})"
-                              for r in bad.sort_values("p").head(3).itertuples())
-            out.append(Caveat(
-                "dependence", f"list dependence or capture heterogeneity: {len(bad)} of "
-                f"{len(t)} list pairs are associated among persons seen on other lists "
-                f"({shown}); the independence model is likely biased (positive association: "
-                "too low)",
-                {"pairs_associated": len(bad), "pairs": len(t),
-                 "min_p_holm": float(t["p_holm"].min()),
-                 "max_odds_ratio": float(np.exp(t["log_or"].max())),
-                 "min_odds_ratio": float(np.exp(t["log_or"].min()))}))
-        het = heterogeneity_test(hp)
-        if math.isfinite(het["p"]) and het["p"] < alpha:
-            out.append(Caveat(
-                "heterogeneity", "capture heterogeneity: persons are on one list and on many "
-                "lists more often than independent, homogeneous lists give (score test of "
-                f"Darroch's Mth against Mt: z = {het['z']:.2f}, {_p_text(het['p'])}); models "
-                "without heterogeneity or dependence terms tend to underestimate N",
-                {"z": het["z"], "p": het["p"]}))
+        dependence = _once(memo, ("dependence", alpha), lambda: _dependence_caveat(
+            _once(memo, "dependence_tests", lambda: dependence_tests(hp)), alpha))
+        if dependence is not None:
+            out.append(dependence)
+        het = _once(memo, ("heterogeneity", alpha), lambda: _heterogeneity_caveat(
+            _once(memo, "heterogeneity_test", lambda: heterogeneity_test(hp)), alpha))
+        if het is not None:
+            out.append(het)
     elif hp.k >= 3 and estimate is not None:
-        beyond = _heterogeneity_beyond(hp, estimate, alpha)
+        beyond = _heterogeneity_beyond(hp, estimate, alpha, memo)
         if beyond is not None:
             out.append(beyond)
     if hp.k == 2:
         out.append(Caveat("two_lists", "two lists: independence between them is assumed and "
                           "cannot be checked; positive dependence or heterogeneity biases the "
                           "estimate low", {"lists": 2}))
-    sparse = _sparse(hp)
+    sparse = _once(memo, "sparse", lambda: _sparse(hp))
     if sparse is not None:
         out.append(sparse)
     if refit is not None and estimate is not None:

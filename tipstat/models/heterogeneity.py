@@ -36,6 +36,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -132,8 +133,33 @@ def closedp_design(lists: Sequence[str], model: str) -> Design:
 
     For Mb and Mbh row 0 (the unobserved pattern) holds the intercept only and is not used:
     their N is a closed-form function of the coefficients.
+
+    The design depends only on the list names and the model, so it is built once per
+    ``(lists, model)`` and the same (read-only) :class:`~tipstat.models.design.Design` is
+    returned on every later call: its rank and whether it assumes independent lists are
+    computed once.
+
+    Examples
+    --------
+    >>> d = closedp_design(["A", "B", "C"], "Mh Darroch")
+    >>> d.columns, d.matrix[7].tolist()
+    (('(Intercept)', 'beta', 'tau'), [1.0, 3.0, 4.5])
+    >>> d is closedp_design(("A", "B", "C"), "Mh Darroch")
+    True
     """
     lists = tuple(str(x) for x in lists)
+    if len(lists) > CACHE_MAX_LISTS:   # large designs are not kept alive by the cache
+        return _build_closedp_design(lists, str(model))
+    return _cached_closedp_design(lists, str(model))
+
+
+#: Designs (and their Chao reductions) are cached up to this many lists (``2**K`` rows: at most
+#: 1024 x 19 floats, ~150 kB each; the 64 most recent of each kind are kept); beyond, they are
+#: rebuilt on every call, which costs little next to fitting them.
+CACHE_MAX_LISTS = 10
+
+
+def _build_closedp_design(lists: tuple[str, ...], model: str) -> Design:
     k = len(lists)
     f = _nbcap(k)
     if model == "M0":
@@ -171,6 +197,25 @@ def closedp_design(lists: Sequence[str], model: str) -> Design:
     raise InputError(f"model={model!r} is not one of {CLOSEDP_MODELS}")
 
 
+def _without_column(design: Design, j: int) -> Design:
+    """``design`` without column ``j`` (a Chao ``eta`` set to 0); built once per design up to
+    :data:`CACHE_MAX_LISTS` lists (designs compare by identity; the closedp designs are cached,
+    so every table refits the same reduced ones)."""
+    if design.matrix.shape[0] > 2**CACHE_MAX_LISTS:
+        return _drop_column(design, j)
+    return _cached_drop_column(design, j)
+
+
+def _drop_column(design: Design, j: int) -> Design:
+    keep = [i for i in range(design.n_params) if i != j]
+    return Design(design.name, tuple(design.columns[i] for i in keep), design.matrix[:, keep],
+                  design.terms)
+
+
+_cached_closedp_design = lru_cache(maxsize=64)(_build_closedp_design)
+_cached_drop_column = lru_cache(maxsize=64)(_drop_column)
+
+
 @dataclass
 class _Result:
     fit: Fit
@@ -197,9 +242,7 @@ def _fit_model(design: Design, y: np.ndarray, lists: Sequence[str], k: int, nca:
                 break
             j = nca + int(neg[0])
             dropped.append(design.columns[j])
-            keep = [i for i in range(design.n_params) if i != j]
-            design = Design(design.name, tuple(design.columns[i] for i in keep),
-                            design.matrix[:, keep], design.terms)
+            design = _without_column(design, j)
             fit = _fit(design, y, lists)
     status = fit.existence.status if (fit.converged or not fit.existence.finite) else \
         "not_converged"
