@@ -28,7 +28,7 @@ import dataclasses
 import inspect
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -951,7 +951,18 @@ def check_assumptions(estimate: Estimate, h: CaptureHistories, *, alpha: float =
     if not isinstance(estimate, Estimate):
         raise InputError(f"expected a tipstat.Estimate, got {type(estimate).__name__}")
     found = assumption_warnings(h, estimate, alpha=alpha, consistency=consistency, refit=refit)
-    diagnostics = dict(estimate.diagnostics or {})
+    return _with_caveats(estimate, found)
+
+
+def _with_caveats(estimate: Estimate, found: Sequence[Caveat],
+                  changes: Mapping[str, Any] | None = None) -> Estimate:
+    """``estimate`` with the caveats ``found`` merged into its warnings and listed under
+    ``diagnostics["assumption_warnings"]`` and the fields ``changes`` replaced, as one copy:
+    the same result as ``check_assumptions(dataclasses.replace(estimate, **changes), h)`` when
+    the checks found ``found`` (the caller makes sure the changes touch nothing they read)."""
+    changes = dict(changes or {})
+    diagnostics = dict(changes.pop("diagnostics", estimate.diagnostics) or {})
     diagnostics["assumption_warnings"] = list(found)
-    return dataclasses.replace(estimate, warnings=merge_caveats(estimate.warnings, found),
-                               diagnostics=diagnostics)
+    warns = changes.pop("warnings", estimate.warnings)
+    return dataclasses.replace(estimate, warnings=merge_caveats(warns, found),
+                               diagnostics=diagnostics, **changes)

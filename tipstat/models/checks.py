@@ -17,20 +17,26 @@ back); this module only knows how a model tells whether it assumes independent l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from ..estimate import Estimate
 from ..histories import CaptureHistories, pattern_matrix
-from ..validate import check_assumptions
+from ..validate import _with_caveats, assumption_warnings, check_assumptions
 
 __all__ = ["LOO_MAX_LISTS", "attach_checks", "independence_submodel"]
 
 #: Leave-one-list-out refits (``unstable``) are run by default up to this many lists (K refits
 #: of a ``2^(K-1)``-cell table: milliseconds each up to here).
 LOO_MAX_LISTS = 8
+
+#: The diagnostics the checks read (besides ``deviance`` and ``df``; with ``refit`` also the
+#: interval and status): ``changes`` that leave these alone are applied in the same copy.
+_READ_DIAGNOSTICS = ("assumes_independence", "model_averaged", "coefficients", "fitted")
+_MISSING = object()
 
 
 def independence_submodel(matrix: np.ndarray) -> bool:
@@ -63,7 +69,8 @@ def independence_submodel(matrix: np.ndarray) -> bool:
 
 def attach_checks(est: Estimate, h: CaptureHistories, *, check: bool = True,
                   independence: bool | None = None,
-                  refit: Callable[[CaptureHistories], Estimate] | None = None) -> Estimate:
+                  refit: Callable[[CaptureHistories], Estimate] | None = None,
+                  changes: Mapping[str, Any] | None = None) -> Estimate:
     """``est`` with the table-level checks of :func:`tipstat.validate.check_assumptions` added
     (``check=True``), on the pooled table when ``h`` is stratified.
 
@@ -82,6 +89,12 @@ def attach_checks(est: Estimate, h: CaptureHistories, *, check: bool = True,
     refit : callable, optional
         ``refit(table without one list) -> Estimate``, for the leave-one-list-out check; run
         only up to :data:`LOO_MAX_LISTS` lists.
+    changes : mapping, optional
+        Fields of ``est`` to replace (as ``dataclasses.replace(est, **changes)``) before the
+        checks. Built in the same copy as the checks' caveats (one :class:`Estimate` instead of
+        two) when the changes leave what the checks read alone (``deviance``, ``df``, the
+        diagnostics ``assumes_independence``, ``model_averaged``, ``coefficients`` and
+        ``fitted``; no ``refit``); otherwise replaced first. The result is the same either way.
 
     Examples
     --------
@@ -94,9 +107,25 @@ def attach_checks(est: Estimate, h: CaptureHistories, *, check: bool = True,
     if independence is not None and est.diagnostics.get("assumes_independence") != independence:
         est = replace(est, diagnostics={**est.diagnostics,
                                         "assumes_independence": bool(independence)})
+    if changes and (not check or _changes_read(est, changes, refit)):
+        est, changes = replace(est, **changes), None
     if not check:
         return est
     hp = h.pooled() if h.n_strata > 1 else h
     if refit is not None and hp.k > LOO_MAX_LISTS:
         refit = None
-    return check_assumptions(est, hp, refit=refit)
+    if not changes:
+        return check_assumptions(est, hp, refit=refit)
+    return _with_caveats(est, assumption_warnings(hp, est, refit=refit), changes)
+
+
+def _changes_read(est: Estimate, changes: Mapping[str, Any],
+                  refit: Callable[[CaptureHistories], Estimate] | None) -> bool:
+    """Whether the checks of ``replace(est, **changes)`` could differ from those of ``est``."""
+    if refit is not None or "deviance" in changes or "df" in changes:
+        return True
+    new = changes.get("diagnostics")
+    if new is None:
+        return False
+    old = est.diagnostics or {}
+    return any(new.get(key, _MISSING) is not old.get(key, _MISSING) for key in _READ_DIAGNOSTICS)

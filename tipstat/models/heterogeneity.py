@@ -32,7 +32,6 @@ Heterogeneity can be combined with chosen interactions (Rcapture's ``closedpCI.t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -334,7 +333,13 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     _check_histories(h)
     check_level(level, "fit_closedp_model")
     check_ci(ci, CI_METHODS, "fit_closedp_model")
-    y = np.asarray(h.counts, dtype=np.float64)
+    return _closedp_estimate(h, np.asarray(h.counts, dtype=np.float64), model, level=level, ci=ci,
+                             terms=terms, check=check)
+
+
+def _closedp_estimate(h: CaptureHistories, y: np.ndarray, model: str, *, level: float, ci: str,
+                      terms: str | Sequence, check: bool) -> Estimate:
+    """:func:`fit_closedp_model` after its input checks (``y``: the counts as floats)."""
     k = h.k
     if k == 2 and model not in TWO_LIST_MODELS:
         return attach_checks(_not_identifiable_two_lists(h, model, level, terms), h, check=check)
@@ -361,12 +366,14 @@ def fit_closedp_model(h: CaptureHistories, model: str = "Mth Chao (LB)", *,
     warns = est.warnings
     if res.status != "ok" and res.reason not in warns:
         warns = (*warns, res.reason)
-    est = dataclasses.replace(
-        est, model=model if not terms else design.name, n_hat=res.n_hat, se=res.se,
-        status=res.status, warnings=warns,
-        ci=(math.nan, math.nan) if kind and res.status != "ok" else est.ci,
-        diagnostics={**est.diagnostics, "reason": res.reason, "eta_set_to_zero": res.dropped})
-    return attach_checks(est, h, check=check)
+    # the closedp fields and the checks' caveats in one copy (the checks read none of these)
+    changes = {
+        "model": model if not terms else design.name, "n_hat": res.n_hat, "se": res.se,
+        "status": res.status, "warnings": warns,
+        "ci": (math.nan, math.nan) if kind and res.status != "ok" else est.ci,
+        "diagnostics": {**est.diagnostics, "reason": res.reason,
+                        "eta_set_to_zero": res.dropped}}
+    return attach_checks(est, h, check=check, changes=changes)
 
 
 #: The models Rcapture's ``closedp.t`` fits with two lists (it declines the others).
@@ -429,5 +436,7 @@ def closedp(h: CaptureHistories, *, check: bool = True) -> EstimateTable:
     13444.1312
     """
     _check_histories(h)
-    return EstimateTable([(model, fit_closedp_model(h, model, ci="none", check=check))
+    y = np.asarray(h.counts, dtype=np.float64)
+    return EstimateTable([(model, _closedp_estimate(h, y, model, level=0.95, ci="none", terms=(),
+                                                    check=check))
                           for model in CLOSEDP_MODELS])
