@@ -25,6 +25,7 @@ Series A*, 185(2), 640-676.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import math
 import warnings
@@ -717,7 +718,10 @@ def _table_memo(hp: CaptureHistories) -> dict[Any, Any]:
     heterogeneity tests, the sparse-table caveat), kept once per table (lists and counts): the
     twelve rows of a ``closedp`` table, the methods of a comparison and the models of a search
     check the same table. Only read here; the caveats kept are immutable."""
-    key = (hp.lists, np.asarray(hp.counts, dtype=float).tobytes())
+    counts = np.asarray(hp.counts, dtype=float).tobytes()
+    if len(counts) > 65536:   # beyond 8,192 cells the key is the counts' SHA-256, not a copy
+        counts = (len(counts), hashlib.sha256(counts).digest())
+    key = (hp.lists, counts)
     memo = _TABLES.get(key)
     if memo is None:
         if len(_TABLES) >= 64:

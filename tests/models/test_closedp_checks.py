@@ -198,3 +198,20 @@ def test_closedp_designs_are_built_once_and_read_only():
     many = tuple(f"L{j}" for j in range(11))
     a, b = closedp_design(many, "Mth Darroch"), closedp_design(many, "Mth Darroch")
     assert a is not b and np.array_equal(a.matrix, b.matrix) and a.columns == b.columns
+
+
+def test_large_tables_that_differ_in_one_cell_get_their_own_checks():
+    """Tables of 14 lists (16,383 cells, past the size where the kept checks are keyed by a
+    digest of the counts) that differ in one cell: each gets its own sparse-table numbers."""
+    from tipstat.validate import assumption_warnings
+
+    lists = [f"L{j}" for j in range(14)]
+    y = np.ones(2**14 - 1)
+    y[:100] = 0.0
+    y2 = y.copy()
+    y2[0] = 1.0
+    for counts, empty in ((y, 100), (y2, 99), (y, 100)):
+        sparse = [w for w in assumption_warnings(CaptureHistories(counts, lists))
+                  if w.code == "sparse_table"]
+        assert len(sparse) == 1 and sparse[0].values["empty_cells"] == empty
+        assert sparse[0].values["cells"] == 2**14 - 1
