@@ -402,31 +402,40 @@ def dependence_tests(h: CaptureHistories, *, correction: float = 0.5) -> pd.Data
         raise InputError(f"expected tipstat.CaptureHistories, got {type(h).__name__}")
     if h.k < 3:
         raise InputError(f"dependence_tests needs at least 3 lists; got {h.k}")
+    return pd.DataFrame(_dependence_columns(h, correction))
+
+
+def _dependence_columns(h: CaptureHistories, correction: float = 0.5) -> dict[str, Any]:
+    """The columns of :func:`dependence_tests` (``pair`` a list of str, the others float
+    arrays), without building the DataFrame (the checks read four of them)."""
     pat = h.patterns.astype(bool)
     y = np.asarray(h.counts, dtype=float)
-    rows = []
-    for i, j in combinations(range(h.k), 2):
+    pairs = list(combinations(range(h.k), 2))
+    cols: dict[str, Any] = {"pair": [f"{h.lists[i]}:{h.lists[j]}" for i, j in pairs]}
+    values = np.empty((len(pairs), 9))
+    c = correction
+    for row, (i, j) in enumerate(pairs):
         others = np.delete(pat, [i, j], axis=1).any(axis=1)
         a, b = pat[others, i], pat[others, j]
         yy = y[others]
         n11, n10 = yy[a & b].sum(), yy[a & ~b].sum()
         n01, n00 = yy[~a & b].sum(), yy[~a & ~b].sum()
-        c = correction
         lor = math.log((n11 + c) * (n00 + c) / ((n10 + c) * (n01 + c)))
         se = math.sqrt(sum(1.0 / (v + c) for v in (n11, n10, n01, n00)))
         z = lor / se
-        rows.append({"pair": f"{h.lists[i]}:{h.lists[j]}", "n": n11 + n10 + n01 + n00,
-                     "n11": n11, "n10": n10, "n01": n01, "n00": n00, "log_or": lor, "se": se,
-                     "z": z, "p": float(2 * special.ndtr(-abs(z)))})  # = 2 norm.sf(|z|)
-    out = pd.DataFrame(rows)
+        values[row] = (n11 + n10 + n01 + n00, n11, n10, n01, n00, lor, se, z,
+                       float(2 * special.ndtr(-abs(z))))   # = 2 norm.sf(|z|)
+    for col, name in enumerate(("n", "n11", "n10", "n01", "n00", "log_or", "se", "z", "p")):
+        cols[name] = values[:, col].copy()
     # Holm step-down adjustment
-    order = np.argsort(out["p"].to_numpy())
-    m = len(out)
-    adj = np.minimum(1.0, np.maximum.accumulate(out["p"].to_numpy()[order] * (m - np.arange(m))))
+    p = cols["p"]
+    order = np.argsort(p)
+    m = len(p)
+    adj = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
     p_holm = np.empty(m)
     p_holm[order] = adj
-    out["p_holm"] = p_holm
-    return out
+    cols["p_holm"] = p_holm
+    return cols
 
 
 # ---------------------------------------------------------------------------- assumption checks
@@ -737,22 +746,25 @@ def _once(memo: dict[Any, Any], name: Any, compute: Callable[[], Any]) -> Any:
     return memo[name]
 
 
-def _dependence_caveat(t: pd.DataFrame, alpha: float) -> Caveat | None:
-    """The ``dependence`` caveat from :func:`dependence_tests` ``t`` at level ``alpha``."""
-    bad = t[t["p_holm"] < alpha]
+def _dependence_caveat(t: Mapping[str, Any], alpha: float) -> Caveat | None:
+    """The ``dependence`` caveat from the columns of :func:`dependence_tests` ``t`` (as
+    :func:`_dependence_columns` gives them) at level ``alpha``."""
+    p_holm, log_or = t["p_holm"], t["log_or"]
+    bad = np.flatnonzero(p_holm < alpha)
     if not len(bad):
         return None
-    shown = ", ".join(f"{r.pair} (odds ratio {math.exp(r.log_or):.2f})"
-                      for r in bad.sort_values("p").head(3).itertuples())
+    # the three smallest p (pandas' sort_values: numpy's quicksort argsort of those p)
+    first = bad[np.argsort(t["p"][bad], kind="quicksort")][:3]
+    shown = ", ".join(f"{t['pair'][r]} (odds ratio {math.exp(log_or[r]):.2f})" for r in first)
     return Caveat(
         "dependence", f"list dependence or capture heterogeneity: {len(bad)} of "
-        f"{len(t)} list pairs are associated among persons seen on other lists "
+        f"{len(p_holm)} list pairs are associated among persons seen on other lists "
         f"({shown}); the independence model is likely biased (positive association: "
         "too low)",
-        {"pairs_associated": len(bad), "pairs": len(t),
-         "min_p_holm": float(t["p_holm"].min()),
-         "max_odds_ratio": float(np.exp(t["log_or"].max())),
-         "min_odds_ratio": float(np.exp(t["log_or"].min()))})
+        {"pairs_associated": len(bad), "pairs": len(p_holm),
+         "min_p_holm": float(np.min(p_holm)),
+         "max_odds_ratio": float(np.exp(np.max(log_or))),
+         "min_odds_ratio": float(np.exp(np.min(log_or)))})
 
 
 def _heterogeneity_caveat(het: dict[str, float], alpha: float) -> Caveat | None:
@@ -900,7 +912,7 @@ def assumption_warnings(h: CaptureHistories, estimate: Estimate | None = None, *
     memo = _table_memo(hp)
     if hp.k >= 3 and independence:
         dependence = _once(memo, ("dependence", alpha), lambda: _dependence_caveat(
-            _once(memo, "dependence_tests", lambda: dependence_tests(hp)), alpha))
+            _once(memo, "dependence_tests", lambda: _dependence_columns(hp)), alpha))
         if dependence is not None:
             out.append(dependence)
         het = _once(memo, ("heterogeneity", alpha), lambda: _heterogeneity_caveat(
