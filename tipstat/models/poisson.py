@@ -546,7 +546,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     Y = np.broadcast_to(y, (B, n)) if y.ndim == 1 else y
     W = None if cell_mask is None else np.asarray(cell_mask, dtype=np.float64)
     Off = None if offset is None else np.broadcast_to(np.asarray(offset, dtype=np.float64), (B, n))
-    outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
+    prods, where = _products(X)
     XT = np.ascontiguousarray(X.T)
     out_beta = np.zeros((B, p))
     out_mu = np.zeros((B, n))
@@ -557,7 +557,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     eye_idx = np.arange(p)
 
     def hess(mu, cm, cm2):
-        H = (mu @ outer).reshape(-1, p, p)
+        H = (mu @ prods)[:, where].reshape(-1, p, p)
         H *= cm2
         H[:, eye_idx, eye_idx] += 1.0 - cm
         return H
@@ -657,6 +657,53 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
             out_exact[lo:hi] = exact_all
             out_iter[lo:hi] = iter_all
     return BatchFit(out_beta, out_mu, out_cov, out_kernel, out_exact, out_iter)
+
+
+#: Designs whose distinct column products :func:`_products` keeps (the searches fit thousands of
+#: stacks of models on the same design, one call of :func:`newton_batch` per step).
+_PRODUCTS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_PRODUCTS_KEEP = 4
+
+
+def _products(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct products of the columns of ``X`` (n, p): ``U`` (n, d) and ``where`` (p * p,)
+    with ``X[:, i] * X[:, j] == U[:, where[i * p + j]]`` exactly.
+
+    A Hessian ``sum_c mu_c x_ci x_cj`` of many models is then ``(mu @ U)[:, where]``: one matrix
+    product over ``d`` columns instead of ``p * p``. For a 0/1 log-linear design the product of
+    two columns is the column of the union of their lists, so ``d`` is the number of sets of
+    lists of up to twice the model order: 12 lists with two-way terms, ``p = 79``, have 794
+    distinct products against 6,241 (the Hessian products were three quarters of a greedy
+    search's time). Distinct columns are found by a random projection and verified exactly
+    (if the check ever failed the symmetric half would be used, still exact). The last few
+    designs are kept (a search calls :func:`newton_batch` once per step on the same design).
+
+    >>> X = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    >>> U, where = _products(X)
+    >>> U.shape[1], bool(np.array_equal(U[:, where], (X[:, :, None] * X[:, None, :]).reshape(3, 9)))
+    (4, True)
+    """
+    n, p = X.shape
+    key = (n, p, hash(X.tobytes()))
+    hit = _PRODUCTS.get(key)
+    if hit is not None and np.array_equal(hit[0], X):
+        return hit[1], hit[2]
+    iu, ju = np.triu_indices(p)
+    tri = X[:, iu] * X[:, ju]  # (n, p (p + 1) / 2)
+    proj = np.random.default_rng(0).standard_normal(n) @ tri
+    _, first, inv = np.unique(proj, return_index=True, return_inverse=True)
+    if np.array_equal(tri[:, first[inv]], tri):
+        U, tri_of = np.ascontiguousarray(tri[:, first]), inv
+    else:  # pragma: no cover - a projection collision of different columns
+        U, tri_of = tri, np.arange(len(iu))
+    pos = np.empty((p, p), dtype=np.int64)
+    pos[iu, ju] = tri_of
+    pos[ju, iu] = tri_of
+    where = pos.ravel()
+    if len(_PRODUCTS) >= _PRODUCTS_KEEP:
+        _PRODUCTS.pop(next(iter(_PRODUCTS)))
+    _PRODUCTS[key] = (X.copy(), U, where)
+    return U, where
 
 
 class _RowCache:
