@@ -684,9 +684,13 @@ def _products(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (4, True)
     """
     n, p = X.shape
+    hit = _PRODUCTS.get((id(X), n, p))  # the same array again (a search's design)
+    if hit is not None and np.array_equal(hit[0], X):
+        return hit[1], hit[2]
     key = (n, p, hash(X.tobytes()))
     hit = _PRODUCTS.get(key)
     if hit is not None and np.array_equal(hit[0], X):
+        _remember((id(X), n, p), hit)
         return hit[1], hit[2]
     iu, ju = np.triu_indices(p)
     tri = X[:, iu] * X[:, ju]  # (n, p (p + 1) / 2)
@@ -700,10 +704,16 @@ def _products(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pos[iu, ju] = tri_of
     pos[ju, iu] = tri_of
     where = pos.ravel()
-    if len(_PRODUCTS) >= _PRODUCTS_KEEP:
-        _PRODUCTS.pop(next(iter(_PRODUCTS)))
-    _PRODUCTS[key] = (X.copy(), U, where)
+    entry = (X.copy(), U, where)
+    _remember(key, entry)
+    _remember((id(X), n, p), entry)
     return U, where
+
+
+def _remember(key: tuple, entry: tuple) -> None:
+    if len(_PRODUCTS) >= 2 * _PRODUCTS_KEEP:
+        _PRODUCTS.pop(next(iter(_PRODUCTS)))
+    _PRODUCTS[key] = entry
 
 
 class _RowCache:

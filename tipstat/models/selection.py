@@ -730,7 +730,7 @@ def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True) ->
     first = evaluate(space, y, [model])
     best = float(_criterion_values(first, criterion)[0])
     seen: dict[tuple[int, ...], float] = {}
-    rows = [first]
+    rows = [dataclasses.replace(first, cov=first.cov[:, :0, :0], mu=first.mu[:, :0])]
     path = [{"step": 0, "action": "start", "term": "", "model": space.label(model),
              "n_hat": float(first.n_hat[0]), criterion: best}]
     moves = [0]
@@ -747,7 +747,9 @@ def _greedy(space: Space, y: np.ndarray, criterion: str, detail: bool = True) ->
 
     def fit(nb: Sequence[tuple[int, ...]], model: tuple[int, ...], best: float) -> np.ndarray:
         ev = evaluate(space, y, list(nb), detail=detail, warm=warm[0])
-        rows.append(ev)
+        # the path keeps each candidate's numbers, not its fitted cells and covariance (at
+        # counts x1e9 on 12 lists: 4,293 candidates, 350 MB, copied once more by _concat)
+        rows.append(dataclasses.replace(ev, cov=ev.cov[:, :0, :0], mu=ev.mu[:, :0]))
         vals = _criterion_values(ev, criterion)
         seen.update(zip(nb, vals, strict=True))
         return vals
