@@ -674,9 +674,9 @@ def _products(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     two columns is the column of the union of their lists, so ``d`` is the number of sets of
     lists of up to twice the model order: 12 lists with two-way terms, ``p = 79``, have 794
     distinct products against 6,241 (the Hessian products were three quarters of a greedy
-    search's time). Distinct columns are found by a random projection and verified exactly
-    (if the check ever failed the symmetric half would be used, still exact). The last few
-    designs are kept (a search calls :func:`newton_batch` once per step on the same design).
+    search's time). Candidates for equal columns are found by a random projection and compared
+    exactly. The last few designs are kept (a search calls :func:`newton_batch` once per step
+    on the same design).
 
     >>> X = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
     >>> U, where = _products(X)
@@ -692,17 +692,24 @@ def _products(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if hit is not None and np.array_equal(hit[0], X):
         _remember((id(X), n, p), hit)
         return hit[1], hit[2]
-    iu, ju = np.triu_indices(p)
-    tri = X[:, iu] * X[:, ju]  # (n, p (p + 1) / 2)
-    proj = np.random.default_rng(0).standard_normal(n) @ tri
-    _, first, inv = np.unique(proj, return_index=True, return_inverse=True)
-    if np.array_equal(tri[:, first[inv]], tri):
-        U, tri_of = np.ascontiguousarray(tri[:, first]), inv
-    else:  # pragma: no cover - a projection collision of different columns
-        U, tri_of = tri, np.arange(len(iu))
+    XT = np.ascontiguousarray(X.T)
+    # whole-number weights: for a 0/1 design every projection is a whole number below 2^53,
+    # exact in any order of summation, so equal columns always meet
+    r = np.random.default_rng(0).integers(1, 2**20, n).astype(np.float64)
+    index: dict[float, list[int]] = {}  # projection -> distinct products with it
+    rows: list[np.ndarray] = []
     pos = np.empty((p, p), dtype=np.int64)
-    pos[iu, ju] = tri_of
-    pos[ju, iu] = tri_of
+    for i in range(p):
+        block = XT[i] * XT[i:]  # products of column i with columns i, ..., p - 1
+        for j, (row, key) in enumerate(zip(block, (block @ r).tolist(), strict=True)):
+            same = index.setdefault(key, [])
+            k = next((m for m in same if np.array_equal(rows[m], row)), -1)  # exact
+            if k < 0:
+                k = len(rows)
+                rows.append(row)
+                same.append(k)
+            pos[i, i + j] = pos[i + j, i] = k
+    U = np.ascontiguousarray(np.array(rows).T)
     where = pos.ravel()
     entry = (X.copy(), U, where)
     _remember(key, entry)
@@ -711,8 +718,11 @@ def _products(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _remember(key: tuple, entry: tuple) -> None:
-    if len(_PRODUCTS) >= 2 * _PRODUCTS_KEEP:
-        _PRODUCTS.pop(next(iter(_PRODUCTS)))
+    if len(_PRODUCTS) >= 2 * _PRODUCTS_KEEP:  # oldest first (tolerant of another thread)
+        try:
+            _PRODUCTS.pop(next(iter(_PRODUCTS)), None)
+        except (StopIteration, RuntimeError):  # pragma: no cover
+            pass
     _PRODUCTS[key] = entry
 
 
