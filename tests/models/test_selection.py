@@ -472,3 +472,71 @@ def test_large_counts_many_lists_finish_within_the_budget(k, scale):
     with pytest.warns(tipstat.TipstatWarning, match="work budget"):
         est = select_loglinear(_scaled(k, scale), "bic")
     _check_truncated(est, S.SEARCH_BUDGET)
+
+
+# --------------------------------------------------------------------------- counts x1e9
+def _exact_table(k, scale=1.0):
+    """K lists whose counts fit the model [L0:L1] exactly, in whole numbers: cell ``x`` holds
+    ``2^(K - |x|)``, times 3 where L0 and L1 both catch (log odds ratio log 3); the unseen cell
+    of that model is ``2^K``, so N = observed + 2^K exactly, at every scale of the counts."""
+    codes = np.arange(1, 2**k)
+    bits = (codes[:, None] >> np.arange(k)) & 1
+    y = 2.0 ** (k - bits.sum(axis=1)) * np.where(bits[:, 0] & bits[:, 1], 3.0, 1.0)
+    return tipstat.CaptureHistories(y * scale, [f"L{j}" for j in range(k)]), \
+        float(scale * (y.sum() + 2**k))
+
+
+@pytest.mark.parametrize("k", [5, 12, 13])
+def test_counts_x1e9_take_the_same_path_where_the_model_is_exact(k):
+    """Counts that fit [L0:L1] exactly: at x1 and x1e9 BIC (exhaustive on 5 lists, greedy up/down
+    on 12 lists by the dense engine and on 13 by moments) takes the same path to the same model
+    and N-hat is the exact N at both scales (1e-8 relative: fits stop at 1e-12 count scales),
+    status ok, an interval around it; the default estimate's best model is that one and its
+    average is within 1% of its SE of the exact N (other models have a little weight at x1). No
+    other term can help: the deviance is 0 up to rounding (below 1 in a log-likelihood of
+    1e12 at x1e9), far below BIC's penalty of log n = 26-34 per term at x1e9."""
+    runs = {}
+    for scale in (1.0, 1e9):
+        h, truth = _exact_table(k, scale)
+        est = select_loglinear(h, "bic", ci="wald")
+        assert est.model == "[L0:L1]" and est.status == "ok", (k, scale, est.model)
+        assert est.n_hat == pytest.approx(truth, rel=1e-8)
+        assert est.ci[0] <= est.n_hat <= est.ci[1]
+        assert est.diagnostics["search_truncated"] is False
+        default = tipstat.estimate_population(h, check=False)
+        assert default.status == "ok" and default.ci[0] <= default.n_hat <= default.ci[1]
+        # the average also weighs models without L0:L1 (tiny weight at x1, none at x1e9)
+        assert abs(default.n_hat - truth) <= 0.01 * default.se
+        assert default.diagnostics["models"].model.iloc[0] == "[L0:L1]"
+        runs[scale] = est.diagnostics["path"]
+    assert runs[1.0]["model"].tolist() == runs[1e9]["model"].tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k, truncated", [(12, False), (20, True)])
+def test_default_estimate_at_counts_x1e9(k, truncated):
+    """Issue 15's figures: the default estimate on 12 and 20 simulated lists with counts x1e9.
+    Far from Poisson, BIC keeps adding interactions (likelihood ratios grow as n, the penalty
+    as log n): 12 lists fit 4,293 models by the dense engine (x1: 133) and end at a BIC minimum,
+    status ok; 20 lists stop at the work budget (not_converged, flagged). Both give an interval
+    containing the estimate, which is within 3 SEs of the x1 table's estimate x1e9 (the same
+    data, a richer model). CPU bound 40 s: 12 lists took 65 s of CPU (105 s wall) before the
+    Hessians over distinct column products and the warm-started neighbours, 11-16 s after."""
+    import time
+
+    h, _ = _many_lists(k, seed=1)
+    x1 = tipstat.estimate_population(h, check=False)
+    big = tipstat.CaptureHistories(np.asarray(h.counts, float) * 1e9, h.lists)
+    cpu = time.process_time()
+    if truncated:
+        with pytest.warns(tipstat.TipstatWarning, match="work budget"):
+            est = tipstat.estimate_population(big, check=False)
+    else:
+        est = tipstat.estimate_population(big, check=False)
+    cpu = time.process_time() - cpu
+    assert est.diagnostics["search_truncated"] is truncated
+    assert est.status == ("not_converged" if truncated else "ok")
+    assert math.isfinite(est.n_hat) and est.ci[0] <= est.n_hat <= est.ci[1]
+    assert abs(est.n_hat / 1e9 - x1.n_hat) < 3 * x1.se
+    assert len(est.diagnostics["models"]) > len(x1.diagnostics["models"])
+    assert cpu < 40, cpu

@@ -546,7 +546,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     Y = np.broadcast_to(y, (B, n)) if y.ndim == 1 else y
     W = None if cell_mask is None else np.asarray(cell_mask, dtype=np.float64)
     Off = None if offset is None else np.broadcast_to(np.asarray(offset, dtype=np.float64), (B, n))
-    outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
+    prods, where = _products(X)
     XT = np.ascontiguousarray(X.T)
     out_beta = np.zeros((B, p))
     out_mu = np.zeros((B, n))
@@ -557,7 +557,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     eye_idx = np.arange(p)
 
     def hess(mu, cm, cm2):
-        H = (mu @ outer).reshape(-1, p, p)
+        H = (mu @ prods)[:, where].reshape(-1, p, p)
         H *= cm2
         H[:, eye_idx, eye_idx] += 1.0 - cm
         return H
@@ -657,6 +657,73 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
             out_exact[lo:hi] = exact_all
             out_iter[lo:hi] = iter_all
     return BatchFit(out_beta, out_mu, out_cov, out_kernel, out_exact, out_iter)
+
+
+#: Designs whose distinct column products :func:`_products` keeps (the searches fit thousands of
+#: stacks of models on the same design, one call of :func:`newton_batch` per step).
+_PRODUCTS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_PRODUCTS_KEEP = 4
+
+
+def _products(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct products of the columns of ``X`` (n, p): ``U`` (n, d) and ``where`` (p * p,)
+    with ``X[:, i] * X[:, j] == U[:, where[i * p + j]]`` exactly.
+
+    A Hessian ``sum_c mu_c x_ci x_cj`` of many models is then ``(mu @ U)[:, where]``: one matrix
+    product over ``d`` columns instead of ``p * p``. For a 0/1 log-linear design the product of
+    two columns is the column of the union of their lists, so ``d`` is the number of sets of
+    lists of up to twice the model order: 12 lists with two-way terms, ``p = 79``, have 794
+    distinct products against 6,241 (the Hessian products were three quarters of a greedy
+    search's time). Candidates for equal columns are found by a random projection and compared
+    exactly. The last few designs are kept (a search calls :func:`newton_batch` once per step
+    on the same design).
+
+    >>> X = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    >>> U, where = _products(X)
+    >>> U.shape[1], bool(np.array_equal(U[:, where], (X[:, :, None] * X[:, None, :]).reshape(3, 9)))
+    (4, True)
+    """
+    n, p = X.shape
+    hit = _PRODUCTS.get((id(X), n, p))  # the same array again (a search's design)
+    if hit is not None and np.array_equal(hit[0], X):
+        return hit[1], hit[2]
+    key = (n, p, hash(X.tobytes()))
+    hit = _PRODUCTS.get(key)
+    if hit is not None and np.array_equal(hit[0], X):
+        _remember((id(X), n, p), hit)
+        return hit[1], hit[2]
+    XT = np.ascontiguousarray(X.T)
+    # whole-number weights: for a 0/1 design every projection is a whole number below 2^53,
+    # exact in any order of summation, so equal columns always meet
+    r = np.random.default_rng(0).integers(1, 2**20, n).astype(np.float64)
+    index: dict[float, list[int]] = {}  # projection -> distinct products with it
+    rows: list[np.ndarray] = []
+    pos = np.empty((p, p), dtype=np.int64)
+    for i in range(p):
+        block = XT[i] * XT[i:]  # products of column i with columns i, ..., p - 1
+        for j, (row, key) in enumerate(zip(block, (block @ r).tolist(), strict=True)):
+            same = index.setdefault(key, [])
+            k = next((m for m in same if np.array_equal(rows[m], row)), -1)  # exact
+            if k < 0:
+                k = len(rows)
+                rows.append(row)
+                same.append(k)
+            pos[i, i + j] = pos[i + j, i] = k
+    U = np.ascontiguousarray(np.array(rows).T)
+    where = pos.ravel()
+    entry = (X.copy(), U, where)
+    _remember(key, entry)
+    _remember((id(X), n, p), entry)
+    return U, where
+
+
+def _remember(key: tuple, entry: tuple) -> None:
+    if len(_PRODUCTS) >= 2 * _PRODUCTS_KEEP:  # oldest first (tolerant of another thread)
+        try:
+            _PRODUCTS.pop(next(iter(_PRODUCTS)), None)
+        except (StopIteration, RuntimeError):  # pragma: no cover
+            pass
+    _PRODUCTS[key] = entry
 
 
 class _RowCache:
