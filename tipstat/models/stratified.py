@@ -458,9 +458,11 @@ def _fit_facial(layout: _Layout, Y: np.ndarray, model: StratifiedModel, ex: Exis
     return fe
 
 
-def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel, fit: _JointFit,
-                     maxiter: int, boundary_ok: bool) -> _JointFit | None:
-    """The extended MLE without linear programs, when it can be proved; else None.
+def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
+                     beta0: np.ndarray | tuple | None, maxiter: int,
+                     boundary_ok: bool) -> _JointFit | None:
+    """The extended MLE without linear programs and without a fit of the whole table, when it
+    can be proved; else None.
 
     The cells :func:`~tipstat.models.poisson.forced_zero` finds (a zero margin of a 0/1
     column) are outside the facial set ``F`` of every table with these margins, so ``F`` lies
@@ -468,19 +470,28 @@ def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel, fit
     existence certificate, a positive table on ``G`` has the observed margins, so ``G`` lies
     within ``F``: ``G = F``, and the fit is the one the linear programs would lead to (the same
     facial set, columns and refit). Identifiability on ``G`` is linear algebra
-    (:func:`~tipstat.models.poisson.check_existence_strata` given ``facial``); only an extended
-    MLE is taken from here, any other case goes to the linear programs.
+    (:func:`~tipstat.models.poisson.check_existence_strata` given ``facial``, cached by model
+    and ``G``: it depends on nothing else); only an extended MLE is taken from here, any other
+    case goes to the linear programs. A forced empty cell means the MLE itself does not exist
+    (no positive table has these margins), so a Newton run on the whole table could only
+    stall on the boundary: the fit on ``G`` is started directly from ``beta0``.
     """
-    X = layout.matrix(model)
     y = Y.ravel()
     live = (Y.sum(axis=1) > 0)[layout.s_of_row]
+    if not np.any(live & (y == 0)):
+        return None
+    X = layout.matrix(model)
     guess = live & ~forced_zero(X, y)
     if guess.sum() == live.sum():
         return None
-    ex = check_existence_strata(X, y, layout.s_of_row, facial=guess)
+    key = ("given", model, guess.tobytes())
+    ex = layout._exist.get(key)
+    if ex is None:
+        ex = check_existence_strata(X, y, layout.s_of_row, facial=guess)
+        _remember(layout, key, ex)
     if ex.status != "extended":
         return None
-    fe = _fit_facial(layout, Y, model, ex, fit.beta, maxiter, boundary_ok)
+    fe = _fit_facial(layout, Y, model, ex, beta0, maxiter, boundary_ok)
     if fe.status != "ok":  # converged without the certificate: not proved
         return None
     _remember(layout, ("exist", model, (Y > 0).tobytes()), ex)
@@ -499,21 +510,29 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
     :func:`~tipstat.models.poisson.newton_batch`, which holds for the profiled likelihood:
     its decrement is the full likelihood's at the profiled stratum effects). An extended MLE
     is proved without them too when the cells forced empty by zero margins are the whole
-    complement of the facial set (:func:`_proved_extended`, the usual case in sparse strata).
-    Otherwise the exact check decides: ``"extended"`` fits are refitted on the facial set with
-    the estimable columns (empty cells outside it fitted 0), ``"does_not_exist"`` and
-    ``"not_identifiable"`` fits are not admissible (``ok`` is False). With ``boundary_ok``
-    (bootstrap replicates) the Newton iteration also stops when the log-likelihood stalls.
+    complement of the facial set (:func:`_proved_extended`, the usual case in sparse strata;
+    tried first, as is the facial set of a zero pattern already checked: no Newton run on the
+    whole table then, which would only stall on the boundary). Otherwise the exact check
+    decides: ``"extended"`` fits are refitted on the facial set with the estimable columns
+    (empty cells outside it fitted 0), ``"does_not_exist"`` and ``"not_identifiable"`` fits
+    are not admissible (``ok`` is False). With ``boundary_ok`` (bootstrap replicates) the
+    Newton iteration also stops when the log-likelihood stalls.
     """
     S, C1 = layout.S, layout.C - 1
     Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
+    known = layout._exist.get(("exist", model, (Y > 0).tobytes()))
+    if known is None:
+        fe = _proved_extended(layout, Y, model, beta0, maxiter, boundary_ok)
+        if fe is not None:
+            return fe
+    elif known.status == "extended":
+        fe = _fit_facial(layout, Y, model, known, beta0, maxiter, boundary_ok)
+        if fe.ok:
+            fe.status = "extended"
+            return fe
     fit = _newton_joint(layout, Y, model, beta0, maxiter, boundary_ok)
     if fit.status == "ok":
         return fit
-    if ("exist", model, (Y > 0).tobytes()) not in layout._exist:
-        fe = _proved_extended(layout, Y, model, fit, maxiter, boundary_ok)
-        if fe is not None:
-            return fe
     ex = _existence(layout, Y, model)
     if ex.status == "ok":
         fit.status = "ok" if fit.ok else "not_converged"
