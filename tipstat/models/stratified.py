@@ -276,8 +276,6 @@ class _Layout:
     def spec_of(self, fi: np.ndarray, gi: np.ndarray, cols: np.ndarray | None = None) -> _Spec:
         p = len(fi)
         cols = np.arange(p) if cols is None else np.asarray(cols, dtype=np.int64)
-        E = np.zeros((len(cols), self.P.shape[1]))
-        E[np.arange(len(cols)), gi[cols]] = 1.0
         # the features the columns use, and the products of those only
         nf = self.F.shape[1]
         uf, lf = _unique_inverse(fi, nf)
@@ -294,9 +292,9 @@ class _Layout:
         hflat_u = ((lfu[:, None] * nfm + lfu[None, :]) * (qm * qm) + lgu[:, None] * qm
                    + lgu[None, :])
         return _Spec(fi, gi, cols, p, np.ascontiguousarray(self.F[:, fi[cols]]),
-                     gi[cols], len(cols) == p, E, uf, ug, lf, lg, Pm, PPm, FFm,
+                     gi[cols], len(cols) == p, uf, ug, lf, lg, Pm, PPm, FFm,
                      np.ascontiguousarray(self.F[:, uf]), gflat, hflat.ravel(), gflat[cols],
-                     hflat_u.ravel())
+                     hflat_u.ravel(), np.ascontiguousarray(self.P[:, gi[cols]].T))
 
     def _dense(self, fi: np.ndarray, gi: np.ndarray) -> np.ndarray:
         """The dense design ``F[s, fi] P[x, gi]`` over the observed rows (read-only), from the
@@ -325,7 +323,7 @@ class _Layout:
     def eta(self, sp: _Spec, beta: np.ndarray) -> np.ndarray:
         """Linear predictors, strata x observable patterns: ``B P'`` with ``B`` the per-stratum
         coefficients of the pattern features (``S x q``), without the design."""
-        return (sp.T @ (beta[sp.cols][:, None] * sp.E)) @ self.P.T
+        return (sp.T * beta[sp.cols]) @ sp.PgT
 
     def score_info(self, sp: _Spec, Y: np.ndarray, mu: np.ndarray,
                    extra: _Spec | None = None,
@@ -426,7 +424,6 @@ class _Spec:
     T: np.ndarray  # F[:, fi[cols]], strata x used columns
     gi_used: np.ndarray  # gi[cols]
     full: bool  # every column used
-    E: np.ndarray  # used columns x pattern features, one-hot
     uf: np.ndarray  # stratum features of the columns
     ug: np.ndarray  # pattern features of the columns
     lf: np.ndarray  # each column's index into uf
@@ -439,6 +436,7 @@ class _Spec:
     hflat: np.ndarray  # each pair of columns' entry in G (see _Layout.score_info), flat
     gflat_u: np.ndarray  # gflat of the used columns
     hflat_u: np.ndarray  # hflat of the pairs of used columns
+    PgT: np.ndarray  # P[:, gi[cols]]', used columns x observable patterns
 
 
 @dataclass
@@ -599,17 +597,21 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     beta[~used] = 0.0
     zero = (Y == 0) & pos[:, None] if keep is None else (Y == 0) & pos[:, None] & keep
     any_zero = bool(zero.any())
+    # cells outside ``keep`` get eta = -inf (fitted 0); they are empty, so Y is 0 there and
+    # the log-likelihood sums Y log p over the kept cells with the finite log p of the design
+    neg = None if keep is None else np.where(keep, 0.0, -np.inf)
+    y_flat = Y.ravel()
 
     def state(b: np.ndarray):
+        """Shares ``p_sx`` of the observable cells (0 outside ``keep``), ``log sum_x exp(eta)``
+        per stratum and the profiled log-likelihood ``sum y log p``."""
         eta = layout.eta(sp, b)
-        if keep is not None:
-            eta = np.where(keep, eta, -np.inf)
-        mx = eta.max(axis=1, keepdims=True)
-        e = np.exp(eta - mx)
+        mx = (eta if neg is None else eta + neg).max(axis=1, keepdims=True)
+        e = np.exp(eta - mx if neg is None else eta + neg - mx)
         tot = e.sum(axis=1, keepdims=True)
-        logp = eta - mx - np.log(tot)
-        ll = float(np.sum(Y * (logp if keep is None else np.where(keep, logp, 0.0))))
-        return logp, ll
+        lse = mx + np.log(tot)
+        ll = float(y_flat @ (eta - lse).ravel())
+        return e / tot, lse, ll
 
     live = np.broadcast_to(pos[:, None], Y.shape)
     if keep is not None:
@@ -618,21 +620,20 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     last: dict = {}
 
     def value(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, tuple]:
-        logp, ll = state(x[0])
-        return np.array([ll]), (logp[None],)
+        P, lse, ll = state(x[0])
+        return np.array([ll]), (P[None], lse[None])
 
     def direction(x: np.ndarray, aux: tuple, rows: np.ndarray, certified: np.ndarray):
-        """Newton step at ``logp``; whether the existence certificate holds there (see
+        """Newton step at the shares ``P``; whether the existence certificate holds there (see
         newton_batch): the decrement bounds, from below, the fitted value of an empty cell
         along any recession direction, so a decrement far below every empty cell's fitted
         value (and a step that moves no cell's share by more than 1%) proves the MLE."""
-        logp = aux[0][0]
-        Pm = np.exp(logp)
-        g, H = layout.score_info(sp, Y, n_s[:, None] * Pm, used=True)
+        P = aux[0][0]
+        mu = n_s[:, None] * P
+        g, H = layout.score_info(sp, Y, mu, used=True)
         last["H"] = H
-        try:
-            step_u = np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
+        step_u = _solve_spd(H, g)
+        if step_u is None:
             if not boundary_ok:
                 return np.zeros_like(x), np.array([np.nan]), None
             step_u = np.linalg.lstsq(H, g, rcond=None)[0]
@@ -640,28 +641,23 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
         step[sp.cols] = step_u
         dec = float(g @ step_u)
         proven = not any_zero or bool(certified[0])
-        if not proven and np.isfinite(dec) and dec * _EXIST_RATIO < (n_s[:, None] * Pm)[zero].min():
+        if not proven and np.isfinite(dec) and dec * _EXIST_RATIO < mu[zero].min():
             d = layout.eta(sp, step)
-            move = np.abs(d - np.sum(Pm * d, axis=1, keepdims=True))
+            move = np.abs(d - np.sum(P * d, axis=1, keepdims=True))
             proven = bool(move[live].max() <= 0.01)
         return step[None], np.array([dec]), np.array([proven])
 
     # the one Newton iteration (tipstat.models.newton): the profiled likelihood, its score and
     # information grow with the counts and the step does not, so the decrement is measured in
     # count scales; bootstrap replicates on the boundary also stop when the likelihood stalls
-    run = newton(value, direction, beta[None], scale=count_scale(Y.ravel()), maxiter=maxiter,
+    run = newton(value, direction, beta[None], scale=count_scale(y_flat), maxiter=maxiter,
                  stall=boundary_ok)
-    beta, logp = run.x[0], run.aux[0][0]
+    beta, P, lse = run.x[0], run.aux[0][0], run.aux[1][0][:, 0]
     converged, proven = bool(run.converged[0]), bool(run.certified[0])
     H = last.get("H")
-    P = np.exp(logp)
     mu_o = n_s[:, None] * P
-    eta = layout.eta(sp, beta)
-    if keep is not None:
-        eta = np.where(keep, eta, -np.inf)
-    mx = eta.max(axis=1)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        mu0 = np.where(pos, n_s / (np.exp(eta - mx[:, None]).sum(axis=1) * np.exp(mx)), 0.0)
+        mu0 = np.where(pos, n_s * np.exp(-lse), 0.0)  # n_s / sum_x exp(eta_sx)
     mu = np.column_stack([mu0, mu_o])
     ok = bool(converged and np.all(np.isfinite(mu)))
     if ok and H is not None:
@@ -677,6 +673,19 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     loglik = layout.loglik(Y, mu_o) if ok else -np.inf
     status = "ok" if ok and proven else "unproven"
     return _JointFit(model, beta, mu, loglik, len(sp.cols) + int(pos.sum()), ok, status)
+
+
+def _solve_spd(H: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+    """``H^{-1} g`` for a symmetric ``H`` by LAPACK: Cholesky (``dposv``) when ``H`` is
+    positive definite, else LU (``dgesv``, what ``numpy.linalg.solve`` calls); None if singular.
+    """
+    from scipy.linalg import lapack
+
+    _, x, info = lapack.dposv(H, g)
+    if info == 0:
+        return x
+    _, _, x, info = lapack.dgesv(H, g)
+    return x if info == 0 else None
 
 
 def _criterion(fit: _JointFit, n: float, criterion: str) -> float:
