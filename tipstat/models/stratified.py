@@ -349,10 +349,11 @@ class _Layout:
         return (sp.T * beta[sp.cols]) @ sp.PgT
 
     def score_info(self, sp: _Spec, Y: np.ndarray, mu: np.ndarray,
-                   extra: _Spec | None = None,
+                   extra: tuple[np.ndarray, np.ndarray] | None = None,
                    used: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Score and profiled information over the columns of ``sp`` (then ``extra``; with
-        ``used``, over the columns ``sp.cols`` in use only).
+        """Score and profiled information over the columns of ``sp`` (then the columns of the
+        stratum and pattern features ``extra = (fi, gi)``; with ``used``, over the columns
+        ``sp.cols`` in use only).
 
         ``g = X'(y - mu)``, ``H = X' diag(mu) X - sum_s m_s m_s' / n_s``, ``m_s`` the
         ``mu``-weighted column sums of stratum ``s`` (the Schur complement of the stratum
@@ -365,12 +366,12 @@ class _Layout:
         fewer operations).
         """
         if extra is not None:
-            key = ("with", sp.fi.tobytes(), sp.gi.tobytes(), extra.fi.tobytes(),
-                   extra.gi.tobytes())
+            key = ("with", sp.fi.tobytes(), sp.gi.tobytes(), extra[0].tobytes(),
+                   extra[1].tobytes())
             both = self._cache.get(key)
             if both is None:
-                both = self._cache[key] = self.spec_of(np.concatenate([sp.fi, extra.fi]),
-                                                       np.concatenate([sp.gi, extra.gi]))
+                both = self._cache[key] = self.spec_of(np.concatenate([sp.fi, extra[0]]),
+                                                       np.concatenate([sp.gi, extra[1]]))
             sp = both
         n_s = mu.sum(axis=1)
         M = mu @ sp.Pm
@@ -825,8 +826,8 @@ def _screen_moves(layout: _Layout, Y: np.ndarray, fit: _JointFit, use_covs: bool
     adds = _candidates(model, layout, use_covs) if model.n_terms < max_terms else []
     specs = [layout.term_spec(t) for t in adds]
     blocks = [f for f, _ in specs]
-    extra = (layout.spec_of(np.concatenate([f for f, _ in specs]),
-                            np.concatenate([g for _, g in specs])) if specs else None)
+    extra = ((np.concatenate([f for f, _ in specs]), np.concatenate([g for _, g in specs]))
+             if specs else None)
     U, info = layout.score_info(spM, Y, fit.mu[:, 1:], extra)
     cov = np.linalg.pinv(info[:pM, :pM], rcond=1e-10, hermitian=True)
     moves: list[tuple[float, str, tuple]] = []
