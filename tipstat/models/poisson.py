@@ -383,7 +383,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     present = np.zeros(n_groups, dtype=bool)
     present[group[rows]] = True
     gl = (np.cumsum(present) - 1)[group[rows]]
-    Xl, yl = X[rows], y[rows]
+    yl = y[rows]
     if len(rows) == 0:
         return Existence("not_identifiable", np.zeros(n, dtype=bool), np.zeros(0, dtype=np.int64),
                          "N is not identifiable: no person is observed")
@@ -392,6 +392,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
         facial = np.zeros(n, dtype=bool)
     elif np.any(yl == 0):
         facial = np.zeros(n, dtype=bool)
+        Xl = X[rows]
         n_live = int(gl.max()) + 1
         if len(rows) * (n_live + p) <= 500_000:  # small: dense LP matrices (less overhead)
             D = np.zeros((len(rows), n_live))
@@ -404,7 +405,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
         facial = np.zeros(n, dtype=bool)
         f_live = np.ones(len(rows), dtype=bool)
     facial[rows] = f_live
-    XF, gF = Xl[f_live], gl[f_live]
+    XF, gF = X[rows[f_live]], gl[f_live]
     # within-stratum centring over the facial cells removes the stratum effects
     cnt = np.bincount(gF, minlength=gl.max() + 1 if len(gl) else 0).astype(float)
     if len(gF) and np.all(gF[1:] >= gF[:-1]):  # rows by stratum: sums of runs of rows
@@ -450,7 +451,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
             "interaction parameters are infinite); the extended MLE of N is finite and unique")
     if len(zero_cells):
         of_stratum = " of a stratum" if n_groups > 1 else ""
-        Xl_z = Xl[~f_live]
+        Xl_z = X[rows[~f_live]]
         gz = gl[~f_live]
         A_eq = XF - rep[gF]
         A_ub = Xl_z - rep[gz]

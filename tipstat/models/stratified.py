@@ -281,7 +281,7 @@ class _Layout:
         nf = self.F.shape[1]
         uf, lf = _unique_inverse(fi, nf)
         ug, lg = _unique_inverse(gi, self.P.shape[1])
-        Pm, PPm, qa, qb, q_at = self._features("g", ug)
+        Pm, PPx, qa, qb, q_at = self._features("g", ug)
         FFm, Fm, f_at = self._features("f", uf)
         # where each column's score and each pair's information sit in the products of the
         # features (see score_info), for all columns and for the used ones
@@ -291,7 +291,7 @@ class _Layout:
         lfu, lgu = lf[cols], lg[cols]
         hflat_u = f_at[lfu[:, None], lfu[None, :]] * len(qa) + q_at[lgu[:, None], lgu[None, :]]
         return _Spec(fi, gi, cols, p, np.ascontiguousarray(self.F[:, fi[cols]]),
-                     gi[cols], len(cols) == p, uf, ug, lf, lg, Pm, PPm, FFm, Fm, gflat,
+                     gi[cols], len(cols) == p, uf, ug, lf, lg, Pm, PPx, FFm, Fm, gflat,
                      hflat.ravel(), gflat[cols], hflat_u.ravel(),
                      np.ascontiguousarray(self.P[:, gi[cols]].T), qa, qb)
 
@@ -299,7 +299,8 @@ class _Layout:
         """The products of the unordered pairs of the pattern (``kind="g"``) or stratum
         (``"f"``) features ``u`` (products are symmetric) and each ordered pair's position
         among them, cached (a search meets a few sets of features in thousands of models).
-        ``"g"``: ``P[:, u]``, its pair products, the pairs ``(a <= b)``, the positions;
+        ``"g"``: ``P[:, u]``, ``P[:, u]`` and its pair products side by side, the pairs
+        ``(a <= b)``, the positions;
         ``"f"``: the rows of ``FF_T`` of the pairs, ``F[:, u]``, the positions."""
         key = (kind, u.tobytes())
         out = self._feat.get(key)
@@ -310,7 +311,7 @@ class _Layout:
         at[a, b] = at[b, a] = np.arange(len(a))
         if kind == "g":
             Pm = np.ascontiguousarray(self.P[:, u])
-            out = (Pm, np.ascontiguousarray(Pm[:, a] * Pm[:, b]), a, b, at)
+            out = (Pm, np.hstack([Pm, Pm[:, a] * Pm[:, b]]), a, b, at)
         else:
             nf = self.F.shape[1]
             out = (self.FF_T[u[a] * nf + u[b]], np.ascontiguousarray(self.F[:, u]), at)
@@ -350,10 +351,11 @@ class _Layout:
 
     def score_info(self, sp: _Spec, Y: np.ndarray, mu: np.ndarray,
                    extra: tuple[np.ndarray, np.ndarray] | None = None,
-                   used: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   used: bool = False,
+                   yp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Score and profiled information over the columns of ``sp`` (then the columns of the
         stratum and pattern features ``extra = (fi, gi)``; with ``used``, over the columns
-        ``sp.cols`` in use only).
+        ``sp.cols`` in use only). ``yp``: ``Y P[:, sp.ug]`` when known (a Newton run).
 
         ``g = X'(y - mu)``, ``H = X' diag(mu) X - sum_s m_s m_s' / n_s``, ``m_s`` the
         ``mu``-weighted column sums of stratum ``s`` (the Schur complement of the stratum
@@ -374,11 +376,12 @@ class _Layout:
                                                        np.concatenate([sp.gi, extra[1]]))
             sp = both
         n_s = mu.sum(axis=1)
-        M = mu @ sp.Pm
-        K = mu @ sp.PPm
+        qm = sp.Pm.shape[1]
+        MK = mu @ sp.PPx  # [M | K]: mu P[:, ug] and mu times the pair products, one product
+        M, K = MK[:, :qm], MK[:, qm:]
         K -= M[:, sp.qa] * (M / np.where(n_s > 0, n_s, 1.0)[:, None])[:, sp.qb]
         G = np.asarray(sp.FFm @ K).ravel()
-        gf = (sp.Fm.T @ ((Y - mu) @ sp.Pm)).ravel()
+        gf = (sp.Fm.T @ ((Y @ sp.Pm if yp is None else yp) - M)).ravel()
         if used:
             k = len(sp.cols)
             return gf[sp.gflat_u], G[sp.hflat_u].reshape(k, k)
@@ -451,7 +454,7 @@ class _Spec:
     lf: np.ndarray  # each column's index into uf
     lg: np.ndarray  # each column's index into ug
     Pm: np.ndarray  # P[:, ug]
-    PPm: np.ndarray  # products of the unordered pairs of columns of Pm
+    PPx: np.ndarray  # [Pm | products of the unordered pairs of columns of Pm]
     FFm: object  # FF_T rows of the unordered pairs of uf (sparse for many strata, else dense)
     Fm: np.ndarray  # F[:, uf]
     gflat: np.ndarray  # each column's entry in F[:, uf]' R P[:, ug], flat
@@ -459,7 +462,7 @@ class _Spec:
     gflat_u: np.ndarray  # gflat of the used columns
     hflat_u: np.ndarray  # hflat of the pairs of used columns
     PgT: np.ndarray  # P[:, gi[cols]]', used columns x observable patterns
-    qa: np.ndarray  # the unordered pairs (qa <= qb) of pattern features of PPm
+    qa: np.ndarray  # the unordered pairs (qa <= qb) of pattern features in PPx
     qb: np.ndarray
 
 
@@ -625,16 +628,19 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     # the log-likelihood sums Y log p over the kept cells with the finite log p of the design
     neg = None if keep is None else np.where(keep, 0.0, -np.inf)
     y_flat = Y.ravel()
+    yp = Y @ sp.Pm  # the observed margins of the pattern features, per stratum
 
     def state(b: np.ndarray):
         """Shares ``p_sx`` of the observable cells (0 outside ``keep``), ``log sum_x exp(eta)``
         per stratum and the profiled log-likelihood ``sum y log p``."""
         eta = layout.eta(sp, b)
-        mx = (eta if neg is None else eta + neg).max(axis=1, keepdims=True)
-        e = np.exp(eta - mx if neg is None else eta + neg - mx)
+        en = eta if neg is None else eta + neg
+        mx = en.max(axis=1, keepdims=True)
+        e = np.exp(en - mx)
         tot = e.sum(axis=1, keepdims=True)
         lse = mx + np.log(tot)
-        ll = float(y_flat @ (eta - lse).ravel())
+        # sum_sx y_sx (eta_sx - lse_s) = y . eta - n . lse
+        ll = float(y_flat @ eta.ravel()) - float(n_s @ lse[:, 0])
         return e / tot, lse, ll
 
     live = np.broadcast_to(pos[:, None], Y.shape)
@@ -654,7 +660,7 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
         value (and a step that moves no cell's share by more than 1%) proves the MLE."""
         P = aux[0][0]
         mu = n_s[:, None] * P
-        g, H = layout.score_info(sp, Y, mu, used=True)
+        g, H = layout.score_info(sp, Y, mu, used=True, yp=yp)
         last["H"] = H
         step_u = _solve_spd(H, g)
         if step_u is None:
