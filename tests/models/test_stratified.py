@@ -406,3 +406,18 @@ def test_existence_without_linear_programs_gives_the_same_fits(monkeypatch):
     assert fast.diagnostics["model_frequencies"] == slow.diagnostics["model_frequencies"]
     np.testing.assert_allclose(fast.cells.replicates, slow.cells.replicates, rtol=1e-8)
     assert calls["lp"] > 0 and n_fast < calls["lp"] / 2
+
+
+def test_sparse_products_of_many_strata_give_the_dense_fits(monkeypatch):
+    """The information of layouts with many strata is summed by sparse products of the stratum
+    features, of few strata by dense ones: the same search, estimate, interval and replicate
+    models either way (a sparse table with extended MLEs, forced to the sparse path; sums in
+    another order: equal to rounding, checked at 1e-9 relative)."""
+    _, h = _sim_h(5, n=900)
+    dense = fit_stratified(h, n_boot=10, seed=3)
+    monkeypatch.setattr(strat, "_DENSE_ROWS", 0)
+    sparse = fit_stratified(h, n_boot=10, seed=3)
+    assert sparse.model == dense.model
+    np.testing.assert_allclose([sparse.n_hat, *sparse.ci], [dense.n_hat, *dense.ci], rtol=1e-9)
+    assert sparse.diagnostics["model_frequencies"] == dense.diagnostics["model_frequencies"]
+    np.testing.assert_allclose(sparse.cells.replicates, dense.cells.replicates, rtol=1e-9)
