@@ -1252,12 +1252,15 @@ class _Replicate:
 
 
 #: replicates x strata above which the bootstrap also runs on the other local cores. A
-#: replicate's fits cost ~4 ms per stratum (the README demo: 31 strata, 200 replicates, ~26 s
-#: in one process), a worker process ~2 s of imports; this process keeps working beside the
-#: workers (``parallel.map(share=True)``), so below this the start-up is not worth it. Only
-#: cores free of other work are used (``parallel.free_cores``): on a busy machine workers
-#: wait for a core and add their start-up to the work.
-_PARALLEL_ABOVE = 2_000
+#: replicate's fits cost ~1.3 ms per stratum (the README demo: 31 strata, 200 replicates,
+#: ~8 s in one process; ~4 ms before the fits skipped their stalled runs), a worker process
+#: ~2 s of imports; this process keeps working beside the workers
+#: (``parallel.map(share=True)``), so below this (~13 s of fits) the start-up is not worth it:
+#: 20 strata x 200 replicates with one worker on an idle 2-core machine took 13.6 s wall and
+#: 1.4 s more CPU, serially 11.2 s. Only cores free of other work are used
+#: (``parallel.free_cores``): on a busy machine workers wait for a core and add their start-up
+#: to the work.
+_PARALLEL_ABOVE = 10_000
 
 
 def _replicate_jobs(n_boot: int, n_strata: int) -> int:
