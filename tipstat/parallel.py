@@ -97,11 +97,22 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     ...     float(np.ones((3, 3)) @ np.ones(3) @ np.ones(3))
     9.0
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with PyMC
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl comes with PyMC
+            return contextlib.nullcontext()
+        try:  # SciPy's own BLAS too (its wheels bundle one): loaded before the scan
+            import scipy.linalg  # noqa: F401
+        except ImportError:  # pragma: no cover - SciPy is a dependency
+            pass
+        # the libraries are found once (scanning them took ~0.5-6 ms a call, on every call)
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_CONTROLLER = None  # threadpoolctl's controller of the loaded BLAS, found at first use
 
 
 def seed_sequence(seed: int | np.random.SeedSequence | None = DEFAULT_SEED,

@@ -108,28 +108,37 @@ def independent_columns(X: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     return _independent_r(_r_factor(X), tol * np.maximum(1.0, np.linalg.norm(X, axis=0)))
 
 
+def _geqrf(A: np.ndarray) -> np.ndarray:
+    """LAPACK's ``dgeqrf`` of ``A`` with its optimal workspace (what ``scipy.linalg.qr`` calls,
+    without its wrapper: ~4x faster on the existence checks' small matrices; the same numbers):
+    ``R`` in the upper triangle of the result, the Householder vectors below it."""
+    from scipy.linalg import lapack
+
+    lwork = int(lapack.dgeqrf_lwork(A.shape[0], A.shape[1])[0])
+    qr, _, _, info = lapack.dgeqrf(A, lwork=max(lwork, 1))
+    if info != 0:  # pragma: no cover - only for invalid arguments
+        raise np.linalg.LinAlgError(f"dgeqrf failed (info {info})")
+    return qr
+
+
 def _r_factor(X: np.ndarray) -> np.ndarray:
     """``R`` of the thin QR of a tall ``X`` (``X' X = R' R``: the same column geometry in
     ``p x p``), else ``X`` itself."""
-    from scipy.linalg import qr
-
     if X.shape[0] > X.shape[1] > 0:
-        return qr(X, mode="r", overwrite_a=False, check_finite=False)[0][:X.shape[1]]
+        return np.triu(_geqrf(X)[:X.shape[1]])
     return X
 
 
 def _independent_r(R: np.ndarray, thresh: np.ndarray) -> np.ndarray:
     """:func:`independent_columns` of a matrix with the column geometry of ``R``, column ``j``
     kept when its distance to the kept columns before it exceeds ``thresh[j]``."""
-    from scipy.linalg import qr
-
     p = R.shape[1]
     if R.shape[0] == 0:  # no rows: every distance is 0 (and LAPACK's QR of SciPy 1.11 fails)
         return np.zeros(0, dtype=np.int64)
     cand = np.arange(p)
     done = 0  # cand[:done] are proved kept
     while done < len(cand):
-        r = qr(R[:, cand], mode="r", check_finite=False)[0]
+        r = _geqrf(R[:, cand])  # only its diagonal is read: R's
         k = min(r.shape)
         dist = np.abs(np.diagonal(r))[:k]
         bad = np.flatnonzero(dist[done:] <= thresh[cand[done:k]])
@@ -370,8 +379,11 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
     n_s = np.bincount(group, weights=y, minlength=n_groups)
     live = n_s[group] > 0
     rows = np.flatnonzero(live)
-    gl = np.unique(group[rows], return_inverse=True)[1]
-    Xl, yl = X[rows], y[rows]
+    # the live strata numbered 0, 1, ... in order (numpy.unique's inverse, without a sort)
+    present = np.zeros(n_groups, dtype=bool)
+    present[group[rows]] = True
+    gl = (np.cumsum(present) - 1)[group[rows]]
+    yl = y[rows]
     if len(rows) == 0:
         return Existence("not_identifiable", np.zeros(n, dtype=bool), np.zeros(0, dtype=np.int64),
                          "N is not identifiable: no person is observed")
@@ -380,6 +392,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
         facial = np.zeros(n, dtype=bool)
     elif np.any(yl == 0):
         facial = np.zeros(n, dtype=bool)
+        Xl = X[rows]
         n_live = int(gl.max()) + 1
         if len(rows) * (n_live + p) <= 500_000:  # small: dense LP matrices (less overhead)
             D = np.zeros((len(rows), n_live))
@@ -392,12 +405,18 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
         facial = np.zeros(n, dtype=bool)
         f_live = np.ones(len(rows), dtype=bool)
     facial[rows] = f_live
-    XF, gF = Xl[f_live], gl[f_live]
+    XF, gF = X[rows[f_live]], gl[f_live]
     # within-stratum centring over the facial cells removes the stratum effects
     cnt = np.bincount(gF, minlength=gl.max() + 1 if len(gl) else 0).astype(float)
-    ind = sparse.csr_matrix((np.ones(len(gF)), (gF, np.arange(len(gF)))),
-                            shape=(len(cnt), len(gF)))
-    means = np.asarray(ind @ XF) / np.maximum(cnt, 1.0)[:, None]
+    if len(gF) and np.all(gF[1:] >= gF[:-1]):  # rows by stratum: sums of runs of rows
+        sums = np.zeros((len(cnt), p))
+        starts = np.flatnonzero(np.r_[True, gF[1:] != gF[:-1]])
+        sums[gF[starts]] = np.add.reduceat(XF, starts, axis=0) if p else 0.0
+    else:
+        ind = sparse.csr_matrix((np.ones(len(gF)), (gF, np.arange(len(gF)))),
+                                shape=(len(cnt), len(gF)))
+        sums = np.asarray(ind @ XF)
+    means = sums / np.maximum(cnt, 1.0)[:, None]
     Xc = XF - means[gF]
     # the column geometry of Xc in p x p (its R factor: the same singular values and right
     # singular vectors, the same distances between columns) for both questions below
@@ -432,7 +451,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
             "interaction parameters are infinite); the extended MLE of N is finite and unique")
     if len(zero_cells):
         of_stratum = " of a stratum" if n_groups > 1 else ""
-        Xl_z = Xl[~f_live]
+        Xl_z = X[rows[~f_live]]
         gz = gl[~f_live]
         A_eq = XF - rep[gF]
         A_ub = Xl_z - rep[gz]

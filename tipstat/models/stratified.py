@@ -100,7 +100,7 @@ from ..parallel import generator, one_blas_thread
 from .checks import attach_checks
 from .intervals import equal_tailed
 from .newton import count_scale, newton
-from .poisson import _EXIST_RATIO, Existence, check_existence_strata, forced_zero
+from .poisson import _EXIST_RATIO, Existence, check_existence_strata
 from .search import Decision, climb
 from .terms import parse_terms, term_label
 
@@ -157,7 +157,9 @@ class StratifiedModel:
         return keys
 
 
-#: layouts with at most this many observed rows (strata x patterns) use the dense design
+#: layouts with at most this many observed rows (strata x patterns) use dense products of the
+#: stratum features in the information, and keep the dense design of a model (built for its
+#: existence check only)
 _DENSE_ROWS = 4096
 
 
@@ -219,11 +221,16 @@ class _Layout:
         pr_ = np.concatenate(pr) if pr else np.zeros(0, dtype=np.int64)
         pc_ = np.concatenate(pc) if pc else np.zeros(0, dtype=np.int64)
         self.FF_T = sparse.csr_matrix((np.ones(len(pr_)), (pr_, pc_)), shape=(nf * nf, self.S))
+        if self.S * (self.C - 1) <= _DENSE_ROWS:  # few strata: dense rows are cheaper to pick
+            self.FF_T = self.FF_T.toarray()
         self._cache: dict = {}  # column structures of models (bounded)
         self._exist: dict = {}  # existence checks by model and zero pattern (bounded)
         self._lgam: dict = {}  # sum log y! of the last tables
         self._rows = None  # F and P repeated over the observed rows (small layouts)
         self._xcol: dict = {}  # dense design columns f(s) g(x) by (f, g) (small layouts)
+        self._xmat: dict = {}  # dense designs of models, for existence checks (small layouts)
+        self._tspec: dict = {}  # term_spec by term
+        self._feat: dict = {}  # products of pairs of features (_features)
 
     @property
     def list_cols(self) -> np.ndarray:
@@ -232,16 +239,23 @@ class _Layout:
     def __getstate__(self) -> dict:  # sent to worker processes without the caches
         state = self.__dict__.copy()
         state["_cache"], state["_exist"], state["_lgam"], state["_rows"] = {}, {}, {}, None
-        state["_xcol"] = {}
+        state["_xcol"], state["_xmat"], state["_tspec"], state["_feat"] = {}, {}, {}, {}
         return state
 
     def term_spec(self, term: tuple) -> tuple[np.ndarray, np.ndarray]:
-        """Stratum and pattern feature indices of one term's columns."""
-        if isinstance(term[1], str):
-            j, v = term
-            w = self.dummies[v].shape[1]
-            return self.f_off[v] + np.arange(w), np.full(w, j)
-        return np.zeros(1, dtype=np.int64), np.array([self.pair_index[term]])
+        """Stratum and pattern feature indices of one term's columns (cached; read-only)."""
+        out = self._tspec.get(term)
+        if out is None:
+            if isinstance(term[1], str):
+                j, v = term
+                w = self.dummies[v].shape[1]
+                out = (self.f_off[v] + np.arange(w), np.full(w, j))
+            else:
+                out = (np.zeros(1, dtype=np.int64), np.array([self.pair_index[term]]))
+            for a in out:
+                a.flags.writeable = False
+            self._tspec[term] = out
+        return out
 
     def spec(self, model: StratifiedModel, cols: np.ndarray | None = None) -> _Spec:
         """Column structure of ``model`` (optionally only the columns ``cols``), cached."""
@@ -263,22 +277,48 @@ class _Layout:
     def spec_of(self, fi: np.ndarray, gi: np.ndarray, cols: np.ndarray | None = None) -> _Spec:
         p = len(fi)
         cols = np.arange(p) if cols is None else np.asarray(cols, dtype=np.int64)
-        E = np.zeros((len(cols), self.P.shape[1]))
-        E[np.arange(len(cols)), gi[cols]] = 1.0
         # the features the columns use, and the products of those only
         nf = self.F.shape[1]
         uf, lf = _unique_inverse(fi, nf)
         ug, lg = _unique_inverse(gi, self.P.shape[1])
-        X = Pm = PPm = FFm = None
-        if self.S * (self.C - 1) <= _DENSE_ROWS:  # few rows: the dense design is cheaper
-            X = self._dense(fi, gi)
-        else:
-            Pm = np.ascontiguousarray(self.P[:, ug])
-            PPm = (Pm[:, :, None] * Pm[:, None, :]).reshape(len(Pm), -1)
-            FFm = self.FF_T[(uf[:, None] * nf + uf[None, :]).ravel()]
+        Pm, PPx, qa, qb, q_at = self._features("g", ug)
+        FFm, Fm, f_at = self._features("f", uf)
+        # where each column's score and each pair's information sit in the products of the
+        # features (see score_info), for all columns and for the used ones
+        qm = len(ug)
+        gflat = lf * qm + lg
+        hflat = f_at[lf[:, None], lf[None, :]] * len(qa) + q_at[lg[:, None], lg[None, :]]
+        lfu, lgu = lf[cols], lg[cols]
+        hflat_u = f_at[lfu[:, None], lfu[None, :]] * len(qa) + q_at[lgu[:, None], lgu[None, :]]
         return _Spec(fi, gi, cols, p, np.ascontiguousarray(self.F[:, fi[cols]]),
-                     gi[cols], len(cols) == p, E, uf, ug, lf, lg, Pm, PPm, FFm,
-                     np.ascontiguousarray(self.F[:, uf]), X)
+                     gi[cols], len(cols) == p, uf, ug, lf, lg, Pm, PPx, FFm, Fm, gflat,
+                     hflat.ravel(), gflat[cols], hflat_u.ravel(),
+                     np.ascontiguousarray(self.P[:, gi[cols]].T), qa, qb)
+
+    def _features(self, kind: str, u: np.ndarray) -> tuple:
+        """The products of the unordered pairs of the pattern (``kind="g"``) or stratum
+        (``"f"``) features ``u`` (products are symmetric) and each ordered pair's position
+        among them, cached (a search meets a few sets of features in thousands of models).
+        ``"g"``: ``P[:, u]``, ``P[:, u]`` and its pair products side by side, the pairs
+        ``(a <= b)``, the positions;
+        ``"f"``: the rows of ``FF_T`` of the pairs, ``F[:, u]``, the positions."""
+        key = (kind, u.tobytes())
+        out = self._feat.get(key)
+        if out is not None:
+            return out
+        a, b = np.triu_indices(len(u))
+        at = np.empty((len(u), len(u)), dtype=np.int64)
+        at[a, b] = at[b, a] = np.arange(len(a))
+        if kind == "g":
+            Pm = np.ascontiguousarray(self.P[:, u])
+            out = (Pm, np.hstack([Pm, Pm[:, a] * Pm[:, b]]), a, b, at)
+        else:
+            nf = self.F.shape[1]
+            out = (self.FF_T[u[a] * nf + u[b]], np.ascontiguousarray(self.F[:, u]), at)
+        if len(self._feat) > 1024:
+            self._feat.clear()
+        self._feat[key] = out
+        return out
 
     def _dense(self, fi: np.ndarray, gi: np.ndarray) -> np.ndarray:
         """The dense design ``F[s, fi] P[x, gi]`` over the observed rows (read-only), from the
@@ -305,50 +345,58 @@ class _Layout:
         return out
 
     def eta(self, sp: _Spec, beta: np.ndarray) -> np.ndarray:
-        """Linear predictors, strata x observable patterns."""
-        if sp.X is not None:
-            return (sp.X @ beta).reshape(self.S, self.C - 1)
-        return (sp.T @ (beta[sp.cols][:, None] * sp.E)) @ self.P.T
+        """Linear predictors, strata x observable patterns: ``B P'`` with ``B`` the per-stratum
+        coefficients of the pattern features (``S x q``), without the design."""
+        return (sp.T * beta[sp.cols]) @ sp.PgT
 
     def score_info(self, sp: _Spec, Y: np.ndarray, mu: np.ndarray,
-                   extra: _Spec | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Score and profiled information over the columns of ``sp`` (then ``extra``).
+                   extra: tuple[np.ndarray, np.ndarray] | None = None,
+                   used: bool = False,
+                   yp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Score and profiled information over the columns of ``sp`` (then the columns of the
+        stratum and pattern features ``extra = (fi, gi)``; with ``used``, over the columns
+        ``sp.cols`` in use only). ``yp``: ``Y P[:, sp.ug]`` when known (a Newton run).
 
         ``g = X'(y - mu)``, ``H = X' diag(mu) X - sum_s m_s m_s' / n_s``, ``m_s`` the
         ``mu``-weighted column sums of stratum ``s`` (the Schur complement of the stratum
-        block), without the design: every pair of the stratum features ``(f, f')`` and pattern
-        features ``(a, b)`` the columns use gets ``G[f, f', a, b] = sum_s F_f(s) F_f'(s)
-        K_s[a, b]`` by one sparse product (``F`` is 0/1), and ``H`` is read off ``G``.
+        block), without the design: every unordered pair of the stratum features ``{f, f'}``
+        and of the pattern features ``{a, b}`` the columns use gets ``G[{f, f'}, {a, b}] =
+        sum_s F_f(s) F_f'(s) K_s[a, b]`` by one product (sparse for many strata; ``F`` is 0/1),
+        and ``H`` is read off ``G`` (exactly symmetric); ``g`` likewise off ``F' (Y - mu) P``.
+        ``O(S (C + f^2) q^2 / 2)`` for ``f`` stratum and ``q`` pattern features, against
+        ``O(S C p^2)`` for ``X' diag(mu) X`` over the ``S C`` rows (the README demo: ~5x
+        fewer operations).
         """
         if extra is not None:
-            key = ("with", sp.fi.tobytes(), sp.gi.tobytes(), extra.fi.tobytes(),
-                   extra.gi.tobytes())
+            key = ("with", sp.fi.tobytes(), sp.gi.tobytes(), extra[0].tobytes(),
+                   extra[1].tobytes())
             both = self._cache.get(key)
             if both is None:
-                both = self._cache[key] = self.spec_of(np.concatenate([sp.fi, extra.fi]),
-                                                       np.concatenate([sp.gi, extra.gi]))
+                both = self._cache[key] = self.spec_of(np.concatenate([sp.fi, extra[0]]),
+                                                       np.concatenate([sp.gi, extra[1]]))
             sp = both
-        if sp.X is not None:  # few strata: g = X'(y - mu), H = X'WX - sum_s m_s m_s' / n_s
-            S, C1 = mu.shape
-            n_s = mu.sum(axis=1)
-            pos = n_s > 0
-            g = sp.X.T @ (Y - mu).ravel()
-            Xw = sp.X * mu.reshape(-1, 1)
-            H = sp.X.T @ Xw
-            M = Xw.reshape(S, C1, -1).sum(axis=1)[pos]
-            H -= (M.T / n_s[pos]) @ M
-            return g, H
-        qm, nfm = len(sp.ug), len(sp.uf)
         n_s = mu.sum(axis=1)
-        M = mu @ sp.Pm
-        K = mu @ sp.PPm
-        with np.errstate(invalid="ignore", divide="ignore"):
-            K -= (M[:, :, None] * (M / np.where(n_s > 0, n_s, 1.0)[:, None])[:, None, :]
-                  ).reshape(len(M), qm * qm)
-        G = np.asarray(sp.FFm @ K).reshape(nfm, nfm, qm, qm)
-        gf = sp.Fm.T @ ((Y - mu) @ sp.Pm)
-        lf, lg = sp.lf, sp.lg
-        return gf[lf, lg], G[lf[:, None], lf[None, :], lg[:, None], lg[None, :]]
+        qm = sp.Pm.shape[1]
+        MK = mu @ sp.PPx  # [M | K]: mu P[:, ug] and mu times the pair products, one product
+        M, K = MK[:, :qm], MK[:, qm:]
+        K -= M[:, sp.qa] * (M / np.where(n_s > 0, n_s, 1.0)[:, None])[:, sp.qb]
+        G = np.asarray(sp.FFm @ K).ravel()
+        gf = (sp.Fm.T @ ((Y @ sp.Pm if yp is None else yp) - M)).ravel()
+        if used:
+            k = len(sp.cols)
+            return gf[sp.gflat_u], G[sp.hflat_u].reshape(k, k)
+        return gf[sp.gflat], G[sp.hflat].reshape(sp.p, sp.p)
+
+    def forced_zero(self, sp: _Spec, Y: np.ndarray) -> np.ndarray:
+        """:func:`~tipstat.models.poisson.forced_zero` of the design of ``sp`` on the table
+        ``Y`` (strata x observable patterns), without the design: the columns ``f(s) g(x)``
+        are 0/1, so a column with margin ``sum_s f(s) [Y P]_{s,g} = 0`` (a sum of non-negative
+        terms: exactly 0 iff every term is) forces empty the cells with ``f(s) g(x) = 1``."""
+        t = (sp.Fm.T @ (Y @ sp.Pm)).ravel()[sp.gflat]
+        z = np.flatnonzero(t == 0)
+        if not len(z):
+            return np.zeros(Y.shape, dtype=bool)
+        return (self.F[:, sp.fi[z]] @ self.P[:, sp.gi[z]].T) > 0
 
     def loglik(self, Y: np.ndarray, mu: np.ndarray) -> float:
         """:func:`_poisson_loglik` with ``sum log y!`` computed once per table."""
@@ -366,9 +414,14 @@ class _Layout:
         """The dense design over observed rows (for baselines and checks; fits never build it,
         except on small layouts, whose fits already hold it)."""
         sp = self.spec(model)
-        if sp.X is not None:
-            return sp.X
-        return self.F[self.s_of_row][:, sp.fi] * np.tile(self.P, (self.S, 1))[:, sp.gi]
+        if self.S * (self.C - 1) > _DENSE_ROWS:
+            return self.F[self.s_of_row][:, sp.fi] * np.tile(self.P, (self.S, 1))[:, sp.gi]
+        X = self._xmat.get(model)
+        if X is None:
+            if len(self._xmat) > 256:
+                self._xmat.clear()
+            X = self._xmat[model] = self._dense(sp.fi, sp.gi)
+        return X
 
     def term_columns(self, term: tuple) -> np.ndarray:
         """The dense design columns of one list x list or list x covariate term."""
@@ -396,16 +449,21 @@ class _Spec:
     T: np.ndarray  # F[:, fi[cols]], strata x used columns
     gi_used: np.ndarray  # gi[cols]
     full: bool  # every column used
-    E: np.ndarray  # used columns x pattern features, one-hot
     uf: np.ndarray  # stratum features of the columns
     ug: np.ndarray  # pattern features of the columns
     lf: np.ndarray  # each column's index into uf
     lg: np.ndarray  # each column's index into ug
-    Pm: np.ndarray | None  # P[:, ug] (large layouts)
-    PPm: np.ndarray | None  # products of the columns of Pm
-    FFm: object  # FF_T rows of the pairs of uf (sparse)
+    Pm: np.ndarray  # P[:, ug]
+    PPx: np.ndarray  # [Pm | products of the unordered pairs of columns of Pm]
+    FFm: object  # FF_T rows of the unordered pairs of uf (sparse for many strata, else dense)
     Fm: np.ndarray  # F[:, uf]
-    X: np.ndarray | None  # the dense design over observed rows, for small layouts only
+    gflat: np.ndarray  # each column's entry in F[:, uf]' R P[:, ug], flat
+    hflat: np.ndarray  # each pair of columns' entry in G (see _Layout.score_info), flat
+    gflat_u: np.ndarray  # gflat of the used columns
+    hflat_u: np.ndarray  # hflat of the pairs of used columns
+    PgT: np.ndarray  # P[:, gi[cols]]', used columns x observable patterns
+    qa: np.ndarray  # the unordered pairs (qa <= qb) of pattern features in PPx
+    qb: np.ndarray
 
 
 @dataclass
@@ -458,9 +516,11 @@ def _fit_facial(layout: _Layout, Y: np.ndarray, model: StratifiedModel, ex: Exis
     return fe
 
 
-def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel, fit: _JointFit,
-                     maxiter: int, boundary_ok: bool) -> _JointFit | None:
-    """The extended MLE without linear programs, when it can be proved; else None.
+def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
+                     beta0: np.ndarray | tuple | None, maxiter: int,
+                     boundary_ok: bool) -> _JointFit | None:
+    """The extended MLE without linear programs and without a fit of the whole table, when it
+    can be proved; else None.
 
     The cells :func:`~tipstat.models.poisson.forced_zero` finds (a zero margin of a 0/1
     column) are outside the facial set ``F`` of every table with these margins, so ``F`` lies
@@ -468,19 +528,28 @@ def _proved_extended(layout: _Layout, Y: np.ndarray, model: StratifiedModel, fit
     existence certificate, a positive table on ``G`` has the observed margins, so ``G`` lies
     within ``F``: ``G = F``, and the fit is the one the linear programs would lead to (the same
     facial set, columns and refit). Identifiability on ``G`` is linear algebra
-    (:func:`~tipstat.models.poisson.check_existence_strata` given ``facial``); only an extended
-    MLE is taken from here, any other case goes to the linear programs.
+    (:func:`~tipstat.models.poisson.check_existence_strata` given ``facial``, cached by model
+    and ``G``: it depends on nothing else); only an extended MLE is taken from here, any other
+    case goes to the linear programs. A forced empty cell means the MLE itself does not exist
+    (no positive table has these margins), so a Newton run on the whole table could only
+    stall on the boundary: the fit on ``G`` is started directly from ``beta0``.
     """
-    X = layout.matrix(model)
-    y = Y.ravel()
-    live = (Y.sum(axis=1) > 0)[layout.s_of_row]
-    guess = live & ~forced_zero(X, y)
-    if guess.sum() == live.sum():
+    live = (Y.sum(axis=1) > 0)[:, None]
+    if not np.any(live & (Y == 0)):
         return None
-    ex = check_existence_strata(X, y, layout.s_of_row, facial=guess)
+    forced = live & layout.forced_zero(layout.spec(model), Y)
+    if not forced.any():
+        return None
+    guess = (live & ~forced).ravel()
+    key = ("given", model, guess.tobytes())
+    ex = layout._exist.get(key)
+    if ex is None:
+        ex = check_existence_strata(layout.matrix(model), Y.ravel(), layout.s_of_row,
+                                    facial=guess)
+        _remember(layout, key, ex)
     if ex.status != "extended":
         return None
-    fe = _fit_facial(layout, Y, model, ex, fit.beta, maxiter, boundary_ok)
+    fe = _fit_facial(layout, Y, model, ex, beta0, maxiter, boundary_ok)
     if fe.status != "ok":  # converged without the certificate: not proved
         return None
     _remember(layout, ("exist", model, (Y > 0).tobytes()), ex)
@@ -499,21 +568,29 @@ def _fit_joint(layout: _Layout, y_obs: np.ndarray, model: StratifiedModel,
     :func:`~tipstat.models.poisson.newton_batch`, which holds for the profiled likelihood:
     its decrement is the full likelihood's at the profiled stratum effects). An extended MLE
     is proved without them too when the cells forced empty by zero margins are the whole
-    complement of the facial set (:func:`_proved_extended`, the usual case in sparse strata).
-    Otherwise the exact check decides: ``"extended"`` fits are refitted on the facial set with
-    the estimable columns (empty cells outside it fitted 0), ``"does_not_exist"`` and
-    ``"not_identifiable"`` fits are not admissible (``ok`` is False). With ``boundary_ok``
-    (bootstrap replicates) the Newton iteration also stops when the log-likelihood stalls.
+    complement of the facial set (:func:`_proved_extended`, the usual case in sparse strata;
+    tried first, as is the facial set of a zero pattern already checked: no Newton run on the
+    whole table then, which would only stall on the boundary). Otherwise the exact check
+    decides: ``"extended"`` fits are refitted on the facial set with the estimable columns
+    (empty cells outside it fitted 0), ``"does_not_exist"`` and ``"not_identifiable"`` fits
+    are not admissible (``ok`` is False). With ``boundary_ok`` (bootstrap replicates) the
+    Newton iteration also stops when the log-likelihood stalls.
     """
     S, C1 = layout.S, layout.C - 1
     Y = np.asarray(y_obs, dtype=float).reshape(S, C1)
+    known = layout._exist.get(("exist", model, (Y > 0).tobytes()))
+    if known is None:
+        fe = _proved_extended(layout, Y, model, beta0, maxiter, boundary_ok)
+        if fe is not None:
+            return fe
+    elif known.status == "extended":
+        fe = _fit_facial(layout, Y, model, known, beta0, maxiter, boundary_ok)
+        if fe.ok:
+            fe.status = "extended"
+            return fe
     fit = _newton_joint(layout, Y, model, beta0, maxiter, boundary_ok)
     if fit.status == "ok":
         return fit
-    if ("exist", model, (Y > 0).tobytes()) not in layout._exist:
-        fe = _proved_extended(layout, Y, model, fit, maxiter, boundary_ok)
-        if fe is not None:
-            return fe
     ex = _existence(layout, Y, model)
     if ex.status == "ok":
         fit.status = "ok" if fit.ok else "not_converged"
@@ -547,17 +624,24 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     beta[~used] = 0.0
     zero = (Y == 0) & pos[:, None] if keep is None else (Y == 0) & pos[:, None] & keep
     any_zero = bool(zero.any())
+    # cells outside ``keep`` get eta = -inf (fitted 0); they are empty, so Y is 0 there and
+    # the log-likelihood sums Y log p over the kept cells with the finite log p of the design
+    neg = None if keep is None else np.where(keep, 0.0, -np.inf)
+    y_flat = Y.ravel()
+    yp = Y @ sp.Pm  # the observed margins of the pattern features, per stratum
 
     def state(b: np.ndarray):
+        """Shares ``p_sx`` of the observable cells (0 outside ``keep``), ``log sum_x exp(eta)``
+        per stratum and the profiled log-likelihood ``sum y log p``."""
         eta = layout.eta(sp, b)
-        if keep is not None:
-            eta = np.where(keep, eta, -np.inf)
-        mx = eta.max(axis=1, keepdims=True)
-        e = np.exp(eta - mx)
+        en = eta if neg is None else eta + neg
+        mx = en.max(axis=1, keepdims=True)
+        e = np.exp(en - mx)
         tot = e.sum(axis=1, keepdims=True)
-        logp = eta - mx - np.log(tot)
-        ll = float(np.sum(Y * (logp if keep is None else np.where(keep, logp, 0.0))))
-        return logp, ll
+        lse = mx + np.log(tot)
+        # sum_sx y_sx (eta_sx - lse_s) = y . eta - n . lse
+        ll = float(y_flat @ eta.ravel()) - float(n_s @ lse[:, 0])
+        return e / tot, lse, ll
 
     live = np.broadcast_to(pos[:, None], Y.shape)
     if keep is not None:
@@ -566,23 +650,20 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     last: dict = {}
 
     def value(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, tuple]:
-        logp, ll = state(x[0])
-        return np.array([ll]), (logp[None],)
+        P, lse, ll = state(x[0])
+        return np.array([ll]), (P[None], lse[None])
 
     def direction(x: np.ndarray, aux: tuple, rows: np.ndarray, certified: np.ndarray):
-        """Newton step at ``logp``; whether the existence certificate holds there (see
+        """Newton step at the shares ``P``; whether the existence certificate holds there (see
         newton_batch): the decrement bounds, from below, the fitted value of an empty cell
         along any recession direction, so a decrement far below every empty cell's fitted
         value (and a step that moves no cell's share by more than 1%) proves the MLE."""
-        logp = aux[0][0]
-        Pm = np.exp(logp)
-        g, H = layout.score_info(sp, Y, n_s[:, None] * Pm)
-        if not sp.full:
-            g, H = g[sp.cols], H[np.ix_(sp.cols, sp.cols)]
+        P = aux[0][0]
+        mu = n_s[:, None] * P
+        g, H = layout.score_info(sp, Y, mu, used=True, yp=yp)
         last["H"] = H
-        try:
-            step_u = np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
+        step_u = _solve_spd(H, g)
+        if step_u is None:
             if not boundary_ok:
                 return np.zeros_like(x), np.array([np.nan]), None
             step_u = np.linalg.lstsq(H, g, rcond=None)[0]
@@ -590,39 +671,51 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
         step[sp.cols] = step_u
         dec = float(g @ step_u)
         proven = not any_zero or bool(certified[0])
-        if not proven and np.isfinite(dec) and dec * _EXIST_RATIO < (n_s[:, None] * Pm)[zero].min():
+        if not proven and np.isfinite(dec) and dec * _EXIST_RATIO < mu[zero].min():
             d = layout.eta(sp, step)
-            move = np.abs(d - np.sum(Pm * d, axis=1, keepdims=True))
+            move = np.abs(d - np.sum(P * d, axis=1, keepdims=True))
             proven = bool(move[live].max() <= 0.01)
         return step[None], np.array([dec]), np.array([proven])
 
     # the one Newton iteration (tipstat.models.newton): the profiled likelihood, its score and
     # information grow with the counts and the step does not, so the decrement is measured in
     # count scales; bootstrap replicates on the boundary also stop when the likelihood stalls
-    run = newton(value, direction, beta[None], scale=count_scale(Y.ravel()), maxiter=maxiter,
+    run = newton(value, direction, beta[None], scale=count_scale(y_flat), maxiter=maxiter,
                  stall=boundary_ok)
-    beta, logp = run.x[0], run.aux[0][0]
+    beta, P, lse = run.x[0], run.aux[0][0], run.aux[1][0][:, 0]
     converged, proven = bool(run.converged[0]), bool(run.certified[0])
     H = last.get("H")
-    P = np.exp(logp)
     mu_o = n_s[:, None] * P
-    eta = layout.eta(sp, beta)
-    if keep is not None:
-        eta = np.where(keep, eta, -np.inf)
-    mx = eta.max(axis=1)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        mu0 = np.where(pos, n_s / (np.exp(eta - mx[:, None]).sum(axis=1) * np.exp(mx)), 0.0)
+        mu0 = np.where(pos, n_s * np.exp(-lse), 0.0)  # n_s / sum_x exp(eta_sx)
     mu = np.column_stack([mu0, mu_o])
     ok = bool(converged and np.all(np.isfinite(mu)))
     if ok and H is not None:
+        # the 2-norm condition number of the symmetric H (numpy.linalg.cond's, from its
+        # eigenvalues: the singular values are their absolute values; half the cost of an SVD)
         try:
-            cond = np.linalg.cond(H)
+            ev = np.abs(np.linalg.eigvalsh(H))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cond = float(ev.max() / ev.min()) if len(ev) else 1.0
         except np.linalg.LinAlgError:
             cond = np.inf
         ok = bool(cond < 1e12)
     loglik = layout.loglik(Y, mu_o) if ok else -np.inf
     status = "ok" if ok and proven else "unproven"
     return _JointFit(model, beta, mu, loglik, len(sp.cols) + int(pos.sum()), ok, status)
+
+
+def _solve_spd(H: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+    """``H^{-1} g`` for a symmetric ``H`` by LAPACK: Cholesky (``dposv``) when ``H`` is
+    positive definite, else LU (``dgesv``, what ``numpy.linalg.solve`` calls); None if singular.
+    """
+    from scipy.linalg import lapack
+
+    _, x, info = lapack.dposv(H, g)
+    if info == 0:
+        return x
+    _, _, x, info = lapack.dgesv(H, g)
+    return x if info == 0 else None
 
 
 def _criterion(fit: _JointFit, n: float, criterion: str) -> float:
@@ -739,8 +832,8 @@ def _screen_moves(layout: _Layout, Y: np.ndarray, fit: _JointFit, use_covs: bool
     adds = _candidates(model, layout, use_covs) if model.n_terms < max_terms else []
     specs = [layout.term_spec(t) for t in adds]
     blocks = [f for f, _ in specs]
-    extra = (layout.spec_of(np.concatenate([f for f, _ in specs]),
-                            np.concatenate([g for _, g in specs])) if specs else None)
+    extra = ((np.concatenate([f for f, _ in specs]), np.concatenate([g for _, g in specs]))
+             if specs else None)
     U, info = layout.score_info(spM, Y, fit.mu[:, 1:], extra)
     cov = np.linalg.pinv(info[:pM, :pM], rcond=1e-10, hermitian=True)
     moves: list[tuple[float, str, tuple]] = []
@@ -1159,12 +1252,15 @@ class _Replicate:
 
 
 #: replicates x strata above which the bootstrap also runs on the other local cores. A
-#: replicate's fits cost ~4 ms per stratum (the README demo: 31 strata, 200 replicates, ~26 s
-#: in one process), a worker process ~2 s of imports; this process keeps working beside the
-#: workers (``parallel.map(share=True)``), so below this the start-up is not worth it. Only
-#: cores free of other work are used (``parallel.free_cores``): on a busy machine workers
-#: wait for a core and add their start-up to the work.
-_PARALLEL_ABOVE = 2_000
+#: replicate's fits cost ~1.3 ms per stratum (the README demo: 31 strata, 200 replicates,
+#: ~8 s in one process; ~4 ms before the fits skipped their stalled runs), a worker process
+#: ~2 s of imports; this process keeps working beside the workers
+#: (``parallel.map(share=True)``), so below this (~13 s of fits) the start-up is not worth it:
+#: 20 strata x 200 replicates with one worker on an idle 2-core machine took 13.6 s wall and
+#: 1.4 s more CPU, serially 11.2 s. Only cores free of other work are used
+#: (``parallel.free_cores``): on a busy machine workers wait for a core and add their start-up
+#: to the work.
+_PARALLEL_ABOVE = 10_000
 
 
 def _replicate_jobs(n_boot: int, n_strata: int) -> int:
