@@ -137,8 +137,19 @@ class ModelSpace:
         return "[" + ", ".join(self.label(t) for t in terms) + "]" if terms else "[independence]"
 
     def cols(self, model: frozenset[int]) -> np.ndarray:
-        masks = list(self.base) + sorted(model, key=lambda t: (order(t), t))
-        return np.concatenate([self.columns[m] for m in masks])
+        """Columns of :attr:`X` in ``model`` (the base terms, then its terms by order and
+        mask); kept per model (read-only: the fit asks for a model's columns many times)."""
+        hit = self._cols.get(model)
+        if hit is None:
+            masks = list(self.base) + sorted(model, key=lambda t: (order(t), t))
+            hit = np.concatenate([self.columns[m] for m in masks])
+            hit.setflags(write=False)
+            self._cols[model] = hit
+        return hit
+
+    @functools.cached_property
+    def _cols(self) -> dict[frozenset[int], np.ndarray]:
+        return {}
 
     def parents_ok(self, model: frozenset[int], term: int) -> bool:
         """Whether every interaction one order below ``term`` is in ``model`` (hierarchy)."""
@@ -632,26 +643,25 @@ def _weigh(post: _Posterior, fit: _ModelFit, B: np.ndarray, lw: np.ndarray, draw
     the draws (and ``adapt``), one adapted proposal is tried with further draws from ``rng``.
     """
     m = np.max(lw)
-    if adapt:
-        wts = np.exp(lw - m)
-        wts /= wts.sum()
-        if 1.0 / np.sum(wts**2) < 0.25 * draws:
-            # one adaptation step: move the proposal to the weighted moments of the draws
-            mean = wts @ B
-            centred = B - mean
-            cov_w = (centred * wts[:, None]).T @ centred
-            if np.all(np.isfinite(cov_w)) and np.linalg.eigvalsh(cov_w).min() > 0:
-                adapted = _ModelFit(fit.log_laplace, mean, np.maximum(cov_w, cov_w.T) / inflate)
-                _importance(post, adapted, draws, df, rng, inflate, adapt=False)
-                if adapted.ess > 1.0 / np.sum(wts**2):
-                    fit.log_evidence, fit.weights = adapted.log_evidence, adapted.weights
-                    fit.ess, fit.mu0 = adapted.ess, adapted.mu0
-                    return
     wts = np.exp(lw - m)
     total = wts.sum()
+    wts /= total                      # the normalised weights (computed once)
+    ess = 1.0 / np.sum(wts**2)
+    if adapt and ess < 0.25 * draws:
+        # one adaptation step: move the proposal to the weighted moments of the draws
+        mean = wts @ B
+        centred = B - mean
+        cov_w = (centred * wts[:, None]).T @ centred
+        if np.all(np.isfinite(cov_w)) and np.linalg.eigvalsh(cov_w).min() > 0:
+            adapted = _ModelFit(fit.log_laplace, mean, np.maximum(cov_w, cov_w.T) / inflate)
+            _importance(post, adapted, draws, df, rng, inflate, adapt=False)
+            if adapted.ess > ess:
+                fit.log_evidence, fit.weights = adapted.log_evidence, adapted.weights
+                fit.ess, fit.mu0 = adapted.ess, adapted.mu0
+                return
     fit.log_evidence = float(m + math.log(total / draws))
-    fit.weights = wts / total
-    fit.ess = float(1.0 / np.sum(fit.weights**2))
+    fit.weights = wts
+    fit.ess = float(ess)
     fit.mu0 = np.exp(np.minimum(B @ post.Xm.T, 700.0)).sum(axis=1)
 
 
@@ -664,7 +674,8 @@ def _logpost_stacked(posts: list[_Posterior], B: np.ndarray) -> np.ndarray:
     post = posts[0]
     Xo = np.stack([q.Xo for q in posts])
     eta = np.matmul(B, Xo.transpose(0, 2, 1))
-    np.minimum(eta, 700.0, out=eta)
+    if not eta.max() <= 700.0:  # (a pass that reads only; NaN stays NaN either way)
+        np.minimum(eta, 700.0, out=eta)
     ll = np.matmul(eta, post.yo)
     ll -= np.exp(eta, out=eta).sum(axis=2)
     ll += post.const
@@ -697,7 +708,7 @@ def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int,
     z = np.empty((g, draws, p))
     w = np.empty((g, draws))
     for i, rng in enumerate(rngs):
-        z[i] = rng.standard_normal((draws, p))
+        rng.standard_normal(out=z[i])     # (what rng.standard_normal((draws, p)) draws)
         w[i] = rng.chisquare(df, draws) / df
     B = np.matmul(z, L.transpose(0, 2, 1))
     B /= np.sqrt(w)[:, :, None]
@@ -713,16 +724,30 @@ def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int,
 
 # --------------------------------------------------------------------------- summaries
 def _stable_order(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")`` for draws of N, by radix sort where it can.
+    """``np.argsort(values, kind="stable")`` for draws of N, faster where it can.
 
-    The draws ``n_obs + n_0`` are whole numbers; when they span fewer than 65,536 values their
+    The draws ``n_obs + n_0`` are whole numbers. When they span fewer than 65,536 values their
     offsets from the smallest are sorted as 16-bit integers, which numpy sorts stably by radix
-    in linear time. The order (ties kept in input order) is the same permutation.
+    in linear time. Otherwise, while ``offset * 2**b + index`` (``2**b`` above the number of
+    draws) fits in 62 bits, those keys are sorted (all distinct, so any sort puts them in one
+    order: by value, ties by index) and the indices read back from their low bits. The order is
+    the same permutation either way.
     """
-    if len(values):
+    n = len(values)
+    if n:
         lo, hi = float(values.min()), float(values.max())
-        if hi - lo < 65536 and np.array_equal(values, np.floor(values)):
-            return np.argsort((values - lo).astype(np.uint16), kind="stable")
+        bits = n.bit_length()
+        if (0.0 <= lo and hi < 2.0**53 and hi - lo < 2.0 ** (62 - bits)
+                and np.array_equal(values, np.floor(values))):
+            # (whole numbers below 2**53: values - lo is exact)
+            if hi - lo < 65536:
+                return np.argsort((values - lo).astype(np.uint16), kind="stable")
+            key = (values - lo).astype(np.int64)
+            key <<= bits
+            key |= np.arange(n, dtype=np.int64)
+            key.sort()
+            key &= (1 << bits) - 1
+            return key
     return np.argsort(values, kind="stable")
 
 
@@ -960,20 +985,24 @@ def fit_loglinear_bma(
     n_obs = space.n_observed
     pois_rng = generator(base_seed, 2**40)
     # one Poisson call over every model's draws takes the same stream as one call per model
-    n0_all = pois_rng.poisson(np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15))
+    mu0_all = np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15)
+    n0_all = pois_rng.poisson(mu0_all)
     ends = np.cumsum([len(cache[m].mu0) for m in kept])
     values, weights, per_model_median = [], [], []
     for m, pm, n0 in zip(kept, probs, np.split(n0_all, ends[:-1]), strict=True):
         fit = cache[m]
-        values.append(n_obs + n0)
+        v = n_obs + n0
+        values.append(v)
         weights.append(pm * fit.weights)
-        per_model_median.append(float(_wquantile(n_obs + n0, fit.weights, [0.5],
-                                                 _stable_order(n_obs + n0))[0])
+        per_model_median.append(float(_wquantile(v, fit.weights, [0.5], _stable_order(v))[0])
                                 if pm > 1e-4 else math.nan)
-    vals = np.concatenate(values).astype(float)
+    vals = np.concatenate(values).astype(float, copy=False)
     wts = np.concatenate(weights)
     keep = wts > 0
-    vals, wts = vals[keep], wts[keep] / wts[keep].sum()
+    if keep.all():
+        wts /= wts.sum()
+    else:
+        vals, wts = vals[keep], wts[keep] / wts[keep].sum()
     alpha = (1 - level) / 2
     order = _stable_order(vals)
     q_lo, med, q_hi = _wquantile(vals, wts, [alpha, 0.5, 1 - alpha], order)
@@ -1030,7 +1059,6 @@ def fit_loglinear_bma(
     lack = ppp_caveat(fit_check, "the averaged models")
     if lack is not None:
         warns.append(lack)
-    mu0_all = np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15)
     shifted = prior_shift_caveat(
         float(q_hi), reweighted_upper(vals, wts, mu0_all[keep], level, order),
         "on the unseen count", "flat (instead of about 1/mu0)", extra)
