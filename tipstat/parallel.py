@@ -28,6 +28,7 @@ import itertools
 import math
 import numbers
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -98,10 +99,17 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     9.0
     """
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl comes with PyMC
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    # finding the loaded libraries costs ~2.5 ms a call: done again only after an import
+    # (which is how a new BLAS gets loaded)
+    if _BLAS[0] is None or _BLAS[1] != len(sys.modules):
+        _BLAS[:] = [ThreadpoolController(), len(sys.modules)]
+    return _BLAS[0].limit(limits=1, user_api="blas")
+
+
+_BLAS: list = [None, -1]  # the threadpoolctl controller and len(sys.modules) when it was made
 
 
 def seed_sequence(seed: int | np.random.SeedSequence | None = DEFAULT_SEED,

@@ -141,7 +141,7 @@ class ModelSpace:
         mask); kept per model (read-only: the fit asks for a model's columns many times)."""
         hit = self._cols.get(model)
         if hit is None:
-            masks = list(self.base) + sorted(model, key=lambda t: (order(t), t))
+            masks = list(self.base) + sorted(model, key=lambda t: (t.bit_count(), t))
             hit = np.concatenate([self.columns[m] for m in masks])
             hit.setflags(write=False)
             self._cols[model] = hit
@@ -447,27 +447,41 @@ class _Batch:
         half_logdet = 0.5 * np.linalg.slogdet(self.P[:, 1:, 1:])[1] if self.q else 0.0
         self.prior_const = np.broadcast_to(_prior_const(prior, self.q, a, b, half_logdet),
                                            (len(cols),))
+        self._at: np.ndarray | None = None
+        self._sub: tuple = ()
+
+    def _rows(self, rows: np.ndarray) -> tuple:
+        """``(Xo, XoT, P, prior_const)`` of the models ``rows`` (increasing): the stacks
+        themselves when ``rows`` are all the models, else taken once per ``rows`` object (the
+        Newton iteration passes the same object until a model finishes)."""
+        if rows is not self._at:
+            full = len(rows) == len(self.Xo)
+            self._sub = ((self.Xo, self.XoT, self.P, self.prior_const) if full else
+                         (self.Xo[rows], self.XoT[rows], self.P[rows], self.prior_const[rows]))
+            self._at = rows
+        return self._sub
 
     def _eta(self, beta: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return np.minimum(np.matmul(self.Xo[rows], beta[:, :, None])[:, :, 0], 700.0)
+        return np.minimum(np.matmul(self._rows(rows)[0], beta[:, :, None])[:, :, 0], 700.0)
 
     def logpost(self, beta: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Log posterior of models ``rows`` at ``beta`` (one row of parameters per model)."""
         eta = self._eta(beta, rows)
+        _, _, P, prior_const = self._rows(rows)
         ll = eta @ self.yo - np.exp(eta).sum(axis=1) + self.const
-        s = np.einsum("mi,mij,mj->m", beta, self.P[rows], beta)
+        s = np.einsum("mi,mij,mj->m", beta, P, beta)
         if self.prior == "UIP":
             lp = -0.5 * s
         else:
             lp = -0.5 * (self.a + self.q) * np.log1p(s / self.b)
-        return ll + lp + self.prior_const[rows]
+        return ll + lp + prior_const
 
     def grad_hess(self, beta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient and Hessian, the exact one where positive definite, else the modified one."""
         mu = np.exp(self._eta(beta, rows))
-        XoT, P = self.XoT[rows], self.P[rows]
+        Xo, XoT, P, _ = self._rows(rows)
         g = np.matmul(XoT, (self.yo - mu)[:, :, None])[:, :, 0]
-        H = np.matmul(XoT * mu[:, None, :], self.Xo[rows])
+        H = np.matmul(XoT * mu[:, None, :], Xo)
         Pb = np.einsum("mij,mj->mi", P, beta)
         if self.prior == "UIP":
             g -= Pb
@@ -559,7 +573,7 @@ def _laplace_enumerated(space: ModelSpace, models: list[frozenset[int]], full_mo
 
 def _parent(model: frozenset[int]) -> frozenset[int]:
     """The model without its highest term (by order, then mask)."""
-    return model - {max(model, key=lambda t: (bin(t).count("1"), t))}
+    return model - {max(model, key=lambda t: (t.bit_count(), t))}
 
 
 def _covariances(posts: list[_Posterior], modes: np.ndarray) -> np.ndarray:
@@ -1138,7 +1152,8 @@ def _rests_on(space: ModelSpace, models: list[frozenset[int]], probs: np.ndarray
     for n_checked, i in enumerate(order_):
         if n_checked >= EXISTENCE_MODELS or covered >= 1 - EXISTENCE_MASS:
             break
-        design = loglinear_design(space.variables, tuple(sorted(models[i], key=lambda t: (order(t), t))))
+        design = loglinear_design(space.variables,
+                                  tuple(sorted(models[i], key=lambda t: (t.bit_count(), t))))
         st = check_existence(design.observable, y).status
         no_mle = st in ("does_not_exist", "not_identifiable")
         bad += probs[i] if no_mle else 0.0
