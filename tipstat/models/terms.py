@@ -334,6 +334,13 @@ class TermSpace:
             for r in range(len(terms) + 1):
                 yield from combinations(terms, r)
             return
+        if self.max_order <= 2:
+            # every subset is hierarchical and :meth:`ordered` keeps the order of ``terms``:
+            # the depth-first order below is counting in binary, the first term highest
+            n = len(terms)
+            for code in range(1 << n):
+                yield tuple([terms[i] for i in range(n) if code >> (n - 1 - i) & 1])
+            return
         chosen: set[int] = set()
 
         def rec(i: int) -> Iterator[tuple[int, ...]]:
