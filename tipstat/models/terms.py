@@ -278,9 +278,9 @@ class TermSpace:
         """(models x :attr:`p`) booleans: the columns each model uses."""
         m = np.zeros((len(models), self.p), dtype=bool)
         m[:, : self.base] = True
-        for i, model in enumerate(models):
-            for t in model:
-                m[i, self.base + self.index[t]] = True
+        index, base = self.index, self.base
+        rows = [i for i, model in enumerate(models) for _ in model]
+        m[rows, [base + index[t] for model in models for t in model]] = True
         return m
 
     # ------------------------------------------------------------------ hierarchy
