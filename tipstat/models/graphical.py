@@ -921,8 +921,8 @@ def _dirichlet_plan(k: int, cliques: tuple[int, ...]) -> tuple[tuple, ...]:
     """What :func:`hyper_dirichlet_shares` needs of each clique ``C`` of a graph (running
     intersection order): its size, the marginal cell ``codes`` of the ``2**K`` cells, the
     distinct codes ``uniq`` and each cell's position ``inv`` among them, each marginal cell's
-    separator group ``s_inv`` and the marginal cells of every group (None: one group, the
-    clique's separator is empty). Depends on the graph only: kept per (K, cliques)."""
+    separator group ``s_inv`` and the marginal cells of every group. Depends on the graph
+    only: kept per (K, cliques)."""
     cells = np.arange(2**k)
     out = []
     seen = 0
@@ -932,8 +932,7 @@ def _dirichlet_plan(k: int, cliques: tuple[int, ...]) -> tuple[tuple, ...]:
         codes = cells & clique
         uniq, inv = np.unique(codes, return_inverse=True)
         s_uniq, s_inv = np.unique(uniq & sep, return_inverse=True)
-        groups = None if s_uniq.size == 1 else tuple(np.flatnonzero(s_inv == j)
-                                                     for j in range(s_uniq.size))
+        groups = tuple(np.flatnonzero(s_inv == j) for j in range(s_uniq.size))
         out.append((clique.bit_count(), codes, uniq, inv, s_inv, groups))
     return tuple(out)
 
@@ -964,15 +963,13 @@ def _dirichlet_shares(gammas: np.ndarray, plan: tuple, n: int, k: int) -> np.nda
     for _, _, uniq, inv, s_inv, groups in plan:
         g = gammas[at:at + n * uniq.size].reshape(n, uniq.size)
         at += n * uniq.size
-        if groups is None:
-            sums = g.sum(axis=1)[:, None]
-        else:
-            sums = np.zeros((n, len(groups)))
-            for j, cols in enumerate(groups):
-                sums[:, j] = g[:, cols].sum(axis=1)
-            sums = sums[:, s_inv]
+        # (each group's sum over a column selection, as numpy lays it out: g.sum(axis=1)
+        # would add the same numbers in another order)
+        sums = np.zeros((n, len(groups)))
+        for j, cols in enumerate(groups):
+            sums[:, j] = g[:, cols].sum(axis=1)
         with np.errstate(divide="ignore"):
-            log_p += np.log(g / sums)[:, inv]
+            log_p += np.log(g / sums[:, s_inv])[:, inv]
     return np.exp(log_p)
 
 
