@@ -339,8 +339,8 @@ def _cliques(label: str) -> list[list[str]]:
 
 def test_banded_exp_and_partial_cumulative_sums_equal_the_full_ones():
     # grid values more than 746 below a row's maximum are exact zeros of exp, and the
-    # cumulative sums for the quantiles / inverse CDF stop once every target is passed: the
-    # indices equal np.searchsorted(np.cumsum(row) [/ total], targets, "right") exactly
+    # cumulative sums for the conditional quantiles stop once every target is passed: the
+    # indices equal np.searchsorted(np.cumsum(row), targets, "right") exactly
     from tipstat.models import graphical as G
 
     assert np.exp(G._EXP_ZERO) == 0.0
@@ -362,10 +362,6 @@ def test_banded_exp_and_partial_cumulative_sums_equal_the_full_ones():
         for first in (0, int(np.argmax(e[r])) + 256, n):
             got = G._search_cumsum(e[r], lo[r], hi[r], targets, first=first)
             np.testing.assert_array_equal(got, want)
-        u = rng.random(200)
-        want_u = np.searchsorted(np.cumsum(e[r]) / total, u, side="right")
-        np.testing.assert_array_equal(G._search_cumsum(e[r], lo[r], hi[r], u, divisor=total),
-                                      want_u)
 
 
 def test_predictive_draws_equal_one_call_per_graph_and_clique():

@@ -267,7 +267,7 @@ def _incidence(graphs: Sequence[Decomposition], n_sets: int) -> sparse.csr_matri
 #: ``exp(x)`` is exactly 0.0 in double precision below about -745.13 (the result is under half
 #: the smallest subnormal): grid values this far below a row's maximum are exact zeros of the
 #: unnormalised posterior, so they are not exponentiated and the cumulative sums of
-#: :func:`_search_cumsum` stop before them.
+#: :func:`_search_cumsum` for the conditional quantiles stop before them.
 _EXP_ZERO = -746.0
 
 
@@ -295,8 +295,8 @@ def _exp_band(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _search_cumsum(row: np.ndarray, lo: int, hi: int, targets: np.ndarray,
-                   divisor: float | None = None, first: int = 256) -> np.ndarray:
-    """``np.searchsorted(np.cumsum(row) [/ divisor], targets, side="right")`` for a non-negative
+                   first: int = 256) -> np.ndarray:
+    """``np.searchsorted(np.cumsum(row), targets, side="right")`` for a non-negative
     ``row`` that is zero outside ``[lo, hi)`` and non-negative targets, without summing the
     whole row: the cumulative sum is taken in blocks, ``[lo, first)`` (at least 256 values)
     and then blocks twice as long as the one before, until every target is passed.
@@ -310,9 +310,6 @@ def _search_cumsum(row: np.ndarray, lo: int, hi: int, targets: np.ndarray,
     lo, hi = int(lo), int(hi)
     end = min(hi, max(lo + 256, int(first)))
     c = np.cumsum(row[lo:end])
-    carry = float(c[-1]) if c.size else 0.0
-    if divisor is not None:
-        c /= divisor
     k = np.searchsorted(c, t, side="right")
     if t.size == 0 or (k.max() < c.size and t.min() >= 0):
         return k + lo   # (the usual case: one block)
@@ -328,13 +325,24 @@ def _search_cumsum(row: np.ndarray, lo: int, hi: int, targets: np.ndarray,
             return out
         pos, size = end, 2 * size
         end = min(hi, pos + size)
+        carry = float(c[-1])
         c = row[pos:end].copy()
         c[0] += carry
         np.cumsum(c, out=c)
-        carry = float(c[-1])
-        if divisor is not None:
-            c /= divisor
         k = np.searchsorted(c, t, side="right")
+
+
+def _graph_labels(graphs: Sequence[Decomposition], lists: Sequence[str]) -> list[str]:
+    """:func:`~tipstat.models.graphs.graph_label` of each graph, each clique's part made once
+    (the 822 graphs of five lists have 31 distinct cliques)."""
+    parts: dict[int, str] = {}
+    out = []
+    for g in graphs:
+        for c in g.cliques:
+            if c not in parts:
+                parts[c] = graph_label((c,), lists)
+        out.append("".join([parts[c] for c in g.cliques]))
+    return out
 
 
 def _logsumexp_rows(w: np.ndarray) -> np.ndarray:
@@ -701,7 +709,7 @@ def fit_graphical(
         graph_idx = rng.choice(len(graphs), size=(chains, draws), p=probs[order] / probs.sum())
         table_graphs = [graphs[i] for i in order]
         table = pd.DataFrame({
-            "graph": [graph_label(g.cliques, h.lists) for g in table_graphs],
+            "graph": _graph_labels(table_graphs, h.lists),
             "prob": probs[order],
             "n_median": quant[order, 1],
             "n_lower": quant[order, 0],
@@ -720,7 +728,7 @@ def fit_graphical(
         table_graphs = res["graphs"]
         rel = np.exp(res["log_z"] - _logsumexp_rows(res["log_z"][None, :])[0])
         table = pd.DataFrame({
-            "graph": [graph_label(g.cliques, h.lists) for g in table_graphs],
+            "graph": _graph_labels(table_graphs, h.lists),
             "prob": res["freq"],
             "prob_visited": rel,
             "n_median": res["quant"][:, 1],
@@ -1012,14 +1020,11 @@ def _draw_given_graphs(tables: _Tables, graphs: Sequence[Decomposition], graph_i
     """Draw N from p(N | graph, y) for each entry of ``graph_idx`` (inverse CDF on the grid)."""
     u = rng.random(graph_idx.shape)
     out = np.empty(graph_idx.shape)
-    last = tables.n.size - 1
     for g in np.unique(graph_idx):
         w = tables.log_weights(graphs[g])
-        w -= w.max()
-        lo, hi = _band(w[None])
-        p = _exp_band(w[None], lo, hi)[0]
+        p = np.exp(w - w.max())
+        cdf = np.cumsum(p) / p.sum()
         sel = graph_idx == g
-        # the inverse CDF cumsum(p) / sum(p) at u, summed only as far as the draws need
-        idx = np.minimum(_search_cumsum(p, lo[0], hi[0], u[sel], divisor=p.sum()), last)
+        idx = np.minimum(np.searchsorted(cdf, u[sel], side="right"), cdf.size - 1)
         out[sel] = tables.n[idx]
     return out
