@@ -28,6 +28,7 @@ import itertools
 import math
 import numbers
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -97,22 +98,22 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     ...     float(np.ones((3, 3)) @ np.ones(3) @ np.ones(3))
     9.0
     """
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - threadpoolctl comes with PyMC
-            return contextlib.nullcontext()
-        try:  # SciPy's own BLAS too (its wheels bundle one): loaded before the scan
-            import scipy.linalg  # noqa: F401
-        except ImportError:  # pragma: no cover - SciPy is a dependency
-            pass
-        # the libraries are found once (scanning them took ~0.5-6 ms a call, on every call)
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl comes with PyMC
+        return contextlib.nullcontext()
+    try:  # SciPy's own BLAS too (its wheels bundle one): loaded before the scan
+        import scipy.linalg  # noqa: F401
+    except ImportError:  # pragma: no cover - SciPy is a dependency
+        pass
+    # finding the loaded libraries costs ~0.5-6 ms a call: done again only after an import
+    # (which is how a new BLAS gets loaded)
+    if _BLAS[0] is None or _BLAS[1] != len(sys.modules):
+        _BLAS[:] = [ThreadpoolController(), len(sys.modules)]
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
-_CONTROLLER = None  # threadpoolctl's controller of the loaded BLAS, found at first use
+_BLAS: list = [None, -1]  # the threadpoolctl controller and len(sys.modules) when it was made
 
 
 def seed_sequence(seed: int | np.random.SeedSequence | None = DEFAULT_SEED,

@@ -406,3 +406,41 @@ def test_a_posterior_spread_over_thousands_of_models_is_averaged():
     assert np.isfinite(est.diagnostics["min_model_ess"])
     assert (est.diagnostics["min_model_ess"] >= 200) != any(
         w.code == "convergence" for w in est.warnings)
+
+
+def test_sorting_and_interval_shortcuts_equal_the_plain_definitions():
+    # _stable_order sorts packed (offset, index) keys when the draws span more than 16 bits,
+    # the weighted quantiles / HPD interval / prior-shift upper end sum the sorted weights in
+    # place and search only where an answer can be: each equals the plain computation exactly
+    from tipstat.models.posterior_checks import reweighted_upper
+
+    rng = np.random.default_rng(5)
+    for span in (50, 70_000, 3_000_000):
+        vals = 1000.0 + rng.integers(0, span, size=20_000).astype(float)   # many ties
+        np.testing.assert_array_equal(bma._stable_order(vals), np.argsort(vals, kind="stable"))
+        wts = rng.dirichlet(np.ones(len(vals)))
+        order = np.argsort(vals, kind="stable")
+        v, c = vals[order], np.cumsum(wts[order])
+        c /= c[-1]
+        qs = [0.025, 0.5, 0.975]
+        plain_q = [v[min(np.searchsorted(c, q), len(v) - 1)] for q in qs]
+        np.testing.assert_array_equal(bma._wquantile(vals, wts, qs, order), plain_q)
+        lo_c = np.concatenate([[0.0], c[:-1]])
+        j = np.searchsorted(c, lo_c + 0.95 - 1e-12)
+        i = np.nonzero(j < len(v))[0]
+        best = int(np.argmin(v[j[j < len(v)]] - v[i]))
+        assert bma._hpd(vals, wts, 0.95, order) == (v[i[best]], v[j[j < len(v)][best]])
+        factor = rng.gamma(2.0, size=len(vals))
+        w = wts * factor
+        c2 = np.cumsum((w / w.sum())[order])
+        c2 /= c2[-1]
+        assert reweighted_upper(vals, wts, factor, 0.95, order) == v[np.searchsorted(c2, 0.975)]
+    assert np.isnan(reweighted_upper(vals, np.zeros(len(vals)), factor, 0.95))
+    bad = factor.copy()
+    bad[:3] = np.nan    # non-finite weights are left out, as before
+    keep = np.isfinite(bad)
+    w = np.where(keep, wts * bad, 0.0)
+    c3 = np.cumsum((w / w.sum())[order])
+    c3 /= c3[-1]
+    assert reweighted_upper(vals, wts, bad, 0.95, order) == np.where(keep, vals, 0.0)[order][
+        np.searchsorted(c3, 0.975)]

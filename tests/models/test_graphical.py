@@ -335,3 +335,70 @@ def test_graph_prior_reweights_the_graphs_exactly():
 def _cliques(label: str) -> list[list[str]]:
     return [c.split(",") for c in label.strip("[]").split("][")]
 
+
+
+def test_banded_exp_and_partial_cumulative_sums_equal_the_full_ones():
+    # grid values more than 746 below a row's maximum are exact zeros of exp, and the
+    # cumulative sums for the conditional quantiles stop once every target is passed: the
+    # indices equal np.searchsorted(np.cumsum(row), targets, "right") exactly
+    from tipstat.models import graphical as G
+
+    assert np.exp(G._EXP_ZERO) == 0.0
+    rng = np.random.default_rng(3)
+    n = 5000
+    x = np.arange(n)
+    w = np.stack([-0.5 * ((x - c) / s) ** 2 for c, s in [(300, 40), (2500, 400), (4990, 5),
+                                                         (10, 3000), (2000, 1)]])
+    w[1, 100] = 0.5 * w[1, 100]          # a second bump
+    w -= w.max(axis=1, keepdims=True)
+    full = np.exp(w)
+    lo, hi = G._band(w)
+    e = G._exp_band(w.copy(), lo, hi)
+    np.testing.assert_array_equal(e, full)
+    for r in range(len(e)):
+        total = e[r].sum()
+        targets = np.concatenate([np.array([0.025, 0.5, 0.975]) * total, rng.random(50) * total, [total]])
+        want = np.searchsorted(np.cumsum(e[r]), targets, side="right")
+        for first in (0, int(np.argmax(e[r])) + 256, n):
+            got = G._search_cumsum(e[r], lo[r], hi[r], targets, first=first)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_predictive_draws_equal_one_call_per_graph_and_clique():
+    # the predictive check draws every graph's Gamma variates in one call: the same numbers as
+    # drawing them clique by clique (the plain hyper-Dirichlet loop written out here)
+    from tipstat.models import graphical as G
+
+    h = tipstat.datasets.load("UK_4")
+    y, k, delta = np.asarray(h.counts, dtype=float), h.k, 2.0**-h.k
+    graphs = enumerate_decomposable(k)
+    n0 = np.array([50.0, 80.0, 120.0, 400.0])
+
+    def plain(graph, n0, rng):
+        cells = np.arange(2**k)
+        full = np.concatenate([[0.0], y])
+        log_p = np.zeros((n0.size, 2**k))
+        seen = 0
+        for clique in graph.cliques:
+            sep = clique & seen
+            seen |= clique
+            codes = cells & clique
+            uniq, inv = np.unique(codes, return_inverse=True)
+            counts = np.bincount(codes, weights=full, minlength=2**k)[uniq]
+            shape = np.broadcast_to(counts + delta * 2.0 ** (k - clique.bit_count()),
+                                    (n0.size, uniq.size)).copy()
+            shape[:, 0] += n0
+            g = rng.gamma(shape)
+            s_uniq, s_inv = np.unique(uniq & sep, return_inverse=True)
+            sums = np.zeros((n0.size, s_uniq.size))
+            for j in range(s_uniq.size):
+                sums[:, j] = g[:, s_inv == j].sum(axis=1)
+            with np.errstate(divide="ignore"):
+                log_p += np.log(g / sums[:, s_inv])[:, inv]
+        return np.exp(log_p)
+
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    for g in (graphs[0], graphs[7], graphs[30], graphs[-1]):
+        np.testing.assert_array_equal(G.hyper_dirichlet_shares(y, k, delta, g, n0, a),
+                                      plain(g, n0, b))
+    assert a.integers(2**62) == b.integers(2**62)

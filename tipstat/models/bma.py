@@ -137,8 +137,19 @@ class ModelSpace:
         return "[" + ", ".join(self.label(t) for t in terms) + "]" if terms else "[independence]"
 
     def cols(self, model: frozenset[int]) -> np.ndarray:
-        masks = list(self.base) + sorted(model, key=lambda t: (order(t), t))
-        return np.concatenate([self.columns[m] for m in masks])
+        """Columns of :attr:`X` in ``model`` (the base terms, then its terms by order and
+        mask); kept per model (read-only: the fit asks for a model's columns many times)."""
+        hit = self._cols.get(model)
+        if hit is None:
+            masks = list(self.base) + sorted(model, key=lambda t: (t.bit_count(), t))
+            hit = np.concatenate([self.columns[m] for m in masks])
+            hit.setflags(write=False)
+            self._cols[model] = hit
+        return hit
+
+    @functools.cached_property
+    def _cols(self) -> dict[frozenset[int], np.ndarray]:
+        return {}
 
     def parents_ok(self, model: frozenset[int], term: int) -> bool:
         """Whether every interaction one order below ``term`` is in ``model`` (hierarchy)."""
@@ -436,27 +447,41 @@ class _Batch:
         half_logdet = 0.5 * np.linalg.slogdet(self.P[:, 1:, 1:])[1] if self.q else 0.0
         self.prior_const = np.broadcast_to(_prior_const(prior, self.q, a, b, half_logdet),
                                            (len(cols),))
+        self._at: np.ndarray | None = None
+        self._sub: tuple = ()
+
+    def _rows(self, rows: np.ndarray) -> tuple:
+        """``(Xo, XoT, P, prior_const)`` of the models ``rows`` (increasing): the stacks
+        themselves when ``rows`` are all the models, else taken once per ``rows`` object (the
+        Newton iteration passes the same object until a model finishes)."""
+        if rows is not self._at:
+            full = len(rows) == len(self.Xo)
+            self._sub = ((self.Xo, self.XoT, self.P, self.prior_const) if full else
+                         (self.Xo[rows], self.XoT[rows], self.P[rows], self.prior_const[rows]))
+            self._at = rows
+        return self._sub
 
     def _eta(self, beta: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return np.minimum(np.matmul(self.Xo[rows], beta[:, :, None])[:, :, 0], 700.0)
+        return np.minimum(np.matmul(self._rows(rows)[0], beta[:, :, None])[:, :, 0], 700.0)
 
     def logpost(self, beta: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Log posterior of models ``rows`` at ``beta`` (one row of parameters per model)."""
         eta = self._eta(beta, rows)
+        _, _, P, prior_const = self._rows(rows)
         ll = eta @ self.yo - np.exp(eta).sum(axis=1) + self.const
-        s = np.einsum("mi,mij,mj->m", beta, self.P[rows], beta)
+        s = np.einsum("mi,mij,mj->m", beta, P, beta)
         if self.prior == "UIP":
             lp = -0.5 * s
         else:
             lp = -0.5 * (self.a + self.q) * np.log1p(s / self.b)
-        return ll + lp + self.prior_const[rows]
+        return ll + lp + prior_const
 
     def grad_hess(self, beta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient and Hessian, the exact one where positive definite, else the modified one."""
         mu = np.exp(self._eta(beta, rows))
-        XoT, P = self.XoT[rows], self.P[rows]
+        Xo, XoT, P, _ = self._rows(rows)
         g = np.matmul(XoT, (self.yo - mu)[:, :, None])[:, :, 0]
-        H = np.matmul(XoT * mu[:, None, :], self.Xo[rows])
+        H = np.matmul(XoT * mu[:, None, :], Xo)
         Pb = np.einsum("mij,mj->mi", P, beta)
         if self.prior == "UIP":
             g -= Pb
@@ -548,7 +573,7 @@ def _laplace_enumerated(space: ModelSpace, models: list[frozenset[int]], full_mo
 
 def _parent(model: frozenset[int]) -> frozenset[int]:
     """The model without its highest term (by order, then mask)."""
-    return model - {max(model, key=lambda t: (bin(t).count("1"), t))}
+    return model - {max(model, key=lambda t: (t.bit_count(), t))}
 
 
 def _covariances(posts: list[_Posterior], modes: np.ndarray) -> np.ndarray:
@@ -632,26 +657,25 @@ def _weigh(post: _Posterior, fit: _ModelFit, B: np.ndarray, lw: np.ndarray, draw
     the draws (and ``adapt``), one adapted proposal is tried with further draws from ``rng``.
     """
     m = np.max(lw)
-    if adapt:
-        wts = np.exp(lw - m)
-        wts /= wts.sum()
-        if 1.0 / np.sum(wts**2) < 0.25 * draws:
-            # one adaptation step: move the proposal to the weighted moments of the draws
-            mean = wts @ B
-            centred = B - mean
-            cov_w = (centred * wts[:, None]).T @ centred
-            if np.all(np.isfinite(cov_w)) and np.linalg.eigvalsh(cov_w).min() > 0:
-                adapted = _ModelFit(fit.log_laplace, mean, np.maximum(cov_w, cov_w.T) / inflate)
-                _importance(post, adapted, draws, df, rng, inflate, adapt=False)
-                if adapted.ess > 1.0 / np.sum(wts**2):
-                    fit.log_evidence, fit.weights = adapted.log_evidence, adapted.weights
-                    fit.ess, fit.mu0 = adapted.ess, adapted.mu0
-                    return
     wts = np.exp(lw - m)
     total = wts.sum()
+    wts /= total                      # the normalised weights (computed once)
+    ess = 1.0 / np.sum(wts**2)
+    if adapt and ess < 0.25 * draws:
+        # one adaptation step: move the proposal to the weighted moments of the draws
+        mean = wts @ B
+        centred = B - mean
+        cov_w = (centred * wts[:, None]).T @ centred
+        if np.all(np.isfinite(cov_w)) and np.linalg.eigvalsh(cov_w).min() > 0:
+            adapted = _ModelFit(fit.log_laplace, mean, np.maximum(cov_w, cov_w.T) / inflate)
+            _importance(post, adapted, draws, df, rng, inflate, adapt=False)
+            if adapted.ess > ess:
+                fit.log_evidence, fit.weights = adapted.log_evidence, adapted.weights
+                fit.ess, fit.mu0 = adapted.ess, adapted.mu0
+                return
     fit.log_evidence = float(m + math.log(total / draws))
-    fit.weights = wts / total
-    fit.ess = float(1.0 / np.sum(fit.weights**2))
+    fit.weights = wts
+    fit.ess = float(ess)
     fit.mu0 = np.exp(np.minimum(B @ post.Xm.T, 700.0)).sum(axis=1)
 
 
@@ -664,7 +688,8 @@ def _logpost_stacked(posts: list[_Posterior], B: np.ndarray) -> np.ndarray:
     post = posts[0]
     Xo = np.stack([q.Xo for q in posts])
     eta = np.matmul(B, Xo.transpose(0, 2, 1))
-    np.minimum(eta, 700.0, out=eta)
+    if not eta.max() <= 700.0:  # (a pass that reads only; NaN stays NaN either way)
+        np.minimum(eta, 700.0, out=eta)
     ll = np.matmul(eta, post.yo)
     ll -= np.exp(eta, out=eta).sum(axis=2)
     ll += post.const
@@ -697,7 +722,7 @@ def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int,
     z = np.empty((g, draws, p))
     w = np.empty((g, draws))
     for i, rng in enumerate(rngs):
-        z[i] = rng.standard_normal((draws, p))
+        rng.standard_normal(out=z[i])     # (what rng.standard_normal((draws, p)) draws)
         w[i] = rng.chisquare(df, draws) / df
     B = np.matmul(z, L.transpose(0, 2, 1))
     B /= np.sqrt(w)[:, :, None]
@@ -713,16 +738,30 @@ def _importance_many(posts: list[_Posterior], fits: list[_ModelFit], draws: int,
 
 # --------------------------------------------------------------------------- summaries
 def _stable_order(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")`` for draws of N, by radix sort where it can.
+    """``np.argsort(values, kind="stable")`` for draws of N, faster where it can.
 
-    The draws ``n_obs + n_0`` are whole numbers; when they span fewer than 65,536 values their
+    The draws ``n_obs + n_0`` are whole numbers. When they span fewer than 65,536 values their
     offsets from the smallest are sorted as 16-bit integers, which numpy sorts stably by radix
-    in linear time. The order (ties kept in input order) is the same permutation.
+    in linear time. Otherwise, while ``offset * 2**b + index`` (``2**b`` above the number of
+    draws) fits in 62 bits, those keys are sorted (all distinct, so any sort puts them in one
+    order: by value, ties by index) and the indices read back from their low bits. The order is
+    the same permutation either way.
     """
-    if len(values):
+    n = len(values)
+    if n:
         lo, hi = float(values.min()), float(values.max())
-        if hi - lo < 65536 and np.array_equal(values, np.floor(values)):
-            return np.argsort((values - lo).astype(np.uint16), kind="stable")
+        bits = n.bit_length()
+        if (0.0 <= lo and hi < 2.0**53 and hi - lo < 2.0 ** (62 - bits)
+                and np.array_equal(values, np.floor(values))):
+            # (whole numbers below 2**53: values - lo is exact)
+            if hi - lo < 65536:
+                return np.argsort((values - lo).astype(np.uint16), kind="stable")
+            key = (values - lo).astype(np.int64)
+            key <<= bits
+            key |= np.arange(n, dtype=np.int64)
+            key.sort()
+            key &= (1 << bits) - 1
+            return key
     return np.argsort(values, kind="stable")
 
 
@@ -960,20 +999,24 @@ def fit_loglinear_bma(
     n_obs = space.n_observed
     pois_rng = generator(base_seed, 2**40)
     # one Poisson call over every model's draws takes the same stream as one call per model
-    n0_all = pois_rng.poisson(np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15))
+    mu0_all = np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15)
+    n0_all = pois_rng.poisson(mu0_all)
     ends = np.cumsum([len(cache[m].mu0) for m in kept])
     values, weights, per_model_median = [], [], []
     for m, pm, n0 in zip(kept, probs, np.split(n0_all, ends[:-1]), strict=True):
         fit = cache[m]
-        values.append(n_obs + n0)
+        v = n_obs + n0
+        values.append(v)
         weights.append(pm * fit.weights)
-        per_model_median.append(float(_wquantile(n_obs + n0, fit.weights, [0.5],
-                                                 _stable_order(n_obs + n0))[0])
+        per_model_median.append(float(_wquantile(v, fit.weights, [0.5], _stable_order(v))[0])
                                 if pm > 1e-4 else math.nan)
-    vals = np.concatenate(values).astype(float)
+    vals = np.concatenate(values).astype(float, copy=False)
     wts = np.concatenate(weights)
     keep = wts > 0
-    vals, wts = vals[keep], wts[keep] / wts[keep].sum()
+    if keep.all():
+        wts /= wts.sum()
+    else:
+        vals, wts = vals[keep], wts[keep] / wts[keep].sum()
     alpha = (1 - level) / 2
     order = _stable_order(vals)
     q_lo, med, q_hi = _wquantile(vals, wts, [alpha, 0.5, 1 - alpha], order)
@@ -1030,7 +1073,6 @@ def fit_loglinear_bma(
     lack = ppp_caveat(fit_check, "the averaged models")
     if lack is not None:
         warns.append(lack)
-    mu0_all = np.minimum(np.concatenate([cache[m].mu0 for m in kept]), 1e15)
     shifted = prior_shift_caveat(
         float(q_hi), reweighted_upper(vals, wts, mu0_all[keep], level, order),
         "on the unseen count", "flat (instead of about 1/mu0)", extra)
@@ -1110,7 +1152,8 @@ def _rests_on(space: ModelSpace, models: list[frozenset[int]], probs: np.ndarray
     for n_checked, i in enumerate(order_):
         if n_checked >= EXISTENCE_MODELS or covered >= 1 - EXISTENCE_MASS:
             break
-        design = loglinear_design(space.variables, tuple(sorted(models[i], key=lambda t: (order(t), t))))
+        design = loglinear_design(space.variables,
+                                  tuple(sorted(models[i], key=lambda t: (t.bit_count(), t))))
         st = check_existence(design.observable, y).status
         no_mle = st in ("does_not_exist", "not_identifiable")
         bad += probs[i] if no_mle else 0.0

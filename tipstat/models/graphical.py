@@ -35,6 +35,7 @@ R-hat and ESS.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -225,18 +226,123 @@ class _Tables:
     def incidence(self, graphs: Sequence[Decomposition]) -> sparse.csr_matrix:
         """Graphs x vertex sets: +1 per clique, -1 per separator (a handful per row, so sparse:
         ``incidence @ H`` costs a few additions per grid value instead of ``2**K``)."""
-        rows, cols, vals = [], [], []
-        for i, g in enumerate(graphs):
-            rows += [i] * (len(g.cliques) + len(g.separators))
-            cols += [*g.cliques, *g.separators]
-            vals += [1.0] * len(g.cliques) + [-1.0] * len(g.separators)
-        return sparse.csr_matrix((vals, (rows, cols)), shape=(len(graphs), self.H.shape[0]))
+        return _incidence(graphs, self.H.shape[0])
 
     def log_weights(self, graph: Decomposition) -> np.ndarray:
         w = self.base + self.H[list(graph.cliques)].sum(axis=0)
         if graph.separators:
             w = w - self.H[list(graph.separators)].sum(axis=0)
         return w
+
+
+#: Graph sets whose incidence matrices :func:`_incidence` keeps (the enumerated graphs of a K,
+#: the pruned set of the fine pass): they depend on the graphs only, not on the table.
+_INCIDENCE: dict[tuple, sparse.csr_matrix] = {}
+_INCIDENCE_KEEP = 4
+
+
+def _incidence(graphs: Sequence[Decomposition], n_sets: int) -> sparse.csr_matrix:
+    """Graphs x vertex sets: +1 per clique, -1 per separator, in SciPy's canonical CSR form
+    (columns sorted in each row, a separator that occurs twice one entry -2).
+
+    Built once per graph set and kept (:data:`_INCIDENCE_KEEP` sets): a slice of rows of the
+    canonical form is the canonical form of those graphs alone, so ``incidence[rows] @ H`` adds
+    the same numbers in the same order as a matrix built for the rows.
+    """
+    key = (n_sets, tuple((g.cliques, g.separators) for g in graphs))
+    hit = _INCIDENCE.get(key)
+    if hit is not None:
+        return hit
+    sizes = [len(g.cliques) + len(g.separators) for g in graphs]
+    rows = np.repeat(np.arange(len(graphs)), sizes)
+    cols = [v for g in graphs for v in (*g.cliques, *g.separators)]
+    vals = [v for g in graphs for v in [1.0] * len(g.cliques) + [-1.0] * len(g.separators)]
+    inc = sparse.csr_matrix((vals, (rows, cols)), shape=(len(graphs), n_sets))
+    if len(_INCIDENCE) >= _INCIDENCE_KEEP:
+        _INCIDENCE.pop(next(iter(_INCIDENCE)))
+    _INCIDENCE[key] = inc
+    return inc
+
+
+#: ``exp(x)`` is exactly 0.0 in double precision below about -745.13 (the result is under half
+#: the smallest subnormal): grid values this far below a row's maximum are exact zeros of the
+#: unnormalised posterior, so they are not exponentiated and the cumulative sums of
+#: :func:`_search_cumsum` for the conditional quantiles stop before them.
+_EXP_ZERO = -746.0
+
+
+def _band(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``w`` (log weights, maximum 0): the first index and one past the last
+    index where ``w > _EXP_ZERO`` (the whole row when none is)."""
+    live = w > _EXP_ZERO
+    lo = live.argmax(axis=1)
+    hi = live.shape[1] - live[:, ::-1].argmax(axis=1)
+    dead = ~live[np.arange(len(w)), lo]
+    lo[dead], hi[dead] = 0, live.shape[1]
+    return lo, hi
+
+
+def _exp_band(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``np.exp(w, out=w)`` where the values outside each row's band ``[lo, hi)`` are known to
+    give exactly 0.0 (:func:`_band`): the band is exponentiated, the rest set to 0.0."""
+    for r in range(w.shape[0]):
+        row = w[r]
+        a, b = lo[r], hi[r]
+        np.exp(row[a:b], out=row[a:b])
+        row[:a] = 0.0
+        row[b:] = 0.0
+    return w
+
+
+def _search_cumsum(row: np.ndarray, lo: int, hi: int, targets: np.ndarray,
+                   first: int = 256) -> np.ndarray:
+    """``np.searchsorted(np.cumsum(row), targets, side="right")`` for a non-negative
+    ``row`` that is zero outside ``[lo, hi)`` and non-negative targets, without summing the
+    whole row: the cumulative sum is taken in blocks, ``[lo, first)`` (at least 256 values)
+    and then blocks twice as long as the one before, until every target is passed.
+
+    Bit for bit the full computation: ``np.cumsum`` adds in order, so a block whose first value
+    has the previous block's last sum added to it continues the same sums; before ``lo`` the
+    sums are 0.0 (<= every target) and from ``hi`` on they stay at the last one. A target that
+    no sum exceeds gets ``len(row)``.
+    """
+    t = np.asarray(targets, dtype=float)
+    lo, hi = int(lo), int(hi)
+    end = min(hi, max(lo + 256, int(first)))
+    c = np.cumsum(row[lo:end])
+    k = np.searchsorted(c, t, side="right")
+    if t.size == 0 or (k.max() < c.size and t.min() >= 0):
+        return k + lo   # (the usual case: one block)
+    out = np.full(t.shape, row.shape[0], dtype=np.intp)
+    pend = t >= 0
+    out[~pend] = 0
+    pos, size = lo, end - lo
+    while True:
+        hit = pend & (k < c.size)
+        out[hit] = pos + k[hit]
+        pend &= ~hit
+        if not pend.any() or end >= hi:
+            return out
+        pos, size = end, 2 * size
+        end = min(hi, pos + size)
+        carry = float(c[-1])
+        c = row[pos:end].copy()
+        c[0] += carry
+        np.cumsum(c, out=c)
+        k = np.searchsorted(c, t, side="right")
+
+
+def _graph_labels(graphs: Sequence[Decomposition], lists: Sequence[str]) -> list[str]:
+    """:func:`~tipstat.models.graphs.graph_label` of each graph, each clique's part made once
+    (the 822 graphs of five lists have 31 distinct cliques)."""
+    parts: dict[int, str] = {}
+    out = []
+    for g in graphs:
+        for c in g.cliques:
+            if c not in parts:
+                parts[c] = graph_label((c,), lists)
+        out.append("".join([parts[c] for c in g.cliques]))
+    return out
 
 
 def _logsumexp_rows(w: np.ndarray) -> np.ndarray:
@@ -273,14 +379,19 @@ def _mix_graphs(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray
     last = tables.grid.size - 1
     if log_mix is not None:
         ref = log_mix.max(axis=0)
+    incidence = tables.incidence(graphs)
+    prior = None if tables.log_prior_graph is None else tables.graph_prior(graphs)
     for start in range(0, n_graphs, chunk):
         sl = slice(start, start + chunk)
-        w = np.asarray(tables.incidence(graphs[sl]) @ tables.H)
+        w = np.asarray(incidence[sl] @ tables.H)
         w += tables.base
-        w += tables.graph_prior(graphs[sl])[:, None]
-        m = w.max(axis=1)
+        if prior is not None:  # (the uniform prior adds zeros)
+            w += prior[sl, None]
+        mode = w.argmax(axis=1)  # where the sums for the quantiles of each row start
+        m = w[np.arange(w.shape[0]), mode]
         w -= m[:, None]
-        e = np.exp(w, out=w)  # unnormalised conditional posteriors, max 1 per row
+        lo, hi = _band(w)
+        e = _exp_band(w, lo, hi)  # unnormalised conditional posteriors, max 1 per row
         total = e.sum(axis=1)
         log_z[sl] = m + np.log(total)
         # p(N | G) = e / total, so the weight of row e is mix_weight / total
@@ -293,10 +404,9 @@ def _mix_graphs(tables: _Tables, graphs: Sequence[Decomposition], qs: np.ndarray
         else:
             acc += (np.exp(log_mix[sl] - ref) / total[:, None]).T @ e
         if start < n_quantiles:
-            rows = min(n_quantiles - start, e.shape[0])
-            cdf = np.cumsum(e[:rows], axis=1)
-            for r in range(rows):
-                idx = np.minimum(np.searchsorted(cdf[r], qs * total[r], side="right"), last)
+            for r in range(min(n_quantiles - start, e.shape[0])):
+                idx = np.minimum(_search_cumsum(e[r], lo[r], hi[r], qs * total[r],
+                                                 first=mode[r] + 256), last)
                 quant[start + r] = tables.n[idx]
     return acc / acc.sum(axis=1, keepdims=True), log_z, quant
 
@@ -599,7 +709,7 @@ def fit_graphical(
         graph_idx = rng.choice(len(graphs), size=(chains, draws), p=probs[order] / probs.sum())
         table_graphs = [graphs[i] for i in order]
         table = pd.DataFrame({
-            "graph": [graph_label(g.cliques, h.lists) for g in table_graphs],
+            "graph": _graph_labels(table_graphs, h.lists),
             "prob": probs[order],
             "n_median": quant[order, 1],
             "n_lower": quant[order, 0],
@@ -618,7 +728,7 @@ def fit_graphical(
         table_graphs = res["graphs"]
         rel = np.exp(res["log_z"] - _logsumexp_rows(res["log_z"][None, :])[0])
         table = pd.DataFrame({
-            "graph": [graph_label(g.cliques, h.lists) for g in table_graphs],
+            "graph": _graph_labels(table_graphs, h.lists),
             "prob": res["freq"],
             "prob_visited": rel,
             "n_median": res["quant"][:, 1],
@@ -807,25 +917,65 @@ def hyper_dirichlet_shares(y: np.ndarray, k: int, delta: float, graph: Decomposi
     >>> np.round(p.mean(axis=0), 2).tolist()            # (70/100)(60/100), ...
     [0.42, 0.28, 0.18, 0.12]
     """
-    cells = np.arange(2**k)
     n0 = np.asarray(n0, dtype=float)
-    full = np.concatenate([[0.0], np.asarray(y, dtype=float)])
-    log_p = np.zeros((n0.size, 2**k))
+    plan = _dirichlet_plan(k, graph.cliques)
+    shapes = _dirichlet_shapes(y, k, delta, plan, n0)
+    return _dirichlet_shares(rng.gamma(np.concatenate([a.ravel() for a in shapes])), plan,
+                             n0.size, k)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dirichlet_plan(k: int, cliques: tuple[int, ...]) -> tuple[tuple, ...]:
+    """What :func:`hyper_dirichlet_shares` needs of each clique ``C`` of a graph (running
+    intersection order): its size, the marginal cell ``codes`` of the ``2**K`` cells, the
+    distinct codes ``uniq`` and each cell's position ``inv`` among them, each marginal cell's
+    separator group ``s_inv`` and the marginal cells of every group. Depends on the graph
+    only: kept per (K, cliques)."""
+    cells = np.arange(2**k)
+    out = []
     seen = 0
-    for clique in graph.cliques:
+    for clique in cliques:
         sep = clique & seen
         seen |= clique
         codes = cells & clique
         uniq, inv = np.unique(codes, return_inverse=True)
-        counts = np.bincount(codes, weights=full, minlength=2**k)[uniq]
-        shape = np.broadcast_to(counts + delta * 2.0 ** (k - clique.bit_count()),
-                                (n0.size, uniq.size)).copy()
-        shape[:, 0] += n0  # uniq[0] == 0: the marginal cell of the unobserved pattern
-        g = rng.gamma(shape)
         s_uniq, s_inv = np.unique(uniq & sep, return_inverse=True)
-        sums = np.zeros((n0.size, s_uniq.size))
-        for j in range(s_uniq.size):
-            sums[:, j] = g[:, s_inv == j].sum(axis=1)
+        groups = tuple(np.flatnonzero(s_inv == j) for j in range(s_uniq.size))
+        out.append((clique.bit_count(), codes, uniq, inv, s_inv, groups))
+    return tuple(out)
+
+
+def _dirichlet_shapes(y: np.ndarray, k: int, delta: float, plan: tuple, n0: np.ndarray
+                      ) -> list[np.ndarray]:
+    """The Gamma shapes of each clique of ``plan`` (draws x marginal cells): the clique's
+    marginal counts plus ``delta 2**(K - |C|)``, ``n0`` added to the cell of the unobserved
+    pattern (``uniq[0] == 0``)."""
+    full = np.concatenate([[0.0], np.asarray(y, dtype=float)])
+    out = []
+    for size, codes, uniq, _, _, _ in plan:
+        counts = np.bincount(codes, weights=full, minlength=2**k)[uniq]
+        shape = np.broadcast_to(counts + delta * 2.0 ** (k - size), (n0.size, uniq.size)).copy()
+        shape[:, 0] += n0
+        out.append(shape)
+    return out
+
+
+def _dirichlet_shares(gammas: np.ndarray, plan: tuple, n: int, k: int) -> np.ndarray:
+    """Cell probabilities (``n x 2**K``) from the Gamma variates of the cliques of ``plan``,
+    drawn one clique after the other (``gammas`` flat, as one ``rng.gamma`` call over the
+    shapes of :func:`_dirichlet_shapes` raveled and joined draws them): each Dirichlet is its
+    Gamma variates over their sum in each separator group, and ``p(x)`` the product over the
+    cliques (summed as logs)."""
+    log_p = np.zeros((n, 2**k))
+    at = 0
+    for _, _, uniq, inv, s_inv, groups in plan:
+        g = gammas[at:at + n * uniq.size].reshape(n, uniq.size)
+        at += n * uniq.size
+        # (each group's sum over a column selection, as numpy lays it out: g.sum(axis=1)
+        # would add the same numbers in another order)
+        sums = np.zeros((n, len(groups)))
+        for j, cols in enumerate(groups):
+            sums[:, j] = g[:, cols].sum(axis=1)
         with np.errstate(divide="ignore"):
             log_p += np.log(g / sums[:, s_inv])[:, inv]
     return np.exp(log_p)
@@ -836,15 +986,32 @@ def _predictive(y: np.ndarray, k: int, delta: float, graphs: Sequence[Decomposit
     """Posterior predictive check (:func:`tipstat.models.posterior_checks.predictive_check`)
     from the posterior draws of (graph, N): for each, cell probabilities from the graph's
     hyper-Dirichlet posterior given the complete table, then the shares of the observed cells.
-    Its own stream (``seed``, key 3): the draws of N are unchanged."""
+    Its own stream (``seed``, key 3): the draws of N are unchanged.
+
+    The graphs drawn are taken in increasing order, each one's cliques in order, as a loop of
+    :func:`hyper_dirichlet_shares` over them would; their Gamma variates come from one
+    ``rng.gamma`` call over all the shapes, which takes the same numbers from the stream.
+    """
     rng = generator(seed, 3)
     g_flat, n_flat = graph_idx.ravel(), n_draws.ravel()
     pick = np.sort(rng.choice(g_flat.size, size=min(PPP_DRAWS, g_flat.size), replace=False))
     n0 = n_flat[pick] - float(y.sum())
+    g_pick = g_flat[pick]
+    todo = []
+    shapes: list[np.ndarray] = []
+    for g in np.unique(g_pick):
+        sel = g_pick == g
+        plan = _dirichlet_plan(k, graphs[g].cliques)
+        todo.append((sel, plan))
+        shapes += [a.ravel() for a in _dirichlet_shapes(y, k, delta, plan, n0[sel])]
+    gammas = rng.gamma(np.concatenate(shapes))
     shares = np.empty((pick.size, 2**k))
-    for g in np.unique(g_flat[pick]):
-        sel = g_flat[pick] == g
-        shares[sel] = hyper_dirichlet_shares(y, k, delta, graphs[g], n0[sel], rng)
+    at = 0
+    for sel, plan in todo:
+        n = int(sel.sum())
+        used = n * sum(part[2].size for part in plan)
+        shares[sel] = _dirichlet_shares(gammas[at:at + used], plan, n, k)
+        at += used
     return predictive_check(y, shares[:, 1:], seed=rng.integers(2**63))
 
 

@@ -364,9 +364,10 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[flo
     """
     if order is None:
         order = np.argsort(values, kind="stable")
-    v, c = values[order], np.cumsum(weights[order])
+    c = weights[order]
+    np.cumsum(c, out=c)
     c /= c[-1]
-    return np.array([v[min(np.searchsorted(c, q), len(v) - 1)] for q in qs])
+    return np.array([values[order[min(np.searchsorted(c, q), len(c) - 1)]] for q in qs])
 
 
 def hpd_interval(values: np.ndarray, weights: np.ndarray, level: float,
@@ -385,15 +386,18 @@ def hpd_interval(values: np.ndarray, weights: np.ndarray, level: float,
     """
     if order is None:
         order = np.argsort(values, kind="stable")
-    v, c = values[order], np.cumsum(weights[order])
+    c = weights[order]
+    np.cumsum(c, out=c)
     c /= c[-1]
-    lo_c = np.concatenate([[0.0], c[:-1]])          # mass strictly below v[i]
-    j = np.searchsorted(c, lo_c + level - 1e-12)    # first j with mass in [v_i, v_j] >= level
-    ok = j < len(v)
-    i = np.nonzero(ok)[0]
-    width = v[j[ok]] - v[i]
+    need = np.concatenate([[0.0], c[:-1]])          # mass strictly below v[i] ...
+    need += level
+    need -= 1e-12                                   # ... + level (- rounding slack)
+    # the i whose interval can hold the level are a prefix (need is non-decreasing)
+    i = np.arange(int(np.searchsorted(need, c[-1], side="right")))
+    j = np.searchsorted(c, need[i])                 # first j with mass in [v_i, v_j] >= level
+    width = values[order[j]] - values[order[i]]
     best = int(np.argmin(width))
-    return float(v[i[best]]), float(v[j[ok][best]])
+    return float(values[order[i[best]]]), float(values[order[j[best]]])
 
 
 def grid_quantile(n: np.ndarray, cdf: np.ndarray, q: float) -> float:

@@ -68,7 +68,6 @@ import numpy as np
 from .._checks import DEFAULT_SEED
 from ..errors import InputError, Problem
 from ..estimate import Caveat
-from .intervals import weighted_quantiles
 
 __all__ = ["LOWER_BOUND_MASS", "NOT_IDENTIFIED_WARN", "PPP_DRAWS", "PPP_HIGH", "PPP_LOW",
            "PRIOR_SHIFT_WARN", "PredictiveCheck", "not_identified_caveats", "ppp_caveat",
@@ -250,15 +249,26 @@ def reweighted_upper(values: Any, weights: Any, factor: Any, level: float,
     """
     v = np.asarray(values, dtype=float).ravel()
     w = np.asarray(weights, dtype=float).ravel() * np.asarray(factor, dtype=float).ravel()
-    ok = np.isfinite(v) & np.isfinite(w) & (w >= 0)
-    if not ok.all():
+    # (reductions, not masks: no temporary as long as the draws)
+    if not (w.min(initial=0.0) >= 0 and w.max(initial=0.0) < math.inf
+            and v.min(initial=0.0) > -math.inf and v.max(initial=0.0) < math.inf):
+        ok = np.isfinite(v) & np.isfinite(w) & (w >= 0)
         w = np.where(ok, w, 0.0)
         v = np.where(ok, v, 0.0)
-    if not w.sum() > 0:
+    total = w.sum()
+    if not total > 0:
         return math.nan
     if order is None:
         order = np.argsort(v, kind="stable")
-    return float(weighted_quantiles(v, w / w.sum(), [1 - (1 - level) / 2], order)[0])
+    # weighted_quantiles(v, w / total, [q], order) with one array as long as the draws: the
+    # sorted weights are normalised, summed and searched in place, and only the value found is
+    # read from v
+    c = w[order]
+    c /= total
+    np.cumsum(c, out=c)
+    c /= c[-1]
+    q = 1 - (1 - level) / 2
+    return float(v[order[min(int(np.searchsorted(c, q)), len(c) - 1)]])
 
 
 def prior_shift_caveat(upper: float, upper2: float, what: str, second: str,

@@ -278,9 +278,9 @@ class TermSpace:
         """(models x :attr:`p`) booleans: the columns each model uses."""
         m = np.zeros((len(models), self.p), dtype=bool)
         m[:, : self.base] = True
-        for i, model in enumerate(models):
-            for t in model:
-                m[i, self.base + self.index[t]] = True
+        index, base = self.index, self.base
+        rows = [i for i, model in enumerate(models) for _ in model]
+        m[rows, [base + index[t] for model in models for t in model]] = True
         return m
 
     # ------------------------------------------------------------------ hierarchy
@@ -333,6 +333,13 @@ class TermSpace:
                 raise InputError("enumerate(by_size=True) needs a space of two-way terms")
             for r in range(len(terms) + 1):
                 yield from combinations(terms, r)
+            return
+        if self.max_order <= 2:
+            # every subset is hierarchical and :meth:`ordered` keeps the order of ``terms``:
+            # the depth-first order below is counting in binary, the first term highest
+            n = len(terms)
+            for code in range(1 << n):
+                yield tuple([terms[i] for i in range(n) if code >> (n - 1 - i) & 1])
             return
         chosen: set[int] = set()
 
