@@ -1144,21 +1144,48 @@ def _rests_on(space: ModelSpace, models: list[frozenset[int]], probs: np.ndarray
     if len(space.variables) != space.k:
         return out
     from .design import loglinear_design
-    from .poisson import check_existence
+    from .poisson import check_existence_many
 
     y = space.y[~space.missing]
     order_ = np.argsort(-probs, kind="stable")
-    bad = ext = covered = 0.0
-    for n_checked, i in enumerate(order_):
-        if n_checked >= EXISTENCE_MODELS or covered >= 1 - EXISTENCE_MASS:
+    checked: list[int] = []
+    covered = 0.0
+    for i in order_:
+        if len(checked) >= EXISTENCE_MODELS or covered >= 1 - EXISTENCE_MASS:
             break
-        design = loglinear_design(space.variables,
-                                  tuple(sorted(models[i], key=lambda t: (t.bit_count(), t))))
-        st = check_existence(design.observable, y).status
+        checked.append(int(i))
+        covered += probs[i]
+    # largest models first: a model whose MLE exists with N identified passes both to every
+    # submodel (its margins are a projection of the larger model's, in the relative interior
+    # of the projected cone; its observable columns are a subset of a full-rank set), so a
+    # submodel of a model found "ok" needs no linear program
+    # by size, in rounds: the models of one size not implied "ok" by a larger model are
+    # checked together (one linear program for their facial sets, check_existence_many)
+    status: dict[int, str] = {}
+    ok_models: list[frozenset[int]] = []
+    by_size: dict[int, list[int]] = {}
+    for i in checked:
+        by_size.setdefault(len(models[i]), []).append(i)
+    for size in sorted(by_size, reverse=True):
+        todo = []
+        for i in by_size[size]:
+            if any(models[i] <= big for big in ok_models):
+                status[i] = "ok"
+            else:
+                todo.append(i)
+        designs = [loglinear_design(space.variables,
+                                    tuple(sorted(models[i], key=lambda t: (t.bit_count(), t)))
+                                    ).observable for i in todo]
+        for i, ex in zip(todo, check_existence_many(designs, y), strict=True):
+            status[i] = ex.status
+            if ex.status == "ok":
+                ok_models.append(models[i])
+    bad = ext = 0.0
+    for i in checked:
+        st = status[i]
         no_mle = st in ("does_not_exist", "not_identifiable")
         bad += probs[i] if no_mle else 0.0
         ext += probs[i] if st == "extended" else 0.0
-        covered += probs[i]
         untestable[i] |= no_mle
     out.update(not_identified_mass=float(bad), extended_weight=float(ext),
                unbounded_weight=float(probs[untestable].sum()),

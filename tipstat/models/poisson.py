@@ -29,7 +29,8 @@ from scipy.optimize import linprog
 
 from .newton import _SCALE_ABOVE, GIVE_UP, count_scale, newton
 
-__all__ = ["Existence", "PoissonFit", "check_existence", "check_existence_strata", "facial_set",
+__all__ = ["Existence", "PoissonFit", "check_existence", "check_existence_many",
+           "check_existence_strata", "facial_set", "facial_sets",
            "independent_columns", "poisson_newton"]
 
 # exp() argument cap: a trial step beyond it is rejected by the line search, without overflow
@@ -164,6 +165,16 @@ def facial_set(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     tables that make each facial cell positive makes them all ``>= 1`` at once: at the optimum
     ``z_c = 1`` exactly on the facial empty cells (the repeated programs of a fixed-scale
     formulation are not needed). Repeated only as a safeguard against a fractional solution.
+    Empty cells that :func:`forced_zero` finds (a non-negative column with margin 0 covers
+    them) are outside the facial set of every table with these margins: they are left out of
+    the program, and when they are all the empty cells no program is solved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 1]], dtype=float)  # 1, A, B, A:B
+    >>> facial_set(X, np.array([5.0, 4, 0])).tolist()  # the A:B margin 0 forces the cell
+    [True, True, False]
     """
     from scipy import sparse
 
@@ -173,9 +184,18 @@ def facial_set(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     scale = max(1.0, float(y.max()))
     is_sparse = sparse.issparse(X)
     A_m = X.T.tocsr() if is_sparse else X.T
-    t = np.asarray(X.T @ y).ravel() / scale
+    t_raw = np.asarray(X.T @ y).ravel()
+    t = t_raw / scale
+    # cells a non-negative column of margin 0 covers: 0 in every table with these margins
+    if is_sparse:
+        Xc = X.tocsc()
+        nonneg = np.asarray(Xc.min(axis=0).toarray()).ravel() >= 0
+        cover = abs(Xc[:, np.flatnonzero(nonneg & (t_raw == 0))])
+        forced = np.asarray(cover.sum(axis=1)).ravel() > 0
+    else:
+        forced = forced_zero(X, y)
     while True:
-        z_idx = np.flatnonzero(~in_f)
+        z_idx = np.flatnonzero(~in_f & ~forced)
         if len(z_idx) == 0:
             break
         nz = len(z_idx)
@@ -203,6 +223,79 @@ def facial_set(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         in_f[newly] = True
     return in_f
 
+
+
+def facial_sets(designs: list[np.ndarray], y: np.ndarray) -> list[np.ndarray]:
+    """:func:`facial_set` of several dense designs on the same counts, in one linear program.
+
+    The programs of the designs share no variable or constraint, so their sum, one program
+    with block-diagonal constraints, is optimal exactly when each block is: a block's part of
+    an optimum is an optimum of its own program, and ``z_c = 1`` on its facial empty cells.
+    One call to HiGHS instead of one a design (whose set-up, not the solve, was most of the
+    time of a model-averaging fit's existence checks). Cells forced empty by a margin of 0
+    (:func:`forced_zero`) are left out as in :func:`facial_set`; a block that finds new cells
+    is solved again, as there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pat = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1],
+    ...                 [1, 1, 1]], dtype=float)  # lists A, B, C: the observable patterns
+    >>> X1 = np.column_stack([np.ones(7), pat])  # independence
+    >>> X2 = np.column_stack([X1, pat[:, 0] * pat[:, 1]])  # with A:B
+    >>> y = np.array([5.0, 4, 3, 0, 2, 1, 0])  # nobody on both A and B
+    >>> [f.tolist() for f in facial_sets([X1, X2], y)]
+    [[True, True, True, True, True, True, True], [True, True, True, False, True, True, False]]
+    """
+    from scipy import sparse
+
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    scale = max(1.0, float(y.max())) if n else 1.0
+    in_f = [y > 0 for _ in designs]
+    forced = [forced_zero(X, y) for X in designs]
+    active = list(range(len(designs)))
+    while True:
+        z_of = {i: np.flatnonzero(~in_f[i] & ~forced[i]) for i in active}
+        active = [i for i in active if len(z_of[i])]
+        if not active:
+            break
+        c_parts, eq_blocks, ub_blocks, offsets = [], [], [], []
+        start = 0
+        for i in active:
+            X, z_idx = np.asarray(designs[i], dtype=np.float64), z_of[i]
+            nz = len(z_idx)
+            # block variables: m (n), lam (1), z (nz); X'm - lam t = 0, z <= m, max sum z
+            t = X.T @ y / scale
+            eq_blocks.append(sparse.csr_matrix(np.hstack([X.T, -t[:, None],
+                                                          np.zeros((X.shape[1], nz))])))
+            ub_blocks.append(sparse.csr_matrix(
+                (np.concatenate([-np.ones(nz), np.ones(nz)]),
+                 (np.concatenate([np.arange(nz), np.arange(nz)]),
+                  np.concatenate([z_idx, n + 1 + np.arange(nz)]))), shape=(nz, n + 1 + nz)))
+            c_parts.append(np.concatenate([np.zeros(n + 1), -np.ones(nz)]))
+            offsets.append(start)
+            start += n + 1 + nz
+        A_eq = sparse.block_diag(eq_blocks, format="csr")
+        A_ub = sparse.block_diag(ub_blocks, format="csr")
+        # m, lam >= 0; 0 <= z <= 1
+        bounds = np.vstack([np.column_stack([np.zeros(n + 1 + len(z_of[i])),
+                                             np.r_[np.full(n + 1, np.inf),
+                                                   np.ones(len(z_of[i]))]])
+                            for i in active])
+        res = linprog(np.concatenate(c_parts), A_ub=A_ub, b_ub=np.zeros(A_ub.shape[0]),
+                      A_eq=A_eq, b_eq=np.zeros(A_eq.shape[0]), bounds=bounds, method="highs")
+        if res.status != 0:  # pragma: no cover - the observed table is always feasible
+            raise RuntimeError(f"existence LP failed: {res.message}")
+        again = []
+        for i, off in zip(active, offsets, strict=True):
+            z_idx = z_of[i]
+            newly = z_idx[res.x[off + n + 1:off + n + 1 + len(z_idx)] > 1e-9]
+            if len(newly):
+                in_f[i][newly] = True
+                again.append(i)
+        active = again
+    return in_f
 
 @dataclass(frozen=True)
 class Existence:
@@ -287,16 +380,59 @@ def check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None 
     'ok'
     """
     y = np.asarray(y, dtype=np.float64)
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] == 0 or not np.all(X[:, 0] == 1.0):
-        raise ValueError("check_existence: the first column of X must be the intercept (1)")
+    X = _intercept_design(X)
     key = None
     if facial is None:
-        key = (X.shape, hash(X.tobytes()), (y > 0).tobytes(),
-               None if cell_labels is None else tuple(cell_labels))
+        key = _existence_key(X, y, cell_labels)
         hit = _EXISTENCE_CACHE.get(key)
         if hit is not None:
             return hit
+    return _existence_one(X, y, cell_labels, facial, key)
+
+
+def check_existence_many(designs: list[np.ndarray], y: np.ndarray) -> list[Existence]:
+    """:func:`check_existence` of several designs (each with its intercept first) on the same
+    counts: the same answers, the same cache, the facial sets of the designs not in the cache
+    found by one linear program (:func:`facial_sets`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pat = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1],
+    ...                 [1, 1, 1]], dtype=float)  # lists A, B, C
+    >>> X1 = np.column_stack([np.ones(7), pat])  # independence
+    >>> X2 = np.column_stack([X1, pat[:, 0] * pat[:, 1]])  # with A:B
+    >>> y = np.array([5.0, 4, 3, 0, 2, 1, 0])
+    >>> [e.status for e in check_existence_many([X1, X2], y)]
+    ['ok', 'extended']
+    """
+    y = np.asarray(y, dtype=np.float64)
+    Xs = [_intercept_design(X) for X in designs]
+    keys = [_existence_key(X, y, None) for X in Xs]
+    out: list[Existence | None] = [_EXISTENCE_CACHE.get(k) for k in keys]
+    todo = [i for i, e in enumerate(out) if e is None]
+    if todo:
+        found = facial_sets([Xs[i] for i in todo], y) if np.any(y == 0) else [None] * len(todo)
+        for i, f in zip(todo, found, strict=True):
+            out[i] = _existence_one(Xs[i], y, None, f, keys[i])
+    return out  # type: ignore[return-value]
+
+
+def _intercept_design(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] == 0 or not np.all(X[:, 0] == 1.0):
+        raise ValueError("check_existence: the first column of X must be the intercept (1)")
+    return X
+
+
+def _existence_key(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None) -> tuple:
+    return (X.shape, hash(X.tobytes()), (y > 0).tobytes(),
+            None if cell_labels is None else tuple(cell_labels))
+
+
+def _existence_one(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None,
+                   facial: np.ndarray | None, key: tuple | None) -> Existence:
+    """The check of one design (``facial`` when known), kept under ``key`` unless None."""
     one = check_existence_strata(X[:, 1:], y, np.zeros(len(y), dtype=np.int64), cell_labels,
                                  facial=facial)
     cols = np.concatenate([[0], one.columns + 1]).astype(np.int64)
