@@ -176,57 +176,12 @@ def facial_set(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     >>> facial_set(X, np.array([5.0, 4, 0])).tolist()  # the A:B margin 0 forces the cell
     [True, True, False]
     """
-    from scipy import sparse
-
-    y = np.asarray(y, dtype=np.float64)
-    in_f = y > 0
-    n = len(y)
-    scale = max(1.0, float(y.max()))
-    is_sparse = sparse.issparse(X)
-    A_m = X.T.tocsr() if is_sparse else X.T
-    t_raw = np.asarray(X.T @ y).ravel()
-    t = t_raw / scale
-    # cells a non-negative column of margin 0 covers: 0 in every table with these margins
-    if is_sparse:
-        Xc = X.tocsc()
-        nonneg = np.asarray(Xc.min(axis=0).toarray()).ravel() >= 0
-        cover = abs(Xc[:, np.flatnonzero(nonneg & (t_raw == 0))])
-        forced = np.asarray(cover.sum(axis=1)).ravel() > 0
-    else:
-        forced = forced_zero(X, y)
-    while True:
-        z_idx = np.flatnonzero(~in_f & ~forced)
-        if len(z_idx) == 0:
-            break
-        nz = len(z_idx)
-        # variables: m (n), lam (1), z (nz); max sum z s.t. X'm - lam t = 0, z <= m
-        c = np.concatenate([np.zeros(n + 1), -np.ones(nz)])
-        # z_c <= m_c has two non-zeros a row: always sparse (a dense (nz, n + nz) block is
-        # what made the stratified existence check slow: HiGHS reads sparse matrices anyway)
-        rows = np.concatenate([np.arange(nz), np.arange(nz)])
-        cols = np.concatenate([z_idx, n + 1 + np.arange(nz)])
-        vals = np.concatenate([-np.ones(nz), np.ones(nz)])
-        A_ub = sparse.csr_matrix((vals, (rows, cols)), shape=(nz, n + 1 + nz))
-        if is_sparse:  # many strata: the joint design is mostly zeros
-            A_eq = sparse.hstack([A_m, sparse.csr_matrix(-t[:, None]),
-                                  sparse.csr_matrix((X.shape[1], nz))], format="csr")
-        else:
-            A_eq = np.hstack([A_m, -t[:, None], np.zeros((X.shape[1], nz))])
-        bounds = [(0, None)] * (n + 1) + [(0, 1)] * nz
-        res = linprog(c, A_ub=A_ub, b_ub=np.zeros(nz), A_eq=A_eq, b_eq=np.zeros(len(t)),
-                      bounds=bounds, method="highs")
-        if res.status != 0:  # pragma: no cover - the observed table is always feasible
-            raise RuntimeError(f"existence LP failed: {res.message}")
-        newly = z_idx[res.x[n + 1:] > 1e-9]
-        if len(newly) == 0:
-            break
-        in_f[newly] = True
-    return in_f
+    return facial_sets([X], y)[0]
 
 
-
-def facial_sets(designs: list[np.ndarray], y: np.ndarray) -> list[np.ndarray]:
-    """:func:`facial_set` of several dense designs on the same counts, in one linear program.
+def facial_sets(designs: list, y: np.ndarray) -> list[np.ndarray]:
+    """:func:`facial_set` of several designs (dense or SciPy sparse) on the same counts, in
+    one linear program.
 
     The programs of the designs share no variable or constraint, so their sum, one program
     with block-diagonal constraints, is optimal exactly when each block is: a block's part of
@@ -253,7 +208,7 @@ def facial_sets(designs: list[np.ndarray], y: np.ndarray) -> list[np.ndarray]:
     n = len(y)
     scale = max(1.0, float(y.max())) if n else 1.0
     in_f = [y > 0 for _ in designs]
-    forced = [forced_zero(X, y) for X in designs]
+    forced = [_forced(X, y) for X in designs]
     active = list(range(len(designs)))
     while True:
         z_of = {i: np.flatnonzero(~in_f[i] & ~forced[i]) for i in active}
@@ -263,12 +218,14 @@ def facial_sets(designs: list[np.ndarray], y: np.ndarray) -> list[np.ndarray]:
         c_parts, eq_blocks, ub_blocks, offsets = [], [], [], []
         start = 0
         for i in active:
-            X, z_idx = np.asarray(designs[i], dtype=np.float64), z_of[i]
+            X, z_idx = designs[i], z_of[i]
             nz = len(z_idx)
             # block variables: m (n), lam (1), z (nz); X'm - lam t = 0, z <= m, max sum z
-            t = X.T @ y / scale
-            eq_blocks.append(sparse.csr_matrix(np.hstack([X.T, -t[:, None],
-                                                          np.zeros((X.shape[1], nz))])))
+            # (sparse: HiGHS reads sparse matrices anyway; a many-strata design is mostly 0)
+            t = np.asarray(X.T @ y, dtype=np.float64).ravel() / scale
+            eq_blocks.append(sparse.hstack([sparse.csr_matrix(X.T),
+                                            sparse.csr_matrix(-t[:, None]),
+                                            sparse.csr_matrix((X.shape[1], nz))], format="csr"))
             ub_blocks.append(sparse.csr_matrix(
                 (np.concatenate([-np.ones(nz), np.ones(nz)]),
                  (np.concatenate([np.arange(nz), np.arange(nz)]),
@@ -296,6 +253,20 @@ def facial_sets(designs: list[np.ndarray], y: np.ndarray) -> list[np.ndarray]:
                 again.append(i)
         active = again
     return in_f
+
+
+def _forced(X, y: np.ndarray) -> np.ndarray:
+    """:func:`forced_zero` of a dense or SciPy sparse design."""
+    from scipy import sparse
+
+    if not sparse.issparse(X):
+        return forced_zero(X, y)
+    Xc = X.tocsc()
+    margin = np.asarray(Xc.T @ y).ravel()
+    nonneg = np.asarray(Xc.min(axis=0).toarray()).ravel() >= 0
+    cover = abs(Xc[:, np.flatnonzero(nonneg & (margin == 0))])
+    return np.asarray(cover.sum(axis=1)).ravel() > 0
+
 
 @dataclass(frozen=True)
 class Existence:
