@@ -540,3 +540,31 @@ def test_default_estimate_at_counts_x1e9(k, truncated):
     assert abs(est.n_hat / 1e9 - x1.n_hat) < 3 * x1.se
     assert len(est.diagnostics["models"]) > len(x1.diagnostics["models"])
     assert cpu < 40, cpu
+
+
+def test_batched_rank_of_reduced_designs_is_numpys_rank_cold_and_cached():
+    """The rank question of zero-margin reductions (answered in batched SVDs for many models,
+    the answers kept for the next table with the same zero pattern) equals numpy's
+    matrix_rank of each reduced design, on the first call and when read back."""
+    import itertools
+
+    from tipstat.models.design import loglinear_design
+    from tipstat.models.selection import _reduced_full_rank_many
+
+    rng = np.random.default_rng(11)
+    names = [f"L{i}" for i in range(5)]
+    pairs = [f"{a}:{b}" for a, b in itertools.combinations(names, 2)]
+    X = loglinear_design(names, tuple(pairs)).observable
+    rows = rng.random((60, X.shape[0])) < 0.85
+    cols = np.ones((60, X.shape[1]), dtype=bool)
+    cols[:, 1:] = rng.random((60, X.shape[1] - 1)) < 0.8
+    # half of them with the cells of a pair of lists dropped (a zero margin) but its column
+    # kept: rank deficient whenever that column is in
+    pair = X.shape[1] - 1 - rng.integers(0, len(pairs), 30)
+    rows[:30] &= X[:, pair].T == 0
+    want = [rows[i].sum() > cols[i].sum()
+            and np.linalg.matrix_rank(X[np.ix_(rows[i], cols[i])]) == cols[i].sum()
+            for i in range(60)]
+    assert 0 < sum(want) < 60
+    for _ in range(2):  # computed, then read back
+        assert _reduced_full_rank_many(X, rows, cols).tolist() == want

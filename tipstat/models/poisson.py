@@ -320,14 +320,25 @@ def reduced_full_rank(X: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> bool
         cols = np.flatnonzero(cols)
     if rows.sum() <= len(cols):
         return False
-    key = X.tobytes() + b"|" + rows.tobytes() + b"|" + cols.astype(np.int64).tobytes()
+    key = _rank_key(X.tobytes(), rows, cols)
     ok = _REDUCED_RANK.get(key)
     if ok is None:
         ok = bool(np.linalg.matrix_rank(X[np.ix_(rows, cols)]) == len(cols))
-        if len(_REDUCED_RANK) > 4096:
-            _REDUCED_RANK.clear()
-        _REDUCED_RANK[key] = ok
+        _remember_rank(key, ok)
     return ok
+
+
+def _rank_key(x_bytes: bytes, rows: np.ndarray, cols: np.ndarray) -> bytes:
+    """The cache key of :func:`reduced_full_rank` (``cols`` as indices or a mask)."""
+    if cols.dtype == bool:
+        cols = np.flatnonzero(cols)
+    return x_bytes + b"|" + rows.tobytes() + b"|" + cols.astype(np.int64).tobytes()
+
+
+def _remember_rank(key: bytes, ok: bool) -> None:
+    if len(_REDUCED_RANK) > 4096:
+        _REDUCED_RANK.clear()
+    _REDUCED_RANK[key] = ok
 
 
 def check_existence(X: np.ndarray, y: np.ndarray, cell_labels: list[str] | None = None,

@@ -243,12 +243,22 @@ def _reduced_full_rank_many(X: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     >>> _reduced_full_rank_many(X, rows, np.ones((2, 2), dtype=bool)).tolist()
     [True, False]
     """
+    from .poisson import _REDUCED_RANK, _rank_key, _remember_rank
+
     rows = np.asarray(rows, dtype=bool)
     cols = np.asarray(cols, dtype=bool)
     n_rows = rows.sum(axis=1)
     n_cols = cols.sum(axis=1)
     out = n_rows > n_cols
-    idx = np.flatnonzero(out)
+    # answers already known (the cache of the one-by-one rule: the same question for every
+    # table with this zero pattern) are read back; the others go to the batched SVDs
+    x_bytes = np.ascontiguousarray(X, dtype=np.float64).tobytes()
+    keys = {int(i): _rank_key(x_bytes, rows[i], cols[i]) for i in np.flatnonzero(out)}
+    known = {i: _REDUCED_RANK.get(k) for i, k in keys.items()}
+    for i, ok in known.items():
+        if ok is not None:
+            out[i] = ok
+    idx = np.array([i for i, ok in known.items() if ok is None], dtype=np.int64)
     step = max(1, chunk_bytes // max(1, X.size * 8))
     eps = np.finfo(np.float64).eps
     for lo in range(0, len(idx), step):
@@ -257,6 +267,8 @@ def _reduced_full_rank_many(X: np.ndarray, rows: np.ndarray, cols: np.ndarray,
         sv = np.linalg.svd(masked, compute_uv=False)
         tol = sv[:, :1] * np.maximum(n_rows[ix], n_cols[ix])[:, None] * eps
         out[ix] = (sv > tol).sum(axis=1) == n_cols[ix]
+        for i in ix:
+            _remember_rank(keys[int(i)], bool(out[i]))
     return out
 
 
