@@ -320,7 +320,7 @@ def reduced_full_rank(X: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> bool
         cols = np.flatnonzero(cols)
     if rows.sum() <= len(cols):
         return False
-    key = _rank_key(X.tobytes(), rows, cols)
+    key = _rank_key(_digest(X), rows, cols)
     ok = _REDUCED_RANK.get(key)
     if ok is None:
         ok = bool(np.linalg.matrix_rank(X[np.ix_(rows, cols)]) == len(cols))
@@ -328,15 +328,28 @@ def reduced_full_rank(X: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> bool
     return ok
 
 
-def _rank_key(x_bytes: bytes, rows: np.ndarray, cols: np.ndarray) -> bytes:
+def _digest(X: np.ndarray) -> bytes:
+    """A 32-byte digest of a design (its shape and values), for cache keys."""
+    import hashlib
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    return hashlib.blake2b(np.asarray(X.shape, dtype=np.int64).tobytes() + X.tobytes(),
+                           digest_size=32).digest()
+
+
+def _rank_key(x_digest: bytes, rows: np.ndarray, cols: np.ndarray) -> bytes:
     """The cache key of :func:`reduced_full_rank` (``cols`` as indices or a mask)."""
     if cols.dtype == bool:
         cols = np.flatnonzero(cols)
-    return x_bytes + b"|" + rows.tobytes() + b"|" + cols.astype(np.int64).tobytes()
+    return x_digest + b"|" + rows.tobytes() + b"|" + cols.astype(np.int64).tobytes()
+
+
+#: answers kept by reduced_full_rank (cleared when full)
+RANK_CACHE_SIZE = 4096
 
 
 def _remember_rank(key: bytes, ok: bool) -> None:
-    if len(_REDUCED_RANK) > 4096:
+    if len(_REDUCED_RANK) > RANK_CACHE_SIZE:
         _REDUCED_RANK.clear()
     _REDUCED_RANK[key] = ok
 

@@ -243,7 +243,7 @@ def _reduced_full_rank_many(X: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     >>> _reduced_full_rank_many(X, rows, np.ones((2, 2), dtype=bool)).tolist()
     [True, False]
     """
-    from .poisson import _REDUCED_RANK, _rank_key, _remember_rank
+    from .poisson import _REDUCED_RANK, RANK_CACHE_SIZE, _digest, _rank_key, _remember_rank
 
     rows = np.asarray(rows, dtype=bool)
     cols = np.asarray(cols, dtype=bool)
@@ -251,10 +251,14 @@ def _reduced_full_rank_many(X: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     n_cols = cols.sum(axis=1)
     out = n_rows > n_cols
     # answers already known (the cache of the one-by-one rule: the same question for every
-    # table with this zero pattern) are read back; the others go to the batched SVDs
-    x_bytes = np.ascontiguousarray(X, dtype=np.float64).tobytes()
-    keys = {int(i): _rank_key(x_bytes, rows[i], cols[i]) for i in np.flatnonzero(out)}
-    known = {i: _REDUCED_RANK.get(k) for i, k in keys.items()}
+    # table with this zero pattern) are read back; the others go to the batched SVDs. More
+    # questions than the cache holds (an exhaustive search of 6 lists) bypass it
+    asked = np.flatnonzero(out)
+    keys: dict[int, bytes] = {}
+    if len(asked) <= RANK_CACHE_SIZE // 2:
+        x_digest = _digest(X)
+        keys = {int(i): _rank_key(x_digest, rows[i], cols[i]) for i in asked}
+    known = {int(i): _REDUCED_RANK.get(keys[int(i)]) if keys else None for i in asked}
     for i, ok in known.items():
         if ok is not None:
             out[i] = ok
@@ -267,7 +271,7 @@ def _reduced_full_rank_many(X: np.ndarray, rows: np.ndarray, cols: np.ndarray,
         sv = np.linalg.svd(masked, compute_uv=False)
         tol = sv[:, :1] * np.maximum(n_rows[ix], n_cols[ix])[:, None] * eps
         out[ix] = (sv > tol).sum(axis=1) == n_cols[ix]
-        for i in ix:
+        for i in ix if keys else ():
             _remember_rank(keys[int(i)], bool(out[i]))
     return out
 
