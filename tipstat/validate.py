@@ -686,14 +686,8 @@ def _heterogeneity_beyond(hp: CaptureHistories, estimate: Estimate, alpha: float
         # the independence model (Mt): the test against Mth
         het = heterogeneity_test(hp) if memo is None else \
             _once(memo, "heterogeneity_test", lambda: heterogeneity_test(hp))
-        if not (math.isfinite(het["p"]) and het["p"] < alpha):
-            return None
-        return Caveat(
-            "heterogeneity", "capture heterogeneity: persons are on one list and on many "
-            "lists more often than independent, homogeneous lists give (score test of "
-            f"Darroch's Mth against Mt, the best model: z = {het['z']:.2f}, {_p_text(het['p'])})"
-            "; N is likely underestimated and the interval may miss it",
-            {"z": het["z"], "p": het["p"]})
+        return _heterogeneity_caveat(het, alpha, ", the best model",
+                                     "N is likely underestimated and the interval may miss it")
     t = heterogeneity_beyond_model(hp, estimate)
     if not (math.isfinite(t["p"]) and t["p"] < alpha):
         return None
@@ -767,16 +761,18 @@ def _dependence_caveat(t: Mapping[str, Any], alpha: float) -> Caveat | None:
          "min_odds_ratio": float(np.exp(np.min(log_or)))})
 
 
-def _heterogeneity_caveat(het: dict[str, float], alpha: float) -> Caveat | None:
+def _heterogeneity_caveat(het: dict[str, float], alpha: float, of: str = "",
+                          then: str = "models without heterogeneity or dependence terms "
+                                      "tend to underestimate N") -> Caveat | None:
     """The ``heterogeneity`` caveat of a model assuming independent lists, from
-    :func:`heterogeneity_test` ``het`` at level ``alpha``."""
+    :func:`heterogeneity_test` ``het`` at level ``alpha`` (``of``: which model Mt is, e.g.
+    ", the best model"; ``then``: what follows for N)."""
     if not (math.isfinite(het["p"]) and het["p"] < alpha):
         return None
     return Caveat(
         "heterogeneity", "capture heterogeneity: persons are on one list and on many "
         "lists more often than independent, homogeneous lists give (score test of "
-        f"Darroch's Mth against Mt: z = {het['z']:.2f}, {_p_text(het['p'])}); models "
-        "without heterogeneity or dependence terms tend to underestimate N",
+        f"Darroch's Mth against Mt{of}: z = {het['z']:.2f}, {_p_text(het['p'])}); {then}",
         {"z": het["z"], "p": het["p"]})
 
 
