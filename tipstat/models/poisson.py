@@ -707,7 +707,7 @@ def newton_batch(X: np.ndarray, y: np.ndarray, col_mask: np.ndarray,
     eye_idx = np.arange(p)
 
     def hess(mu, cm, cm2):
-        H = (mu @ prods)[:, where].reshape(-1, p, p)
+        H = np.take(mu @ prods, where, axis=1).reshape(-1, p, p)  # take: 2x fancy indexing
         H *= cm2
         H[:, eye_idx, eye_idx] += 1.0 - cm
         return H
