@@ -208,7 +208,7 @@ def facial_sets(designs: list, y: np.ndarray) -> list[np.ndarray]:
     n = len(y)
     scale = max(1.0, float(y.max())) if n else 1.0
     in_f = [y > 0 for _ in designs]
-    forced = [_forced(X, y) for X in designs]
+    forced = [forced_zero(X, y) for X in designs]
     active = list(range(len(designs)))
     while True:
         z_of = {i: np.flatnonzero(~in_f[i] & ~forced[i]) for i in active}
@@ -253,19 +253,6 @@ def facial_sets(designs: list, y: np.ndarray) -> list[np.ndarray]:
                 again.append(i)
         active = again
     return in_f
-
-
-def _forced(X, y: np.ndarray) -> np.ndarray:
-    """:func:`forced_zero` of a dense or SciPy sparse design."""
-    from scipy import sparse
-
-    if not sparse.issparse(X):
-        return forced_zero(X, y)
-    Xc = X.tocsc()
-    margin = np.asarray(Xc.T @ y).ravel()
-    nonneg = np.asarray(Xc.min(axis=0).toarray()).ravel() >= 0
-    cover = abs(Xc[:, np.flatnonzero(nonneg & (margin == 0))])
-    return np.asarray(cover.sum(axis=1)).ravel() > 0
 
 
 @dataclass(frozen=True)
@@ -445,14 +432,14 @@ _EXISTENCE_CACHE: dict = {}
 _EXISTENCE_CACHE_SIZE = 50_000
 
 
-def forced_zero(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cells every non-negative table with the margins ``X'y`` leaves empty, found without a
-    linear program: a column ``k`` with non-negative entries and margin ``sum_c x_ck y_c = 0``
-    forces ``m_c = 0`` wherever ``x_ck > 0`` (a sum of non-negative terms is 0 only if each
-    is). The facial set lies within the other cells; in the usual sparse table of 0/1 designs
-    (a list never meeting a covariate level, a pair of lists never both catching a person in
-    some strata) it is exactly the other cells, which a Newton fit on them can prove (a
-    converged fit with its existence certificate is a positive table with the same margins).
+def forced_zero(X, y: np.ndarray) -> np.ndarray:
+    """Cells every non-negative table with the margins ``X'y`` leaves empty (``X`` dense or SciPy
+    sparse), found without a linear program: a column ``k`` with non-negative entries and margin
+    ``sum_c x_ck y_c = 0`` forces ``m_c = 0`` wherever ``x_ck > 0`` (a sum of non-negative terms
+    is 0 only if each is). The facial set lies within the other cells; in the usual sparse table
+    of 0/1 designs (a list never meeting a covariate level, a pair of lists never both catching
+    a person in some strata) it is exactly the other cells, which a Newton fit on them can prove
+    (a converged fit with its existence certificate is a positive table with the same margins).
 
     Examples
     --------
@@ -461,8 +448,17 @@ def forced_zero(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     >>> forced_zero(X, np.array([5.0, 4, 0])).tolist()
     [False, False, True]
     """
+    from scipy import sparse
+
+    y = np.asarray(y, dtype=np.float64)
+    if sparse.issparse(X):  # a many-strata design: the same rule on its non-zero entries
+        Xc = X.tocsc()
+        t = np.asarray(Xc.T @ y).ravel()
+        nonneg = np.asarray(Xc.min(axis=0).toarray()).ravel() >= 0
+        cover = abs(Xc[:, np.flatnonzero(nonneg & (t == 0))])
+        return np.asarray(cover.sum(axis=1)).ravel() > 0
     X = np.asarray(X, dtype=np.float64)
-    t = X.T @ np.asarray(y, dtype=np.float64)
+    t = X.T @ y
     nonneg = (X >= 0).all(axis=0)
     return (X[:, nonneg & (t == 0)] > 0).any(axis=1)
 
@@ -525,7 +521,7 @@ def check_existence_strata(X: np.ndarray, y: np.ndarray, group: np.ndarray,
         facial = np.zeros(n, dtype=bool)
         Xl = X[rows]
         n_live = int(gl.max()) + 1
-        if len(rows) * (n_live + p) <= 500_000:  # small: dense LP matrices (less overhead)
+        if len(rows) * (n_live + p) <= 500_000:  # small: the design built dense
             D = np.zeros((len(rows), n_live))
             D[np.arange(len(rows)), gl] = 1.0
             f_live = facial_set(np.hstack([D, Xl]), yl)
