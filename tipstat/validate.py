@@ -567,24 +567,20 @@ def _loglinear_columns(hp: CaptureHistories, names: Sequence[str]) -> np.ndarray
     """Design of a log-linear model over the observable cells from its coefficient names
     (``(Intercept)``, list names, ``A:B`` interactions), or None when a name is not of that
     form (heterogeneity, behavioural or stratum columns)."""
+    if not _is_loglinear(hp.lists, names):
+        return None
     pat = hp.patterns.astype(float)
     index = {name: j for j, name in enumerate(hp.lists)}
-    cols = []
-    for name in names:
-        if name == "(Intercept)":
-            cols.append(np.ones(len(pat)))
-            continue
-        parts = str(name).split(":")
-        if not all(part in index for part in parts):
-            return None
-        cols.append(np.prod(pat[:, [index[part] for part in parts]], axis=1))
-    return np.column_stack(cols) if cols else None
+    return np.column_stack([
+        np.ones(len(pat)) if name == "(Intercept)" else
+        np.prod(pat[:, [index[part] for part in str(name).split(":")]], axis=1)
+        for name in names])
 
 
 def _is_loglinear(lists: Sequence[str], names: Sequence[str]) -> bool:
     """Whether coefficient names are those of a log-linear model of ``lists`` (``(Intercept)``,
-    list names, ``A:B`` interactions): exactly when :func:`_loglinear_columns` builds a
-    design, without building it."""
+    list names, ``A:B`` interactions): when :func:`_loglinear_columns` builds a design (the
+    one rule, asked without building it)."""
     known = set(lists)
     return len(names) > 0 and all(
         name == "(Intercept)" or all(part in known for part in str(name).split(":"))
@@ -671,7 +667,7 @@ def heterogeneity_beyond_model(h: CaptureHistories, estimate: Estimate) -> dict[
 
 
 def _heterogeneity_beyond(hp: CaptureHistories, estimate: Estimate, alpha: float,
-                          memo: dict[Any, Any] | None = None) -> Caveat | None:
+                          memo: dict[Any, Any]) -> Caveat | None:
     """The ``heterogeneity`` caveat of a model that does not say it assumes independent lists
     (a model average: of its best model), at level ``alpha``: :func:`heterogeneity_test` (one
     sided, 1 df: the more powerful test against Darroch's Mth) when that log-linear model has
@@ -684,8 +680,7 @@ def _heterogeneity_beyond(hp: CaptureHistories, estimate: Estimate, alpha: float
         return None
     if len(coef[0]) == hp.k + 1:
         # the independence model (Mt): the test against Mth
-        het = heterogeneity_test(hp) if memo is None else \
-            _once(memo, "heterogeneity_test", lambda: heterogeneity_test(hp))
+        het = _once(memo, "heterogeneity_test", lambda: heterogeneity_test(hp))
         return _heterogeneity_caveat(het, alpha, ", the best model",
                                      "N is likely underestimated and the interval may miss it")
     t = heterogeneity_beyond_model(hp, estimate)
