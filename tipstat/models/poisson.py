@@ -950,12 +950,9 @@ def _fit_one(X: np.ndarray, y: np.ndarray, beta0: np.ndarray | None, maxiter: in
         mu = aux[0][0]
         g = XT @ (y - mu)
         H = (XT * mu) @ X
-        _, step, info = _dposv(H, g)  # Cholesky solve (LAPACK, little call overhead)
-        if info != 0:
-            try:
-                step = np.linalg.solve(H, g)
-            except np.linalg.LinAlgError:
-                return np.zeros_like(bb), math.nan, None
+        step = solve_spd(H, g)
+        if step is None:
+            return np.zeros_like(bb), math.nan, None
         computed = True
         dec = float(g @ step)
         proven = z0 < 0
@@ -1034,6 +1031,22 @@ def _lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     if info != 0:  # pragma: no cover - SVD did not converge
         return np.linalg.lstsq(A, b, rcond=None)[0]
     return x[:n].copy()
+
+
+def solve_spd(H: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+    """``H^{-1} g`` for a symmetric ``H`` (a Newton step) by LAPACK: Cholesky (``dposv``) when
+    ``H`` is positive definite, else LU (``dgesv``, what ``numpy.linalg.solve`` calls); None
+    if singular. Called directly: little overhead on the small systems of single fits.
+
+    >>> import numpy as np
+    >>> solve_spd(np.array([[4.0, 0.0], [0.0, 1.0]]), np.array([2.0, 2.0])).tolist()
+    [0.5, 2.0]
+    """
+    _, x, info = _dposv(H, g)
+    if info == 0:
+        return x
+    _, _, x, info = _dgesv(H, g)
+    return x if info == 0 else None
 
 
 def _inv(H: np.ndarray) -> np.ndarray | None:

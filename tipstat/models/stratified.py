@@ -100,7 +100,7 @@ from ..parallel import generator, one_blas_thread
 from .checks import attach_checks
 from .intervals import equal_tailed
 from .newton import count_scale, newton
-from .poisson import _EXIST_RATIO, Existence, check_existence_strata
+from .poisson import _EXIST_RATIO, Existence, check_existence_strata, solve_spd
 from .search import Decision, climb
 from .terms import parse_terms, term_label
 
@@ -662,7 +662,7 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
         mu = n_s[:, None] * P
         g, H = layout.score_info(sp, Y, mu, used=True, yp=yp)
         last["H"] = H
-        step_u = _solve_spd(H, g)
+        step_u = solve_spd(H, g)
         if step_u is None:
             if not boundary_ok:
                 return np.zeros_like(x), np.array([np.nan]), None
@@ -703,19 +703,6 @@ def _newton_joint(layout: _Layout, Y: np.ndarray, model: StratifiedModel,
     loglik = layout.loglik(Y, mu_o) if ok else -np.inf
     status = "ok" if ok and proven else "unproven"
     return _JointFit(model, beta, mu, loglik, len(sp.cols) + int(pos.sum()), ok, status)
-
-
-def _solve_spd(H: np.ndarray, g: np.ndarray) -> np.ndarray | None:
-    """``H^{-1} g`` for a symmetric ``H`` by LAPACK: Cholesky (``dposv``) when ``H`` is
-    positive definite, else LU (``dgesv``, what ``numpy.linalg.solve`` calls); None if singular.
-    """
-    from scipy.linalg import lapack
-
-    _, x, info = lapack.dposv(H, g)
-    if info == 0:
-        return x
-    _, _, x, info = lapack.dgesv(H, g)
-    return x if info == 0 else None
 
 
 def _criterion(fit: _JointFit, n: float, criterion: str) -> float:
